@@ -1,0 +1,126 @@
+//! LEB128 varints: seven bits a byte, least significant first, high bit set on all but the last.
+
+use crate::wire::MAX_VARINT_LEN;
+
+/// Writes `v` at the start of `out` and returns how many bytes it took.
+///
+/// The length is chosen by predictable branches, not computed from the value: the
+/// recorder's cursor advance must not wait on the timestamp (see HOTPATH notes in FORMAT.md).
+#[inline(always)]
+pub fn put_fast<const N: usize>(out: &mut [u8; N], at: usize, v: u64) -> usize {
+    debug_assert!(at + MAX_VARINT_LEN <= N);
+    if v < 1 << 7 {
+        out[at] = v as u8;
+        1
+    } else if v < 1 << 14 {
+        out[at] = v as u8 | 0x80;
+        out[at + 1] = (v >> 7) as u8;
+        2
+    } else {
+        put_slow(&mut out[at..], v)
+    }
+}
+
+/// Writes `v` (any size) into `out`, which must have room for [`MAX_VARINT_LEN`] bytes
+/// or for the varint's exact length.
+#[cold]
+#[inline(never)]
+pub fn put_slow(out: &mut [u8], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = v as u8 | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
+}
+
+/// Number of bytes `v` takes as a varint.
+#[inline]
+pub const fn len(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Appends `v` to `out`.
+pub fn push(out: &mut Vec<u8>, v: u64) {
+    let mut tmp = [0u8; MAX_VARINT_LEN];
+    let n = put_slow(&mut tmp, v);
+    out.extend_from_slice(&tmp[..n]);
+}
+
+/// Reads a varint from `buf` at `*pos`, advancing `*pos`.
+/// `None` if the input ends inside it or it does not fit a u64.
+#[inline(always)]
+pub fn get(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let b = *buf.get(*pos)?;
+    if b < 0x80 {
+        *pos += 1;
+        return Some(b as u64);
+    }
+    get_multi(buf, pos)
+}
+
+#[inline]
+fn get_multi(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut shift = 0u32;
+    let mut i = *pos;
+    loop {
+        let b = *buf.get(i)?;
+        i += 1;
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            *pos = i;
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_boundaries() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut a = [0u8; 16];
+            let n = put_fast(&mut a, 0, v);
+            assert_eq!(n, len(v), "{v}");
+            let mut pos = 0;
+            assert_eq!(get(&a, &mut pos), Some(v));
+            assert_eq!(pos, n);
+        }
+    }
+
+    #[test]
+    fn rejects_overlong_and_truncated() {
+        let mut pos = 0;
+        assert_eq!(get(&[0x80, 0x80], &mut pos), None);
+        let eleven = [0xffu8; 11];
+        assert_eq!(get(&eleven, &mut pos), None);
+        // 10th byte may only carry one bit.
+        let mut ten = [0xffu8; 10];
+        ten[9] = 0x02;
+        assert_eq!(get(&ten, &mut pos), None);
+        assert_eq!(pos, 0);
+    }
+}

@@ -1,0 +1,414 @@
+//! Encode-then-decode properties of the trace format.
+
+use fdr_format::encode::{self, TableEncoder, TraceWriter};
+use fdr_format::wire::*;
+use fdr_format::*;
+use proptest::prelude::*;
+
+/// An event with owned data, so proptest can generate it.
+#[derive(Debug, Clone)]
+enum Owned {
+    Region(bool, u32),
+    LogInterned(u32, u32),
+    LogInline(u32, Vec<u8>),
+    Ext(u8, u64, u64, u32, u32),
+    Metric(u32, f64),
+    Otel(u64, [u8; 16], [u8; 8]),
+    Loss(u8, u64, u64),
+    Block(u8, u32),
+}
+
+impl Owned {
+    fn kind(&self) -> EventKind<'_> {
+        match self {
+            Owned::Region(true, n) => EventKind::RegionBegin { name: StrId(*n) },
+            Owned::Region(false, n) => EventKind::RegionEnd { name: StrId(*n) },
+            Owned::LogInterned(c, m) => EventKind::Log {
+                category: StrId(*c),
+                message: Message::Interned(StrId(*m)),
+            },
+            Owned::LogInline(c, m) => EventKind::Log {
+                category: StrId(*c),
+                message: Message::Inline(m),
+            },
+            Owned::Ext(k, a, b, n, s) => match k % 12 {
+                0 => EventKind::ThreadStart,
+                1 => EventKind::ThreadEnd,
+                2 => EventKind::TaskCreate {
+                    task: TaskId(*a),
+                    parent: TaskId(*b),
+                    name: StrId(*n),
+                    site: SiteId(*s),
+                },
+                3 => EventKind::PollStart { task: TaskId(*a) },
+                4 => EventKind::PollEnd {
+                    task: TaskId(*a),
+                    ready: b % 2 == 0,
+                },
+                5 => EventKind::Wake {
+                    task: TaskId(*a),
+                    waker: TaskId(*b),
+                },
+                6 => EventKind::TaskDrop { task: TaskId(*a) },
+                7 => EventKind::UserTaskBegin {
+                    task: TaskId(*a),
+                    parent: TaskId(*b),
+                    name: StrId(*n),
+                },
+                8 => EventKind::UserTaskEnd { task: TaskId(*a) },
+                9 => EventKind::BlockEnd,
+                10 => EventKind::Park,
+                _ => EventKind::Unpark,
+            },
+            Owned::Metric(n, v) => EventKind::Metric {
+                name: StrId(*n),
+                value: *v,
+            },
+            Owned::Otel(t, tr, sp) => EventKind::OtelLink {
+                task: TaskId(*t),
+                trace_id: *tr,
+                span_id: *sp,
+            },
+            Owned::Loss(r, e, b) => EventKind::Loss {
+                reason: LossReason::from_wire(*r),
+                events: *e,
+                bytes: *b,
+            },
+            Owned::Block(r, s) => EventKind::BlockBegin {
+                reason: BlockReason::from_wire(*r),
+                site: SiteId(*s),
+            },
+        }
+    }
+}
+
+fn owned() -> impl Strategy<Value = Owned> {
+    prop_oneof![
+        (any::<bool>(), any::<u32>()).prop_map(|(b, n)| Owned::Region(b, n)),
+        (any::<u32>(), any::<u32>()).prop_map(|(c, m)| Owned::LogInterned(c, m)),
+        (any::<u32>(), proptest::collection::vec(any::<u8>(), 0..100))
+            .prop_map(|(c, m)| Owned::LogInline(c, m)),
+        (
+            any::<u8>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(k, a, b, n, s)| Owned::Ext(k, a, b, n, s)),
+        (any::<u32>(), -1e300f64..1e300).prop_map(|(n, v)| Owned::Metric(n, v)),
+        (any::<u64>(), any::<[u8; 16]>(), any::<[u8; 8]>())
+            .prop_map(|(t, a, b)| Owned::Otel(t, a, b)),
+        (any::<u8>(), any::<u64>(), any::<u64>()).prop_map(|(r, e, b)| Owned::Loss(r, e, b)),
+        (any::<u8>(), any::<u32>()).prop_map(|(r, s)| Owned::Block(r, s)),
+    ]
+}
+
+/// Encodes `(thread, [(delta, event)])` batches into a trace, splitting batches at `batch_bytes`.
+fn write_trace(threads: &[(u32, Vec<(u64, Owned)>)], batch_bytes: usize) -> Vec<u8> {
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    let mut t = TableEncoder::new();
+    t.string(StrId(1), "x");
+    w.write_table(&t, true).unwrap();
+    let mut buf = vec![0u8; batch_bytes];
+    for (thread, events) in threads {
+        let mut ts = 10u64;
+        let mut seq = 0;
+        let mut enc = BatchEncoder::new(&mut buf, ts);
+        for (delta, e) in events {
+            ts = ts.saturating_add(*delta);
+            if enc.push(ts, &e.kind()).is_err() {
+                w.write_events(ThreadId(*thread), seq, enc.base_ts(), enc.payload())
+                    .unwrap();
+                seq += 1;
+                enc = BatchEncoder::new(&mut buf, ts);
+                enc.push(ts, &e.kind()).unwrap();
+            }
+        }
+        if !enc.is_empty() {
+            w.write_events(ThreadId(*thread), seq, enc.base_ts(), enc.payload())
+                .unwrap();
+        }
+    }
+    w.finish().unwrap()
+}
+
+/// Decodes every event of a trace: (thread, ts, debug text of the kind).
+fn read_all(bytes: &[u8]) -> (Vec<(u32, u64, String)>, Option<DecodeError>) {
+    let mut out = Vec::new();
+    let mut d = match Decoder::new(bytes) {
+        Ok(d) => d,
+        Err(e) => return (out, Some(e)),
+    };
+    while let Some(b) = d.next_batch() {
+        match b {
+            Err(e) => return (out, Some(e)),
+            Ok(Batch::Table(_)) => {}
+            Ok(Batch::Events(b)) => {
+                for e in b.events() {
+                    match e {
+                        Ok(e) => out.push((b.thread.0, e.ts, format!("{:?}", e.kind))),
+                        Err(e) => return (out, Some(e)),
+                    }
+                }
+            }
+        }
+    }
+    (out, None)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_events_round_trip(
+        threads in proptest::collection::vec(
+            (1u32..8, proptest::collection::vec((0u64..1 << 40, owned()), 0..200)),
+            1..4,
+        ),
+        batch_bytes in 160usize..4096,
+    ) {
+        let bytes = write_trace(&threads, batch_bytes);
+        let (decoded, err) = read_all(&bytes);
+        prop_assert!(err.is_none(), "{err:?}");
+        let mut expected = Vec::new();
+        for (thread, events) in &threads {
+            let mut ts = 10u64;
+            for (delta, e) in events {
+                ts = ts.saturating_add(*delta);
+                expected.push((*thread, ts, format!("{:?}", e.kind())));
+            }
+        }
+        prop_assert_eq!(decoded, expected);
+    }
+}
+
+#[test]
+fn every_truncation_decodes_its_whole_batch_prefix_and_names_the_offset() {
+    let bytes = testing::sample_trace_with(testing::SampleSpec {
+        threads: 2,
+        events_per_thread: 300,
+        batch_bytes: 256,
+        ..Default::default()
+    });
+    // Batch boundaries: (end offset, events in all batches up to it).
+    let mut boundaries = Vec::new();
+    {
+        let mut d = Decoder::new(&bytes).unwrap();
+        let mut events = 0;
+        while let Some(b) = d.next_batch() {
+            if let Batch::Events(b) = b.unwrap() {
+                events += b.events().count();
+            }
+            boundaries.push((d.stats().bytes, events));
+        }
+    }
+    let header_len = boundaries.first().map(|_| {
+        let d = Decoder::new(&bytes).unwrap();
+        d.stats().bytes
+    });
+    let header_len = header_len.unwrap() as usize;
+    for cut in 0..bytes.len() {
+        let (events, err) = read_all(&bytes[..cut]);
+        let err = err.unwrap_or_else(|| panic!("cut at {cut}: no error"));
+        if cut < header_len {
+            assert_eq!(
+                err.offset,
+                if cut < 16 { 0 } else { cut as u64 },
+                "cut {cut}: {err}"
+            );
+            continue;
+        }
+        // Whole batches before the cut are all decoded; the error is at the first cut batch.
+        let whole = boundaries
+            .iter()
+            .rev()
+            .find(|(end, _)| *end as usize <= cut);
+        let (end, expected_events) = whole.copied().unwrap_or((header_len as u64, 0));
+        assert_eq!(events.len(), expected_events, "cut at {cut}");
+        assert_eq!(err.offset, end, "cut at {cut}: {err}");
+        assert!(
+            matches!(
+                err.kind,
+                ErrorKind::MissingEnd
+                    | ErrorKind::TruncatedBatch { .. }
+                    | ErrorKind::TruncatedBatchHeader { .. }
+            ),
+            "cut at {cut}: {err}"
+        );
+    }
+    let (_, err) = read_all(&bytes);
+    assert!(err.is_none());
+}
+
+#[test]
+fn flipped_bytes_never_panic_and_are_caught() {
+    let bytes = testing::sample_trace_with(testing::SampleSpec {
+        threads: 2,
+        events_per_thread: 200,
+        batch_bytes: 512,
+        ..Default::default()
+    });
+    let (clean, _) = read_all(&bytes);
+    for i in 0..bytes.len() {
+        for bit in [0u8, 3, 7] {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            let (events, err) = read_all(&b);
+            // Every flip inside a checksummed batch or the header is detected; events
+            // before it are those of the whole batches before the damage.
+            assert!(err.is_some(), "flip at byte {i} bit {bit} went unnoticed");
+            assert!(events.len() <= clean.len());
+            assert_eq!(
+                &clean[..events.len()],
+                &events[..],
+                "flip at {i}: prefix differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_sized_kinds_are_skipped_and_counted() {
+    let mut head = [0u8; MAX_SMALL_EVENT_LEN];
+    let n = encode::region_begin(&mut head, 5, StrId(1));
+    // An extended kind from a newer minor version: kind 70, with 3 bytes of fields.
+    let mut p = Vec::new();
+    p.extend_from_slice(&head[..n]);
+    fdr_format::varint::push(&mut p, 0);
+    fdr_format::varint::push(&mut p, (70 << 2) | 3);
+    fdr_format::varint::push(&mut p, 3);
+    p.extend_from_slice(&[9, 9, 9]);
+    let mut tail = [0u8; 24];
+    let k = encode::region_end(&mut tail, 1, StrId(1));
+    p.extend_from_slice(&tail[..k]);
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    w.write_events(ThreadId(1), 0, 100, &p).unwrap();
+    let bytes = w.finish().unwrap();
+    let mut d = Decoder::new(&bytes).unwrap();
+    let Some(Ok(Batch::Events(b))) = d.next_batch() else {
+        panic!("no batch")
+    };
+    let mut it = b.events();
+    let got: Vec<_> = (&mut it).map(|e| e.unwrap().kind).collect();
+    assert_eq!(
+        got,
+        vec![
+            EventKind::RegionBegin { name: StrId(1) },
+            EventKind::RegionEnd { name: StrId(1) }
+        ]
+    );
+    assert_eq!(it.skipped_unknown(), 1);
+}
+
+#[test]
+fn undefined_fixed_kind_is_an_error_with_offset() {
+    let mut p = Vec::new();
+    fdr_format::varint::push(&mut p, 0);
+    fdr_format::varint::push(&mut p, (40 << 2) | 3);
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    w.write_events(ThreadId(1), 0, 100, &p).unwrap();
+    let bytes = w.finish().unwrap();
+    let header = Decoder::new(&bytes).unwrap().stats().bytes;
+    let (_, err) = read_all(&bytes);
+    let err = err.unwrap();
+    assert_eq!(err.kind, ErrorKind::UnknownFixedKind(40));
+    assert_eq!(err.offset, header + BATCH_HEADER_LEN as u64);
+}
+
+#[test]
+fn reader_input_matches_slice_input() {
+    let bytes = testing::sample_trace();
+    let mut a = Decoder::new(&bytes).unwrap();
+    let mut b = Decoder::from_reader(std::io::Cursor::new(bytes.clone())).unwrap();
+    let mut c = Decoder::from_bytes(bytes::Bytes::from(bytes.clone())).unwrap();
+    loop {
+        let x = a
+            .next_batch()
+            .map(|r| format!("{:?}", r.map(|b| batch_events(&b))));
+        let y = b
+            .next_batch()
+            .map(|r| format!("{:?}", r.map(|b| batch_events(&b))));
+        let z = c
+            .next_batch()
+            .map(|r| format!("{:?}", r.map(|b| batch_events(&b))));
+        assert_eq!(x, y);
+        assert_eq!(x, z);
+        if x.is_none() {
+            break;
+        }
+    }
+    assert_eq!(a.process_info().program, "sample");
+}
+
+fn batch_events(b: &Batch<'_>) -> Vec<String> {
+    match b {
+        Batch::Events(b) => b.events().map(|e| format!("{e:?}")).collect(),
+        Batch::Table(t) => t.records().map(|r| format!("{r:?}")).collect(),
+    }
+}
+
+#[test]
+fn a_suffix_starting_at_a_full_table_decodes_alone() {
+    // The flight recorder's shape: header, full table, then only the newest batches.
+    let full = testing::sample_trace();
+    let mut d = Decoder::new(&full).unwrap();
+    let mut tables = Tables::new();
+    let mut kept = Vec::new();
+    while let Some(b) = d.next_batch() {
+        match b.unwrap() {
+            Batch::Table(t) => tables.apply(&t).unwrap(),
+            Batch::Events(b) => kept.push((b.thread, b.seq, b.base_ts, b.payload.to_vec())),
+        }
+    }
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    let mut t = TableEncoder::new();
+    for (i, s) in testing::SAMPLE_STRINGS.iter().enumerate().skip(1) {
+        t.string(StrId(i as u32), s);
+    }
+    w.write_table(&t, true).unwrap();
+    for (thread, seq, base, p) in &kept[kept.len() / 2..] {
+        w.write_events(*thread, *seq, *base, p).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let (events, err) = read_all(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert!(!events.is_empty());
+    assert_eq!(tables.string(StrId(3)), Some("db"));
+}
+
+#[test]
+fn bad_magic_and_version_are_named() {
+    let e = Decoder::new(b"GIF89a.......................").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadMagic);
+    let mut bytes = testing::sample_trace();
+    bytes[8] = 9;
+    let e = Decoder::new(&bytes).unwrap_err();
+    assert!(matches!(
+        e.kind,
+        ErrorKind::UnsupportedVersion { major: 9, .. }
+    ));
+    assert!(e.to_string().contains("at byte 8"), "{e}");
+}
+
+#[test]
+fn hot_path_writers_match_the_general_encoder() {
+    for delta in [0u64, 1, 127, 128, 16383, 16384, 1 << 40] {
+        for name in [0u32, 31, 32, 4095, 4096, u32::MAX] {
+            let mut a = [0u8; MAX_SMALL_EVENT_LEN];
+            let mut b = [0u8; 64];
+            let n = encode::region_begin(&mut a, delta, StrId(name));
+            let m =
+                encode::encode_event(&mut b, delta, &EventKind::RegionBegin { name: StrId(name) })
+                    .unwrap();
+            assert_eq!(&a[..n], &b[..m]);
+            let n = encode::log_static(&mut a, delta, StrId(name), StrId(name));
+            let kind = EventKind::Log {
+                category: StrId(name),
+                message: Message::Interned(StrId(name)),
+            };
+            let m = encode::encode_event(&mut b, delta, &kind).unwrap();
+            assert_eq!(&a[..n], &b[..m]);
+        }
+    }
+}

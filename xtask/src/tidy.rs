@@ -1,0 +1,178 @@
+//! Repository checks that run as ordinary tests, so `cargo test --workspace` predicts CI.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::root;
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        if name == "target" || name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn tidy_docs_present() {
+    for doc in ["README.md", "docs/ARCHITECTURE.md", "docs/FORMAT.md"] {
+        let p = root().join(doc);
+        let text = fs::read_to_string(&p).unwrap_or_default();
+        assert!(text.len() > 200, "{doc} is missing or empty");
+    }
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(readme.contains("cargo xtask demo") && readme.contains("cargo xtask ci"));
+}
+
+#[test]
+fn tidy_only_the_recorder_lifts_unsafe() {
+    let Ok(crates) = fs::read_dir(root().join("crates")) else {
+        return;
+    };
+    for c in crates.flatten() {
+        let name = c.file_name().to_string_lossy().into_owned();
+        let lib = c.path().join("src/lib.rs");
+        let main = c.path().join("src/main.rs");
+        let root_file = if lib.exists() { lib } else { main };
+        let text = fs::read_to_string(&root_file).unwrap_or_default();
+        if name == "fdr-recorder" {
+            continue;
+        }
+        assert!(
+            text.contains("#![forbid(unsafe_code)]"),
+            "{} must say #![forbid(unsafe_code)]",
+            root_file.display()
+        );
+    }
+}
+
+#[test]
+fn tidy_every_unsafe_block_has_a_safety_comment() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("unsafe {") || code.trim_end().ends_with("unsafe") {
+                let window = &lines[i.saturating_sub(8)..=i];
+                assert!(
+                    window.iter().any(|l| l.contains("SAFETY:")),
+                    "{}:{}: unsafe block without a // SAFETY: comment",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tidy_no_stray_debugging() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    rust_files(&root().join("xtask"), &mut files);
+    let needle = ["dbg", "!("].concat();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains(&needle),
+            "{} contains a stray debugging macro",
+            f.display()
+        );
+    }
+}
+
+/// Every constant that docs/FORMAT.md states as `NAME = value` must equal the code's.
+#[test]
+fn tidy_format_spec_constants_match_code() {
+    use fdr_format::wire::*;
+    let spec = fs::read_to_string(root().join("docs/FORMAT.md")).expect("docs/FORMAT.md");
+    let code: &[(&str, u64)] = &[
+        ("VERSION_MAJOR", VERSION_MAJOR as u64),
+        ("VERSION_MINOR", VERSION_MINOR as u64),
+        ("FILE_HEADER_FIXED_LEN", FILE_HEADER_FIXED_LEN as u64),
+        ("MAX_PROCESS_INFO_LEN", MAX_PROCESS_INFO_LEN as u64),
+        ("BATCH_HEADER_LEN", BATCH_HEADER_LEN as u64),
+        ("BATCH_HEADER_CHECKED_LEN", BATCH_HEADER_CHECKED_LEN as u64),
+        ("MAX_BATCH_PAYLOAD", MAX_BATCH_PAYLOAD as u64),
+        ("TAG_EVENTS", TAG_EVENTS as u64),
+        ("TAG_TABLE", TAG_TABLE as u64),
+        ("TAG_END", TAG_END as u64),
+        ("TABLE_FLAG_FULL", TABLE_FLAG_FULL as u64),
+        ("CODE_REGION_BEGIN", CODE_REGION_BEGIN as u64),
+        ("CODE_REGION_END", CODE_REGION_END as u64),
+        ("CODE_LOG", CODE_LOG as u64),
+        ("CODE_EXT", CODE_EXT as u64),
+        ("CODE_BITS", CODE_BITS as u64),
+        ("EXT_THREAD_START", EXT_THREAD_START),
+        ("EXT_THREAD_END", EXT_THREAD_END),
+        ("EXT_TASK_CREATE", EXT_TASK_CREATE),
+        ("EXT_POLL_START", EXT_POLL_START),
+        ("EXT_POLL_END", EXT_POLL_END),
+        ("EXT_WAKE", EXT_WAKE),
+        ("EXT_TASK_DROP", EXT_TASK_DROP),
+        ("EXT_USER_TASK_BEGIN", EXT_USER_TASK_BEGIN),
+        ("EXT_USER_TASK_END", EXT_USER_TASK_END),
+        ("EXT_BLOCK_BEGIN", EXT_BLOCK_BEGIN),
+        ("EXT_BLOCK_END", EXT_BLOCK_END),
+        ("EXT_METRIC", EXT_METRIC),
+        ("EXT_OTEL_LINK", EXT_OTEL_LINK),
+        ("EXT_LOSS", EXT_LOSS),
+        ("EXT_PARK", EXT_PARK),
+        ("EXT_UNPARK", EXT_UNPARK),
+        ("EXT_FIRST_SIZED", EXT_FIRST_SIZED),
+        ("REC_STRING", REC_STRING as u64),
+        ("REC_SITE", REC_SITE as u64),
+        ("REC_THREAD", REC_THREAD as u64),
+        ("REC_CLOCK", REC_CLOCK as u64),
+        ("REC_FIRST_SIZED", REC_FIRST_SIZED as u64),
+        ("MAX_STRING_LEN", MAX_STRING_LEN as u64),
+    ];
+    let mut stated = std::collections::HashMap::new();
+    for line in spec.lines() {
+        // Lines of the form `| `NAME` | value | ...` in the constants table.
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() >= 3 && cells[1].starts_with('`') && cells[1].ends_with('`') {
+            let name = cells[1].trim_matches('`');
+            let v = cells[2].trim_matches('`').replace('_', "");
+            let parsed = if let Some(hex) = v.strip_prefix("0x") {
+                u64::from_str_radix(hex, 16).ok()
+            } else {
+                v.parse::<u64>().ok()
+            };
+            if let Some(p) = parsed {
+                stated.insert(name.to_string(), p);
+            }
+        }
+    }
+    for (name, value) in code {
+        let s = stated
+            .get(*name)
+            .unwrap_or_else(|| panic!("docs/FORMAT.md does not state {name}"));
+        assert_eq!(
+            s, value,
+            "docs/FORMAT.md says {name} = {s}, the code says {value}"
+        );
+    }
+    let magic: String = MAGIC
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        spec.contains(&magic),
+        "docs/FORMAT.md must give the magic bytes as `{magic}`"
+    );
+}
