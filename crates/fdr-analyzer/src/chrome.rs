@@ -1,0 +1,245 @@
+//! `fdr export --format chrome-json`: the Trace Event format (JSON object form), which
+//! Perfetto UI, chrome://tracing and speedscope open.
+//!
+//! Written as the trace streams: a complete (`X`) event when a region, poll, user task,
+//! block or park ends, an instant (`i`) event per log, and metadata (`M`) events naming the
+//! process and threads at the end. `ts` and `dur` are microseconds since the trace start;
+//! `pid` is the recorded process id, `tid` fdr's thread id.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use fdr_format::{BlockReason, EventKind, Message, ProcessInfo, SiteId, StrId, TaskId, ThreadId};
+use serde_json::json;
+
+use crate::stream::{EndCx, EventCx, Visitor};
+
+#[derive(Default)]
+struct Open {
+    regions: Vec<(StrId, u64)>,
+    polls: Vec<(TaskId, u64)>,
+    user: Vec<(TaskId, StrId, u64)>,
+    block: Option<(BlockReason, SiteId, u64)>,
+    park: Option<u64>,
+}
+
+/// Streams a trace out as Chrome Trace Event JSON.
+pub struct ChromeExport<W: Write> {
+    out: W,
+    pid: u32,
+    program: String,
+    first: bool,
+    open: HashMap<ThreadId, Open>,
+    task_names: HashMap<TaskId, StrId>,
+    /// Events written.
+    pub written: u64,
+    /// First write error (writing stops there).
+    pub error: Option<std::io::Error>,
+}
+
+impl<W: Write> std::fmt::Debug for ChromeExport<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChromeExport")
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+impl<W: Write> ChromeExport<W> {
+    /// An exporter writing to `out`.
+    pub fn new(out: W) -> Self {
+        ChromeExport {
+            out,
+            pid: 0,
+            program: String::new(),
+            first: true,
+            open: HashMap::new(),
+            task_names: HashMap::new(),
+            written: 0,
+            error: None,
+        }
+    }
+
+    /// The writer, after the trace ended.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn raw(&mut self, s: &str) {
+        if self.error.is_none()
+            && let Err(e) = self.out.write_all(s.as_bytes())
+        {
+            self.error = Some(e);
+        }
+    }
+
+    fn emit(&mut self, v: serde_json::Value) {
+        let sep = if self.first { "\n" } else { ",\n" };
+        self.first = false;
+        let line = format!("{sep}{v}");
+        self.raw(&line);
+        self.written += 1;
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site per slice kind, all fields needed"
+    )]
+    fn complete(
+        &mut self,
+        name: &str,
+        cat: &str,
+        tid: ThreadId,
+        start: u64,
+        end: u64,
+        args: serde_json::Value,
+    ) {
+        let v = json!({
+            "name": name, "cat": cat, "ph": "X", "ts": us(start), "dur": us(end.saturating_sub(start)),
+            "pid": self.pid, "tid": tid.0, "args": args,
+        });
+        self.emit(v);
+    }
+}
+
+impl<W: Write> Visitor for ChromeExport<W> {
+    fn start(&mut self, info: &ProcessInfo) {
+        self.pid = info.pid;
+        self.program = info.program.clone();
+        self.raw("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
+    }
+
+    fn event(&mut self, cx: &EventCx<'_>) {
+        let t = cx.tables;
+        let ns = cx.ns;
+        let tid = cx.thread;
+        let o = self.open.entry(tid).or_default();
+        match cx.kind {
+            EventKind::RegionBegin { name } => {
+                if o.regions.len() < 256 {
+                    o.regions.push((name, ns))
+                }
+            }
+            EventKind::RegionEnd { name } => {
+                if let Some(pos) = o.regions.iter().rposition(|r| r.0 == name) {
+                    let start = o.regions[pos].1;
+                    o.regions.truncate(pos);
+                    let n = t.name(name).into_owned();
+                    self.complete(&n, "region", tid, start, ns, json!({"task": cx.task.0}));
+                }
+            }
+            EventKind::PollStart { task } => {
+                if o.polls.len() < 256 {
+                    o.polls.push((task, ns))
+                }
+            }
+            EventKind::PollEnd { task, ready } => {
+                if let Some(pos) = o.polls.iter().rposition(|p| p.0 == task) {
+                    let start = o.polls[pos].1;
+                    o.polls.truncate(pos);
+                    let name = self
+                        .task_names
+                        .get(&task)
+                        .map_or_else(|| format!("task {}", task.0), |n| t.name(*n).into_owned());
+                    self.complete(
+                        &format!("poll {name}"),
+                        "poll",
+                        tid,
+                        start,
+                        ns,
+                        json!({"task": task.0, "ready": ready}),
+                    );
+                }
+            }
+            EventKind::UserTaskBegin { task, name, .. } => {
+                if o.user.len() < 256 {
+                    o.user.push((task, name, ns))
+                }
+            }
+            EventKind::UserTaskEnd { task } => {
+                if let Some(pos) = o.user.iter().rposition(|p| p.0 == task) {
+                    let (_, name, start) = o.user[pos];
+                    o.user.truncate(pos);
+                    let n = t.name(name).into_owned();
+                    self.complete(&n, "task", tid, start, ns, json!({"task": task.0}));
+                }
+            }
+            EventKind::BlockBegin { reason, site } => o.block = Some((reason, site, ns)),
+            EventKind::BlockEnd => {
+                if let Some((reason, site, start)) = o.block.take() {
+                    let s = t.site_name(site).into_owned();
+                    self.complete(
+                        &format!("blocked: {}", reason.as_str()),
+                        "block",
+                        tid,
+                        start,
+                        ns,
+                        json!({"site": s, "task": cx.task.0}),
+                    );
+                }
+            }
+            EventKind::Park => o.park = Some(ns),
+            EventKind::Unpark => {
+                if let Some(start) = o.park.take() {
+                    self.complete("parked", "park", tid, start, ns, json!({}));
+                }
+            }
+            EventKind::TaskCreate { task, name, .. } => {
+                self.task_names.insert(task, name);
+            }
+            EventKind::TaskDrop { task } => {
+                self.task_names.remove(&task);
+            }
+            EventKind::Log { category, message } => {
+                let m = match message {
+                    Message::Interned(id) => t.name(id).into_owned(),
+                    Message::Inline(b) => String::from_utf8_lossy(b).into_owned(),
+                };
+                let v = json!({
+                    "name": t.name(category), "cat": "log", "ph": "i", "s": "t", "ts": us(ns),
+                    "pid": self.pid, "tid": tid.0, "args": {"message": m, "task": cx.task.0},
+                });
+                self.emit(v);
+            }
+            EventKind::Loss { reason, events, .. } => {
+                let v = json!({
+                    "name": "events lost", "cat": "loss", "ph": "i", "s": "p", "ts": us(ns),
+                    "pid": self.pid, "tid": tid.0, "args": {"reason": reason.as_str(), "events": events},
+                });
+                self.emit(v);
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, cx: &EndCx<'_>) {
+        let pid = self.pid;
+        let program = if self.program.is_empty() {
+            "fdr trace".to_string()
+        } else {
+            self.program.clone()
+        };
+        self.emit(json!({"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": program}}));
+        let mut threads: Vec<ThreadId> = self.open.keys().copied().collect();
+        threads.sort();
+        for tid in threads {
+            let name = cx
+                .tables
+                .thread(tid)
+                .map(|i| i.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("thread {}", tid.0));
+            self.emit(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid.0, "args": {"name": name}}));
+        }
+        self.raw("\n]}\n");
+        if self.error.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.error = Some(e);
+        }
+    }
+}

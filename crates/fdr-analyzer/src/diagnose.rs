@@ -1,0 +1,683 @@
+//! `fdr diagnose`: the on-call runbook as rules over a [`Profile`].
+//!
+//! Each rule declares the event kinds it needs and answers "not applicable" when the trace
+//! has none of them. A finding has a score (0–100), a severity derived from it, evidence
+//! (numbers, sites, a time window) and the fix. Findings are ranked by score.
+
+use serde_json::{Value, json};
+
+use fdr_format::EVENT_KIND_NAMES;
+
+use crate::profile::{LONG_POLL_NS, Profile, REASON_NAMES, TaskKind};
+use crate::text::{dur, pct};
+use crate::views::thread_name;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Worth knowing; nothing to fix.
+    Info,
+    /// Costs latency or throughput; fix soon.
+    Warning,
+    /// The likely cause of an incident.
+    Critical,
+}
+
+impl Severity {
+    /// From a score: below 25 info, below 60 warning, else critical.
+    pub fn from_score(score: f64) -> Self {
+        if score < 25.0 {
+            Severity::Info
+        } else if score < 60.0 {
+            Severity::Warning
+        } else {
+            Severity::Critical
+        }
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What a rule found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// The rule's id (`sched_delay`, `long_polls`, ...).
+    pub rule: &'static str,
+    /// One line.
+    pub title: String,
+    /// 0–100.
+    pub score: f64,
+    /// From the score.
+    pub severity: Severity,
+    /// Numbers, sites.
+    pub evidence: Vec<String>,
+    /// The time window the evidence points at (ns since trace start).
+    pub window_ns: Option<(u64, u64)>,
+    /// What to do.
+    pub fix: String,
+}
+
+/// One rule's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleOutcome {
+    /// The trace lacks the events the rule needs.
+    NotApplicable {
+        /// The rule.
+        rule: &'static str,
+        /// Event kinds it needs, none of which the trace has.
+        needs: &'static [&'static str],
+    },
+    /// The rule found something (maybe only info).
+    Finding(Finding),
+}
+
+/// All rules' answers, findings ranked by score (highest first), then the rules that did
+/// not apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnosis {
+    /// Ranked outcomes.
+    pub outcomes: Vec<RuleOutcome>,
+}
+
+/// A rule: its id, the event kinds it needs (any of them), its evaluation.
+struct Rule {
+    id: &'static str,
+    needs: &'static [&'static str],
+    eval: fn(&Profile) -> Finding,
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        id: "sched_delay",
+        needs: &["poll_start"],
+        eval: sched_delay,
+    },
+    Rule {
+        id: "long_polls",
+        needs: &["poll_end"],
+        eval: long_polls,
+    },
+    Rule {
+        id: "lock_contention",
+        needs: &["block_begin"],
+        eval: lock_contention,
+    },
+    Rule {
+        id: "task_leak",
+        needs: &["task_create"],
+        eval: task_leak,
+    },
+    Rule {
+        id: "serial_bottleneck",
+        needs: &["poll_start", "user_task_begin", "park"],
+        eval: serial_bottleneck,
+    },
+    Rule {
+        id: "slow_downstream",
+        needs: &["block_begin"],
+        eval: slow_downstream,
+    },
+    Rule {
+        id: "recorder_loss",
+        needs: &[],
+        eval: recorder_loss,
+    },
+];
+
+/// The ids of every rule, in evaluation order.
+pub fn rule_ids() -> Vec<&'static str> {
+    RULES.iter().map(|r| r.id).collect()
+}
+
+fn count(p: &Profile, kind: &str) -> u64 {
+    EVENT_KIND_NAMES
+        .iter()
+        .position(|k| *k == kind)
+        .map_or(0, |i| p.kinds[i])
+}
+
+/// Runs every rule.
+pub fn diagnose(p: &Profile) -> Diagnosis {
+    let mut findings = Vec::new();
+    let mut na = Vec::new();
+    for r in RULES {
+        if !r.needs.is_empty() && r.needs.iter().all(|k| count(p, k) == 0) {
+            na.push(RuleOutcome::NotApplicable {
+                rule: r.id,
+                needs: r.needs,
+            });
+            continue;
+        }
+        let mut f = (r.eval)(p);
+        f.score = f.score.clamp(0.0, 100.0);
+        f.severity = Severity::from_score(f.score);
+        findings.push(f);
+    }
+    findings.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut outcomes: Vec<RuleOutcome> = findings.into_iter().map(RuleOutcome::Finding).collect();
+    outcomes.extend(na);
+    Diagnosis { outcomes }
+}
+
+fn finding(
+    rule: &'static str,
+    title: String,
+    score: f64,
+    evidence: Vec<String>,
+    window_ns: Option<(u64, u64)>,
+    fix: &str,
+) -> Finding {
+    Finding {
+        rule,
+        title,
+        score,
+        severity: Severity::from_score(score),
+        evidence,
+        window_ns,
+        fix: fix.to_string(),
+    }
+}
+
+/// Maps `x` from `[lo, hi]` (log scale) onto `[0, 1]`.
+fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
+    if x <= lo {
+        0.0
+    } else {
+        ((x / lo).ln() / (hi / lo).ln()).min(1.0)
+    }
+}
+
+fn sched_delay(p: &Profile) -> Finding {
+    let h = &p.sched_latency;
+    let (wait, run): (u64, u64) = p
+        .tasks
+        .iter()
+        .filter(|(k, _)| k.0 == TaskKind::Async)
+        .fold((0, 0), |a, (_, s)| {
+            (a.0 + s.sched_wait_ns, a.1 + s.running_ns)
+        });
+    let q = if wait + run == 0 {
+        0.0
+    } else {
+        wait as f64 / (wait + run) as f64
+    };
+    let parked: u64 = p.threads.values().map(|t| t.parked_ns).sum();
+    let thread_time: u64 = p
+        .threads
+        .values()
+        .map(|t| t.last_ns.saturating_sub(t.first_ns))
+        .sum();
+    let idle = if thread_time == 0 {
+        0.0
+    } else {
+        parked as f64 / thread_time as f64
+    };
+    let mut score =
+        100.0 * log_ramp(h.p99() as f64, 500e3, 50e6) * (0.4 + 0.6 * q) * (1.0 - idle).max(0.2);
+    let mut evidence = vec![
+        format!(
+            "scheduling latency (wake -> poll) p50 {}, p99 {}, max {} over {} polls",
+            dur(h.p50()),
+            dur(h.p99()),
+            dur(h.max()),
+            h.count()
+        ),
+        format!(
+            "async tasks spent {} waiting to be scheduled vs {} running ({} of their active time waiting)",
+            dur(wait),
+            dur(run),
+            pct(q)
+        ),
+        format!("workers parked {} of their time", pct(idle)),
+    ];
+    let (lat, at, _, name) = p.worst_latency;
+    if p.long_polls.0 > 0
+        && p.longest_polls
+            .first()
+            .is_some_and(|l| l.dur_ns * 2 >= h.p99())
+    {
+        score *= 0.5;
+        evidence.push(format!(
+            "{} polls took >= {}: the delay is likely their consequence (see long_polls)",
+            p.long_polls.0,
+            dur(LONG_POLL_NS)
+        ));
+    }
+    let window = (lat > 0).then(|| (at.saturating_sub(lat), at));
+    if lat > 0 {
+        evidence.push(format!(
+            "worst: task {} waited {} to be polled, at {}",
+            p.tables.name(name),
+            dur(lat),
+            dur(at)
+        ));
+    }
+    finding(
+        "sched_delay",
+        format!("tasks wait {} (p99) to be scheduled", dur(h.p99())),
+        score,
+        evidence,
+        window,
+        "Oversubscription: more runnable tasks than workers. Bound concurrency where tasks are spawned in a loop (a Semaphore, buffer_unordered(n), a bounded channel), move CPU-heavy work to spawn_blocking or a dedicated pool, or add worker threads.",
+    )
+}
+
+fn long_polls(p: &Profile) -> Finding {
+    let (n, total) = p.long_polls;
+    let polls = p.poll_duration.count().max(1);
+    let poll_time = p.poll_duration.sum().max(1);
+    let share = total as f64 / poll_time as f64;
+    let mut score = if n == 0 {
+        100.0 * log_ramp(p.poll_duration.max() as f64, 200e3, LONG_POLL_NS as f64) * 0.2
+    } else {
+        30.0 + 40.0 * log_ramp(p.poll_duration.max() as f64, LONG_POLL_NS as f64, 100e6)
+            + 40.0 * share
+    };
+    let mut evidence = vec![format!(
+        "{} of {} polls took >= {} ({} in total, {} of all poll time); p99 poll {}, max {}",
+        n,
+        polls,
+        dur(LONG_POLL_NS),
+        dur(total),
+        pct(share),
+        dur(p.poll_duration.p99()),
+        dur(p.poll_duration.max())
+    )];
+    for x in p
+        .longest_polls
+        .iter()
+        .take(3)
+        .filter(|x| x.dur_ns >= LONG_POLL_NS)
+    {
+        evidence.push(format!(
+            "{} poll of {} (task {}, spawned at {}) on {} at {}",
+            dur(x.dur_ns),
+            p.tables.name(x.name),
+            x.task.0,
+            p.tables.site_name(x.site),
+            thread_name(p, x.thread),
+            dur(x.start_ns)
+        ));
+    }
+    let in_poll: u64 = p.blocking_in_poll.values().map(|s| s.hist.sum()).sum();
+    if let Some(((site, r), s)) = p.blocking_in_poll.iter().max_by_key(|(_, s)| s.hist.sum())
+        && n > 0
+    {
+        evidence.push(format!(
+            "blocking inside polls: {} in total; top: {} {} at {} ({} times, max {})",
+            dur(in_poll),
+            REASON_NAMES[*r],
+            dur(s.hist.sum()),
+            p.tables.site_name(*site),
+            s.hist.count(),
+            dur(s.hist.max())
+        ));
+        score += 10.0;
+    }
+    let window = p
+        .longest_polls
+        .first()
+        .filter(|_| n > 0)
+        .map(|x| (x.start_ns, x.start_ns + x.dur_ns));
+    finding(
+        "long_polls",
+        format!(
+            "{n} polls held a worker for >= {} (blocking in async)",
+            dur(LONG_POLL_NS)
+        ),
+        score,
+        evidence,
+        window,
+        "An async task blocks its worker thread between awaits. Move blocking or CPU-heavy work out of the poll (tokio::task::spawn_blocking, block_in_place, a rayon pool), use async locks and I/O instead of std ones, or yield (tokio::task::yield_now) inside long loops.",
+    )
+}
+
+fn lock_contention(p: &Profile) -> Finding {
+    let thread_time: u64 = p
+        .threads
+        .values()
+        .map(|t| t.last_ns.saturating_sub(t.first_ns))
+        .sum::<u64>()
+        .max(1);
+    let lock: u64 = p.threads.values().map(|t| t.blocked_lock_ns).sum();
+    let share = lock as f64 / thread_time as f64;
+    let locks: Vec<_> = {
+        let mut v: Vec<_> = p.blocking.iter().filter(|((_, r), _)| *r <= 1).collect();
+        v.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
+        v
+    };
+    let mut evidence = vec![format!(
+        "threads spent {} blocked on locks: {} of all thread time",
+        dur(lock),
+        pct(share)
+    )];
+    let mut window = None;
+    for ((site, r), s) in locks.iter().take(3) {
+        evidence.push(format!(
+            "{} at {}: {} waits, {} in total, p50 {}, p99 {}, max {}",
+            REASON_NAMES[*r],
+            p.tables.site_name(*site),
+            s.hist.count(),
+            dur(s.hist.sum()),
+            dur(s.hist.p50()),
+            dur(s.hist.p99()),
+            dur(s.hist.max())
+        ));
+        window.get_or_insert((s.longest_at_ns, s.longest_at_ns + s.hist.max()));
+    }
+    let score = 100.0 * log_ramp(share, 0.01, 0.3);
+    finding(
+        "lock_contention",
+        format!("{} of thread time blocked on locks", pct(share)),
+        score,
+        evidence,
+        window,
+        "Lock contention. Shorten the critical section at the top site (no I/O, allocation or logging under the lock), partition the lock (shard by key), or use a RwLock or a lock-free structure for read-mostly data.",
+    )
+}
+
+fn task_leak(p: &Profile) -> Finding {
+    let pts = &p.live_series.points;
+    let (first_q, last_q) = if pts.len() >= 4 {
+        let q = pts.len() / 4;
+        let avg = |s: &[(u64, u64)]| s.iter().map(|x| x.1 as f64).sum::<f64>() / s.len() as f64;
+        (avg(&pts[..q]), avg(&pts[pts.len() - q..]))
+    } else {
+        (0.0, 0.0)
+    };
+    let growth = last_q - first_q;
+    let ratio = if first_q < 1.0 {
+        last_q
+    } else {
+        last_q / first_q
+    };
+    let (created, dropped) = p.created_dropped;
+    let alive_end = pts.last().map_or(0, |x| x.1);
+    let mut score = if growth >= 20.0 && ratio >= 1.5 {
+        30.0 + 35.0 * log_ramp(growth, 20.0, 2000.0) + 35.0 * log_ramp(ratio, 1.5, 8.0)
+    } else {
+        10.0 * (growth.max(0.0) / 20.0).min(1.0)
+    };
+    if created == 0 {
+        score = 0.0;
+    }
+    let mut evidence = vec![
+        format!(
+            "{created} async tasks created, {dropped} dropped; {alive_end} created in the window still alive at its end"
+        ),
+        format!(
+            "live tasks: {:.0} on average in the first quarter of the window, {:.0} in the last",
+            first_q, last_q
+        ),
+    ];
+    let mut alive: Vec<_> = p
+        .tasks
+        .iter()
+        .filter(|(_, s)| s.created_alive_at_end > 0)
+        .collect();
+    alive.sort_by_key(|(_, s)| std::cmp::Reverse(s.created_alive_at_end));
+    for ((_, name), s) in alive.iter().take(3) {
+        evidence.push(format!(
+            "{} tasks of {} (spawned at {}) alive at the end, {} finished",
+            s.created_alive_at_end,
+            p.tables.name(*name),
+            p.tables.site_name(s.site),
+            s.lifetime.hist.count()
+        ));
+    }
+    if let Some((age, name, site)) = p.oldest_alive {
+        evidence.push(format!(
+            "oldest: {} from {} alive for {}",
+            p.tables.name(name),
+            p.tables.site_name(site),
+            dur(age)
+        ));
+    }
+    finding(
+        "task_leak",
+        format!(
+            "live tasks grew from {:.0} to {:.0} through the window",
+            first_q, last_q
+        ),
+        score,
+        evidence,
+        Some((0, p.duration_ns)),
+        "Task leak: tasks are spawned faster than they finish. Find where the named tasks wait forever (a missing timeout, a channel whose sender is never dropped, a JoinHandle never awaited); bound them with tokio::time::timeout and a cancellation token, and cap how many can be in flight.",
+    )
+}
+
+fn serial_bottleneck(p: &Profile) -> Finding {
+    let mut threads: Vec<_> = p
+        .threads
+        .iter()
+        .map(|(id, t)| {
+            let span = p.duration_ns.max(1) as f64;
+            (
+                *id,
+                t,
+                t.busy_ns() as f64 / span,
+                t.blocked_ns as f64 / span,
+            )
+        })
+        .collect();
+    threads.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let Some(&(top, t, busy, _)) = threads.first() else {
+        return finding(
+            "serial_bottleneck",
+            "no thread activity".into(),
+            0.0,
+            vec![],
+            None,
+            "",
+        );
+    };
+    let others = &threads[1..];
+    let n = others.len().max(1) as f64;
+    let others_busy = others.iter().map(|x| x.2).sum::<f64>() / n;
+    let others_blocked = others.iter().map(|x| x.3).sum::<f64>() / n;
+    let mut score = if others.is_empty() {
+        0.0
+    } else {
+        100.0 * ((busy - 0.5) / 0.4).clamp(0.0, 1.0) * ((0.3 - others_busy) / 0.25).clamp(0.0, 1.0)
+    };
+    // Others blocked on locks is lock contention, not a serial program.
+    score *= (1.0 - others_blocked * 2.0).clamp(0.0, 1.0);
+    let (d, at, task, name) = t.longest_active;
+    let evidence = vec![
+        format!(
+            "{} busy {} of the window; the other {} threads busy {} on average (blocked {})",
+            thread_name(p, top),
+            pct(busy),
+            others.len(),
+            pct(others_busy),
+            pct(others_blocked)
+        ),
+        format!(
+            "longest single slice on {}: {} of {} (task {}) at {}",
+            thread_name(p, top),
+            dur(d),
+            p.tables.name(name),
+            task.0,
+            dur(at)
+        ),
+    ];
+    finding(
+        "serial_bottleneck",
+        format!(
+            "one thread does the work: {} busy {}",
+            thread_name(p, top),
+            pct(busy)
+        ),
+        score,
+        evidence,
+        Some((at, at + d)),
+        "Serial bottleneck: all lanes idle except one. Split the long task into parts and fan them out (spawn per item, join_all, a parallel iterator), or take the work off the single-threaded actor, runtime or consumer it is funnelled through.",
+    )
+}
+
+fn slow_downstream(p: &Profile) -> Finding {
+    let mut io: Vec<_> = p.blocking.iter().filter(|((_, r), _)| *r == 4).collect();
+    io.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
+    let mut all = crate::hist::Histogram::new();
+    for (_, s) in &io {
+        all.merge(&s.hist);
+    }
+    let thread_time: u64 = p
+        .threads
+        .values()
+        .map(|t| t.last_ns.saturating_sub(t.first_ns))
+        .sum::<u64>()
+        .max(1);
+    let share = all.sum() as f64 / thread_time as f64;
+    let score = if all.count() == 0 {
+        0.0
+    } else {
+        100.0 * log_ramp(all.p99() as f64, 2e6, 200e6) * (0.5 + 0.5 * (share / 0.3).min(1.0))
+    };
+    let mut evidence = vec![format!(
+        "{} io waits, {} in total ({} of thread time); p50 {}, p99 {}, max {}",
+        all.count(),
+        dur(all.sum()),
+        pct(share),
+        dur(all.p50()),
+        dur(all.p99()),
+        dur(all.max())
+    )];
+    let mut window = None;
+    for ((site, _), s) in io.iter().take(3) {
+        evidence.push(format!(
+            "io at {}: {} waits, {} in total, p99 {}, max {}",
+            p.tables.site_name(*site),
+            s.hist.count(),
+            dur(s.hist.sum()),
+            dur(s.hist.p99()),
+            dur(s.hist.max())
+        ));
+        window.get_or_insert((s.longest_at_ns, s.longest_at_ns + s.hist.max()));
+    }
+    finding(
+        "slow_downstream",
+        format!("io waits p99 {}", dur(all.p99())),
+        score,
+        evidence,
+        window,
+        "A backend is slow: the time goes to waiting on I/O at the sites above. Trace the downstream service (the OTel link of the task names the request), add timeouts and a concurrency limit, and check the connection pool size.",
+    )
+}
+
+fn recorder_loss(p: &Profile) -> Finding {
+    let lost: u64 = p.loss.values().map(|l| l.1).sum();
+    let recorded: u64 = p.kinds.iter().sum();
+    let frac = lost as f64 / (lost + recorded).max(1) as f64;
+    let mut score = if lost == 0 && p.missing_batches == 0 {
+        0.0
+    } else {
+        30.0 + 70.0 * log_ramp(frac, 0.001, 0.2)
+    };
+    if p.missing_batches > 0 && lost == 0 {
+        score = score.max(30.0);
+    }
+    let mut evidence = vec![format!(
+        "{lost} events lost ({} of events), {} batches missing from thread sequences",
+        pct(frac),
+        p.missing_batches
+    )];
+    for (r, (recs, ev, bytes)) in &p.loss {
+        evidence.push(format!(
+            "{r}: {recs} loss records, {ev} events, {bytes} bytes"
+        ));
+    }
+    finding(
+        "recorder_loss",
+        if lost == 0 && p.missing_batches == 0 {
+            "no events lost".into()
+        } else {
+            format!("the recorder lost {} of events", pct(frac))
+        },
+        score,
+        evidence,
+        p.loss_window_ns,
+        "The trace is incomplete: other findings may under-count in the window above. Raise the recorder's max_bytes or per-thread buffer, record fewer events in hot loops (logs instead of regions), or dump more often.",
+    )
+}
+
+impl Diagnosis {
+    /// The top finding, if any rule applied.
+    pub fn top(&self) -> Option<&Finding> {
+        self.outcomes.iter().find_map(|o| match o {
+            RuleOutcome::Finding(f) => Some(f),
+            RuleOutcome::NotApplicable { .. } => None,
+        })
+    }
+
+    /// Findings, ranked.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.outcomes.iter().filter_map(|o| match o {
+            RuleOutcome::Finding(f) => Some(f),
+            RuleOutcome::NotApplicable { .. } => None,
+        })
+    }
+
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        Value::Array(
+            self.outcomes
+                .iter()
+                .map(|o| match o {
+                    RuleOutcome::NotApplicable { rule, needs } => json!({
+                        "rule": rule, "applicable": false, "needs_any_of": needs,
+                    }),
+                    RuleOutcome::Finding(f) => json!({
+                        "rule": f.rule, "applicable": true, "title": f.title,
+                        "score": (f.score * 10.0).round() / 10.0, "severity": f.severity.as_str(),
+                        "evidence": f.evidence,
+                        "window_ns": f.window_ns.map(|(a, b)| [a, b]),
+                        "fix": f.fix,
+                    }),
+                })
+                .collect(),
+        )
+    }
+
+    /// As text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for (i, o) in self.outcomes.iter().enumerate() {
+            match o {
+                RuleOutcome::Finding(f) => {
+                    s.push_str(&format!(
+                        "{}. [{} {:.0}] {}: {}\n",
+                        i + 1,
+                        f.severity.as_str(),
+                        f.score,
+                        f.rule,
+                        f.title
+                    ));
+                    for e in &f.evidence {
+                        s.push_str(&format!("     - {e}\n"));
+                    }
+                    if let Some((a, b)) = f.window_ns {
+                        s.push_str(&format!("     window: {} .. {}\n", dur(a), dur(b)));
+                    }
+                    if f.severity > Severity::Info {
+                        s.push_str(&format!("     fix: {}\n", f.fix));
+                    }
+                }
+                RuleOutcome::NotApplicable { rule, needs } => {
+                    s.push_str(&format!(
+                        "-  {rule}: not applicable (the trace has no {} events)\n",
+                        needs.join(" / ")
+                    ));
+                }
+            }
+        }
+        s
+    }
+}

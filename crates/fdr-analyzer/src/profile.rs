@@ -1,0 +1,813 @@
+//! One streaming pass that profiles tasks, regions, blocking and scheduling: the data
+//! behind `fdr tasks`, `regions`, `blocking`, `sched`, `diagnose`, `diff` and `report`.
+//!
+//! State is kept per live entity (thread, task, open region, open block) and per distinct
+//! name or site; finished entities fold into histograms. Memory follows what is alive, not
+//! the trace length.
+
+use std::collections::{BTreeMap, HashMap};
+
+use fdr_format::{BlockReason, EventKind, LossReason, SiteId, StrId, Tables, TaskId, ThreadId};
+
+use crate::hist::Histogram;
+use crate::stream::{EndCx, EventCx, Visitor};
+
+/// A poll at least this long is a long poll (the async task held its worker thread).
+pub const LONG_POLL_NS: u64 = 1_000_000;
+/// Deepest region nesting tracked per thread.
+const MAX_REGION_DEPTH: usize = 256;
+/// Points kept of the live-task series (older points are thinned).
+const SERIES_POINTS: usize = 512;
+
+/// What to profile.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileOptions {
+    /// Only tasks whose name contains this.
+    pub name: Option<String>,
+    /// Only tasks linked (or whose parent is linked) to this OpenTelemetry trace id.
+    pub otel_trace_id: Option<[u8; 16]>,
+    /// Longest polls kept (default 10 when 0).
+    pub top: usize,
+    /// Timeline slices kept for the report (0: none). When more arrive, the shortest are
+    /// dropped, so the kept ones span the whole trace.
+    pub timeline_slices: usize,
+}
+
+/// Count and duration distribution of spans (regions, blocks, tasks).
+#[derive(Debug, Clone, Default)]
+pub struct SpanStats {
+    /// Durations in ns (count, total, percentiles, max).
+    pub hist: Histogram,
+    /// First instant one started (ns since trace start).
+    pub first_ns: u64,
+    /// The longest one's start (ns since trace start).
+    pub longest_at_ns: u64,
+}
+
+impl SpanStats {
+    fn record(&mut self, start_ns: u64, dur_ns: u64) {
+        if self.hist.count() == 0 {
+            self.first_ns = start_ns;
+        }
+        if dur_ns >= self.hist.max() {
+            self.longest_at_ns = start_ns;
+        }
+        self.hist.record(dur_ns);
+    }
+}
+
+/// Whether a task is an async task or a user task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskKind {
+    /// An async task (polled by an executor).
+    Async,
+    /// A user task (a logical operation on a thread).
+    User,
+}
+
+impl TaskKind {
+    /// `async` or `user`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Async => "async",
+            TaskKind::User => "user",
+        }
+    }
+}
+
+/// Index of a block reason in per-reason arrays (unknown reasons share the last slot).
+pub fn reason_index(r: BlockReason) -> usize {
+    match r {
+        BlockReason::Unknown(_) => 7,
+        r => r.to_wire() as usize,
+    }
+}
+
+/// Names of the per-reason slots.
+pub const REASON_NAMES: [&str; 8] = [
+    "mutex", "rwlock", "condvar", "channel", "io", "sleep", "other", "unknown",
+];
+
+/// Per task name: how many ran, how long, and where their time went.
+#[derive(Debug, Clone, Default)]
+pub struct TaskStats {
+    /// Finished tasks' lifetimes (create to drop, or begin to end).
+    pub lifetime: SpanStats,
+    /// Time polled or running, minus blocked.
+    pub running_ns: u64,
+    /// Time between a wake (or spawn) and the next poll start.
+    pub sched_wait_ns: u64,
+    /// Time blocked, by [`REASON_NAMES`] slot.
+    pub blocked_ns: [u64; 8],
+    /// Time alive but neither running, waiting to be scheduled, nor blocked (awaiting).
+    pub idle_ns: u64,
+    /// Polls of these tasks.
+    pub polls: u64,
+    /// Tasks still alive at the end of the trace.
+    pub alive_at_end: u64,
+    /// Tasks alive at the end that were created inside the trace.
+    pub created_alive_at_end: u64,
+    /// A spawn site of these tasks (the first seen).
+    pub site: SiteId,
+}
+
+impl TaskStats {
+    /// Total blocked time.
+    pub fn blocked_total_ns(&self) -> u64 {
+        self.blocked_ns.iter().sum()
+    }
+}
+
+/// One long poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRecord {
+    /// Duration.
+    pub dur_ns: u64,
+    /// Start (ns since trace start).
+    pub start_ns: u64,
+    /// The task.
+    pub task: TaskId,
+    /// The task's name.
+    pub name: StrId,
+    /// Its spawn site.
+    pub site: SiteId,
+    /// The thread it ran on.
+    pub thread: ThreadId,
+}
+
+/// Per recording thread.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadStats {
+    /// First and last event (ns since trace start).
+    pub first_ns: u64,
+    /// Last event.
+    pub last_ns: u64,
+    /// Time with a task current (polling or inside a user task), blocked time included.
+    pub active_ns: u64,
+    /// Time blocked (whether or not a task was current).
+    pub blocked_ns: u64,
+    /// Time blocked while a task was current.
+    pub blocked_active_ns: u64,
+    /// Time blocked on a mutex or rwlock.
+    pub blocked_lock_ns: u64,
+    /// Time parked (an idle executor worker).
+    pub parked_ns: u64,
+    /// Parks.
+    pub parks: u64,
+    /// Longest stretch with a task current: duration, start, outermost task.
+    pub longest_active: (u64, u64, TaskId, StrId),
+    // --- live state ---
+    depth: u32,
+    active_since: u64,
+    outer_task: TaskId,
+    outer_name: StrId,
+    parked_since: Option<u64>,
+    block: Option<OpenBlock>,
+    poll: Option<(TaskId, u64)>,
+    regions: Vec<(StrId, u64)>,
+}
+
+impl ThreadStats {
+    /// Active time minus time blocked while active.
+    pub fn busy_ns(&self) -> u64 {
+        self.active_ns.saturating_sub(self.blocked_active_ns)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OpenBlock {
+    reason: BlockReason,
+    site: SiteId,
+    start: u64,
+    task: TaskId,
+    in_poll: bool,
+}
+
+#[derive(Debug, Clone)]
+struct LiveTask {
+    kind: TaskKind,
+    name: StrId,
+    site: SiteId,
+    start_ns: u64,
+    created_here: bool,
+    running_ns: u64,
+    wait_ns: u64,
+    blocked_ns: [u64; 8],
+    polls: u64,
+    scheduled_at: Option<u64>,
+    poll_start: Option<u64>,
+    otel: Option<[u8; 16]>,
+}
+
+impl LiveTask {
+    fn new(kind: TaskKind, name: StrId, site: SiteId, start_ns: u64, created_here: bool) -> Self {
+        LiveTask {
+            kind,
+            name,
+            site,
+            start_ns,
+            created_here,
+            running_ns: 0,
+            wait_ns: 0,
+            blocked_ns: [0; 8],
+            polls: 0,
+            scheduled_at: None,
+            poll_start: None,
+            otel: None,
+        }
+    }
+}
+
+/// What a timeline slice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceKind {
+    /// An async task's poll.
+    Poll,
+    /// A region.
+    Region,
+    /// A block.
+    Block,
+    /// A parked (idle) worker.
+    Park,
+    /// A user task.
+    UserTask,
+    /// An async task's life, create to drop.
+    TaskLife,
+}
+
+impl SliceKind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SliceKind::Poll => "poll",
+            SliceKind::Region => "region",
+            SliceKind::Block => "block",
+            SliceKind::Park => "park",
+            SliceKind::UserTask => "user_task",
+            SliceKind::TaskLife => "task",
+        }
+    }
+}
+
+/// Which lane a slice is drawn in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LaneId {
+    /// A recording thread.
+    Thread(ThreadId),
+    /// A task.
+    Task(TaskId),
+}
+
+/// A timeline slice.
+#[derive(Debug, Clone, Copy)]
+pub struct Slice {
+    /// Lane.
+    pub lane: LaneId,
+    /// What it is.
+    pub kind: SliceKind,
+    /// A name (region, task) or 0.
+    pub name: StrId,
+    /// For blocks: why and where.
+    pub block: Option<(BlockReason, SiteId)>,
+    /// Start (ns since trace start).
+    pub start_ns: u64,
+    /// Duration.
+    pub dur_ns: u64,
+}
+
+/// A thinned time series of `(ns, value)`.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    /// Points, oldest first.
+    pub points: Vec<(u64, u64)>,
+    interval_ns: u64,
+    last_ns: Option<u64>,
+}
+
+impl Series {
+    fn push(&mut self, ns: u64, v: u64) {
+        if self.interval_ns == 0 {
+            self.interval_ns = 10_000;
+        }
+        if let Some(l) = self.last_ns
+            && ns < l + self.interval_ns
+        {
+            if let Some(p) = self.points.last_mut() {
+                p.1 = v;
+            }
+            return;
+        }
+        if self.points.len() >= SERIES_POINTS {
+            let mut i = 0;
+            self.points.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.interval_ns *= 2;
+        }
+        self.points.push((ns, v));
+        self.last_ns = Some(ns);
+    }
+}
+
+/// The profile of a trace.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    opts: ProfileOptions,
+    /// Events by kind.
+    pub kinds: [u64; fdr_format::EVENT_KIND_COUNT],
+    /// Nanoseconds from the first to the last event.
+    pub duration_ns: u64,
+    /// Per thread.
+    pub threads: BTreeMap<ThreadId, ThreadStats>,
+    /// Per task kind and name.
+    pub tasks: BTreeMap<(TaskKind, StrId), TaskStats>,
+    /// Per region name.
+    pub regions: BTreeMap<StrId, SpanStats>,
+    /// Per blocking site and reason slot.
+    pub blocking: BTreeMap<(SiteId, usize), SpanStats>,
+    /// Blocks that happened during an async task's poll, per site and reason slot.
+    pub blocking_in_poll: BTreeMap<(SiteId, usize), SpanStats>,
+    /// Scheduling latency: wake (or spawn) to poll start.
+    pub sched_latency: Histogram,
+    /// The worst scheduling latency: (latency, poll start ns, task, name).
+    pub worst_latency: (u64, u64, TaskId, StrId),
+    /// Poll durations.
+    pub poll_duration: Histogram,
+    /// Longest polls, longest first.
+    pub longest_polls: Vec<PollRecord>,
+    /// Polls at least [`LONG_POLL_NS`] long: count and total.
+    pub long_polls: (u64, u64),
+    /// Loss records by reason: (records, events, bytes).
+    pub loss: BTreeMap<&'static str, (u64, u64, u64)>,
+    /// When loss was recorded: first and last (ns).
+    pub loss_window_ns: Option<(u64, u64)>,
+    /// Batches missing from thread sequences.
+    pub missing_batches: u64,
+    /// Live tasks created inside the trace, over time.
+    pub live_series: Series,
+    /// Async tasks created, dropped.
+    pub created_dropped: (u64, u64),
+    /// Oldest task alive at the end: (age ns, name, site).
+    pub oldest_alive: Option<(u64, StrId, SiteId)>,
+    /// Timeline slices (when asked for).
+    pub slices: Vec<Slice>,
+    /// Slices shorter than this were dropped to stay within the limit.
+    pub slice_min_ns: u64,
+    /// Tables at the end of the trace (to resolve names).
+    pub tables: Tables,
+    /// Events delivered out of order.
+    pub late_events: u64,
+    /// Tasks skipped by the filters.
+    pub filtered_out: u64,
+    live: HashMap<TaskId, LiveTask>,
+    live_created: u64,
+    wanted: HashMap<StrId, bool>,
+}
+
+impl Profile {
+    /// An empty profile.
+    pub fn new(opts: ProfileOptions) -> Self {
+        Profile {
+            opts,
+            ..Profile::default()
+        }
+    }
+
+    fn slice(&mut self, s: Slice) {
+        let cap = self.opts.timeline_slices;
+        if cap == 0 || s.dur_ns < self.slice_min_ns {
+            return;
+        }
+        self.slices.push(s);
+        if self.slices.len() > cap {
+            // Keep the longer slices: raise the bar until at most 3/4 of the cap remain.
+            let mut bar = self.slice_min_ns.max(1);
+            while self.slices.iter().filter(|x| x.dur_ns >= bar).count() > cap * 3 / 4 {
+                bar *= 2;
+            }
+            self.slice_min_ns = bar;
+            self.slices.retain(|x| x.dur_ns >= bar);
+        }
+    }
+
+    fn wanted(&mut self, name: StrId, tables: &Tables) -> bool {
+        let Some(f) = &self.opts.name else {
+            return true;
+        };
+        *self
+            .wanted
+            .entry(name)
+            .or_insert_with(|| tables.name(name).contains(f.as_str()))
+    }
+
+    fn task_entry(&mut self, task: TaskId, kind: TaskKind, ns: u64) -> &mut LiveTask {
+        self.live
+            .entry(task)
+            .or_insert_with(|| LiveTask::new(kind, StrId(0), SiteId(0), ns, false))
+    }
+
+    fn finish_task(&mut self, task: TaskId, end_ns: u64, tables: &Tables) {
+        let Some(t) = self.live.remove(&task) else {
+            return;
+        };
+        if t.created_here {
+            self.live_created -= 1;
+            self.live_series.push(end_ns, self.live_created);
+        }
+        if let Some(want) = self.opts.otel_trace_id
+            && t.otel != Some(want)
+        {
+            self.filtered_out += 1;
+            return;
+        }
+        if !self.wanted(t.name, tables) {
+            self.filtered_out += 1;
+            return;
+        }
+        let life = end_ns.saturating_sub(t.start_ns);
+        let blocked: u64 = t.blocked_ns.iter().sum();
+        let running = match t.kind {
+            TaskKind::Async => t.running_ns,
+            TaskKind::User => life.saturating_sub(blocked + t.wait_ns),
+        };
+        let s = self.tasks.entry((t.kind, t.name)).or_default();
+        if s.site.0 == 0 {
+            s.site = t.site;
+        }
+        s.lifetime.record(t.start_ns, life);
+        s.running_ns += running;
+        s.sched_wait_ns += t.wait_ns;
+        for (a, b) in s.blocked_ns.iter_mut().zip(t.blocked_ns) {
+            *a += b;
+        }
+        s.idle_ns += life.saturating_sub(running + t.wait_ns + blocked);
+        s.polls += t.polls;
+        if t.kind == TaskKind::Async && t.created_here {
+            self.slice(Slice {
+                lane: LaneId::Task(task),
+                kind: SliceKind::TaskLife,
+                name: t.name,
+                block: None,
+                start_ns: t.start_ns,
+                dur_ns: life,
+            });
+        }
+    }
+
+    fn top_poll(&mut self, p: PollRecord) {
+        let top = if self.opts.top == 0 {
+            10
+        } else {
+            self.opts.top
+        };
+        if self.longest_polls.len() >= top
+            && self
+                .longest_polls
+                .last()
+                .is_some_and(|l| l.dur_ns >= p.dur_ns)
+        {
+            return;
+        }
+        let at = self.longest_polls.partition_point(|x| x.dur_ns >= p.dur_ns);
+        self.longest_polls.insert(at, p);
+        self.longest_polls.truncate(top);
+    }
+
+    /// The options this profile was built with.
+    pub fn options(&self) -> &ProfileOptions {
+        &self.opts
+    }
+
+    /// Number of recording threads that recorded events.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+impl Visitor for Profile {
+    fn event(&mut self, cx: &EventCx<'_>) {
+        let ns = cx.ns;
+        self.kinds[cx.kind.index()] += 1;
+        self.late_events += cx.late as u64;
+        let th = self
+            .threads
+            .entry(cx.thread)
+            .or_insert_with(|| ThreadStats {
+                first_ns: ns,
+                ..ThreadStats::default()
+            });
+        th.last_ns = th.last_ns.max(ns);
+        match cx.kind {
+            EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
+                if th.depth == 0 {
+                    th.active_since = ns;
+                    th.outer_task = cx.task;
+                    th.outer_name = StrId(0);
+                }
+                th.depth += 1;
+            }
+            EventKind::PollEnd { .. } | EventKind::UserTaskEnd { .. } if th.depth > 0 => {
+                th.depth -= 1;
+                if th.depth == 0 {
+                    let d = ns.saturating_sub(th.active_since);
+                    th.active_ns += d;
+                    if d > th.longest_active.0 {
+                        th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let thread = cx.thread;
+        match cx.kind {
+            EventKind::TaskCreate {
+                task,
+                parent,
+                name,
+                site,
+            } => {
+                self.created_dropped.0 += 1;
+                let otel = self.live.get(&parent).and_then(|p| p.otel);
+                let mut t = LiveTask::new(TaskKind::Async, name, site, ns, true);
+                t.scheduled_at = Some(ns);
+                t.otel = otel;
+                if let Some(old) = self.live.insert(task, t)
+                    && old.created_here
+                {
+                    self.live_created -= 1;
+                }
+                self.live_created += 1;
+                self.live_series.push(ns, self.live_created);
+            }
+            EventKind::UserTaskBegin { task, parent, name } => {
+                let otel = self.live.get(&parent).and_then(|p| p.otel);
+                let mut t = LiveTask::new(TaskKind::User, name, SiteId(0), ns, false);
+                t.otel = otel;
+                self.live.insert(task, t);
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                if th.depth == 1 {
+                    th.outer_name = name;
+                }
+            }
+            EventKind::UserTaskEnd { task } => {
+                if let Some(t) = self.live.get(&task) {
+                    let (name, start) = (t.name, t.start_ns);
+                    self.slice(Slice {
+                        lane: LaneId::Thread(thread),
+                        kind: SliceKind::UserTask,
+                        name,
+                        block: None,
+                        start_ns: start,
+                        dur_ns: ns.saturating_sub(start),
+                    });
+                }
+                self.finish_task(task, ns, cx.tables);
+            }
+            EventKind::TaskDrop { task } => {
+                self.created_dropped.1 += 1;
+                self.finish_task(task, ns, cx.tables);
+            }
+            EventKind::Wake { task, .. } => {
+                let t = self.task_entry(task, TaskKind::Async, ns);
+                if t.scheduled_at.is_none() {
+                    t.scheduled_at = Some(ns);
+                }
+            }
+            EventKind::PollStart { task } => {
+                let t = self.task_entry(task, TaskKind::Async, ns);
+                t.poll_start = Some(ns);
+                t.polls += 1;
+                let name = t.name;
+                let lat = t.scheduled_at.take().map(|w| ns.saturating_sub(w));
+                if let Some(lat) = lat {
+                    t.wait_ns += lat;
+                    self.sched_latency.record(lat);
+                    if lat >= self.worst_latency.0 {
+                        self.worst_latency = (lat, ns, task, name);
+                    }
+                }
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                th.poll = Some((task, ns));
+                if th.depth == 1 {
+                    th.outer_name = name;
+                }
+            }
+            EventKind::PollEnd { task, .. } => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                let start = match th.poll.take() {
+                    Some((t, s)) if t == task => Some(s),
+                    _ => None,
+                };
+                let t = self.task_entry(task, TaskKind::Async, ns);
+                let start = start.or(t.poll_start.take());
+                t.poll_start = None;
+                if let Some(start) = start {
+                    let d = ns.saturating_sub(start);
+                    t.running_ns += d;
+                    let (name, site) = (t.name, t.site);
+                    self.poll_duration.record(d);
+                    if d >= LONG_POLL_NS {
+                        self.long_polls.0 += 1;
+                        self.long_polls.1 += d;
+                    }
+                    self.top_poll(PollRecord {
+                        dur_ns: d,
+                        start_ns: start,
+                        task,
+                        name,
+                        site,
+                        thread,
+                    });
+                    for lane in [LaneId::Thread(thread), LaneId::Task(task)] {
+                        self.slice(Slice {
+                            lane,
+                            kind: SliceKind::Poll,
+                            name,
+                            block: None,
+                            start_ns: start,
+                            dur_ns: d,
+                        });
+                    }
+                }
+            }
+            EventKind::BlockBegin { reason, site } => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                let in_poll = th.poll.is_some_and(|(t, _)| t == cx.task);
+                th.block = Some(OpenBlock {
+                    reason,
+                    site,
+                    start: ns,
+                    task: cx.task,
+                    in_poll,
+                });
+            }
+            EventKind::BlockEnd => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                if let Some(b) = th.block.take() {
+                    let d = ns.saturating_sub(b.start);
+                    th.blocked_ns += d;
+                    let r = reason_index(b.reason);
+                    if r <= 1 {
+                        th.blocked_lock_ns += d;
+                    }
+                    if th.depth > 0 {
+                        th.blocked_active_ns += d;
+                    }
+                    if b.task != TaskId::NONE
+                        && let Some(t) = self.live.get_mut(&b.task)
+                    {
+                        t.blocked_ns[r] += d;
+                        if b.in_poll {
+                            t.running_ns = t.running_ns.saturating_sub(d);
+                        }
+                    }
+                    self.blocking
+                        .entry((b.site, r))
+                        .or_default()
+                        .record(b.start, d);
+                    if b.in_poll {
+                        self.blocking_in_poll
+                            .entry((b.site, r))
+                            .or_default()
+                            .record(b.start, d);
+                    }
+                    self.slice(Slice {
+                        lane: LaneId::Thread(thread),
+                        kind: SliceKind::Block,
+                        name: StrId(0),
+                        block: Some((b.reason, b.site)),
+                        start_ns: b.start,
+                        dur_ns: d,
+                    });
+                }
+            }
+            EventKind::RegionBegin { name } => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                if th.regions.len() < MAX_REGION_DEPTH {
+                    th.regions.push((name, ns));
+                }
+            }
+            EventKind::RegionEnd { name } => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                if let Some(pos) = th.regions.iter().rposition(|r| r.0 == name) {
+                    let start = th.regions[pos].1;
+                    th.regions.truncate(pos);
+                    let d = ns.saturating_sub(start);
+                    self.regions.entry(name).or_default().record(start, d);
+                    self.slice(Slice {
+                        lane: LaneId::Thread(thread),
+                        kind: SliceKind::Region,
+                        name,
+                        block: None,
+                        start_ns: start,
+                        dur_ns: d,
+                    });
+                }
+            }
+            EventKind::Park => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                th.parked_since = Some(ns);
+                th.parks += 1;
+            }
+            EventKind::Unpark => {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                if let Some(s) = th.parked_since.take() {
+                    let d = ns.saturating_sub(s);
+                    th.parked_ns += d;
+                    self.slice(Slice {
+                        lane: LaneId::Thread(thread),
+                        kind: SliceKind::Park,
+                        name: StrId(0),
+                        block: None,
+                        start_ns: s,
+                        dur_ns: d,
+                    });
+                }
+            }
+            EventKind::OtelLink { task, trace_id, .. } => {
+                if let Some(t) = self.live.get_mut(&task) {
+                    t.otel = Some(trace_id);
+                }
+            }
+            EventKind::Loss {
+                reason,
+                events,
+                bytes,
+            } => {
+                let l = self.loss.entry(loss_name(reason)).or_default();
+                l.0 += 1;
+                l.1 += events;
+                l.2 += bytes;
+                let w = self.loss_window_ns.get_or_insert((ns, ns));
+                w.1 = w.1.max(ns);
+            }
+            _ => {}
+        }
+    }
+
+    fn gap(&mut self, _thread: ThreadId, missing: u64) {
+        self.missing_batches += missing;
+    }
+
+    fn end(&mut self, cx: &EndCx<'_>) {
+        self.duration_ns = cx.last_ns;
+        let end = cx.last_ns;
+        // Close what is still open at the end, so totals cover the whole window.
+        for th in self.threads.values_mut() {
+            if th.depth > 0 {
+                let d = end.saturating_sub(th.active_since);
+                th.active_ns += d;
+                if d > th.longest_active.0 {
+                    th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
+                }
+            }
+            if let Some(s) = th.parked_since.take() {
+                th.parked_ns += end.saturating_sub(s);
+            }
+            if let Some(b) = th.block.take() {
+                let d = end.saturating_sub(b.start);
+                th.blocked_ns += d;
+                if th.depth > 0 {
+                    th.blocked_active_ns += d;
+                }
+                if reason_index(b.reason) <= 1 {
+                    th.blocked_lock_ns += d;
+                }
+            }
+            th.regions = Vec::new();
+        }
+        let mut oldest: Option<(u64, StrId, SiteId)> = None;
+        for t in self.live.values() {
+            if !self.wanted.get(&t.name).copied().unwrap_or(true)
+                || self.opts.otel_trace_id.is_some_and(|w| t.otel != Some(w))
+            {
+                continue;
+            }
+            let s = self.tasks.entry((t.kind, t.name)).or_default();
+            s.alive_at_end += 1;
+            if t.created_here {
+                s.created_alive_at_end += 1;
+                if s.site.0 == 0 {
+                    s.site = t.site;
+                }
+                let age = end.saturating_sub(t.start_ns);
+                if oldest.is_none_or(|o| age > o.0) {
+                    oldest = Some((age, t.name, t.site));
+                }
+            }
+        }
+        self.oldest_alive = oldest;
+        self.live = HashMap::new();
+        self.live_series.push(end, self.live_created);
+        if let Some(p) = self.live_series.points.last_mut() {
+            p.0 = end;
+        }
+        self.tables = cx.tables.clone();
+        self.slices.sort_by_key(|s| (s.lane, s.start_ns));
+    }
+}
+
+fn loss_name(r: LossReason) -> &'static str {
+    r.as_str()
+}

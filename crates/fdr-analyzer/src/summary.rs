@@ -1,0 +1,573 @@
+//! `fdr summary`: duration, threads, tasks, events by kind, loss and clock, in one
+//! parallel pass.
+//!
+//! Batches are self-contained, so the summary needs no merge: the reading thread checks
+//! and copies batches into a block of a few megabytes while worker threads decode the
+//! previous block, split into ranges of batches. Memory is two blocks plus one counter
+//! set per thread of the trace.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use fdr_format::decode::Input;
+use fdr_format::{
+    Batch, DecodeError, Decoder, EVENT_KIND_COUNT, EVENT_KIND_NAMES, EventBatch, EventKind,
+    ProcessInfo, Tables, ThreadId,
+};
+use serde_json::json;
+
+use crate::error::{AnalyzeError, TraceError};
+use crate::stream::{Progress, ReadStats};
+use crate::text;
+
+/// Bytes of event payload per block handed to the workers.
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// Per-thread counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadSummary {
+    /// The thread's name from the tables (may be empty).
+    pub name: String,
+    /// Events recorded.
+    pub events: u64,
+    /// Event batches.
+    pub batches: u64,
+    /// Batches missing from its sequence.
+    pub missing_batches: u64,
+}
+
+/// Events lost for one reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossSummary {
+    /// Loss records.
+    pub records: u64,
+    /// Events lost.
+    pub events: u64,
+    /// Bytes lost.
+    pub bytes: u64,
+}
+
+/// What `fdr summary` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// The file header.
+    pub info: ProcessInfo,
+    /// Size of the input.
+    pub file_bytes: Option<u64>,
+    /// What was read.
+    pub stats: ReadStats,
+    /// First and last event timestamps in ticks.
+    pub first_ts: Option<u64>,
+    /// Last event timestamp in ticks.
+    pub last_ts: u64,
+    /// Duration from the first to the last event.
+    pub duration_ns: u64,
+    /// Ticks per second from the clock sync, if any.
+    pub ticks_per_sec: Option<f64>,
+    /// Wall-clock Unix ns of the first event, if the trace has a clock sync.
+    pub start_wall_unix_ns: Option<i128>,
+    /// Events by kind ([`EventKind::index`] order).
+    pub events_by_kind: [u64; EVENT_KIND_COUNT],
+    /// Per recording thread.
+    pub threads: BTreeMap<u32, ThreadSummary>,
+    /// Loss by reason name.
+    pub loss: BTreeMap<&'static str, LossSummary>,
+    /// Strings, sites in the tables.
+    pub strings: usize,
+    /// Sites in the tables.
+    pub sites: usize,
+    /// Why reading stopped early, if it did.
+    pub error: Option<TraceError>,
+}
+
+#[derive(Default)]
+struct Partial {
+    kinds: [u64; EVENT_KIND_COUNT],
+    threads: HashMap<ThreadId, u64>,
+    first_ts: Option<u64>,
+    last_ts: u64,
+    loss: HashMap<&'static str, LossSummary>,
+    skipped_unknown: u64,
+    error: Option<DecodeError>,
+}
+
+impl Partial {
+    fn batch(&mut self, b: &EventBatch<'_>) {
+        let mut events = b.events();
+        let mut n = 0u64;
+        let mut first = None;
+        for e in &mut events {
+            match e {
+                Ok(e) => {
+                    first.get_or_insert(e.ts);
+                    n += 1;
+                    self.kinds[e.kind.index()] += 1;
+                    if let EventKind::Loss {
+                        reason,
+                        events,
+                        bytes,
+                    } = e.kind
+                    {
+                        let l = self.loss.entry(reason.as_str()).or_default();
+                        l.records += 1;
+                        l.events += events;
+                        l.bytes += bytes;
+                    }
+                }
+                Err(e) => {
+                    if self.error.as_ref().is_none_or(|x| e.offset < x.offset) {
+                        self.error = Some(e);
+                    }
+                    break;
+                }
+            }
+        }
+        self.skipped_unknown += events.skipped_unknown();
+        if let Some(f) = first {
+            self.first_ts = Some(self.first_ts.map_or(f, |x| x.min(f)));
+            self.last_ts = self.last_ts.max(events.last_ts());
+        }
+        *self.threads.entry(b.thread).or_default() += n;
+    }
+
+    fn merge(&mut self, o: Partial) {
+        for (a, b) in self.kinds.iter_mut().zip(o.kinds) {
+            *a += b;
+        }
+        for (t, n) in o.threads {
+            *self.threads.entry(t).or_default() += n;
+        }
+        if let Some(f) = o.first_ts {
+            self.first_ts = Some(self.first_ts.map_or(f, |x| x.min(f)));
+        }
+        self.last_ts = self.last_ts.max(o.last_ts);
+        for (r, l) in o.loss {
+            let x = self.loss.entry(r).or_default();
+            x.records += l.records;
+            x.events += l.events;
+            x.bytes += l.bytes;
+        }
+        self.skipped_unknown += o.skipped_unknown;
+        if let Some(e) = o.error
+            && self.error.as_ref().is_none_or(|x| e.offset < x.offset)
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// Copied batches awaiting decode.
+#[derive(Default)]
+struct Block {
+    data: Vec<u8>,
+    batches: Vec<(ThreadId, u64, u64, usize, usize)>,
+}
+
+impl Block {
+    fn clear(&mut self) {
+        self.data.clear();
+        self.batches.clear();
+    }
+
+    fn decode_range(&self, range: std::ops::Range<usize>) -> Partial {
+        let mut p = Partial::default();
+        for &(thread, base_ts, offset, start, len) in &self.batches[range] {
+            p.batch(&EventBatch {
+                offset,
+                thread,
+                seq: 0,
+                base_ts,
+                payload: &self.data[start..start + len],
+            });
+        }
+        p
+    }
+}
+
+struct Reading<'p, I> {
+    decoder: Decoder<I>,
+    tables: Tables,
+    stats: ReadStats,
+    next_seq: HashMap<ThreadId, u32>,
+    threads: BTreeMap<u32, ThreadSummary>,
+    error: Option<DecodeError>,
+    done: bool,
+    total: Option<u64>,
+    last_progress: u64,
+    progress: Option<&'p mut dyn FnMut(Progress)>,
+}
+
+impl<I: Input> Reading<'_, I> {
+    /// Reads batches into `block` until it holds `BLOCK_BYTES` or the trace ends.
+    fn fill(&mut self, block: &mut Block) {
+        block.clear();
+        while !self.done && block.data.len() < BLOCK_BYTES {
+            let Some(batch) = self.decoder.next_batch() else {
+                self.done = true;
+                break;
+            };
+            match batch {
+                Err(e) => {
+                    self.error = Some(e);
+                    self.done = true;
+                }
+                Ok(Batch::Table(t)) => {
+                    if let Err(e) = self.tables.apply(&t) {
+                        self.error = Some(e);
+                        self.done = true;
+                    }
+                }
+                Ok(Batch::Events(b)) => {
+                    self.stats.event_batches += 1;
+                    let t = self.threads.entry(b.thread.0).or_default();
+                    t.batches += 1;
+                    let next = self.next_seq.entry(b.thread).or_insert(b.seq);
+                    if b.seq > *next {
+                        let missing = (b.seq - *next) as u64;
+                        t.missing_batches += missing;
+                        self.stats.missing_batches += missing;
+                    }
+                    *next = b.seq.wrapping_add(1);
+                    let start = block.data.len();
+                    block.data.extend_from_slice(b.payload);
+                    block
+                        .batches
+                        .push((b.thread, b.base_ts, b.offset, start, b.payload.len()));
+                }
+            }
+            if !self.done {
+                self.stats.batches += 1;
+                self.stats.bytes = self.decoder.stats().bytes;
+            }
+        }
+        if let Some(p) = self.progress.as_mut()
+            && (self.stats.bytes - self.last_progress >= 4 << 20 || self.done)
+        {
+            self.last_progress = self.stats.bytes;
+            p(Progress {
+                bytes: self.stats.bytes,
+                total_bytes: self.total,
+            });
+        }
+    }
+}
+
+/// Options of the summary pass.
+#[derive(Default)]
+pub struct SummaryOptions<'p> {
+    /// Decoding threads (0: one per available core).
+    pub threads: usize,
+    /// Progress callback.
+    pub progress: Option<&'p mut dyn FnMut(Progress)>,
+}
+
+impl std::fmt::Debug for SummaryOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SummaryOptions")
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Summarizes the trace at `path`.
+pub fn summarize_file(path: &Path, opts: SummaryOptions<'_>) -> Result<Summary, AnalyzeError> {
+    let file = File::open(path).map_err(|e| AnalyzeError::Open {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let total = file.metadata().ok().map(|m| m.len());
+    let decoder = Decoder::from_reader(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
+    Ok(run(decoder, total, opts))
+}
+
+/// Summarizes a trace held in memory.
+pub fn summarize_slice(bytes: &[u8], opts: SummaryOptions<'_>) -> Result<Summary, AnalyzeError> {
+    let decoder = Decoder::new(bytes)
+        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
+    Ok(run(decoder, Some(bytes.len() as u64), opts))
+}
+
+fn run<I: Input>(decoder: Decoder<I>, total: Option<u64>, opts: SummaryOptions<'_>) -> Summary {
+    let workers = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    }
+    .clamp(1, 64);
+    let info = decoder.process_info().clone();
+    let mut r = Reading {
+        decoder,
+        tables: Tables::new(),
+        stats: ReadStats::default(),
+        next_seq: HashMap::new(),
+        threads: BTreeMap::new(),
+        error: None,
+        done: false,
+        total,
+        last_progress: 0,
+        progress: opts.progress,
+    };
+    let mut total_p = Partial::default();
+    let (mut cur, mut next) = (Block::default(), Block::default());
+    r.fill(&mut cur);
+    while !cur.batches.is_empty() {
+        let parts: Vec<Partial> = std::thread::scope(|s| {
+            let n = cur.batches.len();
+            let per = n.div_ceil(workers);
+            let cur = &cur;
+            let handles: Vec<_> = (0..n)
+                .step_by(per.max(1))
+                .map(|lo| s.spawn(move || cur.decode_range(lo..(lo + per).min(n))))
+                .collect();
+            // Read the next block while the workers decode this one.
+            r.fill(&mut next);
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a summary worker never panics"))
+                .collect()
+        });
+        for p in parts {
+            total_p.merge(p);
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    finish(info, total, r, total_p)
+}
+
+fn finish<I: Input>(
+    info: ProcessInfo,
+    total: Option<u64>,
+    r: Reading<'_, I>,
+    p: Partial,
+) -> Summary {
+    let mut stats = r.stats;
+    stats.events = p.kinds.iter().sum();
+    stats.skipped_unknown = p.skipped_unknown;
+    let mut threads = r.threads;
+    for (t, n) in p.threads {
+        threads.entry(t.0).or_default().events = n;
+    }
+    for (id, t) in threads.iter_mut() {
+        if let Some(info) = r.tables.thread(ThreadId(*id)) {
+            t.name = info.name.clone();
+        }
+    }
+    let clock = r.tables.clock();
+    let first = p.first_ts;
+    let duration_ticks = first.map_or(0, |f| p.last_ts.saturating_sub(f));
+    let error = match (r.error, p.error) {
+        (Some(a), Some(b)) => Some(if b.offset < a.offset { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    Summary {
+        info,
+        file_bytes: total,
+        stats,
+        first_ts: first,
+        last_ts: p.last_ts,
+        duration_ns: clock.map_or(duration_ticks, |c| c.duration_ns(duration_ticks)),
+        ticks_per_sec: clock.map(|c| c.ticks_per_sec),
+        start_wall_unix_ns: clock.zip(first).map(|(c, f)| c.wall_ns(f)),
+        events_by_kind: p.kinds,
+        threads,
+        loss: p.loss.into_iter().collect(),
+        strings: r.tables.string_count(),
+        sites: r.tables.site_count(),
+        error: error.map(|e| TraceError::new(e, stats)),
+    }
+}
+
+impl Summary {
+    /// Total events lost according to loss records.
+    pub fn lost_events(&self) -> u64 {
+        self.loss.values().map(|l| l.events).sum()
+    }
+
+    /// As JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let kinds: serde_json::Map<String, serde_json::Value> = EVENT_KIND_NAMES
+            .iter()
+            .zip(self.events_by_kind)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.to_string(), json!(n)))
+            .collect();
+        json!({
+            "program": self.info.program,
+            "pid": self.info.pid,
+            "service_version": self.info.service_version,
+            "host": self.info.host,
+            "file_bytes": self.file_bytes,
+            "batches": self.stats.batches,
+            "events": self.stats.events,
+            "duration_ns": self.duration_ns,
+            "ticks_per_sec": self.ticks_per_sec,
+            "start_wall_unix_ns": self.start_wall_unix_ns.map(|x| x as i64),
+            "events_by_kind": kinds,
+            "async_tasks_created": self.events_by_kind[5],
+            "user_tasks_begun": self.events_by_kind[10],
+            "threads": self.threads.iter().map(|(id, t)| json!({
+                "thread": id, "name": t.name, "events": t.events,
+                "batches": t.batches, "missing_batches": t.missing_batches,
+            })).collect::<Vec<_>>(),
+            "loss": self.loss.iter().map(|(r, l)| json!({
+                "reason": r, "records": l.records, "events": l.events, "bytes": l.bytes,
+            })).collect::<Vec<_>>(),
+            "missing_batches": self.stats.missing_batches,
+            "skipped_unknown": self.stats.skipped_unknown,
+            "strings": self.strings,
+            "sites": self.sites,
+            "error": self.error.as_ref().map(|e| e.to_string()),
+        })
+    }
+
+    /// As text.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let i = &self.info;
+        let _ = writeln!(
+            s,
+            "trace of {} (pid {}{}{})",
+            if i.program.is_empty() {
+                "?"
+            } else {
+                &i.program
+            },
+            i.pid,
+            if i.service_version.is_empty() {
+                String::new()
+            } else {
+                format!(", version {}", i.service_version)
+            },
+            if i.host.is_empty() {
+                String::new()
+            } else {
+                format!(", host {}", i.host)
+            },
+        );
+        let _ = writeln!(
+            s,
+            "duration   {}   events {}   batches {}   bytes {}",
+            text::dur(self.duration_ns),
+            self.stats.events,
+            self.stats.batches,
+            self.stats.bytes
+        );
+        match self.ticks_per_sec {
+            Some(t) => {
+                let _ = writeln!(s, "clock      {:.0} ticks/s", t);
+            }
+            None => {
+                let _ = writeln!(s, "clock      no clock sync: times are raw ticks");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "tasks      {} async created, {} user tasks begun",
+            self.events_by_kind[5], self.events_by_kind[10]
+        );
+        let lost = self.lost_events();
+        let _ = writeln!(
+            s,
+            "loss       {} events lost in {} records, {} batches missing",
+            lost,
+            self.loss.values().map(|l| l.records).sum::<u64>(),
+            self.stats.missing_batches
+        );
+        let _ = writeln!(s, "\nthreads ({})", self.threads.len());
+        let rows: Vec<Vec<String>> = self
+            .threads
+            .iter()
+            .map(|(id, t)| {
+                vec![
+                    id.to_string(),
+                    if t.name.is_empty() {
+                        "-".into()
+                    } else {
+                        t.name.clone()
+                    },
+                    t.events.to_string(),
+                    t.batches.to_string(),
+                    t.missing_batches.to_string(),
+                ]
+            })
+            .collect();
+        text::table(
+            &mut s,
+            &["thread", "name", "events", "batches", "missing"],
+            &rows,
+        );
+        let _ = writeln!(s, "\nevents by kind");
+        let rows: Vec<Vec<String>> = EVENT_KIND_NAMES
+            .iter()
+            .zip(self.events_by_kind)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| vec![k.to_string(), n.to_string()])
+            .collect();
+        text::table(&mut s, &["kind", "count"], &rows);
+        if !self.loss.is_empty() {
+            let _ = writeln!(s, "\nloss by reason");
+            let rows: Vec<Vec<String>> = self
+                .loss
+                .iter()
+                .map(|(r, l)| {
+                    vec![
+                        r.to_string(),
+                        l.records.to_string(),
+                        l.events.to_string(),
+                        l.bytes.to_string(),
+                    ]
+                })
+                .collect();
+            text::table(&mut s, &["reason", "records", "events", "bytes"], &rows);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fdr_format::testing::sample_trace;
+
+    #[test]
+    fn parallel_and_single_thread_summaries_agree_with_the_stream() {
+        let bytes = sample_trace();
+        let one = summarize_slice(
+            &bytes,
+            SummaryOptions {
+                threads: 1,
+                progress: None,
+            },
+        )
+        .unwrap();
+        let four = summarize_slice(
+            &bytes,
+            SummaryOptions {
+                threads: 4,
+                progress: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(one.events_by_kind, four.events_by_kind);
+        assert_eq!(one.stats.events, 6000);
+        assert_eq!(one.threads.len(), 3);
+        assert_eq!(one.threads[&1].events, 2000);
+        assert_eq!(one.threads[&2].name, "worker-2");
+        assert!(one.duration_ns > 0);
+        assert!(one.error.is_none());
+    }
+
+    #[test]
+    fn cut_trace_names_offset_and_keeps_prefix() {
+        let mut bytes = sample_trace();
+        bytes.truncate(bytes.len() - 100);
+        let s = summarize_slice(&bytes, SummaryOptions::default()).unwrap();
+        let e = s.error.expect("cut short");
+        assert!(e.offset > 0);
+        assert!(s.stats.events > 0 && s.stats.events < 6000);
+    }
+}

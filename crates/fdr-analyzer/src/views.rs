@@ -1,0 +1,283 @@
+//! Text and JSON views of a [`Profile`]: `fdr tasks`, `regions`, `blocking`, `sched`.
+
+use serde_json::{Value, json};
+
+use crate::profile::{Profile, REASON_NAMES, SpanStats};
+use crate::text::{self, dur};
+
+fn span_json(s: &SpanStats) -> Value {
+    json!({
+        "count": s.hist.count(),
+        "total_ns": s.hist.sum(),
+        "p50_ns": s.hist.p50(),
+        "p99_ns": s.hist.p99(),
+        "max_ns": s.hist.max(),
+    })
+}
+
+fn span_cells(s: &SpanStats) -> Vec<String> {
+    vec![
+        s.hist.count().to_string(),
+        dur(s.hist.sum()),
+        dur(s.hist.p50()),
+        dur(s.hist.p99()),
+        dur(s.hist.max()),
+    ]
+}
+
+/// Per task name, most total time first.
+pub fn tasks_json(p: &Profile) -> Value {
+    let mut rows: Vec<_> = p.tasks.iter().collect();
+    rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
+    Value::Array(
+        rows.into_iter()
+            .map(|((kind, name), s)| {
+                let blocked: serde_json::Map<String, Value> = REASON_NAMES
+                    .iter()
+                    .zip(s.blocked_ns)
+                    .filter(|(_, v)| *v > 0)
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect();
+                json!({
+                    "name": p.tables.name(*name),
+                    "kind": kind.as_str(),
+                    "spawn_site": p.tables.site_name(s.site),
+                    "finished": span_json(&s.lifetime),
+                    "alive_at_end": s.alive_at_end,
+                    "polls": s.polls,
+                    "running_ns": s.running_ns,
+                    "sched_wait_ns": s.sched_wait_ns,
+                    "blocked_ns": blocked,
+                    "idle_ns": s.idle_ns,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Per task name, as a text table.
+pub fn tasks_text(p: &Profile) -> String {
+    let mut out = String::new();
+    let mut rows: Vec<_> = p.tasks.iter().collect();
+    rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|((kind, name), s)| {
+            let known = s.running_ns + s.sched_wait_ns + s.blocked_total_ns() + s.idle_ns;
+            let share = |x: u64| {
+                if known == 0 {
+                    "-".to_string()
+                } else {
+                    text::pct(x as f64 / known as f64)
+                }
+            };
+            let mut blocked: Vec<String> = REASON_NAMES
+                .iter()
+                .zip(s.blocked_ns)
+                .filter(|(_, v)| *v > 0)
+                .map(|(k, v)| format!("{k} {}", share(v)))
+                .collect();
+            if blocked.is_empty() {
+                blocked.push("-".into());
+            }
+            let mut row = vec![p.tables.name(*name).into_owned(), kind.as_str().into()];
+            row.extend(span_cells(&s.lifetime));
+            row.extend([
+                s.alive_at_end.to_string(),
+                share(s.running_ns),
+                share(s.sched_wait_ns),
+                blocked.join(", "),
+                share(s.idle_ns),
+            ]);
+            row
+        })
+        .collect();
+    text::table(
+        &mut out,
+        &[
+            "task",
+            "kind",
+            "count",
+            "total",
+            "p50",
+            "p99",
+            "max",
+            "alive",
+            "running",
+            "sched-wait",
+            "blocked",
+            "awaiting",
+        ],
+        &rows,
+    );
+    if p.filtered_out > 0 {
+        out.push_str(&format!(
+            "({} tasks did not match the filters)\n",
+            p.filtered_out
+        ));
+    }
+    out
+}
+
+/// Per region name, most total time first.
+pub fn regions_json(p: &Profile) -> Value {
+    let mut rows: Vec<_> = p.regions.iter().collect();
+    rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
+    Value::Array(
+        rows.into_iter()
+            .map(|(name, s)| {
+                let mut v = span_json(s);
+                v["name"] = json!(p.tables.name(*name));
+                v
+            })
+            .collect(),
+    )
+}
+
+/// Per region name, as a text table.
+pub fn regions_text(p: &Profile) -> String {
+    let mut out = String::new();
+    let mut rows: Vec<_> = p.regions.iter().collect();
+    rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(name, s)| {
+            let mut r = vec![p.tables.name(*name).into_owned()];
+            r.extend(span_cells(s));
+            r
+        })
+        .collect();
+    text::table(
+        &mut out,
+        &["region", "count", "total", "p50", "p99", "max"],
+        &rows,
+    );
+    out
+}
+
+/// Blocking sites by cumulative blocked time, top `n`.
+pub fn blocking_json(p: &Profile, n: usize) -> Value {
+    let mut rows: Vec<_> = p.blocking.iter().collect();
+    rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
+    Value::Array(
+        rows.into_iter()
+            .take(n)
+            .map(|((site, r), s)| {
+                let mut v = span_json(s);
+                v["site"] = json!(p.tables.site_name(*site));
+                v["reason"] = json!(REASON_NAMES[*r]);
+                v
+            })
+            .collect(),
+    )
+}
+
+/// Blocking sites as a text table.
+pub fn blocking_text(p: &Profile, n: usize) -> String {
+    let mut out = String::new();
+    let mut rows: Vec<_> = p.blocking.iter().collect();
+    rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
+    let total: u64 = rows.iter().map(|(_, s)| s.hist.sum()).sum();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .take(n)
+        .map(|((site, r), s)| {
+            let mut row = vec![
+                p.tables.site_name(*site).into_owned(),
+                REASON_NAMES[*r].into(),
+            ];
+            row.extend(span_cells(s));
+            row.push(if total == 0 {
+                "-".into()
+            } else {
+                text::pct(s.hist.sum() as f64 / total as f64)
+            });
+            row
+        })
+        .collect();
+    text::table(
+        &mut out,
+        &[
+            "site", "reason", "count", "total", "p50", "p99", "max", "share",
+        ],
+        &rows,
+    );
+    out
+}
+
+/// Scheduling latency, poll durations, longest polls.
+pub fn sched_json(p: &Profile) -> Value {
+    let h = |h: &crate::hist::Histogram| {
+        json!({
+            "count": h.count(), "p50_ns": h.p50(), "p90_ns": h.quantile(0.9), "p99_ns": h.p99(),
+            "p999_ns": h.quantile(0.999), "max_ns": h.max(), "mean_ns": h.mean(),
+        })
+    };
+    json!({
+        "sched_latency": h(&p.sched_latency),
+        "poll_duration": h(&p.poll_duration),
+        "long_polls": { "threshold_ns": crate::profile::LONG_POLL_NS, "count": p.long_polls.0, "total_ns": p.long_polls.1 },
+        "longest_polls": p.longest_polls.iter().map(|x| json!({
+            "dur_ns": x.dur_ns, "start_ns": x.start_ns, "task": x.task.0,
+            "name": p.tables.name(x.name), "spawn_site": p.tables.site_name(x.site), "thread": x.thread.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Scheduling as text.
+pub fn sched_text(p: &Profile) -> String {
+    let mut out = String::new();
+    let row = |name: &str, h: &crate::hist::Histogram| {
+        vec![
+            name.to_string(),
+            h.count().to_string(),
+            dur(h.p50()),
+            dur(h.quantile(0.9)),
+            dur(h.p99()),
+            dur(h.quantile(0.999)),
+            dur(h.max()),
+        ]
+    };
+    text::table(
+        &mut out,
+        &["distribution", "count", "p50", "p90", "p99", "p99.9", "max"],
+        &[
+            row("sched latency (wake -> poll)", &p.sched_latency),
+            row("poll duration", &p.poll_duration),
+        ],
+    );
+    out.push_str(&format!(
+        "\npolls >= {}: {} ({} in total)\n\nlongest polls\n",
+        dur(crate::profile::LONG_POLL_NS),
+        p.long_polls.0,
+        dur(p.long_polls.1)
+    ));
+    let rows: Vec<Vec<String>> = p
+        .longest_polls
+        .iter()
+        .map(|x| {
+            vec![
+                dur(x.dur_ns),
+                format!("@{}", dur(x.start_ns)),
+                p.tables.name(x.name).into_owned(),
+                x.task.0.to_string(),
+                p.tables.site_name(x.site).into_owned(),
+                thread_name(p, x.thread),
+            ]
+        })
+        .collect();
+    text::table(
+        &mut out,
+        &["duration", "at", "task", "id", "spawn site", "thread"],
+        &rows,
+    );
+    out
+}
+
+/// A thread's name, or `thread N`.
+pub fn thread_name(p: &Profile, t: fdr_format::ThreadId) -> String {
+    match p.tables.thread(t) {
+        Some(i) if !i.name.is_empty() => i.name.clone(),
+        _ => format!("thread {}", t.0),
+    }
+}

@@ -1,0 +1,386 @@
+//! `fdr`: read fdr traces from the command line.
+//!
+//! Exit codes: 0 success; 1 usage or I/O error; 2 the trace file is bad (not a trace, or
+//! damaged: results, if printed, cover the whole batches before the damage).
+#![forbid(unsafe_code)]
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use fdr_analyzer::{
+    AnalyzeError, Profile, ProfileOptions, Progress, ReadOptions, ReadOutcome, SummaryOptions,
+    TraceError, cat::Cat, chrome::ChromeExport, diagnose, diff, report, text, views,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "fdr",
+    version,
+    about = "Read fdr flight-recorder traces: summarize, profile, compare, diagnose, export."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// The trace file (.fdr).
+    trace: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Duration, threads, tasks, events by kind, loss, clock.
+    Summary(Common),
+    /// Per task name: count, total, p50/p99/max, and where the time went.
+    Tasks {
+        #[command(flatten)]
+        c: Common,
+        /// Only tasks whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
+        #[arg(long)]
+        otel_trace_id: Option<String>,
+    },
+    /// Per region name: count, total, p50/p99/max.
+    Regions(Common),
+    /// Blocking sites by cumulative blocked time.
+    Blocking {
+        #[command(flatten)]
+        c: Common,
+        /// How many sites.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Scheduling latency and poll duration distributions; the longest polls.
+    Sched {
+        #[command(flatten)]
+        c: Common,
+        /// How many of the longest polls.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Compare two traces: per region, site and task name, sorted by |delta|.
+    Diff {
+        /// The baseline trace.
+        a: PathBuf,
+        /// The trace to compare with it.
+        b: PathBuf,
+        /// Rows shown.
+        #[arg(long, default_value_t = 30)]
+        top: usize,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The on-call runbook as rules: what is wrong, the evidence, the fix.
+    Diagnose(Common),
+    /// Export for other viewers.
+    Export {
+        /// The trace file.
+        trace: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::ChromeJson)]
+        format: Format,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// One self-contained HTML page: timeline, findings, tables.
+    Report {
+        /// The trace file.
+        trace: PathBuf,
+        /// Output file.
+        #[arg(short, long, default_value = "report.html")]
+        output: PathBuf,
+    },
+    /// Events as text, one a line, in time order.
+    Cat {
+        /// The trace file.
+        trace: PathBuf,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Trace Event JSON (Perfetto UI, chrome://tracing, speedscope).
+    ChromeJson,
+}
+
+/// A bad trace file: exit code 2.
+#[derive(Debug)]
+struct BadTrace(String);
+
+impl std::fmt::Display for BadTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadTrace {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let bad = e.downcast_ref::<BadTrace>().is_some();
+            eprintln!("fdr: error: {e:#}");
+            ExitCode::from(if bad { 2 } else { 1 })
+        }
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+struct Bar {
+    on: bool,
+    last: Instant,
+    label: String,
+}
+
+impl Bar {
+    fn new(path: &Path) -> Self {
+        let big = std::fs::metadata(path).map_or(false, |m| m.len() > 32 << 20);
+        Bar {
+            on: big && std::io::stderr().is_terminal(),
+            last: Instant::now(),
+            label: path.display().to_string(),
+        }
+    }
+
+    fn tick(&mut self, p: Progress) {
+        if !self.on {
+            return;
+        }
+        let done = p.total_bytes.is_some_and(|t| p.bytes >= t);
+        if !done && self.last.elapsed() < Duration::from_millis(100) {
+            return;
+        }
+        self.last = Instant::now();
+        let mut e = std::io::stderr().lock();
+        match p.total_bytes {
+            Some(t) if t > 0 => {
+                let f = (p.bytes as f64 / t as f64).min(1.0);
+                let n = (f * 30.0) as usize;
+                let _ = write!(
+                    e,
+                    "\r{} [{}{}] {:>5.1}% {} MiB",
+                    self.label,
+                    "#".repeat(n),
+                    " ".repeat(30 - n),
+                    f * 100.0,
+                    p.bytes >> 20
+                );
+            }
+            _ => {
+                let _ = write!(e, "\r{} {} MiB", self.label, p.bytes >> 20);
+            }
+        }
+        if done {
+            let _ = writeln!(e);
+        }
+    }
+}
+
+fn open_err(e: AnalyzeError) -> anyhow::Error {
+    match e {
+        AnalyzeError::Header(t) => BadTrace(format!("not a readable fdr trace: {t}")).into(),
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// After the output: a damaged trace is reported and exits 2.
+fn check(path: &Path, err: Option<&TraceError>) -> Result<()> {
+    match err {
+        None => Ok(()),
+        Some(e) => {
+            let hint = if e.is_cut_short() {
+                " (the file was cut short)"
+            } else {
+                ""
+            };
+            Err(BadTrace(format!(
+                "{}: damaged trace {e}{hint}; the output above covers what was kept",
+                path.display()
+            ))
+            .into())
+        }
+    }
+}
+
+fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
+    let mut bar = Bar::new(path);
+    let mut tick = |p: Progress| bar.tick(p);
+    let read = ReadOptions {
+        progress: Some(&mut tick),
+        ..ReadOptions::default()
+    };
+    fdr_analyzer::profile_file(path, opts, read).map_err(open_err)
+}
+
+fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let r = if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)
+    } else {
+        write!(out, "{text}")
+    };
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Summary(c) => {
+            let mut bar = Bar::new(&c.trace);
+            let mut tick = |p: Progress| bar.tick(p);
+            let s = fdr_analyzer::summarize_file(
+                &c.trace,
+                SummaryOptions {
+                    threads: 0,
+                    progress: Some(&mut tick),
+                },
+            )
+            .map_err(open_err)?;
+            print(c.json, s.to_json(), s.to_text())?;
+            check(&c.trace, s.error.as_ref())
+        }
+        Cmd::Tasks {
+            c,
+            name,
+            otel_trace_id,
+        } => {
+            let otel = match otel_trace_id {
+                Some(s) => Some(
+                    text::parse_trace_id(&s)
+                        .with_context(|| format!("--otel-trace-id {s:?} is not 32 hex digits"))?,
+                ),
+                None => None,
+            };
+            let (p, out) = profile(
+                &c.trace,
+                ProfileOptions {
+                    name,
+                    otel_trace_id: otel,
+                    ..ProfileOptions::default()
+                },
+            )?;
+            print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Regions(c) => {
+            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+            print(c.json, views::regions_json(&p), views::regions_text(&p))?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Blocking { c, top } => {
+            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+            print(
+                c.json,
+                views::blocking_json(&p, top),
+                views::blocking_text(&p, top),
+            )?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Sched { c, top } => {
+            let (p, out) = profile(
+                &c.trace,
+                ProfileOptions {
+                    top,
+                    ..ProfileOptions::default()
+                },
+            )?;
+            print(c.json, views::sched_json(&p), views::sched_text(&p))?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Diagnose(c) => {
+            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+            let d = diagnose(&p);
+            print(c.json, d.to_json(), d.to_text())?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Diff { a, b, top, json } => {
+            let (pa, oa) = profile(&a, ProfileOptions::default())?;
+            let (pb, ob) = profile(&b, ProfileOptions::default())?;
+            let rows = diff::diff(&pa, &pb);
+            print(
+                json,
+                diff::diff_json(&rows, top),
+                diff::diff_text(&rows, top),
+            )?;
+            check(&a, oa.error.as_ref())?;
+            check(&b, ob.error.as_ref())
+        }
+        Cmd::Export {
+            trace,
+            format: Format::ChromeJson,
+            output,
+        } => {
+            let f = File::create(&output)
+                .with_context(|| format!("cannot create {}", output.display()))?;
+            let mut x = ChromeExport::new(BufWriter::new(f));
+            let mut bar = Bar::new(&trace);
+            let mut tick = |p: Progress| bar.tick(p);
+            let out = fdr_analyzer::read_file(
+                &trace,
+                &mut x,
+                ReadOptions {
+                    progress: Some(&mut tick),
+                    ..ReadOptions::default()
+                },
+            )
+            .map_err(open_err)?;
+            if let Some(e) = x.error.take() {
+                bail!("writing {}: {e}", output.display());
+            }
+            eprintln!("wrote {} trace events to {}", x.written, output.display());
+            check(&trace, out.error.as_ref())
+        }
+        Cmd::Report { trace, output } => {
+            let (p, out) = profile(
+                &trace,
+                ProfileOptions {
+                    timeline_slices: 20_000,
+                    ..ProfileOptions::default()
+                },
+            )?;
+            let d = diagnose(&p);
+            let html = report::render(&p, &d, &trace.display().to_string());
+            std::fs::write(&output, html)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            eprintln!("wrote {}", output.display());
+            check(&trace, out.error.as_ref())
+        }
+        Cmd::Cat { trace, limit } => {
+            let stdout = std::io::stdout().lock();
+            let mut c = Cat::new(BufWriter::new(stdout), limit.unwrap_or(u64::MAX));
+            let out = fdr_analyzer::read_file(&trace, &mut c, ReadOptions::default())
+                .map_err(open_err)?;
+            let err = c.error.take();
+            let mut w = c.into_inner();
+            let flushed = w.flush();
+            match err.map(Err).unwrap_or(flushed) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(e).context("writing to stdout");
+                }
+                _ => {}
+            }
+            check(&trace, out.error.as_ref())
+        }
+    }
+}
