@@ -1,0 +1,82 @@
+//! The chrome-json export follows the Trace Event format.
+
+use std::collections::HashMap;
+
+use fdr_analyzer::chrome::ChromeExport;
+use fdr_analyzer::scenarios::{SCENARIOS, scenario};
+use fdr_analyzer::{ReadOptions, read_slice};
+use serde_json::Value;
+
+#[test]
+fn export_is_valid_trace_event_json() {
+    for (name, _) in SCENARIOS {
+        let trace = scenario(name).unwrap();
+        let mut x = ChromeExport::new(Vec::new());
+        let out = read_slice(&trace, &mut x, ReadOptions::default()).unwrap();
+        assert!(out.error.is_none());
+        assert!(x.error.is_none());
+        let written = x.written;
+        let v: Value = serde_json::from_slice(&x.into_inner()).expect("valid JSON");
+        let events = v["traceEvents"].as_array().expect("traceEvents array");
+        assert_eq!(events.len() as u64, written);
+        let mut kinds: HashMap<String, u64> = HashMap::new();
+        let mut open: HashMap<(u64, u64), i64> = HashMap::new();
+        let mut named_threads = Vec::new();
+        for e in events {
+            let ph = e["ph"].as_str().expect("ph is a string");
+            *kinds.entry(ph.to_string()).or_default() += 1;
+            assert!(
+                matches!(ph, "X" | "B" | "E" | "i" | "M"),
+                "{name}: unexpected ph {ph}"
+            );
+            assert!(e["name"].is_string(), "{e}");
+            let pid = e["pid"].as_u64().expect("pid");
+            let tid = e["tid"].as_u64().expect("tid");
+            assert_eq!(pid, 7);
+            if ph == "M" {
+                if e["name"] == "thread_name" {
+                    assert!(e["args"]["name"].is_string());
+                    named_threads.push(tid);
+                }
+                continue;
+            }
+            let ts = e["ts"].as_f64().expect("ts in microseconds");
+            // Scenarios last about 200 ms (plus queued work): ts is in microseconds.
+            assert!((0.0..2e6).contains(&ts), "{name}: ts {ts}");
+            match ph {
+                "X" => {
+                    let dur = e["dur"].as_f64().expect("X has dur");
+                    assert!(dur >= 0.0 && dur < 2e6, "{name}: dur {dur}");
+                }
+                "B" => *open.entry((pid, tid)).or_default() += 1,
+                "E" => *open.entry((pid, tid)).or_default() -= 1,
+                "i" => assert!(matches!(e["s"].as_str(), Some("t" | "p" | "g"))),
+                _ => {}
+            }
+        }
+        assert!(open.values().all(|&n| n == 0), "{name}: unmatched B/E");
+        assert!(
+            kinds.get("X").copied().unwrap_or(0) > 20,
+            "{name}: {kinds:?}"
+        );
+        assert!(!named_threads.is_empty());
+    }
+}
+
+#[test]
+fn export_durations_match_the_profile() {
+    let trace = scenario("lock_contention").unwrap();
+    let mut x = ChromeExport::new(Vec::new());
+    read_slice(&trace, &mut x, ReadOptions::default()).unwrap();
+    let v: Value = serde_json::from_slice(&x.into_inner()).unwrap();
+    let blocked_us: f64 = v["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cat"] == "block")
+        .map(|e| e["dur"].as_f64().unwrap())
+        .sum();
+    let (p, _) = fdr_analyzer::profile_slice(&trace, Default::default()).unwrap();
+    let blocked_ns: u64 = p.blocking.values().map(|s| s.hist.sum()).sum();
+    assert!((blocked_us * 1000.0 - blocked_ns as f64).abs() < 1000.0 + blocked_ns as f64 * 1e-6);
+}

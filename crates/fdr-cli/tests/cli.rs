@@ -1,0 +1,258 @@
+//! The `fdr` binary end to end: outputs, exit codes, errors on bad files, and the HTML
+//! report rendered in headless Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fdr_analyzer::scenarios::scenario;
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fdr-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn trace(name: &str) -> PathBuf {
+    let p = dir().join(format!("{name}.fdr"));
+    if !p.exists() {
+        std::fs::write(&p, scenario(name).unwrap()).unwrap();
+    }
+    p
+}
+
+fn fdr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fdr"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn every_command_runs_on_a_good_trace() {
+    let t = trace("long_polls");
+    for args in [
+        vec!["summary", s(&t)],
+        vec!["tasks", s(&t)],
+        vec!["regions", s(&t)],
+        vec!["blocking", "--top", "3", s(&t)],
+        vec!["sched", s(&t)],
+        vec!["diagnose", s(&t)],
+        vec!["cat", "--limit", "5", s(&t)],
+    ] {
+        let o = fdr(&args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!o.stdout.is_empty(), "{args:?}");
+    }
+    let o = fdr(&["diagnose", "--json", s(&t)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["rule"], "long_polls");
+    assert_eq!(v[0]["severity"], "critical");
+    let o = fdr(&["summary", "--json", s(&t)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["events"].as_u64().unwrap() > 1000);
+}
+
+#[test]
+fn tasks_filters_by_name_and_otel_trace_id() {
+    let t = trace("healthy");
+    let o = fdr(&["tasks", "--json", "--name", "handle", s(&t)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert!(v[0]["finished"]["count"].as_u64().unwrap() > 100);
+    // Task 5's trace id, as the scenario links it.
+    let id = "00000000000000050000000000000001";
+    let o = fdr(&["tasks", "--json", "--otel-trace-id", id, s(&t)]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["finished"]["count"], 1);
+    let o = fdr(&["tasks", "--otel-trace-id", "nothex", s(&t)]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn diff_sorts_by_delta() {
+    let a = trace("healthy");
+    let b = trace("long_polls");
+    let o = fdr(&["diff", "--json", s(&a), s(&b)]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let deltas: Vec<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["delta_ns"].as_i64().unwrap().abs())
+        .collect();
+    assert!(deltas.windows(2).all(|w| w[0] >= w[1]));
+    assert!(v[0]["name"].as_str().unwrap().contains("report"));
+}
+
+#[test]
+fn bad_files_exit_2_with_offset_and_what_was_kept() {
+    let bytes = scenario("healthy").unwrap();
+    let cut = dir().join("cut.fdr");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let o = fdr(&["summary", s(&cut)]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("at byte") && err.contains("kept"), "{err}");
+    assert!(!o.stdout.is_empty(), "the prefix is still summarized");
+    let o = fdr(&["diagnose", s(&cut)]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let junk = dir().join("junk.fdr");
+    std::fs::write(&junk, b"definitely not a trace").unwrap();
+    let o = fdr(&["tasks", s(&junk)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an fdr trace"));
+
+    let mut flipped = bytes.clone();
+    let i = flipped.len() / 2;
+    flipped[i] ^= 0x40;
+    let f = dir().join("flipped.fdr");
+    std::fs::write(&f, &flipped).unwrap();
+    let o = fdr(&["cat", s(&f)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("checksum"));
+
+    let o = fdr(&["summary", "/nonexistent/x.fdr"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn export_writes_chrome_json() {
+    let t = trace("sched_delay");
+    let out = dir().join("sched.json");
+    let o = fdr(&["export", "--format", "chrome-json", "-o", s(&out), s(&t)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(v["traceEvents"].as_array().unwrap().len() > 1000);
+}
+
+fn chromium() -> Option<String> {
+    for c in ["chromium", "chromium-browser", "google-chrome"] {
+        if Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return Some(c.to_string());
+        }
+    }
+    None
+}
+
+/// Installs Debian's chromium when it is missing, as `cargo xtask ci` does.
+fn ensure_chromium() -> Result<String, String> {
+    if let Some(c) = chromium() {
+        return Ok(c);
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
+    match apt(&["update"]) {
+        Ok(st) if st.success() => {}
+        Ok(st) => return Err(format!("apt-get update failed: {st}")),
+        Err(e) => return Err(format!("apt-get is not available: {e}")),
+    }
+    match apt(&["install", "-y", "chromium"]) {
+        Ok(st) if st.success() => {
+            chromium().ok_or_else(|| "chromium installed but not on PATH".into())
+        }
+        Ok(st) => Err(format!("apt-get install chromium failed: {st}")),
+        Err(e) => Err(format!("apt-get install failed to start: {e}")),
+    }
+}
+
+#[test]
+fn report_renders_in_headless_chromium() {
+    let t = trace("long_polls");
+    let html = dir().join("report.html");
+    let o = fdr(&["report", "-o", s(&html), s(&t)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !page.contains("http://")
+            || page
+                .matches("http://")
+                .all(|_| page.contains("http://www.w3.org/2000/svg"))
+    );
+    assert!(
+        !page.contains("https://") && !page.contains("src=\""),
+        "the page fetches nothing"
+    );
+    let chrome = match ensure_chromium() {
+        Ok(c) => c,
+        Err(why) => {
+            println!("SKIPPED: headless Chromium check: {why}");
+            return;
+        }
+    };
+    let profile = dir().join("chromium-profile");
+    let shot = dir().join("report.png");
+    let url = format!("file://{}", html.display());
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+    ];
+    let user_dir = format!("--user-data-dir={}", profile.display());
+    let dom = Command::new(&chrome)
+        .args(base)
+        .arg(&user_dir)
+        .args(["--virtual-time-budget=5000", "--dump-dom", &url])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("data-ok=\"1\""),
+        "the page did not finish rendering:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(
+        dom.contains("<pre id=\"fdr-errors\"></pre>"),
+        "script errors:\n{dom}"
+    );
+    assert!(dom.contains("<title>fdr report: "), "title not set");
+    assert!(dom.matches("<rect").count() > 100, "lanes not drawn");
+    let _ = std::fs::remove_file(&shot);
+    let st = Command::new(&chrome)
+        .args(base)
+        .arg(&user_dir)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(&png[1..4], b"PNG");
+    // A blank 1400x900 page compresses to a few KiB; lanes, text and tables do not.
+    assert!(
+        png.len() > 40_000,
+        "screenshot looks blank: {} bytes",
+        png.len()
+    );
+    if let Ok(keep) = std::env::var("FDR_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}
