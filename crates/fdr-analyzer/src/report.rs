@@ -207,6 +207,14 @@ pub fn render(p: &Profile, d: &Diagnosis, title: &str) -> String {
         p.missing_batches
     );
     out.push_str("<div id=\"fdr-status\" data-ok=\"0\">timeline not rendered (scripts disabled?)</div>\n<pre id=\"fdr-errors\"></pre>\n");
+    out.push_str("<h2>Timeline</h2>\n<div class=\"legend\" id=\"legend\"></div>\n<div id=\"timeline\"></div>\n");
+    if p.slice_min_ns > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">slices shorter than {} are not drawn.</p>",
+            dur(p.slice_min_ns)
+        );
+    }
     out.push_str("<h2>Findings</h2>\n");
     for o in &d.outcomes {
         match o {
@@ -238,14 +246,6 @@ pub fn render(p: &Profile, d: &Diagnosis, title: &str) -> String {
                 );
             }
         }
-    }
-    out.push_str("<h2>Timeline</h2>\n<div class=\"legend\" id=\"legend\"></div>\n<div id=\"timeline\"></div>\n");
-    if p.slice_min_ns > 0 {
-        let _ = writeln!(
-            out,
-            "<p class=\"muted\">slices shorter than {} are not drawn.</p>",
-            dur(p.slice_min_ns)
-        );
     }
     table(&mut out, "Tasks", &views::tasks_json(p), &["_ns"]);
     table(&mut out, "Regions", &views::regions_json(p), &["_ns"]);
