@@ -31,14 +31,25 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .env("FDR_BENCH_EXTRA", &extra);
     // `--filter NAME` runs only the benches whose id contains NAME.
     let mut bench_args = vec!["--".to_string()];
+    let mut filter = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--filter" {
-            bench_args.push(it.next().cloned().unwrap_or_default());
+            let f = it.next().cloned().unwrap_or_default();
+            bench_args.push(f.clone());
+            filter = Some(f);
         }
     }
     cmd.args(&bench_args);
     crate::run(&mut cmd)?;
+    // The 1 GiB memory check runs in a full bench, or when the filter names it.
+    if filter
+        .as_deref()
+        .is_none_or(|f| PEAK_RSS_FIGURE.contains(f))
+    {
+        let rss = summary_peak_rss(&out)?;
+        fdr_line(&extra, PEAK_RSS_FIGURE, rss as f64)?;
+    }
 
     let mut figures = BTreeMap::new();
     collect_criterion(&criterion_dir, &mut figures)?;
@@ -119,4 +130,76 @@ fn collect_criterion(dir: &Path, figures: &mut BTreeMap<String, f64>) -> Result<
         }
     }
     Ok(())
+}
+
+const PEAK_RSS_FIGURE: &str = "analyze.summary_peak_rss_bytes";
+
+fn fdr_line(extra: &Path, name: &str, value: f64) -> Result<()> {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(extra)?;
+    writeln!(f, "{}", serde_json::json!({"name": name, "value": value}))?;
+    Ok(())
+}
+
+/// Generates a trace of at least 1 GiB, runs the release `fdr summary` on it, and returns
+/// the child's peak resident set (VmHWM, sampled from /proc every 5 ms until it exits).
+fn summary_peak_rss(dir: &Path) -> Result<u64> {
+    use std::io::{BufWriter, Write};
+    crate::run(cargo().args(["build", "--release", "-p", "fdr-cli"]))?;
+    let path = dir.join("large.fdr");
+    let t = std::time::Instant::now();
+    let f = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = fdr_analyzer::scenarios::write_large(BufWriter::new(f), 1 << 30)?;
+    w.flush()?;
+    drop(w);
+    let size = fs::metadata(&path)?.len();
+    eprintln!(
+        "generated {} ({size} bytes) in {:.1?}",
+        path.display(),
+        t.elapsed()
+    );
+    let bin = target_dir().join("release/fdr");
+    let t = std::time::Instant::now();
+    let mut child = std::process::Command::new(&bin)
+        .args(["summary", "--json"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if let Ok(text) = fs::read_to_string(&status_path)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb * 1024);
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let _ = fs::remove_file(&path);
+    anyhow::ensure!(
+        status.success(),
+        "fdr summary failed on the generated trace: {status}"
+    );
+    eprintln!(
+        "fdr summary on {size} bytes: {secs:.2}s ({:.0} MB/s), peak RSS {} MiB",
+        size as f64 / secs / 1e6,
+        peak >> 20
+    );
+    fdr_line(
+        &dir.join("extra.jsonl"),
+        "analyze.summary_1gib_bytes_per_sec",
+        size as f64 / secs,
+    )?;
+    Ok(peak)
 }

@@ -74,6 +74,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
+    ensure_chromium();
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -90,6 +91,31 @@ fn ci() -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The HTML report test renders the page in Debian's headless Chromium: install it when
+/// missing (the test itself skips, saying why, only if installing is impossible).
+fn ensure_chromium() {
+    let have = |c: &str| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if have("chromium") {
+        return;
+    }
+    eprintln!("xtask ci: installing chromium for the report test");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !(apt(&["update"]) && apt(&["install", "-y", "chromium"])) {
+        eprintln!("xtask ci: could not install chromium; the report test will say it skipped");
+    }
 }
 
 fn demo(_args: &[String]) -> Result<()> {

@@ -119,11 +119,7 @@ impl<W: Write> Visitor for ChromeExport<W> {
         let tid = cx.thread;
         let o = self.open.entry(tid).or_default();
         match cx.kind {
-            EventKind::RegionBegin { name } => {
-                if o.regions.len() < 256 {
-                    o.regions.push((name, ns))
-                }
-            }
+            EventKind::RegionBegin { name } if o.regions.len() < 256 => o.regions.push((name, ns)),
             EventKind::RegionEnd { name } => {
                 if let Some(pos) = o.regions.iter().rposition(|r| r.0 == name) {
                     let start = o.regions[pos].1;
@@ -132,11 +128,7 @@ impl<W: Write> Visitor for ChromeExport<W> {
                     self.complete(&n, "region", tid, start, ns, json!({"task": cx.task.0}));
                 }
             }
-            EventKind::PollStart { task } => {
-                if o.polls.len() < 256 {
-                    o.polls.push((task, ns))
-                }
-            }
+            EventKind::PollStart { task } if o.polls.len() < 256 => o.polls.push((task, ns)),
             EventKind::PollEnd { task, ready } => {
                 if let Some(pos) = o.polls.iter().rposition(|p| p.0 == task) {
                     let start = o.polls[pos].1;
@@ -155,10 +147,8 @@ impl<W: Write> Visitor for ChromeExport<W> {
                     );
                 }
             }
-            EventKind::UserTaskBegin { task, name, .. } => {
-                if o.user.len() < 256 {
-                    o.user.push((task, name, ns))
-                }
+            EventKind::UserTaskBegin { task, name, .. } if o.user.len() < 256 => {
+                o.user.push((task, name, ns))
             }
             EventKind::UserTaskEnd { task } => {
                 if let Some(pos) = o.user.iter().rposition(|p| p.0 == task) {

@@ -46,7 +46,7 @@ fn export_is_valid_trace_event_json() {
             match ph {
                 "X" => {
                     let dur = e["dur"].as_f64().expect("X has dur");
-                    assert!(dur >= 0.0 && dur < 2e6, "{name}: dur {dur}");
+                    assert!((0.0..2e6).contains(&dur), "{name}: dur {dur}");
                 }
                 "B" => *open.entry((pid, tid)).or_default() += 1,
                 "E" => *open.entry((pid, tid)).or_default() -= 1,

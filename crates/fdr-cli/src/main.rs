@@ -153,7 +153,7 @@ struct Bar {
 
 impl Bar {
     fn new(path: &Path) -> Self {
-        let big = std::fs::metadata(path).map_or(false, |m| m.len() > 32 << 20);
+        let big = std::fs::metadata(path).is_ok_and(|m| m.len() > 32 << 20);
         Bar {
             on: big && std::io::stderr().is_terminal(),
             last: Instant::now(),

@@ -1,0 +1,76 @@
+//! Analyzer benches: the summary pass's throughput (parallel over batches) and, for
+//! context, the streaming profile pass (one thread, merged in time order).
+//!
+//! Figures: `analyze.summary_events_per_sec` (target A1: >= 50 M events/s),
+//! `analyze.profile_events_per_sec`.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fdr_analyzer::{ProfileOptions, SummaryOptions, profile_slice, summarize_slice};
+use fdr_benches::report;
+
+fn bench(c: &mut Criterion) {
+    let trace = fdr_analyzer::scenarios::write_large(Vec::new(), 96 << 20).expect("Vec write");
+    let events = summarize_slice(&trace, SummaryOptions::default())
+        .expect("valid")
+        .stats
+        .events;
+
+    let mut g = c.benchmark_group("analyze");
+    g.sample_size(10);
+    g.bench_function("summary_96mib_ns", |b| {
+        b.iter(|| {
+            black_box(summarize_slice(
+                black_box(&trace),
+                SummaryOptions::default(),
+            ))
+        })
+    });
+    g.finish();
+
+    let best = |f: &dyn Fn()| {
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let s = best(&|| {
+        black_box(summarize_slice(&trace, SummaryOptions::default()).expect("valid"));
+    });
+    report("analyze.summary_events_per_sec", events as f64 / s);
+    let s1 = best(&|| {
+        black_box(
+            summarize_slice(
+                &trace,
+                SummaryOptions {
+                    threads: 1,
+                    progress: None,
+                },
+            )
+            .expect("valid"),
+        );
+    });
+    report(
+        "analyze.summary_one_thread_events_per_sec",
+        events as f64 / s1,
+    );
+    let small = &trace[..];
+    let t = Instant::now();
+    let (p, _) = profile_slice(small, ProfileOptions::default()).expect("valid");
+    let secs = t.elapsed().as_secs_f64();
+    black_box(&p);
+    report("analyze.profile_events_per_sec", events as f64 / secs);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
