@@ -7,7 +7,7 @@
 //!   parallel across batches.
 //! - [`profile`]: one pass collecting per-task, per-region, per-blocking-site and
 //!   scheduling statistics in log-bucketed [`hist::Histogram`]s; [`views`] prints them.
-//! - [`diagnose`]: the on-call runbook as ranked rules; [`diff`]: two traces compared;
+//! - [`diagnose`](mod@diagnose): the on-call runbook as ranked rules; [`diff`](mod@diff): two traces compared;
 //!   [`chrome`]: Chrome Trace Event JSON export; [`report`]: a self-contained HTML page;
 //!   [`cat`]: events as text; [`scenarios`]: deterministic traces of known problems.
 //!
