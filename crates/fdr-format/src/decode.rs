@@ -94,7 +94,8 @@ pub enum ErrorKind {
         /// Batches read.
         read: u64,
     },
-    /// Bytes follow the end marker.
+    /// Bytes follow the end marker (from a reader input, counted up to
+    /// [`MAX_TRAILING_COUNT_BYTES`]).
     #[error("{0} unexpected bytes after the end marker")]
     TrailingData(u64),
     /// A malformed event inside a batch whose checksum matched (a writer bug or crafted input).
@@ -119,7 +120,27 @@ pub trait Input {
     fn at_end(&mut self) -> io::Result<bool>;
     /// Bytes remaining, if known without reading.
     fn remaining_hint(&self) -> Option<u64>;
+    /// Bytes remaining: [`Input::remaining_hint`] if known, else counted by reading and
+    /// discarding at most `max` bytes (so the count is a lower bound when it reaches `max`).
+    fn count_remaining(&mut self, max: u64) -> io::Result<u64> {
+        if let Some(n) = self.remaining_hint() {
+            return Ok(n);
+        }
+        let mut count = 0u64;
+        while count < max {
+            let step = (max - count).min(4096) as usize;
+            let got = self.take(step)?.len();
+            count += got as u64;
+            if got < step {
+                break;
+            }
+        }
+        Ok(count)
+    }
 }
+
+/// How many bytes after the end marker a reader input counts before it stops reading.
+pub const MAX_TRAILING_COUNT_BYTES: u64 = 64 * 1024;
 
 /// A borrowed slice as input.
 #[derive(Debug, Clone)]
@@ -169,26 +190,47 @@ impl Input for BytesInput {
 #[derive(Debug)]
 pub struct ReadInput<R> {
     inner: R,
+    /// Zero-initialised scratch, reused across batches; its length only grows, and only
+    /// as bytes actually arrive (see [`ReadInput::take`]).
     buf: Vec<u8>,
+    /// Bytes of `buf` the current `take` filled.
+    filled: usize,
     peeked: Option<u8>,
 }
 
+/// The first step of a reader's buffer, before it grows by doubling.
+const READ_FIRST_STEP_BYTES: usize = 4096;
+
 impl<R: Read> Input for ReadInput<R> {
     fn take(&mut self, n: usize) -> io::Result<&[u8]> {
-        self.buf.clear();
-        let mut want = n;
-        if want > 0
+        self.filled = 0;
+        if n > 0
             && let Some(b) = self.peeked.take()
         {
-            self.buf.push(b);
-            want -= 1;
+            if self.buf.is_empty() {
+                self.buf.push(0);
+            }
+            self.buf[0] = b;
+            self.filled = 1;
         }
-        // `take` + `read_to_end` grows the buffer as data arrives: a lying length
-        // cannot make us allocate more than the input actually holds.
-        (&mut self.inner)
-            .take(want as u64)
-            .read_to_end(&mut self.buf)?;
-        Ok(&self.buf)
+        // The buffer doubles as data arrives and never grows past `n`: a lying length costs
+        // at most twice the bytes the reader actually delivered (or the first step), and a
+        // whole batch at most its own size.
+        while self.filled < n {
+            if self.filled == self.buf.len() {
+                let len = (self.buf.len() * 2).max(READ_FIRST_STEP_BYTES).min(n);
+                self.buf.reserve_exact(len - self.buf.len());
+                self.buf.resize(len, 0);
+            }
+            let end = self.buf.len().min(n);
+            match self.inner.read(&mut self.buf[self.filled..end]) {
+                Ok(0) => break,
+                Ok(k) => self.filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[..self.filled])
     }
     fn at_end(&mut self) -> io::Result<bool> {
         if self.peeked.is_some() {
@@ -336,6 +378,7 @@ impl<R: Read> Decoder<ReadInput<R>> {
         Self::with_input(ReadInput {
             inner: reader,
             buf: Vec::new(),
+            filled: 0,
             peeked: None,
         })
     }
@@ -579,10 +622,10 @@ impl<I: Input> Decoder<I> {
         self.stats.bytes = next;
         match self.input.at_end() {
             Err(e) => err(next, ErrorKind::Io(e.kind())),
-            Ok(false) => {
-                let extra = self.input.remaining_hint().unwrap_or(1);
-                err(next, ErrorKind::TrailingData(extra))
-            }
+            Ok(false) => match self.input.count_remaining(MAX_TRAILING_COUNT_BYTES) {
+                Err(e) => err(next, ErrorKind::Io(e.kind())),
+                Ok(extra) => err(next, ErrorKind::TrailingData(extra)),
+            },
             Ok(true) => Ok(None),
         }
     }
@@ -596,7 +639,7 @@ fn parse_process_info(b: &[u8]) -> Option<ProcessInfo> {
         let n = u16::from_le_bytes(b.get(pos..pos + 2)?.try_into().ok()?) as usize;
         let text = b.get(pos + 2..pos + 2 + n)?;
         pos += 2 + n;
-        Some(String::from_utf8_lossy(text).into_owned())
+        Some(lossy_exact(text))
     };
     let program = s()?;
     let service_version = s()?;
@@ -609,6 +652,23 @@ fn parse_process_info(b: &[u8]) -> Option<ProcessInfo> {
         service_version,
         host,
     })
+}
+
+/// `text` as UTF-8, each invalid sequence shown as U+FFFD, in a `String` of exactly the
+/// size it needs (so that memory stays within a small multiple of the input).
+pub(crate) fn lossy_exact(text: &[u8]) -> String {
+    let len: usize = text
+        .utf8_chunks()
+        .map(|c| c.valid().len() + if c.invalid().is_empty() { 0 } else { 3 })
+        .sum();
+    let mut s = String::with_capacity(len);
+    for c in text.utf8_chunks() {
+        s.push_str(c.valid());
+        if !c.invalid().is_empty() {
+            s.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    s
 }
 
 /// Lazily decodes one batch's events.
