@@ -300,7 +300,6 @@ impl<'a> EventBatch<'a> {
             ts: self.base_ts,
             payload_offset: self.offset + BATCH_HEADER_LEN as u64,
             skipped_unknown: 0,
-            failed: false,
         }
     }
 }
@@ -679,7 +678,6 @@ pub struct Events<'a> {
     ts: u64,
     payload_offset: u64,
     skipped_unknown: u64,
-    failed: bool,
 }
 
 impl<'a> Events<'a> {
@@ -762,7 +760,7 @@ impl<'a> Events<'a> {
         }))
     }
 
-    #[inline(never)]
+    #[inline]
     fn decode_ext(&mut self, kind: u64) -> Result<Option<EventKind<'a>>, ErrorKind> {
         let bad = ErrorKind::BadEvent;
         let ev = match kind {
@@ -850,12 +848,14 @@ impl<'a> Iterator for Events<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        while self.pos < self.buf.len() && !self.failed {
+        // Bounded: every turn consumes at least one byte, or fails and stops.
+        while self.pos < self.buf.len() {
             match self.decode_one() {
                 Ok(Some(kind)) => return Some(Ok(Event { ts: self.ts, kind })),
                 Ok(None) => continue,
                 Err(e) => {
-                    self.failed = true;
+                    // Fused: nothing follows an error.
+                    self.pos = self.buf.len();
                     return Some(Err(e));
                 }
             }
