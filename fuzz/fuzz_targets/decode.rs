@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use bytes::Bytes;
 use fdr_format::checksum::batch_checksum;
+use fdr_format::decode::{batch_at, batch_spans};
 use fdr_format::wire::{
     BATCH_HEADER_CHECKED_LEN, BATCH_HEADER_LEN, FILE_HEADER_CHECKSUM_LEN, FILE_HEADER_FIXED_LEN,
     MAGIC,
@@ -146,9 +147,7 @@ impl Read for ChoppyReader<'_> {
             1 => 1 + (r >> 8) as usize % 16,
             _ => usize::MAX,
         };
-        let n = piece
-            .min(buf.len())
-            .min(self.data.len() - self.pos);
+        let n = piece.min(buf.len()).min(self.data.len() - self.pos);
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
@@ -185,7 +184,9 @@ fn digest_event(h: u64, ts: u64, kind: &EventKind<'_>) -> u64 {
             let h = mix(h, category.0 as u64);
             match message {
                 Message::Interned(id) => mix(h, id.0 as u64),
-                Message::Inline(text) => text.iter().fold(mix(h, 1 << 40), |h, &b| mix(h, b as u64)),
+                Message::Inline(text) => {
+                    text.iter().fold(mix(h, 1 << 40), |h, &b| mix(h, b as u64))
+                }
             }
         }
         EventKind::TaskCreate {
@@ -193,7 +194,10 @@ fn digest_event(h: u64, ts: u64, kind: &EventKind<'_>) -> u64 {
             parent,
             name,
             site,
-        } => mix(mix(mix(mix(h, task.0), parent.0), name.0 as u64), site.0 as u64),
+        } => mix(
+            mix(mix(mix(h, task.0), parent.0), name.0 as u64),
+            site.0 as u64,
+        ),
         EventKind::PollStart { task }
         | EventKind::TaskDrop { task }
         | EventKind::UserTaskEnd { task } => mix(h, task.0),
@@ -202,7 +206,9 @@ fn digest_event(h: u64, ts: u64, kind: &EventKind<'_>) -> u64 {
         EventKind::UserTaskBegin { task, parent, name } => {
             mix(mix(mix(h, task.0), parent.0), name.0 as u64)
         }
-        EventKind::BlockBegin { reason, site } => mix(mix(h, reason.to_wire() as u64), site.0 as u64),
+        EventKind::BlockBegin { reason, site } => {
+            mix(mix(h, reason.to_wire() as u64), site.0 as u64)
+        }
         EventKind::Metric { name, value } => mix(mix(h, name.0 as u64), value.to_bits()),
         EventKind::OtelLink {
             task,
@@ -227,20 +233,27 @@ fn digest_event(h: u64, ts: u64, kind: &EventKind<'_>) -> u64 {
 
 fn digest_record(h: u64, r: &TableRecord<'_>) -> u64 {
     match *r {
-        TableRecord::String { id, text } => text.iter().fold(mix(h, id.0 as u64), |h, &b| mix(h, b as u64)),
+        TableRecord::String { id, text } => text
+            .iter()
+            .fold(mix(h, id.0 as u64), |h, &b| mix(h, b as u64)),
         TableRecord::Site {
             id,
             file,
             line,
             col,
-        } => mix(mix(mix(mix(h, id.0 as u64), file.0 as u64), line as u64), col as u64),
+        } => mix(
+            mix(mix(mix(h, id.0 as u64), file.0 as u64), line as u64),
+            col as u64,
+        ),
         TableRecord::Thread {
             thread,
             os_tid,
             name,
         } => name
             .iter()
-            .fold(mix(mix(h, thread.0 as u64), os_tid), |h, &b| mix(h, b as u64)),
+            .fold(mix(mix(h, thread.0 as u64), os_tid), |h, &b| {
+                mix(h, b as u64)
+            }),
         TableRecord::Clock(c) => mix(
             mix(mix(mix(h, c.ticks), c.mono_ns), c.wall_unix_ns),
             c.ticks_per_sec.to_bits(),
@@ -262,13 +275,19 @@ fn decode_all<I: Input>(
         }
     };
     let info = d.process_info();
-    out.digest = mix(mix(info.pid as u64, info.start_unix_ns), info.program.len() as u64);
+    out.digest = mix(
+        mix(info.pid as u64, info.start_unix_ns),
+        info.program.len() as u64,
+    );
     // The decoder stops after its first error or the end marker; the bound is a backstop.
     let max_batches = d.remaining_hint().unwrap_or(u64::MAX) / BATCH_HEADER_LEN as u64 + 2;
     let mut batches = 0u64;
     while let Some(b) = d.next_batch() {
         batches += 1;
-        assert!(batches <= max_batches, "decoder yielded more batches than the input holds");
+        assert!(
+            batches <= max_batches,
+            "decoder yielded more batches than the input holds"
+        );
         match b {
             Err(e) => {
                 out.end = Some(e);
@@ -276,7 +295,10 @@ fn decode_all<I: Input>(
             }
             Ok(Batch::Events(b)) => {
                 out.batches += 1;
-                out.digest = mix(mix(mix(out.digest, b.thread.0 as u64), b.seq as u64), b.base_ts);
+                out.digest = mix(
+                    mix(mix(out.digest, b.thread.0 as u64), b.seq as u64),
+                    b.base_ts,
+                );
                 let mut events = b.events();
                 for e in &mut events {
                     match e {
@@ -285,7 +307,13 @@ fn decode_all<I: Input>(
                             out.digest = digest_event(out.digest, e.ts, &e.kind);
                         }
                         Err(e) => {
-                            assert!(e.offset >= b.offset && e.offset < b.offset + BATCH_HEADER_LEN as u64 + b.payload.len() as u64);
+                            assert!(
+                                e.offset >= b.offset
+                                    && e.offset
+                                        < b.offset
+                                            + BATCH_HEADER_LEN as u64
+                                            + b.payload.len() as u64
+                            );
                             out.event_errors += 1;
                             out.digest = mix(out.digest, e.offset);
                         }
@@ -309,7 +337,10 @@ fn decode_all<I: Input>(
                         }
                     }
                 }
-                assert!(records.next().is_none(), "records after an error or the end");
+                assert!(
+                    records.next().is_none(),
+                    "records after an error or the end"
+                );
                 out.skipped_records += records.skipped_unknown();
                 if let Some(tables) = tables.as_deref_mut()
                     && tables.apply(&t).is_err()
@@ -319,7 +350,10 @@ fn decode_all<I: Input>(
             }
         }
     }
-    assert!(d.next_batch().is_none(), "batches after an error or the end marker");
+    assert!(
+        d.next_batch().is_none(),
+        "batches after an error or the end marker"
+    );
     out.stats_bytes = d.stats().bytes;
     out
 }
@@ -358,6 +392,35 @@ fn repair_checksums(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Batches before the first error, a digest of where they are, and that error: from the
+/// sequential decoder, or from `batch_spans` + `batch_at` (which must agree).
+fn framing(data: &[u8], via_spans: bool) -> (u64, u64, Option<DecodeError>) {
+    let (mut n, mut h) = (0u64, 0u64);
+    let mut note = |b: &Batch<'_>| {
+        n += 1;
+        h = match b {
+            Batch::Events(b) => mix(mix(h, b.offset), b.payload.len() as u64),
+            Batch::Table(t) => mix(mix(h, t.offset ^ 1 << 63), t.payload.len() as u64),
+        };
+    };
+    let err = if via_spans {
+        match batch_spans(data) {
+            Err(e) => Some(e),
+            Ok(spans) => spans
+                .map(|s| s.and_then(|s| batch_at(data, s)).map(|b| note(&b)))
+                .find_map(Result::err),
+        }
+    } else {
+        match Decoder::new(data) {
+            Err(e) => Some(e),
+            Ok(mut d) => std::iter::from_fn(|| d.next_batch().map(|b| b.map(|b| note(&b)).err()))
+                .flatten()
+                .next(),
+        }
+    };
+    (n, h, err)
+}
+
 fn check_input(data: &[u8]) {
     // Made before measuring: the input copies are the caller's, not the decoder's.
     let bytes = Bytes::copy_from_slice(data);
@@ -367,6 +430,7 @@ fn check_input(data: &[u8]) {
     let a = decode_all(Decoder::new(data), None);
     let b = decode_all(Decoder::from_bytes(bytes_clone), None);
     let c = decode_all(Decoder::from_reader(ChoppyReader::new(data)), None);
+    let spans = framing(data, true);
     check_peak(
         "decode",
         base,
@@ -375,6 +439,11 @@ fn check_input(data: &[u8]) {
     );
     assert_eq!(a, b, "slice and Bytes inputs disagree");
     assert_eq!(a, c, "slice and reader inputs disagree");
+    assert_eq!(
+        spans,
+        framing(data, false),
+        "batch_spans + batch_at disagree with Decoder"
+    );
 
     let mut tables = Tables::new();
     let base = measure_from();

@@ -363,3 +363,74 @@ fn damage_behind_intact_checksums_is_an_error_or_a_skip_never_a_panic() {
     }
     assert!(changed > clean.len(), "most single-byte changes must show");
 }
+
+/// Batches (as text) and the first error, through `batch_spans` + `batch_at`, keeping what
+/// comes before the first error as the sequential decoder does.
+fn via_spans(bytes: &[u8]) -> (Vec<String>, Option<DecodeError>) {
+    let spans = match decode::batch_spans(bytes) {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut out = Vec::new();
+    for span in spans {
+        match span.and_then(|s| decode::batch_at(bytes, s)) {
+            Ok(b) => out.push(format!("{:?}", batch_text(&b))),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+fn via_decoder(bytes: &[u8]) -> (Vec<String>, Option<DecodeError>) {
+    let mut d = match Decoder::new(bytes) {
+        Ok(d) => d,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut out = Vec::new();
+    while let Some(b) = d.next_batch() {
+        match b {
+            Ok(b) => out.push(format!("{:?}", batch_text(&b))),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+fn batch_text(b: &Batch<'_>) -> Vec<String> {
+    match b {
+        Batch::Events(b) => std::iter::once(format!("{:?} {} {}", b.thread, b.seq, b.offset))
+            .chain(b.events().map(|e| format!("{e:?}")))
+            .collect(),
+        Batch::Table(t) => std::iter::once(format!("table {} {}", t.full, t.offset))
+            .chain(t.records().map(|r| format!("{r:?}")))
+            .collect(),
+    }
+}
+
+#[test]
+fn batch_spans_and_batch_at_agree_with_the_decoder_on_whole_cut_and_damaged_traces() {
+    let bytes = testing::sample_trace_with(testing::SampleSpec {
+        threads: 2,
+        events_per_thread: 150,
+        batch_bytes: 256,
+        ..Default::default()
+    });
+    let whole = via_decoder(&bytes);
+    assert!(whole.1.is_none() && whole.0.len() > 5);
+    assert_eq!(via_spans(&bytes), whole);
+    for cut in 0..bytes.len() {
+        assert_eq!(via_spans(&bytes[..cut]), via_decoder(&bytes[..cut]), "cut {cut}");
+    }
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x10;
+        assert_eq!(via_spans(&b), via_decoder(&b), "flip at {i}");
+    }
+    let mut extra = bytes.clone();
+    extra.push(0);
+    assert_eq!(via_spans(&extra), via_decoder(&extra));
+    // A span used on other data is refused, not trusted.
+    let span = decode::batch_spans(&bytes).unwrap().nth(1).unwrap().unwrap();
+    let other = testing::every_kind_trace();
+    assert!(decode::batch_at(&other, span).is_err());
+}
