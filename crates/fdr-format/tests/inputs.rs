@@ -419,7 +419,11 @@ fn batch_spans_and_batch_at_agree_with_the_decoder_on_whole_cut_and_damaged_trac
     assert!(whole.1.is_none() && whole.0.len() > 5);
     assert_eq!(via_spans(&bytes), whole);
     for cut in 0..bytes.len() {
-        assert_eq!(via_spans(&bytes[..cut]), via_decoder(&bytes[..cut]), "cut {cut}");
+        assert_eq!(
+            via_spans(&bytes[..cut]),
+            via_decoder(&bytes[..cut]),
+            "cut {cut}"
+        );
     }
     for i in 0..bytes.len() {
         let mut b = bytes.clone();
@@ -430,7 +434,11 @@ fn batch_spans_and_batch_at_agree_with_the_decoder_on_whole_cut_and_damaged_trac
     extra.push(0);
     assert_eq!(via_spans(&extra), via_decoder(&extra));
     // A span used on other data is refused, not trusted.
-    let span = decode::batch_spans(&bytes).unwrap().nth(1).unwrap().unwrap();
+    let span = decode::batch_spans(&bytes)
+        .unwrap()
+        .nth(1)
+        .unwrap()
+        .unwrap();
     let other = testing::every_kind_trace();
     assert!(decode::batch_at(&other, span).is_err());
 }
