@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fdr_benches::report;
-use fdr_format::testing::{SampleSpec, sample_trace_with};
 use fdr_format::decode::{batch_at, batch_spans};
+use fdr_format::testing::{SampleSpec, sample_trace_with};
 use fdr_format::{Batch, Decoder, Event, EventKind};
 
 /// A ~64 KiB-chunk trace of the request mix with 1 us spacing (as a busy service records it).
@@ -119,11 +119,21 @@ fn bench(c: &mut Criterion) {
     report("format.decode.bytes_per_sec", trace.len() as f64 / best);
     // Verifying checksums is part of decoding; it must not be what limits it.
     let best_sum = best_of(9, || fdr_format::checksum::check64(black_box(&trace), 0));
-    report("format.checksum.bytes_per_sec", trace.len() as f64 / best_sum);
+    report(
+        "format.checksum.bytes_per_sec",
+        trace.len() as f64 / best_sum,
+    );
     report("format.decode.checksum_share", best_sum / best);
-    assert_eq!(decode_parallel(&trace, 2).0, events, "two threads decode every event");
+    assert_eq!(
+        decode_parallel(&trace, 2).0,
+        events,
+        "two threads decode every event"
+    );
     let best_2 = best_of(9, || decode_parallel(black_box(&trace), 2));
-    report("format.decode_2_threads.events_per_sec", events as f64 / best_2);
+    report(
+        "format.decode_2_threads.events_per_sec",
+        events as f64 / best_2,
+    );
     report("format.decode_2_threads.speedup", best / best_2);
 
     // Encoding: the general encoder over a caller's buffer, region begin/end pairs.
