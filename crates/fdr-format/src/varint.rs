@@ -68,22 +68,17 @@ pub fn get(buf: &[u8], pos: &mut usize) -> Option<u64> {
         *pos = p + 2;
         return Some((b0 & 0x7f) as u64 | (b1 as u64) << 7);
     }
-    // By value, not through `pos`: a position whose address escapes into a call that is
-    // not inlined must live in memory, which would slow every varint read around it.
-    let (v, end) = get_multi(buf, p)?;
-    *pos = end;
-    Some(v)
+    get_multi(buf, pos)
 }
 
 /// A varint of three or more bytes, byte by byte. (Decoding up to eight bytes from one
 /// word without branches runs slower here: it puts the varint's length on the data
 /// dependency chain into the next read, where predicted branches do not.)
-/// Returns the value and the position after it.
 #[inline]
-fn get_multi(buf: &[u8], start: usize) -> Option<(u64, usize)> {
+fn get_multi(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
-    let mut i = start;
+    let mut i = *pos;
     // Bounded: at most MAX_VARINT_LEN turns (shift grows by 7 up to 63).
     loop {
         let b = *buf.get(i)?;
@@ -93,7 +88,8 @@ fn get_multi(buf: &[u8], start: usize) -> Option<(u64, usize)> {
         }
         v |= ((b & 0x7f) as u64) << shift;
         if b < 0x80 {
-            return Some((v, i));
+            *pos = i;
+            return Some(v);
         }
         shift += 7;
         if shift > 63 {
