@@ -101,7 +101,8 @@ pub fn sample_trace_with(spec: SampleSpec) -> Vec<u8> {
         while n < spec.events_per_thread {
             script.clear();
             // Task ids are dense across threads, as the recorder hands them out.
-            let task = TaskId(request * spec.threads as u64 + t as u64);
+            // Even ids for requests, the next odd one for the task a request spawns.
+            let task = TaskId(2 * (request * spec.threads as u64 + t as u64));
             request_events(request, task, t, &mut script);
             request += 1;
             for kind in &script {
@@ -147,7 +148,7 @@ fn request_events(request: u64, task: TaskId, thread: u32, out: &mut Vec<EventKi
             },
             BlockEnd,
         ]);
-        let child = TaskId(task.0 | 1 << 40);
+        let child = TaskId(task.0 + 1);
         out.extend([
             TaskCreate {
                 task: child,
