@@ -25,8 +25,12 @@ pub(crate) const SEALED_QUEUE_CAP: usize = 1 << 16;
 pub(crate) const POOL_QUEUE_CAP: usize = 1 << 16;
 /// Chunk budget when no flight recorder is configured (capture only): 4 MiB.
 pub(crate) const CAPTURE_ONLY_CHUNKS: usize = 64;
-/// How long the collector sleeps when nothing wakes it.
+/// How long the collector sleeps between rounds while chunks arrive.
 pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
+/// Longest sleep between rounds: an idle collector doubles its sleep up to this, and goes
+/// back to [`COLLECT_INTERVAL`] as soon as a round finds sealed chunks (or a writer wakes it
+/// because the pool ran low).
+pub(crate) const COLLECT_INTERVAL_IDLE: Duration = Duration::from_millis(8);
 
 /// Flight-recorder configuration (Go's `FlightRecorderConfig`, made sharp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,13 +154,21 @@ impl Shared {
             .map(|_| ChunkPtr::alloc())
     }
 
-    /// Free chunks the collector keeps ready for writers: two per live thread (a writer
-    /// flat out fills a chunk in well under the collector's interval), at least 4, at most
-    /// a quarter of the ring.
+    /// Free chunks the collector keeps ready for writers: four per live thread or a
+    /// sixteenth of the ring, whichever is more, at least 4, at most a quarter of the ring.
+    /// A writer flat out fills a chunk in about 0.3 ms, and on a busy machine the collector
+    /// may wait several milliseconds for a CPU; the pool's chunks count within `max_bytes`.
     pub(crate) fn pool_target(&self) -> usize {
         let max = self.max_chunks.load(Ordering::Relaxed);
         let live = self.live_threads.load(Ordering::Relaxed);
-        (2 * live + 2).clamp(4, (max / 4).max(2))
+        (4 * live + 4).max(max / 16).clamp(4, (max / 4).max(2))
+    }
+
+    /// Below this many free chunks a writer that just took one wakes the collector (a
+    /// syscall if it sleeps); above it, the collector's own polling keeps up.
+    pub(crate) fn pool_low_water(&self) -> usize {
+        let live = self.live_threads.load(Ordering::Relaxed);
+        (live + 1).min(self.pool_target() / 2).max(1)
     }
 
     /// Wakes the collector (a writer found the pool low).
@@ -207,19 +219,23 @@ impl Shared {
         self.wake_collector();
     }
 
-    /// One collector round (also run by snapshots, under the same lock).
-    pub(crate) fn collect(&self, core: &mut Core) {
-        core.drain(self);
+    /// One collector round (also run by snapshots, under the same lock); returns the
+    /// number of sealed chunks it moved.
+    pub(crate) fn collect(&self, core: &mut Core) -> usize {
+        let moved = core.drain(self);
         core.maintain(self);
+        moved
     }
 }
 
 impl Core {
-    /// Moves sealed chunks into the ring and the capture.
-    pub(crate) fn drain(&mut self, sh: &Shared) {
+    /// Moves sealed chunks into the ring and the capture; returns how many.
+    pub(crate) fn drain(&mut self, sh: &Shared) -> usize {
         // Bounded by the queue's contents when we start, so a flood cannot hold the lock.
+        let mut moved = 0;
         for _ in 0..sh.sealed.len() {
             let Some(c) = sh.sealed.pop() else { break };
+            moved += 1;
             let chunk = c.get();
             let meta = chunk.meta();
             let seal = chunk.seal_info();
@@ -250,6 +266,7 @@ impl Core {
         sh.stats
             .ring_bytes
             .store(self.ring_bytes as u64, Ordering::Relaxed);
+        moved
     }
 
     /// Drops a finished thread whose chunks all left the ring, keeping its losses.
@@ -359,12 +376,39 @@ pub(crate) struct Held {
     pub(crate) meta: ChunkMeta,
 }
 
-/// The collector thread's body.
+/// The collector thread's body: sleeps (parked) between rounds, never spins.
 pub(crate) fn collector_loop() {
     let sh = shared();
     let mut run: Option<crate::capture::CaptureRun> = None;
+    let mut sleep = COLLECT_INTERVAL;
     loop {
-        std::thread::park_timeout(COLLECT_INTERVAL);
-        crate::capture::step(sh, &mut run);
+        std::thread::park_timeout(sleep);
+        let moved = crate::capture::step(sh, &mut run);
+        sleep = next_sleep(sleep, moved > 0 || sh.pool.len() < sh.pool_target());
+    }
+}
+
+/// The collector's next sleep: short while there is work, doubling (up to the idle
+/// interval) while there is none.
+pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
+    if busy {
+        COLLECT_INTERVAL
+    } else {
+        (prev * 2).min(COLLECT_INTERVAL_IDLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_backs_off_when_idle_and_returns_when_busy() {
+        let mut s = COLLECT_INTERVAL;
+        for _ in 0..10 {
+            s = next_sleep(s, false);
+        }
+        assert_eq!(s, COLLECT_INTERVAL_IDLE);
+        assert_eq!(next_sleep(s, true), COLLECT_INTERVAL);
     }
 }
