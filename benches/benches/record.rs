@@ -4,8 +4,11 @@
 //!
 //! Figures (all via `fdr_benches::report`): `record.floor.region_ns`, `record.region_ns`
 //! (`region!`), `record.region_str_ns` (`region(&str)`), `record.region_ratio_to_floor`,
-//! `record.region_2t_ns`, `record.region_2t_ratio`, `record.floor_2t_ratio` (the floor's own
-//! two-thread ratio, measured alongside), `record.lost_events` (events the benches' writers
+//! `record.region_cpu_ratio_to_floor` (the same rounds timed on-CPU),
+//! `record.region_2t_ns`, `record.region_2t_ratio` (on-CPU time: wall-clock less the time
+//! the thread waited for a CPU), `record.region_2t_wall_ratio`, `record.floor_2t_ratio` and
+//! `record.floor_2t_wall_ratio` (the floor's own two-thread ratios, measured alongside),
+//! `record.lost_events` (events the benches' writers
 //! discarded: must be 0, or the figures flatter fdr), `record.log_static_ns`,
 //! `record.log_fmt_ns`, `record.disabled_ns` (a disabled `region!` site over an empty loop
 //! iteration), `record.disabled_raw_ns`, `record.bytes_per_event`,
@@ -66,6 +69,14 @@ fn time_batch(f: &mut dyn FnMut()) -> f64 {
 
 /// Runs the variants interleaved, round by round, and returns each one's median ns/op.
 fn interleaved(variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    interleaved_both(variants)
+        .into_iter()
+        .map(|(wall, _)| wall)
+        .collect()
+}
+
+/// [`interleaved`], returning each variant's medians wall-clock and on-CPU.
+fn interleaved_both(variants: &mut [&mut dyn FnMut()]) -> Vec<(f64, f64)> {
     let mut samples = vec![Vec::new(); variants.len()];
     for f in variants.iter_mut() {
         time_batch(*f); // warm up
@@ -78,10 +89,18 @@ fn interleaved(variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
             } else {
                 variants.len() - 1 - k
             };
-            samples[i].push(time_batch(variants[i]));
+            samples[i].push(time_batch_both(variants[i]));
         }
     }
-    samples.into_iter().map(median).collect()
+    samples
+        .into_iter()
+        .map(|v: Vec<(f64, f64)>| {
+            (
+                median(v.iter().map(|x| x.0).collect()),
+                median(v.iter().map(|x| x.1).collect()),
+            )
+        })
+        .collect()
 }
 
 fn start_recorder(max_bytes: usize) {
@@ -111,10 +130,34 @@ fn fdr_region_str() {
     black_box(());
 }
 
+/// Nanoseconds this thread has spent runnable but waiting for a CPU (Linux schedstat;
+/// 0 where it is not available).
+fn run_delay_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// ns/op of `f` run `BATCH` times: wall-clock, and on-CPU (wall-clock less the time the
+/// thread waited for a CPU, which on a shared 2-vCPU machine is most of what a second busy
+/// thread adds).
+fn time_batch_both(f: &mut dyn FnMut()) -> (f64, f64) {
+    let d0 = run_delay_ns();
+    let t = Instant::now();
+    for _ in 0..BATCH {
+        f();
+    }
+    let wall = t.elapsed().as_nanos() as f64;
+    let waited = run_delay_ns().saturating_sub(d0) as f64;
+    (wall / BATCH as f64, (wall - waited).max(0.0) / BATCH as f64)
+}
+
 /// Per-thread ns/op of `f` on two threads at once against one thread alone, interleaved
 /// round by round (each round: both threads run a batch together, then the first alone
-/// while the second waits); returns the medians (two threads, one thread).
-fn two_threads(f: fn()) -> (f64, f64) {
+/// while the second waits). Returns the medians: (two threads, one thread) wall-clock and
+/// the same on-CPU.
+fn two_threads(f: fn()) -> [(f64, f64); 2] {
     let barrier = Arc::new(Barrier::new(2));
     let hs: Vec<_> = (0..2)
         .map(|k| {
@@ -125,10 +168,10 @@ fn two_threads(f: fn()) -> (f64, f64) {
                 let (mut two, mut one) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
                     b.wait();
-                    two.push(time_batch(&mut f));
+                    two.push(time_batch_both(&mut f));
                     b.wait();
                     if k == 0 {
-                        one.push(time_batch(&mut f));
+                        one.push(time_batch_both(&mut f));
                     }
                     b.wait();
                 }
@@ -137,10 +180,19 @@ fn two_threads(f: fn()) -> (f64, f64) {
         })
         .collect();
     let per: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-    let two: Vec<f64> = (0..ROUNDS)
-        .map(|r| (per[0].0[r] + per[1].0[r]) / 2.0)
-        .collect();
-    (median(two), median(per[0].1.clone()))
+    let pick = |v: &[(f64, f64)], cpu: bool| {
+        if cpu {
+            v.iter().map(|x| x.1).collect::<Vec<_>>()
+        } else {
+            v.iter().map(|x| x.0).collect()
+        }
+    };
+    let result = |cpu: bool| {
+        let (a, b) = (pick(&per[0].0, cpu), pick(&per[1].0, cpu));
+        let two: Vec<f64> = a.iter().zip(&b).map(|(x, y)| (x + y) / 2.0).collect();
+        (median(two), median(pick(&per[0].1, cpu)))
+    };
+    [result(false), result(true)]
 }
 
 fn record_section() {
@@ -151,8 +203,8 @@ fn record_section() {
             .events
     };
     let lost_before = discarded();
-    let [floor, fdr, fdr_str] =
-        interleaved(&mut [&mut floor_region, &mut fdr_region, &mut fdr_region_str])[..]
+    let [(floor, floor_cpu), (fdr, fdr_cpu), (fdr_str, _)] =
+        interleaved_both(&mut [&mut floor_region, &mut fdr_region, &mut fdr_region_str])[..]
     else {
         unreachable!()
     };
@@ -160,14 +212,23 @@ fn record_section() {
     report("record.region_ns", fdr);
     report("record.region_str_ns", fdr_str);
     report("record.region_ratio_to_floor", fdr / floor);
+    // The same rounds on-CPU (less the time the thread waited for a CPU).
+    report("record.region_cpu_ratio_to_floor", fdr_cpu / floor_cpu);
 
     // Two threads recording at once: per-thread cost against one thread, same run; the
     // floor's own ratio says what two busy threads cost on this machine without fdr.
-    let (two, one) = two_threads(fdr_region);
+    // R2 is about cost, so its figure is on-CPU time; the wall-clock ratios show what the
+    // shared machine adds (the floor's too).
+    let [(two_wall, one_wall), (two, one)] = two_threads(fdr_region);
     report("record.region_2t_ns", two);
     report("record.region_2t_ratio", two / one);
-    let (floor_two, floor_one) = two_threads(floor_region);
+    report("record.region_2t_wall_ratio", two_wall / one_wall);
+    let [(floor_two_wall, floor_one_wall), (floor_two, floor_one)] = two_threads(floor_region);
     report("record.floor_2t_ratio", floor_two / floor_one);
+    report(
+        "record.floor_2t_wall_ratio",
+        floor_two_wall / floor_one_wall,
+    );
     report("record.lost_events", (discarded() - lost_before) as f64);
 
     let [log_static, log_fmt] =
@@ -285,11 +346,26 @@ fn flight_section() {
         std::thread::sleep(Duration::from_millis(20));
         (fdr_recorder::now_ticks() - c0) as f64 / t0.elapsed().as_nanos() as f64
     };
+    let before = fdr_recorder::stats();
     let (fdr_lat, floor_lat) = latencies(Duration::from_secs(2), true);
     stop.store(true, Ordering::Relaxed);
     snapper.join().unwrap();
+    let after = fdr_recorder::stats();
+    // Events the writer discarded (no free chunk while snapshots pinned the ring).
+    report(
+        "flight.writer_discarded_events_during_snapshot",
+        (after.lost_for(fdr_format::LossReason::PoolExhausted).events
+            - before
+                .lost_for(fdr_format::LossReason::PoolExhausted)
+                .events) as f64,
+    );
     report_latency("flight.writer", "during_snapshot", fdr_lat, ticks_per_ns);
     report_latency("flight.floor", "during_snapshot", floor_lat, ticks_per_ns);
+
+    // The same with no snapshot running: what the writer sees from fdr alone.
+    let (fdr_lat, floor_lat) = latencies(Duration::from_secs(2), true);
+    report_latency("flight.writer", "no_snapshot", fdr_lat, ticks_per_ns);
+    report_latency("flight.floor", "no_snapshot", floor_lat, ticks_per_ns);
 
     // The floor alone while another thread copies 64 MiB over and over (no fdr at all):
     // what the machine does to a busy thread's latency when a snapshot-sized copy runs.

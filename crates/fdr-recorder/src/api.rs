@@ -169,16 +169,21 @@ pub fn region(name: &'static str) -> RegionGuard {
 #[inline]
 pub fn region_static(name: &'static StaticName) -> RegionGuard {
     if enabled() {
-        region_begin_static(name)
+        match region_begin_static(name) {
+            Some(g) => g,
+            None => region_begin_static_slow(name),
+        }
     } else {
         RegionGuard::OFF
     }
 }
 
 // The recording entry points below are out of line, so a disabled call site is a load and
-// a branch. Each is a leaf on its fast path (`try_small` makes no call, so no registers are
-// saved); anything else (first use of a name or a thread, a full chunk, the fallback
-// clock) goes to a cold slow path that does it all with calls.
+// a branch. Each is a leaf on its fast path (`try_small` and `try_pair` make no call, so
+// no registers are saved); anything else (first use of a name or a thread, a full chunk,
+// the fallback clock) goes to a cold slow path that does it all with calls. The `region!`
+// and region-end paths return what the slow path needs to their caller, which calls it:
+// nothing has to live in a saved register across the fast call.
 
 #[inline(never)]
 fn region_begin_str(name: &'static str) -> RegionGuard {
@@ -198,14 +203,12 @@ fn region_begin_str_slow(name: &'static str) -> RegionGuard {
     region_begin_slow(|l| l.names.get(name))
 }
 
+/// `None`: nothing recorded; the caller takes the slow path.
 #[inline(never)]
-fn region_begin_static(name: &'static StaticName) -> RegionGuard {
-    if let Some(id) = name.cached()
-        && peek_local(|l| l.try_pair(region_head(id, CODE_REGION_BEGIN))) == Some(true)
-    {
-        return active_region(id);
-    }
-    region_begin_static_slow(name)
+fn region_begin_static(name: &'static StaticName) -> Option<RegionGuard> {
+    let id = name.cached()?;
+    (peek_local(|l| l.try_pair(region_head(id, CODE_REGION_BEGIN))) == Some(true))
+        .then(|| active_region(id))
 }
 
 #[cold]
@@ -239,10 +242,12 @@ fn active_region(name: StrId) -> RegionGuard {
     }
 }
 
+/// `Err(name)`: nothing recorded; the caller takes the slow path.
 #[inline(never)]
-fn region_end(name: StrId) {
-    if peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END))) != Some(true) {
-        region_end_slow(name);
+fn region_end(name: StrId) -> Result<(), StrId> {
+    match peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END))) {
+        Some(true) => Ok(()),
+        _ => Err(name),
     }
 }
 
@@ -255,8 +260,10 @@ fn region_end_slow(name: StrId) {
 impl Drop for RegionGuard {
     #[inline]
     fn drop(&mut self) {
-        if self.active {
-            region_end(self.name);
+        if self.active
+            && let Err(name) = region_end(self.name)
+        {
+            region_end_slow(name);
         }
     }
 }

@@ -238,8 +238,10 @@ impl Local {
         if pos >= self.fast_end {
             return false;
         }
-        let delta = self.fast_tick();
+        let now = crate::clock::counter_ticks();
+        let delta = now.wrapping_sub(self.last_ts);
         if delta < 0x80 && operand < 0x80 {
+            self.last_ts = now;
             // SAFETY: `pos <= limit = cap - MAX_FIXED_EVENT_LEN`: two bytes fit, at or past
             // the committed length. The delta's byte first, then the operand's.
             unsafe {
@@ -250,15 +252,26 @@ impl Local {
             };
             self.advance(2, 1);
         } else {
-            self.write_small(
-                |out, delta| {
-                    let n = fdr_format::varint::put_fast(out, 0, delta);
-                    n + fdr_format::varint::put_fast(out, n, operand)
-                },
-                delta,
-            );
+            self.pair_long(now, operand);
         }
         true
+    }
+
+    /// [`Local::try_pair`]'s other case: a longer delta or operand, or the clock stepped
+    /// back (the wrapped delta is huge: saturate). Out of line, so the common case keeps
+    /// few registers; a call in tail position costs the common case nothing.
+    #[cold]
+    #[inline(never)]
+    fn pair_long(&mut self, now: u64, operand: u64) {
+        let delta = now.saturating_sub(self.last_ts);
+        self.last_ts += delta;
+        self.write_small(
+            |out, delta| {
+                let n = fdr_format::varint::put_fast(out, 0, delta);
+                n + fdr_format::varint::put_fast(out, n, operand)
+            },
+            delta,
+        );
     }
 
     /// Sets `limit` and the hot path's `fast_end` for a buffer of `cap` bytes.
@@ -410,7 +423,7 @@ impl Local {
         // The collector polls; wake it early (a syscall, if it sleeps) only when the pool
         // runs low, which its polling normally prevents.
         if sh.pool.len() < sh.pool_low_water() {
-            sh.wake_collector();
+            sh.writer_wakes_collector();
         }
         match next {
             Some(n) => self.begin_chunk(n, now),

@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) max_chunks: AtomicUsize,
     pub(crate) next_thread: AtomicU32,
     pub(crate) snapshot_busy: AtomicBool,
+    /// A writer asked the collector for a round it has not started yet.
+    pub(crate) wake_pending: AtomicBool,
     pub(crate) collector: OnceLock<Thread>,
     pub(crate) process: Mutex<ProcessInfo>,
 }
@@ -126,6 +128,7 @@ pub(crate) static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
     max_chunks: AtomicUsize::new(CAPTURE_ONLY_CHUNKS),
     next_thread: AtomicU32::new(1),
     snapshot_busy: AtomicBool::new(false),
+    wake_pending: AtomicBool::new(false),
     collector: OnceLock::new(),
     process: Mutex::new(ProcessInfo::default()),
 });
@@ -171,10 +174,19 @@ impl Shared {
         (live + 1).min(self.pool_target() / 2).max(1)
     }
 
-    /// Wakes the collector (a writer found the pool low).
+    /// Wakes the collector.
     pub(crate) fn wake_collector(&self) {
         if let Some(t) = self.collector.get() {
             t.unpark();
+        }
+    }
+
+    /// A writer found the pool low: wakes the collector, at most once per collector round
+    /// (a wake is a syscall if the collector sleeps; a writer short of chunks refills
+    /// often, and one wake is enough).
+    pub(crate) fn writer_wakes_collector(&self) {
+        if !self.wake_pending.swap(true, Ordering::Relaxed) {
+            self.wake_collector();
         }
     }
 
@@ -383,6 +395,7 @@ pub(crate) fn collector_loop() {
     let mut sleep = COLLECT_INTERVAL;
     loop {
         std::thread::park_timeout(sleep);
+        sh.wake_pending.store(false, Ordering::Relaxed);
         let moved = crate::capture::step(sh, &mut run);
         sleep = next_sleep(sleep, moved > 0 || sh.pool.len() < sh.pool_target());
     }
