@@ -223,7 +223,7 @@ impl Chunk {
     pub fn commit(&self, len: usize, events: u64) {
         debug_assert!(len <= u32::MAX as usize);
         self.committed
-            .store(len as u64 | events * COMMITTED_EVENT, Ordering::Release);
+            .store(len as u64 | (events * COMMITTED_EVENT), Ordering::Release);
     }
 
     /// The committed length (`Acquire`: the bytes below it are visible).
