@@ -178,12 +178,15 @@ pub fn region_static(name: &'static StaticName) -> RegionGuard {
     }
 }
 
-// The recording entry points below are out of line, so a disabled call site is a load and
-// a branch. Each is a leaf on its fast path (`try_small` and `try_pair` make no call, so
-// no registers are saved); anything else (first use of a name or a thread, a full chunk,
-// the fallback clock) goes to a cold slow path that does it all with calls. The `region!`
-// and region-end paths return what the slow path needs to their caller, which calls it:
-// nothing has to live in a saved register across the fast call.
+// The entry points that begin recording are out of line, so a disabled call site is a load
+// and a branch. Each is a leaf on its fast path (`try_small` and `try_pair` make no call,
+// so no registers are saved); anything else (first use of a name or a thread, a full
+// chunk, the fallback clock) goes to a cold slow path that does it all with calls. The
+// `region!` path returns what the slow path needs to its caller, which calls it: nothing
+// has to live in a saved register across the fast call. A region's end is inlined into the
+// guard's drop, which runs only for a region that was recorded (enabled): that saves a call
+// per region (measured: 1.13-1.17x the floor against 1.22-1.26x with the end out of line
+// too), and a disabled site still skips it with the same load and branch.
 
 #[inline(never)]
 fn region_begin_str(name: &'static str) -> RegionGuard {
@@ -242,8 +245,8 @@ fn active_region(name: StrId) -> RegionGuard {
     }
 }
 
-/// `Err(name)`: nothing recorded; the caller takes the slow path.
-#[inline(never)]
+/// `Err(name)`: nothing recorded; the caller takes the slow path. Inlined (see above).
+#[inline(always)]
 fn region_end(name: StrId) -> Result<(), StrId> {
     match peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END))) {
         Some(true) => Ok(()),

@@ -37,6 +37,9 @@ const SCRATCH_BYTES: usize = 4096;
 /// Marks a thread whose thread-local storage is being torn down.
 const DEAD: usize = 1;
 
+/// Aligned to 128 bytes (a pair of cache lines) so its hot fields, written per event, never
+/// share a line with another thread's data.
+#[repr(align(128))]
 pub(crate) struct Local {
     // Hot fields first (one cache line).
     /// Bytes written into the current buffer (low 32 bits) and events (high 32 bits): the
