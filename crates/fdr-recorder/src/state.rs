@@ -25,11 +25,13 @@ pub(crate) const SEALED_QUEUE_CAP: usize = 1 << 16;
 pub(crate) const POOL_QUEUE_CAP: usize = 1 << 16;
 /// Chunk budget when no flight recorder is configured (capture only): 4 MiB.
 pub(crate) const CAPTURE_ONLY_CHUNKS: usize = 64;
-/// How long the collector sleeps between rounds while chunks arrive.
+/// How long the collector sleeps between rounds while writers drain the pool fast.
 pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
-/// Longest sleep between rounds: an idle collector doubles its sleep up to this, and goes
-/// back to [`COLLECT_INTERVAL`] as soon as a round finds sealed chunks (or a writer wakes it
-/// because the pool ran low).
+/// Longest sleep between rounds: while the pool stays above half its target between
+/// rounds, the collector doubles its sleep up to this; it goes back to
+/// [`COLLECT_INTERVAL`] as soon as writers took more than half (or a writer wakes it
+/// because the pool ran low). Fewer rounds, fewer preemptions of writers on a small
+/// machine; the pool is sized to cover the longest sleep.
 pub(crate) const COLLECT_INTERVAL_IDLE: Duration = Duration::from_millis(8);
 
 /// Flight-recorder configuration (Go's `FlightRecorderConfig`, made sharp).
@@ -396,13 +398,15 @@ pub(crate) fn collector_loop() {
     loop {
         std::thread::park_timeout(sleep);
         sh.wake_pending.store(false, Ordering::Relaxed);
-        let moved = crate::capture::step(sh, &mut run);
-        sleep = next_sleep(sleep, moved > 0 || sh.pool.len() < sh.pool_target());
+        // How far writers drew the pool down since the last round decides the next sleep.
+        let drawn_down = sh.pool.len() < sh.pool_target() / 2;
+        crate::capture::step(sh, &mut run);
+        sleep = next_sleep(sleep, drawn_down);
     }
 }
 
-/// The collector's next sleep: short while there is work, doubling (up to the idle
-/// interval) while there is none.
+/// The collector's next sleep: short while writers draw the pool down fast, doubling (up
+/// to the idle interval) while they do not.
 pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
     if busy {
         COLLECT_INTERVAL
