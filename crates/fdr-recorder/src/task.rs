@@ -34,8 +34,24 @@ use std::task::{Context, Poll, Wake, Waker};
 use fdr_format::{EventKind, TaskId};
 
 use crate::clock::now_ticks;
+use crate::local::with_local;
 use crate::metrics::{Counter, Hist, with_thread};
 use crate::{current_task, enabled, intern, intern_site, new_task_id, record, set_current_task};
+
+/// Records `kind` if recording is on and returns its timestamp; otherwise reads the clock.
+/// (One clock read either way: metrics reuse the event's.)
+#[inline(always)]
+fn record_at(on: bool, kind: &EventKind<'_>) -> u64 {
+    if on
+        && let Some(ts) = with_local(|l| {
+            l.fixed(kind);
+            l.last_ts()
+        })
+    {
+        return ts;
+    }
+    now_ticks()
+}
 
 /// Extension trait: `future.traced(name)`.
 pub trait FutureExt: Future + Sized {
@@ -67,16 +83,16 @@ struct Shim {
 impl Shim {
     #[inline]
     fn note(&self) {
-        let now = now_ticks().max(1);
-        let _ = self
-            .cell
-            .woken_at
-            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-        if enabled() {
-            record(&EventKind::Wake {
-                task: self.cell.id,
-                waker: current_task(),
-            });
+        let wake = EventKind::Wake {
+            task: self.cell.id,
+            waker: current_task(),
+        };
+        let now = record_at(enabled(), &wake).max(1);
+        // Plain load and store, no read-modify-write: two wakers racing both store (either
+        // time is a wake since the poll), and a wake racing the poll's reset may go
+        // unmeasured (the task is still woken).
+        if self.cell.woken_at.load(Ordering::Relaxed) == 0 {
+            self.cell.woken_at.store(now, Ordering::Relaxed);
         }
         with_thread(|m| m.count(Counter::Wakes, 1));
     }
@@ -164,24 +180,23 @@ impl<F: Future> Future for Traced<F> {
         // method hands it out by value or `&mut`, `Drop` does not move it) and `Traced` is
         // `Unpin` only when `F` is. The other fields are never pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        let start = now_ticks();
         let task = this.cell.id;
+        let on = enabled();
+        let start = record_at(on, &EventKind::PollStart { task });
         let woken = if this.created_at != 0 {
             // Creation counts as the first wake; a wake before the first poll is later.
             let c = this.created_at;
             this.created_at = 0;
             this.cell.woken_at.store(0, Ordering::Relaxed);
             c
-        } else if this.cell.woken_at.load(Ordering::Relaxed) != 0 {
-            this.cell.woken_at.swap(0, Ordering::Relaxed)
         } else {
-            0
+            let w = this.cell.woken_at.load(Ordering::Relaxed);
+            if w != 0 {
+                this.cell.woken_at.store(0, Ordering::Relaxed);
+            }
+            w
         };
         let _current = Current(set_current_task(task));
-        let on = enabled();
-        if on {
-            record(&EventKind::PollStart { task });
-        }
         let waker = match &this.waker {
             Some((shim, w)) if shim.inner.will_wake(cx.waker()) => w,
             _ => {
@@ -197,10 +212,7 @@ impl<F: Future> Future for Traced<F> {
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let r = inner.poll(&mut cx2);
         let ready = r.is_ready();
-        if on {
-            record(&EventKind::PollEnd { task, ready });
-        }
-        let end = now_ticks();
+        let end = record_at(on, &EventKind::PollEnd { task, ready });
         with_thread(|m| {
             if woken != 0 {
                 m.hist(Hist::SchedLatency, start.saturating_sub(woken));
