@@ -105,8 +105,8 @@ fn condvar_waits_and_blocking_calls_are_blocks() {
             let _r = fdr_recorder::region("cv");
             let (m, cv) = &*p2;
             let g = m.lock().unwrap();
-            // Already true: no wait, nothing recorded.
-            let g = cv.wait_while(g, |ready| *ready && false).unwrap();
+            // Not ready yet, so "wait while ready" does not wait: nothing recorded.
+            let g = cv.wait_while(g, |ready| *ready).unwrap();
             let (g, site) = (cv.wait_while(g, |ready| !*ready).unwrap(), here());
             assert!(*g);
             drop(g);
