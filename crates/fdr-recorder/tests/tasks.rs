@@ -106,7 +106,7 @@ fn a_task_blocked_on_a_contended_mutex_records_the_lock_site() {
         ],
         "{run:?}"
     );
-    assert!(run.contains(&Ev::Drop(waiter)));
+    assert!(d.all().any(|(_, e)| *e == Ev::Drop(waiter)));
     let after = fdr_recorder::metrics();
     assert!(after.lock_wait_ns.count > before, "{after:?}");
     // The holder held the lock 30 ms after the waiter tried it (at most).
@@ -171,7 +171,8 @@ fn a_task_woken_by_another_task_names_its_waker() {
     assert!(!evs[poll..w].iter().any(|e| matches!(e, Ev::PollEnd(..))));
     // The wakee: pending, woken, ready, dropped.
     let states: Vec<&Ev> = d
-        .all()
+        .timeline
+        .iter()
         .map(|(_, e)| e)
         .filter(|e| match e {
             Ev::PollEnd(t, _) | Ev::Drop(t) => *t == wakee,

@@ -41,6 +41,8 @@ pub enum Ev {
 #[derive(Debug, Default)]
 pub struct Dump {
     pub threads: BTreeMap<u32, (String, Vec<Ev>)>,
+    /// Every event of every thread, by timestamp.
+    pub timeline: Vec<(u64, Ev)>,
 }
 
 impl Dump {
@@ -78,6 +80,7 @@ pub fn decode(bytes: &[u8]) -> Dump {
     let mut d = Decoder::new(bytes).expect("trace header");
     let mut tables = Tables::new();
     let mut raw: BTreeMap<u32, Vec<Ev>> = BTreeMap::new();
+    let mut timeline = Vec::new();
     while let Some(b) = d.next_batch() {
         match b.expect("batch") {
             Batch::Table(t) => tables.apply(&t).expect("table"),
@@ -130,12 +133,17 @@ pub fn decode(bytes: &[u8]) -> Dump {
                         EventKind::Loss { .. } => continue,
                         k => Ev::Other(k.name()),
                     };
+                    timeline.push((e.ts, ev.clone()));
                     raw.entry(b.thread.0).or_default().push(ev);
                 }
             }
         }
     }
-    let mut out = Dump::default();
+    timeline.sort_by_key(|(ts, _)| *ts);
+    let mut out = Dump {
+        timeline,
+        ..Dump::default()
+    };
     for (id, evs) in raw {
         let name = tables
             .threads()
