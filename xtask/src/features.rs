@@ -58,6 +58,7 @@ pub(crate) fn check_gated(g: &Gated) -> Result<()> {
     run(cargo()
         .args(["test", "-p", &g.package, "--features", &g.feature])
         .env("RUSTFLAGS", &flags)
+        .env("RUSTDOCFLAGS", &flags)
         .env(
             "CARGO_TARGET_DIR",
             target_dir().join(format!("cfg-{}", g.cfg)),
