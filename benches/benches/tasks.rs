@@ -148,7 +148,9 @@ fn bench_tracing(c: &mut Criterion) {
     start_recorder();
     let fdr = tracing_subscriber::registry().with(fdr_tracing::FdrLayer::new());
     tracing::subscriber::with_default(fdr, || {
-        c.bench_function("tracing_layer/span_ns", span_workload);
+        let mut g = c.benchmark_group("tracing_layer");
+        g.bench_function("span_ns", span_workload);
+        g.finish();
     });
 
     let dir = std::env::temp_dir().join(format!("fdr-bench-chrome-{}", std::process::id()));
@@ -158,7 +160,9 @@ fn bench_tracing(c: &mut Criterion) {
         .build();
     let sub = tracing_subscriber::registry().with(chrome);
     tracing::subscriber::with_default(sub, || {
-        c.bench_function("peer.tracing_chrome/span_ns", span_workload);
+        let mut g = c.benchmark_group("peer.tracing_chrome");
+        g.bench_function("span_ns", span_workload);
+        g.finish();
     });
     drop(guard);
     let _ = std::fs::remove_dir_all(&dir);
