@@ -1,6 +1,7 @@
 //! `cargo xtask <verb>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `ci`: everything CI checks (fmt, clippy, tests, docs, the recorder's loom models).
+//! - `ci`: everything CI checks (fmt, clippy, tests, docs, the recorder's loom models), with
+//!   every feature; features that also need a cfg are tested apart, with it (see `features.rs`).
 //! - `bench`: runs the benches, writes `target/xtask/bench/summary.json`, compares with the previous run.
 //! - `demo`: the README's first command.
 //! - `fuzz --seconds N`: fuzzes the trace decoder.
@@ -12,6 +13,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod bench;
+mod features;
 mod fuzz;
 
 fn main() -> Result<()> {
@@ -75,19 +77,18 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
     ensure_chromium();
+    // Every feature but those that also need a cfg (see features.rs), which follow.
+    let (plain, gated) = features::workspace_features()?;
+    let all_features = ["--features".to_string(), plain.join(",")];
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--all-features",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    run(cargo().args(["test", "--workspace", "--all-features"]))?;
     run(cargo()
-        .args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .args(["clippy", "--workspace", "--all-targets"])
+        .args(&all_features)
+        .args(["--", "-D", "warnings"]))?;
+    run(cargo().args(["test", "--workspace"]).args(&all_features))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .args(&all_features)
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     // Loom models of the recorder's hand-off protocol, in their own target dir so the
     // `--cfg loom` build does not invalidate the normal one; preemptions bounded to keep
@@ -97,6 +98,9 @@ fn ci() -> Result<()> {
         .env("RUSTFLAGS", "--cfg loom")
         .env("LOOM_MAX_PREEMPTIONS", "3")
         .env("CARGO_TARGET_DIR", target_dir().join("loom")))?;
+    for g in &gated {
+        features::check_gated(g)?;
+    }
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }

@@ -181,6 +181,14 @@ fn os_tid() -> u64 {
 }
 
 impl Local {
+    // --- begin: hook for task metrics (task.rs) ---
+    /// Ticks of this thread's last recorded event (so metrics reuse an event's clock read).
+    #[inline(always)]
+    pub(crate) fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+    // --- end: hook for task metrics ---
+
     fn meta(&self, now: u64) -> ChunkMeta {
         ChunkMeta {
             thread: self.shared.id,

@@ -1,0 +1,172 @@
+//! Task, lock and tracing-layer benches.
+//!
+//! Figures: `task.poll_overhead_ns` (a traced future's poll, including the wake through the
+//! wrapped waker, minus the same future's poll untraced), `sync.mutex_uncontended_overhead_ns`
+//! (fdr `Mutex` lock+unlock minus `std`'s), `tracing_layer.span_ns` (a span's enter and exit
+//! through `FdrLayer` on a `Registry`) and `peer.tracing_chrome.span_ns` (the same through
+//! tracing-chrome's `ChromeLayer` writing a file), and `task.poll_clock_floor_ns` (three
+//! clock reads) and `task.poll_events_floor_ns` (three bare recorded events): the floors of
+//! a traced poll's three events on the machine at hand. Overheads are differences of medians of
+//! interleaved samples taken in the same run; the raw times are criterion benches too.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fdr_benches::report;
+use fdr_recorder::task::FutureExt;
+use tracing_subscriber::prelude::*;
+
+/// A future that wakes itself and stays pending: every poll includes one wake.
+struct Spin;
+
+impl Future for Spin {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Median ns per call of `a` and of `b`, from interleaved samples of `iters` calls.
+fn paired(mut a: impl FnMut(), mut b: impl FnMut(), iters: u32) -> (f64, f64) {
+    const SAMPLES: usize = 41;
+    let mut sa = Vec::with_capacity(SAMPLES);
+    let mut sb = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        for _ in 0..iters {
+            a();
+        }
+        sa.push(t.elapsed().as_nanos() as f64 / iters as f64);
+        let t = Instant::now();
+        for _ in 0..iters {
+            b();
+        }
+        sb.push(t.elapsed().as_nanos() as f64 / iters as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut sa), median(&mut sb))
+}
+
+fn start_recorder() {
+    fdr_recorder::start(fdr_recorder::Config::default()).expect("recorder starts");
+}
+
+fn bench_tasks(c: &mut Criterion) {
+    start_recorder();
+    let waker = Waker::noop();
+    let mut plain = Box::pin(Spin);
+    let mut traced = Box::pin(Spin.traced("bench"));
+
+    let (untraced_ns, traced_ns) = paired(
+        || {
+            let _ = black_box(plain.as_mut().poll(&mut Context::from_waker(waker)));
+        },
+        || {
+            let _ = black_box(traced.as_mut().poll(&mut Context::from_waker(waker)));
+        },
+        20_000,
+    );
+    report("task.poll_overhead_ns", traced_ns - untraced_ns);
+    // The floor under it: a traced poll records three events (poll start, wake, poll end),
+    // each reading the clock once.
+    let (clock_ns, _) = paired(
+        || {
+            black_box(fdr_recorder::now_ticks());
+        },
+        || (),
+        200_000,
+    );
+    report("task.poll_clock_floor_ns", 3.0 * clock_ns);
+    // And the recorder's cost of those three events, recorded bare.
+    let mut i = 0u64;
+    let (event_ns, _) = paired(
+        || {
+            i += 1;
+            fdr_recorder::record(&fdr_recorder::EventKind::PollStart {
+                task: fdr_recorder::TaskId(black_box(i)),
+            });
+        },
+        || (),
+        200_000,
+    );
+    report("task.poll_events_floor_ns", 3.0 * event_ns);
+
+    let mut g = c.benchmark_group("task");
+    g.bench_function("poll_untraced_ns", |b| {
+        b.iter(|| black_box(plain.as_mut().poll(&mut Context::from_waker(waker))))
+    });
+    g.bench_function("poll_traced_ns", |b| {
+        b.iter(|| black_box(traced.as_mut().poll(&mut Context::from_waker(waker))))
+    });
+    g.finish();
+}
+
+fn bench_sync(c: &mut Criterion) {
+    start_recorder();
+    let std_m = std::sync::Mutex::new(0u64);
+    let fdr_m = fdr_recorder::locks::Mutex::new(0u64);
+    let (std_ns, fdr_ns) = paired(
+        || *black_box(&std_m).lock().unwrap() += 1,
+        || *black_box(&fdr_m).lock().unwrap() += 1,
+        200_000,
+    );
+    report("sync.mutex_uncontended_overhead_ns", fdr_ns - std_ns);
+
+    let mut g = c.benchmark_group("sync");
+    g.bench_function("std_mutex_uncontended_ns", |b| {
+        b.iter(|| *black_box(&std_m).lock().unwrap() += 1)
+    });
+    g.bench_function("mutex_uncontended_ns", |b| {
+        b.iter(|| *black_box(&fdr_m).lock().unwrap() += 1)
+    });
+    g.finish();
+}
+
+/// A span entered and exited, as an instrumented function does it.
+fn span_workload(b: &mut criterion::Bencher<'_>) {
+    let span = tracing::info_span!("request");
+    b.iter(|| {
+        let _g = span.enter();
+        black_box(&span);
+    })
+}
+
+fn bench_tracing(c: &mut Criterion) {
+    start_recorder();
+    let fdr = tracing_subscriber::registry().with(fdr_tracing::FdrLayer::new());
+    tracing::subscriber::with_default(fdr, || {
+        let mut g = c.benchmark_group("tracing_layer");
+        g.bench_function("span_ns", span_workload);
+        g.finish();
+    });
+
+    let dir = std::env::temp_dir().join(format!("fdr-bench-chrome-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (chrome, guard) = tracing_chrome::ChromeLayerBuilder::new()
+        .file(dir.join("trace.json"))
+        .build();
+    let sub = tracing_subscriber::registry().with(chrome);
+    tracing::subscriber::with_default(sub, || {
+        let mut g = c.benchmark_group("peer.tracing_chrome");
+        g.bench_function("span_ns", span_workload);
+        g.finish();
+    });
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench_tasks, bench_sync, bench_tracing);
+criterion_main!(benches);

@@ -1,0 +1,184 @@
+//! Decodes a dump into every thread's events with names and sites resolved, for the task,
+//! lock and tokio tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(unreachable_pub, reason = "a test helper module")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fdr_format::{Batch, BlockReason, Decoder, EventKind, Message, Tables};
+use fdr_recorder::{Config, FlightConfig};
+
+/// One event, owned, with ids resolved to names and `file:line` sites.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ev {
+    Create {
+        task: u64,
+        parent: u64,
+        name: String,
+        site: String,
+    },
+    PollStart(u64),
+    PollEnd(u64, bool),
+    Wake {
+        task: u64,
+        waker: u64,
+    },
+    Drop(u64),
+    BlockBegin(BlockReason, String),
+    BlockEnd,
+    Begin(String),
+    End(String),
+    Log(String, String),
+    Park,
+    Unpark,
+    ThreadStart,
+    ThreadEnd,
+    Other(&'static str),
+}
+
+/// A decoded dump: events per thread (by name), in order.
+#[derive(Debug, Default)]
+pub struct Dump {
+    pub threads: BTreeMap<u32, (String, Vec<Ev>)>,
+    /// Every event of every thread, by timestamp.
+    pub timeline: Vec<(u64, Ev)>,
+}
+
+impl Dump {
+    /// Every event with its thread's name.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &Ev)> {
+        self.threads
+            .values()
+            .flat_map(|(n, evs)| evs.iter().map(move |e| (n.as_str(), e)))
+    }
+
+    /// The id of the task created with `name` (panics unless exactly one).
+    pub fn task(&self, name: &str) -> u64 {
+        let ids: Vec<u64> = self
+            .all()
+            .filter_map(|(_, e)| match e {
+                Ev::Create { task, name: n, .. } if n == name => Some(*task),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "tasks named {name}: {ids:?}");
+        ids[0]
+    }
+
+    /// The events of the thread that recorded `pred`'s first match.
+    pub fn thread_with(&self, pred: impl Fn(&Ev) -> bool) -> Option<(&str, &[Ev])> {
+        self.threads
+            .values()
+            .find(|(_, evs)| evs.iter().any(&pred))
+            .map(|(n, evs)| (n.as_str(), evs.as_slice()))
+    }
+}
+
+/// Decodes a whole trace, panicking with the decoder's message on any damage.
+pub fn decode(bytes: &[u8]) -> Dump {
+    let mut d = Decoder::new(bytes).expect("trace header");
+    let mut tables = Tables::new();
+    let mut raw: BTreeMap<u32, Vec<Ev>> = BTreeMap::new();
+    let mut timeline = Vec::new();
+    while let Some(b) = d.next_batch() {
+        match b.expect("batch") {
+            Batch::Table(t) => tables.apply(&t).expect("table"),
+            Batch::Events(b) => {
+                for e in b.events() {
+                    let e = e.expect("event");
+                    let name = |id| tables.name(id).into_owned();
+                    let site = |id| {
+                        tables
+                            .site(id)
+                            .map(|s| format!("{}:{}", s.file, s.line))
+                            .unwrap_or_default()
+                    };
+                    let ev = match e.kind {
+                        EventKind::TaskCreate {
+                            task,
+                            parent,
+                            name: n,
+                            site: s,
+                        } => Ev::Create {
+                            task: task.0,
+                            parent: parent.0,
+                            name: name(n),
+                            site: site(s),
+                        },
+                        EventKind::PollStart { task } => Ev::PollStart(task.0),
+                        EventKind::PollEnd { task, ready } => Ev::PollEnd(task.0, ready),
+                        EventKind::Wake { task, waker } => Ev::Wake {
+                            task: task.0,
+                            waker: waker.0,
+                        },
+                        EventKind::TaskDrop { task } => Ev::Drop(task.0),
+                        EventKind::BlockBegin { reason, site: s } => {
+                            Ev::BlockBegin(reason, site(s))
+                        }
+                        EventKind::BlockEnd => Ev::BlockEnd,
+                        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
+                        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
+                        EventKind::Log { category, message } => {
+                            let m = match message {
+                                Message::Interned(id) => name(id),
+                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
+                            };
+                            Ev::Log(name(category), m)
+                        }
+                        EventKind::Park => Ev::Park,
+                        EventKind::Unpark => Ev::Unpark,
+                        EventKind::ThreadStart => Ev::ThreadStart,
+                        EventKind::ThreadEnd => Ev::ThreadEnd,
+                        EventKind::Loss { .. } => continue,
+                        k => Ev::Other(k.name()),
+                    };
+                    timeline.push((e.ts, ev.clone()));
+                    raw.entry(b.thread.0).or_default().push(ev);
+                }
+            }
+        }
+    }
+    timeline.sort_by_key(|(ts, _)| *ts);
+    let mut out = Dump {
+        timeline,
+        ..Dump::default()
+    };
+    for (id, evs) in raw {
+        let name = tables
+            .threads()
+            .find(|(t, _)| t.0 == id)
+            .map(|(_, i)| i.name.clone())
+            .unwrap_or_default();
+        out.threads.insert(id, (name, evs));
+    }
+    out
+}
+
+/// Starts the recorder with a flight window large enough for a test.
+pub fn start_recorder() {
+    fdr_recorder::start(Config {
+        flight: Some(FlightConfig {
+            min_age: Duration::from_secs(60),
+            max_bytes: 8 << 20,
+        }),
+        ..Config::default()
+    })
+    .expect("recorder starts");
+}
+
+/// The flight recorder's window, decoded.
+pub fn dump() -> Dump {
+    let mut bytes = Vec::new();
+    fdr_recorder::flight()
+        .write_to(&mut bytes)
+        .expect("snapshot");
+    decode(&bytes)
+}
+
+/// `file:line` of the caller, as sites are resolved.
+#[track_caller]
+pub fn here() -> String {
+    let l = std::panic::Location::caller();
+    format!("{}:{}", l.file(), l.line())
+}

@@ -1,0 +1,110 @@
+//! An app instrumented with `tracing` and `FdrLayer`: spans decode as nested regions, events
+//! as logs with their fields, and a per-layer filter keeps what it excludes out. (Own test
+//! binary: it installs the global recorder.)
+
+use std::time::Duration;
+
+use fdr_format::{Batch, Decoder, EventKind, Message, Tables};
+use fdr_recorder::{Config, FlightConfig};
+use fdr_tracing::FdrLayer;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::prelude::*;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Ev {
+    Begin(String),
+    End(String),
+    Log(String, String),
+}
+
+/// The events of the thread named `thread`, regions and logs only.
+fn thread_events(bytes: &[u8], thread: &str) -> Vec<Ev> {
+    let mut d = Decoder::new(bytes).unwrap();
+    let mut tables = Tables::new();
+    let mut by_thread: Vec<(u32, Vec<Ev>)> = Vec::new();
+    while let Some(b) = d.next_batch() {
+        match b.unwrap() {
+            Batch::Table(t) => tables.apply(&t).unwrap(),
+            Batch::Events(b) => {
+                let mut evs = Vec::new();
+                for e in b.events() {
+                    let name = |id| tables.name(id).into_owned();
+                    evs.push(match e.unwrap().kind {
+                        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
+                        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
+                        EventKind::Log { category, message } => Ev::Log(
+                            name(category),
+                            match message {
+                                Message::Interned(id) => name(id),
+                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
+                            },
+                        ),
+                        _ => continue,
+                    });
+                }
+                by_thread.push((b.thread.0, evs));
+            }
+        }
+    }
+    let id = tables
+        .threads()
+        .find(|(_, i)| i.name == thread)
+        .map(|(t, _)| t.0)
+        .expect("thread in the table");
+    by_thread
+        .into_iter()
+        .filter(|(t, _)| *t == id)
+        .flat_map(|(_, e)| e)
+        .collect()
+}
+
+#[test]
+fn spans_nest_as_regions_and_events_are_logs_filters_respected() {
+    fdr_recorder::start(Config {
+        flight: Some(FlightConfig {
+            min_age: Duration::from_secs(60),
+            max_bytes: 4 << 20,
+        }),
+        ..Config::default()
+    })
+    .unwrap();
+    let layer = FdrLayer::new().with_filter(filter_fn(|m| m.target() != "noisy"));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    std::thread::Builder::new()
+        .name("app".into())
+        .spawn(move || {
+            tracing::subscriber::with_default(subscriber, || {
+                let request = tracing::info_span!("request", id = 7);
+                let _r = request.enter();
+                tracing::info!(target: "app", "started");
+                {
+                    let db = tracing::info_span!("db");
+                    let _d = db.enter();
+                    tracing::warn!(target: "app::db", rows = 3, table = "users", "query done");
+                    tracing::info!(target: "noisy", "excluded by the filter");
+                }
+                tracing::debug!(target: "app", elapsed_ms = 12.5);
+                // A span excluded by the filter records no region.
+                let hidden = tracing::info_span!(target: "noisy", "hidden");
+                let _h = hidden.enter();
+            });
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let mut dump = Vec::new();
+    fdr_recorder::flight().write_to(&mut dump).unwrap();
+    let evs = thread_events(&dump, "app");
+    assert_eq!(
+        evs,
+        [
+            Ev::Begin("request".into()),
+            Ev::Log("app".into(), "started".into()),
+            Ev::Begin("db".into()),
+            Ev::Log("app::db".into(), "query done rows=3 table=\"users\"".into()),
+            Ev::End("db".into()),
+            Ev::Log("app".into(), "elapsed_ms=12.5".into()),
+            Ev::End("request".into()),
+        ]
+    );
+}
