@@ -1,0 +1,246 @@
+//! The recording API: regions, user tasks, logs, any event, ids.
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fdr_format::encode;
+use fdr_format::{EventKind, Message, SiteId, StrId, TaskId};
+
+use crate::local::{peek_local, with_local};
+
+/// Task ids handed to a thread at once, so creating a task writes nothing shared.
+const TASK_ID_BLOCK: u64 = 1024;
+static NEXT_TASK_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static TASK_IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    static CURRENT_TASK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Whether recording is on: one relaxed load. Instrumentation may skip work when it is off.
+#[inline(always)]
+pub fn enabled() -> bool {
+    crate::ENABLED.load(Ordering::Relaxed)
+}
+
+/// Interns a static string (a region, task, category or metric name). Lock-free after the
+/// first use of that string on this thread.
+#[inline]
+pub fn intern(s: &'static str) -> StrId {
+    peek_local(|l| l.names.get(s)).unwrap_or_else(|| crate::intern::intern_global(s))
+}
+
+/// Interns a call site.
+#[inline]
+pub fn intern_site(loc: &'static Location<'static>) -> SiteId {
+    peek_local(|l| l.sites.get(loc)).unwrap_or_else(|| crate::intern::intern_site_global(loc))
+}
+
+/// A fresh task id (dense, never 0), without a shared write per call.
+#[inline]
+pub fn new_task_id() -> TaskId {
+    TASK_IDS.with(|c| {
+        let (mut next, mut end) = c.get();
+        if next == end {
+            next = NEXT_TASK_BLOCK.fetch_add(TASK_ID_BLOCK, Ordering::Relaxed);
+            end = next + TASK_ID_BLOCK;
+        }
+        c.set((next + 1, end));
+        TaskId(next)
+    })
+}
+
+/// The task current on this thread ([`TaskId::NONE`] if none).
+#[inline]
+pub fn current_task() -> TaskId {
+    TaskId(CURRENT_TASK.with(Cell::get))
+}
+
+/// Makes `task` current on this thread; returns the previous one.
+#[inline]
+pub fn set_current_task(task: TaskId) -> TaskId {
+    TaskId(CURRENT_TASK.with(|c| c.replace(task.0)))
+}
+
+/// Records `kind` now on this thread (any event; an inline log message is copied).
+#[inline]
+pub fn record(kind: &EventKind<'_>) {
+    if !enabled() {
+        return;
+    }
+    match *kind {
+        EventKind::Log {
+            category,
+            message: Message::Inline(text),
+        } => {
+            with_local(|l| l.inline_log(category, text));
+        }
+        _ => {
+            with_local(|l| l.fixed(kind));
+        }
+    }
+}
+
+/// A region in progress; ends (records its end) when dropped, on the same thread.
+#[must_use = "a region ends when its guard is dropped"]
+#[derive(Debug)]
+pub struct RegionGuard {
+    name: StrId,
+    active: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Begins a region named `name` on this thread; it ends when the guard drops.
+#[inline]
+pub fn region(name: &'static str) -> RegionGuard {
+    let mut g = RegionGuard {
+        name: StrId(0),
+        active: false,
+        _not_send: PhantomData,
+    };
+    if enabled()
+        && let Some(id) = with_local(|l| {
+            let id = l.names.get(name);
+            l.small(|out, delta| encode::region_begin(out, delta, id));
+            id
+        })
+    {
+        g.name = id;
+        g.active = true;
+    }
+    g
+}
+
+impl Drop for RegionGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.active {
+            let name = self.name;
+            with_local(|l| l.small(|out, delta| encode::region_end(out, delta, name)));
+        }
+    }
+}
+
+/// Runs `f` inside a region named `name`.
+#[inline]
+pub fn with_region<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
+    let _g = region(name);
+    f()
+}
+
+/// A user task (a logical operation, Go's `trace.NewTask`) current on this thread until
+/// the guard drops.
+#[must_use = "a task ends when its guard is dropped"]
+#[derive(Debug)]
+pub struct TaskGuard {
+    task: TaskId,
+    previous: TaskId,
+    active: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl TaskGuard {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.task
+    }
+}
+
+/// Begins a user task named `name`, child of the current task, and makes it current.
+#[inline]
+pub fn task(name: &'static str) -> TaskGuard {
+    let task = new_task_id();
+    let parent = current_task();
+    let mut active = false;
+    if enabled() {
+        active = with_local(|l| {
+            let name = l.names.get(name);
+            l.fixed(&EventKind::UserTaskBegin { task, parent, name });
+        })
+        .is_some();
+    }
+    let previous = set_current_task(task);
+    TaskGuard {
+        task,
+        previous,
+        active,
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.active {
+            let task = self.task;
+            with_local(|l| l.fixed(&EventKind::UserTaskEnd { task }));
+        }
+        set_current_task(self.previous);
+    }
+}
+
+/// Logs a static message under `category`.
+#[inline]
+pub fn log(category: &'static str, message: &'static str) {
+    if enabled() {
+        with_local(|l| {
+            let c = l.names.get(category);
+            let m = l.names.get(message);
+            l.small(|out, delta| encode::log_static(out, delta, c, m));
+        });
+    }
+}
+
+/// Longest formatted log message; longer ones are cut (at a character boundary).
+pub const MAX_FORMATTED_LOG_LEN: usize = 1024;
+
+struct FmtBuf {
+    buf: [u8; MAX_FORMATTED_LOG_LEN],
+    len: usize,
+}
+
+impl fmt::Write for FmtBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = MAX_FORMATTED_LOG_LEN - self.len;
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Logs a formatted message under `category` (a message without arguments is interned).
+pub fn log_fmt(category: &'static str, args: fmt::Arguments<'_>) {
+    if !enabled() {
+        return;
+    }
+    if let Some(s) = args.as_str() {
+        return log(category, s);
+    }
+    let mut b = FmtBuf {
+        buf: [0; MAX_FORMATTED_LOG_LEN],
+        len: 0,
+    };
+    // Formatting runs user code, so it happens before the recorder is borrowed.
+    let _ = fmt::write(&mut b, args);
+    with_local(|l| {
+        let c = l.names.get(category);
+        l.inline_log(c, &b.buf[..b.len]);
+    });
+}
+
+/// Logs under a category: `log!("db", "connected")` records a static message,
+/// `log!("db", "{} rows", n)` a formatted one. Costs one relaxed load when recording is off.
+#[macro_export]
+macro_rules! log {
+    ($category:expr, $($arg:tt)+) => {
+        if $crate::enabled() {
+            $crate::log_fmt($category, ::core::format_args!($($arg)+))
+        }
+    };
+}

@@ -1,0 +1,357 @@
+//! Chunks, the per-thread slot that publishes a thread's current chunk, and the pin protocol
+//! that lets a snapshot read a chunk a writer is still filling.
+//!
+//! Protocol (checked by the loom models in `tests/loom.rs`):
+//! - A writer owns its current chunk. It writes bytes past the committed length, then
+//!   publishes them with a `Release` store of the committed length; it never rewrites bytes
+//!   below it. Readers `Acquire` the length and read only that prefix: never a torn event.
+//! - Sealing: the writer pushes the full chunk to the sealed queue, then swaps its slot to
+//!   the next chunk, then clears the chunk's `is_current` flag (`Release`).
+//! - A reader pins a live chunk: load the slot, add a pin, then confirm with a
+//!   compare-exchange that the slot still holds that chunk. The confirmation is a
+//!   read-modify-write, so it is ordered against the writer's swap.
+//! - A chunk is recycled (handed to another writer) only when it is in no ring, no longer
+//!   current (`Acquire`), and has no pins (`Acquire`), in that order.
+//! - Chunks are never freed while the recorder exists, so a stale pointer still points at a
+//!   valid chunk; the checks above decide whether its bytes may be read.
+#![allow(
+    unsafe_code,
+    reason = "the chunk buffer is shared between its writer and pinned readers by protocol"
+)]
+
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, ByteCell, Ordering};
+
+/// Bytes in one chunk: the unit of hand-off, of the ring, and of the per-thread buffer.
+#[cfg(not(loom))]
+pub const CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes in one chunk (small under loom, so byte-level race tracking stays cheap).
+#[cfg(loom)]
+pub const CHUNK_BYTES: usize = 16;
+
+/// Facts about a chunk's contents, written by its owner before it is published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ChunkMeta {
+    /// The recording thread.
+    pub(crate) thread: u32,
+    /// The thread's chunk sequence number.
+    pub(crate) seq: u32,
+    /// Base timestamp: events' deltas start from it.
+    pub(crate) base_ts: u64,
+    /// Events the thread wrote into its earlier chunks.
+    pub(crate) events_before: u64,
+    /// Bytes the thread wrote into its earlier chunks.
+    pub(crate) bytes_before: u64,
+    /// Events the thread discarded (no chunk free) that its earlier chunks reported.
+    pub(crate) discards_before: u64,
+}
+
+/// Facts known when a chunk is sealed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SealInfo {
+    /// Events in the chunk (loss records included).
+    pub(crate) events: u64,
+    /// Discarded events this chunk's loss record reports.
+    pub(crate) discards: u64,
+    /// Timestamp of the chunk's last event.
+    pub(crate) last_ts: u64,
+    /// The thread's last chunk (it exited).
+    pub(crate) last: bool,
+}
+
+/// One chunk: a fixed buffer of encoded events and its protocol state.
+#[derive(Debug)]
+pub struct Chunk {
+    data: Box<[ByteCell]>,
+    committed: AtomicUsize,
+    pins: AtomicU32,
+    is_current: AtomicBool,
+    in_ring: AtomicBool,
+    thread: AtomicU32,
+    seq: AtomicU32,
+    base_ts: AtomicU64,
+    events_before: AtomicU64,
+    bytes_before: AtomicU64,
+    discards_before: AtomicU64,
+    events: AtomicU64,
+    discards: AtomicU64,
+    last_ts: AtomicU64,
+    last: AtomicBool,
+}
+
+// SAFETY: the buffer's bytes are only written by the chunk's single owner past the committed
+// length and only read below it (see the module docs); every other field is atomic.
+unsafe impl Sync for Chunk {}
+// SAFETY: as above; a chunk holds no thread-bound state.
+unsafe impl Send for Chunk {}
+
+impl Chunk {
+    /// A new, empty chunk (not current, in no ring, unpinned).
+    pub fn new() -> Self {
+        Chunk {
+            data: (0..CHUNK_BYTES).map(|_| ByteCell::default()).collect(),
+            committed: AtomicUsize::new(0),
+            pins: AtomicU32::new(0),
+            is_current: AtomicBool::new(false),
+            in_ring: AtomicBool::new(false),
+            thread: AtomicU32::new(0),
+            seq: AtomicU32::new(0),
+            base_ts: AtomicU64::new(0),
+            events_before: AtomicU64::new(0),
+            bytes_before: AtomicU64::new(0),
+            discards_before: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            discards: AtomicU64::new(0),
+            last_ts: AtomicU64::new(0),
+            last: AtomicBool::new(false),
+        }
+    }
+
+    /// Prepares a chunk its new owner took from the pool: resets it and marks it current.
+    /// The caller then installs it in its slot, which publishes all of this.
+    pub(crate) fn reset_for_owner(&self, meta: ChunkMeta) {
+        self.committed.store(0, Ordering::Relaxed);
+        self.thread.store(meta.thread, Ordering::Relaxed);
+        self.seq.store(meta.seq, Ordering::Relaxed);
+        self.base_ts.store(meta.base_ts, Ordering::Relaxed);
+        self.events_before
+            .store(meta.events_before, Ordering::Relaxed);
+        self.bytes_before
+            .store(meta.bytes_before, Ordering::Relaxed);
+        self.discards_before
+            .store(meta.discards_before, Ordering::Relaxed);
+        self.events.store(0, Ordering::Relaxed);
+        self.discards.store(0, Ordering::Relaxed);
+        self.last.store(false, Ordering::Relaxed);
+        self.is_current.store(true, Ordering::Relaxed);
+    }
+
+    /// Records what is known at sealing; published by the push to the sealed queue.
+    pub(crate) fn set_seal_info(&self, s: SealInfo) {
+        self.events.store(s.events, Ordering::Relaxed);
+        self.discards.store(s.discards, Ordering::Relaxed);
+        self.last_ts.store(s.last_ts, Ordering::Relaxed);
+        self.last.store(s.last, Ordering::Relaxed);
+    }
+
+    /// The owner-written facts (valid once the chunk was published to the reader).
+    pub(crate) fn meta(&self) -> ChunkMeta {
+        ChunkMeta {
+            thread: self.thread.load(Ordering::Relaxed),
+            seq: self.seq.load(Ordering::Relaxed),
+            base_ts: self.base_ts.load(Ordering::Relaxed),
+            events_before: self.events_before.load(Ordering::Relaxed),
+            bytes_before: self.bytes_before.load(Ordering::Relaxed),
+            discards_before: self.discards_before.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What sealing recorded (valid for a sealed chunk received through the queue).
+    pub(crate) fn seal_info(&self) -> SealInfo {
+        SealInfo {
+            events: self.events.load(Ordering::Relaxed),
+            discards: self.discards.load(Ordering::Relaxed),
+            last_ts: self.last_ts.load(Ordering::Relaxed),
+            last: self.last.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Base of the buffer, for the owner's hot path.
+    #[cfg(not(loom))]
+    #[inline(always)]
+    pub(crate) fn base_ptr(&self) -> *mut u8 {
+        // `ByteCell` is a transparent `UnsafeCell<u8>`, so the cells are contiguous bytes
+        // that may be written through a shared reference.
+        self.data.as_ptr() as *mut u8
+    }
+
+    /// The committed-length cell, for the owner's hot path.
+    #[inline(always)]
+    pub(crate) fn committed_cell(&self) -> &AtomicUsize {
+        &self.committed
+    }
+
+    /// Owner only: writes `bytes` at `pos` (at or past the committed length).
+    ///
+    /// # Safety
+    /// The caller owns the chunk (it is its thread's current chunk, or not yet published),
+    /// `pos` is at or past the committed length, and `pos + bytes.len() <= CHUNK_BYTES`.
+    pub unsafe fn write_bytes(&self, pos: usize, bytes: &[u8]) {
+        debug_assert!(pos + bytes.len() <= CHUNK_BYTES);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: in bounds (caller), and no reader reads at or past the committed
+            // length, so these bytes are not aliased by any reference.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base_ptr().add(pos), bytes.len())
+            };
+        }
+        #[cfg(loom)]
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: as above; loom checks that no reader touches these bytes meanwhile.
+            self.data[pos + i].0.with_mut(|p| unsafe { *p = *b });
+        }
+    }
+
+    /// Owner only: publishes the first `len` bytes.
+    #[inline(always)]
+    pub fn commit(&self, len: usize) {
+        self.committed.store(len, Ordering::Release);
+    }
+
+    /// The committed length (`Acquire`: the bytes below it are visible).
+    pub fn committed(&self) -> usize {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Copies the committed prefix into `out` (cleared first) and returns its length.
+    /// The caller must hold a pin or own the chunk, so it is not recycled meanwhile.
+    pub fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
+        let len = self.committed().min(CHUNK_BYTES);
+        out.clear();
+        #[cfg(not(loom))]
+        {
+            // SAFETY: bytes below the committed length were published by the `Acquire`
+            // above and are never rewritten while the chunk is pinned or owned by us.
+            let s = unsafe { std::slice::from_raw_parts(self.base_ptr() as *const u8, len) };
+            out.extend_from_slice(s);
+        }
+        #[cfg(loom)]
+        for cell in &self.data[..len] {
+            // SAFETY: as above; loom checks it.
+            out.push(cell.0.with(|p| unsafe { *p }));
+        }
+        len
+    }
+
+    /// The committed prefix, borrowed. The caller must hold a pin or own the chunk.
+    #[cfg(not(loom))]
+    pub(crate) fn committed_bytes(&self) -> &[u8] {
+        let len = self.committed().min(CHUNK_BYTES);
+        // SAFETY: as in `copy_committed`.
+        unsafe { std::slice::from_raw_parts(self.base_ptr() as *const u8, len) }
+    }
+
+    /// Adds a reader pin (see the module docs).
+    pub fn pin(&self) {
+        self.pins.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops a reader pin; the reads before it happen before any recycling.
+    pub fn unpin(&self) {
+        self.pins.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Writer: the chunk stopped being current (after its slot was swapped away).
+    pub fn clear_current(&self) {
+        self.is_current.store(false, Ordering::Release);
+    }
+
+    /// Whether the chunk may be handed to a writer again: no longer current, then no pins.
+    /// The caller has removed it from every ring and queue.
+    pub fn reclaimable(&self) -> bool {
+        !self.is_current.load(Ordering::Acquire) && self.pins.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether the chunk sits in the flight ring (collector-owned flag, under the core lock).
+    pub(crate) fn in_ring(&self) -> bool {
+        self.in_ring.load(Ordering::Relaxed)
+    }
+
+    /// Sets the ring flag (under the core lock).
+    pub(crate) fn set_in_ring(&self, v: bool) {
+        self.in_ring.store(v, Ordering::Relaxed);
+    }
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A raw pointer to a chunk that may cross threads. Chunks live as long as the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkPtr(pub *const Chunk);
+
+// SAFETY: a `Chunk` is `Sync` and is never freed while pointers to it circulate.
+unsafe impl Send for ChunkPtr {}
+// SAFETY: as above.
+unsafe impl Sync for ChunkPtr {}
+
+impl ChunkPtr {
+    /// Leaks a new chunk: chunks are never freed while the recorder exists.
+    pub fn alloc() -> Self {
+        ChunkPtr(Box::into_raw(Box::new(Chunk::new())))
+    }
+
+    /// The chunk.
+    pub fn get(&self) -> &Chunk {
+        // SAFETY: chunks are allocated by `alloc` and never freed, so the pointer is valid
+        // for the rest of the process.
+        unsafe { &*self.0 }
+    }
+}
+
+/// A thread's published current chunk.
+#[derive(Debug)]
+pub struct Slot {
+    current: AtomicPtr<Chunk>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Slot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Slot {
+            current: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// Writer: installs `next` (or nothing) as current and returns the previous chunk.
+    pub fn install(&self, next: Option<ChunkPtr>) -> Option<ChunkPtr> {
+        let p = next.map_or(std::ptr::null_mut(), |c| c.0 as *mut Chunk);
+        let prev = self.current.swap(p, Ordering::AcqRel);
+        (!prev.is_null()).then_some(ChunkPtr(prev))
+    }
+
+    /// Reader: pins the current chunk if there is one and it stays current while pinning.
+    /// The caller must `unpin` it when done.
+    pub fn pin_current(&self) -> Option<ChunkPtr> {
+        let p = self.current.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        let c = ChunkPtr(p);
+        c.get().pin();
+        match self
+            .current
+            .compare_exchange(p, p, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Some(c),
+            Err(_) => {
+                c.get().unpin();
+                None
+            }
+        }
+    }
+}
+
+/// Writer: seals the current chunk. Pushes it to `sealed` first, then installs `next`,
+/// then marks the old chunk not current. Returns the chunk back if the queue was full
+/// (the caller keeps it out of circulation and counts its events lost).
+pub fn seal_and_install(
+    slot: &Slot,
+    sealed: &crate::sync::Queue<ChunkPtr>,
+    old: ChunkPtr,
+    next: Option<ChunkPtr>,
+) -> Result<(), ChunkPtr> {
+    let pushed = sealed.push(old);
+    slot.install(next);
+    old.get().clear_current();
+    pushed
+}

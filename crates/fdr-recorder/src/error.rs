@@ -1,0 +1,33 @@
+//! The recorder's errors. The hot path never returns one: it records, or counts what it
+//! could not record.
+
+use std::io;
+
+/// What went wrong with a recorder operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another snapshot is being written; snapshots run one at a time.
+    #[error("a flight-recorder snapshot is already being written; retry when it finishes")]
+    SnapshotInProgress,
+    /// A capture is running; captures run one at a time.
+    #[error("a capture is already running; stop it before starting another")]
+    CaptureInProgress,
+    /// The recorder was never started.
+    #[error("the recorder is not started: call fdr_recorder::start first")]
+    NotStarted,
+    /// The configuration is unusable.
+    #[error("invalid recorder configuration: {0}")]
+    Config(String),
+    /// Writing a trace failed; the bytes before `written` were written.
+    #[error("writing the trace failed after {written} bytes: {source}")]
+    Io {
+        /// Bytes written before the failure.
+        written: u64,
+        /// The writer's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The collector thread could not be started.
+    #[error("could not start the collector thread: {0}")]
+    Spawn(#[source] io::Error),
+}

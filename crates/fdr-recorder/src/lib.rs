@@ -1,0 +1,192 @@
+//! fdr's recorder: per-thread, lock-free event recording, the flight recorder, and
+//! streaming capture.
+//!
+//! Each recording thread encodes events straight into its own chunk (64 KiB); full chunks are
+//! handed, lock-free, to a collector thread that keeps the newest in a ring bounded by
+//! `max_bytes` (the flight recorder) and streams them to a capture, if one runs. Nothing is
+//! lost silently: whatever is dropped is counted in [`stats`] and in a loss record in the
+//! trace.
+//!
+//! ```
+//! use fdr_recorder::{Config, FlightConfig};
+//!
+//! fdr_recorder::start(Config::default()).unwrap();
+//! {
+//!     let _task = fdr_recorder::task("request");
+//!     let _r = fdr_recorder::region("db");
+//!     fdr_recorder::log!("db", "{} rows", 3);
+//! }
+//! let mut dump = Vec::new();
+//! fdr_recorder::flight().write_to(&mut dump).unwrap();
+//! assert!(fdr_format::Decoder::new(&dump).is_ok());
+//! ```
+//!
+//! # Costs
+//!
+//! A region (begin and end) costs about the floor of two timestamped thread-local stores;
+//! `cargo xtask bench --filter record` measures it against that floor in the same run. When
+//! recording is off, every entry point costs one relaxed load ([`enabled`]).
+//!
+//! # Feature flags
+//!
+//! None yet. Under `--cfg loom` only the chunk hand-off protocol is built, for the loom
+//! models in `tests/loom.rs`.
+
+#[cfg(not(loom))]
+mod api;
+#[cfg(not(loom))]
+mod capture;
+pub mod chunk;
+#[cfg(not(loom))]
+pub mod clock;
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod flight;
+#[cfg(not(loom))]
+mod intern;
+#[cfg(not(loom))]
+mod local;
+#[cfg(not(loom))]
+mod state;
+#[cfg(not(loom))]
+mod stats;
+mod sync;
+#[cfg(not(loom))]
+mod trace;
+
+#[cfg(not(loom))]
+pub use recorder::*;
+
+#[cfg(not(loom))]
+mod recorder {
+    pub use crate::api::{
+        MAX_FORMATTED_LOG_LEN, RegionGuard, TaskGuard, current_task, enabled, intern, intern_site,
+        log, log_fmt, new_task_id, record, region, set_current_task, task, with_region,
+    };
+    pub use crate::capture::{CAPTURE_PENDING_MAX, CaptureGuard, capture, capture_running};
+    pub use crate::chunk::CHUNK_BYTES;
+    pub use crate::clock::now_ticks;
+    pub use crate::error::Error;
+    pub use crate::flight::{FlightRecorder, flight};
+    pub use crate::intern::{
+        MAX_DYNAMIC_STRINGS, MAX_SITES, MAX_STRINGS, OVERFLOW, intern_dynamic,
+    };
+    pub use crate::state::FlightConfig;
+    pub use crate::stats::{LOSS_REASONS, Lost, Stats};
+    pub use fdr_format::{EventKind, SiteId, StrId, TaskId};
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use fdr_format::ProcessInfo;
+
+    use crate::state::{Core, shared};
+    use crate::sync::lock;
+
+    pub(crate) static ENABLED: AtomicBool = AtomicBool::new(false);
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+
+    /// Recorder configuration.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Config {
+        /// The flight recorder's window; `None` records only while a capture runs.
+        pub flight: Option<FlightConfig>,
+        /// Program name for trace headers (default: the executable's file name).
+        pub program: String,
+        /// Service version for trace headers.
+        pub service_version: String,
+    }
+
+    impl Default for Config {
+        fn default() -> Self {
+            Config {
+                flight: Some(FlightConfig::default()),
+                program: std::env::current_exe()
+                    .ok()
+                    .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+                    .unwrap_or_default(),
+                service_version: String::new(),
+            }
+        }
+    }
+
+    /// A handle to the process's recorder.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Recorder(());
+
+    impl Recorder {
+        /// The flight recorder.
+        pub fn flight(&self) -> FlightRecorder {
+            flight()
+        }
+
+        /// The recorder's counters.
+        pub fn stats(&self) -> Stats {
+            stats()
+        }
+
+        /// Stops recording (see [`stop`]).
+        pub fn stop(&self) {
+            stop()
+        }
+    }
+
+    /// Starts the process's recorder: calibrates the clock (about 20 ms, once), starts the
+    /// collector thread (once), and the flight recorder if configured. Calling it again
+    /// applies the new configuration.
+    pub fn start(config: Config) -> Result<Recorder, Error> {
+        crate::clock::calibrate();
+        let sh = shared();
+        {
+            let mut p = lock(&sh.process);
+            *p = ProcessInfo {
+                pid: std::process::id(),
+                start_unix_ns: crate::clock::clock_sync().wall_unix_ns,
+                program: config.program.clone(),
+                service_version: config.service_version.clone(),
+                host: String::new(),
+            };
+        }
+        if sh.collector.get().is_none() {
+            let handle = std::thread::Builder::new()
+                .name("fdr-collector".into())
+                .spawn(crate::state::collector_loop)
+                .map_err(Error::Spawn)?;
+            let _ = sh.collector.set(handle.thread().clone());
+        }
+        RUNNING.store(true, Ordering::Relaxed);
+        match config.flight {
+            Some(cfg) => flight().start(cfg)?,
+            None => flight().stop(),
+        }
+        refresh_enabled(&lock(&sh.core));
+        Ok(Recorder(()))
+    }
+
+    /// Stops recording: events are no longer recorded. The flight window and a running
+    /// capture stay; `start` resumes.
+    pub fn stop() {
+        RUNNING.store(false, Ordering::Relaxed);
+        ENABLED.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the recorder was started and not stopped.
+    pub fn is_running() -> bool {
+        RUNNING.load(Ordering::Relaxed)
+    }
+
+    /// The recorder's counters.
+    pub fn stats() -> Stats {
+        let sh = shared();
+        sh.stats.read(
+            sh.live_threads.load(Ordering::Relaxed) as u64,
+            sh.allocated.load(Ordering::Relaxed) as u64,
+        )
+    }
+
+    pub(crate) fn refresh_enabled(core: &Core) {
+        let on =
+            RUNNING.load(Ordering::Relaxed) && (core.flight.is_some() || core.capture.is_some());
+        ENABLED.store(on, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,370 @@
+//! The recorder's shared state: the hand-off queues, the chunk pool and budget, the thread
+//! registry, the flight ring, and the collector thread that moves chunks between them.
+//!
+//! Writers touch only the lock-free queues (and the registry lock once, when a thread
+//! registers or exits). The collector and snapshot writers take the core lock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
+
+use fdr_format::{LossReason, ProcessInfo};
+
+use crate::capture::CaptureCtl;
+use crate::chunk::{CHUNK_BYTES, ChunkMeta, ChunkPtr, Slot};
+use crate::clock;
+use crate::stats::StatCells;
+use crate::sync::{Queue, lock};
+
+/// Capacity of the sealed-chunk queue: more than the chunks that can exist under any
+/// budget fdr accepts, so a push only fails in a broken configuration (and is counted).
+pub(crate) const SEALED_QUEUE_CAP: usize = 1 << 16;
+/// Capacity of the free-chunk pool queue.
+pub(crate) const POOL_QUEUE_CAP: usize = 1 << 16;
+/// Chunk budget when no flight recorder is configured (capture only): 4 MiB.
+pub(crate) const CAPTURE_ONLY_CHUNKS: usize = 64;
+/// How long the collector sleeps when nothing wakes it.
+pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Flight-recorder configuration (Go's `FlightRecorderConfig`, made sharp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlightConfig {
+    /// Keep at least this much history when `max_bytes` allows; chunks older than this
+    /// are dropped from the window.
+    pub min_age: Duration,
+    /// Hard cap on the bytes the ring keeps (whole chunks of [`CHUNK_BYTES`]).
+    pub max_bytes: usize,
+}
+
+impl Default for FlightConfig {
+    fn default() -> Self {
+        FlightConfig {
+            min_age: Duration::from_secs(10),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+impl FlightConfig {
+    pub(crate) fn chunks(&self) -> usize {
+        self.max_bytes.div_ceil(CHUNK_BYTES)
+    }
+}
+
+/// A registered thread, as others see it.
+#[derive(Debug)]
+pub(crate) struct ThreadShared {
+    pub(crate) id: u32,
+    pub(crate) slot: Slot,
+    /// Discarded events never reported in a chunk (the thread exited without a free chunk).
+    pub(crate) exit_discards: AtomicU64,
+    pub(crate) exit_discard_bytes: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct ThreadEntry {
+    pub(crate) shared: Arc<ThreadShared>,
+    pub(crate) name: String,
+    pub(crate) os_tid: u64,
+    /// Chunks of this thread in the ring.
+    in_ring: usize,
+    /// Its last chunk was collected (or it exited without one).
+    finished: bool,
+    /// Events, bytes and discards of its chunks that left the ring.
+    evicted: [u64; 3],
+}
+
+/// Losses of threads whose every chunk left the ring and that are gone from the registry.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Gone {
+    pub(crate) events: u64,
+    pub(crate) bytes: u64,
+    pub(crate) discards: u64,
+}
+
+/// State under the core lock.
+#[derive(Debug, Default)]
+pub(crate) struct Core {
+    pub(crate) ring: VecDeque<ChunkPtr>,
+    ring_bytes: usize,
+    pub(crate) flight: Option<FlightConfig>,
+    pub(crate) threads: BTreeMap<u32, ThreadEntry>,
+    retired: Vec<ChunkPtr>,
+    pub(crate) gone: Gone,
+    pub(crate) capture: Option<CaptureCtl>,
+}
+
+/// Everything shared; one per process.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) sealed: Queue<ChunkPtr>,
+    pub(crate) pool: Queue<ChunkPtr>,
+    pub(crate) core: Mutex<Core>,
+    pub(crate) stats: StatCells,
+    pub(crate) allocated: AtomicUsize,
+    pub(crate) live_threads: AtomicUsize,
+    pub(crate) max_chunks: AtomicUsize,
+    pub(crate) next_thread: AtomicU32,
+    pub(crate) snapshot_busy: AtomicBool,
+    pub(crate) collector: OnceLock<Thread>,
+    pub(crate) process: Mutex<ProcessInfo>,
+}
+
+pub(crate) static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
+    sealed: Queue::new(SEALED_QUEUE_CAP),
+    pool: Queue::new(POOL_QUEUE_CAP),
+    core: Mutex::new(Core::default()),
+    stats: StatCells::default(),
+    allocated: AtomicUsize::new(0),
+    live_threads: AtomicUsize::new(0),
+    max_chunks: AtomicUsize::new(CAPTURE_ONLY_CHUNKS),
+    next_thread: AtomicU32::new(1),
+    snapshot_busy: AtomicBool::new(false),
+    collector: OnceLock::new(),
+    process: Mutex::new(ProcessInfo::default()),
+});
+
+#[inline]
+pub(crate) fn shared() -> &'static Shared {
+    &SHARED
+}
+
+impl Shared {
+    /// Chunks that may exist: the ring's share, one per live thread, and 5% headroom
+    /// (at least 2) for chunks in flight between the queues.
+    pub(crate) fn chunk_limit(&self) -> usize {
+        let max = self.max_chunks.load(Ordering::Relaxed);
+        max + self.live_threads.load(Ordering::Relaxed) + (max / 20).max(2)
+    }
+
+    /// Allocates a chunk if the budget allows (registration and the collector only).
+    pub(crate) fn try_alloc(&self) -> Option<ChunkPtr> {
+        let limit = self.chunk_limit();
+        self.allocated
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ChunkPtr::alloc())
+    }
+
+    /// Free chunks the collector keeps ready for writers: two per live thread (a writer
+    /// flat out fills a chunk in well under the collector's interval), at least 4, at most
+    /// a quarter of the ring.
+    pub(crate) fn pool_target(&self) -> usize {
+        let max = self.max_chunks.load(Ordering::Relaxed);
+        let live = self.live_threads.load(Ordering::Relaxed);
+        (2 * live + 2).clamp(4, (max / 4).max(2))
+    }
+
+    /// Wakes the collector (a writer found the pool low).
+    pub(crate) fn wake_collector(&self) {
+        if let Some(t) = self.collector.get() {
+            t.unpark();
+        }
+    }
+
+    /// Registers a thread; returns its shared part.
+    pub(crate) fn register_thread(&self, name: String, os_tid: u64) -> Arc<ThreadShared> {
+        let id = self.next_thread.fetch_add(1, Ordering::Relaxed);
+        let ts = Arc::new(ThreadShared {
+            id,
+            slot: Slot::new(),
+            exit_discards: AtomicU64::new(0),
+            exit_discard_bytes: AtomicU64::new(0),
+        });
+        self.live_threads.fetch_add(1, Ordering::Relaxed);
+        self.stats.threads.fetch_add(1, Ordering::Relaxed);
+        lock(&self.core).threads.insert(
+            id,
+            ThreadEntry {
+                shared: ts.clone(),
+                name,
+                os_tid,
+                in_ring: 0,
+                finished: false,
+                evicted: [0; 3],
+            },
+        );
+        ts
+    }
+
+    /// A thread exits; `with_last_chunk` says whether its last chunk went to the queue
+    /// (the collector then finishes it) or it had none.
+    pub(crate) fn thread_exited(&self, id: u32, with_last_chunk: bool) {
+        self.live_threads.fetch_sub(1, Ordering::Relaxed);
+        if !with_last_chunk {
+            let mut core = lock(&self.core);
+            // Collect its chunks still queued first, so none arrives after it is forgotten.
+            core.drain(self);
+            if let Some(e) = core.threads.get_mut(&id) {
+                e.finished = true;
+            }
+            core.forget_if_done(id);
+        }
+        self.wake_collector();
+    }
+
+    /// One collector round (also run by snapshots, under the same lock).
+    pub(crate) fn collect(&self, core: &mut Core) {
+        core.drain(self);
+        core.maintain(self);
+    }
+}
+
+impl Core {
+    /// Moves sealed chunks into the ring and the capture.
+    pub(crate) fn drain(&mut self, sh: &Shared) {
+        // Bounded by the queue's contents when we start, so a flood cannot hold the lock.
+        for _ in 0..sh.sealed.len() {
+            let Some(c) = sh.sealed.pop() else { break };
+            let chunk = c.get();
+            let meta = chunk.meta();
+            let seal = chunk.seal_info();
+            let len = chunk.committed();
+            sh.stats.events.fetch_add(seal.events, Ordering::Relaxed);
+            sh.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            sh.stats.chunks.fetch_add(1, Ordering::Relaxed);
+            if let Some(cap) = &mut self.capture {
+                cap.offer(c, meta, &self.threads, sh);
+            }
+            if self.flight.is_some() {
+                chunk.set_in_ring(true);
+                self.ring.push_back(c);
+                self.ring_bytes += len;
+                if let Some(e) = self.threads.get_mut(&meta.thread) {
+                    e.in_ring += 1;
+                }
+            } else {
+                self.retired.push(c);
+            }
+            if seal.last {
+                if let Some(e) = self.threads.get_mut(&meta.thread) {
+                    e.finished = true;
+                }
+                self.forget_if_done(meta.thread);
+            }
+        }
+        sh.stats
+            .ring_bytes
+            .store(self.ring_bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Drops a finished thread whose chunks all left the ring, keeping its losses.
+    fn forget_if_done(&mut self, id: u32) {
+        let done = self
+            .threads
+            .get(&id)
+            .is_some_and(|e| e.finished && e.in_ring == 0);
+        if done && let Some(e) = self.threads.remove(&id) {
+            self.gone.events += e.evicted[0];
+            self.gone.bytes += e.evicted[1];
+            self.gone.discards += e.evicted[2] + e.shared.exit_discards.load(Ordering::Relaxed);
+            if let Some(cap) = &mut self.capture {
+                cap.forget_thread(id);
+            }
+        }
+    }
+
+    /// Drops the ring's oldest chunk, counting its events lost.
+    fn evict_front(&mut self, sh: &Shared) -> bool {
+        let Some(c) = self.ring.pop_front() else {
+            return false;
+        };
+        let chunk = c.get();
+        chunk.set_in_ring(false);
+        let meta = chunk.meta();
+        let seal = chunk.seal_info();
+        let len = chunk.committed();
+        self.ring_bytes -= len;
+        sh.stats
+            .lose(LossReason::RingOverwrite, seal.events, len as u64, 1);
+        if let Some(e) = self.threads.get_mut(&meta.thread) {
+            e.in_ring -= 1;
+            e.evicted[0] += seal.events;
+            e.evicted[1] += len as u64;
+            e.evicted[2] += seal.discards;
+        }
+        self.forget_if_done(meta.thread);
+        self.retired.push(c);
+        true
+    }
+
+    /// Ages the window, keeps the ring under its cap, recycles retired chunks, and keeps
+    /// the pool stocked.
+    pub(crate) fn maintain(&mut self, sh: &Shared) {
+        let max = sh.max_chunks.load(Ordering::Relaxed);
+        let target = sh.pool_target();
+        let ring_cap = max.saturating_sub(target).max(1);
+        if let Some(cfg) = self.flight {
+            while self.ring.len() > ring_cap {
+                self.evict_front(sh);
+            }
+            let ticks_per_sec = clock::calibrate().ticks_per_sec;
+            let min_age_ticks = (cfg.min_age.as_secs_f64() * ticks_per_sec) as u64;
+            let horizon = clock::now_ticks().saturating_sub(min_age_ticks);
+            while let Some(c) = self.ring.front() {
+                if c.get().seal_info().last_ts >= horizon || self.ring.len() <= 1 {
+                    break;
+                }
+                self.evict_front(sh);
+            }
+        }
+        self.recycle(sh);
+        // Stock the pool: allocate within the budget, else take the oldest ring chunk.
+        let mut rounds = target;
+        while sh.pool.len() < target && rounds > 0 {
+            rounds -= 1;
+            if let Some(c) = sh.try_alloc() {
+                let _ = sh.pool.push(c);
+            } else if self.evict_front(sh) {
+                self.recycle(sh);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Returns retired chunks that nobody reads any more to the pool.
+    fn recycle(&mut self, sh: &Shared) {
+        self.retired.retain(|c| {
+            if c.get().in_ring() || !c.get().reclaimable() {
+                return true;
+            }
+            // The pool queue is larger than any budget; if it were full, keep the chunk.
+            sh.pool.push(*c).is_err()
+        });
+    }
+
+    /// Empties the ring (a new flight recording starts), counting what it held as lost.
+    pub(crate) fn clear_ring(&mut self, sh: &Shared) {
+        while self.evict_front(sh) {}
+    }
+
+    /// Thread records for a trace's table.
+    pub(crate) fn thread_records(&self) -> Vec<(u32, u64, String)> {
+        self.threads
+            .values()
+            .map(|e| (e.shared.id, e.os_tid, e.name.clone()))
+            .collect()
+    }
+}
+
+/// Chunk metadata with the sealing facts, for ordering and gap accounting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held {
+    pub(crate) chunk: ChunkPtr,
+    pub(crate) meta: ChunkMeta,
+}
+
+/// The collector thread's body.
+pub(crate) fn collector_loop() {
+    let sh = shared();
+    let mut run: Option<crate::capture::CaptureRun> = None;
+    loop {
+        std::thread::park_timeout(COLLECT_INTERVAL);
+        crate::capture::step(sh, &mut run);
+    }
+}

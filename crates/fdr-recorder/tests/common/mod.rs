@@ -1,0 +1,97 @@
+//! Decoding helpers shared by the recorder's integration tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(unreachable_pub, reason = "a test helper module")]
+
+use std::collections::BTreeMap;
+
+use fdr_format::{Batch, Decoder, EventKind, LossReason, Message, Tables, ThreadId};
+
+/// One decoded event, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ev {
+    Begin(String),
+    End(String),
+    Log(String, String),
+    TaskBegin(u64, u64, String),
+    TaskEnd(u64),
+    Start,
+    ThreadEnd,
+    Other(&'static str),
+}
+
+/// A decoded trace: events per thread in order, losses, thread names.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub threads: BTreeMap<u32, Vec<(u64, Ev)>>,
+    pub names: BTreeMap<u32, String>,
+    pub losses: Vec<(u32, LossReason, u64)>,
+    pub batches: usize,
+}
+
+impl Decoded {
+    pub fn lost_events(&self) -> u64 {
+        self.losses.iter().map(|l| l.2).sum()
+    }
+
+    pub fn events(&self) -> usize {
+        self.threads.values().map(Vec::len).sum()
+    }
+
+    pub fn thread_named(&self, name: &str) -> Option<&Vec<(u64, Ev)>> {
+        let id = self.names.iter().find(|(_, n)| *n == name)?.0;
+        self.threads.get(id)
+    }
+}
+
+/// Decodes a whole trace, panicking with the decoder's message on any damage.
+pub fn decode(bytes: &[u8]) -> Decoded {
+    let mut d = Decoder::new(bytes).expect("trace header");
+    let mut tables = Tables::new();
+    let mut out = Decoded::default();
+    while let Some(b) = d.next_batch() {
+        match b.expect("batch") {
+            Batch::Table(t) => tables.apply(&t).expect("table"),
+            Batch::Events(b) => {
+                out.batches += 1;
+                let thread = b.thread.0;
+                let mut last = 0;
+                for e in b.events() {
+                    let e = e.expect("event");
+                    assert!(e.ts >= last, "timestamps decrease within a batch");
+                    last = e.ts;
+                    let name = |id| tables.name(id).into_owned();
+                    let ev = match e.kind {
+                        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
+                        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
+                        EventKind::Log { category, message } => {
+                            let m = match message {
+                                Message::Interned(id) => name(id),
+                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
+                            };
+                            Ev::Log(name(category), m)
+                        }
+                        EventKind::UserTaskBegin {
+                            task,
+                            parent,
+                            name: n,
+                        } => Ev::TaskBegin(task.0, parent.0, name(n)),
+                        EventKind::UserTaskEnd { task } => Ev::TaskEnd(task.0),
+                        EventKind::ThreadStart => Ev::Start,
+                        EventKind::ThreadEnd => Ev::ThreadEnd,
+                        EventKind::Loss { reason, events, .. } => {
+                            out.losses.push((thread, reason, events));
+                            continue;
+                        }
+                        k => Ev::Other(k.name()),
+                    };
+                    out.threads.entry(thread).or_default().push((e.ts, ev));
+                }
+            }
+        }
+    }
+    for (id, info) in tables.threads() {
+        out.names.insert(id.0, info.name.clone());
+    }
+    let _ = ThreadId(0);
+    out
+}

@@ -1,0 +1,148 @@
+//! The flight recorder end to end: events recorded on live and exited threads appear in a
+//! snapshot, decoded, in per-thread order. (Own test binary: it installs the global recorder.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Ev, decode};
+use fdr_recorder::{Config, Error, FlightConfig};
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static START: std::sync::Once = std::sync::Once::new();
+
+/// Starts the recorder once for this binary and runs tests one at a time.
+fn start() -> std::sync::MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    START.call_once(|| {
+        fdr_recorder::start(Config {
+            flight: Some(FlightConfig {
+                min_age: Duration::from_secs(60),
+                max_bytes: 8 << 20,
+            }),
+            ..Config::default()
+        })
+        .map(drop)
+        .unwrap()
+    });
+    g
+}
+
+#[test]
+fn snapshot_holds_live_and_exited_threads_in_order() {
+    let _serial = start();
+    assert!(fdr_recorder::enabled());
+    let _t = fdr_recorder::task("main-task");
+    {
+        let _r = fdr_recorder::region("main-region");
+        fdr_recorder::log("cat", "static message");
+        fdr_recorder::log!("cat", "formatted {}", 42);
+    }
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    for n in 0..20_000u32 {
+                        fdr_recorder::with_region("work", || {
+                            if n % 1000 == 0 {
+                                fdr_recorder::log!("w", "n={}", n);
+                            }
+                        });
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut dump = Vec::new();
+    let n = fdr_recorder::flight().write_to(&mut dump).unwrap();
+    assert_eq!(n, dump.len() as u64);
+    let d = decode(&dump);
+
+    let main = d
+        .thread_named("snapshot_holds_live_and_exited_threads_in_order")
+        .expect("main thread");
+    let evs: Vec<_> = main.iter().map(|e| e.1.clone()).collect();
+    assert_eq!(evs[0], Ev::Start);
+    assert!(matches!(&evs[1], Ev::TaskBegin(t, 0, n) if *t != 0 && n == "main-task"));
+    assert_eq!(evs[2], Ev::Begin("main-region".into()));
+    assert_eq!(evs[3], Ev::Log("cat".into(), "static message".into()));
+    assert_eq!(evs[4], Ev::Log("cat".into(), "formatted 42".into()));
+    assert_eq!(evs[5], Ev::End("main-region".into()));
+
+    for i in 0..3 {
+        let w = d
+            .thread_named(&format!("worker-{i}"))
+            .unwrap_or_else(|| panic!("exited worker kept: {:?} {:?}", d.names, d.threads.keys()));
+        assert_eq!(w.first().unwrap().1, Ev::Start);
+        assert_eq!(
+            w.last().unwrap().1,
+            Ev::ThreadEnd,
+            "worker {i}: {} events, losses {:?}, batches {}",
+            w.len(),
+            d.losses,
+            d.batches
+        );
+        let begins = w.iter().filter(|e| e.1 == Ev::Begin("work".into())).count();
+        let ends = w.iter().filter(|e| e.1 == Ev::End("work".into())).count();
+        assert_eq!((begins, ends), (20_000, 20_000));
+        let logs = w
+            .iter()
+            .filter(|e| matches!(&e.1, Ev::Log(c, _) if c == "w"))
+            .count();
+        assert_eq!(logs, 20);
+        assert!(w.windows(2).all(|p| p[0].0 <= p[1].0), "per-thread order");
+    }
+    assert!(d.losses.is_empty(), "nothing lost: {:?}", d.losses);
+
+    // The ring is not cleared: a second snapshot holds the same workers.
+    let mut again = Vec::new();
+    fdr_recorder::flight().write_to(&mut again).unwrap();
+    let d2 = decode(&again);
+    assert!(d2.thread_named("worker-2").is_some());
+    let s = fdr_recorder::stats();
+    assert!(s.events >= 3 * 40_000, "{s:?}");
+}
+
+#[test]
+fn a_concurrent_snapshot_gets_a_distinct_error() {
+    let _serial = start();
+    fdr_recorder::with_region("x", || ());
+    // A writer that blocks inside the first snapshot until the second one was tried.
+    struct Slow(
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+        bool,
+    );
+    impl std::io::Write for Slow {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if !self.2 {
+                self.2 = true;
+                let _ = self.1.send(());
+                let _ = self.0.recv_timeout(Duration::from_secs(10));
+            }
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let first = std::thread::spawn(move || {
+        fdr_recorder::flight().write_to(&mut Slow(rx, entered_tx, false))
+    });
+    entered.recv().unwrap();
+    let second = fdr_recorder::flight().write_to(&mut Vec::new());
+    tx.send(()).unwrap();
+    assert!(
+        matches!(second, Err(Error::SnapshotInProgress)),
+        "{second:?}"
+    );
+    assert!(first.join().unwrap().is_ok());
+    // And once the first is done, a snapshot works again.
+    assert!(fdr_recorder::flight().write_to(&mut Vec::new()).is_ok());
+}
