@@ -1,6 +1,6 @@
 //! `cargo xtask <verb>`: the project's automation, in Rust so it runs wherever cargo does.
 //!
-//! - `ci`: everything CI checks (fmt, clippy, tests, docs).
+//! - `ci`: everything CI checks (fmt, clippy, tests, docs, the recorder's loom models).
 //! - `bench`: runs the benches, writes `target/xtask/bench/summary.json`, compares with the previous run.
 //! - `demo`: the README's first command.
 //! - `fuzz --seconds N`: fuzzes the trace decoder.
@@ -89,6 +89,14 @@ fn ci() -> Result<()> {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
+    // Loom models of the recorder's hand-off protocol, in their own target dir so the
+    // `--cfg loom` build does not invalidate the normal one; preemptions bounded to keep
+    // this step to a few minutes.
+    run(cargo()
+        .args(["test", "-p", "fdr-recorder", "--release", "--test", "loom"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("LOOM_MAX_PREEMPTIONS", "3")
+        .env("CARGO_TARGET_DIR", target_dir().join("loom")))?;
     eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }

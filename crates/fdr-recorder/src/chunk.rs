@@ -21,6 +21,9 @@
 
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, ByteCell, Ordering};
 
+/// The hand-off queue (crossbeam's `ArrayQueue`; under loom, a loom-checked stand-in).
+pub use crate::sync::Queue;
+
 /// Bytes in one chunk: the unit of hand-off, of the ring, and of the per-thread buffer.
 #[cfg(not(loom))]
 pub const CHUNK_BYTES: usize = 64 * 1024;
@@ -123,6 +126,12 @@ impl Chunk {
         self.discards.store(0, Ordering::Relaxed);
         self.last.store(false, Ordering::Relaxed);
         self.is_current.store(true, Ordering::Relaxed);
+    }
+
+    /// Prepares a chunk for an owner with zeroed facts (for the loom models).
+    #[doc(hidden)]
+    pub fn reset_for_test(&self) {
+        self.reset_for_owner(ChunkMeta::default());
     }
 
     /// Records what is known at sealing; published by the push to the sealed queue.
@@ -346,7 +355,7 @@ impl Slot {
 /// (the caller keeps it out of circulation and counts its events lost).
 pub fn seal_and_install(
     slot: &Slot,
-    sealed: &crate::sync::Queue<ChunkPtr>,
+    sealed: &Queue<ChunkPtr>,
     old: ChunkPtr,
     next: Option<ChunkPtr>,
 ) -> Result<(), ChunkPtr> {

@@ -32,6 +32,11 @@
 //! None yet. Under `--cfg loom` only the chunk hand-off protocol is built, for the loom
 //! models in `tests/loom.rs`.
 
+#![cfg_attr(
+    loom,
+    allow(dead_code, reason = "under loom only the protocol is built")
+)]
+
 #[cfg(not(loom))]
 mod api;
 #[cfg(not(loom))]

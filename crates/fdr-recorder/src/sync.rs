@@ -22,26 +22,28 @@ pub(crate) use std::sync::atomic::AtomicPtr;
 
 /// A bounded multi-producer multi-consumer queue.
 #[cfg(not(loom))]
-pub(crate) type Queue<T> = crossbeam_queue::ArrayQueue<T>;
+pub type Queue<T> = crossbeam_queue::ArrayQueue<T>;
 
 /// A bounded multi-producer multi-consumer queue (loom: a mutex around a deque).
 #[cfg(loom)]
 #[derive(Debug)]
-pub(crate) struct Queue<T> {
+pub struct Queue<T> {
     inner: loom::sync::Mutex<std::collections::VecDeque<T>>,
     cap: usize,
 }
 
 #[cfg(loom)]
 impl<T> Queue<T> {
-    pub(crate) fn new(cap: usize) -> Self {
+    /// A queue holding at most `cap` items.
+    pub fn new(cap: usize) -> Self {
         Queue {
             inner: loom::sync::Mutex::new(std::collections::VecDeque::with_capacity(cap)),
             cap,
         }
     }
 
-    pub(crate) fn push(&self, v: T) -> Result<(), T> {
+    /// Appends `v`, or gives it back if the queue is full.
+    pub fn push(&self, v: T) -> Result<(), T> {
         let mut q = self.inner.lock().unwrap();
         if q.len() >= self.cap {
             return Err(v);
@@ -50,11 +52,13 @@ impl<T> Queue<T> {
         Ok(())
     }
 
-    pub(crate) fn pop(&self) -> Option<T> {
+    /// Takes the oldest item.
+    pub fn pop(&self) -> Option<T> {
         self.inner.lock().unwrap().pop_front()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Items queued.
+    pub fn len(&self) -> usize {
         self.inner.lock().unwrap().len()
     }
 }
