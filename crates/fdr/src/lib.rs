@@ -1,0 +1,58 @@
+//! fdr: a flight data recorder for Rust services.
+//!
+//! fdr keeps an always-on, in-memory record of what your threads and async tasks did: user
+//! tasks (one per request), regions (phases of work), logs, and more, at a cost per event
+//! close to the floor of a timestamped thread-local store. When something goes wrong you dump
+//! the last seconds with [`flight()`]`.write_to(..)` and read the dump with the `fdr` command
+//! (`fdr diagnose dump.fdr`).
+//!
+//! ```
+//! # fn main() -> Result<(), fdr::Error> {
+//! fdr::start(fdr::Config::default())?;
+//!
+//! fn handle(user: u32) {
+//!     let _task = fdr::task("http GET /user");
+//!     fdr::with_region("auth", || { /* check the token */ });
+//!     let _db = fdr::region("db");
+//!     fdr::log!("db", "user {user}: cache miss");
+//! }
+//! handle(17);
+//!
+//! let mut dump = Vec::new();
+//! fdr::flight().write_to(&mut dump)?;
+//! # #[cfg(feature = "record")]
+//! assert!(!dump.is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! Default features are minimal; pick what a deployment needs.
+//!
+//! - `record` (default): record events. Without it every recording call (`task`, `region`,
+//!   `with_region`, `log!`, ...) compiles to nothing, the control calls (`start`, `flight`,
+//!   `capture`) return [`Error`] or do nothing, and `fdr-recorder` is not linked: libraries can
+//!   instrument freely and a binary decides.
+//! - `full`: every feature.
+//!
+//! # Panics
+//!
+//! [`dump_on_panic`] writes the flight recorder to a directory when the process panics,
+//! before the previous panic hook runs (the JFR emergency dump).
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "record")]
+mod on;
+#[cfg(feature = "record")]
+pub use on::*;
+
+#[cfg(not(feature = "record"))]
+mod off;
+#[cfg(not(feature = "record"))]
+pub use off::*;
+
+mod panic;
+pub use panic::dump_on_panic;
+
+/// The trace format's types that the recording API mentions.
+pub use fdr_format::{BlockReason, TaskId};
