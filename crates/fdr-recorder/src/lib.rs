@@ -29,7 +29,11 @@
 //!
 //! # Feature flags
 //!
-//! None yet. Under `--cfg loom` only the chunk hand-off protocol is built, for the loom
+//! - `tokio`: [`tokio_hooks::instrument`] (worker start, park, unpark) and [`task::spawn`].
+//! - `tokio-unstable-hooks`: every tokio task seen without wrapping; needs
+//!   `RUSTFLAGS="--cfg tokio_unstable"` too, and fails the build without it.
+//!
+//! Under `--cfg loom` only the chunk hand-off protocol is built, for the loom
 //! models in `tests/loom.rs`.
 
 #![cfg_attr(
@@ -59,6 +63,20 @@ mod stats;
 mod sync;
 #[cfg(not(loom))]
 mod trace;
+
+// Async tasks, contended locks, runtime metrics, tokio hooks.
+#[cfg(not(loom))]
+pub mod locks;
+#[cfg(not(loom))]
+mod metrics;
+#[cfg(not(loom))]
+pub mod task;
+#[cfg(all(not(loom), feature = "tokio"))]
+pub mod tokio_hooks;
+#[cfg(not(loom))]
+pub use fdr_format::BlockReason;
+#[cfg(not(loom))]
+pub use metrics::{HISTOGRAM_BUCKETS, HistogramSnapshot, MetricsSnapshot, metrics};
 
 #[cfg(not(loom))]
 pub use recorder::*;

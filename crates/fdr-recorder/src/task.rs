@@ -1,0 +1,320 @@
+//! Instrumented futures: async tasks on any executor.
+//!
+//! [`FutureExt::traced`] wraps a future in a [`Traced`] task that records its creation
+//! (parent task and spawn site), each poll (start, and end with Ready or Pending), every
+//! wake (on the waking thread, with the waking task: who woke whom) and its drop. During a
+//! poll the task is current on the polling thread, so regions, logs and contended locks
+//! inside it belong to it.
+//!
+//! Wakes are seen through a wrapped waker: an `Arc` holding the executor's waker and the
+//! task. It is built on the first poll and rebuilt only when the executor hands a waker
+//! that would not wake the same task (`Waker::will_wake`), so a poll allocates nothing.
+//!
+//! Metrics (always on, recording or not): scheduling latency (creation or wake to the next
+//! poll start), poll duration, tasks spawned/completed/alive ([`crate::metrics`]).
+//!
+//! ```
+//! use fdr_recorder::task::FutureExt;
+//!
+//! let fut = async { 1 + 1 }.traced("add");
+//! # let _ = fut;
+//! ```
+#![allow(
+    unsafe_code,
+    reason = "structural pin projection of the wrapped future, as `pin-project` would write"
+)]
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use fdr_format::{EventKind, TaskId};
+
+use crate::clock::now_ticks;
+use crate::metrics::{Counter, Hist, with_thread};
+use crate::{current_task, enabled, intern, intern_site, new_task_id, record, set_current_task};
+
+/// Extension trait: `future.traced(name)`.
+pub trait FutureExt: Future + Sized {
+    /// Makes this future an instrumented task named `name`, created here (the caller's
+    /// location is its spawn site) as a child of the current task.
+    #[track_caller]
+    fn traced(self, name: &'static str) -> Traced<Self> {
+        Traced::new(self, name, Location::caller())
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+/// What the task and its wakers share.
+#[derive(Debug)]
+struct TaskCell {
+    id: TaskId,
+    /// Ticks of the first wake since the last poll started; 0 when none.
+    woken_at: AtomicU64,
+}
+
+/// The wrapped waker: the executor's waker and the task.
+#[derive(Debug)]
+struct Shim {
+    inner: Waker,
+    cell: Arc<TaskCell>,
+}
+
+impl Shim {
+    #[inline]
+    fn note(&self) {
+        let now = now_ticks().max(1);
+        let _ = self
+            .cell
+            .woken_at
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        if enabled() {
+            record(&EventKind::Wake {
+                task: self.cell.id,
+                waker: current_task(),
+            });
+        }
+        with_thread(|m| m.count(Counter::Wakes, 1));
+    }
+}
+
+impl Wake for Shim {
+    fn wake(self: Arc<Self>) {
+        self.note();
+        match Arc::try_unwrap(self) {
+            Ok(s) => s.inner.wake(),
+            Err(s) => s.inner.wake_by_ref(),
+        }
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.note();
+        self.inner.wake_by_ref();
+    }
+}
+
+/// An instrumented task (see [`FutureExt::traced`]).
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Traced<F> {
+    inner: F,
+    cell: Arc<TaskCell>,
+    /// The wrapped waker, and the shim it wraps (to compare the executor's waker).
+    waker: Option<(Arc<Shim>, Waker)>,
+    /// Creation ticks until the first poll starts; 0 afterwards.
+    created_at: u64,
+    recorded: bool,
+}
+
+impl<F: Future> Traced<F> {
+    /// Wraps `inner` as a task named `name` created at `site`.
+    pub fn new(inner: F, name: &'static str, site: &'static Location<'static>) -> Self {
+        // Timestamps of one task are compared across threads: fix the clock first.
+        crate::clock::calibrate();
+        let id = new_task_id();
+        let recorded = enabled();
+        if recorded {
+            record(&EventKind::TaskCreate {
+                task: id,
+                parent: current_task(),
+                name: intern(name),
+                site: intern_site(site),
+            });
+        }
+        with_thread(|m| m.count(Counter::TasksSpawned, 1));
+        Traced {
+            inner,
+            cell: Arc::new(TaskCell {
+                id,
+                woken_at: AtomicU64::new(0),
+            }),
+            waker: None,
+            created_at: now_ticks().max(1),
+            recorded,
+        }
+    }
+}
+
+impl<F> Traced<F> {
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.cell.id
+    }
+}
+
+/// Restores the thread's previous task when a poll ends, even by unwinding.
+struct Current(TaskId);
+
+impl Drop for Current {
+    #[inline]
+    fn drop(&mut self) {
+        set_current_task(self.0);
+    }
+}
+
+impl<F: Future> Future for Traced<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `inner` is structurally pinned: it is never moved out of `Traced` (no
+        // method hands it out by value or `&mut`, `Drop` does not move it) and `Traced` is
+        // `Unpin` only when `F` is. The other fields are never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let start = now_ticks();
+        let task = this.cell.id;
+        let woken = if this.created_at != 0 {
+            // Creation counts as the first wake; a wake before the first poll is later.
+            let c = this.created_at;
+            this.created_at = 0;
+            this.cell.woken_at.store(0, Ordering::Relaxed);
+            c
+        } else if this.cell.woken_at.load(Ordering::Relaxed) != 0 {
+            this.cell.woken_at.swap(0, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let _current = Current(set_current_task(task));
+        let on = enabled();
+        if on {
+            record(&EventKind::PollStart { task });
+        }
+        let waker = match &this.waker {
+            Some((shim, w)) if shim.inner.will_wake(cx.waker()) => w,
+            _ => {
+                let shim = Arc::new(Shim {
+                    inner: cx.waker().clone(),
+                    cell: this.cell.clone(),
+                });
+                &this.waker.insert((shim.clone(), Waker::from(shim))).1
+            }
+        };
+        let mut cx2 = Context::from_waker(waker);
+        // SAFETY: see above; `inner` stays where it is.
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let r = inner.poll(&mut cx2);
+        let ready = r.is_ready();
+        if on {
+            record(&EventKind::PollEnd { task, ready });
+        }
+        let end = now_ticks();
+        with_thread(|m| {
+            if woken != 0 {
+                m.hist(Hist::SchedLatency, start.saturating_sub(woken));
+            }
+            m.hist(Hist::PollDuration, end.saturating_sub(start));
+            m.count(Counter::Polls, 1);
+            if ready {
+                m.count(Counter::TasksCompleted, 1);
+            }
+        });
+        r
+    }
+}
+
+impl<F> Drop for Traced<F> {
+    fn drop(&mut self) {
+        if self.recorded && enabled() {
+            record(&EventKind::TaskDrop { task: self.cell.id });
+        }
+        with_thread(|m| m.count(Counter::TasksDropped, 1));
+    }
+}
+
+/// Spawns `future` as an instrumented task through any executor's spawn function:
+/// `spawn_with("fetch", fut, tokio::spawn)`, `spawn_with("fetch", fut, |f| pool.spawn_ok(f))`.
+/// The caller's location is the spawn site.
+#[track_caller]
+pub fn spawn_with<F, R>(name: &'static str, future: F, spawn: impl FnOnce(Traced<F>) -> R) -> R
+where
+    F: Future,
+{
+    spawn(Traced::new(future, name, Location::caller()))
+}
+
+/// Spawns `future` on the current tokio runtime as an instrumented task named `name`
+/// (panics outside a runtime, as `tokio::spawn` does). The caller's location is the spawn
+/// site.
+#[cfg(feature = "tokio")]
+#[track_caller]
+pub fn spawn<F>(name: &'static str, future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(Traced::new(future, name, Location::caller()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts the wakes of the executor's waker.
+    struct CountWake(AtomicUsize);
+
+    impl Wake for CountWake {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn polls_a_pinned_self_referential_future_and_forwards_wakes() {
+        let counter = Arc::new(CountWake(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let slot: std::cell::RefCell<Option<Waker>> = Default::default();
+        let pending = std::cell::Cell::new(true);
+        // A future that borrows its own local across the await point (not Unpin).
+        let fut = async {
+            let local = [1u32, 2, 3];
+            let r = &local;
+            std::future::poll_fn(|cx| {
+                if pending.replace(false) {
+                    *slot.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            r.iter().sum::<u32>()
+        };
+        let mut t = Box::pin(fut.traced("t"));
+        let id = t.id();
+        assert_ne!(id, TaskId::NONE);
+        assert_eq!(t.as_mut().poll(&mut cx), Poll::Pending);
+        // The waker the future saw is the wrapped one; waking it wakes the executor's.
+        slot.borrow_mut().take().unwrap().wake();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        // The task was current while polled, not after.
+        assert_eq!(current_task(), TaskId::NONE);
+        assert_eq!(t.as_mut().poll(&mut cx), Poll::Ready(6));
+    }
+
+    #[test]
+    fn the_wrapped_waker_is_reused_while_the_executor_waker_is_the_same() {
+        let a = Waker::from(Arc::new(CountWake(AtomicUsize::new(0))));
+        let b = Waker::from(Arc::new(CountWake(AtomicUsize::new(0))));
+        let seen: std::cell::RefCell<Vec<Waker>> = Default::default();
+        let fut = std::future::poll_fn(|cx| {
+            seen.borrow_mut().push(cx.waker().clone());
+            Poll::<()>::Pending
+        });
+        let mut t = Box::pin(fut.traced("w"));
+        for w in [&a, &a, &b, &b] {
+            let _ = t.as_mut().poll(&mut Context::from_waker(w));
+        }
+        let s = seen.borrow();
+        assert!(
+            s[0].will_wake(&s[1]),
+            "same executor waker: same wrapped waker"
+        );
+        assert!(!s[1].will_wake(&s[2]), "new executor waker: rebuilt");
+        assert!(s[2].will_wake(&s[3]));
+    }
+}
