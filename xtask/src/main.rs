@@ -145,7 +145,14 @@ fn facade_checks() -> Result<()> {
         .collect::<Vec<_>>();
     run(cargo().args(["check", "-p", "fdr", "--no-default-features"]))?;
     for f in &features {
-        run(cargo().args(["check", "-p", "fdr", "--no-default-features", "--features", f]))?;
+        run(cargo().args([
+            "check",
+            "-p",
+            "fdr",
+            "--no-default-features",
+            "--features",
+            f,
+        ]))?;
     }
     let proof = root().join("crates/fdr/tests/compile-out/Cargo.toml");
     let target = target_dir().join("compile-out");
@@ -155,7 +162,14 @@ fn facade_checks() -> Result<()> {
         c
     };
     let manifest_arg = proof.to_str().context("non-UTF-8 path")?;
-    run(proof_cargo().args(["run", "--release", "--manifest-path", manifest_arg, "--features", "record"]))?;
+    run(proof_cargo().args([
+        "run",
+        "--release",
+        "--manifest-path",
+        manifest_arg,
+        "--features",
+        "record",
+    ]))?;
     run(proof_cargo().args(["run", "--release", "--manifest-path", manifest_arg]))?;
     let tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["tree", "-e", "normal", "--manifest-path", manifest_arg])
@@ -179,7 +193,10 @@ fn facade_checks() -> Result<()> {
                 })
                 .collect();
             if !leftovers.is_empty() {
-                bail!("recording code left in the compiled-out binary:\n{}", leftovers.join("\n"));
+                bail!(
+                    "recording code left in the compiled-out binary:\n{}",
+                    leftovers.join("\n")
+                );
             }
             eprintln!("compile-out: no recording code in {}", binary.display());
         }
@@ -188,8 +205,21 @@ fn facade_checks() -> Result<()> {
     Ok(())
 }
 
-fn demo(_args: &[String]) -> Result<()> {
-    bail!("the demo is not built yet: it arrives with the facade crate (crates/fdr)")
+/// The README's first command: builds the demo and the `fdr` CLI, runs the demo service
+/// under load with a fault injected, and prints the diagnosis of its flight-recorder dump.
+fn demo(args: &[String]) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "fdr-demo", "-p", "fdr-cli"]))?;
+    let release = target_dir().join("release");
+    let out = target_dir().join("fdr-demo");
+    let rel = |p: &Path| p.strip_prefix(root()).unwrap_or(p).to_path_buf();
+    let mut cmd = Command::new(release.join("fdr-demo"));
+    cmd.current_dir(root())
+        .arg("--out")
+        .arg(rel(&out))
+        .arg("--fdr")
+        .arg(rel(&release.join("fdr")))
+        .args(args);
+    run(&mut cmd)
 }
 
 #[cfg(test)]

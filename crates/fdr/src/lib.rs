@@ -25,6 +25,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Async tasks are traced with `.traced(name)` (any executor) or [`spawn`] (tokio): fdr
+//! records their creation, every poll, who woke them and when they were dropped, so
+//! `fdr sched` and `fdr diagnose` see scheduling delay and long polls. Locks from [`sync`]
+//! record where they were contended.
+//!
+//! ```
+//! use fdr::FutureExt;
+//!
+//! # fn main() {
+//! let shared = fdr::sync::Mutex::new(0u64);
+//! let request = async {
+//!     *shared.lock().unwrap() += 1;
+//! }
+//! .traced("request");
+//! # let _ = request;
+//! # }
+//! ```
+//!
 //! # Feature flags
 //!
 //! Default features are minimal; pick what a deployment needs.
@@ -33,7 +51,13 @@
 //!   `with_region`, `log!`, ...) compiles to nothing, the control calls (`start`, `flight`,
 //!   `capture`) return [`Error`] or do nothing, and `fdr-recorder` is not linked: libraries can
 //!   instrument freely and a binary decides.
+//! - `tokio`: [`tokio::instrument`] records tokio workers' start, stop, park and unpark, and
+//!   [`spawn`] spawns a traced task. (Implies `record`.)
 //! - `full`: every feature.
+//!
+//! Without `record`, the recording calls and [`sync`]'s locks (std's) remain, so
+//! instrumented code compiles unchanged; the read side (`metrics()`, [`stats`] beyond zeros)
+//! exists only with `record`.
 //!
 //! # Panics
 //!
@@ -55,4 +79,4 @@ mod panic;
 pub use panic::dump_on_panic;
 
 /// The trace format's types that the recording API mentions.
-pub use fdr_format::{BlockReason, TaskId};
+pub use fdr_format::{BlockReason, LossReason, TaskId};

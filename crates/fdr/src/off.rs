@@ -3,11 +3,12 @@
 //! [`Error::CompiledOut`].
 
 use std::fmt;
+use std::future::Future;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use fdr_format::TaskId;
+use fdr_format::{BlockReason, TaskId};
 
 /// Why a control call did nothing.
 #[derive(Debug)]
@@ -47,7 +48,10 @@ pub struct FlightConfig {
 
 impl Default for FlightConfig {
     fn default() -> Self {
-        FlightConfig { min_age: Duration::from_secs(10), max_bytes: 64 << 20 }
+        FlightConfig {
+            min_age: Duration::from_secs(10),
+            max_bytes: 64 << 20,
+        }
     }
 }
 
@@ -65,6 +69,22 @@ impl Stats {
     pub fn lost_events(&self) -> u64 {
         0
     }
+
+    /// Losses for a reason: none.
+    pub fn lost_for(&self, _reason: fdr_format::LossReason) -> Lost {
+        Lost::default()
+    }
+}
+
+/// What was lost for one reason: nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Events.
+    pub events: u64,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// Whole chunks.
+    pub chunks: u64,
 }
 
 /// A handle to the (absent) recorder.
@@ -192,4 +212,35 @@ macro_rules! log {
             $crate::log_fmt($category, ::core::format_args!($($arg)+))
         }
     };
+}
+
+/// A future that records nothing: the future itself.
+pub type Traced<F> = F;
+
+/// `.traced(name)` on any future: returns the future unchanged.
+pub trait FutureExt: Future + Sized {
+    /// Returns `self`.
+    #[inline(always)]
+    fn traced(self, _name: &'static str) -> Traced<Self> {
+        self
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+/// Hands `future` to `spawn` unchanged.
+#[inline(always)]
+pub fn spawn_with<F, R>(_name: &'static str, future: F, spawn: impl FnOnce(Traced<F>) -> R) -> R {
+    spawn(future)
+}
+
+/// Runs `f`.
+#[inline(always)]
+pub fn blocking<R>(_reason: BlockReason, f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// std's locks: nothing to record.
+pub mod sync {
+    pub use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 }

@@ -39,16 +39,24 @@ mod imp {
 
     fn dump(dir: &Path) -> Result<PathBuf, Box<dyn std::error::Error>> {
         fs::create_dir_all(dir)?;
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let name = format!("panic-{}-{secs}.fdr", std::process::id());
         let tmp = dir.join(format!(".{name}.tmp"));
         let path = dir.join(name);
         let mut out = BufWriter::new(fs::File::create(&tmp)?);
         let written = crate::flight().write_to(&mut out);
         let synced = out.flush().map_err(Into::into).and_then(|()| {
-            out.get_ref().sync_all().map_err(Box::<dyn std::error::Error>::from)
+            out.get_ref()
+                .sync_all()
+                .map_err(Box::<dyn std::error::Error>::from)
         });
-        if let Err(e) = written.map_err(Box::<dyn std::error::Error>::from).and(synced) {
+        if let Err(e) = written
+            .map_err(Box::<dyn std::error::Error>::from)
+            .and(synced)
+        {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }

@@ -17,16 +17,31 @@ fn a_panic_leaves_a_decodable_dump_with_the_last_events() {
     let dir = std::env::temp_dir().join(format!("fdr-panic-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_panic_leaves_a_decodable_dump_with_the_last_events", "--nocapture"])
+        .args([
+            "--exact",
+            "a_panic_leaves_a_decodable_dump_with_the_last_events",
+            "--nocapture",
+        ])
         .env(CHILD, &dir)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the child must fail: {stderr}");
-    assert!(stderr.contains("injected failure"), "the previous hook still reports: {stderr}");
+    assert!(
+        stderr.contains("injected failure"),
+        "the previous hook still reports: {stderr}"
+    );
     assert!(stderr.contains("flight recorder dumped to"), "{stderr}");
-    let dumps: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
-    assert_eq!(dumps.len(), 1, "exactly one dump and no temporary file: {dumps:?}");
+    let dumps: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        dumps.len(),
+        1,
+        "exactly one dump and no temporary file: {dumps:?}"
+    );
     let bytes = std::fs::read(&dumps[0]).unwrap();
     let mut d = fdr_format::Decoder::new(&bytes).unwrap();
     let mut tables = fdr_format::Tables::new();
