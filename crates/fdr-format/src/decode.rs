@@ -94,7 +94,8 @@ pub enum ErrorKind {
         /// Batches read.
         read: u64,
     },
-    /// Bytes follow the end marker.
+    /// Bytes follow the end marker (from a reader input, counted up to
+    /// [`MAX_TRAILING_COUNT_BYTES`]).
     #[error("{0} unexpected bytes after the end marker")]
     TrailingData(u64),
     /// A malformed event inside a batch whose checksum matched (a writer bug or crafted input).
@@ -119,7 +120,27 @@ pub trait Input {
     fn at_end(&mut self) -> io::Result<bool>;
     /// Bytes remaining, if known without reading.
     fn remaining_hint(&self) -> Option<u64>;
+    /// Bytes remaining: [`Input::remaining_hint`] if known, else counted by reading and
+    /// discarding at most `max` bytes (so the count is a lower bound when it reaches `max`).
+    fn count_remaining(&mut self, max: u64) -> io::Result<u64> {
+        if let Some(n) = self.remaining_hint() {
+            return Ok(n);
+        }
+        let mut count = 0u64;
+        while count < max {
+            let step = (max - count).min(4096) as usize;
+            let got = self.take(step)?.len();
+            count += got as u64;
+            if got < step {
+                break;
+            }
+        }
+        Ok(count)
+    }
 }
+
+/// How many bytes after the end marker a reader input counts before it stops reading.
+pub const MAX_TRAILING_COUNT_BYTES: u64 = 64 * 1024;
 
 /// A borrowed slice as input.
 #[derive(Debug, Clone)]
@@ -169,26 +190,47 @@ impl Input for BytesInput {
 #[derive(Debug)]
 pub struct ReadInput<R> {
     inner: R,
+    /// Zero-initialised scratch, reused across batches; its length only grows, and only
+    /// as bytes actually arrive (see [`ReadInput::take`]).
     buf: Vec<u8>,
+    /// Bytes of `buf` the current `take` filled.
+    filled: usize,
     peeked: Option<u8>,
 }
 
+/// The first step of a reader's buffer, before it grows by doubling.
+const READ_FIRST_STEP_BYTES: usize = 4096;
+
 impl<R: Read> Input for ReadInput<R> {
     fn take(&mut self, n: usize) -> io::Result<&[u8]> {
-        self.buf.clear();
-        let mut want = n;
-        if want > 0
+        self.filled = 0;
+        if n > 0
             && let Some(b) = self.peeked.take()
         {
-            self.buf.push(b);
-            want -= 1;
+            if self.buf.is_empty() {
+                self.buf.push(0);
+            }
+            self.buf[0] = b;
+            self.filled = 1;
         }
-        // `take` + `read_to_end` grows the buffer as data arrives: a lying length
-        // cannot make us allocate more than the input actually holds.
-        (&mut self.inner)
-            .take(want as u64)
-            .read_to_end(&mut self.buf)?;
-        Ok(&self.buf)
+        // The buffer doubles as data arrives and never grows past `n`: a lying length costs
+        // at most twice the bytes the reader actually delivered (or the first step), and a
+        // whole batch at most its own size.
+        while self.filled < n {
+            if self.filled == self.buf.len() {
+                let len = (self.buf.len() * 2).max(READ_FIRST_STEP_BYTES).min(n);
+                self.buf.reserve_exact(len - self.buf.len());
+                self.buf.resize(len, 0);
+            }
+            let end = self.buf.len().min(n);
+            match self.inner.read(&mut self.buf[self.filled..end]) {
+                Ok(0) => break,
+                Ok(k) => self.filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[..self.filled])
     }
     fn at_end(&mut self) -> io::Result<bool> {
         if self.peeked.is_some() {
@@ -258,7 +300,6 @@ impl<'a> EventBatch<'a> {
             ts: self.base_ts,
             payload_offset: self.offset + BATCH_HEADER_LEN as u64,
             skipped_unknown: 0,
-            failed: false,
         }
     }
 }
@@ -336,6 +377,7 @@ impl<R: Read> Decoder<ReadInput<R>> {
         Self::with_input(ReadInput {
             inner: reader,
             buf: Vec::new(),
+            filled: 0,
             peeked: None,
         })
     }
@@ -516,20 +558,10 @@ impl<I: Input> Decoder<I> {
         self.stats.batches += 1;
         if tag == TAG_TABLE {
             self.stats.table_batches += 1;
-            return Ok(Some(Batch::Table(TableBatch {
-                offset,
-                full: h[1] & TABLE_FLAG_FULL != 0,
-                payload,
-            })));
+        } else {
+            self.stats.event_batches += 1;
         }
-        self.stats.event_batches += 1;
-        Ok(Some(Batch::Events(EventBatch {
-            offset,
-            thread: ThreadId(u32::from_le_bytes([h[8], h[9], h[10], h[11]])),
-            seq: u32::from_le_bytes([h[12], h[13], h[14], h[15]]),
-            base_ts: u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
-            payload,
-        })))
+        Ok(Some(batch_from(offset, &h, payload)))
     }
 
     fn read_end(
@@ -579,13 +611,224 @@ impl<I: Input> Decoder<I> {
         self.stats.bytes = next;
         match self.input.at_end() {
             Err(e) => err(next, ErrorKind::Io(e.kind())),
-            Ok(false) => {
-                let extra = self.input.remaining_hint().unwrap_or(1);
-                err(next, ErrorKind::TrailingData(extra))
-            }
+            Ok(false) => match self.input.count_remaining(MAX_TRAILING_COUNT_BYTES) {
+                Err(e) => err(next, ErrorKind::Io(e.kind())),
+                Ok(extra) => err(next, ErrorKind::TrailingData(extra)),
+            },
             Ok(true) => Ok(None),
         }
     }
+}
+
+/// The batch a checked header (tag events or table) and its verified payload make.
+fn batch_from<'a>(offset: u64, h: &[u8; BATCH_HEADER_LEN], payload: &'a [u8]) -> Batch<'a> {
+    if h[0] == TAG_TABLE {
+        return Batch::Table(TableBatch {
+            offset,
+            full: h[1] & TABLE_FLAG_FULL != 0,
+            payload,
+        });
+    }
+    Batch::Events(EventBatch {
+        offset,
+        thread: ThreadId(u32::from_le_bytes([h[8], h[9], h[10], h[11]])),
+        seq: u32::from_le_bytes([h[12], h[13], h[14], h[15]]),
+        base_ts: u64::from_le_bytes([h[16], h[17], h[18], h[19], h[20], h[21], h[22], h[23]]),
+        payload,
+    })
+}
+
+/// Where one batch (header and payload) lies in a trace held in memory, as
+/// [`batch_spans`] found it; [`batch_at`] decodes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    offset: usize,
+    len: usize,
+}
+
+impl BatchSpan {
+    /// Byte offset of the batch header.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Bytes of header and payload.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the span is empty (never: a batch has at least its header).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Finds the batches of a trace held in memory by reading their headers only (tag and
+/// length, not the checksum), so that several threads can each decode a share of them
+/// with [`batch_at`]:
+///
+/// ```
+/// use fdr_format::decode::{batch_at, batch_spans};
+/// use fdr_format::Batch;
+/// # fn main() -> Result<(), fdr_format::DecodeError> {
+/// let bytes = fdr_format::testing::sample_trace();
+/// let spans = batch_spans(&bytes)?.collect::<Result<Vec<_>, _>>()?;
+/// let events: usize = std::thread::scope(|s| {
+///     let workers: Vec<_> = spans
+///         .chunks(spans.len().div_ceil(2))
+///         .map(|share| {
+///             let bytes = &bytes;
+///             s.spawn(move || {
+///                 let mut n = 0;
+///                 for span in share {
+///                     if let Ok(Batch::Events(b)) = batch_at(bytes, *span) {
+///                         n += b.events().filter(Result::is_ok).count();
+///                     }
+///                 }
+///                 n
+///             })
+///         })
+///         .collect();
+///     workers.into_iter().map(|w| w.join().unwrap()).sum()
+/// });
+/// assert!(events > 0);
+/// # Ok(()) }
+/// ```
+///
+/// The spans come in file order; the iterator checks the file header first, and after the
+/// last batch the end marker, exactly as [`Decoder`] does, yielding the same errors at the same
+/// offsets. Checksums are verified by [`batch_at`]: to yield what [`Decoder`] yields, keep the
+/// batches before the first error from either. Tables apply in file order
+/// ([`crate::Tables`] is sequential); events of different batches decode independently.
+pub fn batch_spans(data: &[u8]) -> Result<BatchSpans<'_>, DecodeError> {
+    let header_len = Decoder::new(data)?.stats().bytes as usize;
+    Ok(BatchSpans {
+        data,
+        pos: header_len,
+        batches: 0,
+        done: false,
+    })
+}
+
+/// Iterator over the [`BatchSpan`]s of a trace in memory; see [`batch_spans`].
+#[derive(Debug, Clone)]
+pub struct BatchSpans<'a> {
+    data: &'a [u8],
+    pos: usize,
+    batches: u64,
+    done: bool,
+}
+
+impl Iterator for BatchSpans<'_> {
+    type Item = Result<BatchSpan, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let framed = frame(self.data, self.pos);
+        let (h, span) = match framed {
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+            Ok(f) => f,
+        };
+        if h[0] != TAG_END {
+            self.pos += span.len;
+            self.batches += 1;
+            return Some(Ok(span));
+        }
+        // The end marker: checked by the sequential decoder's own code.
+        self.done = true;
+        let payload_len = (span.len - BATCH_HEADER_LEN) as u32;
+        let stored = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+        let mut tail = Decoder {
+            input: SliceInput {
+                data: self.data,
+                pos: span.offset + BATCH_HEADER_LEN,
+            },
+            info: ProcessInfo::default(),
+            version_minor: 0,
+            stats: DecodeStats {
+                batches: self.batches,
+                bytes: span.offset as u64,
+                ..DecodeStats::default()
+            },
+            done: false,
+        };
+        match tail.read_end(span.offset as u64, &h, payload_len, stored) {
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// Checks the batch header at `offset` (tag, declared length, payload present), as the
+/// sequential decoder does, with the same errors.
+fn frame(data: &[u8], offset: usize) -> Result<([u8; BATCH_HEADER_LEN], BatchSpan), DecodeError> {
+    let at = offset as u64;
+    let fail = |offset, kind| Err(DecodeError { offset, kind });
+    let rest = data.get(offset..).unwrap_or_default();
+    let Some(h) = rest.get(..BATCH_HEADER_LEN) else {
+        return fail(
+            at,
+            if rest.is_empty() {
+                ErrorKind::MissingEnd
+            } else {
+                ErrorKind::TruncatedBatchHeader {
+                    available: rest.len() as u64,
+                }
+            },
+        );
+    };
+    let h: [u8; BATCH_HEADER_LEN] = h.try_into().expect("header length");
+    let tag = h[0];
+    if tag != TAG_EVENTS && tag != TAG_TABLE && tag != TAG_END {
+        return fail(at, ErrorKind::BadTag(tag));
+    }
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    if len > MAX_BATCH_PAYLOAD {
+        return fail(at + 4, ErrorKind::BatchTooLarge(len));
+    }
+    let available = rest.len() - BATCH_HEADER_LEN;
+    if available < len as usize && tag != TAG_END {
+        return fail(
+            at,
+            ErrorKind::TruncatedBatch {
+                declared: len,
+                available: available as u64,
+            },
+        );
+    }
+    let span = BatchSpan {
+        offset,
+        len: BATCH_HEADER_LEN + len as usize,
+    };
+    Ok((h, span))
+}
+
+/// Decodes the batch at `span` (from [`batch_spans`] over the same `data`), verifying its
+/// checksum. Safe to call from many threads at once; each call reads only its batch.
+pub fn batch_at(data: &[u8], span: BatchSpan) -> Result<Batch<'_>, DecodeError> {
+    let (h, framed) = frame(data, span.offset)?;
+    if h[0] == TAG_END || framed != span {
+        // Only a span from other data can get here.
+        return Err(DecodeError {
+            offset: span.offset as u64,
+            kind: ErrorKind::BadTag(h[0]),
+        });
+    }
+    let payload = &data[span.offset + BATCH_HEADER_LEN..span.offset + span.len];
+    let stored = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
+    let computed = batch_checksum(&h[..BATCH_HEADER_CHECKED_LEN], payload);
+    if stored != computed {
+        return Err(DecodeError {
+            offset: span.offset as u64,
+            kind: ErrorKind::Checksum { stored, computed },
+        });
+    }
+    Ok(batch_from(span.offset as u64, &h, payload))
 }
 
 fn parse_process_info(b: &[u8]) -> Option<ProcessInfo> {
@@ -596,7 +839,7 @@ fn parse_process_info(b: &[u8]) -> Option<ProcessInfo> {
         let n = u16::from_le_bytes(b.get(pos..pos + 2)?.try_into().ok()?) as usize;
         let text = b.get(pos + 2..pos + 2 + n)?;
         pos += 2 + n;
-        Some(String::from_utf8_lossy(text).into_owned())
+        Some(lossy_exact(text))
     };
     let program = s()?;
     let service_version = s()?;
@@ -611,6 +854,23 @@ fn parse_process_info(b: &[u8]) -> Option<ProcessInfo> {
     })
 }
 
+/// `text` as UTF-8, each invalid sequence shown as U+FFFD, in a `String` of exactly the
+/// size it needs (so that memory stays within a small multiple of the input).
+pub(crate) fn lossy_exact(text: &[u8]) -> String {
+    let len: usize = text
+        .utf8_chunks()
+        .map(|c| c.valid().len() + if c.invalid().is_empty() { 0 } else { 3 })
+        .sum();
+    let mut s = String::with_capacity(len);
+    for c in text.utf8_chunks() {
+        s.push_str(c.valid());
+        if !c.invalid().is_empty() {
+            s.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    s
+}
+
 /// Lazily decodes one batch's events.
 #[derive(Debug, Clone)]
 pub struct Events<'a> {
@@ -619,7 +879,6 @@ pub struct Events<'a> {
     ts: u64,
     payload_offset: u64,
     skipped_unknown: u64,
-    failed: bool,
 }
 
 impl<'a> Events<'a> {
@@ -702,7 +961,7 @@ impl<'a> Events<'a> {
         }))
     }
 
-    #[inline(never)]
+    #[inline]
     fn decode_ext(&mut self, kind: u64) -> Result<Option<EventKind<'a>>, ErrorKind> {
         let bad = ErrorKind::BadEvent;
         let ev = match kind {
@@ -790,12 +1049,14 @@ impl<'a> Iterator for Events<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        while self.pos < self.buf.len() && !self.failed {
+        // Bounded: every turn consumes at least one byte, or fails and stops.
+        while self.pos < self.buf.len() {
             match self.decode_one() {
                 Ok(Some(kind)) => return Some(Ok(Event { ts: self.ts, kind })),
                 Ok(None) => continue,
                 Err(e) => {
-                    self.failed = true;
+                    // Fused: nothing follows an error.
+                    self.pos = self.buf.len();
                     return Some(Err(e));
                 }
             }

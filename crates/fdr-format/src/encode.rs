@@ -409,6 +409,7 @@ impl<W: Write> TraceWriter<W> {
     }
 
     /// Writes one thread's event batch (`payload` as [`BatchEncoder`] or the recorder built it).
+    /// A payload over [`MAX_BATCH_PAYLOAD`] bytes is refused with `InvalidInput`, unwritten.
     pub fn write_events(
         &mut self,
         thread: ThreadId,
@@ -428,6 +429,15 @@ impl<W: Write> TraceWriter<W> {
         base_ts: u64,
         payload: &[u8],
     ) -> io::Result<()> {
+        if payload.len() > MAX_BATCH_PAYLOAD as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "batch payload of {} bytes is over the {MAX_BATCH_PAYLOAD}-byte limit; nothing was written",
+                    payload.len()
+                ),
+            ));
+        }
         let h = batch_header(tag, flags, thread, seq, base_ts, payload);
         self.out.write_all(&h)?;
         self.out.write_all(payload)?;

@@ -37,6 +37,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A trace held in memory can also be decoded on several threads:
+//! [`decode::batch_spans`] finds the batches from their headers alone, and
+//! [`decode::batch_at`] verifies and decodes any one of them.
+//!
 //! # Writing a trace
 //!
 //! ```

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::decode::{DecodeError, TableBatch};
+use crate::decode::{DecodeError, TableBatch, lossy_exact};
 use crate::event::{ClockSync, SiteId, StrId, TableRecord, ThreadId};
 
 /// A resolved call site.
@@ -64,8 +64,7 @@ impl Tables {
         for r in &mut records {
             match r? {
                 TableRecord::String { id, text } => {
-                    self.strings
-                        .insert(id, String::from_utf8_lossy(text).into());
+                    self.strings.insert(id, lossy_exact(text).into_boxed_str());
                 }
                 TableRecord::Site {
                     id,
@@ -80,7 +79,7 @@ impl Tables {
                     os_tid,
                     name,
                 } => {
-                    let name = String::from_utf8_lossy(name).into_owned();
+                    let name = lossy_exact(name);
                     self.threads.insert(thread, ThreadInfo { os_tid, name });
                 }
                 TableRecord::Clock(c) => {

@@ -3,10 +3,12 @@
 //! The generator writes through the same public encoder the recorder uses, so a sample is
 //! a valid trace of the same shape a real process produces.
 
-use crate::encode::{BatchEncoder, TableEncoder, TraceWriter};
+use crate::encode::{BatchEncoder, TableEncoder, TraceWriter, batch_header, file_header};
 use crate::event::{
-    BlockReason, ClockSync, EventKind, Message, ProcessInfo, SiteId, StrId, TaskId, ThreadId,
+    BlockReason, ClockSync, EventKind, LossReason, Message, ProcessInfo, SiteId, StrId, TaskId,
+    ThreadId,
 };
+use crate::varint;
 
 /// Shape of a generated trace.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +101,8 @@ pub fn sample_trace_with(spec: SampleSpec) -> Vec<u8> {
         while n < spec.events_per_thread {
             script.clear();
             // Task ids are dense across threads, as the recorder hands them out.
-            let task = TaskId(request * spec.threads as u64 + t as u64);
+            // Even ids for requests, the next odd one for the task a request spawns.
+            let task = TaskId(2 * (request * spec.threads as u64 + t as u64));
             request_events(request, task, t, &mut script);
             request += 1;
             for kind in &script {
@@ -145,7 +148,7 @@ fn request_events(request: u64, task: TaskId, thread: u32, out: &mut Vec<EventKi
             },
             BlockEnd,
         ]);
-        let child = TaskId(task.0 | 1 << 40);
+        let child = TaskId(task.0 + 1);
         out.extend([
             TaskCreate {
                 task: child,
@@ -182,4 +185,137 @@ fn request_events(request: u64, task: TaskId, thread: u32, out: &mut Vec<EventKi
         });
     }
     out.push(UserTaskEnd { task });
+}
+
+/// A small trace holding every event kind and table record, an inline log, and a sized
+/// event kind and table record from a newer minor version (which readers skip and count):
+/// one full table batch, one event batch of thread 1, the end marker.
+pub fn every_kind_trace() -> Vec<u8> {
+    let info = ProcessInfo {
+        pid: 7,
+        start_unix_ns: 1,
+        program: "seed".into(),
+        service_version: "0".into(),
+        host: "h".into(),
+    };
+    // Framed by hand: the table carries a record no encoder method writes.
+    let mut out = file_header(&info);
+    let mut t = TableEncoder::new();
+    t.string(StrId(1), "a")
+        .site(SiteId(1), StrId(1), 3, 4)
+        .thread(ThreadId(1), 99, "t");
+    let mut table = t.payload().to_vec();
+    // An unknown sized record from a newer minor version.
+    table.push(crate::wire::REC_FIRST_SIZED + 1);
+    varint::push(&mut table, 2);
+    table.extend_from_slice(&[1, 2]);
+    let mut t2 = TableEncoder::new();
+    t2.clock(&ClockSync {
+        ticks: 5,
+        mono_ns: 6,
+        wall_unix_ns: 7,
+        ticks_per_sec: 1e9,
+    });
+    table.extend_from_slice(t2.payload());
+    out.extend_from_slice(&batch_header(
+        crate::wire::TAG_TABLE,
+        crate::wire::TABLE_FLAG_FULL,
+        ThreadId(0),
+        0,
+        0,
+        &table,
+    ));
+    out.extend_from_slice(&table);
+
+    let task = TaskId(3);
+    let kinds = [
+        EventKind::ThreadStart,
+        EventKind::TaskCreate {
+            task,
+            parent: TaskId(1),
+            name: StrId(1),
+            site: SiteId(1),
+        },
+        EventKind::Wake {
+            task,
+            waker: TaskId::NONE,
+        },
+        EventKind::PollStart { task },
+        EventKind::UserTaskBegin {
+            task: TaskId(4),
+            parent: task,
+            name: StrId(1),
+        },
+        EventKind::RegionBegin { name: StrId(1) },
+        EventKind::Log {
+            category: StrId(1),
+            message: Message::Inline(b"x=1"),
+        },
+        EventKind::Log {
+            category: StrId(1),
+            message: Message::Interned(StrId(1)),
+        },
+        EventKind::BlockBegin {
+            reason: BlockReason::Channel,
+            site: SiteId(1),
+        },
+        EventKind::BlockEnd,
+        EventKind::Metric {
+            name: StrId(1),
+            value: 2.5,
+        },
+        EventKind::OtelLink {
+            task,
+            trace_id: [1; 16],
+            span_id: [2; 8],
+        },
+        EventKind::Loss {
+            reason: LossReason::PoolExhausted,
+            events: 3,
+            bytes: 40,
+        },
+        EventKind::RegionEnd { name: StrId(1) },
+        EventKind::UserTaskEnd { task: TaskId(4) },
+        EventKind::PollEnd { task, ready: true },
+        EventKind::TaskDrop { task },
+        EventKind::Park,
+        EventKind::Unpark,
+        EventKind::ThreadEnd,
+    ];
+    let mut buf = [0u8; 1024];
+    let mut enc = BatchEncoder::new(&mut buf, 100);
+    let mut ts = 100;
+    for k in &kinds {
+        ts += 90;
+        enc.push(ts, k).expect("every kind fits 1 KiB");
+    }
+    let mut payload = enc.payload().to_vec();
+    // An unknown sized extended kind, then one more region.
+    varint::push(&mut payload, 1);
+    varint::push(&mut payload, (crate::wire::EXT_FIRST_SIZED + 2) << 2 | 3);
+    varint::push(&mut payload, 3);
+    payload.extend_from_slice(&[7, 7, 7]);
+    varint::push(&mut payload, 200);
+    varint::push(&mut payload, 1 << 2);
+    out.extend_from_slice(&batch_header(
+        crate::wire::TAG_EVENTS,
+        0,
+        ThreadId(1),
+        0,
+        100,
+        &payload,
+    ));
+    out.extend_from_slice(&payload);
+    let mut end = Vec::new();
+    varint::push(&mut end, 2);
+    out.extend_from_slice(&batch_header(
+        crate::wire::TAG_END,
+        0,
+        ThreadId(0),
+        0,
+        0,
+        &end,
+    ));
+    out.extend_from_slice(&end);
+    out
 }

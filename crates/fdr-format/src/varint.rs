@@ -17,8 +17,22 @@ pub fn put_fast<const N: usize>(out: &mut [u8; N], at: usize, v: u64) -> usize {
         out[at + 1] = (v >> 7) as u8;
         2
     } else {
-        put_slow(&mut out[at..], v)
+        put_loop(out, at, v)
     }
+}
+
+/// The long case of [`put_fast`], inline: a loop rather than a call, so a hot caller that
+/// makes no other calls stays a leaf (no registers saved on entry).
+#[inline(always)]
+fn put_loop<const N: usize>(out: &mut [u8; N], at: usize, mut v: u64) -> usize {
+    let mut i = at;
+    while v >= 0x80 && i < N - 1 {
+        out[i] = v as u8 | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i.min(N - 1)] = v as u8;
+    i + 1 - at
 }
 
 /// Writes `v` (any size) into `out`, which must have room for [`MAX_VARINT_LEN`] bytes
@@ -54,19 +68,32 @@ pub fn push(out: &mut Vec<u8>, v: u64) {
 /// `None` if the input ends inside it or it does not fit a u64.
 #[inline(always)]
 pub fn get(buf: &[u8], pos: &mut usize) -> Option<u64> {
-    let b = *buf.get(*pos)?;
-    if b < 0x80 {
-        *pos += 1;
-        return Some(b as u64);
+    let p = *pos;
+    let b0 = *buf.get(p)?;
+    if b0 < 0x80 {
+        *pos = p + 1;
+        return Some(b0 as u64);
+    }
+    // Two-byte varints (deltas of 128..16383 ticks, ids of 32..4095) are the other
+    // common case: decoded inline too.
+    if let Some(&b1) = buf.get(p + 1)
+        && b1 < 0x80
+    {
+        *pos = p + 2;
+        return Some((b0 & 0x7f) as u64 | (b1 as u64) << 7);
     }
     get_multi(buf, pos)
 }
 
+/// A varint of three or more bytes, byte by byte. (Decoding up to eight bytes from one
+/// word without branches runs slower here: it puts the varint's length on the data
+/// dependency chain into the next read, where predicted branches do not.)
 #[inline]
 fn get_multi(buf: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     let mut shift = 0u32;
     let mut i = *pos;
+    // Bounded: at most MAX_VARINT_LEN turns (shift grows by 7 up to 63).
     loop {
         let b = *buf.get(i)?;
         i += 1;
@@ -108,6 +135,45 @@ mod tests {
             let mut pos = 0;
             assert_eq!(get(&a, &mut pos), Some(v));
             assert_eq!(pos, n);
+        }
+    }
+
+    #[test]
+    fn every_length_decodes_at_the_end_of_the_buffer_and_before_more_bytes() {
+        let mut values = vec![0u64, 1, 127, 128, u64::MAX];
+        for bits in 1..64 {
+            values.extend([(1u64 << bits) - 1, 1 << bits, (1 << bits) + 0x55]);
+        }
+        for v in values {
+            let mut a = [0u8; 16];
+            let n = put_slow(&mut a, v);
+            for pad in [0usize, 1, 8] {
+                let mut buf = vec![0xAAu8; 3];
+                buf.extend_from_slice(&a[..n]);
+                buf.extend(std::iter::repeat_n(0xFFu8, pad));
+                let mut pos = 3;
+                assert_eq!(get(&buf, &mut pos), Some(v), "{v} pad {pad}");
+                assert_eq!(pos, 3 + n);
+            }
+            // Cut one byte short: nothing is read.
+            let mut pos = 0;
+            assert_eq!(get(&a[..n - 1], &mut pos), None);
+            assert_eq!(pos, 0);
+        }
+    }
+
+    #[test]
+    fn fast_and_slow_writers_agree_at_any_offset() {
+        for shift in 0..64 {
+            for v in [1u64 << shift, (1u64 << shift) - 1, u64::MAX >> shift] {
+                for at in [0, 3, 14] {
+                    let mut a = [0u8; 24];
+                    let mut b = [0u8; 24];
+                    let n = put_fast(&mut a, at, v);
+                    let m = put_slow(&mut b[at..], v);
+                    assert_eq!((n, &a[..]), (m, &b[..]), "{v} at {at}");
+                }
+            }
         }
     }
 

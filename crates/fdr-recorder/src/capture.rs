@@ -215,14 +215,17 @@ fn write_chunks(
     Ok(())
 }
 
-/// One collector round: collect, then feed the capture.
-pub(crate) fn step(sh: &'static Shared, run: &mut Option<CaptureRun>) {
-    let (begin, batch, announce, stopping) = {
+/// One collector round: collect, then feed the capture. Returns the sealed chunks moved.
+pub(crate) fn step(sh: &'static Shared, run: &mut Option<CaptureRun>) -> usize {
+    let (moved, begin, batch, announce, stopping) = {
         let mut core = lock(&sh.core);
-        sh.collect(&mut core);
-        let records = core.thread_records();
+        let moved = sh.collect(&mut core);
+        let records = match &core.capture {
+            Some(ctl) if ctl.start.is_some() => core.thread_records(),
+            _ => Vec::new(),
+        };
         match &mut core.capture {
-            None => (None, Vec::new(), Vec::new(), false),
+            None => (moved, None, Vec::new(), Vec::new(), false),
             Some(ctl) => {
                 let begin = ctl.start.take().map(|(s, tx)| {
                     ctl.announced = records.iter().map(|r| r.0).collect();
@@ -230,7 +233,7 @@ pub(crate) fn step(sh: &'static Shared, run: &mut Option<CaptureRun>) {
                 });
                 let batch: Vec<Held> = ctl.pending.drain(..).collect();
                 let announce = std::mem::take(&mut ctl.announce);
-                (begin, batch, announce, ctl.stop)
+                (moved, begin, batch, announce, ctl.stop)
             }
         }
     };
@@ -281,6 +284,7 @@ pub(crate) fn step(sh: &'static Shared, run: &mut Option<CaptureRun>) {
                 .for_each(|h| h.chunk.get().unpin()),
         }
     }
+    moved
 }
 
 /// A running capture; stop it (or drop it) to end the trace cleanly.

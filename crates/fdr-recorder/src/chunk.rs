@@ -3,8 +3,10 @@
 //!
 //! Protocol (checked by the loom models in `tests/loom.rs`):
 //! - A writer owns its current chunk. It writes bytes past the committed length, then
-//!   publishes them with a `Release` store of the committed length; it never rewrites bytes
-//!   below it. Readers `Acquire` the length and read only that prefix: never a torn event.
+//!   publishes them with a `Release` store of the committed word (the length in its low 32
+//!   bits, the number of events in its high 32: one plain store carries both, so no separate
+//!   counter is written per event); it never rewrites bytes below it. Readers `Acquire` the
+//!   word and read only the prefix it names: never a torn event.
 //! - Sealing: the writer pushes the full chunk to the sealed queue, then swaps its slot to
 //!   the next chunk, then clears the chunk's `is_current` flag (`Release`).
 //! - A reader pins a live chunk: load the slot, add a pin, then confirm with a
@@ -19,7 +21,7 @@
     reason = "the chunk buffer is shared between its writer and pinned readers by protocol"
 )]
 
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, ByteCell, Ordering};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Ordering};
 
 /// The hand-off queue (crossbeam's `ArrayQueue`; under loom, a loom-checked stand-in).
 pub use crate::sync::Queue;
@@ -30,6 +32,21 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 /// Bytes in one chunk (small under loom, so byte-level race tracking stays cheap).
 #[cfg(loom)]
 pub const CHUNK_BYTES: usize = 16;
+
+/// One event in a committed word (see the module docs): the count sits above the length.
+pub const COMMITTED_EVENT: u64 = 1 << 32;
+
+/// The length a committed word publishes.
+#[inline(always)]
+pub const fn committed_len(word: u64) -> usize {
+    word as u32 as usize
+}
+
+/// The number of events a committed word publishes.
+#[inline(always)]
+pub const fn committed_events(word: u64) -> u64 {
+    word >> 32
+}
 
 /// Facts about a chunk's contents, written by its owner before it is published.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,11 +78,14 @@ pub(crate) struct SealInfo {
     pub(crate) last: bool,
 }
 
-/// One chunk: a fixed buffer of encoded events and its protocol state.
+/// One chunk: a fixed buffer of encoded events and its protocol state. Aligned to 128 bytes
+/// (a pair of cache lines, the unit Intel's adjacent-line prefetcher moves), so the committed
+/// word one writer stores per event never shares a line with another chunk's.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct Chunk {
     data: Box<[ByteCell]>,
-    committed: AtomicUsize,
+    committed: AtomicU64,
     pins: AtomicU32,
     is_current: AtomicBool,
     in_ring: AtomicBool,
@@ -92,7 +112,7 @@ impl Chunk {
     pub fn new() -> Self {
         Chunk {
             data: (0..CHUNK_BYTES).map(|_| ByteCell::default()).collect(),
-            committed: AtomicUsize::new(0),
+            committed: AtomicU64::new(0),
             pins: AtomicU32::new(0),
             is_current: AtomicBool::new(false),
             in_ring: AtomicBool::new(false),
@@ -173,9 +193,9 @@ impl Chunk {
         self.data.as_ptr() as *mut u8
     }
 
-    /// The committed-length cell, for the owner's hot path.
+    /// The committed-word cell, for the owner's hot path.
     #[inline(always)]
-    pub(crate) fn committed_cell(&self) -> &AtomicUsize {
+    pub(crate) fn committed_cell(&self) -> &AtomicU64 {
         &self.committed
     }
 
@@ -201,15 +221,23 @@ impl Chunk {
         }
     }
 
-    /// Owner only: publishes the first `len` bytes.
+    /// Owner only: publishes the first `len` bytes, holding `events` events.
     #[inline(always)]
-    pub fn commit(&self, len: usize) {
-        self.committed.store(len, Ordering::Release);
+    pub fn commit(&self, len: usize, events: u64) {
+        debug_assert!(len <= u32::MAX as usize);
+        self.committed
+            .store(len as u64 | (events * COMMITTED_EVENT), Ordering::Release);
     }
 
     /// The committed length (`Acquire`: the bytes below it are visible).
     pub fn committed(&self) -> usize {
-        self.committed.load(Ordering::Acquire)
+        committed_len(self.committed.load(Ordering::Acquire))
+    }
+
+    /// The committed length and the number of events in it (`Acquire`).
+    pub fn committed_with_events(&self) -> (usize, u64) {
+        let w = self.committed.load(Ordering::Acquire);
+        (committed_len(w), committed_events(w))
     }
 
     /// Copies the committed prefix into `out` (cleared first) and returns its length.

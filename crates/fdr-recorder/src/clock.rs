@@ -112,6 +112,19 @@ pub fn now_ticks() -> u64 {
     }
 }
 
+/// Whether the counter is the event clock (decided by [`calibrate`], before anything is
+/// recorded, and never changed).
+pub(crate) fn counter_is_clock() -> bool {
+    USE_TSC.load(Ordering::Relaxed)
+}
+
+/// The counter in ticks, without checking that it is the event clock: for the recorder's
+/// leaf hot path, which runs only when [`counter_is_clock`] said so.
+#[inline(always)]
+pub(crate) fn counter_ticks() -> u64 {
+    counter() >> TSC_SHIFT
+}
+
 #[cold]
 #[inline(never)]
 fn now_mono_ticks() -> u64 {

@@ -162,6 +162,14 @@ impl NameCache {
         (ptr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - 6)) & (NAME_CACHE_LEN - 1)
     }
 
+    /// The id of `s` if it is cached (no call: for the hot path).
+    #[inline(always)]
+    pub(crate) fn lookup(&self, s: &'static str) -> Option<StrId> {
+        let key = (s.as_ptr() as usize, s.len());
+        let i = Self::slot(key.0);
+        (self.keys[i] == key).then(|| StrId(self.ids[i]))
+    }
+
     /// The id of `s`, interning it on a miss.
     #[inline(always)]
     pub(crate) fn get(&mut self, s: &'static str) -> StrId {

@@ -84,8 +84,9 @@ pub use recorder::*;
 #[cfg(not(loom))]
 mod recorder {
     pub use crate::api::{
-        MAX_FORMATTED_LOG_LEN, RegionGuard, TaskGuard, current_task, enabled, intern, intern_site,
-        log, log_fmt, new_task_id, record, region, set_current_task, task, with_region,
+        MAX_FORMATTED_LOG_LEN, RegionGuard, StaticName, TaskGuard, current_task, enabled, intern,
+        intern_site, log, log_fmt, new_task_id, record, region, region_static, set_current_task,
+        task, with_region,
     };
     pub use crate::capture::{CAPTURE_PENDING_MAX, CaptureGuard, capture, capture_running};
     pub use crate::chunk::CHUNK_BYTES;

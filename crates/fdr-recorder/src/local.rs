@@ -4,8 +4,11 @@
 //! thread-local cell, so reaching it is one TLS load with no lazy-init check). An event is
 //! encoded straight into the thread's current chunk: check room, read the clock, write the
 //! bytes, advance the cursor by a length chosen with predictable branches, then publish the
-//! cursor with a `Release` store (a plain `mov` on x86). No lock, allocation, syscall or
-//! shared write per event. Full chunks are sealed on a cold path.
+//! cursor with a `Release` store (a plain `mov` on x86). The cursor counts events in its
+//! high 32 bits, so that one store also publishes the event count: no counter is written
+//! per event. No lock, allocation, syscall or shared write per event. Full chunks are
+//! sealed on a cold path, which allocates only during warm-up (until the chunk budget is
+//! first reached) and makes a syscall only when the free pool runs low.
 #![allow(
     unsafe_code,
     reason = "the hot path writes through cached raw pointers into the owned chunk"
@@ -13,13 +16,16 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fdr_format::encode;
 use fdr_format::wire::{MAX_FIXED_EVENT_LEN, MAX_SMALL_EVENT_LEN};
 use fdr_format::{EventKind, LossReason, StrId};
 
-use crate::chunk::{CHUNK_BYTES, ChunkMeta, ChunkPtr, SealInfo, seal_and_install};
+use crate::chunk::{
+    CHUNK_BYTES, COMMITTED_EVENT, ChunkMeta, ChunkPtr, SealInfo, committed_events, committed_len,
+    seal_and_install,
+};
 use crate::clock::now_ticks;
 use crate::intern::{NameCache, SiteCache};
 use crate::state::{ThreadShared, shared};
@@ -31,14 +37,20 @@ const SCRATCH_BYTES: usize = 4096;
 /// Marks a thread whose thread-local storage is being torn down.
 const DEAD: usize = 1;
 
+/// Aligned to 128 bytes (a pair of cache lines) so its hot fields, written per event, never
+/// share a line with another thread's data.
+#[repr(align(128))]
 pub(crate) struct Local {
     // Hot fields first (one cache line).
-    pos: usize,
+    /// Bytes written into the current buffer (low 32 bits) and events (high 32 bits): the
+    /// word published as the chunk's committed word.
+    cursor: u64,
     limit: usize,
     base: *mut u8,
-    committed: *const AtomicUsize,
+    committed: *const AtomicU64,
     last_ts: u64,
-    events: u64,
+    /// `limit + 1` while the counter is the clock, else 0: the hot path's one check.
+    fast_end: usize,
     cap: usize,
     pub(crate) names: NameCache,
     pub(crate) sites: SiteCache,
@@ -53,7 +65,7 @@ pub(crate) struct Local {
     pending_discard_bytes: u64,
     reported: u64,
     scratch: Box<[u8]>,
-    dummy: AtomicUsize,
+    dummy: AtomicU64,
 }
 
 thread_local! {
@@ -116,12 +128,12 @@ fn register(p: *mut Local) -> Option<*mut Local> {
     let ts = sh.register_thread(name, os_tid());
     let now = now_ticks();
     let mut l = Box::new(Local {
-        pos: 0,
+        cursor: 0,
         limit: 0,
         base: std::ptr::null_mut(),
         committed: std::ptr::null(),
         last_ts: now,
-        events: 0,
+        fast_end: 0,
         cap: 0,
         names: NameCache::new(),
         sites: SiteCache::new(),
@@ -135,7 +147,7 @@ fn register(p: *mut Local) -> Option<*mut Local> {
         pending_discard_bytes: 0,
         reported: 0,
         scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
-        dummy: AtomicUsize::new(0),
+        dummy: AtomicU64::new(0),
     });
     // The thread's own first chunk may be allocated here (its budget share just grew).
     let first = sh.pool.pop().or_else(|| sh.try_alloc());
@@ -180,44 +192,156 @@ impl Local {
         }
     }
 
-    /// Records a region begin/end or a static log: at most `MAX_SMALL_EVENT_LEN` bytes.
+    /// Bytes written into the current buffer.
     #[inline(always)]
-    pub(crate) fn small(&mut self, f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize) {
-        if self.pos > self.limit {
-            self.refill();
+    fn pos(&self) -> usize {
+        committed_len(self.cursor)
+    }
+
+    /// Events written into the current buffer.
+    #[inline(always)]
+    fn events(&self) -> u64 {
+        committed_events(self.cursor)
+    }
+
+    /// The delta since the previous event, read from the counter (`fast_end` said it is
+    /// the clock).
+    #[inline(always)]
+    fn fast_tick(&mut self) -> u64 {
+        let now = crate::clock::counter_ticks();
+        let delta = now.saturating_sub(self.last_ts);
+        self.last_ts += delta;
+        delta
+    }
+
+    /// The hot path: records a small event (a region begin or end, a static log) if the
+    /// buffer has room and the counter is the clock (one check: `fast_end` is 0 otherwise).
+    /// Makes no call, so an out-of-line entry point built on it (with [`peek_local`]) is a
+    /// leaf that saves no registers; `false` (nothing recorded) sends the caller to its
+    /// slow path, which does the rest with calls.
+    #[inline(always)]
+    pub(crate) fn try_small(
+        &mut self,
+        f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize,
+    ) -> bool {
+        if self.pos() >= self.fast_end {
+            return false;
         }
+        let delta = self.fast_tick();
+        self.write_small(f, delta);
+        true
+    }
+
+    /// [`Local::try_small`] for an event of two varints, the delta and `operand` (a region
+    /// begin or end): when both fit a byte, as they do for back-to-back regions with one of
+    /// the first 32 names, the event is one 2-byte store.
+    #[inline(always)]
+    pub(crate) fn try_pair(&mut self, operand: u64) -> bool {
+        let pos = self.pos();
+        if pos >= self.fast_end {
+            return false;
+        }
+        let now = crate::clock::counter_ticks();
+        let delta = now.wrapping_sub(self.last_ts);
+        if delta < 0x80 && operand < 0x80 {
+            self.last_ts = now;
+            // SAFETY: `pos <= limit = cap - MAX_FIXED_EVENT_LEN`: two bytes fit, at or past
+            // the committed length. The delta's byte first, then the operand's.
+            unsafe {
+                self.base
+                    .add(pos)
+                    .cast::<[u8; 2]>()
+                    .write([delta as u8, operand as u8])
+            };
+            self.advance(2, 1);
+        } else {
+            self.pair_long(now, operand);
+        }
+        true
+    }
+
+    /// [`Local::try_pair`]'s other case: a longer delta or operand, or the clock stepped
+    /// back (the wrapped delta is huge: saturate). Out of line, so the common case keeps
+    /// few registers; a call in tail position costs the common case nothing.
+    #[cold]
+    #[inline(never)]
+    fn pair_long(&mut self, now: u64, operand: u64) {
+        let delta = now.saturating_sub(self.last_ts);
+        self.last_ts += delta;
+        self.write_small(
+            |out, delta| {
+                let n = fdr_format::varint::put_fast(out, 0, delta);
+                n + fdr_format::varint::put_fast(out, n, operand)
+            },
+            delta,
+        );
+    }
+
+    /// Sets `limit` and the hot path's `fast_end` for a buffer of `cap` bytes.
+    fn set_limit(&mut self, cap: usize) {
+        self.cap = cap;
+        self.limit = cap - MAX_FIXED_EVENT_LEN;
+        self.fast_end = if crate::clock::counter_is_clock() {
+            self.limit + 1
+        } else {
+            0
+        };
+    }
+
+    /// Reads the clock and returns the delta since the previous event.
+    #[inline(always)]
+    fn tick(&mut self) -> u64 {
         let now = now_ticks();
         let delta = now.saturating_sub(self.last_ts);
         self.last_ts += delta;
-        // SAFETY: `pos <= limit = cap - MAX_FIXED_EVENT_LEN`, so these bytes lie inside the
-        // buffer this thread owns, at or past its committed length, where no reader looks.
-        let out = unsafe { &mut *(self.base.add(self.pos) as *mut [u8; MAX_SMALL_EVENT_LEN]) };
-        let n = f(out, delta);
-        self.pos += n;
+        delta
+    }
+
+    /// Advances the cursor by `n` bytes (and `events` events) and publishes it.
+    #[inline(always)]
+    fn advance(&mut self, n: usize, events: u64) {
+        self.cursor += n as u64 + events * COMMITTED_EVENT;
         // SAFETY: `committed` points into the current chunk (or at `dummy`), which outlives
         // this call: chunks are never freed and `dummy` lives in `self`.
-        unsafe { (*self.committed).store(self.pos, Ordering::Release) };
-        self.events += 1;
+        unsafe { (*self.committed).store(self.cursor, Ordering::Release) };
+    }
+
+    /// Records a region begin/end or a static log: at most `MAX_SMALL_EVENT_LEN` bytes.
+    #[inline(always)]
+    pub(crate) fn small(&mut self, f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize) {
+        if self.pos() > self.limit {
+            self.refill();
+        }
+        let delta = self.tick();
+        self.write_small(f, delta);
+    }
+
+    /// Writes a small event at the cursor (`pos <= limit` checked by the caller).
+    #[inline(always)]
+    fn write_small(
+        &mut self,
+        f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize,
+        delta: u64,
+    ) {
+        // SAFETY: `pos <= limit = cap - MAX_FIXED_EVENT_LEN`, so these bytes lie inside the
+        // buffer this thread owns, at or past its committed length, where no reader looks.
+        let out = unsafe { &mut *(self.base.add(self.pos()) as *mut [u8; MAX_SMALL_EVENT_LEN]) };
+        let n = f(out, delta);
+        self.advance(n, 1);
     }
 
     /// Records any event but a log with an inline message.
     #[inline]
     pub(crate) fn fixed(&mut self, kind: &EventKind<'_>) {
-        if self.pos > self.limit {
+        if self.pos() > self.limit {
             self.refill();
         }
-        let now = now_ticks();
-        let delta = now.saturating_sub(self.last_ts);
-        self.last_ts += delta;
+        let delta = self.tick();
         // SAFETY: as in `small`: `MAX_FIXED_EVENT_LEN` bytes fit past `pos <= limit`.
-        let out = unsafe { &mut *(self.base.add(self.pos) as *mut [u8; MAX_FIXED_EVENT_LEN]) };
+        let out = unsafe { &mut *(self.base.add(self.pos()) as *mut [u8; MAX_FIXED_EVENT_LEN]) };
         let n = encode::event_fixed(out, delta, kind);
-        self.pos += n;
-        // SAFETY: as in `small`.
-        unsafe { (*self.committed).store(self.pos, Ordering::Release) };
-        if !matches!(kind, EventKind::Loss { .. }) {
-            self.events += 1;
-        }
+        // Loss records are not events the program recorded.
+        self.advance(n, u64::from(!matches!(kind, EventKind::Loss { .. })));
     }
 
     /// Records a log whose message is carried inline.
@@ -229,27 +353,22 @@ impl Local {
                 .lose(LossReason::Oversize, 1, message.len() as u64, 0);
             return;
         }
-        if self.pos + need > self.cap {
+        if self.pos() + need > self.cap {
             self.refill();
-            if self.pos + need > self.cap {
+            if self.pos() + need > self.cap {
                 shared()
                     .stats
                     .lose(LossReason::Oversize, 1, message.len() as u64, 0);
                 return;
             }
         }
-        let now = now_ticks();
-        let delta = now.saturating_sub(self.last_ts);
-        self.last_ts += delta;
+        let delta = self.tick();
+        let pos = self.pos();
         // SAFETY: `pos + need <= cap`: the slice lies inside this thread's buffer, at or
         // past the committed length.
-        let out =
-            unsafe { std::slice::from_raw_parts_mut(self.base.add(self.pos), self.cap - self.pos) };
+        let out = unsafe { std::slice::from_raw_parts_mut(self.base.add(pos), self.cap - pos) };
         if let Some(n) = encode::log_inline(out, delta, category, message) {
-            self.pos += n;
-            // SAFETY: as in `small`.
-            unsafe { (*self.committed).store(self.pos, Ordering::Release) };
-            self.events += 1;
+            self.advance(n, 1);
         }
     }
 
@@ -263,21 +382,23 @@ impl Local {
         let mut seal = SealInfo::default();
         if let Some(c) = old {
             seal = SealInfo {
-                events: self.events,
+                events: self.events(),
                 discards: self.reported,
                 last_ts: self.last_ts,
                 last: false,
             };
             c.get().set_seal_info(seal);
-            self.events_before += self.events;
-            self.bytes_before += self.pos as u64;
+            self.events_before += self.events();
+            self.bytes_before += self.pos() as u64;
             self.discards_before += self.reported;
             self.reported = 0;
         } else {
             self.discard_scratch();
         }
-        // The pool first; if the collector has not restocked it yet (it may not have been
-        // scheduled), a new chunk within the budget; else discard and count.
+        // A free chunk from the pool, which the collector keeps stocked. If it is empty and
+        // the budget was never reached (the ring is still filling: warm-up), allocate one;
+        // else (the collector fell behind, or a snapshot pins the ring) discard and count.
+        // Once the budget is reached, a writer never allocates again.
         let next = sh.pool.pop().or_else(|| sh.try_alloc());
         if let Some(n) = next {
             n.get().reset_for_owner(self.meta(now));
@@ -302,8 +423,10 @@ impl Local {
                 }
             }
         }
-        if sh.pool.len() <= 2 {
-            sh.wake_collector();
+        // The collector polls; wake it early (a syscall, if it sleeps) only when the pool
+        // runs low, which its polling normally prevents.
+        if sh.pool.len() < sh.pool_low_water() {
+            sh.writer_wakes_collector();
         }
         match next {
             Some(n) => self.begin_chunk(n, now),
@@ -316,11 +439,9 @@ impl Local {
         self.chunk = Some(c);
         self.base = chunk.base_ptr();
         self.committed = chunk.committed_cell();
-        self.cap = CHUNK_BYTES;
-        self.limit = CHUNK_BYTES - MAX_FIXED_EVENT_LEN;
-        self.pos = 0;
+        self.set_limit(CHUNK_BYTES);
+        self.cursor = 0;
         self.last_ts = now;
-        self.events = 0;
         if self.pending_discards > 0 {
             let kind = EventKind::Loss {
                 reason: LossReason::PoolExhausted,
@@ -338,22 +459,20 @@ impl Local {
         self.chunk = None;
         self.base = self.scratch.as_mut_ptr();
         self.committed = &self.dummy;
-        self.cap = SCRATCH_BYTES;
-        self.limit = SCRATCH_BYTES - MAX_FIXED_EVENT_LEN;
-        self.pos = 0;
-        self.events = 0;
+        self.set_limit(SCRATCH_BYTES);
+        self.cursor = 0;
     }
 
     fn discard_scratch(&mut self) {
-        if self.events > 0 {
+        let (events, bytes) = (self.events(), self.pos() as u64);
+        if events > 0 {
             shared()
                 .stats
-                .lose(LossReason::PoolExhausted, self.events, self.pos as u64, 0);
+                .lose(LossReason::PoolExhausted, events, bytes, 0);
         }
-        self.pending_discards += self.events;
-        self.pending_discard_bytes += self.pos as u64;
-        self.events = 0;
-        self.pos = 0;
+        self.pending_discards += events;
+        self.pending_discard_bytes += bytes;
+        self.cursor = 0;
     }
 
     /// The thread exits: record its end and seal its last chunk.
@@ -363,7 +482,7 @@ impl Local {
         match self.chunk.take() {
             Some(c) => {
                 let seal = SealInfo {
-                    events: self.events,
+                    events: self.events(),
                     discards: self.reported,
                     last_ts: self.last_ts,
                     last: true,

@@ -25,8 +25,14 @@ pub(crate) const SEALED_QUEUE_CAP: usize = 1 << 16;
 pub(crate) const POOL_QUEUE_CAP: usize = 1 << 16;
 /// Chunk budget when no flight recorder is configured (capture only): 4 MiB.
 pub(crate) const CAPTURE_ONLY_CHUNKS: usize = 64;
-/// How long the collector sleeps when nothing wakes it.
+/// How long the collector sleeps between rounds while writers drain the pool fast.
 pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
+/// Longest sleep between rounds: while the pool stays above half its target between
+/// rounds, the collector doubles its sleep up to this; it goes back to
+/// [`COLLECT_INTERVAL`] as soon as writers took more than half (or a writer wakes it
+/// because the pool ran low). Fewer rounds, fewer preemptions of writers on a small
+/// machine; the pool is sized to cover the longest sleep.
+pub(crate) const COLLECT_INTERVAL_IDLE: Duration = Duration::from_millis(8);
 
 /// Flight-recorder configuration (Go's `FlightRecorderConfig`, made sharp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +114,8 @@ pub(crate) struct Shared {
     pub(crate) max_chunks: AtomicUsize,
     pub(crate) next_thread: AtomicU32,
     pub(crate) snapshot_busy: AtomicBool,
+    /// A writer asked the collector for a round it has not started yet.
+    pub(crate) wake_pending: AtomicBool,
     pub(crate) collector: OnceLock<Thread>,
     pub(crate) process: Mutex<ProcessInfo>,
 }
@@ -122,6 +130,7 @@ pub(crate) static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
     max_chunks: AtomicUsize::new(CAPTURE_ONLY_CHUNKS),
     next_thread: AtomicU32::new(1),
     snapshot_busy: AtomicBool::new(false),
+    wake_pending: AtomicBool::new(false),
     collector: OnceLock::new(),
     process: Mutex::new(ProcessInfo::default()),
 });
@@ -150,19 +159,36 @@ impl Shared {
             .map(|_| ChunkPtr::alloc())
     }
 
-    /// Free chunks the collector keeps ready for writers: two per live thread (a writer
-    /// flat out fills a chunk in well under the collector's interval), at least 4, at most
-    /// a quarter of the ring.
+    /// Free chunks the collector keeps ready for writers: four per live thread or a
+    /// sixteenth of the ring, whichever is more, at least 4, at most a quarter of the ring.
+    /// A writer flat out fills a chunk in about 0.3 ms, and on a busy machine the collector
+    /// may wait several milliseconds for a CPU; the pool's chunks count within `max_bytes`.
     pub(crate) fn pool_target(&self) -> usize {
         let max = self.max_chunks.load(Ordering::Relaxed);
         let live = self.live_threads.load(Ordering::Relaxed);
-        (2 * live + 2).clamp(4, (max / 4).max(2))
+        (4 * live + 4).max(max / 16).clamp(4, (max / 4).max(2))
     }
 
-    /// Wakes the collector (a writer found the pool low).
+    /// Below this many free chunks a writer that just took one wakes the collector (a
+    /// syscall if it sleeps); above it, the collector's own polling keeps up.
+    pub(crate) fn pool_low_water(&self) -> usize {
+        let live = self.live_threads.load(Ordering::Relaxed);
+        (live + 1).min(self.pool_target() / 2).max(1)
+    }
+
+    /// Wakes the collector.
     pub(crate) fn wake_collector(&self) {
         if let Some(t) = self.collector.get() {
             t.unpark();
+        }
+    }
+
+    /// A writer found the pool low: wakes the collector, at most once per collector round
+    /// (a wake is a syscall if the collector sleeps; a writer short of chunks refills
+    /// often, and one wake is enough).
+    pub(crate) fn writer_wakes_collector(&self) {
+        if !self.wake_pending.swap(true, Ordering::Relaxed) {
+            self.wake_collector();
         }
     }
 
@@ -207,19 +233,23 @@ impl Shared {
         self.wake_collector();
     }
 
-    /// One collector round (also run by snapshots, under the same lock).
-    pub(crate) fn collect(&self, core: &mut Core) {
-        core.drain(self);
+    /// One collector round (also run by snapshots, under the same lock); returns the
+    /// number of sealed chunks it moved.
+    pub(crate) fn collect(&self, core: &mut Core) -> usize {
+        let moved = core.drain(self);
         core.maintain(self);
+        moved
     }
 }
 
 impl Core {
-    /// Moves sealed chunks into the ring and the capture.
-    pub(crate) fn drain(&mut self, sh: &Shared) {
+    /// Moves sealed chunks into the ring and the capture; returns how many.
+    pub(crate) fn drain(&mut self, sh: &Shared) -> usize {
         // Bounded by the queue's contents when we start, so a flood cannot hold the lock.
+        let mut moved = 0;
         for _ in 0..sh.sealed.len() {
             let Some(c) = sh.sealed.pop() else { break };
+            moved += 1;
             let chunk = c.get();
             let meta = chunk.meta();
             let seal = chunk.seal_info();
@@ -250,6 +280,7 @@ impl Core {
         sh.stats
             .ring_bytes
             .store(self.ring_bytes as u64, Ordering::Relaxed);
+        moved
     }
 
     /// Drops a finished thread whose chunks all left the ring, keeping its losses.
@@ -359,12 +390,42 @@ pub(crate) struct Held {
     pub(crate) meta: ChunkMeta,
 }
 
-/// The collector thread's body.
+/// The collector thread's body: sleeps (parked) between rounds, never spins.
 pub(crate) fn collector_loop() {
     let sh = shared();
     let mut run: Option<crate::capture::CaptureRun> = None;
+    let mut sleep = COLLECT_INTERVAL;
     loop {
-        std::thread::park_timeout(COLLECT_INTERVAL);
+        std::thread::park_timeout(sleep);
+        sh.wake_pending.store(false, Ordering::Relaxed);
+        // How far writers drew the pool down since the last round decides the next sleep.
+        let drawn_down = sh.pool.len() < sh.pool_target() / 2;
         crate::capture::step(sh, &mut run);
+        sleep = next_sleep(sleep, drawn_down);
+    }
+}
+
+/// The collector's next sleep: short while writers draw the pool down fast, doubling (up
+/// to the idle interval) while they do not.
+pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
+    if busy {
+        COLLECT_INTERVAL
+    } else {
+        (prev * 2).min(COLLECT_INTERVAL_IDLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_backs_off_when_idle_and_returns_when_busy() {
+        let mut s = COLLECT_INTERVAL;
+        for _ in 0..10 {
+            s = next_sleep(s, false);
+        }
+        assert_eq!(s, COLLECT_INTERVAL_IDLE);
+        assert_eq!(next_sleep(s, true), COLLECT_INTERVAL);
     }
 }

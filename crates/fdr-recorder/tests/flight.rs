@@ -146,3 +146,65 @@ fn a_concurrent_snapshot_gets_a_distinct_error() {
     // And once the first is done, a snapshot works again.
     assert!(fdr_recorder::flight().write_to(&mut Vec::new()).is_ok());
 }
+
+/// Every length the hot path chooses (one- and two-byte deltas and names, and the longer
+/// ones its slow path takes), through `region!` and `region(&str)`, decodes to the names
+/// recorded, in order, with timestamps that follow the gaps.
+#[test]
+fn region_encodings_of_every_length_decode() {
+    let _serial = start();
+    // Names with ids past 32 and past 4,096 (two- and three-byte operands).
+    let names: Vec<&'static str> = (0..4200)
+        .map(|i| &*Box::leak(format!("enc-{i}").into_boxed_str()))
+        .collect();
+    for n in &names {
+        fdr_recorder::intern(n);
+    }
+    let picks = [0usize, 31, 40, 1000, 4150];
+    let gaps_us = [0u64, 1, 5, 400, 3000];
+    let spin = |us: u64| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_micros(us) {
+            std::hint::spin_loop();
+        }
+    };
+    let worker = std::thread::Builder::new()
+        .name("encodings".into())
+        .spawn(move || {
+            for &gap in &gaps_us {
+                for &p in &picks {
+                    let _r = fdr_recorder::region(names[p]);
+                    spin(gap);
+                }
+                let _s = fdr_recorder::region!("enc-static");
+                spin(gap);
+            }
+        })
+        .unwrap();
+    worker.join().unwrap();
+    let mut dump = Vec::new();
+    fdr_recorder::flight().write_to(&mut dump).unwrap();
+    let d = decode(&dump);
+    let evs: Vec<_> = d
+        .thread_named("encodings")
+        .expect("the thread's events")
+        .iter()
+        .filter(|(_, e)| matches!(e, Ev::Begin(_) | Ev::End(_)))
+        .cloned()
+        .collect();
+    let mut want = Vec::new();
+    for _ in gaps_us {
+        for p in picks {
+            want.push(Ev::Begin(format!("enc-{p}")));
+            want.push(Ev::End(format!("enc-{p}")));
+        }
+        want.push(Ev::Begin("enc-static".into()));
+        want.push(Ev::End("enc-static".into()));
+    }
+    assert_eq!(evs.iter().map(|e| e.1.clone()).collect::<Vec<_>>(), want);
+    // The longest gap (3 ms) shows in the decoded timestamps of the last regions.
+    let cal = fdr_recorder::clock::calibrate();
+    let last = &evs[evs.len() - 2..];
+    let ns = (last[1].0 - last[0].0) as f64 / cal.ticks_per_sec * 1e9;
+    assert!(ns >= 2_900_000.0, "a 3 ms region decoded as {ns} ns");
+}

@@ -15,12 +15,13 @@ fn chunk() -> ChunkPtr {
     ChunkPtr::alloc()
 }
 
-/// Writes `bytes` as the owner and publishes them.
+/// Writes `bytes` as the owner and publishes them (as one event per byte written so far).
 fn append(c: &Chunk, at: usize, bytes: &[u8]) -> usize {
     // SAFETY: the model's writer owns `c` and writes past its committed length.
     unsafe { c.write_bytes(at, bytes) };
-    c.commit(at + bytes.len());
-    at + bytes.len()
+    let len = at + bytes.len();
+    c.commit(len, len as u64);
+    len
 }
 
 /// Committed-length publication: a reader that pins the live chunk sees a prefix made of
@@ -37,6 +38,9 @@ fn committed_length_publication() {
             if let Some(c) = s2.pin_current() {
                 let mut out = Vec::new();
                 c.get().copy_committed(&mut out);
+                // Length and event count travel in one word: never one without the other.
+                let (len, events) = c.get().committed_with_events();
+                assert_eq!(len as u64, events);
                 c.get().unpin();
                 assert!(
                     out.is_empty() || out == [1, 1] || out == [1, 1, 2, 2],
