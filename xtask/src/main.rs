@@ -85,6 +85,7 @@ fn ci() -> Result<()> {
         .args(["clippy", "--workspace", "--all-targets"])
         .args(&all_features)
         .args(["--", "-D", "warnings"]))?;
+    facade_checks()?;
     run(cargo().args(["test", "--workspace"]).args(&all_features))?;
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
@@ -130,8 +131,99 @@ fn ensure_chromium() {
     }
 }
 
-fn demo(_args: &[String]) -> Result<()> {
-    bail!("the demo is not built yet: it arrives with the facade crate (crates/fdr)")
+/// Builds the facade with each feature alone (and none), then proves that without `record`
+/// the recording calls compile to nothing: the compile-out crate runs both ways, its
+/// dependency tree has no recorder, and its binary has no recording function in it.
+fn facade_checks() -> Result<()> {
+    let manifest = std::fs::read_to_string(root().join("crates/fdr/Cargo.toml"))?;
+    let features = manifest
+        .split("[features]")
+        .nth(1)
+        .context("crates/fdr/Cargo.toml has no [features]")?
+        .split("\n[")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
+        .filter(|k| !k.is_empty() && !k.starts_with('#') && k != "default")
+        .collect::<Vec<_>>();
+    run(cargo().args(["check", "-p", "fdr", "--no-default-features"]))?;
+    for f in &features {
+        run(cargo().args([
+            "check",
+            "-p",
+            "fdr",
+            "--no-default-features",
+            "--features",
+            f,
+        ]))?;
+    }
+    let proof = root().join("crates/fdr/tests/compile-out/Cargo.toml");
+    let target = target_dir().join("compile-out");
+    let proof_cargo = || {
+        let mut c = cargo();
+        c.env("CARGO_TARGET_DIR", &target).arg("--quiet");
+        c
+    };
+    let manifest_arg = proof.to_str().context("non-UTF-8 path")?;
+    run(proof_cargo().args([
+        "run",
+        "--release",
+        "--manifest-path",
+        manifest_arg,
+        "--features",
+        "record",
+    ]))?;
+    run(proof_cargo().args(["run", "--release", "--manifest-path", manifest_arg]))?;
+    let tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["tree", "-e", "normal", "--manifest-path", manifest_arg])
+        .output()?;
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    if tree.contains("fdr-recorder") {
+        bail!("without `record`, fdr still depends on fdr-recorder:\n{tree}");
+    }
+    let binary = target.join("release/fdr-compile-out");
+    let nm = Command::new("nm").arg("-C").arg(&binary).output();
+    match nm {
+        Ok(out) if out.status.success() => {
+            let symbols = String::from_utf8_lossy(&out.stdout);
+            let leftovers: Vec<&str> = symbols
+                .lines()
+                .filter(|l| {
+                    l.contains("fdr_recorder")
+                        || ["region", "task", "log", "with_region"]
+                            .iter()
+                            .any(|f| l.ends_with(&format!("fdr::off::{f}")))
+                })
+                .collect();
+            if !leftovers.is_empty() {
+                bail!(
+                    "recording code left in the compiled-out binary:\n{}",
+                    leftovers.join("\n")
+                );
+            }
+            eprintln!("compile-out: no recording code in {}", binary.display());
+        }
+        _ => eprintln!("compile-out: `nm` unavailable; symbol check skipped (tree check passed)"),
+    }
+    Ok(())
+}
+
+/// The README's first command: builds the demo and the `fdr` CLI, runs the demo service
+/// under load with a fault injected, and prints the diagnosis of its flight-recorder dump.
+fn demo(args: &[String]) -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "fdr-demo", "-p", "fdr-cli"]))?;
+    let release = target_dir().join("release");
+    let out = target_dir().join("fdr-demo");
+    let rel = |p: &Path| p.strip_prefix(root()).unwrap_or(p).to_path_buf();
+    let mut cmd = Command::new(release.join("fdr-demo"));
+    cmd.current_dir(root())
+        .arg("--out")
+        .arg(rel(&out))
+        .arg("--fdr")
+        .arg(rel(&release.join("fdr")))
+        .args(args);
+    run(&mut cmd)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use fdr_format::EVENT_KIND_NAMES;
+use fdr_format::{EVENT_KIND_NAMES, LossReason};
 
 use crate::profile::{LONG_POLL_NS, Profile, REASON_NAMES, TaskKind};
 use crate::text::{dur, pct};
@@ -573,7 +573,16 @@ fn slow_downstream(p: &Profile) -> Finding {
 }
 
 fn recorder_loss(p: &Profile) -> Finding {
-    let lost: u64 = p.loss.values().map(|l| l.1).sum();
+    // Ring overwrite is the flight recorder forgetting history older than its window, by
+    // design: the recorder writes those loss records ahead of the window, never inside it.
+    // Only the other reasons (and sequence gaps) leave holes in what the trace shows.
+    let aged_out = |r: &str| r == LossReason::RingOverwrite.as_str();
+    let lost: u64 = p
+        .loss
+        .iter()
+        .filter(|(r, _)| !aged_out(r))
+        .map(|(_, l)| l.1)
+        .sum();
     let recorded: u64 = p.kinds.iter().sum();
     let frac = lost as f64 / (lost + recorded).max(1) as f64;
     let mut score = if lost == 0 && p.missing_batches == 0 {
@@ -585,19 +594,25 @@ fn recorder_loss(p: &Profile) -> Finding {
         score = score.max(30.0);
     }
     let mut evidence = vec![format!(
-        "{lost} events lost ({} of events), {} batches missing from thread sequences",
+        "{lost} events lost inside the window ({} of events), {} batches missing from thread sequences",
         pct(frac),
         p.missing_batches
     )];
     for (r, (recs, ev, bytes)) in &p.loss {
-        evidence.push(format!(
-            "{r}: {recs} loss records, {ev} events, {bytes} bytes"
-        ));
+        if aged_out(r) {
+            evidence.push(format!(
+                "{r}: {ev} older events ({bytes} bytes) left the flight-recorder window before it (by design, not a gap)"
+            ));
+        } else {
+            evidence.push(format!(
+                "{r}: {recs} loss records, {ev} events, {bytes} bytes"
+            ));
+        }
     }
     finding(
         "recorder_loss",
         if lost == 0 && p.missing_batches == 0 {
-            "no events lost".into()
+            "no events lost inside the window".into()
         } else {
             format!("the recorder lost {} of events", pct(frac))
         },

@@ -319,7 +319,7 @@ fn healthy(b: &mut TraceBuilder, workers: u32, extra: Extra) {
                     th,
                     t + 2,
                     EventKind::Loss {
-                        reason: LossReason::RingOverwrite,
+                        reason: LossReason::PoolExhausted,
                         events: 4_000,
                         bytes: 12_000,
                     },

@@ -1,0 +1,85 @@
+//! fdr: a flight data recorder for Rust services.
+//!
+//! fdr keeps an always-on, in-memory record of what your threads and async tasks did: user
+//! tasks (one per request), regions (phases of work), logs, and more, at a cost per event
+//! close to the floor of a timestamped thread-local store. When something goes wrong you dump
+//! the last seconds with [`flight()`]`.write_to(..)` and read the dump with the `fdr` command
+//! (`fdr diagnose dump.fdr`).
+//!
+//! ```
+//! # fn main() -> Result<(), fdr::Error> {
+//! fdr::start(fdr::Config::default())?;
+//!
+//! fn handle(user: u32) {
+//!     let _task = fdr::task("http GET /user");
+//!     fdr::with_region("auth", || { /* check the token */ });
+//!     let _db = fdr::region("db");
+//!     fdr::log!("db", "user {user}: cache miss");
+//! }
+//! handle(17);
+//!
+//! let mut dump = Vec::new();
+//! fdr::flight().write_to(&mut dump)?;
+//! # #[cfg(feature = "record")]
+//! assert!(!dump.is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! Async tasks are traced with `.traced(name)` (any executor) or [`spawn`] (tokio): fdr
+//! records their creation, every poll, who woke them and when they were dropped, so
+//! `fdr sched` and `fdr diagnose` see scheduling delay and long polls. Locks from [`sync`]
+//! record where they were contended.
+//!
+//! ```
+//! use fdr::FutureExt;
+//!
+//! # fn main() {
+//! let shared = fdr::sync::Mutex::new(0u64);
+//! let request = async {
+//!     *shared.lock().unwrap() += 1;
+//! }
+//! .traced("request");
+//! # let _ = request;
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! Default features are minimal; pick what a deployment needs.
+//!
+//! - `record` (default): record events. Without it every recording call (`task`, `region`,
+//!   `with_region`, `log!`, ...) compiles to nothing, the control calls (`start`, `flight`,
+//!   `capture`) return [`Error`] or do nothing, and `fdr-recorder` is not linked: libraries can
+//!   instrument freely and a binary decides.
+//! - `tokio`: [`tokio::instrument`] records tokio workers' start, stop, park and unpark, and
+//!   [`spawn`] spawns a traced task. (Implies `record`.)
+//! - `tracing`: [`tracing::FdrLayer`], a `tracing-subscriber` layer: spans become regions,
+//!   events become logs, so code already instrumented with `tracing` shows up in fdr's
+//!   traces. (Implies `record`.)
+//! - `full`: every feature.
+//!
+//! Without `record`, the recording calls and [`sync`]'s locks (std's) remain, so
+//! instrumented code compiles unchanged; the read side (`metrics()`, [`stats`] beyond zeros)
+//! exists only with `record`.
+//!
+//! # Panics
+//!
+//! [`dump_on_panic`] writes the flight recorder to a directory when the process panics,
+//! before the previous panic hook runs (the JFR emergency dump).
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "record")]
+mod on;
+#[cfg(feature = "record")]
+pub use on::*;
+
+#[cfg(not(feature = "record"))]
+mod off;
+#[cfg(not(feature = "record"))]
+pub use off::*;
+
+mod panic;
+pub use panic::dump_on_panic;
+
+/// The trace format's types that the recording API mentions.
+pub use fdr_format::{BlockReason, LossReason, TaskId};

@@ -1,0 +1,246 @@
+//! The recording API when the `record` feature is off: the same names and signatures,
+//! doing nothing. Recording calls inline to nothing; control calls report
+//! [`Error::CompiledOut`].
+
+use std::fmt;
+use std::future::Future;
+use std::io::Write;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use fdr_format::{BlockReason, TaskId};
+
+/// Why a control call did nothing.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// fdr was built without the `record` feature.
+    CompiledOut,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("fdr was built without the `record` feature: nothing is recorded")
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Recorder configuration (accepted and ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The flight recorder's window.
+    pub flight: Option<FlightConfig>,
+    /// Program name for trace headers.
+    pub program: String,
+    /// Service version for trace headers.
+    pub service_version: String,
+}
+
+/// The flight recorder's window (accepted and ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlightConfig {
+    /// Keep at least this much history.
+    pub min_age: Duration,
+    /// Hard cap on the bytes kept.
+    pub max_bytes: usize,
+}
+
+impl Default for FlightConfig {
+    fn default() -> Self {
+        FlightConfig {
+            min_age: Duration::from_secs(10),
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The recorder's counters: all zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events recorded.
+    pub events: u64,
+    /// Bytes recorded.
+    pub bytes: u64,
+}
+
+impl Stats {
+    /// Events lost: none.
+    pub fn lost_events(&self) -> u64 {
+        0
+    }
+
+    /// Losses for a reason: none.
+    pub fn lost_for(&self, _reason: fdr_format::LossReason) -> Lost {
+        Lost::default()
+    }
+}
+
+/// What was lost for one reason: nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// Events.
+    pub events: u64,
+    /// Encoded bytes.
+    pub bytes: u64,
+    /// Whole chunks.
+    pub chunks: u64,
+}
+
+/// A handle to the (absent) recorder.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorder(());
+
+/// Does nothing; succeeds, so a binary's set-up code runs unchanged.
+pub fn start(_config: Config) -> Result<Recorder, Error> {
+    Ok(Recorder(()))
+}
+
+/// Does nothing.
+pub fn stop() {}
+
+/// Always `false`.
+pub fn is_running() -> bool {
+    false
+}
+
+/// All zero.
+pub fn stats() -> Stats {
+    Stats::default()
+}
+
+/// Always `false`: recording is compiled out.
+#[inline(always)]
+pub fn enabled() -> bool {
+    false
+}
+
+/// The (absent) flight recorder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlightRecorder(());
+
+/// The (absent) flight recorder.
+pub fn flight() -> FlightRecorder {
+    FlightRecorder(())
+}
+
+impl FlightRecorder {
+    /// Reports [`Error::CompiledOut`].
+    pub fn start(&self, _config: FlightConfig) -> Result<(), Error> {
+        Err(Error::CompiledOut)
+    }
+    /// Does nothing.
+    pub fn stop(&self) {}
+    /// Always `false`.
+    pub fn enabled(&self) -> bool {
+        false
+    }
+    /// Always `None`.
+    pub fn config(&self) -> Option<FlightConfig> {
+        None
+    }
+    /// Writes nothing; reports [`Error::CompiledOut`].
+    pub fn write_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
+        Err(Error::CompiledOut)
+    }
+}
+
+/// A capture that never started.
+#[derive(Debug)]
+pub struct CaptureGuard<W>(PhantomData<fn() -> W>);
+
+impl<W> CaptureGuard<W> {
+    /// Reports [`Error::CompiledOut`].
+    pub fn stop(self) -> Result<W, Error> {
+        Err(Error::CompiledOut)
+    }
+}
+
+/// Reports [`Error::CompiledOut`]; the writer is dropped untouched.
+pub fn capture<W: Write + Send + 'static>(_writer: W) -> Result<CaptureGuard<W>, Error> {
+    Err(Error::CompiledOut)
+}
+
+/// A region that records nothing.
+#[must_use = "a region ends when its guard is dropped"]
+#[derive(Debug)]
+pub struct RegionGuard(());
+
+/// Records nothing.
+#[inline(always)]
+pub fn region(_name: &'static str) -> RegionGuard {
+    RegionGuard(())
+}
+
+/// Runs `f`.
+#[inline(always)]
+pub fn with_region<R>(_name: &'static str, f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// A task that records nothing.
+#[must_use = "a task ends when its guard is dropped"]
+#[derive(Debug)]
+pub struct TaskGuard(());
+
+impl TaskGuard {
+    /// [`TaskId::NONE`].
+    pub fn id(&self) -> TaskId {
+        TaskId::NONE
+    }
+}
+
+/// Records nothing.
+#[inline(always)]
+pub fn task(_name: &'static str) -> TaskGuard {
+    TaskGuard(())
+}
+
+/// Records nothing.
+#[inline(always)]
+pub fn log(_category: &'static str, _message: &'static str) {}
+
+/// Records nothing.
+#[inline(always)]
+pub fn log_fmt(_category: &'static str, _args: fmt::Arguments<'_>) {}
+
+/// Records nothing; the arguments are type-checked, never evaluated.
+#[macro_export]
+macro_rules! log {
+    ($category:expr, $($arg:tt)+) => {
+        if false {
+            $crate::log_fmt($category, ::core::format_args!($($arg)+))
+        }
+    };
+}
+
+/// A future that records nothing: the future itself.
+pub type Traced<F> = F;
+
+/// `.traced(name)` on any future: returns the future unchanged.
+pub trait FutureExt: Future + Sized {
+    /// Returns `self`.
+    #[inline(always)]
+    fn traced(self, _name: &'static str) -> Traced<Self> {
+        self
+    }
+}
+
+impl<F: Future> FutureExt for F {}
+
+/// Hands `future` to `spawn` unchanged.
+#[inline(always)]
+pub fn spawn_with<F, R>(_name: &'static str, future: F, spawn: impl FnOnce(Traced<F>) -> R) -> R {
+    spawn(future)
+}
+
+/// Runs `f`.
+#[inline(always)]
+pub fn blocking<R>(_reason: BlockReason, f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// std's locks: nothing to record.
+pub mod sync {
+    pub use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+}
