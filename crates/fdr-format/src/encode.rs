@@ -2,13 +2,16 @@
 //! and [`TraceWriter`], which frames batches into a trace file.
 //!
 //! The recorder drives the fixed-array writers ([`region_begin`], [`region_end`],
-//! [`log_static`], [`event_fixed`]): each writes one event at the start of an array the caller
-//! reserved and returns its length, with no allocation and no bounds checks left to fail.
+//! [`log_static`], the task writers [`task_create`], [`poll_start`], [`poll_end`], [`wake`],
+//! [`task_drop`], and [`event_fixed`] for the rest): each writes one event at the start of
+//! an array the caller reserved and returns its length, with no allocation and no bounds
+//! checks left to fail. Their varint lengths are chosen by predictable branches
+//! (`varint::put_fast`) and an extended kind's head is a constant byte.
 
 use std::io::{self, Write};
 
 use crate::checksum::batch_checksum;
-use crate::event::{ClockSync, EventKind, Message, ProcessInfo, SiteId, StrId, ThreadId};
+use crate::event::{ClockSync, EventKind, Message, ProcessInfo, SiteId, StrId, TaskId, ThreadId};
 use crate::varint::{self, put_fast};
 use crate::wire::*;
 
@@ -42,6 +45,82 @@ pub fn log_static(
     let n = put_fast(out, 0, delta);
     let n = n + put_fast(out, n, head(category.0 as u64, CODE_LOG));
     n + put_fast(out, n, (message.0 as u64) << 1)
+}
+
+/// The one-byte head of an extended kind below 32 (a varint of `kind << 2 | CODE_EXT`).
+const fn ext_head(kind: u64) -> u8 {
+    let h = (kind << CODE_BITS) | CODE_EXT as u64;
+    assert!(h < 0x80, "an extended kind's head must fit one varint byte");
+    h as u8
+}
+
+const HEAD_TASK_CREATE: u8 = ext_head(EXT_TASK_CREATE);
+const HEAD_POLL_START: u8 = ext_head(EXT_POLL_START);
+const HEAD_POLL_END: u8 = ext_head(EXT_POLL_END);
+const HEAD_WAKE: u8 = ext_head(EXT_WAKE);
+const HEAD_TASK_DROP: u8 = ext_head(EXT_TASK_DROP);
+
+/// Writes a poll-start event: `delta` ticks after the previous event, for `task`.
+#[inline(always)]
+pub fn poll_start(out: &mut [u8; MAX_SMALL_EVENT_LEN], delta: u64, task: TaskId) -> usize {
+    // At most 10 + 1 + 10 bytes.
+    let n = put_fast(out, 0, delta);
+    out[n] = HEAD_POLL_START;
+    n + 1 + put_fast(out, n + 1, task.0)
+}
+
+/// Writes a poll-end event; `ready`: the poll returned `Ready`.
+#[inline(always)]
+pub fn poll_end(
+    out: &mut [u8; MAX_SMALL_EVENT_LEN],
+    delta: u64,
+    task: TaskId,
+    ready: bool,
+) -> usize {
+    // At most 10 + 1 + 10 + 1 bytes.
+    let n = put_fast(out, 0, delta);
+    out[n] = HEAD_POLL_END;
+    let n = n + 1 + put_fast(out, n + 1, task.0);
+    out[n] = ready as u8;
+    n + 1
+}
+
+/// Writes a wake event: `task` was woken by `waker` (`TaskId::NONE`: not a task). Two task
+/// ids may take 10 bytes each, so this takes the larger fixed array.
+#[inline(always)]
+pub fn wake(out: &mut [u8; MAX_FIXED_EVENT_LEN], delta: u64, task: TaskId, waker: TaskId) -> usize {
+    // At most 10 + 1 + 10 + 10 bytes.
+    let n = put_fast(out, 0, delta);
+    out[n] = HEAD_WAKE;
+    let n = n + 1 + put_fast(out, n + 1, task.0);
+    n + put_fast(out, n, waker.0)
+}
+
+/// Writes a task-drop event.
+#[inline(always)]
+pub fn task_drop(out: &mut [u8; MAX_SMALL_EVENT_LEN], delta: u64, task: TaskId) -> usize {
+    let n = put_fast(out, 0, delta);
+    out[n] = HEAD_TASK_DROP;
+    n + 1 + put_fast(out, n + 1, task.0)
+}
+
+/// Writes a task-create event: `task`, child of `parent`, named `name`, spawned at `site`.
+#[inline(always)]
+pub fn task_create(
+    out: &mut [u8; MAX_FIXED_EVENT_LEN],
+    delta: u64,
+    task: TaskId,
+    parent: TaskId,
+    name: StrId,
+    site: SiteId,
+) -> usize {
+    // At most 10 + 1 + 10 + 10 + 5 + 5 bytes.
+    let n = put_fast(out, 0, delta);
+    out[n] = HEAD_TASK_CREATE;
+    let n = n + 1 + put_fast(out, n + 1, task.0);
+    let n = n + put_fast(out, n, parent.0);
+    let n = n + put_fast(out, n, name.0 as u64);
+    n + put_fast(out, n, site.0 as u64)
 }
 
 /// Bytes a log with an inline message of `msg_len` bytes takes at most.

@@ -412,3 +412,63 @@ fn hot_path_writers_match_the_general_encoder() {
         }
     }
 }
+
+#[test]
+fn task_writers_match_the_general_encoder() {
+    // Boundaries of each varint length, up to a u64 with every bit set.
+    let deltas = [
+        0u64,
+        1,
+        127,
+        128,
+        16383,
+        16384,
+        (1 << 21) - 1,
+        1 << 40,
+        u64::MAX,
+    ];
+    let tasks = [0u64, 1, 127, 128, 16383, 16384, 1 << 62, u64::MAX];
+    let ids = [0u32, 127, 128, 16384, u32::MAX];
+    let check = |delta: u64, n: usize, a: &[u8], kind: EventKind<'_>| {
+        let mut b = [0u8; MAX_FIXED_EVENT_LEN];
+        let m = encode::encode_event(&mut b, delta, &kind).unwrap();
+        assert_eq!(&a[..n], &b[..m], "{kind:?} delta {delta}");
+    };
+    for delta in deltas {
+        for t in tasks.map(TaskId) {
+            let mut s = [0u8; MAX_SMALL_EVENT_LEN];
+            let mut f = [0u8; MAX_FIXED_EVENT_LEN];
+            let n = encode::poll_start(&mut s, delta, t);
+            check(delta, n, &s, EventKind::PollStart { task: t });
+            for ready in [false, true] {
+                let n = encode::poll_end(&mut s, delta, t, ready);
+                check(delta, n, &s, EventKind::PollEnd { task: t, ready });
+            }
+            let n = encode::task_drop(&mut s, delta, t);
+            check(delta, n, &s, EventKind::TaskDrop { task: t });
+            for other in tasks.map(TaskId) {
+                let n = encode::wake(&mut f, delta, t, other);
+                check(
+                    delta,
+                    n,
+                    &f,
+                    EventKind::Wake {
+                        task: t,
+                        waker: other,
+                    },
+                );
+                for id in ids {
+                    let (name, site) = (StrId(id), SiteId(id));
+                    let n = encode::task_create(&mut f, delta, t, other, name, site);
+                    let kind = EventKind::TaskCreate {
+                        task: t,
+                        parent: other,
+                        name,
+                        site,
+                    };
+                    check(delta, n, &f, kind);
+                }
+            }
+        }
+    }
+}

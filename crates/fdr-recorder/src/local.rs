@@ -227,10 +227,13 @@ impl Local {
     /// Makes no call, so an out-of-line entry point built on it (with [`peek_local`]) is a
     /// leaf that saves no registers; `false` (nothing recorded) sends the caller to its
     /// slow path, which does the rest with calls.
+    ///
+    /// `N` is the room the writer needs: [`MAX_SMALL_EVENT_LEN`] for most, up to
+    /// [`MAX_FIXED_EVENT_LEN`] (a wake, a task creation).
     #[inline(always)]
-    pub(crate) fn try_small(
+    pub(crate) fn try_small<const N: usize>(
         &mut self,
-        f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize,
+        f: impl FnOnce(&mut [u8; N], u64) -> usize,
     ) -> bool {
         if self.pos() >= self.fast_end {
             return false;
@@ -277,7 +280,7 @@ impl Local {
         let delta = now.saturating_sub(self.last_ts);
         self.last_ts += delta;
         self.write_small(
-            |out, delta| {
+            |out: &mut [u8; MAX_SMALL_EVENT_LEN], delta| {
                 let n = fdr_format::varint::put_fast(out, 0, delta);
                 n + fdr_format::varint::put_fast(out, n, operand)
             },
@@ -314,9 +317,10 @@ impl Local {
         unsafe { (*self.committed).store(self.cursor, Ordering::Release) };
     }
 
-    /// Records a region begin/end or a static log: at most `MAX_SMALL_EVENT_LEN` bytes.
+    /// Records an event a fixed-array writer writes (a region begin/end, a static log, a
+    /// task event) into at most `N <= MAX_FIXED_EVENT_LEN` bytes.
     #[inline(always)]
-    pub(crate) fn small(&mut self, f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize) {
+    pub(crate) fn small<const N: usize>(&mut self, f: impl FnOnce(&mut [u8; N], u64) -> usize) {
         if self.pos() > self.limit {
             self.refill();
         }
@@ -326,14 +330,21 @@ impl Local {
 
     /// Writes a small event at the cursor (`pos <= limit` checked by the caller).
     #[inline(always)]
-    fn write_small(
+    fn write_small<const N: usize>(
         &mut self,
-        f: impl FnOnce(&mut [u8; MAX_SMALL_EVENT_LEN], u64) -> usize,
+        f: impl FnOnce(&mut [u8; N], u64) -> usize,
         delta: u64,
     ) {
-        // SAFETY: `pos <= limit = cap - MAX_FIXED_EVENT_LEN`, so these bytes lie inside the
-        // buffer this thread owns, at or past its committed length, where no reader looks.
-        let out = unsafe { &mut *(self.base.add(self.pos()) as *mut [u8; MAX_SMALL_EVENT_LEN]) };
+        const {
+            assert!(
+                N <= MAX_FIXED_EVENT_LEN,
+                "room past `limit` is MAX_FIXED_EVENT_LEN"
+            )
+        };
+        // SAFETY: `pos <= limit = cap - MAX_FIXED_EVENT_LEN` and `N <= MAX_FIXED_EVENT_LEN`
+        // (checked at compile time above), so these bytes lie inside the buffer this thread
+        // owns, at or past its committed length, where no reader looks.
+        let out = unsafe { &mut *(self.base.add(self.pos()) as *mut [u8; N]) };
         let n = f(out, delta);
         self.advance(n, 1);
     }

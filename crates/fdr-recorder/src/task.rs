@@ -31,26 +31,92 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use fdr_format::{EventKind, TaskId};
+use fdr_format::{TaskId, encode};
 
 use crate::clock::now_ticks;
-use crate::local::with_local;
+use crate::local::{peek_local, with_local};
 use crate::metrics::{Counter, Hist, with_thread};
-use crate::{current_task, enabled, intern, intern_site, new_task_id, record, set_current_task};
+use crate::{current_task, enabled, intern, intern_site, new_task_id, set_current_task};
 
-/// Records `kind` if recording is on and returns its timestamp; otherwise reads the clock.
-/// (One clock read either way: metrics reuse the event's.)
+// A task event is recorded as a region's are: an out-of-line entry point that is a leaf on
+// its fast path (`Local::try_small` makes no call: check room, read the counter, write the
+// event with a fixed-array writer, one `Release` store), returning the event's timestamp
+// for the metrics; anything unusual (first event of the thread, a full chunk, the fallback
+// clock) returns `None` and the caller takes a cold slow path that does it all with calls.
+
+/// Records an event through `Local::try_small` and returns its
+/// timestamp; `None`: nothing recorded, take the slow path.
 #[inline(always)]
-fn record_at(on: bool, kind: &EventKind<'_>) -> u64 {
-    if on
-        && let Some(ts) = with_local(|l| {
-            l.fixed(kind);
-            l.last_ts()
-        })
-    {
-        return ts;
+fn try_fast<const N: usize>(f: impl FnOnce(&mut [u8; N], u64) -> usize) -> Option<u64> {
+    peek_local(|l| l.try_small(f).then(|| l.last_ts())).flatten()
+}
+
+/// Records an event the slow way (registering the thread, sealing a chunk, the fallback
+/// clock) and returns its timestamp, or the clock's if the thread is being torn down.
+#[inline(always)]
+fn record_slow<const N: usize>(f: impl FnOnce(&mut [u8; N], u64) -> usize) -> u64 {
+    with_local(|l| {
+        l.small(f);
+        l.last_ts()
+    })
+    .unwrap_or_else(now_ticks)
+}
+
+/// Records an event if recording is `on` and returns its timestamp; otherwise reads the
+/// clock. (One clock read either way: metrics reuse the event's.)
+#[inline(always)]
+fn stamp(on: bool, fast: impl FnOnce() -> Option<u64>, slow: impl FnOnce() -> u64) -> u64 {
+    if !on {
+        return now_ticks();
     }
-    now_ticks()
+    match fast() {
+        Some(ts) => ts,
+        None => slow(),
+    }
+}
+
+#[inline(never)]
+fn poll_start_fast(task: TaskId) -> Option<u64> {
+    try_fast(|out, delta| encode::poll_start(out, delta, task))
+}
+
+#[cold]
+#[inline(never)]
+fn poll_start_slow(task: TaskId) -> u64 {
+    record_slow(|out, delta| encode::poll_start(out, delta, task))
+}
+
+#[inline(never)]
+fn poll_end_fast(task: TaskId, ready: bool) -> Option<u64> {
+    try_fast(|out, delta| encode::poll_end(out, delta, task, ready))
+}
+
+#[cold]
+#[inline(never)]
+fn poll_end_slow(task: TaskId, ready: bool) -> u64 {
+    record_slow(|out, delta| encode::poll_end(out, delta, task, ready))
+}
+
+#[inline(never)]
+fn wake_fast(task: TaskId, waker: TaskId) -> Option<u64> {
+    try_fast(|out, delta| encode::wake(out, delta, task, waker))
+}
+
+#[cold]
+#[inline(never)]
+fn wake_slow(task: TaskId, waker: TaskId) -> u64 {
+    record_slow(|out, delta| encode::wake(out, delta, task, waker))
+}
+
+#[inline(never)]
+fn task_drop_fast(task: TaskId) -> bool {
+    try_fast(|out, delta| encode::task_drop(out, delta, task)).is_some()
+}
+
+#[cold]
+#[inline(never)]
+fn task_drop_slow(task: TaskId) {
+    record_slow(|out, delta| encode::task_drop(out, delta, task));
 }
 
 /// Extension trait: `future.traced(name)`.
@@ -83,11 +149,13 @@ struct Shim {
 impl Shim {
     #[inline]
     fn note(&self) {
-        let wake = EventKind::Wake {
-            task: self.cell.id,
-            waker: current_task(),
-        };
-        let now = record_at(enabled(), &wake).max(1);
+        let task = self.cell.id;
+        let now = stamp(
+            enabled(),
+            || wake_fast(task, current_task()),
+            || wake_slow(task, current_task()),
+        )
+        .max(1);
         // Plain load and store, no read-modify-write: two wakers racing both store (either
         // time is a wake since the poll), and a wake racing the poll's reset may go
         // unmeasured (the task is still woken).
@@ -134,11 +202,10 @@ impl<F: Future> Traced<F> {
         let id = new_task_id();
         let recorded = enabled();
         if recorded {
-            record(&EventKind::TaskCreate {
-                task: id,
-                parent: current_task(),
-                name: intern(name),
-                site: intern_site(site),
+            let parent = current_task();
+            let (name, site) = (intern(name), intern_site(site));
+            with_local(|l| {
+                l.small(|out, delta| encode::task_create(out, delta, id, parent, name, site))
             });
         }
         with_thread(|m| m.count(Counter::TasksSpawned, 1));
@@ -182,7 +249,7 @@ impl<F: Future> Future for Traced<F> {
         let this = unsafe { self.get_unchecked_mut() };
         let task = this.cell.id;
         let on = enabled();
-        let start = record_at(on, &EventKind::PollStart { task });
+        let start = stamp(on, || poll_start_fast(task), || poll_start_slow(task));
         let woken = if this.created_at != 0 {
             // Creation counts as the first wake; a wake before the first poll is later.
             let c = this.created_at;
@@ -212,7 +279,11 @@ impl<F: Future> Future for Traced<F> {
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let r = inner.poll(&mut cx2);
         let ready = r.is_ready();
-        let end = record_at(on, &EventKind::PollEnd { task, ready });
+        let end = stamp(
+            on,
+            || poll_end_fast(task, ready),
+            || poll_end_slow(task, ready),
+        );
         with_thread(|m| {
             if woken != 0 {
                 m.hist(Hist::SchedLatency, start.saturating_sub(woken));
@@ -230,7 +301,10 @@ impl<F: Future> Future for Traced<F> {
 impl<F> Drop for Traced<F> {
     fn drop(&mut self) {
         if self.recorded && enabled() {
-            record(&EventKind::TaskDrop { task: self.cell.id });
+            let task = self.cell.id;
+            if !task_drop_fast(task) {
+                task_drop_slow(task);
+            }
         }
         with_thread(|m| m.count(Counter::TasksDropped, 1));
     }
