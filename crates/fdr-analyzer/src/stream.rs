@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use fdr_format::decode::Input;
+use fdr_format::decode::{Input, ReadInput};
 use fdr_format::{
     Batch, ClockSync, DecodeError, Decoder, Event, EventKind, Message, ProcessInfo, Tables, TaskId,
     ThreadId,
@@ -225,6 +225,21 @@ pub struct ReadOutcome {
     pub error: Option<TraceError>,
 }
 
+/// A decoder reading a trace file through a buffer.
+pub(crate) type FileDecoder = Decoder<ReadInput<BufReader<File>>>;
+
+/// A decoder over the trace file at `path`, with the file's size when known.
+pub(crate) fn open_trace(path: &Path) -> Result<(FileDecoder, Option<u64>), AnalyzeError> {
+    let file = File::open(path).map_err(|e| AnalyzeError::Open {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let total = file.metadata().ok().map(|m| m.len());
+    let decoder = Decoder::from_reader(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
+    Ok((decoder, total))
+}
+
 /// Reads the trace at `path` into `visitor`.
 ///
 /// Fails only if the file cannot be opened or its header is unreadable; damage later on
@@ -234,13 +249,7 @@ pub fn read_file(
     visitor: &mut dyn Visitor,
     opts: ReadOptions<'_>,
 ) -> Result<ReadOutcome, AnalyzeError> {
-    let file = File::open(path).map_err(|e| AnalyzeError::Open {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    let total = file.metadata().ok().map(|m| m.len());
-    let decoder = Decoder::from_reader(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
+    let (decoder, total) = open_trace(path)?;
     Ok(drive(decoder, total, visitor, opts))
 }
 

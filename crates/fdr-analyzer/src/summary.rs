@@ -7,8 +7,6 @@
 //! set per thread of the trace.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use fdr_format::decode::Input;
@@ -273,13 +271,7 @@ impl std::fmt::Debug for SummaryOptions<'_> {
 
 /// Summarizes the trace at `path`.
 pub fn summarize_file(path: &Path, opts: SummaryOptions<'_>) -> Result<Summary, AnalyzeError> {
-    let file = File::open(path).map_err(|e| AnalyzeError::Open {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    let total = file.metadata().ok().map(|m| m.len());
-    let decoder = Decoder::from_reader(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
+    let (decoder, total) = crate::stream::open_trace(path)?;
     Ok(run(decoder, total, opts))
 }
 
