@@ -254,7 +254,7 @@ fn sched_delay(p: &Profile) -> Finding {
     if lat > 0 {
         evidence.push(format!(
             "worst: task {} waited {} to be polled, at {}",
-            p.tables.name(name),
+            p.name(name),
             dur(lat),
             dur(at)
         ));
@@ -299,7 +299,7 @@ fn long_polls(p: &Profile) -> Finding {
         evidence.push(format!(
             "{} poll of {} (task {}, spawned at {}) on {} at {}",
             dur(x.dur_ns),
-            p.tables.name(x.name),
+            p.name(x.name),
             x.task.0,
             p.tables.site_name(x.site),
             thread_name(p, x.thread),
@@ -427,7 +427,7 @@ fn task_leak(p: &Profile) -> Finding {
         evidence.push(format!(
             "{} tasks of {} (spawned at {}) alive at the end, {} finished",
             s.created_alive_at_end,
-            p.tables.name(*name),
+            p.name(*name),
             p.tables.site_name(s.site),
             s.lifetime.hist.count()
         ));
@@ -435,7 +435,7 @@ fn task_leak(p: &Profile) -> Finding {
     if let Some((age, name, site)) = p.oldest_alive {
         evidence.push(format!(
             "oldest: {} from {} alive for {}",
-            p.tables.name(name),
+            p.name(name),
             p.tables.site_name(site),
             dur(age)
         ));
@@ -503,7 +503,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
             "longest single slice on {}: {} of {} (task {}) at {}",
             thread_name(p, top),
             dur(d),
-            p.tables.name(name),
+            p.name(name),
             task.0,
             dur(at)
         ),

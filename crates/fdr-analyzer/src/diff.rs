@@ -35,7 +35,7 @@ impl DiffRow {
 fn entries(p: &Profile) -> BTreeMap<(&'static str, String), Histogram> {
     let mut m = BTreeMap::new();
     for (name, s) in &p.regions {
-        m.entry(("region", p.tables.name(*name).into_owned()))
+        m.entry(("region", p.name(*name).into_owned()))
             .or_insert_with(Histogram::new)
             .merge(&s.hist);
     }
@@ -48,12 +48,9 @@ fn entries(p: &Profile) -> BTreeMap<(&'static str, String), Histogram> {
         .merge(&s.hist);
     }
     for ((kind, name), s) in &p.tasks {
-        m.entry((
-            "task",
-            format!("{} {}", kind.as_str(), p.tables.name(*name)),
-        ))
-        .or_insert_with(Histogram::new)
-        .merge(&s.lifetime.hist);
+        m.entry(("task", format!("{} {}", kind.as_str(), p.name(*name))))
+            .or_insert_with(Histogram::new)
+            .merge(&s.lifetime.hist);
     }
     m
 }

@@ -310,6 +310,10 @@ impl Series {
     }
 }
 
+/// The name of a task whose creation the trace does not hold: it was created before the
+/// flight-recorder window began. No trace defines this id (the recorder's ids are dense from 0).
+pub const UNSEEN_NAME: StrId = StrId(u32::MAX);
+
 /// The profile of a trace.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
@@ -404,7 +408,7 @@ impl Profile {
     fn task_entry(&mut self, task: TaskId, kind: TaskKind, ns: u64) -> &mut LiveTask {
         self.live
             .entry(task)
-            .or_insert_with(|| LiveTask::new(kind, StrId(0), SiteId(0), ns, false))
+            .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false))
     }
 
     fn finish_task(&mut self, task: TaskId, end_ns: u64, tables: &Tables) {
@@ -474,6 +478,15 @@ impl Profile {
         self.longest_polls.truncate(top);
     }
 
+    /// A name for display: the table's string, or what [`UNSEEN_NAME`] stands for.
+    pub fn name(&self, id: StrId) -> std::borrow::Cow<'_, str> {
+        if id == UNSEEN_NAME {
+            std::borrow::Cow::Borrowed("(created before the window)")
+        } else {
+            self.tables.name(id)
+        }
+    }
+
     /// The options this profile was built with.
     pub fn options(&self) -> &ProfileOptions {
         &self.opts
@@ -503,7 +516,7 @@ impl Visitor for Profile {
                 if th.depth == 0 {
                     th.active_since = ns;
                     th.outer_task = cx.task;
-                    th.outer_name = StrId(0);
+                    th.outer_name = UNSEEN_NAME;
                 }
                 th.depth += 1;
             }

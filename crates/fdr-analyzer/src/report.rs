@@ -93,7 +93,7 @@ fn timeline(p: &Profile) -> Value {
         if let LaneId::Task(t) = s.lane
             && s.kind == SliceKind::TaskLife
         {
-            task_names.insert(t.0, p.tables.name(s.name).into_owned());
+            task_names.insert(t.0, p.name(s.name).into_owned());
         }
     }
     let mut tasks_sorted = tasks.clone();
@@ -116,7 +116,7 @@ fn timeline(p: &Profile) -> Value {
                     format!("blocked {} at {}", r.as_str(), p.tables.site_name(site))
                 }
                 (SliceKind::Park, _) => "parked".into(),
-                (k, _) => format!("{} {}", k.as_str(), p.tables.name(s.name)),
+                (k, _) => format!("{} {}", k.as_str(), p.name(s.name)),
             };
             Some(json!([lane, s.kind.as_str(), s.start_ns, s.dur_ns, label]))
         })

@@ -39,7 +39,7 @@ pub fn tasks_json(p: &Profile) -> Value {
                     .map(|(k, v)| (k.to_string(), json!(v)))
                     .collect();
                 json!({
-                    "name": p.tables.name(*name),
+                    "name": p.name(*name),
                     "kind": kind.as_str(),
                     "spawn_site": p.tables.site_name(s.site),
                     "finished": span_json(&s.lifetime),
@@ -80,7 +80,7 @@ pub fn tasks_text(p: &Profile) -> String {
             if blocked.is_empty() {
                 blocked.push("-".into());
             }
-            let mut row = vec![p.tables.name(*name).into_owned(), kind.as_str().into()];
+            let mut row = vec![p.name(*name).into_owned(), kind.as_str().into()];
             row.extend(span_cells(&s.lifetime));
             row.extend([
                 s.alive_at_end.to_string(),
@@ -127,7 +127,7 @@ pub fn regions_json(p: &Profile) -> Value {
         rows.into_iter()
             .map(|(name, s)| {
                 let mut v = span_json(s);
-                v["name"] = json!(p.tables.name(*name));
+                v["name"] = json!(p.name(*name));
                 v
             })
             .collect(),
@@ -142,7 +142,7 @@ pub fn regions_text(p: &Profile) -> String {
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|(name, s)| {
-            let mut r = vec![p.tables.name(*name).into_owned()];
+            let mut r = vec![p.name(*name).into_owned()];
             r.extend(span_cells(s));
             r
         })
@@ -219,7 +219,7 @@ pub fn sched_json(p: &Profile) -> Value {
         "long_polls": { "threshold_ns": crate::profile::LONG_POLL_NS, "count": p.long_polls.0, "total_ns": p.long_polls.1 },
         "longest_polls": p.longest_polls.iter().map(|x| json!({
             "dur_ns": x.dur_ns, "start_ns": x.start_ns, "task": x.task.0,
-            "name": p.tables.name(x.name), "spawn_site": p.tables.site_name(x.site), "thread": x.thread.0,
+            "name": p.name(x.name), "spawn_site": p.tables.site_name(x.site), "thread": x.thread.0,
         })).collect::<Vec<_>>(),
     })
 }
@@ -259,7 +259,7 @@ pub fn sched_text(p: &Profile) -> String {
             vec![
                 dur(x.dur_ns),
                 format!("@{}", dur(x.start_ns)),
-                p.tables.name(x.name).into_owned(),
+                p.name(x.name).into_owned(),
                 x.task.0.to_string(),
                 p.tables.site_name(x.site).into_owned(),
                 thread_name(p, x.thread),
