@@ -27,36 +27,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use fdr_benches::report;
+use fdr_benches::{floor_event, median, report};
 use fdr_recorder::{Config, FlightConfig};
 
 /// Regions per timed batch.
 const BATCH: u64 = 200_000;
 /// Timed batches per variant (interleaved).
 const ROUNDS: usize = 21;
-
-thread_local! {
-    static FLOOR_POS: Cell<usize> = const { Cell::new(0) };
-    static FLOOR_BUF: [Cell<[u64; 2]>; 4096] = const { [const { Cell::new([0; 2]) }; 4096] };
-}
-
-/// The physical floor of one timestamped event: read the clock, store 16 bytes into a
-/// thread-local buffer.
-#[inline(always)]
-fn floor_event(tag: u64) {
-    let ts = fdr_recorder::now_ticks();
-    let p = FLOOR_POS.with(|c| {
-        let p = c.get();
-        c.set(p.wrapping_add(1));
-        p
-    });
-    FLOOR_BUF.with(|b| b[p & 4095].set([ts, tag]));
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 /// ns per op of `f` run `BATCH` times.
 fn time_batch(f: &mut dyn FnMut()) -> f64 {
@@ -96,8 +73,8 @@ fn interleaved_both(variants: &mut [&mut dyn FnMut()]) -> Vec<(f64, f64)> {
         .into_iter()
         .map(|v: Vec<(f64, f64)>| {
             (
-                median(v.iter().map(|x| x.0).collect()),
-                median(v.iter().map(|x| x.1).collect()),
+                median(v.iter().map(|x| x.0).collect::<Vec<_>>()),
+                median(v.iter().map(|x| x.1).collect::<Vec<_>>()),
             )
         })
         .collect()

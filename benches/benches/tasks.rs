@@ -19,7 +19,6 @@
     reason = "criterion_group! generates an undocumented pub fn"
 )]
 
-use std::cell::Cell;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::Pin;
@@ -27,7 +26,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fdr_benches::report;
+use fdr_benches::{floor_event, median, report};
 use fdr_recorder::task::FutureExt;
 use tracing_subscriber::prelude::*;
 
@@ -42,24 +41,6 @@ impl Future for Spin {
     }
 }
 
-thread_local! {
-    static FLOOR_POS: Cell<usize> = const { Cell::new(0) };
-    static FLOOR_BUF: [Cell<[u64; 2]>; 4096] = const { [const { Cell::new([0; 2]) }; 4096] };
-}
-
-/// The physical floor of one timestamped event (as in the record bench): read the clock,
-/// store 16 bytes into a thread-local buffer.
-#[inline(always)]
-fn floor_event(tag: u64) {
-    let ts = fdr_recorder::now_ticks();
-    let p = FLOOR_POS.with(|c| {
-        let p = c.get();
-        c.set(p.wrapping_add(1));
-        p
-    });
-    FLOOR_BUF.with(|b| b[p & 4095].set([ts, tag]));
-}
-
 const SAMPLES: usize = 41;
 
 /// ns per call of `f`, over `iters` calls.
@@ -70,11 +51,6 @@ fn per_call(f: &mut impl FnMut(), iters: u32) -> f64 {
         f();
     }
     t.elapsed().as_nanos() as f64 / iters as f64
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Median ns per call of `a` and of `b`, from interleaved samples of `iters` calls.
