@@ -66,7 +66,7 @@ fn snapshot_holds_live_and_exited_threads_in_order() {
         .thread_named("snapshot_holds_live_and_exited_threads_in_order")
         .expect("main thread");
     let evs: Vec<_> = main.iter().map(|e| e.1.clone()).collect();
-    assert_eq!(evs[0], Ev::Start);
+    assert_eq!(evs[0], Ev::ThreadStart);
     assert!(matches!(&evs[1], Ev::TaskBegin(t, 0, n) if *t != 0 && n == "main-task"));
     assert_eq!(evs[2], Ev::Begin("main-region".into()));
     assert_eq!(evs[3], Ev::Log("cat".into(), "static message".into()));
@@ -77,7 +77,7 @@ fn snapshot_holds_live_and_exited_threads_in_order() {
         let w = d
             .thread_named(&format!("worker-{i}"))
             .unwrap_or_else(|| panic!("exited worker kept: {:?} {:?}", d.names, d.threads.keys()));
-        assert_eq!(w.first().unwrap().1, Ev::Start);
+        assert_eq!(w.first().unwrap().1, Ev::ThreadStart);
         assert_eq!(
             w.last().unwrap().1,
             Ev::ThreadEnd,

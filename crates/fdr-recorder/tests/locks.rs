@@ -1,6 +1,7 @@
 //! Contention-traced locks and blocking regions, decoded from a dump. (Own test binary: it
 //! installs the global recorder; tests run one at a time.)
 
+mod common;
 mod events;
 
 use std::sync::{Arc, Barrier, Mutex as StdMutex};

@@ -3,6 +3,7 @@
 //! recorder; tests run one at a time.)
 #![cfg(feature = "tokio")]
 
+mod common;
 mod events;
 
 use std::sync::{Arc, Mutex as StdMutex};

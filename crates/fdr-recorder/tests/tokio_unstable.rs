@@ -3,6 +3,7 @@
 //! the cfg set. (Own test binary: it installs the global recorder.)
 #![cfg(all(feature = "tokio-unstable-hooks", tokio_unstable))]
 
+mod common;
 mod events;
 
 use events::{Ev, dump, start_recorder};

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use fdr_format::{Batch, Decoder, EventKind, LossReason, Message, Tables, ThreadId};
+use fdr_format::{Batch, BlockReason, Decoder, EventKind, LossReason, Message, Tables};
 
-/// One decoded event, owned.
+/// One decoded event, owned, with ids resolved to names and `file:line` sites.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ev {
     Begin(String),
@@ -14,9 +14,80 @@ pub enum Ev {
     Log(String, String),
     TaskBegin(u64, u64, String),
     TaskEnd(u64),
-    Start,
+    Create {
+        task: u64,
+        parent: u64,
+        name: String,
+        site: String,
+    },
+    PollStart(u64),
+    PollEnd(u64, bool),
+    Wake {
+        task: u64,
+        waker: u64,
+    },
+    Drop(u64),
+    BlockBegin(BlockReason, String),
+    BlockEnd,
+    Park,
+    Unpark,
+    ThreadStart,
     ThreadEnd,
     Other(&'static str),
+}
+
+/// `kind` as an owned [`Ev`]; `None` for loss records, which the decoders keep apart.
+pub fn owned(kind: EventKind<'_>, tables: &Tables) -> Option<Ev> {
+    let name = |id| tables.name(id).into_owned();
+    let site = |id| {
+        tables
+            .site(id)
+            .map(|s| format!("{}:{}", s.file, s.line))
+            .unwrap_or_default()
+    };
+    Some(match kind {
+        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
+        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
+        EventKind::Log { category, message } => {
+            let m = match message {
+                Message::Interned(id) => name(id),
+                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
+            };
+            Ev::Log(name(category), m)
+        }
+        EventKind::UserTaskBegin {
+            task,
+            parent,
+            name: n,
+        } => Ev::TaskBegin(task.0, parent.0, name(n)),
+        EventKind::UserTaskEnd { task } => Ev::TaskEnd(task.0),
+        EventKind::TaskCreate {
+            task,
+            parent,
+            name: n,
+            site: s,
+        } => Ev::Create {
+            task: task.0,
+            parent: parent.0,
+            name: name(n),
+            site: site(s),
+        },
+        EventKind::PollStart { task } => Ev::PollStart(task.0),
+        EventKind::PollEnd { task, ready } => Ev::PollEnd(task.0, ready),
+        EventKind::Wake { task, waker } => Ev::Wake {
+            task: task.0,
+            waker: waker.0,
+        },
+        EventKind::TaskDrop { task } => Ev::Drop(task.0),
+        EventKind::BlockBegin { reason, site: s } => Ev::BlockBegin(reason, site(s)),
+        EventKind::BlockEnd => Ev::BlockEnd,
+        EventKind::Park => Ev::Park,
+        EventKind::Unpark => Ev::Unpark,
+        EventKind::ThreadStart => Ev::ThreadStart,
+        EventKind::ThreadEnd => Ev::ThreadEnd,
+        EventKind::Loss { .. } => return None,
+        k => Ev::Other(k.name()),
+    })
 }
 
 /// A decoded trace: events per thread in order, losses, thread names.
@@ -59,30 +130,11 @@ pub fn decode(bytes: &[u8]) -> Decoded {
                     let e = e.expect("event");
                     assert!(e.ts >= last, "timestamps decrease within a batch");
                     last = e.ts;
-                    let name = |id| tables.name(id).into_owned();
-                    let ev = match e.kind {
-                        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
-                        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
-                        EventKind::Log { category, message } => {
-                            let m = match message {
-                                Message::Interned(id) => name(id),
-                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
-                            };
-                            Ev::Log(name(category), m)
-                        }
-                        EventKind::UserTaskBegin {
-                            task,
-                            parent,
-                            name: n,
-                        } => Ev::TaskBegin(task.0, parent.0, name(n)),
-                        EventKind::UserTaskEnd { task } => Ev::TaskEnd(task.0),
-                        EventKind::ThreadStart => Ev::Start,
-                        EventKind::ThreadEnd => Ev::ThreadEnd,
-                        EventKind::Loss { reason, events, .. } => {
-                            out.losses.push((thread, reason, events));
-                            continue;
-                        }
-                        k => Ev::Other(k.name()),
+                    if let EventKind::Loss { reason, events, .. } = e.kind {
+                        out.losses.push((thread, reason, events));
+                    }
+                    let Some(ev) = owned(e.kind, &tables) else {
+                        continue;
                     };
                     out.threads.entry(thread).or_default().push((e.ts, ev));
                 }
@@ -92,6 +144,5 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     for (id, info) in tables.threads() {
         out.names.insert(id.0, info.name.clone());
     }
-    let _ = ThreadId(0);
     out
 }

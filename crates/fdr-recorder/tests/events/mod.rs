@@ -6,36 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fdr_format::{Batch, BlockReason, Decoder, EventKind, Message, Tables};
+use fdr_format::{Batch, Decoder, Tables};
 use fdr_recorder::{Config, FlightConfig};
 
-/// One event, owned, with ids resolved to names and `file:line` sites.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ev {
-    Create {
-        task: u64,
-        parent: u64,
-        name: String,
-        site: String,
-    },
-    PollStart(u64),
-    PollEnd(u64, bool),
-    Wake {
-        task: u64,
-        waker: u64,
-    },
-    Drop(u64),
-    BlockBegin(BlockReason, String),
-    BlockEnd,
-    Begin(String),
-    End(String),
-    Log(String, String),
-    Park,
-    Unpark,
-    ThreadStart,
-    ThreadEnd,
-    Other(&'static str),
-}
+pub use crate::common::Ev;
+use crate::common::owned;
 
 /// A decoded dump: events per thread (by name), in order.
 #[derive(Debug, Default)]
@@ -87,51 +62,8 @@ pub fn decode(bytes: &[u8]) -> Dump {
             Batch::Events(b) => {
                 for e in b.events() {
                     let e = e.expect("event");
-                    let name = |id| tables.name(id).into_owned();
-                    let site = |id| {
-                        tables
-                            .site(id)
-                            .map(|s| format!("{}:{}", s.file, s.line))
-                            .unwrap_or_default()
-                    };
-                    let ev = match e.kind {
-                        EventKind::TaskCreate {
-                            task,
-                            parent,
-                            name: n,
-                            site: s,
-                        } => Ev::Create {
-                            task: task.0,
-                            parent: parent.0,
-                            name: name(n),
-                            site: site(s),
-                        },
-                        EventKind::PollStart { task } => Ev::PollStart(task.0),
-                        EventKind::PollEnd { task, ready } => Ev::PollEnd(task.0, ready),
-                        EventKind::Wake { task, waker } => Ev::Wake {
-                            task: task.0,
-                            waker: waker.0,
-                        },
-                        EventKind::TaskDrop { task } => Ev::Drop(task.0),
-                        EventKind::BlockBegin { reason, site: s } => {
-                            Ev::BlockBegin(reason, site(s))
-                        }
-                        EventKind::BlockEnd => Ev::BlockEnd,
-                        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
-                        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
-                        EventKind::Log { category, message } => {
-                            let m = match message {
-                                Message::Interned(id) => name(id),
-                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
-                            };
-                            Ev::Log(name(category), m)
-                        }
-                        EventKind::Park => Ev::Park,
-                        EventKind::Unpark => Ev::Unpark,
-                        EventKind::ThreadStart => Ev::ThreadStart,
-                        EventKind::ThreadEnd => Ev::ThreadEnd,
-                        EventKind::Loss { .. } => continue,
-                        k => Ev::Other(k.name()),
+                    let Some(ev) = owned(e.kind, &tables) else {
+                        continue;
                     };
                     timeline.push((e.ts, ev.clone()));
                     raw.entry(b.thread.0).or_default().push(ev);
