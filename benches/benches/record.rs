@@ -3,8 +3,10 @@
 //! and the same region workload through tracing, fastrace and puffin.
 //!
 //! Figures (all via `fdr_benches::report`): `record.floor.region_ns`, `record.region_ns`
-//! (`region!`), `record.region_str_ns` (`region(&str)`), `record.region_ratio_to_floor`,
-//! `record.region_cpu_ratio_to_floor` (the same rounds timed on-CPU),
+//! (`region!`), `record.region_str_ns` (`region(&str)`): medians over 201 interleaved rounds
+//! of 20,000 regions; `record.region_ratio_to_floor`: the median over rounds of each round's
+//! fdr / floor, two batches run back to back (the host's speed drifts between rounds, not
+//! within one); `record.region_cpu_ratio_to_floor` (the same rounds timed on-CPU),
 //! `record.region_2t_ns`, `record.region_2t_ratio` (on-CPU time: wall-clock less the time
 //! the thread waited for a CPU), `record.region_2t_wall_ratio`, `record.floor_2t_ratio` and
 //! `record.floor_2t_wall_ratio` (the floor's own two-thread ratios, measured alongside),
@@ -12,12 +14,23 @@
 //! discarded: must be 0, or the figures flatter fdr), `record.log_static_ns`,
 //! `record.log_fmt_ns`, `record.disabled_ns` (a disabled `region!` site over an empty loop
 //! iteration), `record.disabled_raw_ns`, `record.bytes_per_event`,
-//! `flight.write_to_bytes_per_sec`, `flight.writer_max_ns_during_snapshot`,
-//! `flight.writer_p9999_ns_during_snapshot`, `flight.writer_over_1us_per_million`, the same
-//! three for the floor event measured interleaved with them (`flight.floor_*`), and for the
-//! floor while another thread copies 64 MiB over and over without fdr
-//! (`flight.floor_*_during_memcpy`): what the machine itself does to a thread's latency,
-//! `peer.tracing.region_ns`, `peer.fastrace.region_ns`, `peer.puffin.region_ns`.
+//! `flight.write_to_bytes_per_sec`, `flight.writer_discarded_events_during_snapshot`;
+//! then each event timed alone (fdr's static log as `flight.writer_*`, the floor event as
+//! `flight.floor_*`, in alternating blocks of 1,000) under three conditions: `during_snapshot`
+//! (snapshots back to back on another thread), `no_snapshot`, and `during_memcpy` (the floor
+//! only, while another thread copies 64 MiB over and over without fdr: what a snapshot-sized
+//! copy does to a thread on this machine). For each, `{who}_max_ns_{condition}`,
+//! `{who}_p9999_ns_{condition}` and `{who}_over_1us_per_million_{condition}` over all events;
+//! the same three ending `_on_cpu` over the blocks in which the thread was never switched
+//! out (its count of timeslices, /proc/thread-self/schedstat, did not change), and ending
+//! `_no_irq_steal` over the blocks in which, besides, its CPU took no interrupt
+//! (/proc/interrupts) and its vCPU lost under 1 us to steal (wall-clock less the thread's
+//! CPU time, from which the kernel leaves steal out); with the share of blocks each leaves
+//! out, `{who}_blocks_excluded_share_{condition}_on_cpu` and `.._no_irq_steal`. The counters
+//! are read between blocks, never inside a timed event. F1 is judged on fdr against the
+//! floor in the same conditions: a stall the host causes without the guest seeing it (a VM
+//! exit) remains in every figure, the floor's too. Last, `peer.tracing.region_ns`,
+//! `peer.fastrace.region_ns`, `peer.puffin.region_ns`.
 //!
 //! `cargo xtask bench --filter record|flight|peer` runs one section.
 
@@ -34,15 +47,12 @@ use fdr_recorder::{Config, FlightConfig};
 const BATCH: u64 = 200_000;
 /// Timed batches per variant (interleaved).
 const ROUNDS: usize = 21;
-
-/// ns per op of `f` run `BATCH` times.
-fn time_batch(f: &mut dyn FnMut()) -> f64 {
-    let t = Instant::now();
-    for _ in 0..BATCH {
-        f();
-    }
-    t.elapsed().as_nanos() as f64 / BATCH as f64
-}
+/// Regions per timed batch of the ratio to the floor: short, so that the machine's speed
+/// changes little within a round, and still more than a chunk's worth of regions (64 KiB,
+/// about 16,000 regions at 2 bytes an event), so that every batch pays for its hand-offs.
+const RATIO_BATCH: u64 = 20_000;
+/// Rounds of the ratio to the floor.
+const RATIO_ROUNDS: usize = 201;
 
 /// Runs the variants interleaved, round by round, and returns each one's median ns/op.
 fn interleaved(variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
@@ -54,30 +64,45 @@ fn interleaved(variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
 
 /// [`interleaved`], returning each variant's medians wall-clock and on-CPU.
 fn interleaved_both(variants: &mut [&mut dyn FnMut()]) -> Vec<(f64, f64)> {
-    let mut samples = vec![Vec::new(); variants.len()];
+    rounds(variants, BATCH, ROUNDS)
+        .into_iter()
+        .map(|v| (median(wall(&v)), median(on_cpu(&v))))
+        .collect()
+}
+
+/// Runs the variants interleaved for `rounds` rounds of one `batch` each, the order
+/// alternating so that neither always runs first, and returns each variant's (wall-clock,
+/// on-CPU) ns/op round by round: `[variant][round]`. Batches of one round run back to back,
+/// so a ratio of two variants in one round compares them at the same machine speed.
+fn rounds(variants: &mut [&mut dyn FnMut()], batch: u64, rounds: usize) -> Vec<Vec<(f64, f64)>> {
+    let mut samples = vec![Vec::with_capacity(rounds); variants.len()];
     for f in variants.iter_mut() {
-        time_batch(*f); // warm up
+        time_batch_both(*f, batch); // warm up
     }
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         for k in 0..variants.len() {
-            // Alternate the order so neither variant always runs first.
             let i = if round % 2 == 0 {
                 k
             } else {
                 variants.len() - 1 - k
             };
-            samples[i].push(time_batch_both(variants[i]));
+            samples[i].push(time_batch_both(variants[i], batch));
         }
     }
     samples
-        .into_iter()
-        .map(|v: Vec<(f64, f64)>| {
-            (
-                median(v.iter().map(|x| x.0).collect::<Vec<_>>()),
-                median(v.iter().map(|x| x.1).collect::<Vec<_>>()),
-            )
-        })
-        .collect()
+}
+
+fn wall(v: &[(f64, f64)]) -> Vec<f64> {
+    v.iter().map(|x| x.0).collect()
+}
+
+fn on_cpu(v: &[(f64, f64)]) -> Vec<f64> {
+    v.iter().map(|x| x.1).collect()
+}
+
+/// The median over rounds of `a[r] / b[r]`.
+fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(x, y)| x / y).collect::<Vec<_>>())
 }
 
 fn start_recorder(max_bytes: usize) {
@@ -116,18 +141,18 @@ fn run_delay_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// ns/op of `f` run `BATCH` times: wall-clock, and on-CPU (wall-clock less the time the
+/// ns/op of `f` run `batch` times: wall-clock, and on-CPU (wall-clock less the time the
 /// thread waited for a CPU, which on a shared 2-vCPU machine is most of what a second busy
 /// thread adds).
-fn time_batch_both(f: &mut dyn FnMut()) -> (f64, f64) {
+fn time_batch_both(f: &mut dyn FnMut(), batch: u64) -> (f64, f64) {
     let d0 = run_delay_ns();
     let t = Instant::now();
-    for _ in 0..BATCH {
+    for _ in 0..batch {
         f();
     }
     let wall = t.elapsed().as_nanos() as f64;
     let waited = run_delay_ns().saturating_sub(d0) as f64;
-    (wall / BATCH as f64, (wall - waited).max(0.0) / BATCH as f64)
+    (wall / batch as f64, (wall - waited).max(0.0) / batch as f64)
 }
 
 /// Per-thread ns/op of `f` on two threads at once against one thread alone, interleaved
@@ -141,14 +166,14 @@ fn two_threads(f: fn()) -> [(f64, f64); 2] {
             let b = barrier.clone();
             std::thread::spawn(move || {
                 let mut f = f;
-                time_batch(&mut f);
+                time_batch_both(&mut f, BATCH);
                 let (mut two, mut one) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
                     b.wait();
-                    two.push(time_batch_both(&mut f));
+                    two.push(time_batch_both(&mut f, BATCH));
                     b.wait();
                     if k == 0 {
-                        one.push(time_batch_both(&mut f));
+                        one.push(time_batch_both(&mut f, BATCH));
                     }
                     b.wait();
                 }
@@ -180,17 +205,27 @@ fn record_section() {
             .events
     };
     let lost_before = discarded();
-    let [(floor, floor_cpu), (fdr, fdr_cpu), (fdr_str, _)] =
-        interleaved_both(&mut [&mut floor_region, &mut fdr_region, &mut fdr_region_str])[..]
-    else {
+    let [floor, fdr, fdr_str] = &rounds(
+        &mut [&mut floor_region, &mut fdr_region, &mut fdr_region_str],
+        RATIO_BATCH,
+        RATIO_ROUNDS,
+    )[..] else {
         unreachable!()
     };
-    report("record.floor.region_ns", floor);
-    report("record.region_ns", fdr);
-    report("record.region_str_ns", fdr_str);
-    report("record.region_ratio_to_floor", fdr / floor);
+    report("record.floor.region_ns", median(wall(floor)));
+    report("record.region_ns", median(wall(fdr)));
+    report("record.region_str_ns", median(wall(fdr_str)));
+    // The ratio of each round's two batches, run back to back (the machine's speed drifts
+    // between rounds on a shared host; within a round it is the same for both), and its median.
+    report(
+        "record.region_ratio_to_floor",
+        median_ratio(&wall(fdr), &wall(floor)),
+    );
     // The same rounds on-CPU (less the time the thread waited for a CPU).
-    report("record.region_cpu_ratio_to_floor", fdr_cpu / floor_cpu);
+    report(
+        "record.region_cpu_ratio_to_floor",
+        median_ratio(&on_cpu(fdr), &on_cpu(floor)),
+    );
 
     // Two threads recording at once: per-thread cost against one thread, same run; the
     // floor's own ratio says what two busy threads cost on this machine without fdr.
@@ -306,7 +341,8 @@ fn flight_section() {
     report("flight.write_to_bytes_per_sec", median(rates));
 
     // A writer records while snapshots run back to back: how long each event took, fdr's
-    // log and the floor event interleaved in blocks of 1,000 (same conditions for both).
+    // log and the floor event interleaved in blocks of 1,000 (same conditions for both),
+    // with what the machine did to the thread over each block.
     let stop = Arc::new(AtomicBool::new(false));
     let snapper = {
         let stop = stop.clone();
@@ -367,39 +403,228 @@ fn flight_section() {
     start_recorder(64 << 20);
 }
 
+/// Events per block of [`latencies`]: the thread's counters are read between blocks.
+const BLOCK: usize = 1000;
+
+/// What the machine did to the measuring thread over one block of events (from the probe
+/// before it to the probe after it).
+#[derive(Clone, Copy)]
+struct Block {
+    /// The thread was switched out at least once (its count of timeslices changed).
+    switched: bool,
+    /// Interrupts its CPU took (every line of /proc/interrupts); 0 when `switched`.
+    interrupts: u64,
+    /// Wall-clock less the thread's CPU time, ns: time the vCPU ran something else while
+    /// the thread was on it (the kernel leaves steal out of a thread's CPU time).
+    stolen_ns: i64,
+}
+
+/// The measuring thread's counters at one instant, read between blocks.
+struct Probe {
+    timeslices: Option<u64>,
+    cpu: Option<usize>,
+    /// Interrupts so far, per CPU.
+    interrupts: Vec<u64>,
+    cpu_ns: Option<u64>,
+    wall: Instant,
+}
+
+impl Probe {
+    fn read(buf: &mut String) -> Probe {
+        let timeslices = std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(2)?.parse().ok());
+        let cpu = current_cpu();
+        let interrupts = interrupts_per_cpu(buf);
+        let cpu_ns = thread_cpu_ns();
+        Probe {
+            timeslices,
+            cpu,
+            interrupts,
+            cpu_ns,
+            wall: Instant::now(),
+        }
+    }
+
+    fn block_to(&self, after: &Probe) -> Block {
+        let switched = match (self.timeslices, after.timeslices) {
+            (Some(a), Some(b)) => a != b || self.cpu != after.cpu,
+            _ => true,
+        };
+        let interrupts = match self.cpu {
+            Some(c) if !switched => after
+                .interrupts
+                .get(c)
+                .zip(self.interrupts.get(c))
+                .map_or(0, |(b, a)| b - a),
+            _ => 0,
+        };
+        let wall_ns = after.wall.duration_since(self.wall).as_nanos() as i64;
+        let stolen_ns = match (self.cpu_ns, after.cpu_ns) {
+            (Some(a), Some(b)) => wall_ns - (b as i64 - a as i64),
+            _ => 0,
+        };
+        Block {
+            switched,
+            interrupts,
+            stolen_ns,
+        }
+    }
+}
+
+/// Interrupts so far per CPU, all kinds (/proc/interrupts; empty where it is not available).
+fn interrupts_per_cpu(buf: &mut String) -> Vec<u64> {
+    use std::io::Read;
+    buf.clear();
+    let Ok(mut f) = std::fs::File::open("/proc/interrupts") else {
+        return Vec::new();
+    };
+    if f.read_to_string(buf).is_err() {
+        return Vec::new();
+    }
+    let mut lines = buf.lines();
+    let cpus = lines.next().map_or(0, |h| h.split_whitespace().count());
+    let mut per = vec![0; cpus];
+    for line in lines {
+        // "NAME: count per CPU... description"; ERR and MIS have one count, not per CPU.
+        let counts: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .take(cpus)
+            .map_while(|w| w.parse().ok())
+            .collect();
+        if counts.len() == cpus {
+            for (total, n) in per.iter_mut().zip(counts) {
+                *total += n;
+            }
+        }
+    }
+    per
+}
+
+#[cfg(target_os = "linux")]
+fn current_cpu() -> Option<usize> {
+    Some(rustix::thread::sched_getcpu())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_cpu() -> Option<usize> {
+    None
+}
+
+/// This thread's CPU time in ns (on Linux it leaves out the time the hypervisor gave this
+/// vCPU to others: steal).
+#[cfg(target_os = "linux")]
+fn thread_cpu_ns() -> Option<u64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Some(t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_ns() -> Option<u64> {
+    None
+}
+
+/// Event latencies (ticks) and blocks (`ticks[k * BLOCK..][..BLOCK]` is block `k`), of one
+/// kind of event.
+struct Timed {
+    ticks: Vec<u64>,
+    blocks: Vec<Block>,
+}
+
+impl Timed {
+    fn new(capacity: usize) -> Timed {
+        Timed {
+            ticks: Vec::with_capacity(capacity),
+            blocks: Vec::with_capacity(capacity / BLOCK),
+        }
+    }
+}
+
 /// Event latencies in ticks for `dur`: fdr's static log (if `with_fdr`) and the floor
-/// event, in alternating blocks of 1,000.
-fn latencies(dur: Duration, with_fdr: bool) -> (Vec<u64>, Vec<u64>) {
-    let mut fdr = Vec::with_capacity(if with_fdr { 4_000_000 } else { 0 });
-    let mut floor = Vec::with_capacity(4_000_000);
+/// event, in alternating blocks of [`BLOCK`], with what the machine did to the thread over
+/// each block.
+fn latencies(dur: Duration, with_fdr: bool) -> (Timed, Timed) {
+    let mut fdr = Timed::new(if with_fdr { 8_000_000 } else { 0 });
+    let mut floor = Timed::new(8_000_000);
+    let mut buf = String::with_capacity(8192);
     let t = Instant::now();
+    let mut p = Probe::read(&mut buf);
     while t.elapsed() < dur {
         if with_fdr {
-            for _ in 0..1000 {
+            for _ in 0..BLOCK {
                 let a = fdr_recorder::now_ticks();
                 fdr_recorder::log("w", "x");
                 let b = fdr_recorder::now_ticks();
-                fdr.push(b - a);
+                fdr.ticks.push(b - a);
             }
+            let q = Probe::read(&mut buf);
+            fdr.blocks.push(p.block_to(&q));
+            p = q;
         }
-        for _ in 0..1000 {
+        for _ in 0..BLOCK {
             let a = fdr_recorder::now_ticks();
             floor_event(3);
             let b = fdr_recorder::now_ticks();
-            floor.push(b - a);
+            floor.ticks.push(b - a);
         }
+        let q = Probe::read(&mut buf);
+        floor.blocks.push(p.block_to(&q));
+        p = q;
     }
     (fdr, floor)
 }
 
-fn report_latency(prefix: &str, suffix: &str, mut lat: Vec<u64>, ticks_per_ns: f64) {
+/// Steal that leaves a block out of the `_no_irq_steal` figures: this much alone could make
+/// one of its events take over 1 us.
+const STOLEN_MAX_NS: i64 = 1000;
+
+/// Reports the latency figures of one kind of event under one condition: over all events
+/// (`{prefix}_max_ns_{suffix}`, `_p9999_ns_`, `_over_1us_per_million_`); over the blocks in
+/// which the thread was never switched out (the same names ending `_on_cpu`); and over the
+/// blocks in which, besides, its CPU took no interrupt and its vCPU lost under
+/// [`STOLEN_MAX_NS`] to steal (ending `_no_irq_steal`); with the share of blocks each of
+/// these leaves out (`{prefix}_blocks_excluded_share_{suffix}_on_cpu`, `.._no_irq_steal`).
+fn report_latency(prefix: &str, suffix: &str, timed: Timed, ticks_per_ns: f64) {
+    let Timed { ticks, blocks } = timed;
+    let on_cpu = |b: &Block| !b.switched;
+    let no_irq_steal = |b: &Block| !b.switched && b.interrupts == 0 && b.stolen_ns < STOLEN_MAX_NS;
+    let kept = |keep: &dyn Fn(&Block) -> bool| -> Vec<u64> {
+        blocks
+            .iter()
+            .zip(ticks.chunks(BLOCK))
+            .filter(|(b, _)| keep(b))
+            .flat_map(|(_, t)| t.iter().copied())
+            .collect()
+    };
+    let share = |keep: &dyn Fn(&Block) -> bool| {
+        blocks.iter().filter(|b| !keep(b)).count() as f64 / blocks.len().max(1) as f64
+    };
+    let filtered = [
+        ("on_cpu", &on_cpu as &dyn Fn(&Block) -> bool),
+        ("no_irq_steal", &no_irq_steal),
+    ]
+    .map(|(filter, keep)| (filter, share(keep), kept(keep)));
+    report_distribution(prefix, suffix, ticks, ticks_per_ns);
+    for (filter, excluded, lat) in filtered {
+        let suffix = format!("{suffix}_{filter}");
+        report_distribution(prefix, &suffix, lat, ticks_per_ns);
+        report(
+            &format!("{prefix}_blocks_excluded_share_{suffix}"),
+            excluded,
+        );
+    }
+}
+
+/// Max, p99.99 and the events over 1 us per million of `lat` (ticks); nothing if empty.
+fn report_distribution(prefix: &str, suffix: &str, mut lat: Vec<u64>, ticks_per_ns: f64) {
+    let Some(&max) = lat.iter().max() else {
+        return;
+    };
     lat.sort_unstable();
     let ns = |t: u64| t as f64 / ticks_per_ns;
     let over = lat.iter().filter(|&&t| ns(t) > 1000.0).count();
-    report(
-        &format!("{prefix}_max_ns_{suffix}"),
-        ns(*lat.last().unwrap()),
-    );
+    report(&format!("{prefix}_max_ns_{suffix}"), ns(max));
     report(
         &format!("{prefix}_p9999_ns_{suffix}"),
         ns(lat[lat.len() * 9999 / 10000]),
