@@ -749,6 +749,9 @@ impl<W: Write> Visitor for PerfettoExport<W> {
     }
 
     fn event(&mut self, cx: &EventCx<'_>) {
+        if self.error.is_some() {
+            return;
+        }
         let t = cx.tables;
         let ns = cx.ns;
         let tid = cx.thread;
@@ -929,5 +932,160 @@ impl<W: Write> Visitor for PerfettoExport<W> {
         {
             self.error = Some(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proto::{ProtoWriter, push_varint};
+    use super::*;
+
+    fn varint(v: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        push_varint(&mut b, v);
+        b
+    }
+
+    #[test]
+    fn varints_are_leb128() {
+        assert_eq!(varint(0), [0x00]);
+        assert_eq!(varint(1), [0x01]);
+        assert_eq!(varint(127), [0x7f]);
+        assert_eq!(varint(128), [0x80, 0x01]);
+        assert_eq!(varint(300), [0xac, 0x02]);
+        assert_eq!(
+            varint(u64::MAX),
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
+        );
+    }
+
+    #[test]
+    fn fields_encode_as_the_protobuf_encoding_guide_shows() {
+        // The guide's own examples: field 1 = 150, field 2 = "testing", and field 3
+        // holding a message whose field 1 = 150.
+        let mut w = ProtoWriter::new();
+        w.uint(1, 150);
+        assert_eq!(w.bytes(), [0x08, 0x96, 0x01]);
+        w.clear();
+        w.string(2, "testing");
+        assert_eq!(w.bytes(), b"\x12\x07testing");
+        w.clear();
+        w.message(3, |m| {
+            m.uint(1, 150);
+        });
+        assert_eq!(w.bytes(), [0x1a, 0x03, 0x08, 0x96, 0x01]);
+        // int32 -1 is ten bytes of two's complement; bool is a varint.
+        w.clear();
+        w.int(1, -1).boolean(2, true);
+        assert_eq!(
+            w.bytes(),
+            [
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x10, 0x01
+            ]
+        );
+        // fixed64 field 47 (key 47 << 3 | 1 = 377) and double field 44 (key 353).
+        w.clear();
+        w.fixed64(47, 0x0102).double(44, 1.5);
+        assert_eq!(
+            w.bytes(),
+            [
+                0xf9, 0x02, 0x02, 0x01, 0, 0, 0, 0, 0, 0, //
+                0xe1, 0x02, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_nested_message_gets_a_longer_length() {
+        // Body: field 1, 197 bytes = 0x0a, varint 197 (0xc5 0x01), 197 bytes: 200 bytes,
+        // so the outer length is varint 200 = 0xc8 0x01, nested twice.
+        let mut w = ProtoWriter::new();
+        w.message(5, |m| {
+            m.message(1, |m| {
+                m.bytes_field(1, &[0xab; 197]);
+            })
+            .uint(2, 1);
+        });
+        let mut want = vec![0x2a, 0xcd, 0x01, 0x0a, 0xc8, 0x01, 0x0a, 0xc5, 0x01];
+        want.extend([0xab; 197]);
+        want.extend([0x10, 0x01]);
+        assert_eq!(w.bytes(), want.as_slice());
+    }
+
+    #[test]
+    fn track_event_packets_have_hand_computed_bytes() {
+        let mut x = PerfettoExport::new(Vec::new());
+        // A slice end at 1000 ns on track 17.
+        x.write_event(&Ev::new(1000, 17, fe::TYPE_SLICE_END));
+        // An instant with a new interned name "x", category 6 (log), a bool argument.
+        let mut ev = Ev::new(2, 17, fe::TYPE_INSTANT);
+        ev.cat = Some(Cat::Log);
+        ev.name = Some("x");
+        ev.args = &[(Arg::Ready, Val::Bool(true))];
+        x.write_event(&ev);
+        // The same name again: no interned data, the same iid.
+        ev.args = &[];
+        x.write_event(&ev);
+        assert_eq!(x.packets, 3);
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            // Trace.packet (1), 13 bytes.
+            0x0a, 0x0d,
+            0x40, 0xe8, 0x07, // timestamp (8) = 1000
+            0x50, 0x01,       // trusted_packet_sequence_id (10) = 1
+            0x68, 0x02,       // sequence_flags (13) = SEQ_NEEDS_INCREMENTAL_STATE
+            0x5a, 0x04,       // track_event (11), 4 bytes
+            0x48, 0x02,       //   type (9) = TYPE_SLICE_END
+            0x58, 0x11,       //   track_uuid (11) = 17
+            // Trace.packet, 31 bytes.
+            0x0a, 0x1f,
+            0x40, 0x02, 0x50, 0x01, 0x68, 0x02,
+            0x62, 0x07,       // interned_data (12), 7 bytes
+            0x12, 0x05,       //   event_names (2), 5 bytes
+            0x08, 0x01,       //     iid (1) = 1
+            0x12, 0x01, b'x', //     name (2) = "x"
+            0x5a, 0x0e,       // track_event, 14 bytes
+            0x48, 0x03,       //   type = TYPE_INSTANT
+            0x58, 0x11,       //   track_uuid = 17
+            0x18, 0x06,       //   category_iids (3) = 6
+            0x50, 0x01,       //   name_iid (10) = 1
+            0x22, 0x04,       //   debug_annotations (4), 4 bytes
+            0x08, 0x02,       //     name_iid (1) = 2 ("ready")
+            0x10, 0x01,       //     bool_value (2) = true
+            // Trace.packet, 16 bytes.
+            0x0a, 0x10,
+            0x40, 0x02, 0x50, 0x01, 0x68, 0x02,
+            0x5a, 0x08, 0x48, 0x03, 0x58, 0x11, 0x18, 0x06, 0x50, 0x01,
+        ];
+        assert_eq!(x.bytes, want.len() as u64);
+        assert_eq!(x.into_inner(), want);
+    }
+
+    #[test]
+    fn names_past_the_interning_limit_are_written_inline() {
+        let mut i = Interner::default();
+        for n in 0..MAX_INTERNED {
+            assert_eq!(i.get(&n.to_string()), Some((n as u64 + 1, true)));
+        }
+        assert_eq!(i.get("0"), Some((1, false)));
+        assert_eq!(i.get("one too many"), None);
+    }
+
+    #[test]
+    fn a_write_error_is_kept_and_writing_stops() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut x = PerfettoExport::new(Full);
+        let trace = fdr_format::testing::sample_trace();
+        crate::read_slice(&trace, &mut x, crate::ReadOptions::default()).unwrap();
+        let e = x.error.expect("the first write fails");
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
     }
 }
