@@ -525,6 +525,7 @@ impl<W: Write> PerfettoExport<W> {
         // Resolve interned ids first: new entries go into this packet's interned data.
         self.interned.clear();
         let name = ev.name.map(|n| (n, self.name_iid(n)));
+        // Events have at most four arguments; a fifth's string would be written inline.
         let mut value_ids = [None; 4];
         for (slot, (_, v)) in value_ids.iter_mut().zip(ev.args) {
             if let Val::Interned(s) = v {
@@ -665,8 +666,8 @@ impl<W: Write> PerfettoExport<W> {
         self.unfinished += 1;
     }
 
-    /// `poll <task name>` (or `<prefix> task <id>` for a task created before the trace)
-    /// into the scratch string.
+    /// `<prefix><task name>`, or `<prefix>task <id>` for a task whose creation the trace
+    /// lacks, built in the scratch string (the caller gives it back).
     fn task_label(&mut self, prefix: &str, task: TaskId, tables: &Tables) -> String {
         let mut s = std::mem::take(&mut self.scratch);
         s.clear();
@@ -689,7 +690,7 @@ fn entry(w: &mut ProtoWriter, table: u32, iid: u64, s: &[u8]) {
     });
 }
 
-/// `args` whose last entry is the current task, without it when there is none.
+/// `args` without its last entry (a task argument) when `task` is none.
 fn task_args<'s, 'a>(task: TaskId, args: &'s [(Arg, Val<'a>)]) -> &'s [(Arg, Val<'a>)] {
     if task == TaskId::NONE {
         &args[..args.len() - 1]
