@@ -1,8 +1,10 @@
 //! Analyzer benches: the summary pass's throughput (parallel over batches) and, for
-//! context, the streaming profile pass (one thread, merged in time order).
+//! context, the streaming profile pass and Perfetto export (one thread, merged in time
+//! order).
 //!
 //! Figures: `analyze.summary_events_per_sec` (target A1: >= 50 M events/s),
-//! `analyze.profile_events_per_sec`.
+//! `analyze.profile_events_per_sec`, `analyze.export_perfetto_events_per_sec` (encoding
+//! only: written to `io::sink`).
 
 #![allow(
     missing_docs,
@@ -13,7 +15,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use fdr_analyzer::{ProfileOptions, SummaryOptions, profile_slice, summarize_slice};
+use fdr_analyzer::perfetto::PerfettoExport;
+use fdr_analyzer::{
+    ProfileOptions, ReadOptions, SummaryOptions, profile_slice, read_slice, summarize_slice,
+};
 use fdr_benches::report;
 
 fn bench(c: &mut Criterion) {
@@ -70,6 +75,15 @@ fn bench(c: &mut Criterion) {
     let secs = t.elapsed().as_secs_f64();
     black_box(&p);
     report("analyze.profile_events_per_sec", events as f64 / secs);
+    let t = Instant::now();
+    let mut x = PerfettoExport::new(std::io::sink());
+    read_slice(small, &mut x, ReadOptions::default()).expect("valid");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(x.error.is_none() && x.packets > events / 2);
+    report(
+        "analyze.export_perfetto_events_per_sec",
+        events as f64 / secs,
+    );
 }
 
 criterion_group!(benches, bench);

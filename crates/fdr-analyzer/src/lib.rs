@@ -8,7 +8,8 @@
 //! - [`profile`]: one pass collecting per-task, per-region, per-blocking-site and
 //!   scheduling statistics in log-bucketed [`hist::Histogram`]s; [`views`] prints them.
 //! - [`diagnose`](mod@diagnose): the on-call runbook as ranked rules; [`diff`](mod@diff): two traces compared;
-//!   [`chrome`]: Chrome Trace Event JSON export; [`report`]: a self-contained HTML page;
+//!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
+//!   export; [`report`]: a self-contained HTML page;
 //!   [`cat`]: events as text; [`scenarios`]: deterministic traces of known problems.
 //!
 //! Memory follows live entities (threads, tasks, open regions and blocks, distinct names
@@ -51,6 +52,7 @@ pub mod diagnose;
 pub mod diff;
 pub mod error;
 pub mod hist;
+pub mod perfetto;
 pub mod profile;
 pub mod report;
 pub mod scenarios;

@@ -14,7 +14,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use fdr_analyzer::{
     AnalyzeError, Profile, ProfileOptions, Progress, ReadOptions, ReadOutcome, SummaryOptions,
-    TraceError, cat::Cat, chrome::ChromeExport, diagnose, diff, report, text, views,
+    TraceError, Visitor, cat::Cat, chrome::ChromeExport, diagnose, diff, perfetto::PerfettoExport,
+    report, text, views,
 };
 
 #[derive(Parser)]
@@ -92,9 +93,9 @@ enum Cmd {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::ChromeJson)]
         format: Format,
-        /// Output file.
+        /// Output file (`-` or none: standard output).
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
     },
     /// One self-contained HTML page: timeline, findings, tables.
     Report {
@@ -114,10 +115,13 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     /// Trace Event JSON (Perfetto UI, chrome://tracing, speedscope).
     ChromeJson,
+    /// A native Perfetto protobuf trace (Perfetto UI, trace_processor): smaller, with
+    /// wake flows and metric counters.
+    Perfetto,
 }
 
 /// A bad trace file: exit code 2.
@@ -231,6 +235,17 @@ fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> 
     fdr_analyzer::profile_file(path, opts, read).map_err(open_err)
 }
 
+/// Streams the trace at `path` into an exporter, with a progress bar.
+fn export(path: &Path, x: &mut dyn Visitor) -> Result<ReadOutcome> {
+    let mut bar = Bar::new(path);
+    let mut tick = |p: Progress| bar.tick(p);
+    let read = ReadOptions {
+        progress: Some(&mut tick),
+        ..ReadOptions::default()
+    };
+    fdr_analyzer::read_file(path, x, read).map_err(open_err)
+}
+
 fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let r = if json {
@@ -328,27 +343,45 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Export {
             trace,
-            format: Format::ChromeJson,
+            format,
             output,
         } => {
-            let f = File::create(&output)
-                .with_context(|| format!("cannot create {}", output.display()))?;
-            let mut x = ChromeExport::new(BufWriter::new(f));
-            let mut bar = Bar::new(&trace);
-            let mut tick = |p: Progress| bar.tick(p);
-            let out = fdr_analyzer::read_file(
-                &trace,
-                &mut x,
-                ReadOptions {
-                    progress: Some(&mut tick),
-                    ..ReadOptions::default()
-                },
-            )
-            .map_err(open_err)?;
-            if let Some(e) = x.error.take() {
-                bail!("writing {}: {e}", output.display());
+            let file = output.filter(|p| p.as_os_str() != "-");
+            let (out, shown): (Box<dyn Write>, String) = match &file {
+                Some(path) => {
+                    let f = File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    (Box::new(BufWriter::new(f)), path.display().to_string())
+                }
+                None => {
+                    let stdout = std::io::stdout();
+                    if format == Format::Perfetto && stdout.is_terminal() {
+                        bail!(
+                            "a Perfetto trace is binary: give -o FILE or redirect standard output"
+                        );
+                    }
+                    (
+                        Box::new(BufWriter::new(stdout.lock())),
+                        "standard output".into(),
+                    )
+                }
+            };
+            let (out, written, what, error) = match format {
+                Format::ChromeJson => {
+                    let mut x = ChromeExport::new(out);
+                    let o = export(&trace, &mut x)?;
+                    (o, x.written, "trace events", x.error.take())
+                }
+                Format::Perfetto => {
+                    let mut x = PerfettoExport::new(out);
+                    let o = export(&trace, &mut x)?;
+                    (o, x.packets, "packets", x.error.take())
+                }
+            };
+            if let Some(e) = error {
+                bail!("writing {shown}: {e}");
             }
-            eprintln!("wrote {} trace events to {}", x.written, output.display());
+            eprintln!("wrote {written} {what} to {shown}");
             check(&trace, out.error.as_ref())
         }
         Cmd::Report { trace, output } => {

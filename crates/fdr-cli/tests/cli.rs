@@ -136,6 +136,34 @@ fn export_writes_chrome_json() {
     assert!(v["traceEvents"].as_array().unwrap().len() > 1000);
 }
 
+#[test]
+fn export_writes_perfetto_to_a_file_or_standard_output() {
+    let t = trace("sched_delay");
+    let out = dir().join("sched.pftrace");
+    let o = fdr(&["export", "--format", "perfetto", "-o", s(&out), s(&t)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(" packets to "), "{stderr}");
+    let file = std::fs::read(&out).unwrap();
+    // A `Trace` message: its first field is a packet (field 1, length-delimited).
+    assert_eq!(file[0], 0x0a);
+    assert!(file.len() > 10_000);
+    let o = fdr(&["export", "--format", "perfetto", s(&t)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout == file, "standard output differs from -o");
+    let o = fdr(&["export", "--format", "chrome-json", "-o", "-", s(&t)]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["traceEvents"].as_array().unwrap().len() > 1000);
+    // Perfetto's binary form is smaller than the JSON of the same trace.
+    assert!(
+        file.len() < o.stdout.len(),
+        "{} vs {}",
+        file.len(),
+        o.stdout.len()
+    );
+}
+
 fn chromium() -> Option<String> {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
         if Command::new(c)

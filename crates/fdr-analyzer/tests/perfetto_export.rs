@@ -1,0 +1,453 @@
+//! The Perfetto export, decoded by an independent decoder: Perfetto's own protobuf classes
+//! (the `perfetto` package on PyPI, generated from Perfetto's `perfetto_trace.proto`), run
+//! by `tests/perfetto/check_trace.py`, which checks the trace's structure. What it decoded
+//! is then compared with the fdr trace itself and with the chrome-json export of it.
+//!
+//! The decoder is installed into this target directory with pip on first use (pinned
+//! versions, nothing outside `target/`). Without Python or PyPI the tests say they skipped;
+//! under CI (`CI` set), that is a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use fdr_analyzer::chrome::ChromeExport;
+use fdr_analyzer::perfetto::PerfettoExport;
+use fdr_analyzer::scenarios::{SCENARIOS, TraceBuilder, scenario};
+use fdr_analyzer::{EventCx, ReadOptions, Visitor, read_slice};
+use fdr_format::{EventKind, StrId, TaskId};
+use serde_json::Value;
+
+const PERFETTO_PY: &str = "perfetto==0.59.1";
+const PROTOBUF_PY: &str = "protobuf==6.33.6";
+
+fn tmp() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+fn import_ok(site: &Path) -> bool {
+    Command::new("python3")
+        .args([
+            "-c",
+            "import perfetto.protos.perfetto.trace.perfetto_trace_pb2",
+        ])
+        .env("PYTHONPATH", site)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The directory holding the decoder's Python packages, installed there when missing.
+fn decoder() -> Result<&'static Path, String> {
+    static SITE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let site = tmp().join("perfetto-python");
+        if import_ok(&site) {
+            return Ok(site);
+        }
+        let st = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--upgrade",
+                "--target",
+            ])
+            .arg(&site)
+            .args([PERFETTO_PY, PROTOBUF_PY])
+            .status()
+            .map_err(|e| format!("python3 is not available: {e}"))?;
+        if !st.success() {
+            return Err(format!(
+                "pip install {PERFETTO_PY} {PROTOBUF_PY} failed: {st}"
+            ));
+        }
+        if import_ok(&site) {
+            Ok(site)
+        } else {
+            Err("installed, but perfetto_trace_pb2 does not import".into())
+        }
+    })
+    .as_ref()
+    .map(PathBuf::as_path)
+    .map_err(Clone::clone)
+}
+
+/// The exporter's counters.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    packets: u64,
+    slices: u64,
+    unfinished: u64,
+    unmatched: u64,
+}
+
+/// Exports `trace` as Perfetto and decodes it; `None` (after saying so) when the decoder
+/// cannot be had outside CI.
+fn decode(trace: &[u8], name: &str) -> Option<(Value, Counts)> {
+    let site = match decoder() {
+        Ok(s) => s,
+        Err(why) if std::env::var_os("CI").is_none() => {
+            println!("SKIPPED: Perfetto decoder check: {why}");
+            return None;
+        }
+        Err(why) => panic!("the Perfetto decoder is needed under CI: {why}"),
+    };
+    let mut x = PerfettoExport::new(Vec::new());
+    let out = read_slice(trace, &mut x, ReadOptions::default()).unwrap();
+    assert!(out.error.is_none(), "{name}: {:?}", out.error);
+    assert!(x.error.is_none());
+    let file = tmp().join(format!("{name}.pftrace"));
+    let summary = tmp().join(format!("{name}.summary.json"));
+    let counts = Counts {
+        packets: x.packets,
+        slices: x.slices,
+        unfinished: x.unfinished,
+        unmatched: x.unmatched,
+    };
+    let written = x.bytes;
+    let bytes = x.into_inner();
+    assert_eq!(bytes.len() as u64, written);
+    std::fs::write(&file, &bytes).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/perfetto/check_trace.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(&file)
+        .arg(&summary)
+        .env("PYTHONPATH", site)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name}: the decoder rejected the export:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(v["packets"].as_u64(), Some(counts.packets), "{name}");
+    Some((v, counts))
+}
+
+type Key = (u64, String, String, u64, u64);
+
+/// Chrome-json's complete events, log and loss instants, threads and process, as multisets.
+#[derive(Default, Debug)]
+struct Chrome {
+    slices: BTreeMap<Key, u32>,
+    logs: BTreeMap<(u64, String, u64, String), u32>,
+    losses: BTreeMap<(u64, String, u64), u32>,
+    threads: BTreeMap<String, String>,
+    process: (u64, String),
+}
+
+fn ns(us: &Value) -> u64 {
+    (us.as_f64().unwrap() * 1000.0).round() as u64
+}
+
+fn chrome(trace: &[u8]) -> Chrome {
+    let mut x = ChromeExport::new(Vec::new());
+    read_slice(trace, &mut x, ReadOptions::default()).unwrap();
+    let v: Value = serde_json::from_slice(&x.into_inner()).unwrap();
+    let mut c = Chrome::default();
+    for e in v["traceEvents"].as_array().unwrap() {
+        let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+        let tid = e["tid"].as_u64().unwrap();
+        match (s("ph").as_str(), s("cat").as_str()) {
+            ("X", cat) => {
+                let k = (tid, cat.to_string(), s("name"), ns(&e["ts"]), ns(&e["dur"]));
+                *c.slices.entry(k).or_default() += 1;
+            }
+            ("i", "log") => {
+                let m = e["args"]["message"].as_str().unwrap().to_string();
+                *c.logs.entry((tid, s("name"), ns(&e["ts"]), m)).or_default() += 1;
+            }
+            ("i", "loss") => {
+                let r = e["args"]["reason"].as_str().unwrap().to_string();
+                let events = e["args"]["events"].as_u64().unwrap();
+                *c.losses.entry((ns(&e["ts"]), r, events)).or_default() += 1;
+            }
+            ("M", _) if s("name") == "thread_name" => {
+                c.threads
+                    .insert(tid.to_string(), e["args"]["name"].as_str().unwrap().into());
+            }
+            ("M", _) => {
+                c.process = (
+                    e["pid"].as_u64().unwrap(),
+                    e["args"]["name"].as_str().unwrap().into(),
+                );
+            }
+            other => panic!("unexpected chrome event {other:?}"),
+        }
+    }
+    c
+}
+
+/// What the fdr trace itself holds, counted straight from its events.
+#[derive(Default)]
+struct Counted {
+    wakes: u64,
+    metrics: Vec<(u64, f64)>,
+}
+
+impl Visitor for Counted {
+    fn event(&mut self, cx: &EventCx<'_>) {
+        match cx.kind {
+            EventKind::Wake { .. } => self.wakes += 1,
+            EventKind::Metric { value, .. } => self.metrics.push((cx.ns, value)),
+            _ => {}
+        }
+    }
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().unwrap().to_string()
+}
+
+/// Checks one trace's export against chrome-json and the trace; returns the summary.
+fn check_trace(trace: &[u8], name: &str) -> Option<Value> {
+    let (v, x) = decode(trace, name)?;
+    let c = chrome(trace);
+    let mut counted = Counted::default();
+    read_slice(trace, &mut counted, ReadOptions::default()).unwrap();
+
+    // Process and threads, named as chrome-json names them.
+    assert_eq!(v["process"]["pid"].as_u64(), Some(c.process.0), "{name}");
+    assert_eq!(str_of(&v["process"]["name"]), c.process.1, "{name}");
+    let threads: BTreeMap<String, String> = v["threads"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, n)| (k.clone(), str_of(n)))
+        .collect();
+    assert_eq!(threads, c.threads, "{name}: thread tracks");
+
+    // Every slice chrome-json writes, at the same nanosecond, and no other finished one.
+    let mut slices: BTreeMap<Key, u32> = BTreeMap::new();
+    let mut unfinished = 0u64;
+    for s in v["slices"].as_array().unwrap() {
+        if s["args"]["unfinished"] == Value::Bool(true) {
+            unfinished += 1;
+            continue;
+        }
+        let k = (
+            s["tid"].as_u64().unwrap(),
+            str_of(&s["cat"]),
+            str_of(&s["name"]),
+            s["ts"].as_u64().unwrap(),
+            s["dur"].as_u64().unwrap(),
+        );
+        *slices.entry(k).or_default() += 1;
+    }
+    assert_eq!(unfinished, x.unfinished, "{name}");
+    assert_eq!(
+        v["slices"].as_array().unwrap().len() as u64,
+        x.slices,
+        "{name}"
+    );
+    if slices != c.slices {
+        let only_p: Vec<_> = slices
+            .keys()
+            .filter(|k| !c.slices.contains_key(k))
+            .take(5)
+            .collect();
+        let only_c: Vec<_> = c
+            .slices
+            .keys()
+            .filter(|k| !slices.contains_key(k))
+            .take(5)
+            .collect();
+        panic!(
+            "{name}: slices differ from chrome-json: only perfetto {only_p:?}, only chrome {only_c:?}"
+        );
+    }
+
+    // Logs with their messages, losses, wakes, metric samples.
+    let mut logs = BTreeMap::new();
+    let mut losses = BTreeMap::new();
+    let mut wakes = 0u64;
+    for i in v["instants"].as_array().unwrap() {
+        let ts = i["ts"].as_u64().unwrap();
+        match i["cat"].as_str().unwrap() {
+            "log" => {
+                let k = (
+                    i["tid"].as_u64().unwrap(),
+                    str_of(&i["name"]),
+                    ts,
+                    str_of(&i["args"]["message"]),
+                );
+                *logs.entry(k).or_default() += 1;
+            }
+            "loss" => {
+                assert_eq!(
+                    i["process"],
+                    Value::Bool(true),
+                    "{name}: loss is process-wide"
+                );
+                let k = (
+                    ts,
+                    str_of(&i["args"]["reason"]),
+                    i["args"]["events"].as_u64().unwrap(),
+                );
+                *losses.entry(k).or_default() += 1;
+            }
+            "wake" => {
+                wakes += 1;
+                assert!(str_of(&i["name"]).starts_with("wake "), "{name}: {i}");
+                assert!(i["args"]["woken task"].is_u64(), "{name}: {i}");
+            }
+            other => panic!("{name}: unexpected instant category {other}"),
+        }
+    }
+    assert_eq!(logs, c.logs, "{name}: logs");
+    assert_eq!(losses, c.losses, "{name}: losses");
+    assert_eq!(wakes, counted.wakes, "{name}: wakes");
+    let flows = v["flows_started"].as_u64().unwrap();
+    assert!(
+        flows <= wakes && (flows > 0) == (wakes > 0),
+        "{name}: {flows} flows"
+    );
+    assert!(v["flows_ended"].as_u64().unwrap() <= flows);
+    let metrics: Vec<(u64, f64)> = v["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["ts"].as_u64().unwrap(), m["value"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(metrics, counted.metrics, "{name}: metric samples");
+    Some(v)
+}
+
+#[test]
+fn every_scenario_decodes_and_matches_chrome_json() {
+    for (name, _) in SCENARIOS {
+        let trace = scenario(name).unwrap();
+        let Some(v) = check_trace(&trace, name) else {
+            return;
+        };
+        assert!(v["slices"].as_array().unwrap().len() > 20, "{name}");
+    }
+    // Wakes become flows into the woken task's next poll.
+    let (v, _) = decode(&scenario("healthy").unwrap(), "healthy-flows").unwrap();
+    assert!(v["flows_started"].as_u64().unwrap() > 100);
+    assert_eq!(v["flows_started"], v["flows_ended"]);
+}
+
+#[test]
+fn sample_and_every_kind_traces_decode() {
+    let sample = fdr_format::testing::sample_trace();
+    let Some(v) = check_trace(&sample, "sample") else {
+        return;
+    };
+    assert!(v["slices"].as_array().unwrap().len() > 1000);
+    assert!(!v["instants"].as_array().unwrap().is_empty());
+
+    let every = fdr_format::testing::every_kind_trace();
+    let v = check_trace(&every, "every_kind").unwrap();
+    let cats: Vec<String> = v["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| str_of(&s["cat"]))
+        .collect();
+    for cat in ["poll", "task", "region", "block", "park"] {
+        assert!(cats.iter().any(|c| c == cat), "no {cat} slice: {cats:?}");
+    }
+    let block = v["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["cat"] == "block")
+        .unwrap();
+    assert_eq!(block["name"], "blocked: channel");
+    assert!(str_of(&block["args"]["site"]).contains(":3"), "{block}");
+    assert_eq!(v["counters"].as_array().unwrap().len(), 1);
+    assert_eq!(v["counters"][0]["value"].as_f64(), Some(2.5));
+    let msgs: Vec<String> = v["instants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["cat"] == "log")
+        .map(|i| str_of(&i["args"]["message"]))
+        .collect();
+    assert_eq!(msgs, ["x=1", "a"], "an inline and an interned message");
+}
+
+/// A region held across a poll's end, a poll left open at the end of the trace, and an
+/// end whose begin came before the trace: slices still nest on the thread's track, and
+/// the slices cut short say so.
+#[test]
+fn slices_nest_even_when_the_trace_does_not() {
+    let mut b = TraceBuilder::new();
+    let t = b.thread("worker");
+    let name = b.string("job");
+    let region = b.string("held across an await");
+    let task = TaskId(9);
+    let before = TaskId(8);
+    let mut at = 0;
+    let mut push = |b: &mut TraceBuilder, kind| {
+        at += 1000;
+        b.push(t, at, kind);
+    };
+    push(
+        &mut b,
+        EventKind::PollEnd {
+            task: before,
+            ready: false,
+        },
+    );
+    push(
+        &mut b,
+        EventKind::TaskCreate {
+            task,
+            parent: TaskId::NONE,
+            name,
+            site: fdr_format::SiteId(0),
+        },
+    );
+    push(&mut b, EventKind::PollStart { task });
+    push(&mut b, EventKind::RegionBegin { name: region });
+    push(&mut b, EventKind::PollEnd { task, ready: false });
+    push(&mut b, EventKind::RegionEnd { name: region });
+    push(&mut b, EventKind::PollStart { task });
+    push(
+        &mut b,
+        EventKind::RegionBegin {
+            name: StrId(name.0),
+        },
+    );
+    let trace = b.build();
+    let Some((v, x)) = decode(&trace, "unnested") else {
+        return;
+    };
+    assert_eq!(
+        x.unmatched, 2,
+        "the early poll end and the region's own end"
+    );
+    assert_eq!(x.unfinished, 3);
+    let slices: Vec<(String, u64, u64, bool)> = v["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                str_of(&s["name"]),
+                s["ts"].as_u64().unwrap(),
+                s["dur"].as_u64().unwrap(),
+                s["args"]["unfinished"] == Value::Bool(true),
+            )
+        })
+        .collect();
+    // Times are since the first event: one event every 1000 ns.
+    assert_eq!(
+        slices,
+        [
+            ("held across an await".to_string(), 3000, 1000, true),
+            ("poll job".to_string(), 2000, 2000, false),
+            ("job".to_string(), 7000, 0, true),
+            ("poll job".to_string(), 6000, 1000, true),
+        ]
+    );
+}
