@@ -10,8 +10,12 @@
 //! Histograms count clock ticks ([`crate::now_ticks`]) and convert to nanoseconds on read.
 //! Buckets are a power of two split into 8 (a value's bucket is within 12.5% of it); a
 //! percentile is its bucket's upper bound, capped at the largest value seen.
+#![allow(
+    unsafe_code,
+    reason = "the hot path reaches a thread's cells through a cached raw pointer"
+)]
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -65,9 +69,10 @@ fn bump(cell: &AtomicU64, by: u64) {
     );
 }
 
+/// A thread's histogram: its count is the sum of its buckets, added up on read, so a value
+/// costs one bucket, the sum and the max.
 struct Histogram {
     buckets: [AtomicU64; HISTOGRAM_BUCKETS],
-    count: AtomicU64,
     sum: AtomicU64,
     max: AtomicU64,
 }
@@ -76,7 +81,6 @@ impl Histogram {
     fn new() -> Self {
         Histogram {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
         }
@@ -86,7 +90,6 @@ impl Histogram {
     #[inline(always)]
     fn record(&self, v: u64) {
         bump(&self.buckets[bucket(v)], 1);
-        bump(&self.count, 1);
         bump(&self.sum, v);
         if v > self.max.load(Ordering::Relaxed) {
             self.max.store(v, Ordering::Relaxed);
@@ -96,9 +99,10 @@ impl Histogram {
     /// Adds `self` into `into` (any thread; `into` is written under the registry lock).
     fn add_to(&self, into: &mut HistogramTicks) {
         for (o, b) in into.buckets.iter_mut().zip(&self.buckets) {
-            *o += b.load(Ordering::Relaxed);
+            let n = b.load(Ordering::Relaxed);
+            *o += n;
+            into.count += n;
         }
-        into.count += self.count.load(Ordering::Relaxed);
         into.sum = into.sum.wrapping_add(self.sum.load(Ordering::Relaxed));
         into.max = into.max.max(self.max.load(Ordering::Relaxed));
     }
@@ -142,15 +146,15 @@ pub(crate) enum Hist {
 }
 const HISTOGRAMS: usize = 3;
 
+/// The counters (polls are the poll-duration histogram's count, not a counter).
 #[derive(Clone, Copy)]
 pub(crate) enum Counter {
     TasksSpawned = 0,
     TasksCompleted = 1,
     TasksDropped = 2,
-    Polls = 3,
-    Wakes = 4,
+    Wakes = 3,
 }
-const COUNTERS: usize = 5;
+const COUNTERS: usize = 4;
 
 /// One thread's metric cells (written by that thread only).
 pub(crate) struct ThreadMetrics {
@@ -190,10 +194,14 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     retired_counters: [0; COUNTERS],
 });
 
+/// Owns this thread's cells; folds them into the retired sums when the thread's storage is
+/// torn down.
 struct Slot(OnceCell<Arc<ThreadMetrics>>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        // From now on this thread records no metric (see `with_thread`).
+        CELLS.set(DEAD);
         let Some(m) = self.0.take() else { return };
         let mut r = lock(&REGISTRY);
         if r.retired_hists.is_empty() {
@@ -209,23 +217,53 @@ impl Drop for Slot {
     }
 }
 
+/// `CELLS` of a thread whose storage is being torn down.
+const DEAD: *const ThreadMetrics = std::ptr::dangling();
+
 thread_local! {
+    /// This thread's cells, owned by `SLOT`; null until the first metric, [`DEAD`] once
+    /// `SLOT` is dropped. A const cell with no destructor: reaching it is one load, with no
+    /// check of the thread-local's state.
+    static CELLS: Cell<*const ThreadMetrics> = const { Cell::new(std::ptr::null()) };
     static SLOT: Slot = const { Slot(OnceCell::new()) };
 }
 
+/// Registers this thread's cells; null if its storage is being torn down.
 #[cold]
 #[inline(never)]
-fn register() -> Arc<ThreadMetrics> {
-    let m = Arc::new(ThreadMetrics::new());
-    lock(&REGISTRY).live.push(m.clone());
-    m
+fn register() -> *const ThreadMetrics {
+    SLOT.try_with(|s| {
+        let m = s.0.get_or_init(|| {
+            let m = Arc::new(ThreadMetrics::new());
+            lock(&REGISTRY).live.push(m.clone());
+            m
+        });
+        let p = Arc::as_ptr(m);
+        CELLS.set(p);
+        p
+    })
+    .unwrap_or(std::ptr::null())
 }
 
 /// Runs `f` with this thread's metric cells (registering them on first use); does nothing
-/// while the thread's storage is being torn down.
+/// while the thread's storage is being torn down. Returns whether `f` ran.
 #[inline(always)]
-pub(crate) fn with_thread(f: impl FnOnce(&ThreadMetrics)) {
-    let _ = SLOT.try_with(|s| f(s.0.get_or_init(register)));
+pub(crate) fn with_thread(f: impl FnOnce(&ThreadMetrics)) -> bool {
+    let mut p = CELLS.get();
+    if p.is_null() || p == DEAD {
+        if p == DEAD {
+            return false;
+        }
+        p = register();
+        if p.is_null() {
+            return false;
+        }
+    }
+    // SAFETY: `p` came from `Arc::as_ptr` of the cells `SLOT` owns on this thread; `SLOT`
+    // sets `CELLS` to `DEAD` before it drops them, so while `CELLS` holds `p` they are alive.
+    // The cells are atomics: a shared reference is all `f` gets.
+    f(unsafe { &*p });
+    true
 }
 
 /// Records one value into a histogram of this thread.
@@ -407,14 +445,15 @@ pub fn metrics() -> MetricsSnapshot {
             .unwrap_or_else(|| HistogramSnapshot::new(HistogramTicks::new(), ns_per_tick))
     };
     let c = |k: Counter| counters[k as usize];
+    let (sched_latency_ns, poll_duration_ns, lock_wait_ns) = (next(), next(), next());
     MetricsSnapshot {
-        sched_latency_ns: next(),
-        poll_duration_ns: next(),
-        lock_wait_ns: next(),
+        polls: poll_duration_ns.count,
+        sched_latency_ns,
+        poll_duration_ns,
+        lock_wait_ns,
         tasks_spawned: c(Counter::TasksSpawned),
         tasks_completed: c(Counter::TasksCompleted),
         tasks_alive: c(Counter::TasksSpawned).saturating_sub(c(Counter::TasksDropped)),
-        polls: c(Counter::Polls),
         wakes: c(Counter::Wakes),
         recorder: crate::stats(),
     }
@@ -464,5 +503,30 @@ mod tests {
         assert!(got.max_ns >= (10_000_000.0 * ns_per_tick) as u64 - 1);
         let p50 = got.p50_ns() as f64 / ns_per_tick;
         assert!((40_000.0..=60_000.0).contains(&p50), "p50 {p50} ticks");
+    }
+
+    #[test]
+    fn a_metric_after_the_threads_cells_are_torn_down_is_dropped_not_written() {
+        use std::sync::atomic::AtomicU8;
+        // 0: not run; 1: skipped as it should; 2: written through the freed cells.
+        static LATE_OUTCOME: AtomicU8 = AtomicU8::new(0);
+        struct Late;
+        impl Drop for Late {
+            fn drop(&mut self) {
+                let wrote = with_thread(|m| m.count(Counter::Wakes, 1));
+                LATE_OUTCOME.store(if wrote { 2 } else { 1 }, Ordering::Relaxed);
+            }
+        }
+        thread_local! {
+            static LATE: Late = const { Late };
+        }
+        std::thread::spawn(|| {
+            // Destructors run in reverse order of first use: `SLOT`'s, then `LATE`'s.
+            LATE.with(|_| ());
+            record(Hist::LockWait, 1);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(LATE_OUTCOME.load(Ordering::Relaxed), 1);
     }
 }

@@ -292,7 +292,6 @@ impl<F: Future> Future for Traced<F> {
                 m.hist(Hist::SchedLatency, start.saturating_sub(woken));
             }
             m.hist(Hist::PollDuration, end.saturating_sub(start));
-            m.count(Counter::Polls, 1);
             if ready {
                 m.count(Counter::TasksCompleted, 1);
             }
