@@ -139,7 +139,7 @@ mod unstable {
                 let end = now_ticks();
                 with_thread(|m| {
                     m.hist(Hist::PollDuration, end.saturating_sub(start));
-                        });
+                });
             })
             .on_task_terminate(|meta| {
                 if enabled() {
