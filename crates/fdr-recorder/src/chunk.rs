@@ -1,5 +1,6 @@
-//! Chunks, the per-thread slot that publishes a thread's current chunk, and the pin protocol
-//! that lets a snapshot read a chunk a writer is still filling.
+//! Chunks, the per-thread hand-off (a thread's current-chunk slot and its mailbox of sealed
+//! chunks, in one cache line), and the pin protocol that lets a snapshot read a chunk a
+//! writer is still filling.
 //!
 //! Protocol (checked by the loom models in `tests/loom.rs`):
 //! - A writer owns its current chunk. It writes bytes past the committed length, then
@@ -7,13 +8,32 @@
 //!   bits, the number of events in its high 32: one plain store carries both, so no separate
 //!   counter is written per event); it never rewrites bytes below it. Readers `Acquire` the
 //!   word and read only the prefix it names: never a torn event.
-//! - Sealing: the writer pushes the full chunk to the sealed queue, then swaps its slot to
-//!   the next chunk, then clears the chunk's `is_current` flag (`Release`).
+//! - Sealing ([`Handoff::seal`]): the writer posts the full chunk into the next entry of its
+//!   own mailbox, a ring of [`MAILBOX_SLOTS`] entries (`Release`; only the owner turns an
+//!   entry from empty to full), or, if that entry is still full, pushes it to the global
+//!   overflow queue; then swaps
+//!   its slot to the next chunk (`AcqRel`); then clears the chunk's `is_current` flag
+//!   (`Release`). The mailbox and the slot share one cache line, which the writer prefetches
+//!   for writing shortly before the chunk fills, so a seal costs at most one cross-core
+//!   transfer (the line, if a drain touched it since).
+//! - Draining ([`collect_sealed`]), always under the recorder's core lock (one drainer at a
+//!   time): pop the overflow queue (as many as it held when we started); then, for every
+//!   registered thread, take at most [`MAILBOX_SLOTS`] of its mailbox's entries in ring
+//!   order from where the last drain stopped, up to the first empty one (`Acquire` it, store
+//!   it empty, `Release`); then sort the batch by (base timestamp, thread, sequence), which
+//!   is oldest-first overall and sequence order per thread. No thread's chunk is drained in
+//!   a round before one it sealed earlier: a chunk posted before one we pop from the queue
+//!   is seen by the mailbox pass (it happens-before the push); a chunk pushed to the queue
+//!   after our pops found its mailbox entry full, and the next chunk goes to that same
+//!   entry, which this pass can reach only after [`MAILBOX_SLOTS`] entries: not in this
+//!   round. In particular a thread's last chunk is taken only with all its others.
 //! - A reader pins a live chunk: load the slot, add a pin, then confirm with a
 //!   compare-exchange that the slot still holds that chunk. The confirmation is a
-//!   read-modify-write, so it is ordered against the writer's swap.
-//! - A chunk is recycled (handed to another writer) only when it is in no ring, no longer
-//!   current (`Acquire`), and has no pins (`Acquire`), in that order.
+//!   read-modify-write, so it is ordered against the writer's swap. A reader that saw the
+//!   slot move past a chunk (a failed confirmation, or a later chunk) and drains afterwards
+//!   finds it: it was posted (or pushed) before the swap.
+//! - A chunk is recycled (handed to another writer) only when it is in no mailbox, ring or
+//!   queue, no longer current (`Acquire`), and has no pins (`Acquire`), in that order.
 //! - Chunks are never freed while the recorder exists, so a stale pointer still points at a
 //!   valid chunk; the checks above decide whether its bytes may be read.
 #![allow(
@@ -22,6 +42,15 @@
 )]
 
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Ordering};
+
+/// Sealed chunks a thread's mailbox holds until a drain takes them: seven, so that they and
+/// the slot fill one cache line. Past it a seal goes to the global overflow queue.
+#[cfg(not(loom))]
+pub const MAILBOX_SLOTS: usize = 7;
+/// Sealed chunks a thread's mailbox holds (one under loom, so the models reach the overflow
+/// queue with two seals).
+#[cfg(loom)]
+pub const MAILBOX_SLOTS: usize = 1;
 
 /// The hand-off queue (crossbeam's `ArrayQueue`; under loom, a loom-checked stand-in).
 pub use crate::sync::Queue;
@@ -80,25 +109,29 @@ pub(crate) struct SealInfo {
 
 /// One chunk: a fixed buffer of encoded events and its protocol state. Aligned to 128 bytes
 /// (a pair of cache lines, the unit Intel's adjacent-line prefetcher moves), so the committed
-/// word one writer stores per event never shares a line with another chunk's.
+/// word one writer stores per event never shares a line with another chunk's. Laid out in
+/// order: the first line holds what the owner writes (the committed word, per event; the
+/// sealing facts and `is_current`, at sealing), so sealing writes a line the owner already
+/// has; the second holds the facts written when the chunk is handed out, and the pins and
+/// ring flag other threads write.
 #[derive(Debug)]
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub struct Chunk {
-    data: Box<[ByteCell]>,
     committed: AtomicU64,
-    pins: AtomicU32,
+    events: AtomicU64,
+    discards: AtomicU64,
+    last_ts: AtomicU64,
     is_current: AtomicBool,
-    in_ring: AtomicBool,
-    thread: AtomicU32,
-    seq: AtomicU32,
+    last: AtomicBool,
+    data: Box<[ByteCell]>,
     base_ts: AtomicU64,
     events_before: AtomicU64,
     bytes_before: AtomicU64,
     discards_before: AtomicU64,
-    events: AtomicU64,
-    discards: AtomicU64,
-    last_ts: AtomicU64,
-    last: AtomicBool,
+    thread: AtomicU32,
+    seq: AtomicU32,
+    pins: AtomicU32,
+    in_ring: AtomicBool,
 }
 
 // SAFETY: the buffer's bytes are only written by the chunk's single owner past the committed
@@ -154,7 +187,18 @@ impl Chunk {
         self.reset_for_owner(ChunkMeta::default());
     }
 
-    /// Records what is known at sealing; published by the push to the sealed queue.
+    /// Prepares a chunk for an owner as its thread's chunk `seq`, based at timestamp `seq`
+    /// (for the loom models, where a drain's order matters).
+    #[doc(hidden)]
+    pub fn reset_for_test_at(&self, seq: u32) {
+        self.reset_for_owner(ChunkMeta {
+            seq,
+            base_ts: u64::from(seq),
+            ..ChunkMeta::default()
+        });
+    }
+
+    /// Records what is known at sealing; published by the seal's post (or push).
     pub(crate) fn set_seal_info(&self, s: SealInfo) {
         self.events.store(s.events, Ordering::Relaxed);
         self.discards.store(s.discards, Ordering::Relaxed);
@@ -174,7 +218,7 @@ impl Chunk {
         }
     }
 
-    /// What sealing recorded (valid for a sealed chunk received through the queue).
+    /// What sealing recorded (valid for a sealed chunk received through a drain).
     pub(crate) fn seal_info(&self) -> SealInfo {
         SealInfo {
             events: self.events.load(Ordering::Relaxed),
@@ -378,17 +422,154 @@ impl Slot {
     }
 }
 
-/// Writer: seals the current chunk. Pushes it to `sealed` first, then installs `next`,
-/// then marks the old chunk not current. Returns the chunk back if the queue was full
-/// (the caller keeps it out of circulation and counts its events lost).
-pub fn seal_and_install(
-    slot: &Slot,
-    sealed: &Queue<ChunkPtr>,
-    old: ChunkPtr,
-    next: Option<ChunkPtr>,
-) -> Result<(), ChunkPtr> {
-    let pushed = sealed.push(old);
-    slot.install(next);
-    old.get().clear_current();
-    pushed
+/// A thread's hand-off line: its slot (the published current chunk) and its mailbox of
+/// sealed chunks, in one cache line (see the module docs). Aligned to 128 bytes so no other
+/// data shares its pair of lines.
+#[derive(Debug)]
+#[repr(C, align(128))]
+pub struct Handoff {
+    slot: Slot,
+    mail: [AtomicPtr<Chunk>; MAILBOX_SLOTS],
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handoff {
+    /// An empty slot and mailbox.
+    pub fn new() -> Self {
+        Handoff {
+            slot: Slot::new(),
+            mail: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+        }
+    }
+
+    /// The thread's slot.
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
+    /// Writer: asks the CPU to bring the hand-off line into its cache for writing, some
+    /// events before the seal that will write it (a hint; it changes no value).
+    #[inline]
+    pub fn prefetch_for_seal(&self) {
+        prefetch_write(std::ptr::from_ref(self).cast());
+    }
+
+    /// Writer: seals `old`, its current chunk. Posts it to the mailbox (or, if the mailbox
+    /// is full, pushes it to `overflow`), then installs `next` in the slot, then marks `old`
+    /// not current. `posted` is the writer's own count of chunks it posted (it picks the
+    /// entry). Returns the chunk back if the overflow queue was full too (the caller keeps
+    /// it out of circulation and counts its events lost).
+    pub fn seal(
+        &self,
+        posted: &mut usize,
+        overflow: &Queue<ChunkPtr>,
+        old: ChunkPtr,
+        next: Option<ChunkPtr>,
+    ) -> Result<(), ChunkPtr> {
+        let pushed = if self.post(posted, old) {
+            Ok(())
+        } else {
+            overflow.push(old)
+        };
+        self.slot.install(next);
+        old.get().clear_current();
+        pushed
+    }
+
+    /// Writer: puts `c` into the mailbox's next entry in ring order; `false` if that entry
+    /// is still full (the drain has not caught up: the mailbox is full).
+    fn post(&self, posted: &mut usize, c: ChunkPtr) -> bool {
+        let e = &self.mail[*posted % MAILBOX_SLOTS];
+        // `Acquire`: the drain's read of the entry happens before we refill it.
+        if !e.load(Ordering::Acquire).is_null() {
+            return false;
+        }
+        // Only the owner fills an entry and a drain only empties a full one, so nobody
+        // else writes it meanwhile.
+        e.store(c.0 as *mut Chunk, Ordering::Release);
+        *posted = posted.wrapping_add(1);
+        true
+    }
+
+    /// Drainer (under the core lock, so one at a time): moves the posted chunks to `out`,
+    /// in ring order from `taken` (the drainer's count of chunks it took from this mailbox),
+    /// stopping at the first empty entry. So a chunk is taken only with every chunk its
+    /// thread posted before it.
+    pub fn take_sealed(&self, taken: &mut usize, out: &mut Vec<ChunkPtr>) {
+        for _ in 0..MAILBOX_SLOTS {
+            let e = &self.mail[*taken % MAILBOX_SLOTS];
+            let p = e.load(Ordering::Acquire);
+            if p.is_null() {
+                return;
+            }
+            // The owner never writes a full entry, so this empties the one just read.
+            e.store(std::ptr::null_mut(), Ordering::Release);
+            out.push(ChunkPtr(p));
+            *taken = taken.wrapping_add(1);
+        }
+    }
+}
+
+/// Drains every sealed chunk into `out` (cleared first): the overflow queue (bounded by
+/// its length when we start), then each thread's mailbox (with the drainer's count of
+/// chunks taken from it), sorted oldest-first by base timestamp, then thread and
+/// sequence (see the module docs for why in that order). The caller holds the core lock,
+/// which makes it the only drainer.
+pub fn collect_sealed<'a>(
+    handoffs: impl IntoIterator<Item = (&'a Handoff, &'a mut usize)>,
+    overflow: &Queue<ChunkPtr>,
+    out: &mut Vec<ChunkPtr>,
+) {
+    out.clear();
+    for _ in 0..overflow.len() {
+        let Some(c) = overflow.pop() else { break };
+        out.push(c);
+    }
+    for (h, taken) in handoffs {
+        h.take_sealed(taken, out);
+    }
+    out.sort_by_cached_key(|c| {
+        let m = c.get().meta();
+        (m.base_ts, m.thread, m.seq)
+    });
+}
+
+/// A hint to bring the cache line at `p` into this CPU's cache for writing (`prefetchw`
+/// on x86_64; nothing elsewhere).
+#[inline(always)]
+fn prefetch_write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    if has_prefetchw() {
+        // SAFETY: the CPU has `prefetchw` (checked above). It only hints the cache: it never
+        // faults, whatever the address, and changes no memory or register the program sees.
+        unsafe {
+            std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = p;
+}
+
+/// Whether the CPU has `prefetchw` (CPUID 8000_0001h, ECX bit 8), asked once.
+#[cfg(all(target_arch = "x86_64", not(loom)))]
+fn has_prefetchw() -> bool {
+    static HAS: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        let max_ext = std::arch::x86_64::__cpuid(0x8000_0000).eax;
+        max_ext >= 0x8000_0001 && std::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+    });
+    *HAS
+}
+
+/// Writer: prefetches a chunk's two header lines for writing (before it is handed out or
+/// sealed).
+#[inline]
+pub(crate) fn prefetch_chunk_header(c: ChunkPtr) {
+    let p = c.0.cast::<u8>();
+    prefetch_write(p);
+    prefetch_write(p.wrapping_add(64));
 }

@@ -113,8 +113,9 @@ impl FlightRecorder {
         };
         // 2. Every live thread's current chunk.
         let live = trace::pin_live(sh);
-        // 3. Chunks sealed meanwhile (a thread that sealed its chunk after step 1 pushed it
-        //    before we could see its next chunk, so collecting again finds it).
+        // 3. Chunks sealed meanwhile (a thread that sealed its chunk after step 1 posted it
+        //    to its mailbox, or the overflow queue, before we could see its next chunk, so
+        //    collecting again finds it).
         {
             let mut core = lock(&sh.core);
             sh.collect(&mut core);

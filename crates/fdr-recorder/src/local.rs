@@ -8,7 +8,12 @@
 //! high 32 bits, so that one store also publishes the event count: no counter is written
 //! per event. No lock, allocation, syscall or shared write per event. Full chunks are
 //! sealed on a cold path, which allocates only during warm-up (until the chunk budget is
-//! first reached) and makes a syscall only when the free pool runs low.
+//! first reached) and makes a syscall only when the free pool runs low. A little before
+//! the chunk fills, the hot path's limit stops it twice more, [`PREPARE_STEP_BYTES`] apart:
+//! at the first stop the thread takes its next chunk from the pool and prefetches the lines
+//! the seal will write; at the second it checks whether the pool runs low. Each of these
+//! slow events, and the seal itself, then touches at most about one line another core may
+//! have written (the seal: its hand-off line, see `chunk`).
 #![allow(
     unsafe_code,
     reason = "the hot path writes through cached raw pointers into the owned chunk"
@@ -24,7 +29,7 @@ use fdr_format::{EventKind, LossReason, StrId};
 
 use crate::chunk::{
     CHUNK_BYTES, COMMITTED_EVENT, ChunkMeta, ChunkPtr, SealInfo, committed_events, committed_len,
-    seal_and_install,
+    prefetch_chunk_header,
 };
 use crate::clock::now_ticks;
 use crate::intern::{NameCache, SiteCache};
@@ -33,6 +38,11 @@ use crate::state::{ThreadShared, shared};
 /// Bytes of the private buffer a thread writes into while no chunk is free; what it holds
 /// is counted as lost (`PoolExhausted`) and reported in the thread's next chunk.
 const SCRATCH_BYTES: usize = 4096;
+
+/// The distance between the stops that prepare a seal (see the module docs): the first is
+/// two steps before the chunk's limit, a few hundred events (microseconds) ahead of the
+/// seal, while a drain touches the hand-off line once per collector round (milliseconds).
+const PREPARE_STEP_BYTES: usize = 512;
 
 /// Marks a thread whose thread-local storage is being torn down.
 const DEAD: usize = 1;
@@ -56,6 +66,13 @@ pub(crate) struct Local {
     pub(crate) sites: SiteCache,
     // Cold.
     chunk: Option<ChunkPtr>,
+    /// The next chunk, taken from the pool when the seal was prepared.
+    next: Option<ChunkPtr>,
+    /// Stops left before the seal: `limit` stops short of the chunk's end by this many
+    /// [`PREPARE_STEP_BYTES`].
+    stops: u8,
+    /// Chunks this thread posted to its mailbox (picks the next entry).
+    posted: usize,
     shared: Arc<ThreadShared>,
     seq: u32,
     events_before: u64,
@@ -138,6 +155,9 @@ fn register(p: *mut Local) -> Option<*mut Local> {
         names: NameCache::new(),
         sites: SiteCache::new(),
         chunk: None,
+        next: None,
+        stops: 0,
+        posted: 0,
         shared: ts,
         seq: 0,
         events_before: 0,
@@ -155,7 +175,7 @@ fn register(p: *mut Local) -> Option<*mut Local> {
         Some(c) => {
             c.get().reset_for_owner(l.meta(now));
             l.seq += 1;
-            l.shared.slot.install(Some(c));
+            l.shared.handoff.slot().install(Some(c));
             l.begin_chunk(c, now);
         }
         None => l.begin_discard(),
@@ -288,10 +308,11 @@ impl Local {
         );
     }
 
-    /// Sets `limit` and the hot path's `fast_end` for a buffer of `cap` bytes.
+    /// Sets `limit` and the hot path's `fast_end` for a buffer of `cap` bytes (stopping
+    /// short by a step per stop left).
     fn set_limit(&mut self, cap: usize) {
         self.cap = cap;
-        self.limit = cap - MAX_FIXED_EVENT_LEN;
+        self.limit = cap - MAX_FIXED_EVENT_LEN - usize::from(self.stops) * PREPARE_STEP_BYTES;
         self.fast_end = if crate::clock::counter_is_clock() {
             self.limit + 1
         } else {
@@ -373,7 +394,7 @@ impl Local {
             return;
         }
         if self.pos() + need > self.cap {
-            self.refill();
+            self.seal_and_refill();
             if self.pos() + need > self.cap {
                 shared()
                     .stats
@@ -391,10 +412,51 @@ impl Local {
         }
     }
 
-    /// Seals the current chunk and starts the next (or discards, if none is free).
+    /// The buffer reached its limit: takes the next step preparing the seal if one is left
+    /// (and returns if the event still fits), else seals the current chunk and starts the
+    /// next.
     #[cold]
     #[inline(never)]
     fn refill(&mut self) {
+        if self.stops > 0 {
+            self.prepare_step();
+            if self.pos() <= self.limit {
+                return;
+            }
+        }
+        self.seal_and_refill();
+    }
+
+    /// One step preparing the seal, then the limit moves a step on. The first takes the
+    /// next chunk from the pool and brings the lines the seal writes (the hand-off line, the
+    /// next chunk's header) into this CPU's cache, so the seal finds them there unless
+    /// another core touched them meanwhile; the second wakes the collector if the pool runs
+    /// low. Each reads about one line other cores write (the pool's), so no one event pays
+    /// for several.
+    fn prepare_step(&mut self) {
+        let sh = shared();
+        if self.stops == 2 {
+            self.shared.handoff.prefetch_for_seal();
+            if self.next.is_none() {
+                self.next = sh.pool.pop().or_else(|| sh.try_alloc());
+                if let Some(n) = self.next {
+                    prefetch_chunk_header(n);
+                }
+            }
+        } else {
+            sh.wake_if_pool_low();
+        }
+        self.stops -= 1;
+        self.set_limit(self.cap);
+    }
+
+    /// Seals the current chunk and starts the next (or discards, if none is free).
+    #[cold]
+    #[inline(never)]
+    fn seal_and_refill(&mut self) {
+        while self.stops > 0 {
+            self.prepare_step();
+        }
         let sh = shared();
         let now = now_ticks().max(self.last_ts);
         let old = self.chunk.take();
@@ -414,18 +476,24 @@ impl Local {
         } else {
             self.discard_scratch();
         }
-        // A free chunk from the pool, which the collector keeps stocked. If it is empty and
-        // the budget was never reached (the ring is still filling: warm-up), allocate one;
-        // else (the collector fell behind, or a snapshot pins the ring) discard and count.
-        // Once the budget is reached, a writer never allocates again.
-        let next = sh.pool.pop().or_else(|| sh.try_alloc());
+        // A free chunk from the pool (taken when the seal was prepared, or now), which the
+        // collector keeps stocked. If it is empty and the budget was never reached (the ring
+        // is still filling: warm-up), allocate one; else (the collector fell behind, or a
+        // snapshot pins the ring) discard and count. Once the budget is reached, a writer
+        // never allocates again.
+        let next = self.next.take().or_else(|| {
+            let n = sh.pool.pop().or_else(|| sh.try_alloc());
+            sh.wake_if_pool_low();
+            n
+        });
         if let Some(n) = next {
             n.get().reset_for_owner(self.meta(now));
             self.seq += 1;
         }
         match old {
             Some(c) => {
-                if seal_and_install(&self.shared.slot, &sh.sealed, c, next).is_err() {
+                let h = &self.shared.handoff;
+                if h.seal(&mut self.posted, &sh.sealed, c, next).is_err() {
                     // Cannot happen within any accepted budget (the queue holds more chunks
                     // than may exist); the chunk is kept out of circulation and counted.
                     sh.stats.lose(
@@ -438,14 +506,9 @@ impl Local {
             }
             None => {
                 if next.is_some() {
-                    self.shared.slot.install(next);
+                    self.shared.handoff.slot().install(next);
                 }
             }
-        }
-        // The collector polls; wake it early (a syscall, if it sleeps) only when the pool
-        // runs low, which its polling normally prevents.
-        if sh.pool.len() < sh.pool_low_water() {
-            sh.writer_wakes_collector();
         }
         match next {
             Some(n) => self.begin_chunk(n, now),
@@ -458,6 +521,7 @@ impl Local {
         self.chunk = Some(c);
         self.base = chunk.base_ptr();
         self.committed = chunk.committed_cell();
+        self.stops = 2;
         self.set_limit(CHUNK_BYTES);
         self.cursor = 0;
         self.last_ts = now;
@@ -478,6 +542,7 @@ impl Local {
         self.chunk = None;
         self.base = self.scratch.as_mut_ptr();
         self.committed = &self.dummy;
+        self.stops = 0;
         self.set_limit(SCRATCH_BYTES);
         self.cursor = 0;
     }
@@ -498,6 +563,13 @@ impl Local {
     fn exit(&mut self) {
         self.fixed(&EventKind::ThreadEnd);
         let sh = shared();
+        // A chunk taken ahead for the next seal goes back to the pool (it was never handed
+        // out: not current, in no ring, unread).
+        if let Some(n) = self.next.take() {
+            // The pool queue is larger than any budget; were it full, the chunk would only
+            // stay out of circulation.
+            let _ = sh.pool.push(n);
+        }
         match self.chunk.take() {
             Some(c) => {
                 let seal = SealInfo {
@@ -507,7 +579,8 @@ impl Local {
                     last: true,
                 };
                 c.get().set_seal_info(seal);
-                if seal_and_install(&self.shared.slot, &sh.sealed, c, None).is_err() {
+                let h = &self.shared.handoff;
+                if h.seal(&mut self.posted, &sh.sealed, c, None).is_err() {
                     sh.stats.lose(
                         LossReason::PoolExhausted,
                         seal.events,

@@ -1,8 +1,9 @@
 //! The recorder's shared state: the hand-off queues, the chunk pool and budget, the thread
 //! registry, the flight ring, and the collector thread that moves chunks between them.
 //!
-//! Writers touch only the lock-free queues (and the registry lock once, when a thread
-//! registers or exits). The collector and snapshot writers take the core lock.
+//! Writers touch only their own hand-off line and the lock-free queues (and the registry
+//! lock once, when a thread registers or exits). The collector and snapshot writers take
+//! the core lock, under which every drain of the mailboxes and the overflow queue runs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -13,13 +14,14 @@ use std::time::Duration;
 use fdr_format::{LossReason, ProcessInfo};
 
 use crate::capture::CaptureCtl;
-use crate::chunk::{CHUNK_BYTES, ChunkMeta, ChunkPtr, Slot};
+use crate::chunk::{CHUNK_BYTES, ChunkMeta, ChunkPtr, Handoff, collect_sealed};
 use crate::clock;
 use crate::stats::StatCells;
 use crate::sync::{Queue, lock};
 
-/// Capacity of the sealed-chunk queue: more than the chunks that can exist under any
-/// budget fdr accepts, so a push only fails in a broken configuration (and is counted).
+/// Capacity of the sealed-chunk overflow queue (a seal goes there only when its thread's
+/// mailbox is full): more than the chunks that can exist under any budget fdr accepts, so
+/// a push only fails in a broken configuration (and is counted).
 pub(crate) const SEALED_QUEUE_CAP: usize = 1 << 16;
 /// Capacity of the free-chunk pool queue.
 pub(crate) const POOL_QUEUE_CAP: usize = 1 << 16;
@@ -63,7 +65,8 @@ impl FlightConfig {
 #[derive(Debug)]
 pub(crate) struct ThreadShared {
     pub(crate) id: u32,
-    pub(crate) slot: Slot,
+    /// Its slot and mailbox of sealed chunks (one cache line; see `chunk`).
+    pub(crate) handoff: Handoff,
     /// Discarded events never reported in a chunk (the thread exited without a free chunk).
     pub(crate) exit_discards: AtomicU64,
     pub(crate) exit_discard_bytes: AtomicU64,
@@ -80,6 +83,8 @@ pub(crate) struct ThreadEntry {
     finished: bool,
     /// Events, bytes and discards of its chunks that left the ring.
     evicted: [u64; 3],
+    /// Chunks the drain took from its mailbox (picks the next entry to take).
+    mail_taken: usize,
 }
 
 /// Losses of threads whose every chunk left the ring and that are gone from the registry.
@@ -98,6 +103,8 @@ pub(crate) struct Core {
     pub(crate) flight: Option<FlightConfig>,
     pub(crate) threads: BTreeMap<u32, ThreadEntry>,
     retired: Vec<ChunkPtr>,
+    /// The drain's batch (kept to reuse its allocation).
+    batch: Vec<ChunkPtr>,
     pub(crate) gone: Gone,
     pub(crate) capture: Option<CaptureCtl>,
 }
@@ -183,6 +190,14 @@ impl Shared {
         }
     }
 
+    /// A writer that just took a chunk: wakes the collector early (a syscall, if it
+    /// sleeps) only when the pool runs low, which its polling normally prevents.
+    pub(crate) fn wake_if_pool_low(&self) {
+        if self.pool.len() < self.pool_low_water() {
+            self.writer_wakes_collector();
+        }
+    }
+
     /// A writer found the pool low: wakes the collector, at most once per collector round
     /// (a wake is a syscall if the collector sleeps; a writer short of chunks refills
     /// often, and one wake is enough).
@@ -197,7 +212,7 @@ impl Shared {
         let id = self.next_thread.fetch_add(1, Ordering::Relaxed);
         let ts = Arc::new(ThreadShared {
             id,
-            slot: Slot::new(),
+            handoff: Handoff::new(),
             exit_discards: AtomicU64::new(0),
             exit_discard_bytes: AtomicU64::new(0),
         });
@@ -212,6 +227,7 @@ impl Shared {
                 in_ring: 0,
                 finished: false,
                 evicted: [0; 3],
+                mail_taken: 0,
             },
         );
         ts
@@ -243,13 +259,21 @@ impl Shared {
 }
 
 impl Core {
-    /// Moves sealed chunks into the ring and the capture; returns how many.
+    /// Moves sealed chunks (the overflow queue, then every thread's mailbox) into the ring
+    /// and the capture, oldest first; returns how many.
     pub(crate) fn drain(&mut self, sh: &Shared) -> usize {
-        // Bounded by the queue's contents when we start, so a flood cannot hold the lock.
-        let mut moved = 0;
-        for _ in 0..sh.sealed.len() {
-            let Some(c) = sh.sealed.pop() else { break };
-            moved += 1;
+        // Bounded by the queue's contents when we start and the mailboxes' size, so a flood
+        // cannot hold the lock.
+        let mut batch = std::mem::take(&mut self.batch);
+        collect_sealed(
+            self.threads
+                .values_mut()
+                .map(|e| (&e.shared.handoff, &mut e.mail_taken)),
+            &sh.sealed,
+            &mut batch,
+        );
+        let moved = batch.len();
+        for &c in &batch {
             let chunk = c.get();
             let meta = chunk.meta();
             let seal = chunk.seal_info();
@@ -277,6 +301,7 @@ impl Core {
                 self.forget_if_done(meta.thread);
             }
         }
+        self.batch = batch;
         sh.stats
             .ring_bytes
             .store(self.ring_bytes as u64, Ordering::Relaxed);

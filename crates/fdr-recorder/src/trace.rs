@@ -94,7 +94,7 @@ pub(crate) fn pin_live(sh: &Shared) -> Vec<Held> {
         .collect();
     slots
         .iter()
-        .filter_map(|t| t.slot.pin_current())
+        .filter_map(|t| t.handoff.slot().pin_current())
         .map(|c| Held {
             chunk: c,
             meta: c.get().meta(),
