@@ -132,13 +132,18 @@ fn fdr_region_str() {
     black_box(());
 }
 
-/// Nanoseconds this thread has spent runnable but waiting for a CPU (Linux schedstat;
-/// 0 where it is not available).
-fn run_delay_ns() -> u64 {
+/// Field `n` of this thread's Linux schedstat (0: ns on a CPU, 1: ns runnable but waiting
+/// for one, 2: timeslices run); `None` where it is not available.
+fn schedstat(n: usize) -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+        .and_then(|s| s.split_whitespace().nth(n)?.parse().ok())
+}
+
+/// Nanoseconds this thread has spent runnable but waiting for a CPU (0 where schedstat is
+/// not available).
+fn run_delay_ns() -> u64 {
+    schedstat(1).unwrap_or(0)
 }
 
 /// ns/op of `f` run `batch` times: wall-clock, and on-CPU (wall-clock less the time the
@@ -431,9 +436,7 @@ struct Probe {
 
 impl Probe {
     fn read(buf: &mut String) -> Probe {
-        let timeslices = std::fs::read_to_string("/proc/thread-self/schedstat")
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(2)?.parse().ok());
+        let timeslices = schedstat(2);
         let cpu = current_cpu();
         let interrupts = interrupts_per_cpu(buf);
         let cpu_ns = thread_cpu_ns();

@@ -225,25 +225,23 @@ fn check(path: &Path, err: Option<&TraceError>) -> Result<()> {
     }
 }
 
-fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
+/// Runs `read` on the trace at `path` with read options that drive a progress bar.
+fn with_progress<R>(path: &Path, read: impl FnOnce(ReadOptions<'_>) -> R) -> R {
     let mut bar = Bar::new(path);
     let mut tick = |p: Progress| bar.tick(p);
-    let read = ReadOptions {
+    read(ReadOptions {
         progress: Some(&mut tick),
         ..ReadOptions::default()
-    };
-    fdr_analyzer::profile_file(path, opts, read).map_err(open_err)
+    })
+}
+
+fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
+    with_progress(path, |read| fdr_analyzer::profile_file(path, opts, read)).map_err(open_err)
 }
 
 /// Streams the trace at `path` into an exporter, with a progress bar.
 fn export(path: &Path, x: &mut dyn Visitor) -> Result<ReadOutcome> {
-    let mut bar = Bar::new(path);
-    let mut tick = |p: Progress| bar.tick(p);
-    let read = ReadOptions {
-        progress: Some(&mut tick),
-        ..ReadOptions::default()
-    };
-    fdr_analyzer::read_file(path, x, read).map_err(open_err)
+    with_progress(path, |read| fdr_analyzer::read_file(path, x, read)).map_err(open_err)
 }
 
 fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {

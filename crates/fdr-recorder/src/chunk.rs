@@ -181,12 +181,6 @@ impl Chunk {
         self.is_current.store(true, Ordering::Relaxed);
     }
 
-    /// Prepares a chunk for an owner with zeroed facts (for the loom models).
-    #[doc(hidden)]
-    pub fn reset_for_test(&self) {
-        self.reset_for_owner(ChunkMeta::default());
-    }
-
     /// Prepares a chunk for an owner as its thread's chunk `seq`, based at timestamp `seq`
     /// (for the loom models, where a drain's order matters).
     #[doc(hidden)]

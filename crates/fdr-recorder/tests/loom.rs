@@ -35,7 +35,7 @@ fn committed_length_publication() {
     loom::model(|| {
         let slot = Arc::new(Slot::new());
         let a = chunk();
-        a.get().reset_for_test();
+        a.get().reset_for_test_at(0);
         slot.install(Some(a));
         let s2 = slot.clone();
         let reader = thread::spawn(move || {
@@ -67,7 +67,7 @@ fn chunk_handoff() {
         let pool = Arc::new(Queue::<ChunkPtr>::new(4));
         let h = Arc::new(Handoff::new());
         let (a, b) = (chunk(), chunk());
-        a.get().reset_for_test();
+        a.get().reset_for_test_at(0);
         h.slot().install(Some(a));
         pool.push(b).unwrap();
         let (sq, pq, h2) = (sealed.clone(), pool.clone(), h.clone());
@@ -89,7 +89,7 @@ fn chunk_handoff() {
         });
         append(a.get(), 0, &[7; 4]);
         let next = pool.pop().expect("a free chunk");
-        next.get().reset_for_test();
+        next.get().reset_for_test_at(0);
         h.seal(&mut 0, &sealed, a, Some(next)).unwrap();
         append(next.get(), 0, &[9]);
         collector.join().unwrap();
@@ -105,7 +105,7 @@ fn snapshot_versus_recycle() {
         let sealed = Arc::new(Queue::<ChunkPtr>::new(4));
         let h = Arc::new(Handoff::new());
         let a = chunk();
-        a.get().reset_for_test();
+        a.get().reset_for_test_at(0);
         h.slot().install(Some(a));
         append(a.get(), 0, &[5, 5]);
         let h2 = h.clone();
@@ -129,7 +129,7 @@ fn snapshot_versus_recycle() {
         assert_eq!(got, [a]);
         let c = got[0];
         if c.get().reclaimable() {
-            c.get().reset_for_test();
+            c.get().reset_for_test_at(0);
             h.slot().install(Some(c));
             // Rewriting from 0 must not race with a reader: loom reports it if it does.
             append(c.get(), 0, &[8; CHUNK_BYTES / 4]);
