@@ -33,12 +33,12 @@
 //! - `tokio-unstable-hooks`: every tokio task seen without wrapping; needs
 //!   `RUSTFLAGS="--cfg tokio_unstable"` too, and fails the build without it.
 //!
-//! Under `--cfg loom` only the chunk hand-off protocol is built, for the loom
-//! models in `tests/loom.rs`.
+//! Under `--cfg loom` only the chunk hand-off protocol and a thread's metric cells are
+//! built, for the loom models in `tests/loom.rs`.
 
 #![cfg_attr(
     loom,
-    allow(dead_code, reason = "under loom only the protocol is built")
+    allow(dead_code, reason = "under loom only the protocols are built")
 )]
 
 #[cfg(not(loom))]
@@ -67,6 +67,10 @@ mod trace;
 // Async tasks, contended locks, runtime metrics, tokio hooks.
 #[cfg(not(loom))]
 pub mod locks;
+#[cfg(loom)]
+pub mod metric_cells;
+#[cfg(not(loom))]
+mod metric_cells;
 #[cfg(not(loom))]
 mod metrics;
 #[cfg(not(loom))]

@@ -24,7 +24,8 @@ use std::time::Duration;
 use fdr_format::{BlockReason, EventKind};
 
 use crate::clock::now_ticks;
-use crate::metrics::{Hist, record as record_metric};
+use crate::metric_cells::Hist;
+use crate::metrics::record as record_metric;
 use crate::{enabled, intern_site, record};
 
 /// A block in progress: records its end (if it recorded its begin) when dropped, also on

@@ -1,7 +1,7 @@
 //! Runtime metrics, live and lock-free: scheduling latency, poll duration, lock wait, task
 //! counts, and the recorder's own counters.
 //!
-//! Each thread that records a metric owns a [`ThreadMetrics`]: log-bucketed histograms and
+//! Each thread that records a metric owns a [`ThreadMetrics`] ([`crate::metric_cells`]): log-bucketed histograms and
 //! counters in relaxed atomics that only the owning thread writes (a load and a store, no
 //! read-modify-write, no lock). [`metrics`] sums every live thread's cells and those of the
 //! threads that exited (folded, once, into a retired set when the thread's storage is torn
@@ -16,170 +16,14 @@
 )]
 
 use std::cell::{Cell, OnceCell};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+pub use crate::metric_cells::HISTOGRAM_BUCKETS;
+use crate::metric_cells::{
+    COUNTERS, Counter, HISTOGRAMS, Hist, HistogramTicks, ThreadMetrics, bucket_high,
+};
 use crate::stats::Stats;
 use crate::sync::lock;
-
-/// Sub-buckets per power of two, as a shift.
-const SUB_BITS: u32 = 3;
-/// Buckets of a histogram: every `u64` has one.
-pub const HISTOGRAM_BUCKETS: usize = ((64 - SUB_BITS as usize) << SUB_BITS) + (1 << SUB_BITS);
-
-/// The bucket of `v`: exact below 8, then 8 per power of two.
-#[inline(always)]
-fn bucket(v: u64) -> usize {
-    if v < (1 << SUB_BITS) {
-        v as usize
-    } else {
-        let e = 63 - v.leading_zeros();
-        let sub = (v >> (e - SUB_BITS)) & ((1 << SUB_BITS) - 1);
-        (((e - SUB_BITS + 1) << SUB_BITS) as u64 | sub) as usize
-    }
-}
-
-/// The smallest value in bucket `i`.
-fn bucket_low(i: usize) -> u64 {
-    let sub_count = 1usize << SUB_BITS;
-    if i < sub_count {
-        i as u64
-    } else {
-        let e = (i >> SUB_BITS) as u32 + SUB_BITS - 1;
-        let sub = (i & (sub_count - 1)) as u64;
-        ((1u64 << SUB_BITS) | sub) << (e - SUB_BITS)
-    }
-}
-
-/// The largest value in bucket `i`.
-fn bucket_high(i: usize) -> u64 {
-    if i + 1 >= HISTOGRAM_BUCKETS {
-        u64::MAX
-    } else {
-        bucket_low(i + 1) - 1
-    }
-}
-
-/// Adds to a cell only this thread writes: a plain load and store, no locked instruction.
-#[inline(always)]
-fn bump(cell: &AtomicU64, by: u64) {
-    cell.store(
-        cell.load(Ordering::Relaxed).wrapping_add(by),
-        Ordering::Relaxed,
-    );
-}
-
-/// A thread's histogram: its count is the sum of its buckets, added up on read, so a value
-/// costs one bucket, the sum and the max.
-struct Histogram {
-    buckets: [AtomicU64; HISTOGRAM_BUCKETS],
-    sum: AtomicU64,
-    max: AtomicU64,
-}
-
-impl Histogram {
-    fn new() -> Self {
-        Histogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum: AtomicU64::new(0),
-            max: AtomicU64::new(0),
-        }
-    }
-
-    /// Owner thread only.
-    #[inline(always)]
-    fn record(&self, v: u64) {
-        bump(&self.buckets[bucket(v)], 1);
-        bump(&self.sum, v);
-        if v > self.max.load(Ordering::Relaxed) {
-            self.max.store(v, Ordering::Relaxed);
-        }
-    }
-
-    /// Adds `self` into `into` (any thread; `into` is written under the registry lock).
-    fn add_to(&self, into: &mut HistogramTicks) {
-        for (o, b) in into.buckets.iter_mut().zip(&self.buckets) {
-            let n = b.load(Ordering::Relaxed);
-            *o += n;
-            into.count += n;
-        }
-        into.sum = into.sum.wrapping_add(self.sum.load(Ordering::Relaxed));
-        into.max = into.max.max(self.max.load(Ordering::Relaxed));
-    }
-}
-
-/// A histogram's cells, summed, in ticks.
-#[derive(Clone)]
-struct HistogramTicks {
-    buckets: Box<[u64; HISTOGRAM_BUCKETS]>,
-    count: u64,
-    sum: u64,
-    max: u64,
-}
-
-impl HistogramTicks {
-    fn new() -> Self {
-        HistogramTicks {
-            buckets: Box::new([0; HISTOGRAM_BUCKETS]),
-            count: 0,
-            sum: 0,
-            max: 0,
-        }
-    }
-
-    fn add(&mut self, o: &HistogramTicks) {
-        for (a, b) in self.buckets.iter_mut().zip(o.buckets.iter()) {
-            *a += b;
-        }
-        self.count += o.count;
-        self.sum = self.sum.wrapping_add(o.sum);
-        self.max = self.max.max(o.max);
-    }
-}
-
-/// The histograms, in [`MetricsSnapshot::histograms`] order.
-#[derive(Clone, Copy)]
-pub(crate) enum Hist {
-    SchedLatency = 0,
-    PollDuration = 1,
-    LockWait = 2,
-}
-const HISTOGRAMS: usize = 3;
-
-/// The counters (polls are the poll-duration histogram's count, not a counter).
-#[derive(Clone, Copy)]
-pub(crate) enum Counter {
-    TasksSpawned = 0,
-    TasksCompleted = 1,
-    TasksDropped = 2,
-    Wakes = 3,
-}
-const COUNTERS: usize = 4;
-
-/// One thread's metric cells (written by that thread only).
-pub(crate) struct ThreadMetrics {
-    hists: [Histogram; HISTOGRAMS],
-    counters: [AtomicU64; COUNTERS],
-}
-
-impl ThreadMetrics {
-    fn new() -> Self {
-        ThreadMetrics {
-            hists: std::array::from_fn(|_| Histogram::new()),
-            counters: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    #[inline(always)]
-    pub(crate) fn hist(&self, h: Hist, ticks: u64) {
-        self.hists[h as usize].record(ticks);
-    }
-
-    #[inline(always)]
-    pub(crate) fn count(&self, c: Counter, by: u64) {
-        bump(&self.counters[c as usize], by);
-    }
-}
 
 /// Sums of exited threads, and the live threads.
 struct Registry {
@@ -207,12 +51,8 @@ impl Drop for Slot {
         if r.retired_hists.is_empty() {
             r.retired_hists = (0..HISTOGRAMS).map(|_| HistogramTicks::new()).collect();
         }
-        for (h, into) in m.hists.iter().zip(r.retired_hists.iter_mut()) {
-            h.add_to(into);
-        }
-        for (c, into) in m.counters.iter().zip(r.retired_counters.iter_mut()) {
-            *into += c.load(Ordering::Relaxed);
-        }
+        let r = &mut *r;
+        m.add_to(&mut r.retired_hists, &mut r.retired_counters);
         r.live.retain(|x| !Arc::ptr_eq(x, &m));
     }
 }
@@ -422,12 +262,7 @@ pub fn metrics() -> MetricsSnapshot {
     {
         let r = lock(&REGISTRY);
         for m in &r.live {
-            for (h, into) in m.hists.iter().zip(hists.iter_mut()) {
-                h.add_to(into);
-            }
-            for (c, into) in m.counters.iter().zip(counters.iter_mut()) {
-                *into += c.load(Ordering::Relaxed);
-            }
+            m.add_to(&mut hists, &mut counters);
         }
         for (h, into) in r.retired_hists.iter().zip(hists.iter_mut()) {
             into.add(h);
@@ -462,27 +297,7 @@ pub fn metrics() -> MetricsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_cover_every_value_in_order() {
-        let mut last = 0;
-        for i in 0..HISTOGRAM_BUCKETS {
-            assert!(bucket_low(i) <= bucket_high(i), "bucket {i}");
-            if i > 0 {
-                assert_eq!(bucket_low(i), last + 1, "bucket {i} follows {}", i - 1);
-            }
-            assert_eq!(bucket(bucket_low(i)), i);
-            assert_eq!(bucket(bucket_high(i)), i);
-            last = bucket_high(i);
-        }
-        assert_eq!(last, u64::MAX);
-        for v in [0, 7, 8, 9, 1000, 123_456_789, u64::MAX / 3] {
-            let b = bucket(v);
-            assert!(bucket_low(b) <= v && v <= bucket_high(b));
-            // Within 12.5% of the value.
-            assert!((bucket_high(b) - bucket_low(b)) as f64 <= v as f64 / 8.0 + 1.0);
-        }
-    }
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn percentiles_merge_threads_live_and_exited() {

@@ -20,6 +20,27 @@ pub(crate) use loom::sync::atomic::AtomicPtr;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::AtomicPtr;
 
+/// Reads a cell that only the calling thread writes (its owner): a relaxed load.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn owner_load(cell: &AtomicU64) -> u64 {
+    cell.load(Ordering::Relaxed)
+}
+
+/// Reads a cell that only the calling thread writes (its owner). Under loom an
+/// unsynchronized read, which loom checks against concurrent writes (there must be none):
+/// an atomic load would become the cell's last access in loom's exploration and hide
+/// another thread's read racing the owner's next store.
+#[cfg(loom)]
+pub(crate) fn owner_load(cell: &AtomicU64) -> u64 {
+    #[allow(unsafe_code, reason = "loom's unsynchronized read")]
+    // SAFETY: the caller owns `cell`: no other thread writes it, so no write races this read
+    // (loom reports one if it does).
+    unsafe {
+        cell.unsync_load()
+    }
+}
+
 /// A bounded multi-producer multi-consumer queue.
 #[cfg(not(loom))]
 pub type Queue<T> = crossbeam_queue::ArrayQueue<T>;

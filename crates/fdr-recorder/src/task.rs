@@ -35,7 +35,8 @@ use fdr_format::{TaskId, encode};
 
 use crate::clock::now_ticks;
 use crate::local::{peek_local, with_local};
-use crate::metrics::{Counter, Hist, with_thread};
+use crate::metric_cells::Counter;
+use crate::metrics::with_thread;
 use crate::{current_task, enabled, intern, intern_site, new_task_id, set_current_task};
 
 // A task event is recorded as a region's are: a fast path inlined into the poll (or the
@@ -288,10 +289,10 @@ impl<F: Future> Future for Traced<F> {
             || poll_end_slow(task, ready),
         );
         with_thread(|m| {
-            if woken != 0 {
-                m.hist(Hist::SchedLatency, start.saturating_sub(woken));
-            }
-            m.hist(Hist::PollDuration, end.saturating_sub(start));
+            m.poll(
+                (woken != 0).then(|| start.saturating_sub(woken)),
+                end.saturating_sub(start),
+            );
             if ready {
                 m.count(Counter::TasksCompleted, 1);
             }

@@ -74,7 +74,8 @@ mod unstable {
 
     use super::TOKIO_TASK_ID_BIT;
     use crate::clock::now_ticks;
-    use crate::metrics::{Counter, Hist, with_thread};
+    use crate::metric_cells::Counter;
+    use crate::metrics::with_thread;
     use crate::{current_task, enabled, intern, intern_site, record, set_current_task};
 
     /// Reads the integer inside a tokio task id through its `Hash` (it hashes exactly its
@@ -137,9 +138,7 @@ mod unstable {
                 let (previous, start) = POLL.with(Cell::get);
                 set_current_task(previous);
                 let end = now_ticks();
-                with_thread(|m| {
-                    m.hist(Hist::PollDuration, end.saturating_sub(start));
-                });
+                with_thread(|m| m.poll(None, end.saturating_sub(start)));
             })
             .on_task_terminate(|meta| {
                 if enabled() {
