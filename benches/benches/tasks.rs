@@ -11,8 +11,10 @@
 //! three events (three times: read the clock, store 16 bytes into a thread-local buffer, as
 //! `record.floor.region_ns` does for a region's two; figure `task.floor.poll_events_ns`),
 //! measured interleaved with the polls: the R5 target judged as a ratio, on machines where
-//! the clock read is slow. Overheads are differences of medians of interleaved samples taken
-//! in the same run; the raw times are criterion benches too.
+//! the clock read is slow. The poll figures are medians over rounds, each round running the
+//! untraced poll, the traced poll and the floor back to back (the host's speed drifts between
+//! rounds, not within one); the other overheads are differences of medians of interleaved
+//! samples. The raw times are criterion benches too.
 
 #![allow(
     missing_docs,
@@ -64,21 +66,26 @@ fn paired(mut a: impl FnMut(), mut b: impl FnMut(), iters: u32) -> (f64, f64) {
     (median(&mut sa), median(&mut sb))
 }
 
-/// [`paired`] for three.
-fn tripled(
+/// Rounds of the traced-poll figures.
+const POLL_ROUNDS: usize = 201;
+
+/// Runs `a`, `b` and `c` back to back for [`POLL_ROUNDS`] rounds of `iters` calls each and
+/// returns each round's ns per call of the three.
+fn rounds3(
     mut a: impl FnMut(),
     mut b: impl FnMut(),
     mut c: impl FnMut(),
     iters: u32,
-) -> (f64, f64, f64) {
-    let mut s = [const { Vec::new() }; 3];
-    for _ in 0..SAMPLES {
-        s[0].push(per_call(&mut a, iters));
-        s[1].push(per_call(&mut b, iters));
-        s[2].push(per_call(&mut c, iters));
-    }
-    let [sa, sb, sc] = &mut s;
-    (median(sa), median(sb), median(sc))
+) -> Vec<[f64; 3]> {
+    (0..POLL_ROUNDS)
+        .map(|_| {
+            [
+                per_call(&mut a, iters),
+                per_call(&mut b, iters),
+                per_call(&mut c, iters),
+            ]
+        })
+        .collect()
 }
 
 fn start_recorder() {
@@ -91,7 +98,7 @@ fn bench_tasks(c: &mut Criterion) {
     let mut plain = Box::pin(Spin);
     let mut traced = Box::pin(Spin.traced("bench"));
 
-    let (untraced_ns, traced_ns, floor_ns) = tripled(
+    let rounds = rounds3(
         || {
             let _ = black_box(plain.as_mut().poll(&mut Context::from_waker(waker)));
         },
@@ -103,13 +110,14 @@ fn bench_tasks(c: &mut Criterion) {
             floor_event(2);
             floor_event(3);
         },
-        20_000,
+        5_000,
     );
-    report("task.poll_overhead_ns", traced_ns - untraced_ns);
-    report("task.floor.poll_events_ns", floor_ns);
+    let each = |f: fn(&[f64; 3]) -> f64| median(rounds.iter().map(f).collect::<Vec<_>>());
+    report("task.poll_overhead_ns", each(|[u, t, _]| t - u));
+    report("task.floor.poll_events_ns", each(|[_, _, f]| *f));
     report(
         "task.poll_ratio_to_events_floor",
-        (traced_ns - untraced_ns) / floor_ns,
+        each(|[u, t, f]| (t - u) / f),
     );
     // The floor under it: a traced poll records three events (poll start, wake, poll end),
     // each reading the clock once.
