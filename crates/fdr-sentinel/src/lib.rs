@@ -1,0 +1,60 @@
+//! The sentinel: dumps fdr's flight recorder when a metric breaches its SLO (the seed's
+//! watcher goroutine, made safe to leave running).
+//!
+//! A watcher thread samples metrics every `interval` (default 5 s): fdr's runtime metrics
+//! (`fdr_sched_latency_ns`, `fdr_poll_duration_ns`, `fdr_tasks_alive`, ...), every metric of
+//! the `prometheus` registries handed over, and the process's CPU, memory, threads and file
+//! descriptors (`process_*`). [`Rule`]s read a statistic of one metric (a quantile, the max
+//! or the mean of a histogram over the last interval, a gauge's level or growth, a counter's
+//! rate) and fire when it stays past a threshold for N consecutive samples. A dump thread
+//! writes the flight recorder into an [`IncidentStore`] with a metadata sidecar.
+//!
+//! It never makes things worse: dumps are written off the watcher thread, one at a time; a
+//! full disk, a failing store or a missing recorder is logged and counted, and the service
+//! carries on; per-rule and global limits (cooldown, at most K dumps per sliding window,
+//! lifetime) stop a flapping rule from causing a dump storm; a store shows an incident only
+//! once it is complete.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fdr_sentinel::{Retention, Rule, Sentinel, Stat};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! fdr_recorder::start(fdr_recorder::Config {
+//!     flight: Some(fdr_recorder::FlightConfig::default()),
+//!     ..Default::default()
+//! })?;
+//! let sentinel = Sentinel::builder()
+//!     .rule(
+//!         Rule::above("slow_sched", "fdr_sched_latency_ns", Stat::Quantile(0.99), 20e6)
+//!             .for_samples(3),
+//!     )
+//!     .rule(Rule::parse("leak: fdr_tasks_alive growth > 1000 for 6")?)
+//!     .dir("/var/lib/my-service/incidents", Retention::default())
+//!     .service_version(env!("CARGO_PKG_VERSION"))
+//!     .from_env()? // FDR_SENTINEL_* override the code
+//!     .start()?;
+//! # drop(sentinel);
+//! # Ok(()) }
+//! ```
+//!
+//! Incidents are read back with [`IncidentStore::list`] and [`IncidentStore::open`] (the
+//! admin endpoint serves them) and analyzed with `fdr diagnose ID.fdr`.
+//!
+//! # Feature flags
+//!
+//! None yet: the directory store is always built.
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod env;
+pub mod metric;
+mod rule;
+mod sentinel;
+mod store;
+
+pub use engine::{Engine, Step, Suppressed, Trigger};
+pub use metric::{Histogram, MetricValue, Metrics};
+pub use rule::{Limits, Rule, RuleError, Stat};
+pub use sentinel::{Error, LogFn, Sentinel, SentinelBuilder, SentinelStats};
+pub use store::{DirStore, DumpFn, IncidentMeta, IncidentStore, Listing, Retention, StoreError};

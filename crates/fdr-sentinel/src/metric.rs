@@ -1,0 +1,310 @@
+//! What a sample holds: every metric by name, as a counter, a gauge or a cumulative
+//! histogram, and where the values come from (fdr's runtime metrics, a `prometheus`
+//! registry, the process).
+//!
+//! Names carry their unit last (`fdr_sched_latency_ns`, `process_resident_memory_bytes`), so
+//! a rule's threshold can be written in time or size units and converted to the metric's.
+
+use std::collections::BTreeMap;
+
+use prometheus::proto::MetricType;
+
+/// One metric's value at a sample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricValue {
+    /// Only goes up (a rule can read its rate).
+    Counter(f64),
+    /// A level (a rule can read it, or its growth over the window).
+    Gauge(f64),
+    /// A cumulative histogram (a rule reads a quantile, the max or the mean of the values
+    /// recorded since the previous sample).
+    Histogram(Histogram),
+}
+
+/// A cumulative histogram: per bucket, its upper bound and the values at or below it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Histogram {
+    /// `(upper bound, cumulative count)`, bounds ascending; the last bound may be infinite.
+    pub buckets: Vec<(f64, u64)>,
+    /// Values recorded.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+}
+
+impl Histogram {
+    /// The values recorded since `earlier` (a previous sample of the same histogram): bucket
+    /// by bucket, counts subtracted; `None` if the histogram was reset (a count went down).
+    pub fn since(&self, earlier: &Histogram) -> Option<Histogram> {
+        let before = |bound: f64| -> u64 {
+            // Cumulative count of `earlier` at `bound`: its last bucket at or below it.
+            earlier
+                .buckets
+                .iter()
+                .take_while(|(b, _)| *b <= bound)
+                .last()
+                .map_or(0, |(_, c)| *c)
+        };
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        for &(bound, c) in &self.buckets {
+            buckets.push((bound, c.checked_sub(before(bound))?));
+        }
+        Some(Histogram {
+            buckets,
+            count: self.count.checked_sub(earlier.count)?,
+            sum: self.sum - earlier.sum,
+        })
+    }
+
+    /// The value at quantile `q` (0..=1): the upper bound of the bucket holding it; `None`
+    /// when empty. An infinite last bucket answers with the largest finite bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut last_finite = 0.0;
+        for &(bound, c) in &self.buckets {
+            if bound.is_finite() {
+                last_finite = bound;
+            }
+            if c >= rank {
+                return Some(if bound.is_finite() {
+                    bound
+                } else {
+                    last_finite
+                });
+            }
+        }
+        Some(last_finite)
+    }
+
+    /// The upper bound of the highest non-empty bucket; `None` when empty.
+    pub fn max(&self) -> Option<f64> {
+        self.quantile(1.0)
+    }
+
+    /// The mean; `None` when empty.
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+/// Every metric of one sample, by name.
+pub type Metrics = BTreeMap<String, MetricValue>;
+
+/// Adds fdr's runtime metrics (`fdr_` + the name `fdr_recorder::metrics()` exports).
+pub fn add_runtime(into: &mut Metrics) {
+    let m = fdr_recorder::metrics();
+    for (name, h) in m.histograms() {
+        let mut cumulative = 0;
+        let buckets = h
+            .buckets_ns()
+            .map(|(upper_ns, n)| {
+                cumulative += n;
+                (upper_ns as f64, cumulative)
+            })
+            .collect();
+        into.insert(
+            format!("fdr_{name}"),
+            MetricValue::Histogram(Histogram {
+                buckets,
+                count: h.count,
+                sum: h.sum_ns as f64,
+            }),
+        );
+    }
+    for (name, v) in m.counters() {
+        let value = if name == "tasks_alive" {
+            MetricValue::Gauge(v as f64)
+        } else {
+            MetricValue::Counter(v as f64)
+        };
+        into.insert(format!("fdr_{name}"), value);
+    }
+}
+
+/// Adds every counter, gauge and histogram a `prometheus` registry gathers. A series with
+/// labels is named `name{label="value",...}`, labels sorted; summaries are skipped (their
+/// quantiles cannot be merged over a window), and so are untyped series.
+pub fn add_prometheus(registry: &prometheus::Registry, into: &mut Metrics) {
+    for family in registry.gather() {
+        let kind = family.get_field_type();
+        for m in family.get_metric() {
+            let mut labels: Vec<(&str, &str)> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            labels.sort_unstable();
+            let name = if labels.is_empty() {
+                family.name().to_owned()
+            } else {
+                let inner: Vec<String> =
+                    labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                format!("{}{{{}}}", family.name(), inner.join(","))
+            };
+            let value = match kind {
+                MetricType::COUNTER => MetricValue::Counter(m.get_counter().get_value()),
+                MetricType::GAUGE => MetricValue::Gauge(m.get_gauge().get_value()),
+                MetricType::HISTOGRAM => {
+                    let h = m.get_histogram();
+                    let mut buckets: Vec<(f64, u64)> = h
+                        .get_bucket()
+                        .iter()
+                        .map(|b| (b.upper_bound(), b.cumulative_count()))
+                        .collect();
+                    if buckets.last().is_none_or(|(b, _)| b.is_finite()) {
+                        buckets.push((f64::INFINITY, h.get_sample_count()));
+                    }
+                    MetricValue::Histogram(Histogram {
+                        buckets,
+                        count: h.get_sample_count(),
+                        sum: h.get_sample_sum(),
+                    })
+                }
+                // Untyped series are not made by this crate's collectors any more.
+                MetricType::SUMMARY | MetricType::UNTYPED => continue,
+            };
+            into.insert(name, value);
+        }
+    }
+}
+
+/// Adds the process's CPU time, resident memory, threads and open file descriptors (Linux;
+/// elsewhere nothing): `process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_threads`, `process_open_fds`. A value that cannot be read is left out.
+pub fn add_process(into: &mut Metrics) {
+    #[cfg(target_os = "linux")]
+    {
+        if let Some(cpu) = proc_cpu_seconds() {
+            into.insert(
+                "process_cpu_seconds_total".into(),
+                MetricValue::Counter(cpu),
+            );
+        }
+        if let Some(rss) = proc_rss_bytes() {
+            into.insert(
+                "process_resident_memory_bytes".into(),
+                MetricValue::Gauge(rss),
+            );
+        }
+        if let Some(threads) = proc_status_field("Threads:") {
+            into.insert("process_threads".into(), MetricValue::Gauge(threads));
+        }
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            // The directory handle itself is one of them.
+            let fds = dir.count().saturating_sub(1);
+            into.insert("process_open_fds".into(), MetricValue::Gauge(fds as f64));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = into;
+}
+
+/// User plus system CPU time of every thread, from `/proc/self/stat` (in clock ticks of
+/// `USER_HZ`, 100 on every Linux ABI).
+#[cfg(target_os = "linux")]
+fn proc_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, so split after its `)`).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Resident memory, from `/proc/self/status` (`VmRSS`, in kB).
+#[cfg(target_os = "linux")]
+fn proc_rss_bytes() -> Option<f64> {
+    proc_status_field("VmRSS:").map(|kb| kb * 1024.0)
+}
+
+/// A numeric field of `/proc/self/status` (its first number).
+#[cfg(target_os = "linux")]
+fn proc_status_field(key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..]
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(buckets: &[(f64, u64)], sum: f64) -> Histogram {
+        Histogram {
+            buckets: buckets.to_vec(),
+            count: buckets.last().map_or(0, |b| b.1),
+            sum,
+        }
+    }
+
+    #[test]
+    fn a_window_is_the_difference_of_two_cumulative_histograms() {
+        let before = hist(&[(1.0, 10), (2.0, 10), (f64::INFINITY, 10)], 5.0);
+        let after = hist(&[(1.0, 10), (2.0, 15), (f64::INFINITY, 20)], 45.0);
+        let w = after.since(&before).unwrap();
+        assert_eq!(w.buckets, [(1.0, 0), (2.0, 5), (f64::INFINITY, 10)]);
+        assert_eq!(w.count, 10);
+        // Half the window's values at or below 2, the rest above the largest bound.
+        assert_eq!(w.quantile(0.5), Some(2.0));
+        assert_eq!(w.quantile(0.99), Some(2.0));
+        assert_eq!(w.mean(), Some(4.0));
+        // A reset histogram has no window.
+        assert_eq!(before.since(&after), None);
+        // An empty window has no quantile.
+        assert_eq!(before.since(&before).unwrap().quantile(0.99), None);
+    }
+
+    #[test]
+    fn a_registry_gives_counters_gauges_and_histograms_by_series() {
+        let r = prometheus::Registry::new();
+        let c = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("requests_total", "requests"),
+            &["route", "code"],
+        )
+        .unwrap();
+        r.register(Box::new(c.clone())).unwrap();
+        c.with_label_values(&["/user", "200"]).inc_by(3);
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("latency_seconds", "latency").buckets(vec![0.1, 1.0]),
+        )
+        .unwrap();
+        r.register(Box::new(h.clone())).unwrap();
+        h.observe(0.5);
+        let mut m = Metrics::new();
+        add_prometheus(&r, &mut m);
+        assert_eq!(
+            m["requests_total{code=\"200\",route=\"/user\"}"],
+            MetricValue::Counter(3.0)
+        );
+        let MetricValue::Histogram(h) = &m["latency_seconds"] else {
+            panic!("{m:?}")
+        };
+        assert_eq!(h.buckets, [(0.1, 0), (1.0, 1), (f64::INFINITY, 1)]);
+        assert_eq!(h.quantile(0.99), Some(1.0));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_reports_its_cpu_memory_threads_and_fds() {
+        let mut m = Metrics::new();
+        add_process(&mut m);
+        let gauge = |k: &str| match m.get(k) {
+            Some(MetricValue::Gauge(v)) => *v,
+            other => panic!("{k}: {other:?}"),
+        };
+        assert!(gauge("process_resident_memory_bytes") > 1e6);
+        assert!(gauge("process_threads") >= 1.0);
+        // stdin, stdout and stderr at least.
+        assert!(gauge("process_open_fds") >= 3.0);
+        assert!(matches!(m["process_cpu_seconds_total"], MetricValue::Counter(v) if v >= 0.0));
+    }
+}
