@@ -1,0 +1,59 @@
+//! Helpers shared by the sentinel's integration tests.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(unreachable_pub, reason = "a test helper module")]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fdr_format::{Batch, Decoder, EventKind, Tables};
+
+/// Region names in a trace, in order, per batch.
+pub fn region_names(trace: &[u8]) -> Vec<String> {
+    let mut d = Decoder::new(trace).expect("trace header");
+    let mut tables = Tables::new();
+    let mut names = Vec::new();
+    while let Some(b) = d.next_batch() {
+        match b.expect("batch") {
+            Batch::Table(t) => tables.apply(&t).expect("table"),
+            Batch::Events(b) => {
+                for e in b.events() {
+                    if let EventKind::RegionBegin { name } = e.expect("event").kind {
+                        names.push(tables.name(name).into_owned());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Waits up to `limit` for `done`.
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done()
+}
+
+/// A log that keeps its lines.
+pub fn log() -> (
+    Arc<Mutex<Vec<String>>>,
+    impl Fn(&str) + Send + Sync + 'static,
+) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    (lines, move |line: &str| {
+        l.lock().unwrap().push(line.to_owned())
+    })
+}
+
+/// A fresh directory under the system's temporary one.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("fdr-sentinel-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}

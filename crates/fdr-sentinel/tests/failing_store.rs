@@ -1,0 +1,181 @@
+//! A full disk or a failing store is logged and counted, never a crash, never a half-written
+//! incident visible; the sentinel keeps sampling. (Own test binary: the recorder is
+//! process-wide.)
+//!
+//! The full disk is a real one: a 256 KiB tmpfs mounted for the test (it needs root, as CI
+//! runs; elsewhere the test says why it did not run, and fails under `CI`).
+
+mod common;
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use fdr_sentinel::{
+    DirStore, DumpFn, IncidentMeta, IncidentStore, Limits, Listing, Retention, Rule, Sentinel,
+    Stat, StoreError,
+};
+
+/// A store that fails every other put, and panics on the others.
+struct Broken(Arc<AtomicU32>);
+
+impl IncidentStore for Broken {
+    fn put(&self, _: &IncidentMeta, dump: &mut DumpFn<'_>) -> Result<IncidentMeta, StoreError> {
+        if self.0.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            dump(&mut io::sink()).map_err(|e| StoreError::Other(e.to_string()))?;
+            Err(StoreError::Other("the bucket said 503".into()))
+        } else {
+            panic!("a store bug");
+        }
+    }
+    fn list(&self) -> Result<Listing, StoreError> {
+        Ok(Listing::default())
+    }
+    fn open(&self, id: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        Err(StoreError::NotFound(id.into()))
+    }
+}
+
+fn always() -> Rule {
+    // `process_threads` is at least 1: a rule that always breaches.
+    Rule::above("always", "process_threads", Stat::Value, 0.0)
+        .cooldown(Duration::ZERO)
+        .max_dumps(1000, Duration::from_secs(3600))
+}
+
+fn no_global_limit() -> Limits {
+    Limits {
+        cooldown: Duration::ZERO,
+        max_dumps: 1000,
+        ..Limits::GLOBAL
+    }
+}
+
+#[test]
+fn failures_are_counted_and_logged_and_the_sentinel_carries_on() {
+    fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
+    let puts = Arc::new(AtomicU32::new(0));
+    let (lines, log) = common::log();
+    let sentinel = Sentinel::builder()
+        .interval(Duration::from_millis(10))
+        .rule(always())
+        .limits(no_global_limit())
+        .store(Broken(puts.clone()))
+        .log_with(log)
+        .start()
+        .unwrap();
+    assert!(common::wait_for(Duration::from_secs(20), || {
+        sentinel.stats().dump_failures >= 4
+    }));
+    let stats = sentinel.stats();
+    assert_eq!(stats.dumps_written, 0);
+    let samples = stats.samples;
+    assert!(common::wait_for(Duration::from_secs(10), || {
+        sentinel.stats().samples > samples + 5
+    }));
+    let logged = lines.lock().unwrap().join("\n");
+    assert!(
+        logged.contains("the dump failed: incident store: the bucket said 503"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("the dump failed: incident store: the store panicked"),
+        "{logged}"
+    );
+    sentinel.stop();
+
+    full_disk();
+}
+
+/// Mounts a 256 KiB tmpfs at `dir`; false (saying why) when this process may not.
+fn mount_small_tmpfs(dir: &Path) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(dir)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "full-disk case not run: mount: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("full-disk case not run: mount: {e}");
+            false
+        }
+    }
+}
+
+fn full_disk() {
+    let dir = common::temp_dir("full-disk");
+    if !mount_small_tmpfs(&dir) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs for the full-disk case"
+        );
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+            let _ = std::fs::remove_dir_all(self.0);
+        }
+    }
+    let _unmount = Unmount(&dir);
+
+    // A ring well over the disk's 256 KiB.
+    for i in 0..400_000u32 {
+        fdr_recorder::with_region(if i % 2 == 0 { "fill" } else { "more" }, || {});
+    }
+    let (lines, log) = common::log();
+    let sentinel = Sentinel::builder()
+        .interval(Duration::from_millis(10))
+        .rule(always())
+        .limits(no_global_limit())
+        .dir(&dir, Retention::default())
+        .log_with(log)
+        .start()
+        .unwrap();
+    assert!(common::wait_for(Duration::from_secs(20), || {
+        sentinel.stats().dump_failures >= 2
+    }));
+    let stats = sentinel.stats();
+    assert_eq!(stats.dumps_written, 0, "{stats:?}");
+    // Nothing visible, nothing left behind to fill the disk further.
+    let listing = sentinel.store().list().unwrap();
+    assert!(listing.incidents.is_empty() && listing.unreadable.is_empty());
+    sentinel.stop();
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let logged = lines.lock().unwrap().join("\n");
+    assert!(logged.contains("No space left on device"), "{logged}");
+
+    // With room again (a small ring: a fresh store on the same disk), dumps are written.
+    let store = DirStore::new(&dir, Retention::default()).unwrap();
+    let meta = IncidentMeta {
+        id: "after".into(),
+        rule: "r".into(),
+        condition: "r".into(),
+        metric: "m".into(),
+        value: 1.0,
+        threshold: 0.0,
+        values: vec![],
+        time_unix_ms: 1,
+        host: "h".into(),
+        pid: 1,
+        service_version: None,
+        bytes: 0,
+    };
+    store
+        .put(&meta, &mut |out| out.write_all(&[1; 1000]).map(|()| 1000))
+        .unwrap();
+    assert_eq!(store.list().unwrap().incidents.len(), 1);
+}

@@ -1,0 +1,89 @@
+//! A rule held for its samples writes one incident: the flight recorder's dump, decodable,
+//! with its sidecar; the rule's cooldown holds further dumps back while the breach goes on.
+//! (Own test binary: the recorder is process-wide.)
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use fdr_sentinel::{Retention, Rule, Sentinel};
+
+#[test]
+fn a_breached_rule_writes_one_decodable_incident_with_its_metadata() {
+    fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
+    let registry = prometheus::Registry::new();
+    let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();
+    registry.register(Box::new(queue.clone())).unwrap();
+    let dir = common::temp_dir("incident");
+    let (lines, log) = common::log();
+    let sentinel = Sentinel::builder()
+        .interval(Duration::from_millis(20))
+        .registry(registry)
+        .rule(Rule::parse("deep: queue_depth value > 100 for 2 cooldown 1h").unwrap())
+        .dir(&dir, Retention::default())
+        .service_version("9.9.9")
+        .log_with(log)
+        .start()
+        .unwrap();
+
+    fdr_recorder::with_region("before the breach", || {});
+    queue.set(500);
+    assert!(
+        common::wait_for(Duration::from_secs(10), || sentinel.stats().dumps_written
+            == 1),
+        "{:?}",
+        sentinel.stats()
+    );
+    assert!(sentinel.degraded());
+    assert_eq!(sentinel.breaching(), ["deep"]);
+    // The breach goes on; the cooldown holds.
+    let samples = sentinel.stats().samples;
+    assert!(common::wait_for(Duration::from_secs(10), || {
+        sentinel.stats().samples >= samples + 10
+    }));
+    let stats = sentinel.stats();
+    assert_eq!(stats.dumps_written, 1, "{stats:?}");
+    assert!(stats.suppressed_cooldown >= 5, "{stats:?}");
+    assert_eq!(stats.dump_failures, 0);
+
+    let listing = sentinel.store().list().unwrap();
+    assert!(listing.unreadable.is_empty());
+    let [m] = &listing.incidents[..] else {
+        panic!("{listing:?}")
+    };
+    assert_eq!(Some(&m.id), stats.last_incident.as_ref());
+    assert_eq!(
+        (m.rule.as_str(), m.metric.as_str()),
+        ("deep", "queue_depth")
+    );
+    assert_eq!((m.value, m.threshold), (500.0, 100.0));
+    assert_eq!(m.condition, "deep: queue_depth value > 100 for 2");
+    assert_eq!(m.service_version.as_deref(), Some("9.9.9"));
+    assert_eq!(m.pid, std::process::id());
+    assert!(m.id.ends_with("Z-deep"), "{}", m.id);
+    let mut dump = Vec::new();
+    sentinel
+        .store()
+        .open(&m.id)
+        .unwrap()
+        .read_to_end(&mut dump)
+        .unwrap();
+    assert_eq!(dump.len() as u64, m.bytes);
+    assert_eq!(stats.bytes_written, m.bytes);
+    let regions = common::region_names(&dump);
+    assert!(
+        regions.iter().any(|r| r == "before the breach"),
+        "{regions:?}"
+    );
+    let logged = lines.lock().unwrap().join("\n");
+    assert!(
+        logged.contains("rule `deep` fired (queue_depth = 500 against 100): incident"),
+        "{logged}"
+    );
+
+    queue.set(0);
+    assert!(common::wait_for(Duration::from_secs(10), || !sentinel.degraded()));
+    sentinel.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
