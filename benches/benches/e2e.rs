@@ -1,0 +1,242 @@
+//! E1: the CPU time per request of a hyper service with a task per request, three regions
+//! and a log per request, the flight recorder and the sentinel on, against the same service
+//! without fdr.
+//!
+//! The two services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
+//! each serving on a loopback port from one thread; the driver sends them the same requests
+//! in rounds, alternating which goes first, and reads each child's CPU time (every thread's
+//! time on CPU, `/proc/PID/task/*/schedstat`) before and after its batch. Figures:
+//! `e2e.cpu_per_request_ns_off`, `e2e.cpu_per_request_ns_on` (medians over rounds) and
+//! `e2e.cpu_per_request_ratio` (the median of the rounds' on/off ratios; target <= 1.01).
+//! Linux only (elsewhere the bench reports nothing).
+
+#![allow(missing_docs, reason = "a bench binary")]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fdr_benches::{median, report};
+use fdr_recorder::task::FutureExt;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+const ROUNDS: usize = 61;
+const REQUESTS_PER_ROUND: usize = 2_000;
+const CONNECTIONS: usize = 4;
+const FIGURE: &str = "e2e.cpu_per_request_ratio";
+
+fn main() {
+    match std::env::var("FDR_E2E_SERVER").as_deref() {
+        Ok("on") => serve(true),
+        Ok("off") => serve(false),
+        _ => {
+            // `cargo bench -- FILTER`: run only if the filter names this bench's figures.
+            let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+            if filter.is_none_or(|f| FIGURE.contains(f.as_str()) || f.starts_with("e2e")) {
+                drive();
+            }
+        }
+    }
+}
+
+/// The request handler: parse, three phases, a log line; with `fdr`, each phase a region.
+async fn handle(req: Request<Incoming>, fdr: bool) -> Result<Response<Full<Bytes>>, Infallible> {
+    let phase = |name: &'static str, f: &mut dyn FnMut()| {
+        if fdr {
+            fdr_recorder::with_region(name, f)
+        } else {
+            f()
+        }
+    };
+    let mut id = 0u64;
+    phase("parse", &mut || {
+        id = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("id="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+    });
+    let mut user = String::new();
+    phase("lookup", &mut || {
+        user = format!("user-{}", id.wrapping_mul(2_654_435_761) % 100_000);
+    });
+    tokio::task::yield_now().await;
+    let mut body = String::new();
+    phase("render", &mut || {
+        body = format!("{{\"id\":{id},\"user\":\"{user}\"}}");
+    });
+    if fdr {
+        fdr_recorder::log!("http", "GET /user?id={id} -> {} bytes", body.len());
+    }
+    Ok(Response::new(Full::new(Bytes::from(body))))
+}
+
+/// A service process: prints its port, serves until its standard input closes.
+fn serve(fdr: bool) {
+    let dir = std::env::temp_dir().join(format!("fdr-e2e-incidents-{}", std::process::id()));
+    let _sentinel = fdr.then(|| {
+        fdr_recorder::start(fdr_recorder::Config::default()).expect("recorder starts");
+        fdr_sentinel::Sentinel::builder()
+            .interval(Duration::from_secs(1))
+            .rule(
+                fdr_sentinel::Rule::parse("slow: fdr_sched_latency_ns p99 > 10s for 3")
+                    .expect("rule"),
+            )
+            .dir(&dir, fdr_sentinel::Retention::default())
+            .start()
+            .expect("sentinel starts")
+    });
+    std::thread::spawn(|| {
+        // The driver closes our standard input when it is done.
+        let _ = std::io::stdin().read_line(&mut String::new());
+        std::process::exit(0);
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
+        println!("{}", listener.local_addr().expect("address").port());
+        std::io::stdout().flush().expect("stdout");
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let h = handle(req, fdr);
+                async move {
+                    if fdr {
+                        h.traced("http GET /user").await
+                    } else {
+                        h.await
+                    }
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+}
+
+/// A running service and its port.
+struct Service {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+}
+
+impl Service {
+    fn start(mode: &str) -> Service {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env("FDR_E2E_SERVER", mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("service starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line.trim().parse().expect("a port");
+        Service {
+            stdin: child.stdin.take(),
+            child,
+            port,
+        }
+    }
+
+    /// Nanoseconds every thread of the process has spent on a CPU.
+    fn cpu_ns(&self) -> u64 {
+        let dir = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(dir)
+            .expect("task dir")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `n` requests over `CONNECTIONS` keep-alive connections.
+async fn load(port: u16, n: usize) {
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        clients.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .expect("handshake");
+            tokio::spawn(conn);
+            for i in (c..n).step_by(CONNECTIONS) {
+                let req = Request::get(format!("http://127.0.0.1:{port}/user?id={i}"))
+                    .body(Empty::<Bytes>::new())
+                    .expect("request");
+                let resp = sender.send_request(req).await.expect("response");
+                let _ = resp.into_body().collect().await.expect("body");
+            }
+        }));
+    }
+    for c in clients {
+        c.await.expect("client");
+    }
+}
+
+fn drive() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        eprintln!("e2e: needs /proc (Linux); skipped");
+        return;
+    }
+    let off = Service::start("off");
+    let on = Service::start("on");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    // Warm both up (connections, allocator, the recorder's pool).
+    for s in [&off, &on] {
+        rt.block_on(load(s.port, REQUESTS_PER_ROUND));
+    }
+    let started = Instant::now();
+    let (mut per_off, mut per_on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let mut cost = [0.0; 2];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let s = [&off, &on][i];
+            let before = s.cpu_ns();
+            rt.block_on(load(s.port, REQUESTS_PER_ROUND));
+            cost[i] = (s.cpu_ns() - before) as f64 / REQUESTS_PER_ROUND as f64;
+        }
+        per_off.push(cost[0]);
+        per_on.push(cost[1]);
+        ratios.push(cost[1] / cost[0]);
+    }
+    eprintln!(
+        "e2e: {} rounds of {} requests each way in {:.1?}",
+        ROUNDS,
+        REQUESTS_PER_ROUND,
+        started.elapsed()
+    );
+    report("e2e.cpu_per_request_ns_off", median(per_off));
+    report("e2e.cpu_per_request_ns_on", median(per_on));
+    report(FIGURE, median(ratios));
+}
