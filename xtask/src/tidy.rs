@@ -94,6 +94,44 @@ fn tidy_no_stray_debugging() {
     }
 }
 
+/// The OpenTelemetry bridge is a leaf: only the facade depends on `fdr-otel`, and
+/// OpenTelemetry crates are named with a version only in the root manifest.
+#[test]
+fn tidy_otel_is_a_leaf_pinned_once() {
+    let mut manifests = Vec::new();
+    for dir in ["crates", "."] {
+        for e in fs::read_dir(root().join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let m = e.path().join("Cargo.toml");
+            if m.exists() && m != root().join("./Cargo.toml") {
+                manifests.push(m);
+            }
+        }
+    }
+    assert!(manifests.len() > 5, "found only {manifests:?}");
+    for m in manifests {
+        let text = fs::read_to_string(&m).unwrap();
+        let facade = m.ends_with("crates/fdr/Cargo.toml");
+        for (i, line) in text.lines().enumerate() {
+            let key = line.trim_start();
+            let at = || format!("{}:{}", m.display(), i + 1);
+            if key.starts_with("fdr-otel") || key.contains("dependencies.fdr-otel") {
+                assert!(facade, "{}: only the facade may depend on fdr-otel", at());
+            }
+            if key.starts_with("opentelemetry") || key.contains("dependencies.opentelemetry") {
+                assert!(
+                    key.contains("workspace = true"),
+                    "{}: OpenTelemetry versions are pinned in the root [workspace.dependencies] only",
+                    at()
+                );
+            }
+        }
+    }
+}
+
 /// Every constant that docs/FORMAT.md states as `NAME = value` must equal the code's.
 #[test]
 fn tidy_format_spec_constants_match_code() {

@@ -56,6 +56,11 @@
 //! - `tracing`: [`tracing::FdrLayer`], a `tracing-subscriber` layer: spans become regions,
 //!   events become logs, so code already instrumented with `tracing` shows up in fdr's
 //!   traces. (Implies `record`.)
+//! - `otel`: [`otel`], the OpenTelemetry bridge: a tower/hyper layer makes each request a
+//!   task named `http METHOD ROUTE` linked to its trace and span ids (so
+//!   `fdr tasks dump.fdr --otel-trace-id ID` finds it) and puts `fdr.task_id` on its span; a
+//!   client layer makes each outbound request a child task and propagates `traceparent`.
+//!   (Implies `record`.)
 //! - `full`: every feature.
 //!
 //! Without `record`, the recording calls and [`sync`]'s locks (std's) remain, so
@@ -66,6 +71,27 @@
 //!
 //! [`dump_on_panic`] writes the flight recorder to a directory when the process panics,
 //! before the previous panic hook runs (the JFR emergency dump).
+//!
+// Links to items that exist only with their feature point at "Feature flags" otherwise, so
+// the docs build with any set of features.
+#![cfg_attr(
+    feature = "tokio",
+    doc = "[`spawn`]: crate::spawn\n[`tokio::instrument`]: crate::tokio::instrument"
+)]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`spawn`]: #feature-flags\n[`tokio::instrument`]: #feature-flags"
+)]
+#![cfg_attr(
+    feature = "tracing",
+    doc = "[`tracing::FdrLayer`]: crate::tracing::FdrLayer"
+)]
+#![cfg_attr(
+    not(feature = "tracing"),
+    doc = "[`tracing::FdrLayer`]: #feature-flags"
+)]
+#![cfg_attr(feature = "otel", doc = "[`otel`]: crate::otel")]
+#![cfg_attr(not(feature = "otel"), doc = "[`otel`]: #feature-flags")]
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "record")]

@@ -31,3 +31,22 @@ pub mod tokio {
 pub mod tracing {
     pub use fdr_tracing::FdrLayer;
 }
+
+/// OpenTelemetry bridge: each request's task carries its OpenTelemetry trace and span ids
+/// (so `fdr tasks dump.fdr --otel-trace-id ID` finds it), and its span carries `fdr.task_id`.
+/// [`ServerLayer`](otel::ServerLayer) and [`ClientLayer`](otel::ClientLayer) do it for tower
+/// and hyper services; [`task_in_context`](otel::task_in_context) and
+/// [`traced_in_context`](otel::traced_in_context) for other code.
+///
+/// ```
+/// fdr::start(fdr::Config::default()).unwrap();
+/// // Wrap the service: `fdr::otel::ServerLayer::new().layer(service)` (tower::Layer).
+/// let _layer = fdr::otel::ServerLayer::new();
+/// let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let task = fdr::otel::task_from_traceparent("job", header).unwrap();
+/// # drop(task);
+/// ```
+#[cfg(feature = "otel")]
+pub mod otel {
+    pub use fdr_otel::*;
+}
