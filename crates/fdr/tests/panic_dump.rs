@@ -1,5 +1,6 @@
 //! A panic dumps the flight recorder: run this test binary again as a child that panics,
-//! then decode the dump it left.
+//! then decode the dump it left. (Without `record` there is no recorder to dump.)
+#![cfg(feature = "record")]
 
 use std::process::Command;
 
