@@ -8,6 +8,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), fdr::Error> {
+//! # #[cfg(feature = "record")]
 //! fdr::start(fdr::Config::default())?;
 //!
 //! fn handle(user: u32) {
@@ -19,6 +20,7 @@
 //! handle(17);
 //!
 //! let mut dump = Vec::new();
+//! # #[cfg(feature = "record")]
 //! fdr::flight().write_to(&mut dump)?;
 //! # #[cfg(feature = "record")]
 //! assert!(!dump.is_empty());
