@@ -19,7 +19,7 @@
 //! }
 //! handle(17);
 //!
-//! let mut dump = Vec::new();
+//! let mut dump: Vec<u8> = Vec::new();
 //! # #[cfg(feature = "record")]
 //! fdr::flight().write_to(&mut dump)?;
 //! # #[cfg(feature = "record")]
