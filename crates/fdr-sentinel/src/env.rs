@@ -6,11 +6,18 @@
 //! | `FDR_SENTINEL_RULES` | `slow: fdr_sched_latency_ns p99 > 20ms for 3; leak: fdr_tasks_alive growth > 1000` | the rules (replacing the code's), `;`-separated ([`Rule::parse`]) |
 //! | `FDR_SENTINEL_INTERVAL` | `5s` | sampling interval |
 //! | `FDR_SENTINEL_DIR` | `/var/lib/app/incidents` | incident directory |
-//! | `FDR_SENTINEL_RETAIN_COUNT` | `20` | incidents kept |
+//! | `FDR_SENTINEL_S3_URL` | `http://127.0.0.1:9000/bucket/prefix` | incidents in an S3-compatible store, path-style (feature `s3`; `http://` only) |
+//! | `FDR_SENTINEL_S3_REGION` | `eu-west-1` | the region requests are signed for (default `us-east-1`) |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | | the S3 store's credentials, read only when `FDR_SENTINEL_S3_URL` is set (both needed) |
+//! | `FDR_SENTINEL_RETAIN_COUNT` | `20` | incidents kept (in the directory or the S3 store) |
 //! | `FDR_SENTINEL_RETAIN_BYTES` | `1GiB` | bytes of dumps kept |
 //! | `FDR_SENTINEL_COOLDOWN` | `1m` | at least this long between any two dumps |
 //! | `FDR_SENTINEL_MAX_DUMPS` | `10 per 1h` | at most N dumps per window, across rules |
 //! | `FDR_SENTINEL_SERVICE_VERSION` | `1.4.2` | written into each incident |
+//!
+//! `FDR_SENTINEL_DIR` and `FDR_SENTINEL_S3_URL` each replace the store the code chose; set
+//! one of them at most. Without the `s3` feature, `FDR_SENTINEL_S3_URL` is an error (not
+//! ignored), so a build that cannot honour it says so at start.
 
 use crate::rule::{Rule, parse_bytes, parse_duration};
 use crate::sentinel::{Error, SentinelBuilder};
@@ -40,8 +47,11 @@ impl SentinelBuilder {
         if let Some(v) = var("FDR_SENTINEL_INTERVAL") {
             self.interval = parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_INTERVAL", &v, e))?;
         }
-        let mut retention = self.dir.as_ref().map(|(_, r)| *r).unwrap_or_default();
-        let mut retention_set = false;
+        let retention = self.dir.as_ref().map(|(_, r)| *r);
+        #[cfg(feature = "s3")]
+        let retention = retention.or(self.s3.as_ref().map(|c| c.retention));
+        let mut retention = retention.unwrap_or_default();
+        let mut retention_set = None;
         if let Some(v) = var("FDR_SENTINEL_RETAIN_COUNT") {
             retention.max_count = v.parse().map_err(|_| {
                 bad(
@@ -50,26 +60,53 @@ impl SentinelBuilder {
                     "expected a whole number".into(),
                 )
             })?;
-            retention_set = true;
+            retention_set = Some("FDR_SENTINEL_RETAIN_COUNT");
         }
         if let Some(v) = var("FDR_SENTINEL_RETAIN_BYTES") {
             retention.max_bytes =
                 parse_bytes(&v).map_err(|e| bad("FDR_SENTINEL_RETAIN_BYTES", &v, e))?;
-            retention_set = true;
+            retention_set = Some("FDR_SENTINEL_RETAIN_BYTES");
         }
-        if let Some(v) = var("FDR_SENTINEL_DIR") {
+        let dir = var("FDR_SENTINEL_DIR");
+        let s3_url = var("FDR_SENTINEL_S3_URL");
+        if let (Some(_), Some(url)) = (&dir, &s3_url) {
+            return Err(bad(
+                "FDR_SENTINEL_S3_URL",
+                url,
+                "FDR_SENTINEL_DIR is set too: choose one store".into(),
+            ));
+        }
+        if let Some(v) = dir {
             self = self.dir(v, retention);
-        } else if retention_set {
-            match &mut self.dir {
-                Some((_, r)) => *r = retention,
-                None => {
-                    return Err(bad(
-                        "FDR_SENTINEL_RETAIN_COUNT",
-                        "",
-                        "retention applies to a directory store: set FDR_SENTINEL_DIR too".into(),
-                    ));
-                }
+        } else if let Some(url) = s3_url {
+            self = self.s3_from_env(&url, retention, &var)?;
+        } else if let Some(retain_var) = retention_set {
+            let mut applied = false;
+            if let Some((_, r)) = &mut self.dir {
+                *r = retention;
+                applied = true;
             }
+            #[cfg(feature = "s3")]
+            if let Some(c) = &mut self.s3 {
+                c.retention = retention;
+                applied = true;
+            }
+            if !applied {
+                return Err(bad(
+                    retain_var,
+                    "",
+                    if cfg!(feature = "s3") {
+                        "retention applies to a directory or S3 store: set FDR_SENTINEL_DIR \
+                         (or FDR_SENTINEL_S3_URL) too"
+                    } else {
+                        "retention applies to a directory store: set FDR_SENTINEL_DIR too"
+                    }
+                    .into(),
+                ));
+            }
+        }
+        if let Some(v) = var("FDR_SENTINEL_S3_REGION") {
+            self = self.s3_region_from_env(&v)?;
         }
         if let Some(v) = var("FDR_SENTINEL_COOLDOWN") {
             self.limits.cooldown =
@@ -94,6 +131,85 @@ impl SentinelBuilder {
             self.service_version = Some(v);
         }
         Ok(self)
+    }
+
+    /// `FDR_SENTINEL_S3_URL`, with the credentials from `AWS_*`.
+    #[cfg(feature = "s3")]
+    fn s3_from_env(
+        self,
+        url: &str,
+        retention: crate::Retention,
+        var: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let config = crate::S3Config::from_url(url).map_err(|reason| Error::Env {
+            var: "FDR_SENTINEL_S3_URL",
+            value: url.to_owned(),
+            reason,
+        })?;
+        let credential = |name: &'static str| {
+            var(name).filter(|v| !v.is_empty()).ok_or(Error::Env {
+                var: name,
+                // Never echoed: it may be a secret.
+                value: String::new(),
+                reason: "FDR_SENTINEL_S3_URL needs credentials: set AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY"
+                    .into(),
+            })
+        };
+        let access_key_id = credential("AWS_ACCESS_KEY_ID")?;
+        let secret_access_key = credential("AWS_SECRET_ACCESS_KEY")?;
+        Ok(self.s3(crate::S3Config {
+            access_key_id,
+            secret_access_key,
+            retention,
+            ..config
+        }))
+    }
+
+    #[cfg(not(feature = "s3"))]
+    fn s3_from_env(
+        self,
+        url: &str,
+        _: crate::Retention,
+        _: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        Err(Error::Env {
+            var: "FDR_SENTINEL_S3_URL",
+            value: url.to_owned(),
+            reason: "this build has no S3 store: enable fdr-sentinel's `s3` feature".into(),
+        })
+    }
+
+    /// `FDR_SENTINEL_S3_REGION`, over the S3 store's configuration.
+    fn s3_region_from_env(self, region: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::Env {
+            var: "FDR_SENTINEL_S3_REGION",
+            value: region.to_owned(),
+            reason: reason.into(),
+        };
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(bad("expected a region name, like `us-east-1`"));
+        }
+        #[cfg(feature = "s3")]
+        {
+            let mut this = self;
+            match &mut this.s3 {
+                Some(c) => c.region = region.to_owned(),
+                None => return Err(bad("applies to an S3 store: set FDR_SENTINEL_S3_URL too")),
+            }
+            Ok(this)
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = self;
+            Err(bad(
+                "this build has no S3 store: enable fdr-sentinel's `s3` feature",
+            ))
+        }
     }
 }
 
@@ -164,12 +280,142 @@ mod tests {
             ),
             (
                 &[("FDR_SENTINEL_RETAIN_COUNT", "9")],
-                "set FDR_SENTINEL_DIR too",
+                "set FDR_SENTINEL_DIR",
             ),
         ];
         for (v, want) in cases {
             let e = Sentinel::builder().with_vars(vars(v)).unwrap_err();
             assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn the_s3_store_comes_from_the_environment() {
+        let b = Sentinel::builder()
+            .dir("/tmp/incidents", Retention::default())
+            .with_vars(vars(&[
+                (
+                    "FDR_SENTINEL_S3_URL",
+                    "http://127.0.0.1:9000/bucket/svc/incidents",
+                ),
+                ("FDR_SENTINEL_S3_REGION", "eu-west-1"),
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+                ("FDR_SENTINEL_RETAIN_COUNT", "5"),
+            ]))
+            .unwrap();
+        assert_eq!(b.dir, None, "the S3 store replaces the code's");
+        let c = b.s3.unwrap();
+        assert_eq!(
+            (c.endpoint.as_str(), c.bucket.as_str(), c.prefix.as_str()),
+            ("http://127.0.0.1:9000", "bucket", "svc/incidents")
+        );
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
+            ("AKID", "SECRET")
+        );
+        assert_eq!(
+            c.retention,
+            Retention {
+                max_count: 5,
+                ..Retention::default()
+            }
+        );
+
+        // Retention and region alone change the code's S3 store.
+        let code = crate::S3Config {
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            ..crate::S3Config::from_url("http://minio:9000/b").unwrap()
+        };
+        let b = Sentinel::builder()
+            .s3(code.clone())
+            .with_vars(vars(&[
+                ("FDR_SENTINEL_RETAIN_BYTES", "1MiB"),
+                ("FDR_SENTINEL_S3_REGION", "local"),
+                // Read only with FDR_SENTINEL_S3_URL.
+                ("AWS_ACCESS_KEY_ID", "other"),
+            ]))
+            .unwrap();
+        let c = b.s3.unwrap();
+        assert_eq!(c.retention.max_bytes, 1 << 20);
+        assert_eq!(c.region, "local");
+        assert_eq!(c.access_key_id, "k");
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn a_bad_s3_variable_is_named_and_secrets_are_not_echoed() {
+        const URL: (&str, &str) = ("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/b/p");
+        const KEY: (&str, &str) = ("AWS_ACCESS_KEY_ID", "AKID");
+        const SECRET: (&str, &str) = ("AWS_SECRET_ACCESS_KEY", "hunter2");
+        let cases: [(&'static [(&'static str, &'static str)], &str); 6] = [
+            (
+                &[URL, KEY],
+                "AWS_SECRET_ACCESS_KEY=\"\": FDR_SENTINEL_S3_URL needs credentials",
+            ),
+            (
+                &[
+                    ("FDR_SENTINEL_S3_URL", "https://s3.amazonaws.com/b"),
+                    KEY,
+                    SECRET,
+                ],
+                "https is not supported",
+            ),
+            (
+                &[
+                    ("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/"),
+                    KEY,
+                    SECRET,
+                ],
+                "no bucket",
+            ),
+            (
+                &[URL, KEY, SECRET, ("FDR_SENTINEL_DIR", "/tmp/x")],
+                "FDR_SENTINEL_DIR is set too",
+            ),
+            (
+                &[("FDR_SENTINEL_S3_REGION", "eu-west-1")],
+                "set FDR_SENTINEL_S3_URL too",
+            ),
+            (
+                &[URL, KEY, SECRET, ("FDR_SENTINEL_S3_REGION", "eu west")],
+                "FDR_SENTINEL_S3_REGION=\"eu west\": expected a region name",
+            ),
+        ];
+        for (v, want) in cases {
+            let e = Sentinel::builder().with_vars(vars(v)).unwrap_err();
+            assert!(e.to_string().contains(want), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+        // Retention alone, with no store to apply to.
+        let e = Sentinel::builder()
+            .with_vars(vars(&[("FDR_SENTINEL_RETAIN_BYTES", "1GiB")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "FDR_SENTINEL_RETAIN_BYTES=\"\": retention applies to a directory or S3 store"
+            ),
+            "{e}"
+        );
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[test]
+    fn without_the_s3_feature_its_variables_are_errors() {
+        const CASES: [&[(&str, &str)]; 2] = [
+            &[("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/b")],
+            &[("FDR_SENTINEL_S3_REGION", "eu-west-1")],
+        ];
+        for v in CASES {
+            let e = Sentinel::builder().with_vars(vars(v)).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("this build has no S3 store: enable fdr-sentinel's `s3` feature"),
+                "{e}"
+            );
         }
     }
 }

@@ -43,18 +43,30 @@
 //!
 //! # Feature flags
 //!
-//! None yet: the directory store is always built.
+//! - `s3`: `S3Store` (module `s3`), incidents in an S3-compatible object store (AWS S3,
+//!   MinIO, Ceph), addressed path-style over plain HTTP and signed with AWS Signature
+//!   Version 4, with the directory store's guarantees (complete or invisible, bounded
+//!   memory, retention by count and bytes). `SentinelBuilder::s3`,
+//!   `.store(S3Store::new(..)?)` or `FDR_SENTINEL_S3_URL` select it. It brings in hyper's
+//!   HTTP/1 client on a small tokio runtime the store owns, and `hmac` and `sha2`.
+//!
+//! Without features, the directory store ([`DirStore`]) is the one built in; any other
+//! [`IncidentStore`] can be handed to [`SentinelBuilder::store`].
 #![forbid(unsafe_code)]
 
 pub mod engine;
 pub mod env;
 pub mod metric;
 mod rule;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod sentinel;
 mod store;
 
 pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use metric::{Histogram, MetricValue, Metrics};
 pub use rule::{Limits, Rule, RuleError, Stat};
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Store};
 pub use sentinel::{Error, LogFn, Sentinel, SentinelBuilder, SentinelStats};
 pub use store::{DirStore, DumpFn, IncidentMeta, IncidentStore, Listing, Retention, StoreError};

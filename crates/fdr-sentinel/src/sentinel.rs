@@ -24,6 +24,8 @@ pub struct SentinelBuilder {
     pub(crate) limits: Limits,
     pub(crate) store: Option<Arc<dyn IncidentStore>>,
     pub(crate) dir: Option<(std::path::PathBuf, Retention)>,
+    #[cfg(feature = "s3")]
+    pub(crate) s3: Option<crate::s3::S3Config>,
     pub(crate) registries: Vec<prometheus::Registry>,
     pub(crate) runtime_metrics: bool,
     pub(crate) process_metrics: bool,
@@ -33,12 +35,14 @@ pub struct SentinelBuilder {
 
 impl std::fmt::Debug for SentinelBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SentinelBuilder")
-            .field("interval", &self.interval)
+        let mut f = f.debug_struct("SentinelBuilder");
+        f.field("interval", &self.interval)
             .field("rules", &self.rules)
             .field("limits", &self.limits)
-            .field("dir", &self.dir)
-            .field("registries", &self.registries.len())
+            .field("dir", &self.dir);
+        #[cfg(feature = "s3")]
+        f.field("s3", &self.s3);
+        f.field("registries", &self.registries.len())
             .finish_non_exhaustive()
     }
 }
@@ -51,6 +55,8 @@ impl Default for SentinelBuilder {
             limits: Limits::GLOBAL,
             store: None,
             dir: None,
+            #[cfg(feature = "s3")]
+            s3: None,
             registries: Vec::new(),
             runtime_metrics: true,
             process_metrics: true,
@@ -81,16 +87,34 @@ impl SentinelBuilder {
 
     /// Keep incidents in `dir` ([`DirStore`]) with `retention`.
     pub fn dir(mut self, dir: impl Into<std::path::PathBuf>, retention: Retention) -> Self {
+        self.clear_store();
         self.dir = Some((dir.into(), retention));
-        self.store = None;
         self
     }
 
     /// Keep incidents in `store`.
     pub fn store(mut self, store: impl IncidentStore + 'static) -> Self {
+        self.clear_store();
         self.store = Some(Arc::new(store));
-        self.dir = None;
         self
+    }
+
+    /// Keep incidents in an S3-compatible object store ([`crate::S3Store`], made at
+    /// [`SentinelBuilder::start`]; `FDR_SENTINEL_RETAIN_*` can still change its retention).
+    #[cfg(feature = "s3")]
+    pub fn s3(mut self, config: crate::s3::S3Config) -> Self {
+        self.clear_store();
+        self.s3 = Some(config);
+        self
+    }
+
+    fn clear_store(&mut self) {
+        self.store = None;
+        self.dir = None;
+        #[cfg(feature = "s3")]
+        {
+            self.s3 = None;
+        }
     }
 
     /// Also sample every metric of `registry` (counters, gauges, histograms).
@@ -134,13 +158,27 @@ impl SentinelBuilder {
         if self.interval.is_zero() {
             return Err(Error::Config("the interval must be above zero".into()));
         }
-        let store: Arc<dyn IncidentStore> = match (self.store, self.dir) {
+        // At most one is set (`clear_store`).
+        #[cfg(feature = "s3")]
+        let store = match self.s3 {
+            Some(config) => {
+                Some(Arc::new(crate::s3::S3Store::new(config)?) as Arc<dyn IncidentStore>)
+            }
+            None => self.store,
+        };
+        #[cfg(not(feature = "s3"))]
+        let store = self.store;
+        let store: Arc<dyn IncidentStore> = match (store, self.dir) {
             (Some(s), _) => s,
             (None, Some((dir, retention))) => Arc::new(DirStore::new(dir, retention)?),
             (None, None) => {
-                return Err(Error::Config(
-                    "no incident store: set .dir(..), .store(..) or FDR_SENTINEL_DIR".into(),
-                ));
+                return Err(Error::Config(if cfg!(feature = "s3") {
+                    "no incident store: set .dir(..), .s3(..), .store(..), FDR_SENTINEL_DIR or \
+                     FDR_SENTINEL_S3_URL"
+                        .into()
+                } else {
+                    "no incident store: set .dir(..), .store(..) or FDR_SENTINEL_DIR".into()
+                }));
             }
         };
         let shared = Arc::new(Shared {
@@ -554,7 +592,7 @@ pub(crate) fn incident_id(unix_ms: u64, rule: &str) -> String {
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

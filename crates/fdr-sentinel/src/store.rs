@@ -149,9 +149,31 @@ pub enum StoreError {
     /// The id is not one this store could have made.
     #[error("incident store: `{0}` is not an incident id (letters, digits, `.`, `_`, `-`)")]
     BadId(String),
+    /// A request to an object store failed: no answer, or an error answer.
+    #[error("incident store: {op} {object}: {}", remote_why(*.status, .code.as_deref(), .message))]
+    Remote {
+        /// What was being done (`uploading the dump`).
+        op: &'static str,
+        /// The object (`s3://bucket/prefix/ID.fdr`).
+        object: String,
+        /// The HTTP status, if the store answered.
+        status: Option<u16>,
+        /// The store's error code (S3's `<Code>`: `NoSuchBucket`, `SignatureDoesNotMatch`).
+        code: Option<String>,
+        /// The store's message, or why there was no answer.
+        message: String,
+    },
     /// Another store's failure, in its words.
     #[error("incident store: {0}")]
     Other(String),
+}
+
+fn remote_why(status: Option<u16>, code: Option<&str>, message: &str) -> String {
+    match (status, code) {
+        (Some(s), Some(c)) => format!("HTTP {s} {c}: {message}"),
+        (Some(s), None) => format!("HTTP {s}: {message}"),
+        (None, _) => format!("no answer: {message}"),
+    }
 }
 
 /// Writes a dump into `out` and returns its size.
@@ -192,7 +214,7 @@ impl Default for Retention {
 }
 
 /// Whether `id` could be one of ours: a file name with no path in it.
-fn check_id(id: &str) -> Result<(), StoreError> {
+pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 200
         && !id.starts_with('.')

@@ -1,0 +1,102 @@
+//! A rule held for its samples writes one incident into an S3-compatible store (moto, on
+//! 127.0.0.1): the flight recorder's dump, decodable, and its sidecar, read back through the
+//! store. (Own test binary: the recorder is process-wide.)
+
+mod common;
+#[path = "common/moto.rs"]
+mod moto;
+
+use std::io::Read;
+use std::time::Duration;
+
+use fdr_sentinel::{Rule, S3Store, Sentinel};
+
+#[test]
+fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
+    let Some(mut moto) = moto::Moto::start() else {
+        return;
+    };
+    fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
+    let store = S3Store::new(moto.config("incidents", "checkout")).unwrap();
+    store.create_bucket().unwrap();
+    let registry = prometheus::Registry::new();
+    let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();
+    registry.register(Box::new(queue.clone())).unwrap();
+    let (lines, log) = common::log();
+    let sentinel = Sentinel::builder()
+        .interval(Duration::from_millis(20))
+        .registry(registry)
+        .rule(Rule::parse("deep: queue_depth value > 100 for 2 cooldown 1h").unwrap())
+        .store(store)
+        .service_version("9.9.9")
+        .log_with(log)
+        .start()
+        .unwrap();
+
+    fdr_recorder::with_region("before the breach", || {});
+    queue.set(500);
+    assert!(
+        common::wait_for(Duration::from_secs(20), || sentinel.stats().dumps_written
+            == 1),
+        "{:?} {:?}",
+        sentinel.stats(),
+        lines.lock().unwrap()
+    );
+    let stats = sentinel.stats();
+    assert_eq!(stats.dump_failures, 0, "{stats:?}");
+
+    let listing = sentinel.store().list().unwrap();
+    assert!(listing.unreadable.is_empty());
+    let [m] = &listing.incidents[..] else {
+        panic!("{listing:?}")
+    };
+    assert_eq!(Some(&m.id), stats.last_incident.as_ref());
+    assert_eq!(
+        (m.rule.as_str(), m.metric.as_str()),
+        ("deep", "queue_depth")
+    );
+    assert_eq!((m.value, m.threshold), (500.0, 100.0));
+    assert_eq!(m.condition, "deep: queue_depth value > 100 for 2");
+    assert_eq!(m.service_version.as_deref(), Some("9.9.9"));
+    assert_eq!(m.pid, std::process::id());
+    assert!(m.id.ends_with("Z-deep"), "{}", m.id);
+    assert!(
+        m.values.iter().any(|(r, v)| r == "deep" && *v == 500.0),
+        "{:?}",
+        m.values
+    );
+
+    let mut dump = Vec::new();
+    sentinel
+        .store()
+        .open(&m.id)
+        .unwrap()
+        .read_to_end(&mut dump)
+        .unwrap();
+    assert_eq!(dump.len() as u64, m.bytes);
+    assert_eq!(stats.bytes_written, m.bytes);
+    let regions = common::region_names(&dump);
+    assert!(
+        regions.iter().any(|r| r == "before the breach"),
+        "{regions:?}"
+    );
+
+    // The bucket holds the dump and its sidecar, as another client sees them.
+    let keys = moto.keys("incidents");
+    let names: Vec<_> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("checkout/{}.fdr", m.id),
+            format!("checkout/{}.json", m.id)
+        ]
+    );
+    assert_eq!(keys[0].1, m.bytes);
+
+    let logged = lines.lock().unwrap().join("\n");
+    assert!(
+        logged.contains("rule `deep` fired (queue_depth = 500 against 100): incident"),
+        "{logged}"
+    );
+    sentinel.stop();
+}
