@@ -68,5 +68,5 @@ pub use metric::{Histogram, MetricValue, Metrics};
 pub use rule::{Limits, Rule, RuleError, Stat};
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
-pub use sentinel::{Error, LogFn, Sentinel, SentinelBuilder, SentinelStats};
+pub use sentinel::{Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats};
 pub use store::{DirStore, DumpFn, IncidentMeta, IncidentStore, Listing, Retention, StoreError};

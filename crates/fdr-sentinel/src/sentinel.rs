@@ -290,6 +290,15 @@ impl Sentinel {
         self.shared.store.clone()
     }
 
+    /// A cloneable view of this sentinel's state (degraded, breaching rules, stats, store)
+    /// for another thread, such as the admin endpoint's. It does not keep the sentinel
+    /// running: once the sentinel stops, the handle reports it not degraded.
+    pub fn handle(&self) -> SentinelHandle {
+        SentinelHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Stops sampling and dumping (a dump being written finishes first; one waiting for its
     /// delay is dropped and counted as failed).
     pub fn stop(mut self) {
@@ -304,6 +313,46 @@ impl Sentinel {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // A stopped sentinel watches nothing: it reports no breach to its handles.
+        self.shared.degraded.store(false, Ordering::Relaxed);
+        lock(&self.shared.breaching).clear();
+    }
+}
+
+/// A cloneable view of a [`Sentinel`]'s state ([`Sentinel::handle`]).
+#[derive(Clone)]
+pub struct SentinelHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SentinelHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelHandle")
+            .field("degraded", &self.degraded())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SentinelHandle {
+    /// What the sentinel has done so far ([`Sentinel::stats`]).
+    pub fn stats(&self) -> SentinelStats {
+        self.shared.stats.snapshot(&self.shared)
+    }
+
+    /// Whether a rule breached at the last sample ([`Sentinel::degraded`]); false once the
+    /// sentinel stopped.
+    pub fn degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::Relaxed)
+    }
+
+    /// The names of the rules that breached at the last sample.
+    pub fn breaching(&self) -> Vec<String> {
+        lock(&self.shared.breaching).clone()
+    }
+
+    /// The incident store.
+    pub fn store(&self) -> Arc<dyn IncidentStore> {
+        self.shared.store.clone()
     }
 }
 

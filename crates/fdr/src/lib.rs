@@ -53,6 +53,16 @@
 //!   `with_region`, `log!`, ...) compiles to nothing, the control calls (`start`, `flight`,
 //!   `capture`) return [`Error`] or do nothing, and `fdr-recorder` is not linked: libraries can
 //!   instrument freely and a binary decides.
+//! - `sentinel`: [`sentinel`], rules over fdr's runtime metrics, Prometheus registries and
+//!   process metrics that dump the flight recorder into an incident store (a directory, or S3) when
+//!   an SLO is breached, with limits that stop a flapping rule from causing a dump storm.
+//!   (Implies `record`.)
+//! - `s3`: the sentinel's S3-compatible incident store (`sentinel::S3Store`, or
+//!   `FDR_SENTINEL_S3_URL`). (Implies `sentinel`.)
+//! - `admin`: [`admin`], the admin HTTP endpoint on its own listener and thread: the flight
+//!   recorder, throttled on-demand captures, the sentinel's incidents and Prometheus
+//!   `/metrics`; loopback by default, authentication required anywhere else. (Implies
+//!   `record`.)
 //! - `tokio`: [`tokio::instrument`] records tokio workers' start, stop, park and unpark, and
 //!   [`spawn`] spawns a traced task. (Implies `record`.)
 //! - `tracing`: [`tracing::FdrLayer`], a `tracing-subscriber` layer: spans become regions,

@@ -20,6 +20,21 @@ pub mod sync {
     };
 }
 
+/// The sentinel (`fdr-sentinel`): rules over fdr's runtime metrics, Prometheus registries
+/// and process metrics that dump the flight recorder into an incident store when an SLO is
+/// breached.
+#[cfg(feature = "sentinel")]
+pub mod sentinel {
+    pub use fdr_sentinel::*;
+}
+
+/// The admin endpoint (`fdr-admin`): a dedicated, locked-down HTTP server for flight-recorder
+/// snapshots, throttled captures, the sentinel's incidents and Prometheus metrics.
+#[cfg(feature = "admin")]
+pub mod admin {
+    pub use fdr_admin::*;
+}
+
 /// tokio integration: worker threads' start, stop, park and unpark.
 #[cfg(feature = "tokio")]
 pub mod tokio {

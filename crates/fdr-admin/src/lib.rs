@@ -1,0 +1,300 @@
+//! fdr's admin endpoint: a dedicated, locked-down HTTP server for the flight recorder,
+//! throttled on-demand captures, the sentinel's incidents and Prometheus metrics.
+//!
+//! The seed's "always-available endpoint, but only on the admin network", made safe to leave
+//! on: its own listener (never the service's router), loopback by default, authentication
+//! required for anything else, one capture at a time per process with a cooldown, output
+//! capped in bytes, and no work on the service's threads.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! fdr_recorder::start(fdr_recorder::Config::default())?;
+//! let admin = fdr_admin::Admin::builder()
+//!     .bind(([127, 0, 0, 1], 6060))
+//!     .bearer_token(std::env::var("FDR_ADMIN_TOKEN")?)
+//!     .capture_cooldown(Duration::from_secs(60))
+//!     .start()?;
+//! println!("fdr admin on http://{}/debug/fdr/", admin.local_addr());
+//! // ... the service runs; dropping `admin` (or `admin.shutdown()`) stops the endpoint.
+//! # Ok(()) }
+//! ```
+//!
+//! Then, from the host (or through an SSH tunnel):
+//!
+//! ```text
+//! curl -H "Authorization: Bearer $TOKEN" -o now.fdr  http://127.0.0.1:6060/debug/fdr/flight
+//! curl -H "Authorization: Bearer $TOKEN" -o next.fdr 'http://127.0.0.1:6060/debug/fdr/trace?seconds=5'
+//! fdr diagnose now.fdr
+//! ```
+//!
+//! # Endpoints
+//!
+//! Every endpoint answers `GET` only (`405` otherwise), unknown paths get `404`, and bad
+//! parameters `400` with a one-line reason.
+//!
+//! - `GET /debug/fdr/`: the list of endpoints (plain text).
+//! - `GET /debug/fdr/flight`: the flight recorder's window as an fdr trace
+//!   (`application/octet-stream`, with a `Content-Disposition` file name), streamed while it
+//!   is written. One snapshot at a time: `429` with `Retry-After` while another is written
+//!   (by this endpoint, the sentinel or the service).
+//! - `GET /debug/fdr/trace?seconds=N`: a streaming capture of the next `N` seconds (default
+//!   [`DEFAULT_CAPTURE_SECONDS`], at most [`MAX_CAPTURE_SECONDS`]). One capture at a time in
+//!   the process, and a cooldown after each ([`AdminBuilder::capture_cooldown`]): `429` with
+//!   `Retry-After` (seconds) meanwhile. The capture ends early when the client disconnects,
+//!   when its output reaches [`AdminBuilder::max_capture_bytes`] (the trace then ends with a
+//!   well-formed end marker after the last whole batch), or when the client reads too
+//!   slowly (the response is then cut short, never buffered without bound).
+//! - `GET /debug/fdr/incidents`: the sentinel's incidents, newest first (JSON).
+//! - `GET /debug/fdr/incidents/{id}`: one incident's dump.
+//! - `GET /debug/pprof/profile?seconds=N` (feature `pprof`): a CPU profile.
+//! - `GET /metrics`: Prometheus text exposition: fdr's runtime metrics (histograms in
+//!   seconds with `le` buckets, counters), the recorder's and the sentinel's counters, this
+//!   endpoint's own, and every registry handed to [`AdminBuilder::registry`].
+//!
+//! # Threads and costs
+//!
+//! [`AdminBuilder::start`] runs the server on its own thread (`fdr-admin`) with its own
+//! single-threaded tokio runtime, so the service need not use tokio and its runtime never
+//! runs admin work. Snapshots, capture stops, incident reads and metric gathering run on that
+//! runtime's blocking threads (at most [`MAX_BLOCKING_THREADS`]); the capture itself streams
+//! from the recorder's collector thread, which never waits for the network: a client that
+//! falls behind by more than a bounded number of batches loses its capture. Connections are
+//! bounded ([`AdminBuilder::max_connections`]; a connection that sends no request head for
+//! 10 s is closed), and so is the time a client may take to read a snapshot or a dump
+//! ([`AdminBuilder::transfer_timeout`]).
+//!
+//! # Security
+//!
+//! The endpoint reveals function names, file paths and what the service was doing: treat
+//! it like a debug-symbol dump. It binds `127.0.0.1` by default; binding any address that is
+//! not loopback without a bearer token or basic credentials fails with
+//! [`Error::Unauthenticated`]. Credentials are compared in constant time; a request without
+//! them gets `401` with `WWW-Authenticate`. There is no TLS: put a TLS-terminating proxy in
+//! front of a non-loopback bind.
+//!
+//! # Feature flags
+//!
+//! - `sentinel` (default): [`AdminBuilder::sentinel`] attaches an `fdr-sentinel` sentinel:
+//!   its incidents are listed and served, its counters are in `/metrics`, and
+//!   [`AdminBuilder::refuse_captures_when_degraded`] refuses on-demand captures (`503`)
+//!   while it reports the process degraded. Without it those endpoints answer `404`.
+//! - `pprof`: `GET /debug/pprof/profile?seconds=N` (default 30, at most 60), a CPU profile of
+//!   the whole process in pprof's protobuf format, for `go tool pprof` or `pprof`, taken with
+//!   the `pprof` crate (a `SIGPROF` timer at 99 Hz; the process's only `SIGPROF` user while it
+//!   runs). One profile at a time; a client that leaves ends it.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod body;
+mod capture;
+#[cfg(feature = "pprof")]
+mod profile;
+mod prom;
+mod routes;
+mod server;
+mod stream;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+pub use server::AdminHandle;
+
+/// The default port: Go's pprof convention.
+pub const DEFAULT_PORT: u16 = 6060;
+/// A capture's length when the request does not say.
+pub const DEFAULT_CAPTURE_SECONDS: u32 = 5;
+/// The longest capture a request may ask for: a longer trace of a busy service is unusable.
+pub const MAX_CAPTURE_SECONDS: u32 = 30;
+/// The default pause between the end of one capture and the start of the next.
+pub const DEFAULT_CAPTURE_COOLDOWN: Duration = Duration::from_secs(60);
+/// The default cap on one capture's output.
+pub const DEFAULT_MAX_CAPTURE_BYTES: u64 = 64 << 20;
+/// The smallest allowed cap on a capture's output (room for the file header and a table).
+pub const MIN_CAPTURE_BYTES: u64 = 16 << 10;
+/// The default bound on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// The default time a client has to read a whole snapshot or incident dump.
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Blocking threads the endpoint's runtime may use (snapshots, capture stops, incident
+/// reads, metrics).
+pub const MAX_BLOCKING_THREADS: usize = 8;
+
+/// The admin endpoint; [`Admin::builder`] sets it up.
+#[derive(Debug)]
+pub struct Admin(());
+
+impl Admin {
+    /// A builder with the defaults: `127.0.0.1:6060`, no authentication (loopback only),
+    /// a 60 s cooldown between captures, 64 MiB per capture.
+    pub fn builder() -> AdminBuilder {
+        AdminBuilder::default()
+    }
+}
+
+/// Sets up the admin endpoint; [`AdminBuilder::start`] starts it.
+#[derive(Clone)]
+pub struct AdminBuilder {
+    pub(crate) addr: SocketAddr,
+    pub(crate) bearer: Option<String>,
+    pub(crate) basic: Option<(String, String)>,
+    #[cfg(feature = "sentinel")]
+    pub(crate) sentinel: Option<fdr_sentinel::SentinelHandle>,
+    pub(crate) registries: Vec<prometheus::Registry>,
+    pub(crate) capture_cooldown: Duration,
+    pub(crate) max_capture_bytes: u64,
+    pub(crate) refuse_when_degraded: bool,
+    pub(crate) max_connections: usize,
+    pub(crate) transfer_timeout: Duration,
+}
+
+impl Default for AdminBuilder {
+    fn default() -> Self {
+        AdminBuilder {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+            bearer: None,
+            basic: None,
+            #[cfg(feature = "sentinel")]
+            sentinel: None,
+            registries: Vec::new(),
+            capture_cooldown: DEFAULT_CAPTURE_COOLDOWN,
+            max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
+            refuse_when_degraded: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            transfer_timeout: DEFAULT_TRANSFER_TIMEOUT,
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("AdminBuilder");
+        d.field("addr", &self.addr)
+            .field("bearer_token", &self.bearer.as_ref().map(|_| "<set>"))
+            .field(
+                "basic_auth",
+                &self.basic.as_ref().map(|(u, _)| format!("{u}:<set>")),
+            );
+        #[cfg(feature = "sentinel")]
+        d.field("sentinel", &self.sentinel.is_some());
+        d.field("registries", &self.registries.len())
+            .field("capture_cooldown", &self.capture_cooldown)
+            .field("max_capture_bytes", &self.max_capture_bytes)
+            .field("refuse_captures_when_degraded", &self.refuse_when_degraded)
+            .field("max_connections", &self.max_connections)
+            .field("transfer_timeout", &self.transfer_timeout)
+            .finish()
+    }
+}
+
+impl AdminBuilder {
+    /// Where to listen (default `127.0.0.1:6060`; port 0 picks a free port, see
+    /// [`AdminHandle::local_addr`]). An address that is not loopback needs
+    /// authentication.
+    pub fn bind(mut self, addr: impl Into<SocketAddr>) -> Self {
+        self.addr = addr.into();
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` (compared in constant time). The token must
+    /// be non-empty, without spaces or control characters.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
+    }
+
+    /// Requires HTTP basic authentication with `user` and `password` (compared in
+    /// constant time). With a bearer token too, either is accepted.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Serves the sentinel's incidents, exports its counters, and lets
+    /// [`AdminBuilder::refuse_captures_when_degraded`] see its state. The endpoint keeps a
+    /// [`fdr_sentinel::SentinelHandle`], not the sentinel: it does not keep it running.
+    #[cfg(feature = "sentinel")]
+    pub fn sentinel(mut self, sentinel: &fdr_sentinel::Sentinel) -> Self {
+        self.sentinel = Some(sentinel.handle());
+        self
+    }
+
+    /// Adds a registry whose metrics `/metrics` exports after fdr's (families named
+    /// `fdr_*`, and names already exported, are skipped with a comment).
+    pub fn registry(mut self, registry: prometheus::Registry) -> Self {
+        self.registries.push(registry);
+        self
+    }
+
+    /// The pause between the end of one on-demand capture and the start of the next
+    /// (default 60 s; zero allows back-to-back captures, still one at a time).
+    pub fn capture_cooldown(mut self, cooldown: Duration) -> Self {
+        self.capture_cooldown = cooldown;
+        self
+    }
+
+    /// The most bytes one capture may send (default 64 MiB, at least
+    /// [`MIN_CAPTURE_BYTES`]); the capture stops when the next batch would pass it.
+    pub fn max_capture_bytes(mut self, bytes: u64) -> Self {
+        self.max_capture_bytes = bytes;
+        self
+    }
+
+    /// Refuses on-demand captures (`503`) while the attached sentinel reports the process
+    /// degraded (a rule breaching): "never run a trace on the primary while the system is
+    /// degraded". Off by default; the flight recorder stays available either way.
+    pub fn refuse_captures_when_degraded(mut self, on: bool) -> Self {
+        self.refuse_when_degraded = on;
+        self
+    }
+
+    /// The most connections served at once (default 256); more wait to be accepted.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// How long a client may take to read a whole flight snapshot or incident dump
+    /// (default 60 s); past it the response is cut and the snapshot released.
+    pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
+        self.transfer_timeout = timeout;
+        self
+    }
+
+    /// Binds the listener and starts serving on the `fdr-admin` thread. Fails if the
+    /// address is not loopback and no authentication is set, if the configuration is
+    /// unusable, or if the address cannot be bound.
+    pub fn start(self) -> Result<AdminHandle, Error> {
+        server::start(self)
+    }
+}
+
+/// The admin endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A non-loopback address without authentication.
+    #[error(
+        "fdr-admin: refusing to listen on {addr}: it is not a loopback address and no \
+         authentication is set; set .bearer_token(..) or .basic_auth(..), or bind 127.0.0.1"
+    )]
+    Unauthenticated {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The configuration is unusable.
+    #[error("fdr-admin: {0}")]
+    Config(String),
+    /// The address could not be bound.
+    #[error("fdr-admin: could not listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime or the thread could not be started.
+    #[error("fdr-admin: could not start its runtime or thread: {0}")]
+    Start(#[source] std::io::Error),
+}
