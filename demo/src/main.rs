@@ -2,10 +2,12 @@
 //!
 //! A small hyper service instrumented only through the `fdr` facade, the way a user would:
 //! a traced task per request, regions per phase, a log per request, a shared cache behind an
-//! `fdr::sync::Mutex`, tokio workers instrumented. A built-in load generator drives it on
-//! loopback. Half-way, a fault is injected: a cache refresh that makes a slow synchronous
-//! call while holding the cache lock. The flight recorder, on all along, is dumped before and
-//! after; the analyzer diagnoses the incident dump and writes an HTML report.
+//! `fdr::sync::Mutex`, tokio workers instrumented, a Prometheus latency histogram. A built-in
+//! load generator drives it on loopback. Half-way, a fault is injected: a cache refresh that
+//! makes a slow synchronous call while holding the cache lock. The flight recorder is on all
+//! along; the sentinel watches the lock-wait and latency SLOs and dumps the incident when one
+//! is breached; the admin endpoint serves the incident list; the analyzer diagnoses the
+//! sentinel's dump and writes an HTML report.
 
 #![forbid(unsafe_code)]
 
@@ -39,8 +41,17 @@ const FAULT_CALL: Duration = Duration::from_micros(600);
 /// Latency samples kept per phase (a bound, not a target).
 const MAX_SAMPLES: usize = 1 << 20;
 
+/// The sentinel's rules: the SLOs the demo service keeps in the healthy phase and breaks in
+/// the fault (`fdr_lock_wait_ns` is fdr's runtime metric of contended lock waits).
+const RULES: [&str; 2] = [
+    "lock_waits: fdr_lock_wait_ns p99 > 1ms for 2 delay 1s",
+    "slow_requests: http_request_duration_seconds p99 > 25ms for 2 delay 1s",
+];
+
 /// The service's shared state.
 struct App {
+    /// Request latency, as a Prometheus histogram the sentinel reads.
+    latency: prometheus::Histogram,
     /// User profiles, the hot shared data every request reads.
     cache: fdr::sync::Mutex<Vec<String>>,
     /// Whether the fault is injected.
@@ -117,7 +128,35 @@ fn run() -> Result<(), BoxError> {
     fdr::tokio::instrument(&mut builder);
     let runtime = builder.build()?;
 
+    let registry = prometheus::Registry::new();
+    let latency = prometheus::Histogram::with_opts(
+        prometheus::HistogramOpts::new("http_request_duration_seconds", "request latency")
+            .buckets(prometheus::exponential_buckets(100e-6, 2.0, 12)?),
+    )?;
+    registry.register(Box::new(latency.clone()))?;
+    // The sentinel: every 250 ms, the rules above; an incident is the flight recorder 1 s
+    // after the trigger, in `out/incidents`.
+    let incidents = args.out.join("incidents");
+    let _ = fs::remove_dir_all(&incidents);
+    let mut sentinel = fdr::sentinel::Sentinel::builder()
+        .interval(Duration::from_millis(250))
+        .registry(registry.clone())
+        .dir(&incidents, fdr::sentinel::Retention::default())
+        .service_version(env!("CARGO_PKG_VERSION"))
+        .log_with(|line| println!("  sentinel: {line}"));
+    for rule in RULES {
+        sentinel = sentinel.rule(fdr::sentinel::Rule::parse(rule)?);
+    }
+    let sentinel = sentinel.start()?;
+    // The admin endpoint, on its own loopback listener.
+    let admin = fdr::admin::Admin::builder()
+        .bind(([127, 0, 0, 1], 0))
+        .sentinel(&sentinel)
+        .registry(registry)
+        .start()?;
+
     let app = Arc::new(App {
+        latency,
         cache: fdr::sync::Mutex::new((0..1024).map(|i| format!("user-{i}")).collect()),
         fault: AtomicBool::new(false),
         served: AtomicU64::new(0),
@@ -127,12 +166,16 @@ fn run() -> Result<(), BoxError> {
     runtime.spawn(serve(listener, app.clone()));
     println!(
         "fdr demo: a hyper service on {addr} (2 tokio workers), the flight recorder on \
-         (window {:.0?}, 64 MiB), {CLIENTS} clients on loopback\n",
+         (window {:.0?}, 64 MiB), {CLIENTS} clients on loopback",
         args.phase
+    );
+    println!("  sentinel rules: {}", RULES.join("; "));
+    println!(
+        "  admin endpoint: http://{}/debug/fdr/\n",
+        admin.local_addr()
     );
 
     let before = args.out.join("before.fdr");
-    let incident = args.out.join("incident.fdr");
 
     let healthy = load(addr, args.phase)?;
     println!("phase 1, healthy      {healthy}");
@@ -143,19 +186,32 @@ fn run() -> Result<(), BoxError> {
         size(bytes)
     );
 
+    let healthy_triggers = sentinel.stats().triggers;
     app.fault.store(true, Ordering::Relaxed);
     let faulty = load(addr, args.phase)?;
     println!(
         "phase 2, fault        {faulty}\n  (injected: one request in {FAULT_EVERY} refreshes the \
          cache with a {FAULT_CALL:?} synchronous call while holding the cache lock)"
     );
-    let bytes = dump(&incident)?;
-    println!(
-        "  flight recorder dumped: {} ({})",
-        incident.display(),
-        size(bytes)
-    );
+    // The sentinel's dump is written 1 s after its trigger.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sentinel.stats().dumps_written == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     app.fault.store(false, Ordering::Relaxed);
+    let stats = sentinel.stats();
+    if healthy_triggers > 0 {
+        return Err("the sentinel fired during the healthy phase: the demo's SLOs are too tight for this machine".into());
+    }
+    let Some(id) = stats.last_incident else {
+        return Err(format!("the sentinel wrote no incident during the fault: {stats:?}").into());
+    };
+    let incident = incidents.join(format!("{id}.fdr"));
+    let listed = runtime.block_on(admin_get(admin.local_addr(), "/debug/fdr/incidents"))?;
+    println!(
+        "  admin: GET /debug/fdr/incidents -> {} incident(s), newest {id}",
+        listed.matches("\"id\"").count()
+    );
     runtime.shutdown_timeout(Duration::from_secs(1));
     let stats = fdr::stats();
     let aged_out = stats.lost_for(fdr::LossReason::RingOverwrite).events;
@@ -168,7 +224,23 @@ fn run() -> Result<(), BoxError> {
     );
 
     diagnose(&incident, &args)?;
+    sentinel.stop();
+    admin.shutdown();
     Ok(())
+}
+
+/// A `GET` to the admin endpoint; the body as text.
+async fn admin_get(addr: SocketAddr, path: &str) -> Result<String, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://{addr}{path}")).body(Empty::<Bytes>::new())?;
+    let resp = sender.send_request(req).await?;
+    if !resp.status().is_success() {
+        return Err(format!("GET {path}: {}", resp.status()).into());
+    }
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Accepts connections; every request is a traced task.
@@ -194,6 +266,7 @@ async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
     let id: usize = req
         .uri()
         .query()
@@ -209,6 +282,7 @@ async fn handle(
         format!("{{\"user\":\"{user}\"}}")
     });
     fdr::log!("http", "GET /user?id={id} -> {} bytes", body.len());
+    app.latency.observe(started.elapsed().as_secs_f64());
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 

@@ -1,4 +1,5 @@
-//! The demo end to end: its diagnosis names the injected fault first, with its site.
+//! The demo end to end: the sentinel dumps the incident, and its diagnosis names the injected
+//! fault first, with its site.
 
 use std::process::Command;
 
@@ -35,12 +36,30 @@ fn the_demo_diagnoses_the_injected_fault_first_with_its_site() {
         + 1;
     let site = format!("mutex at demo/src/main.rs:{line}:");
     assert!(stdout.contains(&site), "no {site} in:\n{stdout}");
-    for f in ["before.fdr", "incident.fdr", "report.html"] {
+    for f in ["before.fdr", "report.html"] {
         assert!(
             out_dir.join(f).is_file(),
             "{f} missing in {}",
             out_dir.display()
         );
     }
+    // The diagnosed dump is the sentinel's incident, with its sidecar.
+    assert!(stdout.contains("sentinel: rule `"), "{stdout}");
+    let incidents: Vec<String> = std::fs::read_dir(out_dir.join("incidents"))
+        .expect("the incident directory")
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let dump = incidents
+        .iter()
+        .find(|n| n.ends_with(".fdr"))
+        .unwrap_or_else(|| panic!("no incident dump in {incidents:?}"));
+    assert!(incidents.contains(&dump.replace(".fdr", ".json")));
+    assert!(
+        stdout.contains(&format!(
+            "diagnosis of {}",
+            out_dir.join("incidents").join(dump).display()
+        )),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&out_dir);
 }
