@@ -77,6 +77,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
     ensure_chromium();
+    ensure_pip();
     // Every feature but those that also need a cfg (see features.rs), which follow.
     let (plain, gated) = features::workspace_features()?;
     let all_features = ["--features".to_string(), plain.join(",")];
@@ -119,6 +120,13 @@ fn ensure_chromium() {
         return;
     }
     eprintln!("xtask ci: installing chromium for the report test");
+    if !apt_install("chromium") {
+        eprintln!("xtask ci: could not install chromium; the report test will say it skipped");
+    }
+}
+
+/// Installs a Debian package (apt-get, no questions asked); whether it worked.
+fn apt_install(package: &str) -> bool {
     let apt = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
@@ -126,8 +134,22 @@ fn ensure_chromium() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !(apt(&["update"]) && apt(&["install", "-y", "chromium"])) {
-        eprintln!("xtask ci: could not install chromium; the report test will say it skipped");
+    apt(&["update"]) && apt(&["install", "-y", package])
+}
+
+/// The Perfetto-export and S3-store tests pip-install their Python packages: make sure pip
+/// is there.
+fn ensure_pip() {
+    let have = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have {
+        return;
+    }
+    eprintln!("xtask ci: installing python3-pip for the Perfetto and S3 tests");
+    if !apt_install("python3-pip") {
+        eprintln!("xtask ci: could not install python3-pip; those tests will fail under CI");
     }
 }
 
