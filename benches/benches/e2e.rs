@@ -9,6 +9,11 @@
 //! `e2e.cpu_per_request_ns_off`, `e2e.cpu_per_request_ns_on` (medians over rounds) and
 //! `e2e.cpu_per_request_ratio` (the median of the rounds' on/off ratios; target <= 1.01).
 //! Linux only (elsewhere the bench reports nothing).
+//!
+//! The traced service's flight recorder is kept as the run's artifact: when the driver is
+//! done, the service dumps it to `$FDR_E2E_TRACE` (`cargo xtask bench` sets it to
+//! `target/xtask/bench/e2e.fdr`), a trace of the bench's critical path to read with `fdr`
+//! and to compare across runs (`fdr diff`).
 
 #![allow(missing_docs, reason = "a bench binary")]
 
@@ -93,9 +98,26 @@ fn serve(fdr: bool) {
             .start()
             .expect("sentinel starts")
     });
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         // The driver closes our standard input when it is done.
         let _ = std::io::stdin().read_line(&mut String::new());
+        if let (true, Some(path)) = (fdr, std::env::var_os("FDR_E2E_TRACE")) {
+            let written = std::fs::File::create(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    let mut out = std::io::BufWriter::new(f);
+                    fdr_recorder::flight()
+                        .write_to(&mut out)
+                        .map_err(|e| e.to_string())?;
+                    out.flush().map_err(|e| e.to_string())
+                });
+            if let Err(e) = written {
+                eprintln!(
+                    "e2e: could not write the trace to {}: {e}",
+                    path.to_string_lossy()
+                );
+            }
+        }
         std::process::exit(0);
     });
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -239,4 +261,11 @@ fn drive() {
     report("e2e.cpu_per_request_ns_off", median(per_off));
     report("e2e.cpu_per_request_ns_on", median(per_on));
     report(FIGURE, median(ratios));
+    drop(on);
+    if let Some(path) = std::env::var_os("FDR_E2E_TRACE") {
+        eprintln!(
+            "e2e: the traced service's flight recorder: {}",
+            path.to_string_lossy()
+        );
+    }
 }

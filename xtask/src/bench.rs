@@ -7,7 +7,9 @@
 //!   appends `{"name":..,"value":..}` lines to `target/xtask/bench/extra.jsonl`.
 //!
 //! The table is printed, written to `target/xtask/bench/summary.json`, and compared with the
-//! previous run's summary (kept as `previous.json`).
+//! previous run's summary (kept as `previous.json`). The end-to-end bench's traced service
+//! leaves its flight recorder as `e2e.fdr` beside them (the previous run's as
+//! `e2e.previous.fdr`), to read with `fdr` and compare with `fdr diff`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -27,8 +29,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let _ = fs::remove_dir_all(&criterion_dir);
 
     let mut cmd = cargo();
+    // The end-to-end bench leaves its traced service's flight recorder here: the run's
+    // trace of the critical path, kept beside the figures.
+    let trace = out.join("e2e.fdr");
+    let previous_trace = out.join("e2e.previous.fdr");
+    if trace.exists() {
+        fs::rename(&trace, &previous_trace)?;
+    }
     cmd.args(["bench", "-p", "fdr-benches"])
-        .env("FDR_BENCH_EXTRA", &extra);
+        .env("FDR_BENCH_EXTRA", &extra)
+        .env("FDR_E2E_TRACE", &trace);
     // `--filter NAME` runs only the benches whose id contains NAME.
     let mut bench_args = vec!["--".to_string()];
     let mut filter = None;
@@ -93,6 +103,19 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         println!("{name:<44} {:>16} {prev:>16} {change:>9}", fmt_num(*value));
     }
     println!("\nwritten: {}", summary_path.display());
+    if trace.exists() {
+        println!(
+            "trace of the end-to-end bench's traced service: {} (fdr summary, fdr diagnose)",
+            trace.display()
+        );
+        if previous_trace.exists() {
+            println!(
+                "against the previous run: fdr diff {} {}",
+                previous_trace.display(),
+                trace.display()
+            );
+        }
+    }
     Ok(())
 }
 
