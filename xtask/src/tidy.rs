@@ -25,7 +25,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn tidy_docs_present() {
-    for doc in ["README.md", "docs/ARCHITECTURE.md", "docs/FORMAT.md"] {
+    for doc in [
+        "README.md",
+        "docs/ARCHITECTURE.md",
+        "docs/FORMAT.md",
+        "docs/RUNBOOK.md",
+        "docs/OPERATIONS.md",
+    ] {
         let p = root().join(doc);
         let text = fs::read_to_string(&p).unwrap_or_default();
         assert!(text.len() > 200, "{doc} is missing or empty");
