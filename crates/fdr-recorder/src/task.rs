@@ -6,9 +6,10 @@
 //! poll the task is current on the polling thread, so regions, logs and contended locks
 //! inside it belong to it.
 //!
-//! Wakes are seen through a wrapped waker: an `Arc` holding the executor's waker and the
-//! task. It is built on the first poll and rebuilt only when the executor hands a waker
-//! that would not wake the same task (`Waker::will_wake`), so a poll allocates nothing.
+//! Wakes are seen through a wrapped waker: an `Arc` holding the executor's waker, the task's
+//! id and the time of its first wake since the last poll. It is built on the first poll
+//! (the task's only allocation) and rebuilt only when the executor hands a waker that would
+//! not wake the same task (`Waker::will_wake`), so a poll allocates nothing.
 //!
 //! Metrics (always on, recording or not): scheduling latency (creation or wake to the next
 //! poll start), poll duration, tasks spawned/completed/alive ([`crate::metrics`]).
@@ -135,25 +136,19 @@ pub trait FutureExt: Future + Sized {
 
 impl<F: Future> FutureExt for F {}
 
-/// What the task and its wakers share.
+/// The wrapped waker: the executor's waker and what the task shares with its wakers.
 #[derive(Debug)]
-struct TaskCell {
+struct Shim {
+    inner: Waker,
     id: TaskId,
     /// Ticks of the first wake since the last poll started; 0 when none.
     woken_at: AtomicU64,
 }
 
-/// The wrapped waker: the executor's waker and the task.
-#[derive(Debug)]
-struct Shim {
-    inner: Waker,
-    cell: Arc<TaskCell>,
-}
-
 impl Shim {
     #[inline]
     fn note(&self) {
-        let task = self.cell.id;
+        let task = self.id;
         let now = stamp(
             enabled(),
             || wake_fast(task, current_task()),
@@ -163,8 +158,8 @@ impl Shim {
         // Plain load and store, no read-modify-write: two wakers racing both store (either
         // time is a wake since the poll), and a wake racing the poll's reset may go
         // unmeasured (the task is still woken).
-        if self.cell.woken_at.load(Ordering::Relaxed) == 0 {
-            self.cell.woken_at.store(now, Ordering::Relaxed);
+        if self.woken_at.load(Ordering::Relaxed) == 0 {
+            self.woken_at.store(now, Ordering::Relaxed);
         }
         with_thread(|m| m.count(Counter::Wakes, 1));
     }
@@ -190,10 +185,11 @@ impl Wake for Shim {
 #[derive(Debug)]
 pub struct Traced<F> {
     inner: F,
-    cell: Arc<TaskCell>,
-    /// The wrapped waker, and the shim it wraps (to compare the executor's waker).
+    id: TaskId,
+    /// The wrapped waker, and the shim it wraps (to compare the executor's waker); made at
+    /// the first poll.
     waker: Option<(Arc<Shim>, Waker)>,
-    /// Creation ticks until the first poll starts; 0 afterwards.
+    /// Creation ticks: the first poll's scheduling latency counts from here.
     created_at: u64,
     recorded: bool,
 }
@@ -205,22 +201,22 @@ impl<F: Future> Traced<F> {
         crate::clock::calibrate();
         let id = new_task_id();
         let recorded = enabled();
+        // The creation's time: the event's, when there is one (one clock read, not two).
+        let mut created_at = None;
         if recorded {
             let parent = current_task();
             let (name, site) = (intern(name), intern_site(site));
-            with_local(|l| {
-                l.small(|out, delta| encode::task_create(out, delta, id, parent, name, site))
+            created_at = with_local(|l| {
+                l.small(|out, delta| encode::task_create(out, delta, id, parent, name, site));
+                l.last_ts()
             });
         }
         with_thread(|m| m.count(Counter::TasksSpawned, 1));
         Traced {
             inner,
-            cell: Arc::new(TaskCell {
-                id,
-                woken_at: AtomicU64::new(0),
-            }),
+            id,
             waker: None,
-            created_at: now_ticks().max(1),
+            created_at: created_at.unwrap_or_else(now_ticks).max(1),
             recorded,
         }
     }
@@ -229,7 +225,7 @@ impl<F: Future> Traced<F> {
 impl<F> Traced<F> {
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.cell.id
+        self.id
     }
 }
 
@@ -251,33 +247,37 @@ impl<F: Future> Future for Traced<F> {
         // method hands it out by value or `&mut`, `Drop` does not move it) and `Traced` is
         // `Unpin` only when `F` is. The other fields are never pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        let task = this.cell.id;
+        let task = this.id;
         let on = enabled();
         let start = stamp(on, || poll_start_fast(task), || poll_start_slow(task));
-        let woken = if this.created_at != 0 {
-            // Creation counts as the first wake; a wake before the first poll is later.
-            let c = this.created_at;
-            this.created_at = 0;
-            this.cell.woken_at.store(0, Ordering::Relaxed);
-            c
-        } else {
-            let w = this.cell.woken_at.load(Ordering::Relaxed);
-            if w != 0 {
-                this.cell.woken_at.store(0, Ordering::Relaxed);
+        let (woken, waker) = match &this.waker {
+            Some((shim, w)) if shim.inner.will_wake(cx.waker()) => {
+                let woken = shim.woken_at.load(Ordering::Relaxed);
+                if woken != 0 {
+                    shim.woken_at.store(0, Ordering::Relaxed);
+                }
+                (woken, w)
             }
-            w
-        };
-        let _current = Current(set_current_task(task));
-        let waker = match &this.waker {
-            Some((shim, w)) if shim.inner.will_wake(cx.waker()) => w,
-            _ => {
+            previous => {
+                // The first poll (creation counts as the first wake), or a new executor
+                // waker: a new shim takes the old one's pending wake. (A wake through the
+                // old waker after this goes unmeasured; the task is still woken.)
+                let woken = match previous {
+                    None => this.created_at,
+                    Some((old, _)) => old.woken_at.swap(0, Ordering::Relaxed),
+                };
                 let shim = Arc::new(Shim {
                     inner: cx.waker().clone(),
-                    cell: this.cell.clone(),
+                    id: task,
+                    woken_at: AtomicU64::new(0),
                 });
-                &this.waker.insert((shim.clone(), Waker::from(shim))).1
+                (
+                    woken,
+                    &this.waker.insert((shim.clone(), Waker::from(shim))).1,
+                )
             }
         };
+        let _current = Current(set_current_task(task));
         let mut cx2 = Context::from_waker(waker);
         // SAFETY: see above; `inner` stays where it is.
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
@@ -304,7 +304,7 @@ impl<F: Future> Future for Traced<F> {
 impl<F> Drop for Traced<F> {
     fn drop(&mut self) {
         if self.recorded && enabled() {
-            let task = self.cell.id;
+            let task = self.id;
             if !task_drop_fast(task) {
                 task_drop_slow(task);
             }

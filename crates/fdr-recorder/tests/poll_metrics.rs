@@ -1,10 +1,13 @@
 //! Every poll's samples are counted exactly once, whether the thread that polled is still
-//! running (its last poll's samples are pending, not yet in the histograms) or has exited.
+//! running (its last poll's samples are pending, not yet in the histograms) or has exited;
+//! a wake is measured even when the executor's waker changes before the next poll.
 //! (Own test binary: the metrics are process-wide.)
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Wake, Waker};
 
 use fdr_recorder::task::FutureExt;
 
@@ -51,4 +54,29 @@ fn poll_samples_count_once_on_a_live_thread_and_after_it_exits() {
         1
     );
     assert_eq!(after.tasks_completed - before.tasks_completed, 2);
+
+    // Woken through the wrapped waker of one executor waker, polled next with another.
+    struct Nothing;
+    impl Wake for Nothing {
+        fn wake(self: Arc<Self>) {}
+    }
+    let (a, b) = (
+        Waker::from(Arc::new(Nothing)),
+        Waker::from(Arc::new(Nothing)),
+    );
+    let seen: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let s = seen.clone();
+    let fut = std::future::poll_fn(move |cx| {
+        *s.lock().unwrap() = Some(cx.waker().clone());
+        Poll::<()>::Pending
+    });
+    let mut t = Box::pin(fut.traced("rewoken"));
+    let _ = t.as_mut().poll(&mut Context::from_waker(&a));
+    let sched = fdr_recorder::metrics().sched_latency_ns.count;
+    seen.lock().unwrap().take().unwrap().wake();
+    let _ = t.as_mut().poll(&mut Context::from_waker(&b));
+    assert_eq!(fdr_recorder::metrics().sched_latency_ns.count, sched + 1);
+    // Not woken since: no sample.
+    let _ = t.as_mut().poll(&mut Context::from_waker(&b));
+    assert_eq!(fdr_recorder::metrics().sched_latency_ns.count, sched + 1);
 }
