@@ -65,11 +65,9 @@ impl CaptureCtl {
         threads: &std::collections::BTreeMap<u32, ThreadEntry>,
         sh: &Shared,
     ) {
-        if self.start.is_some() {
-            // Not begun yet: the collector's next round begins it; older chunks are not part
-            // of this capture.
-            return;
-        }
+        // A chunk drained before the collector begins the capture (the collector's round
+        // drains first, and an exiting thread or a snapshot may drain sooner) is queued too:
+        // it may hold events recorded after `capture()` returned, which must not be missed.
         if self.pending.len() >= CAPTURE_PENDING_MAX {
             let chunk = c.get();
             sh.stats.lose(
@@ -228,7 +226,10 @@ pub(crate) fn step(sh: &'static Shared, run: &mut Option<CaptureRun>) -> usize {
             None => (moved, None, Vec::new(), Vec::new(), false),
             Some(ctl) => {
                 let begin = ctl.start.take().map(|(s, tx)| {
-                    ctl.announced = records.iter().map(|r| r.0).collect();
+                    // The begin's thread records announce these threads; chunks queued before
+                    // it announced theirs already (threads that may have left since).
+                    ctl.announce.retain(|a| !records.iter().any(|r| r.0 == a.0));
+                    ctl.announced.extend(records.iter().map(|r| r.0));
                     (s, tx, records)
                 });
                 let batch: Vec<Held> = ctl.pending.drain(..).collect();
