@@ -58,4 +58,37 @@ fn capture_streams_events_of_live_and_exited_threads() {
     // A new capture may start once the first stopped.
     let g2 = fdr_recorder::capture(Vec::new()).unwrap();
     drop(g2);
+
+    // Repeatedly: threads that start right after `capture()` returns, fill a chunk or more
+    // and exit at once (their chunks drained before or as the collector begins the capture)
+    // are in the capture whole.
+    for round in 0..20 {
+        let guard = fdr_recorder::capture(Vec::new()).unwrap();
+        let workers: Vec<_> = (0..4)
+            .map(|i| {
+                std::thread::Builder::new()
+                    .name(format!("burst-{round}-{i}"))
+                    .spawn(|| {
+                        for _ in 0..20_000 {
+                            fdr_recorder::with_region("burst", || ());
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let d = decode(&guard.stop().unwrap());
+        assert!(d.losses.is_empty(), "round {round}: {:?}", d.losses);
+        for i in 0..4 {
+            let name = format!("burst-{round}-{i}");
+            let begins = d.thread_named(&name).map_or(0, |w| {
+                w.iter()
+                    .filter(|e| e.1 == Ev::Begin("burst".into()))
+                    .count()
+            });
+            assert_eq!(begins, 20_000, "round {round}, {name}");
+        }
+    }
 }
