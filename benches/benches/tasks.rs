@@ -67,7 +67,7 @@ fn paired(mut a: impl FnMut(), mut b: impl FnMut(), iters: u32) -> (f64, f64) {
 }
 
 /// Rounds of the traced-poll figures.
-const POLL_ROUNDS: usize = 201;
+const POLL_ROUNDS: usize = 801;
 
 /// Runs `a`, `b` and `c` back to back for [`POLL_ROUNDS`] rounds of `iters` calls each and
 /// returns each round's ns per call of the three.
