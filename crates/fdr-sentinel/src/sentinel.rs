@@ -217,7 +217,7 @@ impl SentinelBuilder {
                 .map_err(Error::Spawn)?
         };
         Ok(Sentinel {
-            shared,
+            view: SentinelHandle { shared },
             stop: Some((stop_tx, dump_stop_tx)),
             threads: vec![watcher, dumper],
         })
@@ -250,7 +250,7 @@ pub enum Error {
 
 /// A running sentinel; dropping it (or [`Sentinel::stop`]) stops its threads.
 pub struct Sentinel {
-    shared: Arc<Shared>,
+    view: SentinelHandle,
     stop: Option<(mpsc::Sender<()>, mpsc::Sender<()>)>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -271,32 +271,30 @@ impl Sentinel {
 
     /// What it has done so far.
     pub fn stats(&self) -> SentinelStats {
-        self.shared.stats.snapshot(&self.shared)
+        self.view.stats()
     }
 
     /// Whether a rule breached at the last sample (the admin endpoint can refuse
     /// on-demand captures meanwhile).
     pub fn degraded(&self) -> bool {
-        self.shared.degraded.load(Ordering::Relaxed)
+        self.view.degraded()
     }
 
     /// The names of the rules that breached at the last sample.
     pub fn breaching(&self) -> Vec<String> {
-        lock(&self.shared.breaching).clone()
+        self.view.breaching()
     }
 
     /// The incident store.
     pub fn store(&self) -> Arc<dyn IncidentStore> {
-        self.shared.store.clone()
+        self.view.store()
     }
 
     /// A cloneable view of this sentinel's state (degraded, breaching rules, stats, store)
     /// for another thread, such as the admin endpoint's. It does not keep the sentinel
     /// running: once the sentinel stops, the handle reports it not degraded.
     pub fn handle(&self) -> SentinelHandle {
-        SentinelHandle {
-            shared: self.shared.clone(),
-        }
+        self.view.clone()
     }
 
     /// Stops sampling and dumping (a dump being written finishes first; one waiting for its
@@ -314,8 +312,8 @@ impl Sentinel {
             let _ = t.join();
         }
         // A stopped sentinel watches nothing: it reports no breach to its handles.
-        self.shared.degraded.store(false, Ordering::Relaxed);
-        lock(&self.shared.breaching).clear();
+        self.view.shared.degraded.store(false, Ordering::Relaxed);
+        lock(&self.view.shared.breaching).clear();
     }
 }
 
