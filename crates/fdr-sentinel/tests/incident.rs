@@ -47,21 +47,7 @@ fn a_breached_rule_writes_one_decodable_incident_with_its_metadata() {
     assert!(stats.suppressed_cooldown >= 5, "{stats:?}");
     assert_eq!(stats.dump_failures, 0);
 
-    let listing = sentinel.store().list().unwrap();
-    assert!(listing.unreadable.is_empty());
-    let [m] = &listing.incidents[..] else {
-        panic!("{listing:?}")
-    };
-    assert_eq!(Some(&m.id), stats.last_incident.as_ref());
-    assert_eq!(
-        (m.rule.as_str(), m.metric.as_str()),
-        ("deep", "queue_depth")
-    );
-    assert_eq!((m.value, m.threshold), (500.0, 100.0));
-    assert_eq!(m.condition, "deep: queue_depth value > 100 for 2");
-    assert_eq!(m.service_version.as_deref(), Some("9.9.9"));
-    assert_eq!(m.pid, std::process::id());
-    assert!(m.id.ends_with("Z-deep"), "{}", m.id);
+    let m = &common::the_deep_incident(&sentinel, &stats);
     let mut dump = Vec::new();
     sentinel
         .store()

@@ -57,3 +57,27 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     d
 }
+
+/// The one incident of the tests' `deep: queue_depth value > 100 for 2` rule, fired at
+/// 500 by a sentinel of service version 9.9.9; checks its sidecar and returns it.
+pub fn the_deep_incident(
+    sentinel: &fdr_sentinel::Sentinel,
+    stats: &fdr_sentinel::SentinelStats,
+) -> fdr_sentinel::IncidentMeta {
+    let listing = sentinel.store().list().unwrap();
+    assert!(listing.unreadable.is_empty());
+    let [m] = &listing.incidents[..] else {
+        panic!("{listing:?}")
+    };
+    assert_eq!(Some(&m.id), stats.last_incident.as_ref());
+    assert_eq!(
+        (m.rule.as_str(), m.metric.as_str()),
+        ("deep", "queue_depth")
+    );
+    assert_eq!((m.value, m.threshold), (500.0, 100.0));
+    assert_eq!(m.condition, "deep: queue_depth value > 100 for 2");
+    assert_eq!(m.service_version.as_deref(), Some("9.9.9"));
+    assert_eq!(m.pid, std::process::id());
+    assert!(m.id.ends_with("Z-deep"), "{}", m.id);
+    m.clone()
+}
