@@ -6,7 +6,6 @@ mod common;
 #[path = "common/moto.rs"]
 mod moto;
 
-use std::io::Read;
 use std::time::Duration;
 
 use fdr_sentinel::{Rule, S3Store, Sentinel};
@@ -50,21 +49,6 @@ fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
         m.values.iter().any(|(r, v)| r == "deep" && *v == 500.0),
         "{:?}",
         m.values
-    );
-
-    let mut dump = Vec::new();
-    sentinel
-        .store()
-        .open(&m.id)
-        .unwrap()
-        .read_to_end(&mut dump)
-        .unwrap();
-    assert_eq!(dump.len() as u64, m.bytes);
-    assert_eq!(stats.bytes_written, m.bytes);
-    let regions = common::region_names(&dump);
-    assert!(
-        regions.iter().any(|r| r == "before the breach"),
-        "{regions:?}"
     );
 
     // The bucket holds the dump and its sidecar, as another client sees them.

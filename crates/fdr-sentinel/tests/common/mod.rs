@@ -59,7 +59,8 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 }
 
 /// The one incident of the tests' `deep: queue_depth value > 100 for 2` rule, fired at
-/// 500 by a sentinel of service version 9.9.9; checks its sidecar and returns it.
+/// 500 by a sentinel of service version 9.9.9, after a region "before the breach": checks
+/// its sidecar and its dump, and returns the sidecar.
 pub fn the_deep_incident(
     sentinel: &fdr_sentinel::Sentinel,
     stats: &fdr_sentinel::SentinelStats,
@@ -79,5 +80,14 @@ pub fn the_deep_incident(
     assert_eq!(m.service_version.as_deref(), Some("9.9.9"));
     assert_eq!(m.pid, std::process::id());
     assert!(m.id.ends_with("Z-deep"), "{}", m.id);
+    let mut dump = Vec::new();
+    std::io::Read::read_to_end(&mut sentinel.store().open(&m.id).unwrap(), &mut dump).unwrap();
+    assert_eq!(dump.len() as u64, m.bytes);
+    assert_eq!(stats.bytes_written, m.bytes);
+    let regions = region_names(&dump);
+    assert!(
+        regions.iter().any(|r| r == "before the breach"),
+        "{regions:?}"
+    );
     m.clone()
 }
