@@ -42,11 +42,16 @@ const FAULT_CALL: Duration = Duration::from_micros(600);
 const MAX_SAMPLES: usize = 1 << 20;
 
 /// The sentinel's rules: the SLOs the demo service keeps in the healthy phase and breaks in
-/// the fault (`fdr_lock_wait_ns` is fdr's runtime metric of contended lock waits).
-const RULES: [&str; 2] = [
-    "lock_waits: fdr_lock_wait_ns p99 > 1ms for 2 delay 1s",
-    "slow_requests: http_request_duration_seconds p99 > 25ms for 2 delay 1s",
-];
+/// the fault (`fdr_lock_wait_ns` is fdr's runtime metric of contended lock waits). Each
+/// dumps `delay` after it fires, so the incident's window holds the fault more than what
+/// came before it.
+fn rules(delay: Duration) -> [String; 2] {
+    let d = delay.as_millis();
+    [
+        format!("lock_waits: fdr_lock_wait_ns p99 > 1ms for 2 delay {d}ms"),
+        format!("slow_requests: http_request_duration_seconds p99 > 25ms for 2 delay {d}ms"),
+    ]
+}
 
 /// The service's shared state.
 struct App {
@@ -134,8 +139,10 @@ fn run() -> Result<(), BoxError> {
             .buckets(prometheus::exponential_buckets(100e-6, 2.0, 12)?),
     )?;
     registry.register(Box::new(latency.clone()))?;
-    // The sentinel: every 250 ms, the rules above; an incident is the flight recorder 1 s
-    // after the trigger, in `out/incidents`.
+    // The sentinel: every 250 ms, the rules above; an incident is the flight recorder
+    // three quarters of a phase after the trigger (the window is a phase long), in
+    // `out/incidents`.
+    let rules = rules(args.phase.mul_f64(0.75));
     let incidents = args.out.join("incidents");
     let _ = fs::remove_dir_all(&incidents);
     let mut sentinel = fdr::sentinel::Sentinel::builder()
@@ -144,7 +151,7 @@ fn run() -> Result<(), BoxError> {
         .dir(&incidents, fdr::sentinel::Retention::default())
         .service_version(env!("CARGO_PKG_VERSION"))
         .log_with(|line| println!("  sentinel: {line}"));
-    for rule in RULES {
+    for rule in &rules {
         sentinel = sentinel.rule(fdr::sentinel::Rule::parse(rule)?);
     }
     let sentinel = sentinel.start()?;
@@ -169,7 +176,7 @@ fn run() -> Result<(), BoxError> {
          (window {:.0?}, 64 MiB), {CLIENTS} clients on loopback",
         args.phase
     );
-    println!("  sentinel rules: {}", RULES.join("; "));
+    println!("  sentinel rules: {}", rules.join("; "));
     println!(
         "  admin endpoint: http://{}/debug/fdr/\n",
         admin.local_addr()
@@ -193,8 +200,8 @@ fn run() -> Result<(), BoxError> {
         "phase 2, fault        {faulty}\n  (injected: one request in {FAULT_EVERY} refreshes the \
          cache with a {FAULT_CALL:?} synchronous call while holding the cache lock)"
     );
-    // The sentinel's dump is written 1 s after its trigger.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The sentinel's dump is written its delay after the trigger.
+    let deadline = Instant::now() + args.phase + Duration::from_secs(5);
     while sentinel.stats().dumps_written == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }

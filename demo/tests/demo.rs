@@ -6,8 +6,9 @@ use std::process::Command;
 #[test]
 fn the_demo_diagnoses_the_injected_fault_first_with_its_site() {
     let out_dir = std::env::temp_dir().join(format!("fdr-demo-test-{}", std::process::id()));
+    // The phases `cargo xtask demo` runs (the default length).
     let out = Command::new(env!("CARGO_BIN_EXE_fdr-demo"))
-        .args(["--seconds", "2", "--out"])
+        .arg("--out")
         .arg(&out_dir)
         .output()
         .expect("the demo runs");
