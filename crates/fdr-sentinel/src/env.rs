@@ -47,10 +47,7 @@ impl SentinelBuilder {
         if let Some(v) = var("FDR_SENTINEL_INTERVAL") {
             self.interval = parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_INTERVAL", &v, e))?;
         }
-        let retention = self.dir.as_ref().map(|(_, r)| *r);
-        #[cfg(feature = "s3")]
-        let retention = retention.or(self.s3.as_ref().map(|c| c.retention));
-        let mut retention = retention.unwrap_or_default();
+        let mut retention = self.store.retention_mut().map(|r| *r).unwrap_or_default();
         let mut retention_set = None;
         if let Some(v) = var("FDR_SENTINEL_RETAIN_COUNT") {
             retention.max_count = v.parse().map_err(|_| {
@@ -81,17 +78,9 @@ impl SentinelBuilder {
         } else if let Some(url) = s3_url {
             self = self.s3_from_env(&url, retention, &var)?;
         } else if let Some(retain_var) = retention_set {
-            let mut applied = false;
-            if let Some((_, r)) = &mut self.dir {
+            if let Some(r) = self.store.retention_mut() {
                 *r = retention;
-                applied = true;
-            }
-            #[cfg(feature = "s3")]
-            if let Some(c) = &mut self.s3 {
-                c.retention = retention;
-                applied = true;
-            }
-            if !applied {
+            } else {
                 return Err(bad(
                     retain_var,
                     "",
@@ -197,9 +186,9 @@ impl SentinelBuilder {
         #[cfg(feature = "s3")]
         {
             let mut this = self;
-            match &mut this.s3 {
-                Some(c) => c.region = region.to_owned(),
-                None => return Err(bad("applies to an S3 store: set FDR_SENTINEL_S3_URL too")),
+            match &mut this.store {
+                crate::sentinel::StoreChoice::S3(c) => c.region = region.to_owned(),
+                _ => return Err(bad("applies to an S3 store: set FDR_SENTINEL_S3_URL too")),
             }
             Ok(this)
         }
@@ -217,6 +206,7 @@ impl SentinelBuilder {
 mod tests {
     use std::time::Duration;
 
+    use crate::sentinel::StoreChoice;
     use crate::{Retention, Sentinel};
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
@@ -248,15 +238,16 @@ mod tests {
         let names: Vec<_> = b.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(b.rules[0].for_samples, 6);
+        let StoreChoice::Dir(dir, retention) = &b.store else {
+            panic!("{:?}", b.store)
+        };
+        assert_eq!(dir, std::path::Path::new("/tmp/incidents"));
         assert_eq!(
-            b.dir,
-            Some((
-                "/tmp/incidents".into(),
-                Retention {
-                    max_bytes: 64 << 20,
-                    ..Retention::default()
-                }
-            ))
+            *retention,
+            Retention {
+                max_bytes: 64 << 20,
+                ..Retention::default()
+            }
         );
         assert_eq!(b.limits.max_dumps, 4);
         assert_eq!(b.limits.window, Duration::from_secs(1800));
@@ -305,8 +296,9 @@ mod tests {
                 ("FDR_SENTINEL_RETAIN_COUNT", "5"),
             ]))
             .unwrap();
-        assert_eq!(b.dir, None, "the S3 store replaces the code's");
-        let c = b.s3.unwrap();
+        let StoreChoice::S3(c) = b.store else {
+            panic!("the S3 store replaces the code's: {:?}", b.store)
+        };
         assert_eq!(
             (c.endpoint.as_str(), c.bucket.as_str(), c.prefix.as_str()),
             ("http://127.0.0.1:9000", "bucket", "svc/incidents")
@@ -339,7 +331,9 @@ mod tests {
                 ("AWS_ACCESS_KEY_ID", "other"),
             ]))
             .unwrap();
-        let c = b.s3.unwrap();
+        let StoreChoice::S3(c) = b.store else {
+            panic!("{:?}", b.store)
+        };
         assert_eq!(c.retention.max_bytes, 1 << 20);
         assert_eq!(c.region, "local");
         assert_eq!(c.access_key_id, "k");

@@ -17,15 +17,49 @@ use crate::store::{DirStore, IncidentMeta, IncidentStore, Retention, StoreError}
 /// Writes a line of the sentinel's log.
 pub type LogFn = dyn Fn(&str) + Send + Sync;
 
+/// Where a sentinel keeps its incidents.
+pub(crate) enum StoreChoice {
+    /// Not chosen yet (starting fails).
+    Unset,
+    /// A store the user made.
+    Custom(Arc<dyn IncidentStore>),
+    /// A [`DirStore`], made at start.
+    Dir(std::path::PathBuf, Retention),
+    /// An [`crate::S3Store`], made at start.
+    #[cfg(feature = "s3")]
+    S3(crate::s3::S3Config),
+}
+
+impl StoreChoice {
+    /// The retention of a store made at start.
+    pub(crate) fn retention_mut(&mut self) -> Option<&mut Retention> {
+        match self {
+            StoreChoice::Dir(_, r) => Some(r),
+            #[cfg(feature = "s3")]
+            StoreChoice::S3(c) => Some(&mut c.retention),
+            StoreChoice::Unset | StoreChoice::Custom(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Unset => f.write_str("Unset"),
+            StoreChoice::Custom(_) => f.write_str("Custom"),
+            StoreChoice::Dir(d, r) => f.debug_tuple("Dir").field(d).field(r).finish(),
+            #[cfg(feature = "s3")]
+            StoreChoice::S3(c) => f.debug_tuple("S3").field(c).finish(),
+        }
+    }
+}
+
 /// Sets up a [`Sentinel`].
 pub struct SentinelBuilder {
     pub(crate) interval: Duration,
     pub(crate) rules: Vec<Rule>,
     pub(crate) limits: Limits,
-    pub(crate) store: Option<Arc<dyn IncidentStore>>,
-    pub(crate) dir: Option<(std::path::PathBuf, Retention)>,
-    #[cfg(feature = "s3")]
-    pub(crate) s3: Option<crate::s3::S3Config>,
+    pub(crate) store: StoreChoice,
     pub(crate) registries: Vec<prometheus::Registry>,
     pub(crate) runtime_metrics: bool,
     pub(crate) process_metrics: bool,
@@ -35,14 +69,12 @@ pub struct SentinelBuilder {
 
 impl std::fmt::Debug for SentinelBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut f = f.debug_struct("SentinelBuilder");
-        f.field("interval", &self.interval)
+        f.debug_struct("SentinelBuilder")
+            .field("interval", &self.interval)
             .field("rules", &self.rules)
             .field("limits", &self.limits)
-            .field("dir", &self.dir);
-        #[cfg(feature = "s3")]
-        f.field("s3", &self.s3);
-        f.field("registries", &self.registries.len())
+            .field("store", &self.store)
+            .field("registries", &self.registries.len())
             .finish_non_exhaustive()
     }
 }
@@ -53,10 +85,7 @@ impl Default for SentinelBuilder {
             interval: Duration::from_secs(5),
             rules: Vec::new(),
             limits: Limits::GLOBAL,
-            store: None,
-            dir: None,
-            #[cfg(feature = "s3")]
-            s3: None,
+            store: StoreChoice::Unset,
             registries: Vec::new(),
             runtime_metrics: true,
             process_metrics: true,
@@ -87,15 +116,13 @@ impl SentinelBuilder {
 
     /// Keep incidents in `dir` ([`DirStore`]) with `retention`.
     pub fn dir(mut self, dir: impl Into<std::path::PathBuf>, retention: Retention) -> Self {
-        self.clear_store();
-        self.dir = Some((dir.into(), retention));
+        self.store = StoreChoice::Dir(dir.into(), retention);
         self
     }
 
     /// Keep incidents in `store`.
     pub fn store(mut self, store: impl IncidentStore + 'static) -> Self {
-        self.clear_store();
-        self.store = Some(Arc::new(store));
+        self.store = StoreChoice::Custom(Arc::new(store));
         self
     }
 
@@ -103,18 +130,8 @@ impl SentinelBuilder {
     /// [`SentinelBuilder::start`]; `FDR_SENTINEL_RETAIN_*` can still change its retention).
     #[cfg(feature = "s3")]
     pub fn s3(mut self, config: crate::s3::S3Config) -> Self {
-        self.clear_store();
-        self.s3 = Some(config);
+        self.store = StoreChoice::S3(config);
         self
-    }
-
-    fn clear_store(&mut self) {
-        self.store = None;
-        self.dir = None;
-        #[cfg(feature = "s3")]
-        {
-            self.s3 = None;
-        }
     }
 
     /// Also sample every metric of `registry` (counters, gauges, histograms).
@@ -158,20 +175,12 @@ impl SentinelBuilder {
         if self.interval.is_zero() {
             return Err(Error::Config("the interval must be above zero".into()));
         }
-        // At most one is set (`clear_store`).
-        #[cfg(feature = "s3")]
-        let store = match self.s3 {
-            Some(config) => {
-                Some(Arc::new(crate::s3::S3Store::new(config)?) as Arc<dyn IncidentStore>)
-            }
-            None => self.store,
-        };
-        #[cfg(not(feature = "s3"))]
-        let store = self.store;
-        let store: Arc<dyn IncidentStore> = match (store, self.dir) {
-            (Some(s), _) => s,
-            (None, Some((dir, retention))) => Arc::new(DirStore::new(dir, retention)?),
-            (None, None) => {
+        let store: Arc<dyn IncidentStore> = match self.store {
+            StoreChoice::Custom(s) => s,
+            StoreChoice::Dir(dir, retention) => Arc::new(DirStore::new(dir, retention)?),
+            #[cfg(feature = "s3")]
+            StoreChoice::S3(config) => Arc::new(crate::s3::S3Store::new(config)?),
+            StoreChoice::Unset => {
                 return Err(Error::Config(if cfg!(feature = "s3") {
                     "no incident store: set .dir(..), .s3(..), .store(..), FDR_SENTINEL_DIR or \
                      FDR_SENTINEL_S3_URL"
