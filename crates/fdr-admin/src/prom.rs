@@ -45,39 +45,13 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram_help(name: &str) -> &'static str {
-    match name {
-        "sched_latency_ns" => {
-            "Scheduling latency of instrumented tasks: from a wake (or creation) to the next poll."
-        }
-        "poll_duration_ns" => "Duration of each poll of an instrumented task.",
-        "lock_wait_ns" => "Time spent waiting for a contended fdr lock.",
-        _ => "An fdr runtime histogram.",
-    }
-}
-
-fn counter_help(name: &str) -> &'static str {
-    match name {
-        "tasks_spawned" => "Instrumented tasks created.",
-        "tasks_completed" => "Instrumented tasks whose future completed.",
-        "tasks_alive" => "Instrumented tasks created and not yet dropped.",
-        "polls" => "Polls of instrumented tasks.",
-        "wakes" => "Wakes of instrumented tasks.",
-        "recorder_events" => "Events the recorder collected.",
-        "recorder_bytes" => "Bytes of events the recorder collected.",
-        "recorder_lost_events" => "Events the recorder lost, for any reason.",
-        "recorder_lost_bytes" => "Bytes of events the recorder lost, for any reason.",
-        _ => "An fdr runtime counter.",
-    }
-}
-
 /// fdr's runtime metrics and the recorder's counters.
 fn runtime(out: &mut String, names: &mut HashSet<String>) {
     let m = fdr_recorder::metrics();
-    for (name, h) in m.histograms() {
+    for (name, help, h) in m.histograms() {
         let base = name.strip_suffix("_ns").unwrap_or(name);
         let metric = format!("fdr_{base}_seconds");
-        family(out, &metric, "histogram", histogram_help(name));
+        family(out, &metric, "histogram", help);
         let mut per_bound = [0u64; LE_NS.len()];
         let mut beyond = 0u64;
         for (upper_ns, n) in h.buckets_ns() {
@@ -99,14 +73,14 @@ fn runtime(out: &mut String, names: &mut HashSet<String>) {
         let _ = writeln!(out, "{metric}_count {total}");
         names.insert(metric);
     }
-    for (name, v) in m.counters() {
-        let (metric, kind) = if name == "tasks_alive" {
-            (format!("fdr_{name}"), "gauge")
+    for c in m.scalars() {
+        let (metric, kind) = if c.gauge {
+            (format!("fdr_{}", c.name), "gauge")
         } else {
-            (format!("fdr_{name}_total"), "counter")
+            (format!("fdr_{}_total", c.name), "counter")
         };
-        family(out, &metric, kind, counter_help(name));
-        let _ = writeln!(out, "{metric} {v}");
+        family(out, &metric, kind, c.help);
+        let _ = writeln!(out, "{metric} {}", c.value);
         names.insert(metric);
     }
     let r = &m.recorder;

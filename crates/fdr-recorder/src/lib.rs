@@ -80,7 +80,7 @@ pub mod tokio_hooks;
 #[cfg(not(loom))]
 pub use fdr_format::BlockReason;
 #[cfg(not(loom))]
-pub use metrics::{HISTOGRAM_BUCKETS, HistogramSnapshot, MetricsSnapshot, metrics};
+pub use metrics::{HISTOGRAM_BUCKETS, HistogramSnapshot, MetricsSnapshot, Scalar, metrics};
 
 #[cfg(not(loom))]
 pub use recorder::*;

@@ -228,30 +228,92 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
-    /// The histograms with their export names (unit last).
-    pub fn histograms(&self) -> [(&'static str, &HistogramSnapshot); HISTOGRAMS] {
+    /// The histograms as exported: name (unit last), help text, histogram.
+    pub fn histograms(&self) -> [(&'static str, &'static str, &HistogramSnapshot); HISTOGRAMS] {
         [
-            ("sched_latency_ns", &self.sched_latency_ns),
-            ("poll_duration_ns", &self.poll_duration_ns),
-            ("lock_wait_ns", &self.lock_wait_ns),
+            (
+                "sched_latency_ns",
+                "Scheduling latency of instrumented tasks: from a wake (or creation) to the next poll.",
+                &self.sched_latency_ns,
+            ),
+            (
+                "poll_duration_ns",
+                "Duration of each poll of an instrumented task.",
+                &self.poll_duration_ns,
+            ),
+            (
+                "lock_wait_ns",
+                "Time spent waiting for a contended fdr lock.",
+                &self.lock_wait_ns,
+            ),
         ]
     }
 
-    /// The counters and gauges with their export names.
-    pub fn counters(&self) -> [(&'static str, u64); 9] {
+    /// The counters and gauges as exported.
+    pub fn scalars(&self) -> [Scalar; 9] {
         let r = &self.recorder;
+        let counter = |name, help, value| Scalar {
+            name,
+            help,
+            gauge: false,
+            value,
+        };
         [
-            ("tasks_spawned", self.tasks_spawned),
-            ("tasks_completed", self.tasks_completed),
-            ("tasks_alive", self.tasks_alive),
-            ("polls", self.polls),
-            ("wakes", self.wakes),
-            ("recorder_events", r.events),
-            ("recorder_bytes", r.bytes),
-            ("recorder_lost_events", r.lost_events()),
-            ("recorder_lost_bytes", r.lost.iter().map(|l| l.bytes).sum()),
+            counter(
+                "tasks_spawned",
+                "Instrumented tasks created.",
+                self.tasks_spawned,
+            ),
+            counter(
+                "tasks_completed",
+                "Instrumented tasks whose future completed.",
+                self.tasks_completed,
+            ),
+            Scalar {
+                gauge: true,
+                ..counter(
+                    "tasks_alive",
+                    "Instrumented tasks created and not yet dropped.",
+                    self.tasks_alive,
+                )
+            },
+            counter("polls", "Polls of instrumented tasks.", self.polls),
+            counter("wakes", "Wakes of instrumented tasks.", self.wakes),
+            counter(
+                "recorder_events",
+                "Events the recorder collected.",
+                r.events,
+            ),
+            counter(
+                "recorder_bytes",
+                "Bytes of events the recorder collected.",
+                r.bytes,
+            ),
+            counter(
+                "recorder_lost_events",
+                "Events the recorder lost, for any reason.",
+                r.lost_events(),
+            ),
+            counter(
+                "recorder_lost_bytes",
+                "Bytes of events the recorder lost, for any reason.",
+                r.lost.iter().map(|l| l.bytes).sum(),
+            ),
         ]
     }
+}
+
+/// A counter or gauge of [`MetricsSnapshot::scalars`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scalar {
+    /// Its export name (unit last).
+    pub name: &'static str,
+    /// What it counts.
+    pub help: &'static str,
+    /// A level that goes up and down (a gauge), not a count that only grows.
+    pub gauge: bool,
+    /// Its value.
+    pub value: u64,
 }
 
 /// Reads the runtime metrics: sums every thread's cells (live and exited). Lock-free for

@@ -96,7 +96,7 @@ pub type Metrics = BTreeMap<String, MetricValue>;
 /// Adds fdr's runtime metrics (`fdr_` + the name `fdr_recorder::metrics()` exports).
 pub fn add_runtime(into: &mut Metrics) {
     let m = fdr_recorder::metrics();
-    for (name, h) in m.histograms() {
+    for (name, _, h) in m.histograms() {
         let mut cumulative = 0;
         let buckets = h
             .buckets_ns()
@@ -114,13 +114,14 @@ pub fn add_runtime(into: &mut Metrics) {
             }),
         );
     }
-    for (name, v) in m.counters() {
-        let value = if name == "tasks_alive" {
-            MetricValue::Gauge(v as f64)
+    for c in m.scalars() {
+        let v = c.value as f64;
+        let value = if c.gauge {
+            MetricValue::Gauge(v)
         } else {
-            MetricValue::Counter(v as f64)
+            MetricValue::Counter(v)
         };
-        into.insert(format!("fdr_{name}"), value);
+        into.insert(format!("fdr_{}", c.name), value);
     }
 }
 

@@ -469,6 +469,16 @@ mod tests {
         d
     }
 
+    /// The ids a store lists, newest first.
+    fn ids(s: &DirStore) -> Vec<String> {
+        s.list()
+            .unwrap()
+            .incidents
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
     fn write(n: usize) -> impl FnMut(&mut dyn Write) -> io::Result<u64> {
         move |out| out.write_all(&vec![7u8; n]).map(|()| n as u64)
     }
@@ -533,24 +543,10 @@ mod tests {
             s.put(&meta(id, i as u64), &mut write(100)).unwrap();
         }
         // Three fit the count but not the bytes: two are kept.
-        let ids: Vec<_> = s
-            .list()
-            .unwrap()
-            .incidents
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(ids, ["d", "c"]);
+        assert_eq!(ids(&s), ["d", "c"]);
         // The newest stays even when it alone is over.
         s.put(&meta("e", 9), &mut write(1000)).unwrap();
-        let ids: Vec<_> = s
-            .list()
-            .unwrap()
-            .incidents
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
-        assert_eq!(ids, ["e"]);
+        assert_eq!(ids(&s), ["e"]);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,8 +4,8 @@ pub use fdr_recorder::locks::blocking;
 pub use fdr_recorder::task::{FutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
     CaptureGuard, Config, Error, FlightConfig, FlightRecorder, HistogramSnapshot, Lost,
-    MetricsSnapshot, Recorder, RegionGuard, Stats, TaskGuard, capture, enabled, flight, is_running,
-    log, log_fmt, metrics, region, start, stats, stop, task, with_region,
+    MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, capture, enabled, flight,
+    is_running, log, log_fmt, metrics, region, start, stats, stop, task, with_region,
 };
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.
