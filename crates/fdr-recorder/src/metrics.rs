@@ -1,9 +1,9 @@
 //! Runtime metrics, live and lock-free: scheduling latency, poll duration, lock wait, task
 //! counts, and the recorder's own counters.
 //!
-//! Each thread that records a metric owns a [`ThreadMetrics`] ([`crate::metric_cells`]): log-bucketed histograms and
-//! counters in relaxed atomics that only the owning thread writes (a load and a store, no
-//! read-modify-write, no lock). [`metrics`] sums every live thread's cells and those of the
+//! Each thread that records a metric owns a [`ThreadMetrics`] ([`crate::metric_cells`]):
+//! log-bucketed histograms and counters in relaxed atomics that only the owning thread
+//! writes (a load and a store, no read-modify-write, no lock). [`metrics`] sums every live thread's cells and those of the
 //! threads that exited (folded, once, into a retired set when the thread's storage is torn
 //! down). The registry lock is taken only when a thread registers or exits, and on read.
 //!
