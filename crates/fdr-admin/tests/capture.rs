@@ -20,7 +20,7 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Takes this test's turn with the process-wide capture slot, with the recorder started.
 async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
     let g = TURN.lock().await;
-    turn_config();
+    common::start_recorder();
     g
 }
 
@@ -425,16 +425,4 @@ async fn a_snapshot_a_client_does_not_read_is_released_after_the_transfer_timeou
         matches!(collected, Ok(Err(_))),
         "the cut snapshot ended cleanly"
     );
-}
-
-/// Restarts the recorder with the configuration `turn` uses.
-fn turn_config() {
-    fdr_recorder::start(fdr_recorder::Config {
-        flight: Some(fdr_recorder::FlightConfig {
-            min_age: Duration::from_secs(1),
-            max_bytes: 8 << 20,
-        }),
-        ..Default::default()
-    })
-    .unwrap();
 }

@@ -139,14 +139,7 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 
 #[test]
 fn s3_a_thousand_concurrent_captures_and_snapshots_stay_bounded() {
-    fdr_recorder::start(fdr_recorder::Config {
-        flight: Some(fdr_recorder::FlightConfig {
-            min_age: Duration::from_secs(1),
-            max_bytes: 8 << 20,
-        }),
-        ..Default::default()
-    })
-    .unwrap();
+    common::start_recorder();
     // Threads that keep recording, so captures and snapshots carry events.
     let stop_recording = Arc::new(AtomicBool::new(false));
     let recorders: Vec<_> = (0..2)

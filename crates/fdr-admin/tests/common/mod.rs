@@ -353,3 +353,16 @@ fn the_exposition_checker_catches_bad_text() {
         assert!(parse_exposition(bad).is_err(), "accepted {bad:?}");
     }
 }
+
+/// Starts (or restarts) the recorder as these tests use it: a small flight recorder (an
+/// 8 MiB ring, one second of history).
+pub fn start_recorder() {
+    fdr_recorder::start(fdr_recorder::Config {
+        flight: Some(fdr_recorder::FlightConfig {
+            min_age: std::time::Duration::from_secs(1),
+            max_bytes: 8 << 20,
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+}
