@@ -226,6 +226,35 @@ fn digest_event(h: u64, ts: u64, kind: &EventKind<'_>) -> u64 {
             events,
             bytes,
         } => mix(mix(mix(h, reason.to_wire() as u64), events), bytes),
+        EventKind::OsSample {
+            thread,
+            cause,
+            cpu_ns,
+            runq_ns,
+            timeslices,
+            state,
+        } => [cpu_ns, runq_ns, timeslices, state.map(u64::from)]
+            .into_iter()
+            .fold(
+                mix(mix(h, thread.0 as u64), cause.to_wire() as u64),
+                |h, v| mix(h, v.map_or(u64::MAX, |v| v)),
+            ),
+        EventKind::Stack {
+            thread,
+            cause,
+            truncated,
+            frames,
+        } => frames.iter().fold(
+            mix(
+                mix(mix(h, thread.0 as u64), cause.to_wire() as u64),
+                truncated as u64,
+            ),
+            mix,
+        ),
+        EventKind::AsyncRegionBegin { region, task, name } => {
+            mix(mix(mix(h, region), task.0), name.0 as u64)
+        }
+        EventKind::AsyncRegionEnd { region, task } => mix(mix(h, region), task.0),
         EventKind::ThreadStart
         | EventKind::ThreadEnd
         | EventKind::BlockEnd
@@ -261,6 +290,18 @@ fn digest_record(h: u64, r: &TableRecord<'_>) -> u64 {
             mix(mix(mix(h, c.ticks), c.mono_ns), c.wall_unix_ns),
             c.ticks_per_sec.to_bits(),
         ),
+        TableRecord::Module {
+            start,
+            end,
+            file_offset,
+            path,
+            build_id,
+        } => path
+            .iter()
+            .chain(build_id)
+            .fold(mix(mix(mix(h, start), end), file_offset), |h, &b| {
+                mix(h, b as u64)
+            }),
     }
 }
 

@@ -903,7 +903,14 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 ev.counter = Some(value);
                 self.write_event(&ev);
             }
-            EventKind::ThreadStart | EventKind::ThreadEnd | EventKind::OtelLink { .. } => {}
+            // OS samples, stacks and async regions are not exported yet.
+            EventKind::ThreadStart
+            | EventKind::ThreadEnd
+            | EventKind::OtelLink { .. }
+            | EventKind::OsSample { .. }
+            | EventKind::Stack { .. }
+            | EventKind::AsyncRegionBegin { .. }
+            | EventKind::AsyncRegionEnd { .. } => {}
         }
     }
 

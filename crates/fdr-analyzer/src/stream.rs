@@ -32,8 +32,8 @@ use std::path::Path;
 
 use fdr_format::decode::{Input, ReadInput};
 use fdr_format::{
-    Batch, ClockSync, DecodeError, Decoder, Event, EventKind, Message, ProcessInfo, Tables, TaskId,
-    ThreadId,
+    Batch, ClockSync, DecodeError, Decoder, Event, EventKind, Message, ProcessInfo, StackFrames,
+    Tables, TaskId, ThreadId,
 };
 
 use crate::error::{AnalyzeError, TraceError};
@@ -264,12 +264,14 @@ pub fn read_slice(
     Ok(drive(decoder, Some(bytes.len() as u64), visitor, opts))
 }
 
-/// One event decoded ahead of delivery; an inline message is kept as a range of the payload.
+/// One event decoded ahead of delivery; an inline message or a stack's frames are kept as
+/// a range of the payload (and the frame count).
 #[derive(Clone, Copy)]
 struct Pending {
     ts: u64,
     kind: EventKind<'static>,
     inline: (u32, u32),
+    frames: u16,
 }
 
 struct QueuedBatch {
@@ -340,8 +342,17 @@ impl Merger {
             for e in &mut events {
                 match e {
                     Ok(Event { ts, kind }) => {
+                        let frames = match kind {
+                            EventKind::Stack { frames, .. } => frames.len() as u16,
+                            _ => 0,
+                        };
                         let (kind, inline) = detach(kind, &b.payload);
-                        lane.front.push(Pending { ts, kind, inline });
+                        lane.front.push(Pending {
+                            ts,
+                            kind,
+                            inline,
+                            frames,
+                        });
                     }
                     Err(e) => {
                         // The batch's checksum matched, so this is a writer bug or crafted
@@ -414,6 +425,23 @@ impl Merger {
                     EventKind::Log {
                         category,
                         message: Message::Inline(&lane.front_payload[s..s + n]),
+                    }
+                }
+                EventKind::Stack {
+                    thread,
+                    cause,
+                    truncated,
+                    ..
+                } => {
+                    let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
+                    let bytes = &lane.front_payload[s..s + n];
+                    EventKind::Stack {
+                        thread,
+                        cause,
+                        truncated,
+                        // Decoded and validated before it was detached.
+                        frames: StackFrames::from_encoded(bytes, p.frames as usize)
+                            .unwrap_or(StackFrames::EMPTY),
                     }
                 }
                 k => k,
@@ -536,6 +564,48 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
         ),
         EventKind::Park => (EventKind::Park, (0, 0)),
         EventKind::Unpark => (EventKind::Unpark, (0, 0)),
+        EventKind::OsSample {
+            thread,
+            cause,
+            cpu_ns,
+            runq_ns,
+            timeslices,
+            state,
+        } => (
+            EventKind::OsSample {
+                thread,
+                cause,
+                cpu_ns,
+                runq_ns,
+                timeslices,
+                state,
+            },
+            (0, 0),
+        ),
+        EventKind::Stack {
+            thread,
+            cause,
+            truncated,
+            frames,
+        } => {
+            let bytes = frames.encoded();
+            let start = bytes.as_ptr() as usize - payload.as_ptr() as usize;
+            (
+                EventKind::Stack {
+                    thread,
+                    cause,
+                    truncated,
+                    frames: StackFrames::EMPTY,
+                },
+                (start as u32, bytes.len() as u32),
+            )
+        }
+        EventKind::AsyncRegionBegin { region, task, name } => {
+            (EventKind::AsyncRegionBegin { region, task, name }, (0, 0))
+        }
+        EventKind::AsyncRegionEnd { region, task } => {
+            (EventKind::AsyncRegionEnd { region, task }, (0, 0))
+        }
     }
 }
 

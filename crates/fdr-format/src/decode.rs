@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use crate::checksum::batch_checksum;
 use crate::event::{
-    BlockReason, ClockSync, Event, EventKind, LossReason, Message, ProcessInfo, SiteId, StrId,
-    TableRecord, TaskId, ThreadId,
+    BlockReason, ClockSync, Event, EventKind, LossReason, Message, ProcessInfo, SampleCause,
+    SiteId, StackFrames, StrId, TableRecord, TaskId, ThreadId,
 };
 use crate::varint;
 use crate::wire::*;
@@ -1033,14 +1033,92 @@ impl<'a> Events<'a> {
                 let end = (self.pos as u64)
                     .checked_add(len)
                     .filter(|&e| e <= self.buf.len() as u64)
-                    .ok_or(bad("sized event cut short"))?;
-                self.pos = end as usize;
-                self.skipped_unknown += 1;
-                return Ok(None);
+                    .ok_or(bad("sized event cut short"))? as usize;
+                // The body is read within its own length; fields a newer minor appends
+                // after the ones this version knows are skipped.
+                let outer = self.buf;
+                self.buf = &outer[..end];
+                let known = self.decode_sized(k);
+                self.buf = outer;
+                let ev = known.map_err(bad)?;
+                self.pos = end;
+                if ev.is_none() {
+                    self.skipped_unknown += 1;
+                }
+                return Ok(ev);
             }
             k => return Err(ErrorKind::UnknownFixedKind(k)),
         };
         Ok(Some(ev))
+    }
+}
+
+impl<'a> Events<'a> {
+    /// The body of a sized kind, `self.buf` cut at its end; `None` for a kind this version
+    /// does not define.
+    fn decode_sized(&mut self, kind: u64) -> Result<Option<EventKind<'a>>, &'static str> {
+        let small = |v: u64, what: &'static str| u8::try_from(v).map_err(|_| what);
+        Ok(Some(match kind {
+            EXT_OS_SAMPLE => {
+                let thread = ThreadId(self.id32()?);
+                let cause = SampleCause::from_wire(small(self.var()?, "sample cause over 255")?);
+                let flags = self.var()?;
+                let mut field = |bit: u64| -> Result<Option<u64>, &'static str> {
+                    if flags & bit != 0 {
+                        self.var().map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
+                let cpu_ns = field(OS_HAS_CPU)?;
+                let runq_ns = field(OS_HAS_RUNQ)?;
+                let timeslices = field(OS_HAS_SLICES)?;
+                let state = if flags & OS_HAS_STATE != 0 {
+                    Some(self.array::<1>()?[0])
+                } else {
+                    None
+                };
+                EventKind::OsSample {
+                    thread,
+                    cause,
+                    cpu_ns,
+                    runq_ns,
+                    timeslices,
+                    state,
+                }
+            }
+            EXT_STACK => {
+                let thread = ThreadId(self.id32()?);
+                let cause = SampleCause::from_wire(small(self.var()?, "sample cause over 255")?);
+                let flags = self.var()?;
+                let count = self.var()?;
+                if count > MAX_STACK_FRAMES as u64 {
+                    return Err("stack over the frame limit");
+                }
+                let start = self.pos;
+                for _ in 0..count {
+                    self.var()?;
+                }
+                let frames = StackFrames::from_encoded(&self.buf[start..self.pos], count as usize)
+                    .ok_or("stack frames malformed")?;
+                EventKind::Stack {
+                    thread,
+                    cause,
+                    truncated: flags & STACK_TRUNCATED != 0,
+                    frames,
+                }
+            }
+            EXT_ASYNC_REGION_BEGIN => EventKind::AsyncRegionBegin {
+                region: self.var()?,
+                task: TaskId(self.var()?),
+                name: StrId(self.id32()?),
+            },
+            EXT_ASYNC_REGION_END => EventKind::AsyncRegionEnd {
+                region: self.var()?,
+                task: TaskId(self.var()?),
+            },
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -1102,6 +1180,30 @@ impl<'a> Records<'a> {
         Ok(s)
     }
 
+    /// A module record's body (`self.buf` cut at its end).
+    fn module(&mut self) -> Result<TableRecord<'a>, ErrorKind> {
+        let start = self.var()?;
+        let end = self.var()?;
+        let file_offset = self.var()?;
+        let len = self.var()?;
+        let path = self.bytes(len)?;
+        let len = self.var()?;
+        if len > MAX_BUILD_ID_LEN as u64 {
+            return Err(ErrorKind::BadRecord("build id over the length limit"));
+        }
+        let build_id = self.bytes(len)?;
+        if end < start {
+            return Err(ErrorKind::BadRecord("module ends before it starts"));
+        }
+        Ok(TableRecord::Module {
+            start,
+            end,
+            file_offset,
+            path,
+            build_id,
+        })
+    }
+
     fn decode_inner(&mut self) -> Result<Option<TableRecord<'a>>, ErrorKind> {
         let tag = self.buf[self.pos];
         self.pos += 1;
@@ -1151,6 +1253,20 @@ impl<'a> Records<'a> {
                     wall_unix_ns,
                     ticks_per_sec,
                 })
+            }
+            REC_MODULE => {
+                let len = self.var()?;
+                let end = (self.pos as u64)
+                    .checked_add(len)
+                    .filter(|&e| e <= self.buf.len() as u64)
+                    .ok_or(ErrorKind::BadRecord("sized record cut short"))?
+                    as usize;
+                let outer = self.buf;
+                self.buf = &outer[..end];
+                let module = self.module();
+                self.buf = outer;
+                self.pos = end;
+                module?
             }
             t if t >= REC_FIRST_SIZED => {
                 let len = self.var()?;

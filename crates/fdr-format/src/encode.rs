@@ -141,15 +141,16 @@ pub fn log_inline(out: &mut [u8], delta: u64, category: StrId, message: &[u8]) -
     Some(c.pos)
 }
 
-/// Writes any event except a log with an inline message (use [`log_inline`]) into a
-/// fixed-size array. Returns the length written.
+/// Writes any event except a log with an inline message (use [`log_inline`]) or a stack
+/// (use [`encode_event`] with [`MAX_STACK_EVENT_LEN`] bytes) into a fixed-size array.
+/// Returns the length written.
 pub fn event_fixed(out: &mut [u8; MAX_FIXED_EVENT_LEN], delta: u64, kind: &EventKind<'_>) -> usize {
     debug_assert!(!matches!(
         kind,
         EventKind::Log {
             message: Message::Inline(_),
             ..
-        }
+        } | EventKind::Stack { .. }
     ));
     // A fixed event is at most 10 (delta) + 10 (head) + 26 (otel ids) + 10 (task) bytes.
     encode_event(&mut out[..], delta, kind).unwrap_or(0)
@@ -248,6 +249,57 @@ pub fn encode_event(out: &mut [u8], delta: u64, kind: &EventKind<'_>) -> Option<
         }
         EventKind::Park => c.ext(EXT_PARK)?,
         EventKind::Unpark => c.ext(EXT_UNPARK)?,
+        EventKind::OsSample {
+            thread,
+            cause,
+            cpu_ns,
+            runq_ns,
+            timeslices,
+            state,
+        } => c.sized(EXT_OS_SAMPLE, |c| {
+            let flags = [
+                (cpu_ns.is_some(), OS_HAS_CPU),
+                (runq_ns.is_some(), OS_HAS_RUNQ),
+                (timeslices.is_some(), OS_HAS_SLICES),
+                (state.is_some(), OS_HAS_STATE),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .fold(0, |f, (_, bit)| f | bit);
+            c.varint(thread.0 as u64)?;
+            c.varint(cause.to_wire() as u64)?;
+            c.varint(flags)?;
+            for v in [cpu_ns, runq_ns, timeslices].into_iter().flatten() {
+                c.varint(v)?;
+            }
+            if let Some(s) = state {
+                c.bytes(&[s])?;
+            }
+            Some(())
+        })?,
+        EventKind::Stack {
+            thread,
+            cause,
+            truncated,
+            frames,
+        } => c.sized(EXT_STACK, |c| {
+            c.varint(thread.0 as u64)?;
+            c.varint(cause.to_wire() as u64)?;
+            c.varint(if truncated { STACK_TRUNCATED } else { 0 })?;
+            c.varint(frames.len() as u64)?;
+            c.bytes(frames.encoded())
+        })?,
+        EventKind::AsyncRegionBegin { region, task, name } => {
+            c.sized(EXT_ASYNC_REGION_BEGIN, |c| {
+                c.varint(region)?;
+                c.varint(task.0)?;
+                c.varint(name.0 as u64)
+            })?
+        }
+        EventKind::AsyncRegionEnd { region, task } => c.sized(EXT_ASYNC_REGION_END, |c| {
+            c.varint(region)?;
+            c.varint(task.0)
+        })?,
     }
     Some(c.pos)
 }
@@ -275,6 +327,30 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn ext(&mut self, kind: u64) -> Option<()> {
         self.varint(head(kind, CODE_EXT))
+    }
+
+    /// A sized extended kind: the head, the body's byte count, the body `body` writes.
+    fn sized(&mut self, kind: u64, body: impl FnOnce(&mut Self) -> Option<()>) -> Option<()> {
+        // Bodies are bounded (a stack is at most MAX_STACK_FRAMES varints), so their
+        // length takes at most three bytes: reserve them, write the body, then close up.
+        const RESERVED: usize = 3;
+        self.ext(kind)?;
+        let len_at = self.pos;
+        if self.out.len() < len_at + RESERVED {
+            return None;
+        }
+        self.pos += RESERVED;
+        body(self)?;
+        let body_len = self.pos - len_at - RESERVED;
+        let n = varint::len(body_len as u64);
+        if n > RESERVED {
+            return None;
+        }
+        self.out
+            .copy_within(len_at + RESERVED..self.pos, len_at + n);
+        varint::put_slow(&mut self.out[len_at..], body_len as u64);
+        self.pos = len_at + n + body_len;
+        Some(())
     }
 
     #[inline]
@@ -383,6 +459,31 @@ impl TableEncoder {
         varint::push(&mut self.buf, os_tid);
         varint::push(&mut self.buf, name.len() as u64);
         self.buf.extend_from_slice(name);
+        self
+    }
+
+    /// Adds an executable mapping of a module (path cut to [`MAX_STRING_LEN`] bytes, build
+    /// id to [`MAX_BUILD_ID_LEN`]).
+    pub fn module(
+        &mut self,
+        start: u64,
+        end: u64,
+        file_offset: u64,
+        path: &[u8],
+        build_id: &[u8],
+    ) -> &mut Self {
+        let path = &path[..path.len().min(MAX_STRING_LEN)];
+        let build_id = &build_id[..build_id.len().min(MAX_BUILD_ID_LEN)];
+        let mut body = Vec::with_capacity(32 + path.len() + build_id.len());
+        for v in [start, end, file_offset, path.len() as u64] {
+            varint::push(&mut body, v);
+        }
+        body.extend_from_slice(path);
+        varint::push(&mut body, build_id.len() as u64);
+        body.extend_from_slice(build_id);
+        self.buf.push(REC_MODULE);
+        varint::push(&mut self.buf, body.len() as u64);
+        self.buf.extend_from_slice(&body);
         self
     }
 

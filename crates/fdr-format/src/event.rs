@@ -150,6 +150,149 @@ impl LossReason {
     }
 }
 
+/// Why the OS sampler took an OS sample or a stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SampleCause {
+    /// The periodic sample every recorded thread gets (its CPU time so far).
+    Periodic,
+    /// The thread has been inside one poll, region or block past the sampler's threshold.
+    LongScope,
+    /// The long scope the sampler was watching has ended.
+    ScopeEnd,
+    /// A CPU-time profiling timer fired on the thread.
+    CpuTimer,
+    /// A cause this version does not know.
+    Unknown(u8),
+}
+
+impl SampleCause {
+    /// The wire value.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            SampleCause::Periodic => 0,
+            SampleCause::LongScope => 1,
+            SampleCause::ScopeEnd => 2,
+            SampleCause::CpuTimer => 3,
+            SampleCause::Unknown(v) => v,
+        }
+    }
+
+    /// From the wire value; unknown values are kept.
+    pub fn from_wire(v: u8) -> Self {
+        match v {
+            0 => SampleCause::Periodic,
+            1 => SampleCause::LongScope,
+            2 => SampleCause::ScopeEnd,
+            3 => SampleCause::CpuTimer,
+            v => SampleCause::Unknown(v),
+        }
+    }
+
+    /// Lower-case name, as the analyzer prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SampleCause::Periodic => "periodic",
+            SampleCause::LongScope => "long_scope",
+            SampleCause::ScopeEnd => "scope_end",
+            SampleCause::CpuTimer => "cpu_timer",
+            SampleCause::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The frames of a stack sample, as encoded: innermost first, each a zigzag varint delta
+/// from the previous frame's address (the first from 0). The first frame is the
+/// interrupted instruction; the others are return addresses. Decoding validated them, so
+/// iterating never fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StackFrames<'a> {
+    bytes: &'a [u8],
+    count: u16,
+}
+
+impl StackFrames<'static> {
+    /// No frames.
+    pub const EMPTY: StackFrames<'static> = StackFrames {
+        bytes: &[],
+        count: 0,
+    };
+}
+
+impl<'a> StackFrames<'a> {
+    /// Frames already encoded by [`StackFrames::encode`] (or read from a trace), if `bytes`
+    /// holds exactly `count` well-formed deltas and `count` is at most
+    /// [`crate::wire::MAX_STACK_FRAMES`].
+    pub fn from_encoded(bytes: &'a [u8], count: usize) -> Option<Self> {
+        if count > crate::wire::MAX_STACK_FRAMES {
+            return None;
+        }
+        let mut pos = 0;
+        for _ in 0..count {
+            crate::varint::get(bytes, &mut pos)?;
+        }
+        (pos == bytes.len()).then_some(StackFrames {
+            bytes,
+            count: count as u16,
+        })
+    }
+
+    /// Encodes addresses (innermost first, at most [`crate::wire::MAX_STACK_FRAMES`]; the
+    /// rest are ignored) into `out`, which is cleared first; returns how many were encoded.
+    pub fn encode(addrs: &[u64], out: &mut Vec<u8>) -> usize {
+        out.clear();
+        let n = addrs.len().min(crate::wire::MAX_STACK_FRAMES);
+        let mut prev = 0u64;
+        for &a in &addrs[..n] {
+            crate::varint::push(out, zigzag(a.wrapping_sub(prev) as i64));
+            prev = a;
+        }
+        n
+    }
+
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the stack has no frame.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The encoded bytes.
+    pub fn encoded(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The addresses, innermost first.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + 'a {
+        let bytes = self.bytes;
+        let mut pos = 0;
+        let mut prev = 0u64;
+        (0..self.count).map_while(move |_| {
+            let d = crate::varint::get(bytes, &mut pos)?;
+            prev = prev.wrapping_add(unzigzag(d) as u64);
+            Some(prev)
+        })
+    }
+}
+
+impl std::fmt::Debug for StackFrames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|a| format!("{a:#x}")))
+            .finish()
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
 /// A log message: interned (a static string) or carried inline (formatted at run time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message<'a> {
@@ -280,6 +423,54 @@ pub enum EventKind<'a> {
     Park,
     /// An executor worker on this thread unparks.
     Unpark,
+    /// The kernel's view of a recorded thread (Linux), recorded by the OS sampler on its own
+    /// thread. Counters are cumulative since the thread started, so two samples of a thread
+    /// give the interval between them: on-CPU time, run-queue wait (runnable, not running),
+    /// and the rest off-CPU (sleeping or blocked in the kernel).
+    OsSample {
+        /// The sampled thread.
+        thread: ThreadId,
+        /// Why the sample was taken.
+        cause: SampleCause,
+        /// Time on a CPU, ns.
+        cpu_ns: Option<u64>,
+        /// Time runnable but waiting for a CPU, ns.
+        runq_ns: Option<u64>,
+        /// Timeslices run on a CPU.
+        timeslices: Option<u64>,
+        /// Scheduler state, one ASCII byte as in `/proc/PID/stat` (`R` running or runnable,
+        /// `S` sleeping, `D` uninterruptible wait, ...).
+        state: Option<u8>,
+    },
+    /// A recorded thread's user stack, captured by the OS sampler without stopping other
+    /// threads. Addresses resolve through the trace's module records.
+    Stack {
+        /// The thread whose stack this is.
+        thread: ThreadId,
+        /// Why it was captured.
+        cause: SampleCause,
+        /// The stack was cut short.
+        truncated: bool,
+        /// Innermost first.
+        frames: StackFrames<'a>,
+    },
+    /// An async region (a named phase of a task that may span awaits and threads) begins,
+    /// recorded on the thread polling the task.
+    AsyncRegionBegin {
+        /// The region's id, unique within the process run.
+        region: u64,
+        /// The task it belongs to.
+        task: TaskId,
+        /// Region name.
+        name: StrId,
+    },
+    /// An async region ends.
+    AsyncRegionEnd {
+        /// The region's id.
+        region: u64,
+        /// The task it belongs to.
+        task: TaskId,
+    },
 }
 
 impl EventKind<'_> {
@@ -305,12 +496,16 @@ impl EventKind<'_> {
             EventKind::Loss { .. } => "loss",
             EventKind::Park => "park",
             EventKind::Unpark => "unpark",
+            EventKind::OsSample { .. } => "os_sample",
+            EventKind::Stack { .. } => "stack",
+            EventKind::AsyncRegionBegin { .. } => "async_region_begin",
+            EventKind::AsyncRegionEnd { .. } => "async_region_end",
         }
     }
 }
 
 /// Number of distinct [`EventKind`] variants (for per-kind counters).
-pub const EVENT_KIND_COUNT: usize = 19;
+pub const EVENT_KIND_COUNT: usize = 23;
 
 impl EventKind<'_> {
     /// Dense index of the kind, `0..EVENT_KIND_COUNT`, for per-kind counters.
@@ -335,6 +530,10 @@ impl EventKind<'_> {
             EventKind::Loss { .. } => 16,
             EventKind::Park => 17,
             EventKind::Unpark => 18,
+            EventKind::OsSample { .. } => 19,
+            EventKind::Stack { .. } => 20,
+            EventKind::AsyncRegionBegin { .. } => 21,
+            EventKind::AsyncRegionEnd { .. } => 22,
         }
     }
 }
@@ -360,6 +559,10 @@ pub const EVENT_KIND_NAMES: [&str; EVENT_KIND_COUNT] = [
     "loss",
     "park",
     "unpark",
+    "os_sample",
+    "stack",
+    "async_region_begin",
+    "async_region_end",
 ];
 
 /// A clock-sync record: one instant read on every clock, so ticks convert to wall-clock time.
@@ -425,6 +628,20 @@ pub enum TableRecord<'a> {
     },
     /// A clock sync.
     Clock(ClockSync),
+    /// An executable mapping of a module (the program or a shared library), so stack
+    /// addresses resolve to a file and, with its build id, symbolize on another machine.
+    Module {
+        /// First address of the mapping.
+        start: u64,
+        /// One past its last address.
+        end: u64,
+        /// Offset in the file of the mapping's first byte.
+        file_offset: u64,
+        /// The file's path as the process saw it.
+        path: &'a [u8],
+        /// The ELF build id (GNU note), empty if the file has none.
+        build_id: &'a [u8],
+    },
 }
 
 /// Facts about the recorded process, from the file header.

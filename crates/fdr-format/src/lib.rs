@@ -76,6 +76,6 @@ pub use decode::{
 pub use encode::{BatchEncoder, BatchFull, TableEncoder, TraceWriter};
 pub use event::{
     BlockReason, ClockSync, EVENT_KIND_COUNT, EVENT_KIND_NAMES, Event, EventKind, LossReason,
-    Message, ProcessInfo, SiteId, StrId, TableRecord, TaskId, ThreadId,
+    Message, ProcessInfo, SampleCause, SiteId, StackFrames, StrId, TableRecord, TaskId, ThreadId,
 };
-pub use tables::{Site, Tables, ThreadInfo};
+pub use tables::{Module, Site, Tables, ThreadInfo};

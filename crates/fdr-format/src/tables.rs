@@ -33,6 +33,38 @@ pub struct ThreadInfo {
     pub name: String,
 }
 
+/// An executable mapping of a module, as the table describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    /// First address of the mapping.
+    pub start: u64,
+    /// One past its last address.
+    pub end: u64,
+    /// Offset in the file of the mapping's first byte.
+    pub file_offset: u64,
+    /// The file's path as the recorded process saw it.
+    pub path: String,
+    /// The ELF build id, empty if none.
+    pub build_id: Vec<u8>,
+}
+
+impl Module {
+    /// Whether `addr` falls inside the mapping.
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.start..self.end).contains(&addr)
+    }
+
+    /// The file offset `addr` corresponds to (for symbolizing against the file).
+    pub fn file_offset_of(&self, addr: u64) -> u64 {
+        addr.wrapping_sub(self.start).wrapping_add(self.file_offset)
+    }
+
+    /// The build id in lower-case hex.
+    pub fn build_id_hex(&self) -> String {
+        self.build_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct SiteRec {
     file: StrId,
@@ -47,6 +79,8 @@ pub struct Tables {
     strings: HashMap<StrId, Box<str>>,
     sites: HashMap<SiteId, SiteRec>,
     threads: HashMap<ThreadId, ThreadInfo>,
+    /// By start address; a later record of the same start replaces the earlier one.
+    modules: std::collections::BTreeMap<u64, Module>,
     first_clock: Option<ClockSync>,
     last_clock: Option<ClockSync>,
     skipped_unknown: u64,
@@ -85,6 +119,24 @@ impl Tables {
                 TableRecord::Clock(c) => {
                     self.first_clock.get_or_insert(c);
                     self.last_clock = Some(c);
+                }
+                TableRecord::Module {
+                    start,
+                    end,
+                    file_offset,
+                    path,
+                    build_id,
+                } => {
+                    self.modules.insert(
+                        start,
+                        Module {
+                            start,
+                            end,
+                            file_offset,
+                            path: lossy_exact(path),
+                            build_id: build_id.to_vec(),
+                        },
+                    );
                 }
             }
         }
@@ -132,6 +184,20 @@ impl Tables {
     /// All threads defined.
     pub fn threads(&self) -> impl Iterator<Item = (ThreadId, &ThreadInfo)> {
         self.threads.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// Every module mapping defined, by start address.
+    pub fn modules(&self) -> impl Iterator<Item = &Module> {
+        self.modules.values()
+    }
+
+    /// The module mapping holding `addr`, if the trace defines one.
+    pub fn module_of(&self, addr: u64) -> Option<&Module> {
+        self.modules
+            .range(..=addr)
+            .next_back()
+            .map(|(_, m)| m)
+            .filter(|m| m.contains(addr))
     }
 
     /// Number of strings defined.

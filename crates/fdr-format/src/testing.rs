@@ -5,8 +5,8 @@
 
 use crate::encode::{BatchEncoder, TableEncoder, TraceWriter, batch_header, file_header};
 use crate::event::{
-    BlockReason, ClockSync, EventKind, LossReason, Message, ProcessInfo, SiteId, StrId, TaskId,
-    ThreadId,
+    BlockReason, ClockSync, EventKind, LossReason, Message, ProcessInfo, SampleCause, SiteId,
+    StackFrames, StrId, TaskId, ThreadId,
 };
 use crate::varint;
 
@@ -203,10 +203,11 @@ pub fn every_kind_trace() -> Vec<u8> {
     let mut t = TableEncoder::new();
     t.string(StrId(1), "a")
         .site(SiteId(1), StrId(1), 3, 4)
-        .thread(ThreadId(1), 99, "t");
+        .thread(ThreadId(1), 99, "t")
+        .module(0x5000, 0x9000, 0x1000, b"/bin/seed", &[0xab, 0xcd]);
     let mut table = t.payload().to_vec();
     // An unknown sized record from a newer minor version.
-    table.push(crate::wire::REC_FIRST_SIZED + 1);
+    table.push(crate::wire::REC_FIRST_SIZED + 100);
     varint::push(&mut table, 2);
     table.extend_from_slice(&[1, 2]);
     let mut t2 = TableEncoder::new();
@@ -228,6 +229,9 @@ pub fn every_kind_trace() -> Vec<u8> {
     out.extend_from_slice(&table);
 
     let task = TaskId(3);
+    let mut frames = Vec::new();
+    StackFrames::encode(&[0x5123, 0x5456, 0x8000], &mut frames);
+    let stack_frames = StackFrames::from_encoded(&frames, 3).expect("three frames");
     let kinds = [
         EventKind::ThreadStart,
         EventKind::TaskCreate {
@@ -280,6 +284,34 @@ pub fn every_kind_trace() -> Vec<u8> {
         EventKind::TaskDrop { task },
         EventKind::Park,
         EventKind::Unpark,
+        EventKind::AsyncRegionBegin {
+            region: 9,
+            task,
+            name: StrId(1),
+        },
+        EventKind::AsyncRegionEnd { region: 9, task },
+        EventKind::OsSample {
+            thread: ThreadId(1),
+            cause: SampleCause::LongScope,
+            cpu_ns: Some(1_500_000),
+            runq_ns: Some(20_000),
+            timeslices: Some(12),
+            state: Some(b'S'),
+        },
+        EventKind::OsSample {
+            thread: ThreadId(1),
+            cause: SampleCause::Periodic,
+            cpu_ns: Some(1_600_000),
+            runq_ns: None,
+            timeslices: None,
+            state: None,
+        },
+        EventKind::Stack {
+            thread: ThreadId(1),
+            cause: SampleCause::LongScope,
+            truncated: false,
+            frames: stack_frames,
+        },
         EventKind::ThreadEnd,
     ];
     let mut buf = [0u8; 1024];
@@ -292,7 +324,7 @@ pub fn every_kind_trace() -> Vec<u8> {
     let mut payload = enc.payload().to_vec();
     // An unknown sized extended kind, then one more region.
     varint::push(&mut payload, 1);
-    varint::push(&mut payload, (crate::wire::EXT_FIRST_SIZED + 2) << 2 | 3);
+    varint::push(&mut payload, (crate::wire::EXT_FIRST_SIZED + 60) << 2 | 3);
     varint::push(&mut payload, 3);
     payload.extend_from_slice(&[7, 7, 7]);
     varint::push(&mut payload, 200);

@@ -9,7 +9,7 @@ pub const MAGIC: [u8; 8] = *b"\x89FDR\r\n\x1a\n";
 /// Major version: a reader refuses a file with a different major version.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: may only add length-prefixed kinds and records, which older readers skip.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the fixed part of the file header (magic, versions, process-info length).
 pub const FILE_HEADER_FIXED_LEN: usize = 16;
 /// Size of the file-header checksum that follows the process-info block; it covers
@@ -83,6 +83,17 @@ pub const EXT_UNPARK: u64 = 15;
 pub const EXT_FIRST_SIZED: u64 = 64;
 /// Extended kinds below [`EXT_FIRST_SIZED`] that version 1 does not define are corruption.
 pub const EXT_LAST_FIXED_V1: u64 = EXT_UNPARK;
+/// Sized extended kind (minor 1): the kernel's view of a recorded thread, taken by the OS
+/// sampler: thread, cause, flags, then the counters the flags name.
+pub const EXT_OS_SAMPLE: u64 = 64;
+/// Sized extended kind (minor 1): a recorded thread's user stack: thread, cause, flags,
+/// frame count, frames (zigzag varint deltas of addresses, innermost first).
+pub const EXT_STACK: u64 = 65;
+/// Sized extended kind (minor 1): an async region (a phase of a task across awaits and
+/// threads) begins: region id, task, name.
+pub const EXT_ASYNC_REGION_BEGIN: u64 = 66;
+/// Sized extended kind (minor 1): an async region ends: region id, task.
+pub const EXT_ASYNC_REGION_END: u64 = 67;
 
 /// Table record: an interned string: id, byte length, UTF-8 bytes.
 pub const REC_STRING: u8 = 1;
@@ -94,6 +105,24 @@ pub const REC_THREAD: u8 = 3;
 pub const REC_CLOCK: u8 = 4;
 /// Table records from here on are length-prefixed and skipped when unknown.
 pub const REC_FIRST_SIZED: u8 = 128;
+/// Sized table record (minor 1): an executable mapping of a module (the program or a
+/// shared library): start and end address, file offset, path, build id.
+pub const REC_MODULE: u8 = 128;
+
+/// OS-sample flag: the thread's on-CPU time (ns) follows.
+pub const OS_HAS_CPU: u64 = 1;
+/// OS-sample flag: the thread's run-queue wait (ns) follows.
+pub const OS_HAS_RUNQ: u64 = 2;
+/// OS-sample flag: the thread's count of timeslices on a CPU follows.
+pub const OS_HAS_SLICES: u64 = 4;
+/// OS-sample flag: the thread's scheduler state (one ASCII byte, as in `/proc/PID/stat`) follows.
+pub const OS_HAS_STATE: u64 = 8;
+/// Stack flag: the stack was cut short (more frames than recorded, or unwinding stopped early).
+pub const STACK_TRUNCATED: u64 = 1;
+/// Most frames a stack sample carries; a reader rejects more.
+pub const MAX_STACK_FRAMES: usize = 256;
+/// Longest build id a module record carries.
+pub const MAX_BUILD_ID_LEN: usize = 64;
 
 /// Longest string (interned or inline log message) the format carries; longer ones are cut.
 pub const MAX_STRING_LEN: usize = 64 * 1024;
@@ -101,5 +130,7 @@ pub const MAX_STRING_LEN: usize = 64 * 1024;
 pub const MAX_VARINT_LEN: usize = 10;
 /// Room the hot path reserves for a region or a static log: two varints of a u64 and one of a u32 id.
 pub const MAX_SMALL_EVENT_LEN: usize = 24;
-/// Room any event other than a log with an inline message needs.
+/// Room any event other than a log with an inline message or a stack needs.
 pub const MAX_FIXED_EVENT_LEN: usize = 64;
+/// Room a stack event needs at most: the fixed part and [`MAX_STACK_FRAMES`] varints.
+pub const MAX_STACK_EVENT_LEN: usize = MAX_FIXED_EVENT_LEN + MAX_STACK_FRAMES * MAX_VARINT_LEN;

@@ -16,6 +16,10 @@ enum Owned {
     Otel(u64, [u8; 16], [u8; 8]),
     Loss(u8, u64, u64),
     Block(u8, u32),
+    Os(u32, u8, [Option<u64>; 3], Option<u8>),
+    /// Thread, cause, truncated, encoded frames, frame count.
+    Stack(u32, u8, bool, Vec<u8>, usize),
+    AsyncRegion(bool, u64, u64, u32),
 }
 
 impl Owned {
@@ -78,6 +82,29 @@ impl Owned {
                 reason: BlockReason::from_wire(*r),
                 site: SiteId(*s),
             },
+            Owned::Os(t, c, [cpu, runq, slices], state) => EventKind::OsSample {
+                thread: ThreadId(*t),
+                cause: SampleCause::from_wire(*c),
+                cpu_ns: *cpu,
+                runq_ns: *runq,
+                timeslices: *slices,
+                state: *state,
+            },
+            Owned::Stack(t, c, truncated, frames, n) => EventKind::Stack {
+                thread: ThreadId(*t),
+                cause: SampleCause::from_wire(*c),
+                truncated: *truncated,
+                frames: StackFrames::from_encoded(frames, *n).expect("encoded frames"),
+            },
+            Owned::AsyncRegion(true, r, t, n) => EventKind::AsyncRegionBegin {
+                region: *r,
+                task: TaskId(*t),
+                name: StrId(*n),
+            },
+            Owned::AsyncRegion(false, r, t, _) => EventKind::AsyncRegionEnd {
+                region: *r,
+                task: TaskId(*t),
+            },
         }
     }
 }
@@ -101,6 +128,27 @@ fn owned() -> impl Strategy<Value = Owned> {
             .prop_map(|(t, a, b)| Owned::Otel(t, a, b)),
         (any::<u8>(), any::<u64>(), any::<u64>()).prop_map(|(r, e, b)| Owned::Loss(r, e, b)),
         (any::<u8>(), any::<u32>()).prop_map(|(r, s)| Owned::Block(r, s)),
+        (
+            any::<u32>(),
+            any::<u8>(),
+            any::<[Option<u64>; 3]>(),
+            any::<Option<u8>>()
+        )
+            .prop_map(|(t, c, v, s)| Owned::Os(t, c, v, s)),
+        (
+            any::<u32>(),
+            any::<u8>(),
+            any::<bool>(),
+            // Small enough for the smallest batch; the frame limit has its own test.
+            proptest::collection::vec(any::<u64>(), 0..12)
+        )
+            .prop_map(|(t, c, tr, addrs)| {
+                let mut frames = Vec::new();
+                let n = StackFrames::encode(&addrs, &mut frames);
+                Owned::Stack(t, c, tr, frames, n)
+            }),
+        (any::<bool>(), any::<u64>(), any::<u64>(), any::<u32>())
+            .prop_map(|(b, r, t, n)| Owned::AsyncRegion(b, r, t, n)),
     ]
 }
 
@@ -299,6 +347,97 @@ fn unknown_sized_kinds_are_skipped_and_counted() {
         ]
     );
     assert_eq!(it.skipped_unknown(), 1);
+}
+
+#[test]
+fn stack_frames_round_trip_their_addresses() {
+    let addrs = [0x5555_5555_1234, 0x7fff_0000_0010, 0x10, u64::MAX, 0];
+    let mut bytes = Vec::new();
+    assert_eq!(StackFrames::encode(&addrs, &mut bytes), addrs.len());
+    let frames = StackFrames::from_encoded(&bytes, addrs.len()).unwrap();
+    assert_eq!(frames.iter().collect::<Vec<_>>(), addrs);
+    // A count that does not match the bytes is refused.
+    assert!(StackFrames::from_encoded(&bytes, addrs.len() - 1).is_none());
+    assert!(StackFrames::from_encoded(&bytes, addrs.len() + 1).is_none());
+    // At most MAX_STACK_FRAMES are kept, and a full stack fits MAX_STACK_EVENT_LEN.
+    let deep: Vec<u64> = (0..MAX_STACK_FRAMES as u64 + 40)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    assert_eq!(StackFrames::encode(&deep, &mut bytes), MAX_STACK_FRAMES);
+    let frames = StackFrames::from_encoded(&bytes, MAX_STACK_FRAMES).unwrap();
+    let kind = EventKind::Stack {
+        thread: ThreadId(1),
+        cause: SampleCause::CpuTimer,
+        truncated: true,
+        frames,
+    };
+    let mut out = [0u8; MAX_STACK_EVENT_LEN];
+    let n = encode::encode_event(&mut out, u64::MAX, &kind).expect("a full stack fits");
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    w.write_events(ThreadId(1), 0, 0, &out[..n]).unwrap();
+    let trace = w.finish().unwrap();
+    let (events, err) = read_all(&trace);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].2, format!("{kind:?}"));
+}
+
+#[test]
+fn fields_a_newer_minor_appends_to_a_known_sized_kind_are_skipped() {
+    // An async region end with one extra field after the two this version knows.
+    let mut p = Vec::new();
+    fdr_format::varint::push(&mut p, 0);
+    fdr_format::varint::push(&mut p, (EXT_ASYNC_REGION_END << 2) | 3);
+    fdr_format::varint::push(&mut p, 3);
+    p.extend_from_slice(&[5, 6, 42]);
+    let mut tail = [0u8; 24];
+    let k = encode::region_end(&mut tail, 1, StrId(1));
+    p.extend_from_slice(&tail[..k]);
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    w.write_events(ThreadId(1), 0, 100, &p).unwrap();
+    let bytes = w.finish().unwrap();
+    let mut d = Decoder::new(&bytes).unwrap();
+    let Some(Ok(Batch::Events(b))) = d.next_batch() else {
+        panic!("no batch")
+    };
+    let mut it = b.events();
+    let got: Vec<_> = (&mut it).map(|e| e.unwrap().kind).collect();
+    assert_eq!(
+        got,
+        vec![
+            EventKind::AsyncRegionEnd {
+                region: 5,
+                task: TaskId(6)
+            },
+            EventKind::RegionEnd { name: StrId(1) }
+        ]
+    );
+    assert_eq!(it.skipped_unknown(), 0);
+}
+
+#[test]
+fn a_module_record_round_trips_and_resolves_addresses() {
+    let mut t = TableEncoder::new();
+    t.module(0x1000, 0x3000, 0x400, b"/usr/bin/app", &[1, 2, 3])
+        .module(0x8000, 0x9000, 0, b"/lib/libc.so.6", &[]);
+    let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+    w.write_table(&t, true).unwrap();
+    let bytes = w.finish().unwrap();
+    let mut d = Decoder::new(&bytes).unwrap();
+    let mut tables = Tables::new();
+    while let Some(b) = d.next_batch() {
+        if let Batch::Table(tb) = b.unwrap() {
+            tables.apply(&tb).unwrap();
+        }
+    }
+    let app = tables.module_of(0x2fff).expect("inside the first mapping");
+    assert_eq!(app.path, "/usr/bin/app");
+    assert_eq!(app.build_id_hex(), "010203");
+    assert_eq!(app.file_offset_of(0x1010), 0x410);
+    assert!(tables.module_of(0x3000).is_none());
+    assert!(tables.module_of(0xfff).is_none());
+    assert_eq!(tables.module_of(0x8000).unwrap().path, "/lib/libc.so.6");
+    assert_eq!(tables.modules().count(), 2);
 }
 
 #[test]
