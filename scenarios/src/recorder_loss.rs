@@ -49,7 +49,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(), BoxError> {
         .name("acceptor".into())
         .spawn(move || accept(listener, c))?;
     let spec = Spec {
-        clients: 4,
+        clients: 8,
         think: Duration::from_millis(2),
     };
     // Each partner's batches: a few rows before the bulk import, its file during it.

@@ -49,6 +49,10 @@ const KNOWN_MISSES: &[(&str, &str)] = &[
         "host CPU contention is charged to the service as long polls without the on/off-CPU split",
     ),
     (
+        "serial_worker",
+        "right on a quiet host, but long_polls from polls preempted on a busy host can outrank serial_bottleneck (seen 96 against 100 at load average 22)",
+    ),
+    (
         "oversubscribed",
         "polls preempted while the workers are saturated count as long polls, and long_polls outranks sched_delay on a busy host",
     ),
@@ -97,9 +101,9 @@ fn every_scenario_is_diagnosed_as_expected_but_the_known_misses() {
         let known = KNOWN_MISSES.iter().find(|(n, _)| n == name);
         match (s["right"].as_bool() == Some(true), known) {
             (true, None) => println!("right: {name}"),
-            (true, Some(_)) => {
-                println!("known miss now right (take it off KNOWN_MISSES if it stays so): {line}")
-            }
+            (true, Some(_)) => println!(
+                "known miss right this run (take it off KNOWN_MISSES once it is right every run, on a busy host too): {line}"
+            ),
             (false, Some((_, why))) => println!("known miss: {line}\n    because {why}"),
             (false, None) => failures.push(line),
         }
