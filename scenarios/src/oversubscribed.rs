@@ -39,6 +39,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(), BoxError> {
             std::hint::black_box(thumbnail(n, 7));
         }
     });
+    println!("oversubscribed: photos of {photo_pixels} pixels");
     let images = Arc::new(Images {
         photo_pixels,
         photos_per_album: AtomicU64::new(2),

@@ -34,7 +34,7 @@ struct Transfer {
     from: u64,
     to: u64,
     cents: u64,
-    done: oneshot::Sender<Result<u64, &'static str>>,
+    done: oneshot::Sender<Result<Receipt, &'static str>>,
 }
 
 struct Api {
@@ -48,9 +48,10 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(), BoxError> {
     let record_bytes = crate::svc::size_for(APPLY_COST, 256, |n| {
         let mut journal = Journal::new(n);
         move || {
-            std::hint::black_box(journal.append(1, 2, 3));
+            std::hint::black_box(journal.append(1, 2, 3).checksum);
         }
     });
+    println!("serial_worker: journal records of {record_bytes} bytes");
     let balances = Arc::new(RwLock::new((0..1000).map(|a| (a, 1_000_000)).collect()));
     let (tx, rx) = std_mpsc::sync_channel(LEDGER_QUEUE);
     let snapshot = balances.clone();
@@ -137,12 +138,16 @@ async fn handle(api: Arc<Api>, req: Request<Incoming>) -> Response<Body> {
         return http::error(StatusCode::SERVICE_UNAVAILABLE, "ledger busy");
     }
     match answer.await {
-        Ok(Ok(seq)) => {
+        Ok(Ok(receipt)) => {
+            let seq = receipt.seq;
             fdr::log!(
                 "http",
                 "transfer {from} -> {to}: {cents} cents, entry {seq}"
             );
-            http::ok(format!("{{\"entry\":{seq}}}"))
+            http::ok(format!(
+                "{{\"entry\":{seq},\"receipt\":\"{:016x}\"}}",
+                receipt.checksum
+            ))
         }
         Ok(Err(reason)) => http::error(StatusCode::CONFLICT, reason),
         Err(_) => http::error(StatusCode::SERVICE_UNAVAILABLE, "ledger gone"),
@@ -179,6 +184,12 @@ fn ledger_thread(
     }
 }
 
+/// A journal entry's number and chained checksum: the transfer's receipt.
+struct Receipt {
+    seq: u64,
+    checksum: u64,
+}
+
 /// The append-only journal: fixed-size records, each chained to the previous one by a
 /// checksum over the record.
 struct Journal {
@@ -196,7 +207,7 @@ impl Journal {
         }
     }
 
-    fn append(&mut self, from: u64, to: u64, cents: u64) -> u64 {
+    fn append(&mut self, from: u64, to: u64, cents: u64) -> Receipt {
         self.seq += 1;
         let header = [self.seq, from, to, cents];
         for (i, v) in header.iter().enumerate() {
@@ -207,6 +218,9 @@ impl Journal {
             h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
         self.chain = h;
-        self.seq
+        Receipt {
+            seq: self.seq,
+            checksum: h,
+        }
     }
 }

@@ -41,6 +41,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(), BoxError> {
             std::hint::black_box(inv.low_stock.len());
         }
     });
+    println!("thread_per_conn: {skus} SKUs");
     let server = Arc::new(Server {
         inventory: fdr::sync::Mutex::new(inventory(skus)),
         report_on_reserve: AtomicBool::new(false),
