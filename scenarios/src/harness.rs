@@ -300,6 +300,15 @@ fn sites_in(text: &str) -> Vec<(String, usize)> {
     found
 }
 
+/// Whether `path` is `want`, as recorded (relative to the workspace) or made absolute (a
+/// symbolizer joining debug info's compilation directory).
+fn same_file(path: &str, want: &str) -> bool {
+    path == want
+        || path
+            .strip_suffix(want)
+            .is_some_and(|prefix| prefix.ends_with('/'))
+}
+
 /// Whether finding `f` names a line of `site`.
 fn names(f: &Value, site: &Site) -> bool {
     let mut texts = Vec::new();
@@ -307,7 +316,7 @@ fn names(f: &Value, site: &Site) -> bool {
     texts.iter().any(|t| {
         sites_in(t)
             .iter()
-            .any(|(p, l)| p == site.path && (site.first..=site.last).contains(l))
+            .any(|(p, l)| same_file(p, site.path) && (site.first..=site.last).contains(l))
     })
 }
 
@@ -317,7 +326,7 @@ fn first_site(f: &Value) -> Option<String> {
     strings(f, &mut texts);
     let all: Vec<(String, usize)> = texts.iter().flat_map(|t| sites_in(t)).collect();
     all.iter()
-        .find(|(p, _)| p.starts_with("scenarios/src/"))
+        .find(|(p, _)| p.contains("scenarios/src/"))
         .or(all.first())
         .map(|(p, l)| format!("{p}:{l}"))
 }
@@ -482,6 +491,10 @@ mod tests {
             last,
         };
         assert!(names(&f, &site(120, 120)));
+        let absolute = json!({"evidence": ["top frame /work/fdr/scenarios/src/a.rs:120 in a::f"]});
+        assert!(names(&absolute, &site(120, 120)));
+        let other = json!({"evidence": ["top frame /work/fdr/other_scenarios/src/a.rs:120"]});
+        assert!(!names(&other, &site(120, 120)));
         assert!(names(&f, &site(100, 130)));
         assert!(!names(&f, &site(12, 12)));
         assert!(!names(
