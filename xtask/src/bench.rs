@@ -6,6 +6,11 @@
 //! - benches report other figures (ratios, rates, bytes) with `fdr_benches::report`, which
 //!   appends `{"name":..,"value":..}` lines to `target/xtask/bench/extra.jsonl`.
 //!
+//! Then xtask adds two measurements of its own: `fdr summary`'s peak memory on a 1 GiB
+//! trace, and the realistic scenario suite (`fdr-scenarios suite`, release build):
+//! `diagnose.scenarios_right` of `diagnose.scenarios_total`, with the suite's per-scenario
+//! report kept as `scenarios.json`.
+//!
 //! The table is printed, written to `target/xtask/bench/summary.json`, and compared with the
 //! previous run's summary (kept as `previous.json`). The end-to-end bench's traced service
 //! leaves its flight recorder as `e2e.fdr` beside them (the previous run's as
@@ -59,6 +64,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     {
         let rss = summary_peak_rss(&out)?;
         fdr_line(&extra, PEAK_RSS_FIGURE, rss as f64)?;
+    }
+    // The scenario suite's score, likewise.
+    if filter
+        .as_deref()
+        .is_none_or(|f| SCENARIO_FIGURES.iter().any(|n| n.contains(f)))
+    {
+        scenarios(&out, &extra)?;
     }
 
     let mut figures = BTreeMap::new();
@@ -156,6 +168,50 @@ fn collect_criterion(dir: &Path, figures: &mut BTreeMap<String, f64>) -> Result<
 }
 
 const PEAK_RSS_FIGURE: &str = "analyze.summary_peak_rss_bytes";
+/// How many of the scenario suite's programs `fdr diagnose` gets right, of how many.
+const SCENARIO_FIGURES: [&str; 2] = ["diagnose.scenarios_right", "diagnose.scenarios_total"];
+
+/// Runs the realistic scenario suite (release build) and reports how many scenarios the
+/// diagnosis gets right; the suite's JSON report is kept as `scenarios.json`.
+fn scenarios(dir: &Path, extra: &Path) -> Result<()> {
+    crate::run(cargo().args(["build", "--release", "-p", "fdr-scenarios"]))?;
+    let bin = target_dir().join("release/fdr-scenarios");
+    let t = std::time::Instant::now();
+    let run = std::process::Command::new(&bin)
+        .args(["suite", "--json", "--out"])
+        .arg(target_dir().join("xtask/scenarios"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let text = String::from_utf8_lossy(&run.stdout);
+    let report: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the scenario suite's report ({}): {text}", run.status))?;
+    anyhow::ensure!(
+        run.status.success(),
+        "a scenario did not run ({}); its log is under {}",
+        run.status,
+        target_dir().join("xtask/scenarios").display()
+    );
+    fs::write(
+        dir.join("scenarios.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
+    let (right, total) = (
+        report["scenarios_right"]
+            .as_f64()
+            .context("scenarios_right")?,
+        report["scenarios_total"]
+            .as_f64()
+            .context("scenarios_total")?,
+    );
+    eprintln!(
+        "scenario suite: right {right} of {total} in {:.0?} (per scenario: {})",
+        t.elapsed(),
+        dir.join("scenarios.json").display()
+    );
+    fdr_line(extra, SCENARIO_FIGURES[0], right)?;
+    fdr_line(extra, SCENARIO_FIGURES[1], total)
+}
 
 fn fdr_line(extra: &Path, name: &str, value: f64) -> Result<()> {
     use std::io::Write;
