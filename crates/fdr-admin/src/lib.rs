@@ -89,14 +89,18 @@
 mod auth;
 mod body;
 mod capture;
+mod conn;
+mod host;
 #[cfg(feature = "pprof")]
 mod profile;
 mod prom;
 mod routes;
 mod server;
+mod spool;
 mod stream;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use server::AdminHandle;
@@ -117,6 +121,22 @@ pub const MIN_CAPTURE_BYTES: u64 = 16 << 10;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// The default time a client has to read a whole snapshot or incident dump.
 pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default time a client has to send a request's head, and a kept-alive connection its
+/// next one.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default longest a response waits for the client to take more bytes.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time, while every connection slot is taken, after which a connection without
+/// an admitted request (or a stalled or idle one) may be closed to make room.
+pub const DEFAULT_EVICTION_GRACE: Duration = Duration::from_secs(1);
+/// The default cap on a request's head (request line and headers).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 << 10;
+/// The smallest allowed cap on a request's head (hyper's smallest connection buffer).
+pub const MIN_HEADER_BYTES: usize = 8 << 10;
+/// The largest allowed cap on a request's head.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+/// The default number of requests a connection may send ahead of their answers.
+pub const DEFAULT_MAX_PIPELINED_REQUESTS: u32 = 16;
 /// Blocking threads the endpoint's runtime may use (snapshots, capture stops, incident
 /// reads, metrics).
 pub const MAX_BLOCKING_THREADS: usize = 8;
@@ -147,6 +167,13 @@ pub struct AdminBuilder {
     pub(crate) refuse_when_degraded: bool,
     pub(crate) max_connections: usize,
     pub(crate) transfer_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) eviction_grace: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_pipelined_requests: u32,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) spool_dir: Option<PathBuf>,
 }
 
 impl Default for AdminBuilder {
@@ -163,6 +190,13 @@ impl Default for AdminBuilder {
             refuse_when_degraded: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             transfer_timeout: DEFAULT_TRANSFER_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            eviction_grace: DEFAULT_EVICTION_GRACE,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_pipelined_requests: DEFAULT_MAX_PIPELINED_REQUESTS,
+            allowed_hosts: Vec::new(),
+            spool_dir: None,
         }
     }
 }
@@ -184,6 +218,13 @@ impl std::fmt::Debug for AdminBuilder {
             .field("refuse_captures_when_degraded", &self.refuse_when_degraded)
             .field("max_connections", &self.max_connections)
             .field("transfer_timeout", &self.transfer_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("eviction_grace", &self.eviction_grace)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_pipelined_requests", &self.max_pipelined_requests)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("spool_dir", &self.spool_dir)
             .finish()
     }
 }
@@ -249,16 +290,83 @@ impl AdminBuilder {
         self
     }
 
-    /// The most connections served at once (default 256); more wait to be accepted.
+    /// The most connections open at once (default 256), which bounds the endpoint's memory.
+    /// When every slot is taken, a new connection is still accepted: the connection that has
+    /// gone longest without an admitted request, else the longest-stalled writer, else the
+    /// longest-idle kept-alive connection, once past [`AdminBuilder::eviction_grace`], is
+    /// closed to make room; a connection serving a request is never closed for another.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
     }
 
     /// How long a client may take to read a whole flight snapshot or incident dump
-    /// (default 60 s); past it the response is cut and the snapshot released.
+    /// (default 60 s); past it the response is cut.
     pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
         self.transfer_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's head, and a kept-alive connection to
+    /// start its next one (default 10 s); past it the connection is closed.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a response may wait for the client to take more bytes (default 10 s); a
+    /// client that takes none for that long is disconnected.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// While every connection slot is taken: how long a connection may go without an
+    /// admitted request (credentials, or a loopback `Host` without them), stall its writes or
+    /// sit idle before it may be closed to make room for a new one (default 1 s).
+    pub fn eviction_grace(mut self, grace: Duration) -> Self {
+        self.eviction_grace = grace;
+        self
+    }
+
+    /// The cap on a request's head, request line and headers (default 16 KiB, from
+    /// [`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`]): a longer head gets `431` and the
+    /// connection is closed. It is the size of each connection's read and write buffers, so
+    /// it also bounds what a connection holds of pipelined requests.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// How many requests a connection may send ahead of their answers (HTTP/1 pipelining,
+    /// default 16, at least 1): the answer to the last carries `Connection: close`, and the
+    /// requests behind it are not served.
+    pub fn max_pipelined_requests(mut self, n: u32) -> Self {
+        self.max_pipelined_requests = n;
+        self
+    }
+
+    /// Host names (or addresses) besides the loopback ones that an endpoint without
+    /// credentials answers to, e.g. the name of an SSH tunnel's or a proxy's target. Without
+    /// credentials, a request whose `Host` is not `localhost`, a loopback address or one of
+    /// these gets `421` (a web page that rebinds its own name to 127.0.0.1 cannot reach the
+    /// endpoint). With credentials, they are the gate and `Host` is not checked. Names are
+    /// compared without case and port.
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts.extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Where flight snapshots are spooled before they are sent (default: the system's
+    /// temporary directory). A spool is an unnamed file (on Linux `O_TMPFILE`, elsewhere a
+    /// random name created exclusively and unlinked at once), readable by the owner only,
+    /// as large as the flight recorder's window, and gone when the download ends.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
         self
     }
 
