@@ -36,9 +36,12 @@
 //!
 //! - `GET /debug/fdr/`: the list of endpoints (plain text).
 //! - `GET /debug/fdr/flight`: the flight recorder's window as an fdr trace
-//!   (`application/octet-stream`, with a `Content-Disposition` file name), streamed while it
-//!   is written. One snapshot at a time: `429` with `Retry-After` while another is written
-//!   (by this endpoint, the sentinel or the service).
+//!   (`application/octet-stream`, with a `Content-Disposition` file name and a
+//!   `Content-Length`). The snapshot is first copied into a spool, an unnamed file readable by
+//!   the owner only ([`AdminBuilder::spool_dir`]), at the disk's pace, and the recorder's
+//!   snapshot is released before the client reads a byte: a slow download never holds it. `429`
+//!   with `Retry-After` while another snapshot is being written (by the sentinel or the
+//!   service) or another download from this endpoint is being sent.
 //! - `GET /debug/fdr/trace?seconds=N`: a streaming capture of the next `N` seconds (default
 //!   [`DEFAULT_CAPTURE_SECONDS`], at most [`MAX_CAPTURE_SECONDS`]). One capture at a time in
 //!   the process, and a cooldown after each ([`AdminBuilder::capture_cooldown`]): `429` with
@@ -60,10 +63,39 @@
 //! runs admin work. Snapshots, capture stops, incident reads and metric gathering run on that
 //! runtime's blocking threads (at most [`MAX_BLOCKING_THREADS`]); the capture itself streams
 //! from the recorder's collector thread, which never waits for the network: a client that
-//! falls behind by more than a bounded number of batches loses its capture. Connections are
-//! bounded ([`AdminBuilder::max_connections`]; a connection that sends no request head for
-//! 10 s is closed), and so is the time a client may take to read a snapshot or a dump
+//! falls behind by more than a bounded number of batches loses its capture. The time a
+//! client may take to read a snapshot or a dump is bounded
 //! ([`AdminBuilder::transfer_timeout`]).
+//!
+//! # Connections
+//!
+//! What a client can hold is bounded, so hostile or broken clients cannot take the endpoint
+//! from its operators:
+//!
+//! - At most [`AdminBuilder::max_connections`] sockets (default 256), each with buffers of
+//!   [`AdminBuilder::max_header_bytes`] (default 16 KiB): memory stays bounded whatever
+//!   clients do. A longer request head gets `431`.
+//! - A request head must arrive within [`AdminBuilder::header_read_timeout`] (default 10 s,
+//!   also the idle time allowed between kept-alive requests); a response the client takes no
+//!   bytes of for [`AdminBuilder::write_timeout`] (default 10 s) ends the connection.
+//! - Any `4xx` (a `401` above all) carries `Connection: close` and ends the connection: no
+//!   credentials, no slot. A client pipelining requests gets
+//!   [`AdminBuilder::max_pipelined_requests`] (default 16) answered, the last with
+//!   `Connection: close`.
+//! - When every slot is taken, a new connection is still accepted, and one is closed to make
+//!   room once it has been so for [`AdminBuilder::eviction_grace`] (default 1 s): first a
+//!   connection lingering after its last answer, then one that has not made an admitted
+//!   request (silent, an endless head, no credentials), then one stalled writing, then one
+//!   idle between requests; oldest first. An admitted connection is closed only while no
+//!   unadmitted one is open, and one serving a request never. So an operator with
+//!   credentials gets in past any crowd of connections without them: the crowd's oldest
+//!   make way, and the operator's request is read long before the crowd's newer connections
+//!   could push its connection out. Without credentials every loopback client is an
+//!   operator: the bounds still end stuck, silent, oversized and pipelining connections, but
+//!   local clients that keep every slot busy with valid requests are served in turn.
+//! - `/metrics` shows `fdr_admin_connections_open` and
+//!   `fdr_admin_connections_closed_total{reason}` (`evicted`, `header_timeout`,
+//!   `write_timeout`, `header_too_large`, `pipelining`).
 //!
 //! # Security
 //!
@@ -71,8 +103,11 @@
 //! it like a debug-symbol dump. It binds `127.0.0.1` by default; binding any address that is
 //! not loopback without a bearer token or basic credentials fails with
 //! [`Error::Unauthenticated`]. Credentials are compared in constant time; a request without
-//! them gets `401` with `WWW-Authenticate`. There is no TLS: put a TLS-terminating proxy in
-//! front of a non-loopback bind.
+//! them gets `401` with `WWW-Authenticate`. Without credentials (loopback only), a request
+//! whose `Host` is not `localhost`, a loopback address or one of
+//! [`AdminBuilder::allowed_hosts`] gets `421`: a web page whose name an attacker rebinds to
+//! 127.0.0.1 cannot read the endpoint through a browser (DNS rebinding). There is no TLS:
+//! put a TLS-terminating proxy in front of a non-loopback bind.
 //!
 //! # Feature flags
 //!
