@@ -47,7 +47,11 @@ impl Drop for OnDrop {
 }
 
 /// A response body.
-pub(crate) struct Body(Kind);
+pub(crate) struct Body {
+    kind: Kind,
+    /// Runs when hyper is done with the body (sent, or the connection is gone).
+    _done: Option<OnDrop>,
+}
 
 enum Kind {
     Full(Option<Bytes>),
@@ -55,6 +59,8 @@ enum Kind {
         rx: mpsc::Receiver<Bytes>,
         status: Arc<StreamStatus>,
         done: bool,
+        /// The exact length, when known (it becomes `Content-Length`).
+        length: Option<u64>,
         _on_drop: Option<OnDrop>,
     },
 }
@@ -63,7 +69,10 @@ impl Body {
     /// A whole body.
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
         let b = bytes.into();
-        Body(Kind::Full((!b.is_empty()).then_some(b)))
+        Body {
+            kind: Kind::Full((!b.is_empty()).then_some(b)),
+            _done: None,
+        }
     }
 
     /// A body streamed from `rx`; it ends when every sender is gone, with an error if
@@ -73,12 +82,29 @@ impl Body {
         status: Arc<StreamStatus>,
         on_drop: Option<OnDrop>,
     ) -> Body {
-        Body(Kind::Stream {
-            rx,
-            status,
-            done: false,
-            _on_drop: on_drop,
-        })
+        Body {
+            kind: Kind::Stream {
+                rx,
+                status,
+                done: false,
+                length: None,
+                _on_drop: on_drop,
+            },
+            _done: None,
+        }
+    }
+
+    /// A streamed body of exactly `length` bytes: a stream that ends short of it is cut.
+    pub(crate) fn with_length(mut self, length: u64) -> Body {
+        if let Kind::Stream { length: l, .. } = &mut self.kind {
+            *l = Some(length);
+        }
+        self
+    }
+
+    /// Runs `f` when hyper is done with the body.
+    pub(crate) fn on_done(&mut self, f: OnDrop) {
+        self._done = Some(f);
     }
 }
 
@@ -90,7 +116,7 @@ impl hyper::body::Body for Body {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match &mut self.get_mut().0 {
+        match &mut self.get_mut().kind {
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream {
                 rx, status, done, ..
@@ -115,15 +141,18 @@ impl hyper::body::Body for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.0 {
+        match &self.kind {
             Kind::Full(b) => b.is_none(),
             Kind::Stream { done, .. } => *done,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.0 {
+        match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Stream {
+                length: Some(n), ..
+            } => SizeHint::with_exact(*n),
             Kind::Stream { .. } => SizeHint::default(),
         }
     }

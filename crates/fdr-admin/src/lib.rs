@@ -36,9 +36,12 @@
 //!
 //! - `GET /debug/fdr/`: the list of endpoints (plain text).
 //! - `GET /debug/fdr/flight`: the flight recorder's window as an fdr trace
-//!   (`application/octet-stream`, with a `Content-Disposition` file name), streamed while it
-//!   is written. One snapshot at a time: `429` with `Retry-After` while another is written
-//!   (by this endpoint, the sentinel or the service).
+//!   (`application/octet-stream`, with a `Content-Disposition` file name and a
+//!   `Content-Length`). The snapshot is first copied into a spool, an unnamed file readable by
+//!   the owner only ([`AdminBuilder::spool_dir`]), at the disk's pace, and the recorder's
+//!   snapshot is released before the client reads a byte: a slow download never holds it. `429`
+//!   with `Retry-After` while another snapshot is being written (by the sentinel or the
+//!   service) or another download from this endpoint is being sent.
 //! - `GET /debug/fdr/trace?seconds=N`: a streaming capture of the next `N` seconds (default
 //!   [`DEFAULT_CAPTURE_SECONDS`], at most [`MAX_CAPTURE_SECONDS`]). One capture at a time in
 //!   the process, and a cooldown after each ([`AdminBuilder::capture_cooldown`]): `429` with
@@ -60,10 +63,39 @@
 //! runs admin work. Snapshots, capture stops, incident reads and metric gathering run on that
 //! runtime's blocking threads (at most [`MAX_BLOCKING_THREADS`]); the capture itself streams
 //! from the recorder's collector thread, which never waits for the network: a client that
-//! falls behind by more than a bounded number of batches loses its capture. Connections are
-//! bounded ([`AdminBuilder::max_connections`]; a connection that sends no request head for
-//! 10 s is closed), and so is the time a client may take to read a snapshot or a dump
+//! falls behind by more than a bounded number of batches loses its capture. The time a
+//! client may take to read a snapshot or a dump is bounded
 //! ([`AdminBuilder::transfer_timeout`]).
+//!
+//! # Connections
+//!
+//! What a client can hold is bounded, so hostile or broken clients cannot take the endpoint
+//! from its operators:
+//!
+//! - At most [`AdminBuilder::max_connections`] sockets (default 256), each with buffers of
+//!   [`AdminBuilder::max_header_bytes`] (default 16 KiB): memory stays bounded whatever
+//!   clients do. A longer request head gets `431`.
+//! - A request head must arrive within [`AdminBuilder::header_read_timeout`] (default 10 s,
+//!   also the idle time allowed between kept-alive requests); a response the client takes no
+//!   bytes of for [`AdminBuilder::write_timeout`] (default 10 s) ends the connection.
+//! - Any `4xx` (a `401` above all) carries `Connection: close` and ends the connection: no
+//!   credentials, no slot. A client pipelining requests gets
+//!   [`AdminBuilder::max_pipelined_requests`] (default 16) answered, the last with
+//!   `Connection: close`.
+//! - When every slot is taken, a new connection is still accepted, and one is closed to make
+//!   room once it has been so for [`AdminBuilder::eviction_grace`] (default 1 s): first a
+//!   connection lingering after its last answer, then one that has not made an admitted
+//!   request (silent, an endless head, no credentials), then one stalled writing, then one
+//!   idle between requests; oldest first. An admitted connection is closed only while no
+//!   unadmitted one is open, and one serving a request never. So an operator with
+//!   credentials gets in past any crowd of connections without them: the crowd's oldest
+//!   make way, and the operator's request is read long before the crowd's newer connections
+//!   could push its connection out. Without credentials every loopback client is an
+//!   operator: the bounds still end stuck, silent, oversized and pipelining connections, but
+//!   local clients that keep every slot busy with valid requests are served in turn.
+//! - `/metrics` shows `fdr_admin_connections_open` and
+//!   `fdr_admin_connections_closed_total{reason}` (`evicted`, `header_timeout`,
+//!   `write_timeout`, `header_too_large`, `pipelining`).
 //!
 //! # Security
 //!
@@ -71,8 +103,11 @@
 //! it like a debug-symbol dump. It binds `127.0.0.1` by default; binding any address that is
 //! not loopback without a bearer token or basic credentials fails with
 //! [`Error::Unauthenticated`]. Credentials are compared in constant time; a request without
-//! them gets `401` with `WWW-Authenticate`. There is no TLS: put a TLS-terminating proxy in
-//! front of a non-loopback bind.
+//! them gets `401` with `WWW-Authenticate`. Without credentials (loopback only), a request
+//! whose `Host` is not `localhost`, a loopback address or one of
+//! [`AdminBuilder::allowed_hosts`] gets `421`: a web page whose name an attacker rebinds to
+//! 127.0.0.1 cannot read the endpoint through a browser (DNS rebinding). There is no TLS:
+//! put a TLS-terminating proxy in front of a non-loopback bind.
 //!
 //! # Feature flags
 //!
@@ -89,14 +124,18 @@
 mod auth;
 mod body;
 mod capture;
+mod conn;
+mod host;
 #[cfg(feature = "pprof")]
 mod profile;
 mod prom;
 mod routes;
 mod server;
+mod spool;
 mod stream;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use server::AdminHandle;
@@ -117,6 +156,22 @@ pub const MIN_CAPTURE_BYTES: u64 = 16 << 10;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// The default time a client has to read a whole snapshot or incident dump.
 pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default time a client has to send a request's head, and a kept-alive connection its
+/// next one.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default longest a response waits for the client to take more bytes.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time, while every connection slot is taken, after which a connection without
+/// an admitted request (or a stalled or idle one) may be closed to make room.
+pub const DEFAULT_EVICTION_GRACE: Duration = Duration::from_secs(1);
+/// The default cap on a request's head (request line and headers).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 << 10;
+/// The smallest allowed cap on a request's head (hyper's smallest connection buffer).
+pub const MIN_HEADER_BYTES: usize = 8 << 10;
+/// The largest allowed cap on a request's head.
+pub const MAX_HEADER_BYTES: usize = 1 << 20;
+/// The default number of requests a connection may send ahead of their answers.
+pub const DEFAULT_MAX_PIPELINED_REQUESTS: u32 = 16;
 /// Blocking threads the endpoint's runtime may use (snapshots, capture stops, incident
 /// reads, metrics).
 pub const MAX_BLOCKING_THREADS: usize = 8;
@@ -147,6 +202,13 @@ pub struct AdminBuilder {
     pub(crate) refuse_when_degraded: bool,
     pub(crate) max_connections: usize,
     pub(crate) transfer_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) eviction_grace: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_pipelined_requests: u32,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) spool_dir: Option<PathBuf>,
 }
 
 impl Default for AdminBuilder {
@@ -163,6 +225,13 @@ impl Default for AdminBuilder {
             refuse_when_degraded: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             transfer_timeout: DEFAULT_TRANSFER_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            eviction_grace: DEFAULT_EVICTION_GRACE,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_pipelined_requests: DEFAULT_MAX_PIPELINED_REQUESTS,
+            allowed_hosts: Vec::new(),
+            spool_dir: None,
         }
     }
 }
@@ -184,6 +253,13 @@ impl std::fmt::Debug for AdminBuilder {
             .field("refuse_captures_when_degraded", &self.refuse_when_degraded)
             .field("max_connections", &self.max_connections)
             .field("transfer_timeout", &self.transfer_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("eviction_grace", &self.eviction_grace)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_pipelined_requests", &self.max_pipelined_requests)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("spool_dir", &self.spool_dir)
             .finish()
     }
 }
@@ -249,16 +325,83 @@ impl AdminBuilder {
         self
     }
 
-    /// The most connections served at once (default 256); more wait to be accepted.
+    /// The most connections open at once (default 256), which bounds the endpoint's memory.
+    /// When every slot is taken, a new connection is still accepted: the connection that has
+    /// gone longest without an admitted request, else the longest-stalled writer, else the
+    /// longest-idle kept-alive connection, once past [`AdminBuilder::eviction_grace`], is
+    /// closed to make room; a connection serving a request is never closed for another.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
     }
 
     /// How long a client may take to read a whole flight snapshot or incident dump
-    /// (default 60 s); past it the response is cut and the snapshot released.
+    /// (default 60 s); past it the response is cut.
     pub fn transfer_timeout(mut self, timeout: Duration) -> Self {
         self.transfer_timeout = timeout;
+        self
+    }
+
+    /// How long a client may take to send a request's head, and a kept-alive connection to
+    /// start its next one (default 10 s); past it the connection is closed.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a response may wait for the client to take more bytes (default 10 s); a
+    /// client that takes none for that long is disconnected.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// While every connection slot is taken: how long a connection may go without an
+    /// admitted request (credentials, or a loopback `Host` without them), stall its writes or
+    /// sit idle before it may be closed to make room for a new one (default 1 s).
+    pub fn eviction_grace(mut self, grace: Duration) -> Self {
+        self.eviction_grace = grace;
+        self
+    }
+
+    /// The cap on a request's head, request line and headers (default 16 KiB, from
+    /// [`MIN_HEADER_BYTES`] to [`MAX_HEADER_BYTES`]): a longer head gets `431` and the
+    /// connection is closed. It is the size of each connection's read and write buffers, so
+    /// it also bounds what a connection holds of pipelined requests.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = bytes;
+        self
+    }
+
+    /// How many requests a connection may send ahead of their answers (HTTP/1 pipelining,
+    /// default 16, at least 1): the answer to the last carries `Connection: close`, and the
+    /// requests behind it are not served.
+    pub fn max_pipelined_requests(mut self, n: u32) -> Self {
+        self.max_pipelined_requests = n;
+        self
+    }
+
+    /// Host names (or addresses) besides the loopback ones that an endpoint without
+    /// credentials answers to, e.g. the name of an SSH tunnel's or a proxy's target. Without
+    /// credentials, a request whose `Host` is not `localhost`, a loopback address or one of
+    /// these gets `421` (a web page that rebinds its own name to 127.0.0.1 cannot reach the
+    /// endpoint). With credentials, they are the gate and `Host` is not checked. Names are
+    /// compared without case and port.
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_hosts.extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Where flight snapshots are spooled before they are sent (default: the system's
+    /// temporary directory). A spool is an unnamed file (on Linux `O_TMPFILE`, elsewhere a
+    /// random name created exclusively and unlinked at once), readable by the owner only,
+    /// as large as the flight recorder's window, and gone when the download ends.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
         self
     }
 

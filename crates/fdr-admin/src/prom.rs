@@ -216,7 +216,7 @@ fn sentinel(out: &mut String, s: &fdr_sentinel::SentinelHandle) {
 fn admin(out: &mut String, state: &State) {
     let c = &state.counters;
     let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 6] = [
         (
             "fdr_admin_captures_total",
             "On-demand captures started.",
@@ -242,6 +242,11 @@ fn admin(out: &mut String, state: &State) {
             "Requests refused for missing or wrong credentials.",
             l(&c.unauthorized),
         ),
+        (
+            "fdr_admin_misdirected_total",
+            "Requests refused (421) because, without credentials, their Host was not a loopback name or an allowed one.",
+            l(&c.misdirected),
+        ),
     ];
     for (metric, help, v) in counters {
         family(out, metric, "counter", help);
@@ -261,6 +266,31 @@ fn admin(out: &mut String, state: &State) {
         let _ = writeln!(
             out,
             "fdr_admin_captures_refused_total{{reason=\"{reason}\"}} {v}"
+        );
+    }
+    family(
+        out,
+        "fdr_admin_connections_open",
+        "gauge",
+        "Connections open now (at most max_connections).",
+    );
+    let _ = writeln!(out, "fdr_admin_connections_open {}", state.table.len());
+    family(
+        out,
+        "fdr_admin_connections_closed_total",
+        "counter",
+        "Connections the endpoint closed, by reason: evicted to make room for a new one, no request head within the header read timeout, a client that took no bytes within the write timeout, a head over the cap (431), requests pipelined too far ahead.",
+    );
+    for (reason, v) in [
+        ("evicted", l(&c.evicted)),
+        ("header_timeout", l(&c.header_timeouts)),
+        ("write_timeout", l(&c.write_timeouts)),
+        ("header_too_large", l(&c.heads_too_large)),
+        ("pipelining", l(&c.pipelining_closes)),
+    ] {
+        let _ = writeln!(
+            out,
+            "fdr_admin_connections_closed_total{{reason=\"{reason}\"}} {v}"
         );
     }
 }

@@ -1,5 +1,8 @@
 //! Routing and the endpoints' handlers.
 
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +19,8 @@ use crate::{DEFAULT_CAPTURE_SECONDS, MAX_CAPTURE_SECONDS, prom};
 
 /// Where the endpoint's pages live.
 const PREFIX: &str = "/debug/fdr";
+/// How long a `/metrics` request waits for the renderings ahead of it before a `429`.
+const METRICS_WAIT: Duration = Duration::from_secs(5);
 
 enum Route {
     Index,
@@ -43,19 +48,31 @@ fn route(path: &str) -> Option<Route> {
     })
 }
 
-/// Serves one request.
-pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    if !state.auth.allows(req.headers()) {
-        state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
-        let mut r = text(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: this endpoint needs its bearer token or basic credentials",
-        );
-        for challenge in state.auth.challenges() {
-            r.headers_mut().append(header::WWW_AUTHENTICATE, challenge);
-        }
-        return r;
+/// The answer to a request the endpoint does not serve, if it is one: without credentials,
+/// its `Host` must name this endpoint (`421` otherwise); with them, it must carry them (`401`
+/// otherwise).
+pub(crate) fn refusal<B>(state: &State, req: &Request<B>) -> Option<Response<Body>> {
+    if !state.auth.required() {
+        let why = state.hosts.check(req).err()?;
+        state.counters.misdirected.fetch_add(1, Ordering::Relaxed);
+        return Some(text(StatusCode::MISDIRECTED_REQUEST, why));
     }
+    if state.auth.allows(req.headers()) {
+        return None;
+    }
+    state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized: this endpoint needs its bearer token or basic credentials",
+    );
+    for challenge in state.auth.challenges() {
+        r.headers_mut().append(header::WWW_AUTHENTICATE, challenge);
+    }
+    Some(r)
+}
+
+/// Serves one request that [`refusal`] let through.
+pub(crate) async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     let Some(route) = route(path) else {
         return text(
@@ -101,7 +118,7 @@ pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Respon
 }
 
 /// A client's text, shortened and escaped for a one-line message.
-fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let mut out: String = s.chars().take(80).flat_map(char::escape_debug).collect();
     if s.chars().count() > 80 {
         out.push_str("...");
@@ -300,37 +317,81 @@ async fn flight(state: &Arc<State>) -> Result<Response<Body>, Refusal> {
         ));
     }
     let busy = FlightBusy(state.clone());
+    // 1. The snapshot into a spool at the disk's pace; the recorder's snapshot is released
+    //    when this ends, however slowly the client reads.
+    let dir = state.spool_dir.clone();
+    let spooled = tokio::task::spawn_blocking(move || spool_snapshot(&dir))
+        .await
+        .map_err(|_| Refusal::internal("the snapshot panicked"))?;
+    let (mut spool, length) = spooled.inspect_err(|r| {
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            refused_here();
+        }
+    })?;
+    // 2. The spool to the client, within the transfer timeout.
     let streamed = run_blocking(state.transfer_timeout, move |sink| {
         let _busy = busy;
-        match fdr_recorder::flight().write_to(sink) {
-            Ok(_) => Ok(()),
-            Err(fdr_recorder::Error::SnapshotInProgress) => Err(Refusal::busy(
+        std::io::copy(&mut spool, sink)
+            .map(|_| ())
+            .map_err(|e| Refusal::internal(format!("sending the snapshot failed: {e}")))
+    })
+    .await?;
+    state.counters.snapshots.fetch_add(1, Ordering::Relaxed);
+    Ok(download(
+        &dump_name("flight", "fdr"),
+        Body::stream(streamed.rx, streamed.status, None).with_length(length),
+    ))
+}
+
+/// Bytes gathered before a write to the spool.
+const SPOOL_BUFFER_BYTES: usize = 1 << 20;
+
+/// Writes the flight recorder's window into a new spool in `dir`; returns it rewound, with
+/// its length.
+fn spool_snapshot(dir: &Path) -> Result<(File, u64), Refusal> {
+    let unavailable = |what: String| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, what);
+    let mut spool = crate::spool::create(dir).map_err(|e| {
+        unavailable(format!(
+            "could not create a spool file in {} for the snapshot: {e} (AdminBuilder::spool_dir)",
+            dir.display()
+        ))
+    })?;
+    let mut out = BufWriter::with_capacity(SPOOL_BUFFER_BYTES, &mut spool);
+    match fdr_recorder::flight().write_to(&mut out) {
+        Ok(_) => {}
+        Err(fdr_recorder::Error::SnapshotInProgress) => {
+            return Err(Refusal::busy(
                 1,
                 "a flight-recorder snapshot is being written (by the sentinel or the service); retry in a second",
-            )),
-            Err(fdr_recorder::Error::NotStarted) => Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the recorder is not started: the service must call fdr::start first",
-            )),
-            Err(e) => Err(Refusal::internal(format!("the snapshot failed: {e}"))),
+            ));
         }
-    })
-    .await;
-    match streamed {
-        Ok(s) => {
-            state.counters.snapshots.fetch_add(1, Ordering::Relaxed);
-            Ok(download(
-                &dump_name("flight", "fdr"),
-                Body::stream(s.rx, s.status, None),
-            ))
+        Err(fdr_recorder::Error::NotStarted) => {
+            return Err(unavailable(
+                "the recorder is not started: the service must call fdr::start first".into(),
+            ));
         }
-        Err(r) => {
-            if r.status == StatusCode::TOO_MANY_REQUESTS {
-                refused_here();
-            }
-            Err(r)
+        Err(e) => {
+            return Err(unavailable(format!(
+                "spooling the snapshot into {} failed: {e}",
+                dir.display()
+            )));
         }
     }
+    let flushed = out.flush();
+    drop(out);
+    let spooled = flushed
+        .and_then(|()| {
+            let length = spool.seek(SeekFrom::End(0))?;
+            spool.rewind()?;
+            Ok(length)
+        })
+        .map_err(|e| {
+            unavailable(format!(
+                "spooling the snapshot into {} failed: {e}",
+                dir.display()
+            ))
+        })?;
+    Ok((spool, spooled))
 }
 
 async fn trace(state: &Arc<State>, query: Option<&str>) -> Result<Response<Body>, Refusal> {
@@ -397,10 +458,15 @@ fn refuse_if_degraded(_: &State) -> Result<(), Refusal> {
 }
 
 async fn metrics(state: &Arc<State>) -> Result<Response<Body>, Refusal> {
-    let _permit = state
-        .metrics_permit
-        .acquire()
+    // One rendering at a time; a request waits for the others a bounded time.
+    let _permit = tokio::time::timeout(METRICS_WAIT, state.metrics_permit.acquire())
         .await
+        .map_err(|_| {
+            Refusal::busy(
+                1,
+                "the metrics are being rendered for other requests; retry in a second",
+            )
+        })?
         .map_err(|_| Refusal::internal("the endpoint is shutting down"))?;
     let st = state.clone();
     let rendered = tokio::task::spawn_blocking(move || prom::render(&st))

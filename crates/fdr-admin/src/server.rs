@@ -1,31 +1,45 @@
-//! The server: its own thread and single-threaded tokio runtime, a bounded accept loop, and
-//! the handle that stops it.
+//! The server: its own thread and single-threaded tokio runtime, the accept loop that keeps
+//! the connections within their bound (see [`crate::conn`]), and the handle that stops it.
 
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::auth::Auth;
-use crate::{AdminBuilder, Error, MAX_BLOCKING_THREADS, MIN_CAPTURE_BYTES};
+use crate::body::{Body, OnDrop};
+use crate::conn::{Conn, Slot, Table, Watched};
+use crate::host::Hosts;
+use crate::{
+    AdminBuilder, Error, MAX_BLOCKING_THREADS, MAX_HEADER_BYTES, MIN_CAPTURE_BYTES,
+    MIN_HEADER_BYTES,
+};
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The listen backlog: connections the kernel queues while the accept loop waits.
 const BACKLOG: u32 = 1024;
 /// How long open connections get to finish when the endpoint shuts down.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Incident listings and downloads served at once.
 const STORE_PERMITS: usize = 2;
+/// After a connection's last answer: how long it reads and drops what the client still
+/// sends, and how much at most, so that closing it does not reset the connection under
+/// that answer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 << 10;
 
 /// What the endpoint counts about itself (exported in `/metrics`).
 #[derive(Debug, Default)]
@@ -38,12 +52,20 @@ pub(crate) struct Counters {
     pub(crate) snapshots: AtomicU64,
     pub(crate) snapshots_refused: AtomicU64,
     pub(crate) unauthorized: AtomicU64,
+    pub(crate) misdirected: AtomicU64,
+    pub(crate) evicted: AtomicU64,
+    pub(crate) header_timeouts: AtomicU64,
+    pub(crate) write_timeouts: AtomicU64,
+    pub(crate) heads_too_large: AtomicU64,
+    pub(crate) pipelining_closes: AtomicU64,
 }
 
 /// Everything a request handler reads.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) auth: Auth,
+    /// The names an endpoint without credentials answers to.
+    pub(crate) hosts: Hosts,
     #[cfg(feature = "sentinel")]
     pub(crate) sentinel: Option<fdr_sentinel::SentinelHandle>,
     pub(crate) registries: Vec<prometheus::Registry>,
@@ -55,6 +77,11 @@ pub(crate) struct State {
     )]
     pub(crate) refuse_when_degraded: bool,
     pub(crate) transfer_timeout: Duration,
+    /// Where flight snapshots are spooled.
+    pub(crate) spool_dir: PathBuf,
+    pub(crate) max_pipelined_requests: u32,
+    /// The open connections.
+    pub(crate) table: Arc<Table>,
     /// A snapshot started here is being written or sent.
     pub(crate) flight_busy: AtomicBool,
     #[cfg_attr(
@@ -142,9 +169,28 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
     if b.max_connections == 0 {
         return Err(Error::Config("max_connections must be at least 1".into()));
     }
-    if b.transfer_timeout.is_zero() {
-        return Err(Error::Config("transfer_timeout must be above zero".into()));
+    for (name, d) in [
+        ("transfer_timeout", b.transfer_timeout),
+        ("header_read_timeout", b.header_read_timeout),
+        ("write_timeout", b.write_timeout),
+        ("eviction_grace", b.eviction_grace),
+    ] {
+        if d.is_zero() {
+            return Err(Error::Config(format!("{name} must be above zero")));
+        }
     }
+    if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&b.max_header_bytes) {
+        return Err(Error::Config(format!(
+            "max_header_bytes {} is outside {MIN_HEADER_BYTES}..={MAX_HEADER_BYTES}",
+            b.max_header_bytes
+        )));
+    }
+    if b.max_pipelined_requests == 0 {
+        return Err(Error::Config(
+            "max_pipelined_requests must be at least 1".into(),
+        ));
+    }
+    let hosts = Hosts::new(&b.allowed_hosts)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
@@ -162,9 +208,16 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
         addr: b.addr,
         source,
     })?;
-    let max_connections = b.max_connections;
+    let limits = Limits {
+        max_connections: b.max_connections,
+        header_read_timeout: b.header_read_timeout,
+        write_timeout: b.write_timeout,
+        eviction_grace: b.eviction_grace,
+        max_header_bytes: b.max_header_bytes,
+    };
     let state = Arc::new(State {
         auth,
+        hosts,
         #[cfg(feature = "sentinel")]
         sentinel: b.sentinel,
         registries: b.registries,
@@ -172,6 +225,9 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
         max_capture_bytes: b.max_capture_bytes,
         refuse_when_degraded: b.refuse_when_degraded,
         transfer_timeout: b.transfer_timeout,
+        spool_dir: b.spool_dir.unwrap_or_else(std::env::temp_dir),
+        max_pipelined_requests: b.max_pipelined_requests,
+        table: Arc::new(Table::new()),
         flight_busy: AtomicBool::new(false),
         store_permits: Arc::new(Semaphore::new(STORE_PERMITS)),
         metrics_permit: Semaphore::new(1),
@@ -181,7 +237,7 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
     let thread = std::thread::Builder::new()
         .name("fdr-admin".into())
         .spawn(move || {
-            runtime.block_on(accept_loop(listener, state, max_connections, stop_rx));
+            runtime.block_on(accept_loop(listener, state, limits, stop_rx));
             runtime.shutdown_timeout(SHUTDOWN_GRACE);
         })
         .map_err(Error::Start)?;
@@ -192,21 +248,32 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
     })
 }
 
+/// The bounds on connections.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    header_read_timeout: Duration,
+    write_timeout: Duration,
+    eviction_grace: Duration,
+    max_header_bytes: usize,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
-    max_connections: usize,
+    limits: Limits,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let limit = Arc::new(Semaphore::new(max_connections));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // A head that fills the buffer is answered 431; the buffer also bounds what a
+        // connection holds of pipelined requests and of an answer being written.
+        .max_buf_size(limits.max_header_bytes);
+    // Connections age into being closable: look again this often while full.
+    let recheck =
+        (limits.eviction_grace / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
     loop {
-        let permit = tokio::select! {
-            _ = &mut stop => return,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             _ = &mut stop => return,
             a = listener.accept() => a,
@@ -221,20 +288,133 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(crate::routes::handle(&state, req).await) }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(permit);
-        });
+        // Every slot taken: close one that qualifies, or wait for one to.
+        let room = state.table.make_room(
+            limits.max_connections,
+            limits.eviction_grace,
+            recheck,
+            || {
+                state.counters.evicted.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        tokio::select! {
+            _ = &mut stop => return,
+            () = room => {}
+        }
+        let slot = state.table.admit();
+        tokio::spawn(serve(
+            stream,
+            slot,
+            state.clone(),
+            http.clone(),
+            limits.write_timeout,
+        ));
     }
+}
+
+/// Serves one connection until it ends or is chosen to make room.
+async fn serve(
+    stream: TcpStream,
+    slot: Slot,
+    state: Arc<State>,
+    http: http1::Builder,
+    write_timeout: Duration,
+) {
+    let conn = slot.conn().clone();
+    let st = state.clone();
+    let io = Watched::new(stream, conn.clone(), write_timeout, move || {
+        st.counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+    });
+    let service = {
+        let conn = conn.clone();
+        let state = state.clone();
+        service_fn(move |req| {
+            let state = state.clone();
+            let conn = conn.clone();
+            Box::pin(async move { Ok::<_, Infallible>(answer(&state, &conn, req).await) })
+        })
+    };
+    let work = async {
+        let mut connection = http.serve_connection(TokioIo::new(io), service);
+        let ended = std::future::poll_fn(|cx| connection.poll_without_shutdown(cx)).await;
+        // hyper answered a bad head (400, 431) before failing: that answer is out too.
+        let answered = match &ended {
+            Ok(()) => true,
+            Err(e) if e.is_timeout() => {
+                state
+                    .counters
+                    .header_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(e) if e.is_parse_too_large() => {
+                state
+                    .counters
+                    .heads_too_large
+                    .fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => e.is_parse(),
+        };
+        if answered {
+            conn.closing();
+            linger(connection.into_parts().io.into_inner()).await;
+        }
+    };
+    tokio::select! {
+        () = work => {}
+        () = conn.evicted() => {}
+    }
+    drop(slot);
+}
+
+/// Answers one request: the endpoint's checks, then its route. Any 4xx, and the answer to a
+/// request pipelined too far ahead, closes the connection.
+async fn answer(state: &Arc<State>, conn: &Arc<Conn>, req: Request<Incoming>) -> Response<Body> {
+    let ahead = conn.request_started();
+    let mut resp = match crate::routes::refusal(state, &req) {
+        Some(refused) => refused,
+        None => {
+            conn.admitted();
+            crate::routes::serve(state, req).await
+        }
+    };
+    let refused = resp.status().is_client_error();
+    let too_far_ahead = ahead >= state.max_pipelined_requests;
+    if refused || too_far_ahead {
+        if too_far_ahead && !refused {
+            state
+                .counters
+                .pipelining_closes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let c = conn.clone();
+    resp.body_mut()
+        .on_done(OnDrop::new(move || c.request_ended()));
+    resp
+}
+
+/// After a connection's last answer: ends the write side, then reads and drops what the
+/// client still sends for a moment (at most [`LINGER`] and [`LINGER_BYTES`]), so that closing
+/// does not reset the connection while that answer is still on its way to the client.
+async fn linger(mut io: Watched<TcpStream>) {
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let mut buf = [0u8; 8 << 10];
+    let mut left = LINGER_BYTES;
+    let drain = async {
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 #[cfg(test)]
