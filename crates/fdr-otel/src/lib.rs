@@ -14,10 +14,28 @@
 //!   same for code that is not a tower service.
 //! - [`TraceParent`]: a strict W3C `traceparent` parser ([`TraceParentError`] says what is
 //!   wrong and at which byte).
+//! - [`provider_status`], [`check_provider`]: whether spans of fdr-otel's OpenTelemetry
+//!   version exist in this process (see below).
 //!
 //! The link is an `OtelLink` event in the trace; tasks created under a linked task inherit
 //! it, so `fdr tasks dump.fdr --otel-trace-id 4bf92f3577b34da6a3ce929d0e0e4736` lists the
 //! request's tasks, its outbound calls included.
+//!
+//! # OpenTelemetry version
+//!
+//! fdr-otel is built with `opentelemetry` **0.33.x** ([`OPENTELEMETRY_VERSION`]; semver
+//! `>=0.33, <0.34`), and re-exports it as [`fdr_otel::opentelemetry`](opentelemetry)
+//! (`fdr::otel::opentelemetry` through the facade). Each 0.x release of OpenTelemetry is a
+//! different crate to Cargo: an application on another release compiles, but its spans,
+//! contexts and tracer provider are other types that fdr-otel cannot see, so no span would
+//! get `fdr.task_id`. Depend on the same release (`opentelemetry = "0.33"`,
+//! `opentelemetry_sdk = "0.33"`, and the exporters made for it) or use the re-export.
+//!
+//! The layers check this on their first request: if no span of fdr-otel's version is
+//! current and the global tracer provider of that version is the no-op one, they print a
+//! warning naming the version and the fix to stderr, once (and log it in the trace while
+//! fdr records), and [`provider_status`] returns [`ProviderStatus::Missing`]. Call
+//! [`check_provider`] after installing the provider to check at startup.
 //!
 //! ```
 //! use std::borrow::Cow;
@@ -102,6 +120,7 @@
 mod client;
 mod link;
 mod names;
+mod provider;
 mod server;
 mod span;
 mod traceparent;
@@ -109,6 +128,11 @@ mod traceparent;
 pub use client::{ClientLayer, ClientService};
 pub use link::{link, task_from_traceparent, task_in_context, traced_in_context};
 pub use names::{MAX_ROUTE_LEN, MAX_TASK_NAMES};
+/// The OpenTelemetry API crate fdr-otel is built with (`opentelemetry`
+/// [`OPENTELEMETRY_VERSION`]): use it, or depend on the same release, so that your spans and
+/// tracer provider are the ones fdr-otel sees.
+pub use opentelemetry;
+pub use provider::{OPENTELEMETRY_VERSION, ProviderStatus, check_provider, provider_status};
 pub use server::{RouteFn, ServerLayer, ServerService};
 pub use span::{
     TASK_ID_KEY, TRACE_URL_KEY, UrlTemplate, UrlTemplateError, annotate, annotate_span,

@@ -16,6 +16,7 @@ use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt as _;
 
 use crate::names::{Side, task_name};
+use crate::provider;
 use crate::{TRACEPARENT, TraceParent, TraceParentError, UrlTemplate, annotate, link, log_about};
 
 /// A function from a request's head to its route (see [`ServerLayer::route`]).
@@ -153,6 +154,7 @@ impl ServerLayer {
         req: Request<B>,
         call: impl FnOnce(Request<B>) -> F,
     ) -> Traced<F> {
+        provider::on_request();
         if !enabled() {
             return Traced::new(call(req), UNRECORDED, self.site);
         }
