@@ -123,6 +123,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        crate::provider::on_request();
         let (ids, bad) = propagate(req.headers_mut());
         if !enabled() {
             return Traced::new(self.inner.call(req), UNRECORDED, self.layer.site);

@@ -7,8 +7,9 @@
 //! [`MAX_TASK_NAMES`] names, and each route is cut to [`MAX_ROUTE_LEN`] bytes. Once the table
 //! is full, a request whose name is not in it is named `http METHOD <overflow>`, so a service
 //! whose route function returns raw paths (`/user/17`, `/user/18`, ...) costs at most a fixed
-//! amount of memory and a fixed number of trace-table strings, never one per request. Methods
-//! outside the nine standard ones are named `_OTHER`, as OpenTelemetry's HTTP conventions do.
+//! amount of memory and a fixed number of trace-table strings, never one per request. An
+//! empty route names the method alone (`http GET`, outside the table). Methods outside the
+//! nine standard ones are named `_OTHER`, as OpenTelemetry's HTTP conventions do.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError, RwLock};
@@ -25,6 +26,30 @@ pub const MAX_ROUTE_LEN: usize = 128;
 /// The standard methods, then the name of all others.
 const METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+const SERVER_METHOD_ONLY: [&str; 10] = [
+    "http GET",
+    "http HEAD",
+    "http POST",
+    "http PUT",
+    "http DELETE",
+    "http CONNECT",
+    "http OPTIONS",
+    "http TRACE",
+    "http PATCH",
+    "http _OTHER",
+];
+const CLIENT_METHOD_ONLY: [&str; 10] = [
+    "http client GET",
+    "http client HEAD",
+    "http client POST",
+    "http client PUT",
+    "http client DELETE",
+    "http client CONNECT",
+    "http client OPTIONS",
+    "http client TRACE",
+    "http client PATCH",
+    "http client _OTHER",
 ];
 const SERVER_OVERFLOW: [&str; 10] = [
     "http GET <overflow>",
@@ -117,10 +142,17 @@ impl NameTable {
     }
 
     /// The task name for a request: from the table, added to it if there is room, else
-    /// the method's overflow name.
+    /// the method's overflow name. An empty route names the method only (`http GET`),
+    /// outside the table.
     pub(crate) fn get(&self, side: Side, method: &Method, route: &str) -> &'static str {
         let m = method_index(method);
         let s = side as usize;
+        if route.is_empty() {
+            return match side {
+                Side::Server => SERVER_METHOD_ONLY[m],
+                Side::Client => CLIENT_METHOD_ONLY[m],
+            };
+        }
         let cut = cut(route);
         let route = cut.as_deref().unwrap_or(route);
         let overflow = match side {
@@ -219,6 +251,10 @@ mod tests {
             t.get(Side::Server, &Method::DELETE, "/bound/0"),
             "http DELETE /bound/0"
         );
+        assert_eq!(t.len(), 16);
+        // The method alone needs no room in the table.
+        assert_eq!(t.get(Side::Server, &Method::DELETE, ""), "http DELETE");
+        assert_eq!(t.get(Side::Client, &Method::GET, ""), "http client GET");
         assert_eq!(t.len(), 16);
     }
 }

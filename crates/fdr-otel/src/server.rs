@@ -16,6 +16,7 @@ use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt as _;
 
 use crate::names::{Side, task_name};
+use crate::provider;
 use crate::{TRACEPARENT, TraceParent, TraceParentError, UrlTemplate, annotate, link, log_about};
 
 /// A function from a request's head to its route (see [`ServerLayer::route`]).
@@ -24,11 +25,59 @@ pub type RouteFn = dyn for<'a> Fn(&'a Parts) -> Cow<'a, str> + Send + Sync;
 /// The task name used while fdr is not recording (the name is then never written).
 const UNRECORDED: &str = "http";
 
+/// How a [`ServerLayer`] names a request's route.
+#[derive(Clone)]
+enum Route {
+    /// axum's matched route when there is one (feature `axum`), else none: `http METHOD`.
+    Template,
+    /// The request's path.
+    Path,
+    /// The user's function.
+    Fn(Arc<RouteFn>),
+}
+
+impl Route {
+    fn of<'a>(&self, parts: &'a Parts) -> Cow<'a, str> {
+        match self {
+            Route::Template => Cow::Borrowed(matched_route(parts).unwrap_or("")),
+            Route::Path => Cow::Borrowed(parts.uri.path()),
+            Route::Fn(f) => f(parts),
+        }
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Route::Template => "Template",
+            Route::Path => "Path",
+            Route::Fn(_) => "Fn",
+        })
+    }
+}
+
+/// The route template axum matched for the request (`/user/{id}`), if the request went
+/// through an axum `Router` that recorded it (axum's `MatchedPath` extension: the layer
+/// runs inside the router, added with `Router::layer` or `route_layer`).
+#[cfg(feature = "axum")]
+fn matched_route(parts: &Parts) -> Option<&str> {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str())
+}
+
+/// Without the `axum` feature there is no route template to read.
+#[cfg(not(feature = "axum"))]
+fn matched_route(_parts: &Parts) -> Option<&str> {
+    None
+}
+
 /// A tower [`Layer`](tower::Layer) that makes each inbound request an fdr task; see
 /// [`ServerService`] for what it records.
 #[derive(Clone)]
 pub struct ServerLayer {
-    route: Arc<RouteFn>,
+    route: Route,
     trace_url: Option<Arc<UrlTemplate>>,
     site: &'static Location<'static>,
 }
@@ -36,9 +85,10 @@ pub struct ServerLayer {
 impl fmt::Debug for ServerLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerLayer")
+            .field("route", &self.route)
             .field("trace_url", &self.trace_url)
             .field("site", &self.site)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -50,26 +100,43 @@ impl Default for ServerLayer {
 }
 
 impl ServerLayer {
-    /// A layer naming tasks by the request's path, setting no URL attribute. The caller's
+    /// A layer naming tasks by route template, setting no URL attribute. The caller's
     /// location is the tasks' spawn site.
+    ///
+    /// With the `axum` feature, inside an axum `Router` (`Router::layer`), a task is named
+    /// by the route axum matched: `http GET /user/{id}`. Otherwise it is named by the
+    /// method alone, `http GET`: a raw path (`/user/17`) is no name for a task, since every
+    /// id would make a new one. Give a route function ([`route`](Self::route)) to name
+    /// tasks by route in other routers, or ask for paths ([`route_by_path`](Self::route_by_path)).
     #[track_caller]
     pub fn new() -> Self {
         ServerLayer {
-            route: Arc::new(|parts: &Parts| Cow::Borrowed(parts.uri.path())),
+            route: Route::Template,
             trace_url: None,
             site: Location::caller(),
         }
     }
 
-    /// Names tasks `http METHOD <route(head)>` instead of by path. Return the route's
-    /// template (`/user/{id}`), not the path (`/user/17`): task names come from a bounded
-    /// table ([`MAX_TASK_NAMES`](crate::MAX_TASK_NAMES)) and, once it is full, new names
-    /// become `http METHOD <overflow>`, so raw paths with ids soon lose their names.
+    /// Names tasks `http METHOD <route(head)>` instead. Return the route's template
+    /// (`/user/{id}`), not the path (`/user/17`): task names come from a bounded table
+    /// ([`MAX_TASK_NAMES`](crate::MAX_TASK_NAMES)) and, once it is full, new names
+    /// become `http METHOD <overflow>`, so raw paths with ids soon lose their names. An empty
+    /// route names the method alone (`http METHOD`). The head's extensions hold what the
+    /// router put there (axum's `MatchedPath`, say).
     pub fn route<F>(mut self, route: F) -> Self
     where
         F: for<'a> Fn(&'a Parts) -> Cow<'a, str> + Send + Sync + 'static,
     {
-        self.route = Arc::new(route);
+        self.route = Route::Fn(Arc::new(route));
+        self
+    }
+
+    /// Names tasks `http METHOD PATH` by the request's raw path: for services with a few
+    /// fixed paths and no ids in them. Names still come from the bounded table: past
+    /// [`MAX_TASK_NAMES`](crate::MAX_TASK_NAMES) distinct paths, new ones are named
+    /// `http METHOD <overflow>`.
+    pub fn route_by_path(mut self) -> Self {
+        self.route = Route::Path;
         self
     }
 
@@ -87,12 +154,13 @@ impl ServerLayer {
         req: Request<B>,
         call: impl FnOnce(Request<B>) -> F,
     ) -> Traced<F> {
+        provider::on_request();
         if !enabled() {
             return Traced::new(call(req), UNRECORDED, self.site);
         }
         let (ids, bad) = Context::map_current(|cx| inbound_ids(req.headers(), cx));
         let (parts, body) = req.into_parts();
-        let name = task_name(Side::Server, &parts.method, &(self.route)(&parts));
+        let name = task_name(Side::Server, &parts.method, &self.route.of(&parts));
         let traced = Traced::new(call(Request::from_parts(parts, body)), name, self.site);
         let task = traced.id();
         if let Some(ids) = &ids {
@@ -126,7 +194,7 @@ impl<S> tower::Layer<S> for ServerLayer {
 /// [`Service`](hyper::service::Service), whichever the inner one is) that makes each request
 /// an fdr task:
 ///
-/// - an async task named `http METHOD ROUTE` ([`ServerLayer::route`]), created when the
+/// - an async task named `http METHOD ROUTE` ([`ServerLayer::new`] says which route), created when the
 ///   request arrives as a child of the current fdr task, with the layer's construction site
 ///   as its spawn site;
 /// - the response future is that task ([`Traced`]): its polls, wakes and drop are recorded,

@@ -218,3 +218,35 @@ fn hyper_server_records_requests_without_or_with_a_bad_traceparent() {
         "{items:?}"
     );
 }
+
+#[test]
+fn without_a_router_tasks_are_named_by_method_or_by_path_when_asked() {
+    let _g = serial();
+    let rt = runtime();
+    // A plain hyper service: no router says which route matched.
+    let (by_method, a) = rt.block_on(serve(
+        ServerLayer::new().layer(hyper::service::service_fn(echo)),
+    ));
+    let (by_path, b) = rt.block_on(serve(
+        ServerLayer::new()
+            .route_by_path()
+            .layer(hyper::service::service_fn(echo)),
+    ));
+    let client = client();
+    for id in 0..5 {
+        rt.block_on(get(&client, format!("http://{by_method}/user/{id}"), None));
+    }
+    rt.block_on(get(&client, format!("http://{by_path}/fixed/path"), None));
+    a.abort();
+    b.abort();
+    drop(rt);
+
+    let trace = Trace::read(&dump());
+    assert_eq!(trace.named("http GET").len(), 5, "{:?}", trace.tasks);
+    assert!(
+        !trace.tasks.values().any(|t| t.name.contains("/user/")),
+        "no task is named by a raw path unless asked: {:?}",
+        trace.tasks
+    );
+    trace.one("http GET /fixed/path");
+}

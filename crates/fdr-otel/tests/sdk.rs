@@ -104,7 +104,8 @@ fn a_server_span_gets_the_task_id_and_the_trace_url() {
     assert_eq!(span.span_context.trace_id().to_bytes(), sent.trace_id);
     assert_eq!(span.parent_span_id.to_bytes(), sent.span_id);
     let trace = Trace::read(&dump());
-    let task = trace.one("http GET /sdk");
+    // A plain tower service has no router to say which route matched: the method names it.
+    let task = trace.one("http GET");
     assert_eq!(
         attribute(&span, TASK_ID_KEY),
         Some(&Value::I64(task as i64)),

@@ -72,7 +72,10 @@
 //!   task named `http METHOD ROUTE` linked to its trace and span ids (so
 //!   `fdr tasks dump.fdr --otel-trace-id ID` finds it) and puts `fdr.task_id` on its span; a
 //!   client layer makes each outbound request a child task and propagates `traceparent`.
-//!   (Implies `record`.)
+//!   Without a router, tasks are named by the method alone (`http GET`), unless given a
+//!   route function. (Implies `record`.)
+//! - `otel-axum`: inside an axum 0.8 `Router` (`Router::layer`), `otel::ServerLayer` names
+//!   tasks by the route axum matched: `http GET /user/{id}`. (Implies `otel`.)
 //! - `full`: every feature.
 //!
 //! Without `record`, the recording calls and [`sync`]'s locks (std's) remain, so

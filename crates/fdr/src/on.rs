@@ -53,12 +53,20 @@ pub mod tracing {
 /// and hyper services; [`task_in_context`](otel::task_in_context) and
 /// [`traced_in_context`](otel::traced_in_context) for other code.
 ///
+/// It is built with `opentelemetry` 0.33.x ([`OPENTELEMETRY_VERSION`](otel::OPENTELEMETRY_VERSION)),
+/// re-exported as `fdr::otel::opentelemetry`: spans and tracer providers of another
+/// OpenTelemetry release are invisible to it, and the layers warn on their first request when
+/// they see none of theirs ([`provider_status`](otel::provider_status)).
+///
 /// ```
+/// use fdr::otel::opentelemetry::Context;
+///
 /// fdr::start(fdr::Config::default()).unwrap();
 /// // Wrap the service: `fdr::otel::ServerLayer::new().layer(service)` (tower::Layer).
 /// let _layer = fdr::otel::ServerLayer::new();
 /// let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// let task = fdr::otel::task_from_traceparent("job", header).unwrap();
+/// let _linked = fdr::otel::task_in_context("step", &Context::current());
 /// # drop(task);
 /// ```
 #[cfg(feature = "otel")]
