@@ -232,3 +232,40 @@ fn tidy_format_spec_constants_match_code() {
         "docs/FORMAT.md must give the magic bytes as `{magic}`"
     );
 }
+
+/// The declared `rust-version` covers the language features the code uses: let-chains
+/// (`if let .. && let ..`) need 1.88. APIs newer than the declared version are caught by
+/// clippy's `incompatible_msrv` lint, which `cargo xtask ci` runs with `-D warnings`.
+#[test]
+fn tidy_rust_version_covers_let_chains() {
+    let manifest = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version = "))
+        .expect("[workspace.package] rust-version")
+        .trim_matches('"');
+    let minor: u32 = declared
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("rust-version {declared} is not 1.MINOR"));
+    let mut files = Vec::new();
+    for dir in ["crates", "demo", "xtask", "benches", "scenarios"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let chains: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let text = fs::read_to_string(f).unwrap_or_default();
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("&& let "))
+                .map(|(i, _)| format!("{}:{}", f.display(), i + 1))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        chains.is_empty() || minor >= 88,
+        "rust-version {declared} is below 1.88, which let-chains need: {chains:?}"
+    );
+}
