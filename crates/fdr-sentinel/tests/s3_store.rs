@@ -16,11 +16,11 @@ use moto::Moto;
 
 /// The binary's server, shared by its tests (each in its own bucket); it exits with the
 /// process.
-fn server() -> Option<MutexGuard<'static, Moto>> {
-    static MOTO: OnceLock<Option<Mutex<Moto>>> = OnceLock::new();
-    MOTO.get_or_init(|| Moto::start().map(Mutex::new))
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+fn server() -> MutexGuard<'static, Moto> {
+    static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
+    MOTO.get_or_init(|| Mutex::new(Moto::start()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn meta(id: &str, t: u64) -> IncidentMeta {
@@ -73,7 +73,7 @@ fn keys(names: &[(&str, u64)]) -> Vec<(String, u64)> {
 
 #[test]
 fn incidents_round_trip_and_list_newest_first_in_pages() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("round-trip", "svc/incidents");
     let store = S3Store::new(config.clone()).unwrap();
     store.create_bucket().unwrap();
@@ -158,7 +158,7 @@ fn incidents_round_trip_and_list_newest_first_in_pages() {
 
 #[test]
 fn retention_drops_the_oldest_by_count_and_bytes() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = S3Config {
         retention: Retention {
             max_count: 3,
@@ -195,7 +195,7 @@ fn retention_drops_the_oldest_by_count_and_bytes() {
 
 #[test]
 fn a_dump_that_fails_midway_leaves_no_object() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("fails-midway", "p");
     let store = S3Store::new(config.clone()).unwrap();
     store.create_bucket().unwrap();
@@ -214,7 +214,7 @@ fn a_dump_that_fails_midway_leaves_no_object() {
 
 #[test]
 fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let store = S3Store::new(moto.config("unreadable", "p")).unwrap();
     store.create_bucket().unwrap();
     store.put(&meta("good", 1), &mut write(data(5))).unwrap();
@@ -242,7 +242,7 @@ fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
 
 #[test]
 fn inside_a_service_runtime_the_store_works_and_drops() {
-    let Some(moto) = server() else { return };
+    let moto = server();
     let config = moto.config("in-runtime", "");
     drop(moto);
     let service = tokio::runtime::Builder::new_current_thread()
@@ -268,7 +268,7 @@ fn remote(e: &StoreError) -> (Option<u16>, Option<&str>) {
 
 #[test]
 fn wrong_credentials_and_a_missing_bucket_are_named() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("credentials", "p");
     S3Store::new(config.clone())
         .unwrap()
@@ -340,7 +340,7 @@ fn restricted(moto: &mut Moto, denied: &str, resource: &str) -> (String, String)
 
 #[test]
 fn a_refused_sidecar_takes_its_dump_away() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("refused-sidecar", "p");
     S3Store::new(config.clone())
         .unwrap()
@@ -371,7 +371,7 @@ fn a_refused_sidecar_takes_its_dump_away() {
 
 #[test]
 fn a_key_that_may_not_delete_says_retention_failed() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = S3Config {
         retention: Retention {
             max_count: 1,
@@ -406,9 +406,7 @@ fn a_key_that_may_not_delete_says_retention_failed() {
 
 #[test]
 fn a_stopped_server_and_a_silent_one_are_no_answer() {
-    let Some(mut moto) = Moto::start() else {
-        return;
-    };
+    let mut moto = Moto::start();
     let store = S3Store::new(moto.config("stopped", "")).unwrap();
     store.create_bucket().unwrap();
     store.put(&meta("a", 1), &mut write(data(10))).unwrap();
