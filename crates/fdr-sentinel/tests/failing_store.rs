@@ -139,6 +139,7 @@ fn full_disk() {
     }));
     let stats = sentinel.stats();
     assert_eq!(stats.dumps_written, 0, "{stats:?}");
+    assert!(stats.dump_failures_no_space >= 2, "{stats:?}");
     // Nothing visible, nothing left behind to fill the disk further.
     let listing = sentinel.store().list().unwrap();
     assert!(listing.incidents.is_empty() && listing.unreadable.is_empty());
@@ -168,4 +169,47 @@ fn full_disk() {
         .put(&meta, &mut |out| out.write_all(&[1; 1000]).map(|()| 1000))
         .unwrap();
     assert_eq!(store.list().unwrap().incidents.len(), 1);
+    drop(store);
+    std::fs::remove_file(dir.join("after.fdr")).unwrap();
+    std::fs::remove_file(dir.join("after.json")).unwrap();
+
+    room_is_made_before_each_dump(&dir, meta);
+}
+
+/// Incidents that fill the disk within their `max_bytes`: before each dump the oldest make
+/// room for it, so dumps go on being written. (Writing first and pruning after, the fourth
+/// dump found the disk full, and so did every later one: nothing was ever pruned.)
+fn room_is_made_before_each_dump(dir: &Path, meta: IncidentMeta) {
+    // 70 KiB dumps are 18 pages of the disk's 64, their sidecars one each: three incidents
+    // fit, and a fourth dump does not fit beside them.
+    const DUMP_BYTES: usize = 70 << 10;
+    let store = DirStore::new(
+        dir,
+        Retention {
+            max_count: 20,
+            max_bytes: 3 * DUMP_BYTES as u64,
+        },
+    )
+    .unwrap();
+    for i in 0..8u64 {
+        let meta = IncidentMeta {
+            id: format!("incident-{i}"),
+            time_unix_ms: 10 + i,
+            ..meta.clone()
+        };
+        let put = store.put(&meta, &mut |out| {
+            out.write_all(&[7; DUMP_BYTES]).map(|()| DUMP_BYTES as u64)
+        });
+        if let Err(e) = put {
+            panic!("dump {i}: {e}");
+        }
+    }
+    let ids: Vec<_> = store
+        .list()
+        .unwrap()
+        .incidents
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["incident-7", "incident-6", "incident-5"]);
 }

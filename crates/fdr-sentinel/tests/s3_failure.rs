@@ -57,7 +57,7 @@ fn failing_sentinel(vars: &[(&'static str, String)]) -> (Arc<Mutex<Vec<String>>>
 /// The spool files of this process in the system's temporary directory (where a store
 /// configured from the environment spools).
 fn spooled() -> Vec<String> {
-    let mine = format!(".fdr-s3-{}-", std::process::id());
+    let mine = format!(".fdr-s3.spool.tmp-{}-", std::process::id());
     std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -241,6 +241,100 @@ fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
 }
 
 #[test]
+fn ids_and_sizes_come_from_keys_never_from_sidecars() {
+    let mut moto = server();
+    let config = S3Config {
+        retention: Retention {
+            max_count: 1,
+            max_bytes: 1 << 30,
+        },
+        ..moto.config("ids-from-keys", "p")
+    };
+    let store = S3Store::new(config).unwrap();
+    store.create_bucket().unwrap();
+    // Outside the prefix: what retention must never reach.
+    moto.put("ids-from-keys", "victim.fdr", b"not an incident");
+    moto.put("ids-from-keys", "victim.json", b"not an incident");
+    // An old incident whose sidecar names another id, and claims no bytes.
+    moto.put("ids-from-keys", "p/old.fdr", &data(500));
+    let lie = IncidentMeta {
+        id: "../victim".into(),
+        ..meta("old", 1)
+    };
+    moto.put(
+        "ids-from-keys",
+        "p/old.json",
+        lie.to_json().to_string().as_bytes(),
+    );
+    let listing = store.list().unwrap();
+    assert_eq!(
+        listing.incidents,
+        [IncidentMeta {
+            bytes: 500,
+            ..meta("old", 1)
+        }]
+    );
+    // The next incident's retention removes `old`, and nothing outside the prefix.
+    store.put(&meta("new", 2), &mut write(data(10))).unwrap();
+    assert_eq!(ids(&store), ["new"]);
+    let left: Vec<_> = moto
+        .keys("ids-from-keys")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        left,
+        ["p/new.fdr", "p/new.json", "victim.fdr", "victim.json"]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn spool_files_are_private_and_never_follow_a_planted_symlink() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let moto = server();
+    let config = moto.config("spool", "");
+    drop(moto);
+    let store = S3Store::new(config.clone()).unwrap();
+    store.create_bucket().unwrap();
+    let victim = config.spool_dir.with_extension("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    // Symlinks at the first spool names the store would take.
+    let planted: Vec<_> = (0..8)
+        .map(|n| {
+            let path = config
+                .spool_dir
+                .join(format!(".fdr-s3.spool.tmp-{}-{n}", std::process::id()));
+            symlink(&victim, &path).unwrap();
+            path
+        })
+        .collect();
+    let mut spooled = Vec::new();
+    store
+        .put(&meta("a", 1), &mut |out: &mut dyn Write| {
+            for e in std::fs::read_dir(&config.spool_dir).unwrap() {
+                let e = e.unwrap();
+                let m = std::fs::symlink_metadata(e.path()).unwrap();
+                if m.is_file() {
+                    spooled.push(m.permissions().mode() & 0o7777);
+                }
+            }
+            out.write_all(b"dump").map(|()| 4)
+        })
+        .unwrap();
+    assert_eq!(spooled, [0o600], "one spool file, private");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let mut got = Vec::new();
+    store.open("a").unwrap().read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"dump");
+    for p in planted {
+        std::fs::remove_file(p).unwrap();
+    }
+    assert_spool_empty(&config);
+    std::fs::remove_file(&victim).unwrap();
+}
+
+#[test]
 fn inside_a_service_runtime_the_store_works_and_drops() {
     let moto = server();
     let config = moto.config("in-runtime", "");
