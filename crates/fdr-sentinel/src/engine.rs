@@ -2,6 +2,11 @@
 //! since the sentinel started, it says which rules breach and which of them may dump under
 //! their limits and the global ones. Driven by the watcher thread in real time, and by tests
 //! in simulated time.
+//!
+//! A trigger holds its place under the limits (cooldown, dumps per window) from its sample
+//! on, and keeps it only if its dump is written: [`Engine::settle`] says how it went, and a
+//! dump that could not be written gives its place back, so the next breach can dump. Until
+//! then the rule's breaches are [`Suppressed::Busy`].
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -18,17 +23,23 @@ pub enum Suppressed {
     Limit,
     /// Past the rule's or the sentinel's lifetime.
     Lifetime,
-    /// A dump was still being written (decided by the sentinel, not the engine).
+    /// The rule's previous trigger was not settled yet (its delay, a snapshot it waits
+    /// for, a slow store), or the sentinel's dump thread was busy with another rule's.
     Busy,
 }
 
-/// A rule's trigger: dump now (after the rule's delay).
+/// A rule's trigger: dump now (after the rule's delay), then [`Engine::settle`] it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trigger {
     /// The rule.
     pub rule: Rule,
     /// The statistic's value that breached.
     pub value: f64,
+    /// The sample's time (since the start) the trigger holds its place under the limits
+    /// from.
+    pub at: Duration,
+    /// The rule's index in the engine.
+    index: usize,
 }
 
 /// What one sample decided.
@@ -87,6 +98,13 @@ impl Limiter {
     fn note(&mut self, now: Duration) {
         self.dumps.push_back(now);
     }
+
+    /// Gives back the place a dump noted `at` took (if the window still holds it).
+    fn release(&mut self, at: Duration) {
+        if let Some(i) = self.dumps.iter().rposition(|t| *t == at) {
+            self.dumps.remove(i);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -96,6 +114,8 @@ struct RuleState {
     consecutive: u32,
     breaching: bool,
     error_reported: bool,
+    /// A trigger not settled yet.
+    pending: bool,
 }
 
 /// The rules' state across samples.
@@ -118,6 +138,7 @@ impl Engine {
                     consecutive: 0,
                     breaching: false,
                     error_reported: false,
+                    pending: false,
                 })
                 .collect(),
             global: Limiter::new(global),
@@ -130,7 +151,7 @@ impl Engine {
         let mut step = Step::default();
         let before = self.previous.as_ref();
         let elapsed = before.map_or(Duration::ZERO, |(t, _)| now.saturating_sub(*t));
-        for r in &mut self.rules {
+        for (index, r) in self.rules.iter_mut().enumerate() {
             let value = match metrics.get(&r.rule.metric) {
                 None => Ok(None),
                 Some(m) => {
@@ -161,6 +182,11 @@ impl Engine {
             if r.consecutive < r.rule.for_samples {
                 continue;
             }
+            if r.pending {
+                step.suppressed
+                    .push((r.rule.name.clone(), Suppressed::Busy));
+                continue;
+            }
             // Held long enough: the rule's limits, then the sentinel's.
             let allowed = r.limiter.check(now).and_then(|()| self.global.check(now));
             match allowed {
@@ -168,9 +194,12 @@ impl Engine {
                     r.limiter.note(now);
                     self.global.note(now);
                     r.consecutive = 0;
+                    r.pending = true;
                     step.triggers.push(Trigger {
                         rule: r.rule.clone(),
                         value: value.unwrap_or_default(),
+                        at: now,
+                        index,
                     });
                 }
                 Err(why) => step.suppressed.push((r.rule.name.clone(), why)),
@@ -178,6 +207,20 @@ impl Engine {
         }
         self.previous = Some((now, metrics));
         step
+    }
+
+    /// How `trigger`'s dump went: `written`, it keeps its place under the limits; not, the
+    /// place is given back (no cooldown, no dump counted against the window) and the rule
+    /// may trigger again at its next breach.
+    pub fn settle(&mut self, trigger: &Trigger, written: bool) {
+        let Some(r) = self.rules.get_mut(trigger.index) else {
+            return;
+        };
+        r.pending = false;
+        if !written {
+            r.limiter.release(trigger.at);
+            self.global.release(trigger.at);
+        }
     }
 
     /// Whether any rule breached at the last sample.
@@ -203,6 +246,15 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    /// Settles a step's triggers as the sentinel would once their dumps are done; whether
+    /// there were any.
+    fn settle(e: &mut Engine, step: &Step, written: bool) -> bool {
+        for t in &step.triggers {
+            e.settle(t, written);
+        }
+        !step.triggers.is_empty()
+    }
+
     #[test]
     fn a_rule_fires_after_n_consecutive_breaches_and_rearms() {
         let rule = Rule::above("deep", "queue_depth", Stat::Value, 10.0)
@@ -217,7 +269,10 @@ mod tests {
         let fired: Vec<bool> = [20.0, 20.0, 5.0, 20.0, 20.0, 20.0, 20.0, 20.0, 20.0]
             .iter()
             .enumerate()
-            .map(|(i, v)| !e.step(S * i as u32, gauge(*v)).triggers.is_empty())
+            .map(|(i, v)| {
+                let step = e.step(S * i as u32, gauge(*v));
+                settle(&mut e, &step, true)
+            })
             .collect();
         // The third breach in a row fires (not across the dip), then three more re-arm it.
         assert_eq!(
@@ -246,12 +301,45 @@ mod tests {
         let s = e.step(Duration::ZERO, gauge(50.0));
         assert_eq!(s.triggers.len(), 1, "one dump per sample across rules");
         assert_eq!(s.suppressed, [("b".to_owned(), Suppressed::Cooldown)]);
-        assert_eq!(e.step(S * 10, gauge(50.0)).triggers.len(), 1);
+        settle(&mut e, &s, true);
+        let s = e.step(S * 10, gauge(50.0));
+        assert_eq!(s.triggers.len(), 1);
+        settle(&mut e, &s, true);
         let s = e.step(S * 20, gauge(50.0));
         assert!(s.triggers.is_empty());
         assert!(s.suppressed.contains(&("a".to_owned(), Suppressed::Limit)));
         // The window slides: the first dump leaves it at 60 s.
         assert_eq!(e.step(S * 60, gauge(50.0)).triggers.len(), 1);
+    }
+
+    #[test]
+    fn only_a_written_dump_spends_the_limits() {
+        let rule = Rule::above("deep", "queue_depth", Stat::Value, 10.0)
+            .cooldown(Duration::from_secs(3600))
+            .max_dumps(1, Duration::from_secs(3600))
+            .lifetime(Duration::from_secs(100));
+        let global = Limits {
+            cooldown: Duration::from_secs(3600),
+            max_dumps: 1,
+            window: Duration::from_secs(3600),
+            lifetime: None,
+        };
+        let mut e = Engine::new(vec![rule], global);
+        let first = e.step(S, gauge(50.0));
+        assert_eq!(first.triggers.len(), 1);
+        // Until its dump is settled, the rule's breaches wait for it.
+        let s = e.step(S * 2, gauge(50.0));
+        assert_eq!(s.suppressed, [("deep".to_owned(), Suppressed::Busy)]);
+        // Its dump could not be written: no cooldown, no window, no global limit spent.
+        e.settle(&first.triggers[0], false);
+        let second = e.step(S * 3, gauge(50.0));
+        assert_eq!(second.triggers.len(), 1, "{second:?}");
+        assert_eq!(second.triggers[0].at, S * 3);
+        // Written: now the limits hold.
+        e.settle(&second.triggers[0], true);
+        let s = e.step(S * 4, gauge(50.0));
+        assert_eq!(s.suppressed, [("deep".to_owned(), Suppressed::Cooldown)]);
+        assert!(s.triggers.is_empty());
     }
 
     #[test]

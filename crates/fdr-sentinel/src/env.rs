@@ -14,6 +14,8 @@
 //! | `FDR_SENTINEL_COOLDOWN` | `1m` | at least this long between any two dumps |
 //! | `FDR_SENTINEL_MAX_DUMPS` | `10 per 1h` | at most N dumps per window, across rules |
 //! | `FDR_SENTINEL_SERVICE_VERSION` | `1.4.2` | written into each incident |
+//! | `FDR_SENTINEL_SNAPSHOT_WAIT` | `90s` | how long a trigger waits for the flight recorder while another snapshot is written |
+//! | `FDR_SENTINEL_FILE_MODE` | `0640` | the mode (octal) of the dumps, sidecars and spool files the store creates (default `0600`) |
 //!
 //! `FDR_SENTINEL_DIR` and `FDR_SENTINEL_S3_URL` each replace the store the code chose; set
 //! one of them at most. Without the `s3` feature, `FDR_SENTINEL_S3_URL` is an error (not
@@ -118,6 +120,17 @@ impl SentinelBuilder {
         }
         if let Some(v) = var("FDR_SENTINEL_SERVICE_VERSION") {
             self.service_version = Some(v);
+        }
+        if let Some(v) = var("FDR_SENTINEL_SNAPSHOT_WAIT") {
+            self.snapshot_wait =
+                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_SNAPSHOT_WAIT", &v, e))?;
+        }
+        if let Some(v) = var("FDR_SENTINEL_FILE_MODE") {
+            let mode = u32::from_str_radix(v.trim_start_matches("0o"), 8)
+                .map_err(|_| "expected an octal mode, like 0600 or 0640".to_owned())
+                .and_then(|m| crate::layout::check_file_mode(m).map(|()| m))
+                .map_err(|e| bad("FDR_SENTINEL_FILE_MODE", &v, e))?;
+            self.file_mode = Some(mode);
         }
         Ok(self)
     }
@@ -232,8 +245,12 @@ mod tests {
                 ("FDR_SENTINEL_RETAIN_BYTES", "64MiB"),
                 ("FDR_SENTINEL_MAX_DUMPS", "4 per 30m"),
                 ("FDR_SENTINEL_COOLDOWN", "2m"),
+                ("FDR_SENTINEL_SNAPSHOT_WAIT", "2m"),
+                ("FDR_SENTINEL_FILE_MODE", "0640"),
             ]))
             .unwrap();
+        assert_eq!(b.snapshot_wait, Duration::from_secs(120));
+        assert_eq!(b.file_mode, Some(0o640));
         assert_eq!(b.interval, Duration::from_millis(250));
         let names: Vec<_> = b.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
@@ -256,7 +273,7 @@ mod tests {
 
     #[test]
     fn a_bad_variable_is_named_with_its_value() {
-        let cases: [(&'static [(&'static str, &'static str)], &str); 4] = [
+        let cases: [(&'static [(&'static str, &'static str)], &str); 7] = [
             (
                 &[("FDR_SENTINEL_INTERVAL", "often")],
                 "FDR_SENTINEL_INTERVAL=\"often\"",
@@ -272,6 +289,21 @@ mod tests {
             (
                 &[("FDR_SENTINEL_RETAIN_COUNT", "9")],
                 "set FDR_SENTINEL_DIR",
+            ),
+            (
+                &[("FDR_SENTINEL_FILE_MODE", "0666")],
+                "FDR_SENTINEL_FILE_MODE=\"0666\": file mode 0o666: no one but the owner may write",
+            ),
+            (
+                &[("FDR_SENTINEL_FILE_MODE", "rw-------")],
+                "expected an octal mode",
+            ),
+            (
+                &[(
+                    "FDR_SENTINEL_RULES",
+                    "ok: m value > 1; a_rule_name_far_too_long_to_name_its_incidents_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: m value > 1",
+                )],
+                "is 180 bytes long; a rule name is at most 179",
             ),
         ];
         for (v, want) in cases {

@@ -12,8 +12,11 @@
 //! It never makes things worse: dumps are written off the watcher thread, one at a time; a
 //! full disk, a failing store or a missing recorder is logged and counted, and the service
 //! carries on; per-rule and global limits (cooldown, at most K dumps per sliding window,
-//! lifetime) stop a flapping rule from causing a dump storm; a store shows an incident only
-//! once it is complete.
+//! lifetime) stop a flapping rule from causing a dump storm, and only a dump actually written
+//! spends them; a trigger that finds the recorder busy with another snapshot (an admin
+//! download) waits for it; a store shows an incident only once it is complete, takes its
+//! id from its name, never from its content, and creates its files privately (0600) and
+//! never through a symlink.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -56,6 +59,7 @@
 
 pub mod engine;
 pub mod env;
+mod layout;
 pub mod metric;
 mod rule;
 #[cfg(feature = "s3")]
@@ -64,9 +68,12 @@ mod sentinel;
 mod store;
 
 pub use engine::{Engine, Step, Suppressed, Trigger};
+pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
 pub use rule::{Limits, Rule, RuleError, Stat};
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
-pub use sentinel::{Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats};
+pub use sentinel::{
+    DEFAULT_SNAPSHOT_WAIT, Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats,
+};
 pub use store::{DirStore, DumpFn, IncidentMeta, IncidentStore, Listing, Retention, StoreError};

@@ -125,7 +125,8 @@ impl Limits {
 /// consecutive samples, dump the flight recorder (after `delay`, to catch the aftermath).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
-    /// Names the rule in incidents and logs (letters, digits, `_`, `-`).
+    /// Names the rule in incidents and logs: letters, digits, `_`, `-`, at most
+    /// [`Rule::MAX_NAME_BYTES`] (checked by [`Rule::parse`] and when the sentinel starts).
     pub name: String,
     /// The metric, as a sample names it (`fdr_sched_latency_ns`, `requests_total{code="500"}`).
     pub metric: String,
@@ -145,6 +146,35 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The longest rule name, in bytes: its incidents' ids (`20261202T040512.123Z-NAME`)
+    /// are at most [`crate::MAX_ID_BYTES`].
+    pub const MAX_NAME_BYTES: usize = crate::layout::MAX_ID_BYTES - crate::layout::ID_TIME_BYTES;
+
+    /// Whether `name` can name a rule: letters, digits, `_` or `-`, at most
+    /// [`Rule::MAX_NAME_BYTES`]; the error says what is wrong.
+    pub fn check_name(name: &str) -> Result<(), String> {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            return Err(format!(
+                "the name `{name}` must be letters, digits, `_` or `-`"
+            ));
+        }
+        if name.len() > Rule::MAX_NAME_BYTES {
+            let start: String = name.chars().take(24).collect();
+            return Err(format!(
+                "the name `{start}...` is {} bytes long; a rule name is at most {} (its \
+                 incidents are named `TIME-NAME`, at most {} bytes)",
+                name.len(),
+                Rule::MAX_NAME_BYTES,
+                crate::layout::MAX_ID_BYTES
+            ));
+        }
+        Ok(())
+    }
+
     /// A rule that breaches when `stat` of `metric` exceeds `threshold`, with one sample,
     /// [`Limits::RULE`] and no delay.
     pub fn above(name: &str, metric: &str, stat: Stat, threshold: f64) -> Rule {
@@ -224,15 +254,7 @@ impl Rule {
             .split_once(':')
             .ok_or_else(|| err("expected `NAME: METRIC STAT > THRESHOLD`, found no `:`".into()))?;
         let name = name.trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(err(format!(
-                "the name `{name}` must be letters, digits, `_` or `-`"
-            )));
-        }
+        Rule::check_name(name).map_err(err)?;
         let mut words = rest.split_ascii_whitespace();
         let mut next = |what: &str| {
             words
@@ -481,6 +503,20 @@ mod tests {
             ("r: m value > 1 cooldown soon", "expected a number"),
             ("r: m value > 1 often", "unknown option `often`"),
         ];
+        let long = format!("{}: m value > 1", "n".repeat(180));
+        let e = Rule::parse(&long).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is 180 bytes long; a rule name is at most 179"),
+            "{e}"
+        );
+        // The longest name that fits, and its incidents' ids with it.
+        let name = "n".repeat(Rule::MAX_NAME_BYTES);
+        let r = Rule::parse(&format!("{name}: m value > 1")).unwrap();
+        // 9999-12-31 23:59:59.999, the last time of the id's width.
+        let id = crate::layout::incident_id(253_402_300_799_999, &r.name);
+        assert_eq!(id.len(), crate::MAX_ID_BYTES);
+        assert!(crate::layout::is_id(&id), "{id}");
         for (text, want) in cases {
             let e = Rule::parse(text).unwrap_err();
             assert!(e.to_string().contains(want), "{text}: {e}");

@@ -37,9 +37,9 @@ use std::fmt;
 use std::fs::{self, File};
 use std::future::Future;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,8 +49,11 @@ use hyper::body::{Body, Bytes, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 
-use crate::sentinel::civil_from_days;
-use crate::store::{DumpFn, IncidentMeta, IncidentStore, Listing, Retention, StoreError, check_id};
+use crate::layout::{self, civil_from_days, days_from_civil};
+use crate::store::{
+    DumpFn, IncidentMeta, IncidentStore, Listing, Retention, SIDECAR_MAX_BYTES, StoreError,
+    check_id, retention_victims,
+};
 
 /// Bytes of a request body sent per frame.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -58,8 +61,6 @@ const CHUNK_BYTES: usize = 256 << 10;
 const ERROR_BODY_MAX_BYTES: usize = 64 << 10;
 /// The most of a ListObjectsV2 page read (1000 keys of up to 1 KiB, and their XML).
 const LIST_BODY_MAX_BYTES: usize = 16 << 20;
-/// The most of a sidecar read.
-const SIDECAR_MAX_BYTES: usize = 1 << 20;
 /// ListObjectsV2 pages read before giving up (a million keys at S3's page size).
 const LIST_MAX_PAGES: usize = 1000;
 /// Half an incident older than this (a dump without its sidecar, or the reverse) is what a
@@ -110,6 +111,9 @@ pub struct S3Config {
     /// Keys asked for per ListObjectsV2 page (default 1000, S3's most; fewer only makes
     /// more requests).
     pub list_page_keys: u32,
+    /// The mode of spool files (default 0o600, [`crate::DEFAULT_FILE_MODE`]; no one but
+    /// the owner may write them). They are created exclusively, never through a symlink.
+    pub file_mode: u32,
 }
 
 impl Default for S3Config {
@@ -127,6 +131,7 @@ impl Default for S3Config {
             timeout: Duration::from_secs(60),
             spool_dir: std::env::temp_dir(),
             list_page_keys: 1000,
+            file_mode: crate::DEFAULT_FILE_MODE,
         }
     }
 }
@@ -144,6 +149,7 @@ impl fmt::Debug for S3Config {
             .field("timeout", &self.timeout)
             .field("spool_dir", &self.spool_dir)
             .field("list_page_keys", &self.list_page_keys)
+            .field("file_mode", &format_args!("{:#o}", self.file_mode))
             .finish()
     }
 }
@@ -259,6 +265,8 @@ pub struct S3Store {
     key_prefix: String,
     /// Always there until the store is dropped.
     runtime: Option<tokio::runtime::Runtime>,
+    /// The next spool file's number.
+    next_spool: AtomicU64,
 }
 
 impl Drop for S3Store {
@@ -421,11 +429,18 @@ impl S3Store {
                 &format!("{}: expected 1 to 1000", config.list_page_keys),
             ));
         }
-        fs::create_dir_all(&config.spool_dir).map_err(|source| StoreError::Io {
-            op: "creating the spool directory",
-            path: config.spool_dir.clone(),
-            source,
-        })?;
+        layout::check_file_mode(config.file_mode).map_err(|why| bad("spool files", &why))?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, layout::dir_mode(config.file_mode));
+        builder
+            .create(&config.spool_dir)
+            .map_err(|source| StoreError::Io {
+                op: "creating the spool directory",
+                path: config.spool_dir.clone(),
+                source,
+            })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -442,6 +457,7 @@ impl S3Store {
             endpoint,
             key_prefix,
             runtime: Some(runtime),
+            next_spool: AtomicU64::new(0),
         })
     }
 
@@ -537,10 +553,10 @@ impl S3Store {
     /// The incidents among `objects`, with their sidecars read.
     fn read_listing(&self, objects: &[Object]) -> Result<Listing, StoreError> {
         let mut listing = Listing::default();
-        for id in pair(objects).complete {
+        for (id, bytes) in pair(objects).complete {
             let key = self.key(&id, "json");
             let mut call = Call::new("reading the sidecar", "GET", &key);
-            let reply = self.call(&mut call, Sink::Memory(SIDECAR_MAX_BYTES))?;
+            let reply = self.call(&mut call, Sink::Memory(SIDECAR_MAX_BYTES as usize))?;
             match reply.status {
                 200 => {}
                 // Removed since the listing (by another writer's retention).
@@ -550,8 +566,10 @@ impl S3Store {
             let read = serde_json::from_slice(&reply.body)
                 .map_err(|e| e.to_string())
                 .and_then(|v| IncidentMeta::from_json(&v));
+            // The id and the size come from the keys and the listing, never from the
+            // sidecar's content.
             match read {
-                Ok(m) => listing.incidents.push(m),
+                Ok(m) => listing.incidents.push(IncidentMeta { id, bytes, ..m }),
                 Err(why) => listing.unreadable.push((id, why)),
             }
         }
@@ -568,7 +586,7 @@ impl S3Store {
         let objects = self.objects()?;
         let listing = self.read_listing(&objects)?;
         let mut doomed = Vec::new();
-        for id in retention_victims(&listing.incidents, self.config.retention) {
+        for id in retention_victims(&listing.incidents, self.config.retention, None) {
             doomed.push(self.key(id, "json"));
             doomed.push(self.key(id, "fdr"));
         }
@@ -795,6 +813,24 @@ impl S3Store {
         Ok(Reply { status, body: kept })
     }
 
+    /// A new spool file.
+    fn spool(&self) -> Result<Spool, StoreError> {
+        let (file, path) = layout::create_temp(
+            &self.config.spool_dir,
+            "fdr-s3",
+            "spool",
+            self.config.file_mode,
+            true,
+            &self.next_spool,
+        )
+        .map_err(|source| StoreError::Io {
+            op: "creating a spool file",
+            path: self.config.spool_dir.clone(),
+            source,
+        })?;
+        Ok(Spool { file, path })
+    }
+
     /// Deletes what a failed `put` may have uploaded (a `PUT` whose answer was lost may
     /// still have landed): the sidecar first.
     fn clean_up(&self, keys: &[&str]) {
@@ -807,7 +843,7 @@ impl S3Store {
 impl IncidentStore for S3Store {
     fn put(&self, meta: &IncidentMeta, dump: &mut DumpFn<'_>) -> Result<IncidentMeta, StoreError> {
         check_id(&meta.id)?;
-        let mut spool = Spool::create(&self.config.spool_dir)?;
+        let mut spool = self.spool()?;
         let (bytes, dump_sha256) = {
             let mut out = Hashing {
                 inner: BufWriter::with_capacity(1 << 20, &mut spool.file),
@@ -887,7 +923,7 @@ impl IncidentStore for S3Store {
             _ => return Err(self.refused(&head, &reply)),
         }
         let dump_key = self.key(id, "fdr");
-        let mut spool = Spool::create(&self.config.spool_dir)?;
+        let mut spool = self.spool()?;
         let mut get = Call::new("downloading the dump", "GET", &dump_key);
         let reply = self.call(&mut get, Sink::Spool(&mut spool))?;
         match reply.status {
@@ -905,31 +941,24 @@ impl IncidentStore for S3Store {
             })?;
         Ok(Box::new(spool))
     }
+
+    fn warnings(&self) -> Vec<String> {
+        // /tmp (sticky) is fine: spool files are created exclusively and not through a
+        // symlink, and no one else may remove them.
+        layout::dir_warning(
+            &self.config.spool_dir,
+            "the S3 store's spool directory",
+            true,
+        )
+        .into_iter()
+        .collect()
+    }
 }
 
 /// A file in the spool directory, removed when dropped.
 struct Spool {
     file: File,
     path: PathBuf,
-}
-
-impl Spool {
-    fn create(dir: &Path) -> Result<Spool, StoreError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".fdr-s3-{}-{n}.spool", std::process::id()));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| StoreError::Io {
-                op: "creating a spool file",
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Spool { file, path })
-    }
 }
 
 impl Read for Spool {
@@ -976,8 +1005,8 @@ struct Object {
 /// Objects sorted into incidents (dump and sidecar) and halves of incidents.
 #[derive(Debug, Default, PartialEq)]
 struct Pairing<'a> {
-    /// Ids with both objects, sorted.
-    complete: Vec<String>,
+    /// Ids with both objects, sorted, with their dump's size.
+    complete: Vec<(String, u64)>,
     /// Objects named like half an incident whose other half is missing.
     orphans: Vec<&'a Object>,
 }
@@ -1000,7 +1029,7 @@ fn pair(objects: &[Object]) -> Pairing<'_> {
     let mut pairing = Pairing::default();
     for (id, [dump, sidecar]) in halves {
         match (dump, sidecar) {
-            (Some(_), Some(_)) => pairing.complete.push(id.to_owned()),
+            (Some(dump), Some(_)) => pairing.complete.push((id.to_owned(), dump.bytes)),
             (Some(o), None) | (None, Some(o)) => pairing.orphans.push(o),
             (None, None) => {}
         }
@@ -1020,20 +1049,6 @@ impl Pairing<'_> {
             .map(|o| o.name.as_str())
             .collect()
     }
-}
-
-/// The ids of the incidents (newest first) past `retention`: the newest is always kept.
-fn retention_victims(incidents: &[IncidentMeta], retention: Retention) -> Vec<&str> {
-    let mut bytes = 0;
-    let mut victims = Vec::new();
-    for (i, m) in incidents.iter().enumerate() {
-        bytes += m.bytes;
-        let keep = i == 0 || (i < retention.max_count && bytes <= retention.max_bytes);
-        if !keep {
-            victims.push(m.id.as_str());
-        }
-    }
-    victims
 }
 
 /// Who signs, and for what (AWS Signature Version 4).
@@ -1182,14 +1197,7 @@ fn parse_iso8601(t: &str) -> Option<u64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
         return None;
     }
-    // Howard Hinnant's `days_from_civil`.
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = days_from_civil(y, mo, d);
     u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
 }
 
@@ -1501,7 +1509,7 @@ mod tests {
             object(".x.fdr", Some(0)), // not an id
         ];
         let p = pair(&objects);
-        assert_eq!(p.complete, ["a"]);
+        assert_eq!(p.complete, [("a".to_owned(), 1)]);
         assert_eq!(
             p.orphans_older_than(10 * hour, ORPHAN_MIN_AGE),
             ["b.fdr", "d.json"]
@@ -1537,10 +1545,16 @@ mod tests {
             max_count,
             max_bytes,
         };
-        assert_eq!(retention_victims(&newest_first, r(3, 250)), ["b", "a"]);
-        assert_eq!(retention_victims(&newest_first, r(3, 1000)), ["a"]);
-        assert_eq!(retention_victims(&newest_first, r(0, 0)), ["c", "b", "a"]);
-        assert!(retention_victims(&newest_first, r(10, 1000)).is_empty());
+        assert_eq!(
+            retention_victims(&newest_first, r(3, 250), None),
+            ["b", "a"]
+        );
+        assert_eq!(retention_victims(&newest_first, r(3, 1000), None), ["a"]);
+        assert_eq!(
+            retention_victims(&newest_first, r(0, 0), None),
+            ["c", "b", "a"]
+        );
+        assert!(retention_victims(&newest_first, r(10, 1000), None).is_empty());
     }
 
     #[test]

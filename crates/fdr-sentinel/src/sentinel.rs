@@ -7,12 +7,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Suppressed, Trigger};
+use crate::layout::{self, host_name, incident_id, unix_ms};
 use crate::metric::{self, Metrics};
 use crate::rule::{Limits, Rule};
 use crate::store::{DirStore, IncidentMeta, IncidentStore, Retention, StoreError};
+
+/// How long a trigger waits, by default, for the flight recorder while another snapshot is
+/// being written: longer than the admin endpoint's transfer timeout (60 s), so a download
+/// in progress never costs an incident.
+pub const DEFAULT_SNAPSHOT_WAIT: Duration = Duration::from_secs(90);
+
+/// The first pause before a trigger asks the recorder again for its snapshot; each pause
+/// doubles, up to [`SNAPSHOT_RETRY_MAX`].
+const SNAPSHOT_RETRY_FIRST: Duration = Duration::from_millis(50);
+const SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// Writes a line of the sentinel's log.
 pub type LogFn = dyn Fn(&str) + Send + Sync;
@@ -64,6 +75,8 @@ pub struct SentinelBuilder {
     pub(crate) runtime_metrics: bool,
     pub(crate) process_metrics: bool,
     pub(crate) service_version: Option<String>,
+    pub(crate) snapshot_wait: Duration,
+    pub(crate) file_mode: Option<u32>,
     pub(crate) log: Arc<LogFn>,
 }
 
@@ -75,6 +88,8 @@ impl std::fmt::Debug for SentinelBuilder {
             .field("limits", &self.limits)
             .field("store", &self.store)
             .field("registries", &self.registries.len())
+            .field("snapshot_wait", &self.snapshot_wait)
+            .field("file_mode", &self.file_mode.map(|m| format!("{m:#o}")))
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +105,8 @@ impl Default for SentinelBuilder {
             runtime_metrics: true,
             process_metrics: true,
             service_version: None,
+            snapshot_wait: DEFAULT_SNAPSHOT_WAIT,
+            file_mode: None,
             log: Arc::new(|line| eprintln!("fdr-sentinel: {line}")),
         }
     }
@@ -158,28 +175,58 @@ impl SentinelBuilder {
         self
     }
 
+    /// How long a trigger waits for the flight recorder while another snapshot (an admin
+    /// download, say) is being written (default [`DEFAULT_SNAPSHOT_WAIT`]); it asks again
+    /// after 50 ms, then after pauses that double up to 2 s. A trigger that never gets its
+    /// snapshot is a failed dump and spends none of the rule's limits.
+    pub fn snapshot_wait(mut self, wait: Duration) -> Self {
+        self.snapshot_wait = wait;
+        self
+    }
+
+    /// The mode of the files a directory or S3 store made at start creates (dumps,
+    /// sidecars, spool files; default 0o600, [`crate::DEFAULT_FILE_MODE`]). The owner must
+    /// read and write them and no one else may write them (0o640 lets a group read them).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = Some(mode);
+        self
+    }
+
     /// Where the sentinel's log lines go (default: standard error).
     pub fn log_with(mut self, log: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.log = Arc::new(log);
         self
     }
 
-    /// Starts the watcher and dump threads. Fails if there are no rules, no store, or the
-    /// store's directory cannot be created.
+    /// Starts the watcher and dump threads. Fails if there are no rules, a rule's name
+    /// cannot name its incidents, there is no store, or the store cannot be opened; the
+    /// store's warnings (a directory others may write into) are logged and counted.
     pub fn start(self) -> Result<Sentinel, Error> {
         if self.rules.is_empty() {
             return Err(Error::Config(
                 "no rules: add one with .rule(..) or FDR_SENTINEL_RULES".into(),
             ));
         }
+        for rule in &self.rules {
+            Rule::check_name(&rule.name).map_err(|why| Error::Config(format!("a rule: {why}")))?;
+        }
         if self.interval.is_zero() {
             return Err(Error::Config("the interval must be above zero".into()));
         }
+        if let Some(mode) = self.file_mode {
+            layout::check_file_mode(mode).map_err(Error::Config)?;
+        }
+        let file_mode = self.file_mode.unwrap_or(layout::DEFAULT_FILE_MODE);
         let store: Arc<dyn IncidentStore> = match self.store {
             StoreChoice::Custom(s) => s,
-            StoreChoice::Dir(dir, retention) => Arc::new(DirStore::new(dir, retention)?),
+            StoreChoice::Dir(dir, retention) => {
+                Arc::new(DirStore::with_file_mode(dir, retention, file_mode)?)
+            }
             #[cfg(feature = "s3")]
-            StoreChoice::S3(config) => Arc::new(crate::s3::S3Store::new(config)?),
+            StoreChoice::S3(config) => Arc::new(crate::s3::S3Store::new(crate::s3::S3Config {
+                file_mode: self.file_mode.unwrap_or(config.file_mode),
+                ..config
+            })?),
             StoreChoice::Unset => {
                 return Err(Error::Config(if cfg!(feature = "s3") {
                     "no incident store: set .dir(..), .s3(..), .store(..), FDR_SENTINEL_DIR or \
@@ -195,10 +242,16 @@ impl SentinelBuilder {
             degraded: AtomicBool::new(false),
             breaching: Mutex::new(Vec::new()),
             last_incident: Mutex::new(None),
+            engine: Mutex::new(Engine::new(self.rules, self.limits)),
             store,
             log: self.log,
             service_version: self.service_version,
+            snapshot_wait: self.snapshot_wait,
         });
+        for warning in shared.store.warnings() {
+            shared.stats.store_warnings.fetch_add(1, Ordering::Relaxed);
+            (shared.log)(&format!("warning: {warning}"));
+        }
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (dump_tx, dump_rx) = mpsc::sync_channel::<Request>(1);
         let (dump_stop_tx, dump_stop_rx) = mpsc::channel::<()>();
@@ -216,12 +269,11 @@ impl SentinelBuilder {
                 process: self.process_metrics,
                 registries: self.registries,
             };
-            let engine = Engine::new(self.rules, self.limits);
             let interval = self.interval;
             std::thread::Builder::new()
                 .name("fdr-sentinel".into())
                 .spawn(move || {
-                    watch_loop(&shared, engine, &sources, interval, &stop_rx, &dump_tx);
+                    watch_loop(&shared, &sources, interval, &stop_rx, &dump_tx);
                 })
                 .map_err(Error::Spawn)?
         };
@@ -307,7 +359,7 @@ impl Sentinel {
     }
 
     /// Stops sampling and dumping (a dump being written finishes first; one waiting for its
-    /// delay is dropped and counted as failed).
+    /// delay or for the recorder is dropped and counted as failed).
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -378,8 +430,22 @@ pub struct SentinelStats {
     pub triggers: u64,
     /// Incidents written.
     pub dumps_written: u64,
-    /// Dumps that failed (store error, recorder not running, stopped during the delay).
+    /// Dumps that failed (store error, full disk, recorder not running or busy for the
+    /// whole snapshot wait, stopped before the dump). None spent its rule's limits.
     pub dump_failures: u64,
+    /// ... of which the disk (or a quota) was full.
+    pub dump_failures_no_space: u64,
+    /// Triggers whose dump found another flight-recorder snapshot being written (an admin
+    /// download, say) and waited for the recorder.
+    pub snapshot_waits: u64,
+    /// ... of which the recorder stayed busy for the whole snapshot wait (each also a
+    /// dump failure).
+    pub snapshot_timeouts: u64,
+    /// Triggers accepted whose dump is not done yet (in its delay, waiting for the
+    /// recorder, or being written): 0, 1 or 2.
+    pub dumps_pending: u64,
+    /// Warnings about the store, logged at start (a directory others may write into).
+    pub store_warnings: u64,
     /// Bytes of dumps written.
     pub bytes_written: u64,
     /// Breaches held long enough that a cooldown stopped.
@@ -388,7 +454,8 @@ pub struct SentinelStats {
     pub suppressed_limit: u64,
     /// ... that came after a rule's lifetime.
     pub suppressed_lifetime: u64,
-    /// ... that came while a dump was still being written.
+    /// ... that came while the rule's previous trigger, or another rule's, was still
+    /// waiting for its dump.
     pub suppressed_busy: u64,
     /// Rules that could not be evaluated (reported once each).
     pub rule_errors: u64,
@@ -402,6 +469,11 @@ struct Counters {
     triggers: AtomicU64,
     dumps_written: AtomicU64,
     dump_failures: AtomicU64,
+    dump_failures_no_space: AtomicU64,
+    snapshot_waits: AtomicU64,
+    snapshot_timeouts: AtomicU64,
+    dumps_pending: AtomicU64,
+    store_warnings: AtomicU64,
     bytes_written: AtomicU64,
     suppressed: [AtomicU64; 4],
     rule_errors: AtomicU64,
@@ -415,6 +487,11 @@ impl Counters {
             triggers: l(&self.triggers),
             dumps_written: l(&self.dumps_written),
             dump_failures: l(&self.dump_failures),
+            dump_failures_no_space: l(&self.dump_failures_no_space),
+            snapshot_waits: l(&self.snapshot_waits),
+            snapshot_timeouts: l(&self.snapshot_timeouts),
+            dumps_pending: l(&self.dumps_pending),
+            store_warnings: l(&self.store_warnings),
             bytes_written: l(&self.bytes_written),
             suppressed_cooldown: l(&self.suppressed[0]),
             suppressed_limit: l(&self.suppressed[1]),
@@ -441,9 +518,12 @@ struct Shared {
     degraded: AtomicBool,
     breaching: Mutex<Vec<String>>,
     last_incident: Mutex<Option<String>>,
+    /// The watcher steps it; the dump thread settles the triggers it was handed.
+    engine: Mutex<Engine>,
     store: Arc<dyn IncidentStore>,
     log: Arc<LogFn>,
     service_version: Option<String>,
+    snapshot_wait: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -481,7 +561,6 @@ struct Request {
 
 fn watch_loop(
     shared: &Shared,
-    mut engine: Engine,
     sources: &Sources,
     interval: Duration,
     stop: &Receiver<()>,
@@ -491,10 +570,14 @@ fn watch_loop(
     let mut next = start;
     loop {
         let metrics = sources.sample();
-        let step = engine.step(start.elapsed(), metrics);
+        let step = {
+            let mut engine = lock(&shared.engine);
+            let step = engine.step(start.elapsed(), metrics);
+            shared.degraded.store(engine.degraded(), Ordering::Relaxed);
+            *lock(&shared.breaching) = engine.breaching().map(|r| r.name.clone()).collect();
+            step
+        };
         shared.stats.samples.fetch_add(1, Ordering::Relaxed);
-        shared.degraded.store(engine.degraded(), Ordering::Relaxed);
-        *lock(&shared.breaching) = engine.breaching().map(|r| r.name.clone()).collect();
         for e in &step.errors {
             shared.stats.rule_errors.fetch_add(1, Ordering::Relaxed);
             (shared.log)(e);
@@ -509,14 +592,18 @@ fn watch_loop(
                 values: step.values.clone(),
                 time_unix_ms: unix_ms(),
             };
+            shared.stats.dumps_pending.fetch_add(1, Ordering::Relaxed);
             match dumps.try_send(request) {
                 Ok(()) => {
                     shared.stats.triggers.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(TrySendError::Full(_)) => {
+                Err(TrySendError::Full(request)) => {
+                    // Not dumped: it spends none of the limits.
+                    lock(&shared.engine).settle(&request.trigger, false);
+                    shared.stats.dumps_pending.fetch_sub(1, Ordering::Relaxed);
                     shared.stats.suppressed(Suppressed::Busy);
                     (shared.log)(&format!(
-                        "rule `{name}` breached while a dump was being written; skipped"
+                        "rule `{name}` breached while two dumps were pending; skipped"
                     ));
                 }
                 Err(TrySendError::Disconnected(_)) => return,
@@ -541,148 +628,151 @@ fn dump_loop(shared: &Shared, requests: &Receiver<Request>, stop: &Receiver<()>)
     while let Ok(mut req) = requests.recv() {
         req.time_unix_ms = req.time_unix_ms.max(last_ms + 1);
         last_ms = req.time_unix_ms;
-        let rule = &req.trigger.rule;
-        if !rule.delay.is_zero() {
-            match stop.recv_timeout(rule.delay) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                    shared.stats.dump_failures.fetch_add(1, Ordering::Relaxed);
-                    (shared.log)(&format!(
-                        "rule `{}`: stopped during the post-trigger delay; no dump",
-                        rule.name
-                    ));
-                    return;
-                }
-            }
-        }
-        let meta = IncidentMeta {
-            id: incident_id(req.time_unix_ms, &rule.name),
-            rule: rule.name.clone(),
-            condition: rule.to_string(),
-            metric: rule.metric.clone(),
-            value: req.trigger.value,
-            threshold: rule.threshold,
-            values: req.values,
-            time_unix_ms: req.time_unix_ms,
-            host: host_name(),
-            pid: std::process::id(),
-            service_version: shared.service_version.clone(),
-            bytes: 0,
-        };
-        // A store is user code: its panic is a failed dump, not a dead sentinel.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| write_incident(shared, &meta)))
-            .unwrap_or_else(|_| Err(StoreError::Other("the store panicked".into())));
-        match outcome {
-            Ok(stored) => {
-                shared.stats.dumps_written.fetch_add(1, Ordering::Relaxed);
-                shared
-                    .stats
-                    .bytes_written
-                    .fetch_add(stored.bytes, Ordering::Relaxed);
-                *lock(&shared.last_incident) = Some(stored.id.clone());
-                (shared.log)(&format!(
-                    "rule `{}` fired ({} = {} against {}): incident {} ({} bytes)",
-                    rule.name, rule.metric, meta.value, rule.threshold, stored.id, stored.bytes
-                ));
-            }
-            Err(e) => {
-                shared.stats.dump_failures.fetch_add(1, Ordering::Relaxed);
-                (shared.log)(&format!(
-                    "rule `{}` fired but the dump failed: {e}",
-                    rule.name
-                ));
-            }
+        let outcome = dump(shared, &req, stop);
+        let written = matches!(outcome, Outcome::Written);
+        lock(&shared.engine).settle(&req.trigger, written);
+        shared.stats.dumps_pending.fetch_sub(1, Ordering::Relaxed);
+        if matches!(outcome, Outcome::Stopped) {
+            return;
         }
     }
 }
 
-/// Writes the flight recorder into the store, retrying briefly while another snapshot (an
-/// admin download, say) is being written.
-fn write_incident(shared: &Shared, meta: &IncidentMeta) -> Result<IncidentMeta, StoreError> {
-    let mut tries = 0;
+/// How a trigger's dump went.
+enum Outcome {
+    Written,
+    Failed,
+    /// The sentinel stopped before the dump was written.
+    Stopped,
+}
+
+/// Waits for the rule's delay, then writes the incident, counting and logging how it went.
+fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
+    let rule = &req.trigger.rule;
+    let failed = |why: &str| {
+        shared.stats.dump_failures.fetch_add(1, Ordering::Relaxed);
+        (shared.log)(&format!("rule `{}` fired but {why}", rule.name));
+    };
+    if !rule.delay.is_zero() {
+        match stop.recv_timeout(rule.delay) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                failed("the sentinel stopped during the post-trigger delay; no dump");
+                return Outcome::Stopped;
+            }
+        }
+    }
+    let meta = IncidentMeta {
+        id: incident_id(req.time_unix_ms, &rule.name),
+        rule: rule.name.clone(),
+        condition: rule.to_string(),
+        metric: rule.metric.clone(),
+        value: req.trigger.value,
+        threshold: rule.threshold,
+        values: req.values.clone(),
+        time_unix_ms: req.time_unix_ms,
+        host: host_name(),
+        pid: std::process::id(),
+        service_version: shared.service_version.clone(),
+        bytes: 0,
+    };
+    // A store is user code: its panic is a failed dump, not a dead sentinel.
+    let outcome =
+        std::panic::catch_unwind(AssertUnwindSafe(|| write_incident(shared, &meta, stop)))
+            .unwrap_or_else(|_| Attempt::Failed(StoreError::Other("the store panicked".into())));
+    match outcome {
+        Attempt::Written(stored) => {
+            shared.stats.dumps_written.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .bytes_written
+                .fetch_add(stored.bytes, Ordering::Relaxed);
+            *lock(&shared.last_incident) = Some(stored.id.clone());
+            (shared.log)(&format!(
+                "rule `{}` fired ({} = {} against {}): incident {} ({} bytes)",
+                rule.name, rule.metric, meta.value, rule.threshold, stored.id, stored.bytes
+            ));
+            Outcome::Written
+        }
+        Attempt::Failed(e) => {
+            if e.is_no_space() {
+                shared
+                    .stats
+                    .dump_failures_no_space
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            failed(&format!(
+                "the dump failed: {e} (the rule's limits are not spent: its next breach \
+                 dumps)"
+            ));
+            Outcome::Failed
+        }
+        Attempt::Stopped => {
+            failed("the sentinel stopped while waiting for the flight recorder; no dump");
+            Outcome::Stopped
+        }
+    }
+}
+
+/// How writing an incident went.
+enum Attempt {
+    Written(IncidentMeta),
+    Failed(StoreError),
+    Stopped,
+}
+
+/// Writes the flight recorder into the store. While another snapshot (an admin download,
+/// say) is being written the recorder refuses one: ask again, after pauses that double from
+/// 50 ms to 2 s, for up to the snapshot wait.
+fn write_incident(shared: &Shared, meta: &IncidentMeta, stop: &Receiver<()>) -> Attempt {
+    let wait = shared.snapshot_wait;
+    let deadline = Instant::now() + wait;
+    let mut pause = SNAPSHOT_RETRY_FIRST;
+    let mut waited = false;
     loop {
         let mut busy = false;
         let result = shared.store.put(meta, &mut |mut out| {
-            fdr_recorder::flight().write_to(&mut out).map_err(|e| {
-                busy = matches!(e, fdr_recorder::Error::SnapshotInProgress);
-                std::io::Error::other(e)
-            })
+            fdr_recorder::flight()
+                .write_to(&mut out)
+                .map_err(|e| match e {
+                    fdr_recorder::Error::SnapshotInProgress => {
+                        busy = true;
+                        std::io::Error::new(std::io::ErrorKind::ResourceBusy, e)
+                    }
+                    // The writer's error kind (a full disk) stays visible to the store.
+                    fdr_recorder::Error::Io { ref source, .. } => {
+                        std::io::Error::new(source.kind(), e)
+                    }
+                    e => std::io::Error::other(e),
+                })
         });
-        tries += 1;
-        if !(busy && tries < 20) {
-            return result;
+        let e = match result {
+            Ok(stored) => return Attempt::Written(stored),
+            Err(e) if !busy => return Attempt::Failed(e),
+            Err(e) => e,
+        };
+        if !std::mem::replace(&mut waited, true) {
+            shared.stats.snapshot_waits.fetch_add(1, Ordering::Relaxed);
+            (shared.log)(&format!(
+                "rule `{}`: another flight-recorder snapshot is being written (an admin \
+                 download?); waiting up to {wait:?} for the recorder",
+                meta.rule
+            ));
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// `20261202T040512.123Z-rule`: sorts by time, safe as a file name.
-pub(crate) fn incident_id(unix_ms: u64, rule: &str) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    let rule: String = rule
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z-{rule}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn incident_ids_are_utc_times_and_safe_names() {
-        // 2026-12-02 04:05:12.123 UTC.
-        assert_eq!(
-            incident_id(1_796_184_312_123, "slow sched/1"),
-            "20261202T040512.123Z-slow_sched_1"
-        );
-        assert_eq!(incident_id(0, "r"), "19700101T000000.000Z-r");
-        // A leap day.
-        assert_eq!(incident_id(951_782_400_000, "r"), "20000229T000000.000Z-r");
+        let now = Instant::now();
+        if now >= deadline {
+            shared
+                .stats
+                .snapshot_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            return Attempt::Failed(StoreError::Other(format!(
+                "the flight recorder was busy with another snapshot for {wait:?} ({e})"
+            )));
+        }
+        match stop.recv_timeout(pause.min(deadline - now)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return Attempt::Stopped,
+        }
+        pause = (pause * 2).min(SNAPSHOT_RETRY_MAX);
     }
 }

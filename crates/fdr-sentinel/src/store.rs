@@ -3,12 +3,21 @@
 //! incident visible only once both are complete, and keeps a bounded number of them.
 //!
 //! [`DirStore`] keeps them in a directory: `ID.fdr` and `ID.json`, each written to a
-//! temporary name, synced and renamed, the sidecar last; a listing shows an incident only
-//! when its sidecar exists, so a dump cut short by a full disk or a crash is never seen.
+//! temporary name (created exclusively, never through a symlink, mode 0600 by default),
+//! synced and renamed, the sidecar last; a listing shows an incident only when its sidecar
+//! exists, so a dump cut short by a full disk or a crash is never seen. An incident's id and
+//! size come from its file names and its dump file, never from its sidecar's content.
+//! Before a dump is written, the oldest incidents make room for it within `max_bytes`.
+//! `fdr::dump_on_panic` writes its dumps in the same layout (see `layout.rs`), so a panic
+//! dump in the directory is an incident like the others.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::layout::{self, DEFAULT_FILE_MODE};
 
 /// What is known of an incident.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +156,10 @@ pub enum StoreError {
     #[error("incident store: no incident `{0}`")]
     NotFound(String),
     /// The id is not one this store could have made.
-    #[error("incident store: `{0}` is not an incident id (letters, digits, `.`, `_`, `-`)")]
+    #[error(
+        "incident store: `{0}` is not an incident id (at most 200 letters, digits, `.`, `_` \
+         or `-`, not starting with `.`)"
+    )]
     BadId(String),
     /// A request to an object store failed: no answer, or an error answer.
     #[error("incident store: {op} {object}: {}", remote_why(*.status, .code.as_deref(), .message))]
@@ -166,6 +178,19 @@ pub enum StoreError {
     /// Another store's failure, in its words.
     #[error("incident store: {0}")]
     Other(String),
+}
+
+impl StoreError {
+    /// Whether the disk (or the quota) was full.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } | StoreError::Dump { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+            ),
+            _ => false,
+        }
+    }
 }
 
 fn remote_why(status: Option<u16>, code: Option<&str>, message: &str) -> String {
@@ -191,6 +216,12 @@ pub trait IncidentStore: Send + Sync {
 
     /// Reads an incident's dump.
     fn open(&self, id: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+
+    /// What is unsafe about the store as it is now (a directory others may write into),
+    /// one sentence each; the sentinel logs and counts them at start.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// How many incidents a store keeps: the oldest go first once either bound is passed (the
@@ -213,58 +244,142 @@ impl Default for Retention {
     }
 }
 
-/// Whether `id` could be one of ours: a file name with no path in it.
+/// Whether `id` could be one of ours: `[A-Za-z0-9._-]`, at most [`MAX_ID_BYTES`], not
+/// starting with `.` (so never a path, nor a temporary name).
 pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
-    let ok = !id.is_empty()
-        && id.len() <= 200
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if layout::is_id(id) {
         Ok(())
     } else {
         Err(StoreError::BadId(id.to_owned()))
     }
 }
 
-/// Prefix of files being written.
-const TMP: &str = ".tmp-";
+/// The most of a sidecar read (a sentinel's is a few hundred bytes).
+pub(crate) const SIDECAR_MAX_BYTES: u64 = 1 << 20;
+
+/// The oldest incidents (of `newest_first`) past `retention`: the newest is always kept.
+/// With `incoming_bytes`, those that must go, by bytes alone, to make room for a new dump
+/// of that size before it is written (the count is applied once it is).
+pub(crate) fn retention_victims(
+    newest_first: &[IncidentMeta],
+    retention: Retention,
+    incoming_bytes: Option<u64>,
+) -> Vec<&str> {
+    let mut victims = Vec::new();
+    let mut bytes = incoming_bytes.unwrap_or(0);
+    for (i, m) in newest_first.iter().enumerate() {
+        bytes = bytes.saturating_add(m.bytes);
+        let keep = match incoming_bytes {
+            Some(_) => bytes <= retention.max_bytes,
+            None => i == 0 || (i < retention.max_count && bytes <= retention.max_bytes),
+        };
+        if !keep {
+            victims.push(m.id.as_str());
+        }
+    }
+    victims
+}
+
+/// Temporary files this process is writing into incident directories, which a store opened
+/// meanwhile must not take for leftovers.
+static WRITING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes its path from [`WRITING`] when dropped.
+struct Writing(PathBuf);
+
+impl Writing {
+    fn new(path: &Path) -> Writing {
+        lock(&WRITING).push(path.to_owned());
+        Writing(path.to_owned())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        lock(&WRITING).retain(|p| *p != self.0);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether the writer of a temporary file of process `pid` is gone.
+fn writer_gone(pid: u32, path: &Path) -> bool {
+    if pid == std::process::id() {
+        return !lock(&WRITING).iter().any(|p| p == path);
+    }
+    // Another process's: gone if /proc has no such process (where there is no /proc, every
+    // other process counts as gone).
+    !Path::new("/proc").join(pid.to_string()).exists()
+}
 
 /// Incidents in a directory (see the module docs).
 #[derive(Debug)]
 pub struct DirStore {
     dir: PathBuf,
     retention: Retention,
+    file_mode: u32,
+    /// The next temporary name's number.
+    next_temp: AtomicU64,
+    /// The bytes the last dump reached before the disk filled (0: it did not).
+    short_dump_bytes: AtomicU64,
 }
 
 impl DirStore {
-    /// A store in `dir` (created if missing). Removes what an interrupted write left
-    /// behind: temporary files, and dumps without a sidecar.
+    /// A store in `dir` (created, mode 0700, if missing) whose files are created with mode
+    /// 0600 ([`DEFAULT_FILE_MODE`]). See [`DirStore::with_file_mode`].
     pub fn new(dir: impl Into<PathBuf>, retention: Retention) -> Result<DirStore, StoreError> {
+        DirStore::with_file_mode(dir, retention, DEFAULT_FILE_MODE)
+    }
+
+    /// A store in `dir` whose dumps and sidecars are created with exactly `file_mode`
+    /// (0o600 or 0o640, say; the owner must read and write them and no one else may write
+    /// them); a directory it creates gets the matching mode (0o700, 0o750).
+    ///
+    /// At start it removes what interrupted writes left (temporary names,
+    /// `.ID.fdr.tmp-PID-N`, of processes that are gone, and sidecars whose dump is gone),
+    /// makes an incident of each dump found without a sidecar (a panic dump written by an
+    /// earlier version, `panic-PID-SECS.fdr`, or a dump whose process stopped before its
+    /// sidecar), and applies the retention. Nothing else in the directory is touched.
+    pub fn with_file_mode(
+        dir: impl Into<PathBuf>,
+        retention: Retention,
+        file_mode: u32,
+    ) -> Result<DirStore, StoreError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        layout::check_file_mode(file_mode).map_err(|why| {
+            StoreError::Other(format!("incident directory {}: {why}", dir.display()))
+        })?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, layout::dir_mode(file_mode));
+        builder.create(&dir).map_err(|source| StoreError::Io {
             op: "creating the directory",
             path: dir.clone(),
             source,
         })?;
-        let store = DirStore { dir, retention };
-        for entry in store.entries()? {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let orphan = name
-                .strip_suffix(".fdr")
-                .is_some_and(|id| !name.starts_with(TMP) && !store.path(id, "json").exists());
-            if name.starts_with(TMP) || orphan {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+        let store = DirStore {
+            dir,
+            retention,
+            file_mode,
+            next_temp: AtomicU64::new(0),
+            short_dump_bytes: AtomicU64::new(0),
+        };
+        store.recover()?;
+        store.retain()?;
         Ok(store)
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The mode of the files it creates.
+    pub fn file_mode(&self) -> u32 {
+        self.file_mode
     }
 
     fn path(&self, id: &str, ext: &str) -> PathBuf {
@@ -283,20 +398,70 @@ impl DirStore {
             .map_err(io)
     }
 
-    /// Writes `what` to a temporary file next to `dest`, syncs it and renames it over.
-    fn write_atomically(
+    /// What interrupted writes left (see [`DirStore::with_file_mode`]).
+    fn recover(&self) -> Result<(), StoreError> {
+        for entry in self.entries()? {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if let Some(pid) = layout::temp_name_pid(name) {
+                if writer_gone(pid, &path) {
+                    // A symlink is removed, never followed.
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            if let Some(id) = name.strip_suffix(".json") {
+                if layout::is_id(id) && fs::symlink_metadata(self.path(id, "fdr")).is_err() {
+                    // Retention removes the dump first: it stopped before the sidecar.
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            let Some(id) = name.strip_suffix(".fdr") else {
+                continue;
+            };
+            let Some(bytes) = layout::regular_len(&path) else {
+                continue;
+            };
+            if !layout::is_id(id) || fs::symlink_metadata(self.path(id, "json")).is_ok() {
+                continue;
+            }
+            let modified_ms = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            let meta = adopted(id, bytes, modified_ms);
+            let json = serde_json::to_vec_pretty(&meta.to_json()).unwrap_or_default();
+            // Linked, not renamed, into place: a sidecar its writer renames meanwhile wins.
+            let _ = self.write_file(id, "json", false, &mut |out| {
+                out.write_all(&json).map(|()| json.len() as u64)
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes `what` to a temporary file for `ID.EXT`, syncs it and moves it into place:
+    /// renamed over whatever is there (`replace`), or linked only if nothing is.
+    fn write_file(
         &self,
-        dest: &Path,
+        id: &str,
+        ext: &str,
+        replace: bool,
         what: &mut dyn FnMut(&mut dyn Write) -> io::Result<u64>,
     ) -> Result<u64, StoreError> {
-        let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let tmp = self.dir.join(format!("{TMP}{name}"));
+        let dest = self.path(id, ext);
+        let (file, tmp) =
+            layout::create_temp(&self.dir, id, ext, self.file_mode, false, &self.next_temp)
+                .map_err(|source| StoreError::Io {
+                    op: "creating a temporary file",
+                    path: self.dir.clone(),
+                    source,
+                })?;
+        let _writing = Writing::new(&tmp);
         let result = (|| {
-            let file = File::create_new(&tmp).map_err(|source| StoreError::Io {
-                op: "creating",
-                path: tmp.clone(),
-                source,
-            })?;
             let mut out = Counting {
                 inner: BufWriter::with_capacity(1 << 20, file),
                 written: 0,
@@ -314,14 +479,19 @@ impl DirStore {
                 path: tmp.clone(),
                 source,
             })?;
-            fs::rename(&tmp, dest).map_err(|source| StoreError::Io {
-                op: "renaming into place",
-                path: dest.to_owned(),
+            let placed = if replace {
+                fs::rename(&tmp, &dest)
+            } else {
+                fs::hard_link(&tmp, &dest)
+            };
+            placed.map_err(|source| StoreError::Io {
+                op: "moving into place",
+                path: dest.clone(),
                 source,
             })?;
             Ok(n)
         })();
-        if result.is_err() {
+        if result.is_err() || !replace {
             let _ = fs::remove_file(&tmp);
         }
         result
@@ -338,42 +508,107 @@ impl DirStore {
             })
     }
 
-    /// Removes the oldest incidents past the retention (sidecar first: it is what makes an
-    /// incident visible).
+    /// Removes an incident: its dump first, so a crash in between leaves only a sidecar
+    /// without its dump (never listed, removed at the next start).
+    fn remove(&self, id: &str) {
+        let _ = fs::remove_file(self.path(id, "fdr"));
+        let _ = fs::remove_file(self.path(id, "json"));
+    }
+
+    /// Removes the oldest incidents past the retention.
     fn retain(&self) -> Result<(), StoreError> {
         let listing = self.list()?;
-        let mut bytes = 0;
-        for (i, m) in listing.incidents.iter().enumerate() {
-            bytes += m.bytes;
-            let keep =
-                i == 0 || (i < self.retention.max_count && bytes <= self.retention.max_bytes);
-            if !keep {
-                let _ = fs::remove_file(self.path(&m.id, "json"));
-                let _ = fs::remove_file(self.path(&m.id, "fdr"));
-            }
+        for id in retention_victims(&listing.incidents, self.retention, None) {
+            self.remove(id);
         }
         Ok(())
+    }
+
+    /// Before a dump is written: removes the oldest incidents that would leave no room
+    /// within `max_bytes` for a dump as big as the newest one (or as far as the last dump
+    /// got before the disk filled, if further), so a full disk frees itself.
+    fn make_room(&self) -> Result<(), StoreError> {
+        let listing = self.list()?;
+        let expected_bytes = listing
+            .incidents
+            .first()
+            .map_or(0, |m| m.bytes)
+            .max(self.short_dump_bytes.load(Ordering::Relaxed));
+        for id in retention_victims(&listing.incidents, self.retention, Some(expected_bytes)) {
+            self.remove(id);
+        }
+        Ok(())
+    }
+}
+
+/// What is known of a dump found without its sidecar, from its name: a panic dump of an
+/// earlier version (`panic-PID-SECS`), an incident id (`TIME-RULE`, `TIME-panic-PID`), or
+/// anything else (then its time is the file's).
+fn adopted(id: &str, bytes: u64, modified_ms: u64) -> IncidentMeta {
+    let numbers = |s: &str| -> Option<(u32, u64)> {
+        let (a, b) = s.split_once('-')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    };
+    let panic_pid = |rest: &str| rest.strip_prefix("panic-").and_then(|p| p.parse().ok());
+    let (rule, pid, time_unix_ms) =
+        if let Some((pid, secs)) = id.strip_prefix("panic-").and_then(numbers) {
+            ("panic".to_owned(), pid, secs.saturating_mul(1000))
+        } else if let Some((ms, rest)) = layout::parse_incident_id(id) {
+            match panic_pid(rest) {
+                Some(pid) => ("panic".to_owned(), pid, ms),
+                None => (rest.to_owned(), 0, ms),
+            }
+        } else {
+            ("unknown".to_owned(), 0, modified_ms)
+        };
+    IncidentMeta {
+        id: id.to_owned(),
+        condition: format!(
+            "{rule}: a dump found without its sidecar (written by an earlier version, or its \
+             process stopped before the sidecar); what is known comes from its name"
+        ),
+        rule,
+        metric: String::new(),
+        value: 0.0,
+        threshold: 0.0,
+        values: Vec::new(),
+        time_unix_ms,
+        host: layout::host_name(),
+        pid,
+        service_version: None,
+        bytes,
     }
 }
 
 impl IncidentStore for DirStore {
     fn put(&self, meta: &IncidentMeta, dump: &mut DumpFn<'_>) -> Result<IncidentMeta, StoreError> {
         check_id(&meta.id)?;
-        let dump_path = self.path(&meta.id, "fdr");
-        let bytes = self.write_atomically(&dump_path, dump)?;
+        self.make_room()?;
+        let bytes = match self.write_file(&meta.id, "fdr", true, dump) {
+            Ok(n) => n,
+            Err(e) => {
+                if let StoreError::Dump { written, .. } = &e {
+                    if e.is_no_space() {
+                        self.short_dump_bytes.fetch_max(*written, Ordering::Relaxed);
+                    }
+                }
+                return Err(e);
+            }
+        };
         let stored = IncidentMeta {
             bytes,
             ..meta.clone()
         };
         let json = serde_json::to_vec_pretty(&stored.to_json()).unwrap_or_default();
-        let sidecar = self.write_atomically(&self.path(&meta.id, "json"), &mut |out| {
+        let sidecar = self.write_file(&meta.id, "json", true, &mut |out| {
             out.write_all(&json).map(|()| json.len() as u64)
         });
         if let Err(e) = sidecar {
             // Without its sidecar the dump is invisible; do not leave it to take space.
-            let _ = fs::remove_file(&dump_path);
+            let _ = fs::remove_file(self.path(&meta.id, "fdr"));
             return Err(e);
         }
+        self.short_dump_bytes.store(0, Ordering::Relaxed);
         self.sync_dir()?;
         self.retain()?;
         Ok(stored)
@@ -386,15 +621,20 @@ impl IncidentStore for DirStore {
             let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
                 continue;
             };
-            if id.starts_with(TMP) || check_id(id).is_err() || !self.path(id, "fdr").exists() {
+            if check_id(id).is_err() {
                 continue;
             }
-            let read = fs::read(entry.path())
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-                .and_then(|v| IncidentMeta::from_json(&v));
-            match read {
-                Ok(m) => listing.incidents.push(m),
+            // The id and the size come from the names and the files, never from the
+            // sidecar's content.
+            let Some(bytes) = layout::regular_len(&self.path(id, "fdr")) else {
+                continue;
+            };
+            match read_sidecar(&entry.path()) {
+                Ok(m) => listing.incidents.push(IncidentMeta {
+                    id: id.to_owned(),
+                    bytes,
+                    ..m
+                }),
                 Err(why) => listing.unreadable.push((id.to_owned(), why)),
             }
         }
@@ -406,11 +646,11 @@ impl IncidentStore for DirStore {
 
     fn open(&self, id: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         check_id(id)?;
-        if !self.path(id, "json").exists() {
+        if layout::regular_len(&self.path(id, "json")).is_none() {
             return Err(StoreError::NotFound(id.to_owned()));
         }
         let path = self.path(id, "fdr");
-        match File::open(&path) {
+        match layout::open_regular(&path) {
             Ok(f) => Ok(Box::new(f)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::NotFound(id.to_owned()))
@@ -422,6 +662,26 @@ impl IncidentStore for DirStore {
             }),
         }
     }
+
+    fn warnings(&self) -> Vec<String> {
+        layout::dir_warning(&self.dir, "the incident directory", false)
+            .into_iter()
+            .collect()
+    }
+}
+
+/// A sidecar, read from a regular file of at most [`SIDECAR_MAX_BYTES`].
+fn read_sidecar(path: &Path) -> Result<IncidentMeta, String> {
+    let file = layout::open_regular(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(SIDECAR_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > SIDECAR_MAX_BYTES {
+        return Err(format!("a sidecar over {SIDECAR_MAX_BYTES} bytes"));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    IncidentMeta::from_json(&v)
 }
 
 /// Counts the bytes that reach the writer.
@@ -551,27 +811,143 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn leftovers_of_an_interrupted_write_are_cleared_and_bad_sidecars_reported() {
-        let dir = temp_dir("leftovers");
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(".tmp-x.fdr"), b"partial").unwrap();
-        fs::write(dir.join("y.fdr"), b"no sidecar").unwrap();
-        fs::write(dir.join("z.fdr"), b"dump").unwrap();
-        fs::write(dir.join("z.json"), b"{\"id\": 3}").unwrap();
-        let s = DirStore::new(&dir, Retention::default()).unwrap();
-        let mut names: Vec<_> = fs::read_dir(&dir)
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["z.fdr", "z.json"]);
+        names
+    }
+
+    #[test]
+    fn only_temporary_names_of_gone_writers_are_removed_and_orphan_dumps_become_incidents() {
+        let dir = temp_dir("leftovers");
+        fs::create_dir_all(&dir).unwrap();
+        let me = std::process::id();
+        // No process has a pid over the kernel's limit (2^22).
+        let gone = 4_194_400;
+        for name in [
+            format!(".20260101T000000.000Z-r.fdr.tmp-{gone}-0"),
+            format!(".panic.json.tmp-{gone}-3"),
+            format!(".fdr-s3.spool.tmp-{me}-1"),
+        ] {
+            fs::write(dir.join(name), b"partial").unwrap();
+        }
+        // A live writer's (pid 1 is always there), and names that are not ours.
+        let kept = [
+            ".x.fdr.tmp-1-0",
+            ".tmp-x.fdr",
+            "notes.txt",
+            "x.fdr.tmp",
+            "bad name.fdr",
+        ];
+        for name in kept {
+            fs::write(dir.join(name), b"someone's").unwrap();
+        }
+        // Dumps without a sidecar: a panic dump of an earlier version, one whose process
+        // stopped before its sidecar, and one named otherwise.
+        fs::write(dir.join("panic-4242-1700000000.fdr"), b"panic dump").unwrap();
+        fs::write(dir.join("20260102T030405.678Z-slow.fdr"), b"dump").unwrap();
+        fs::write(dir.join("y.fdr"), b"no sidecar").unwrap();
+        // A sidecar whose dump retention removed, and an unreadable one.
+        fs::write(dir.join("w.json"), b"{}").unwrap();
+        fs::write(dir.join("z.fdr"), b"dump").unwrap();
+        fs::write(dir.join("z.json"), b"{\"id\": 3}").unwrap();
+
+        let s = DirStore::new(&dir, Retention::default()).unwrap();
+        let mut want: Vec<String> = kept.iter().map(|n| n.to_string()).collect();
+        for id in [
+            "20260102T030405.678Z-slow",
+            "panic-4242-1700000000",
+            "y",
+            "z",
+        ] {
+            want.push(format!("{id}.fdr"));
+            want.push(format!("{id}.json"));
+        }
+        want.sort();
+        assert_eq!(names(&dir), want);
         let l = s.list().unwrap();
-        assert!(l.incidents.is_empty());
+        let got: Vec<_> = l
+            .incidents
+            .iter()
+            .map(|m| (m.id.as_str(), m.rule.as_str(), m.pid, m.bytes))
+            .collect();
+        // The found dump's time is its file's: now, the newest.
+        assert_eq!(
+            got,
+            [
+                ("y", "unknown", 0, 10),
+                ("20260102T030405.678Z-slow", "slow", 0, 4),
+                ("panic-4242-1700000000", "panic", 4242, 10),
+            ]
+        );
+        assert_eq!(l.incidents[2].time_unix_ms, 1_700_000_000_000);
+        assert_eq!(l.incidents[1].time_unix_ms, 1_767_323_045_678);
         assert_eq!(
             l.unreadable,
             [("z".to_owned(), "field `id`: expected a string".to_owned())]
         );
+        // A second start finds nothing more to do.
+        drop(s);
+        DirStore::new(&dir, Retention::default()).unwrap();
+        assert_eq!(names(&dir), want);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn room_is_made_before_a_dump_by_bytes_and_the_count_after() {
+        let dir = temp_dir("make-room");
+        let s = DirStore::new(
+            &dir,
+            Retention {
+                max_count: 2,
+                max_bytes: 300,
+            },
+        )
+        .unwrap();
+        s.put(&meta("a", 1), &mut write(100)).unwrap();
+        s.put(&meta("b", 2), &mut write(100)).unwrap();
+        s.put(&meta("c", 3), &mut write(100)).unwrap();
+        assert_eq!(ids(&s), ["c", "b"]);
+        // A dump that fails: the count is not applied before it, so both stay.
+        let e = s
+            .put(&meta("d", 4), &mut |_| Err(io::Error::other("no snapshot")))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Dump { written: 0, .. }), "{e}");
+        assert_eq!(ids(&s), ["c", "b"]);
+        // Bytes: with a 100-byte dump expected (the newest's size), 200 + 100 fit; a
+        // 150-byte newest makes room for 150.
+        s.put(&meta("e", 5), &mut write(150)).unwrap();
+        assert_eq!(ids(&s), ["e", "c"]);
+        let mut seen = Vec::new();
+        s.put(&meta("f", 6), &mut |out| {
+            seen = ids(&s);
+            out.write_all(&[7; 10]).map(|()| 10)
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            ["e"],
+            "c went before f was written: 150 + 100 + 150 > 300"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn taken_temporary_names_are_skipped_up_to_a_bound() {
+        let dir = temp_dir("taken-names");
+        let s = DirStore::new(&dir, Retention::default()).unwrap();
+        let pid = std::process::id();
+        for n in 0..u64::from(layout::TEMP_NAME_TRIES) {
+            fs::write(dir.join(layout::temp_name("a", "fdr", pid, n)), b"x").unwrap();
+        }
+        let e = s.put(&meta("a", 1), &mut write(10)).unwrap_err();
+        assert!(e.to_string().contains("64 temporary names up to"), "{e}");
+        // The next names are free.
+        s.put(&meta("a", 1), &mut write(10)).unwrap();
+        assert_eq!(ids(&s), ["a"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,8 +2,8 @@
 //! incident visible; the sentinel keeps sampling. (Own test binary: the recorder is
 //! process-wide.)
 //!
-//! The full disk is a real one: a 256 KiB tmpfs mounted for the test (it needs root, as CI
-//! runs; elsewhere the test says why it did not run, and fails under `CI`).
+//! The full disk is a real one: a 256 KiB tmpfs mounted for the test. It needs root (CI runs
+//! as root); without it the test fails, saying why.
 
 mod common;
 
@@ -90,38 +90,28 @@ fn failures_are_counted_and_logged_and_the_sentinel_carries_on() {
     full_disk();
 }
 
-/// Mounts a 256 KiB tmpfs at `dir`; false (saying why) when this process may not.
-fn mount_small_tmpfs(dir: &Path) -> bool {
+/// Mounts a 256 KiB tmpfs at `dir`, or fails the test saying why it could not.
+fn mount_small_tmpfs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let out = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
         .arg(dir)
         .output();
-    match out {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!(
-                "full-disk case not run: mount: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            false
-        }
-        Err(e) => {
-            eprintln!("full-disk case not run: mount: {e}");
-            false
-        }
-    }
+    let why = match out {
+        Ok(o) if o.status.success() => return,
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+        Err(e) => e.to_string(),
+    };
+    panic!(
+        "the full-disk case needs a real full disk: a 256 KiB tmpfs, which this process could \
+         not mount at {} (run the tests as root, as CI does): mount: {why}",
+        dir.display()
+    );
 }
 
 fn full_disk() {
     let dir = common::temp_dir("full-disk");
-    if !mount_small_tmpfs(&dir) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a tmpfs for the full-disk case"
-        );
-        return;
-    }
+    mount_small_tmpfs(&dir);
     struct Unmount<'a>(&'a Path);
     impl Drop for Unmount<'_> {
         fn drop(&mut self) {
@@ -149,6 +139,7 @@ fn full_disk() {
     }));
     let stats = sentinel.stats();
     assert_eq!(stats.dumps_written, 0, "{stats:?}");
+    assert!(stats.dump_failures_no_space >= 2, "{stats:?}");
     // Nothing visible, nothing left behind to fill the disk further.
     let listing = sentinel.store().list().unwrap();
     assert!(listing.incidents.is_empty() && listing.unreadable.is_empty());
@@ -178,4 +169,47 @@ fn full_disk() {
         .put(&meta, &mut |out| out.write_all(&[1; 1000]).map(|()| 1000))
         .unwrap();
     assert_eq!(store.list().unwrap().incidents.len(), 1);
+    drop(store);
+    std::fs::remove_file(dir.join("after.fdr")).unwrap();
+    std::fs::remove_file(dir.join("after.json")).unwrap();
+
+    room_is_made_before_each_dump(&dir, meta);
+}
+
+/// Incidents that fill the disk within their `max_bytes`: before each dump the oldest make
+/// room for it, so dumps go on being written. (Writing first and pruning after, the fourth
+/// dump found the disk full, and so did every later one: nothing was ever pruned.)
+fn room_is_made_before_each_dump(dir: &Path, meta: IncidentMeta) {
+    // 70 KiB dumps are 18 pages of the disk's 64, their sidecars one each: three incidents
+    // fit, and a fourth dump does not fit beside them.
+    const DUMP_BYTES: usize = 70 << 10;
+    let store = DirStore::new(
+        dir,
+        Retention {
+            max_count: 20,
+            max_bytes: 3 * DUMP_BYTES as u64,
+        },
+    )
+    .unwrap();
+    for i in 0..8u64 {
+        let meta = IncidentMeta {
+            id: format!("incident-{i}"),
+            time_unix_ms: 10 + i,
+            ..meta.clone()
+        };
+        let put = store.put(&meta, &mut |out| {
+            out.write_all(&[7; DUMP_BYTES]).map(|()| DUMP_BYTES as u64)
+        });
+        if let Err(e) = put {
+            panic!("dump {i}: {e}");
+        }
+    }
+    let ids: Vec<_> = store
+        .list()
+        .unwrap()
+        .incidents
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, ["incident-7", "incident-6", "incident-5"]);
 }

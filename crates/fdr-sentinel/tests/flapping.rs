@@ -21,6 +21,10 @@ fn flap(rule: Rule, global: Limits) -> (usize, usize) {
     for i in 0..120u32 {
         let v = if i % 2 == 0 { 50.0 } else { 0.0 };
         let step = engine.step(Duration::from_secs(5) * i, gauge(v));
+        // Each dump is written before the next sample.
+        for t in &step.triggers {
+            engine.settle(t, true);
+        }
         dumps += step.triggers.len();
         suppressed += step.suppressed.len();
     }

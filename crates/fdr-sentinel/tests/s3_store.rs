@@ -16,11 +16,11 @@ use moto::Moto;
 
 /// The binary's server, shared by its tests (each in its own bucket); it exits with the
 /// process.
-fn server() -> Option<MutexGuard<'static, Moto>> {
-    static MOTO: OnceLock<Option<Mutex<Moto>>> = OnceLock::new();
-    MOTO.get_or_init(|| Moto::start().map(Mutex::new))
-        .as_ref()
-        .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+fn server() -> MutexGuard<'static, Moto> {
+    static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
+    MOTO.get_or_init(|| Mutex::new(Moto::start()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn meta(id: &str, t: u64) -> IncidentMeta {
@@ -73,7 +73,7 @@ fn keys(names: &[(&str, u64)]) -> Vec<(String, u64)> {
 
 #[test]
 fn incidents_round_trip_and_list_newest_first_in_pages() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("round-trip", "svc/incidents");
     let store = S3Store::new(config.clone()).unwrap();
     store.create_bucket().unwrap();
@@ -158,7 +158,7 @@ fn incidents_round_trip_and_list_newest_first_in_pages() {
 
 #[test]
 fn retention_drops_the_oldest_by_count_and_bytes() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = S3Config {
         retention: Retention {
             max_count: 3,
@@ -195,7 +195,7 @@ fn retention_drops_the_oldest_by_count_and_bytes() {
 
 #[test]
 fn a_dump_that_fails_midway_leaves_no_object() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("fails-midway", "p");
     let store = S3Store::new(config.clone()).unwrap();
     store.create_bucket().unwrap();
@@ -214,7 +214,7 @@ fn a_dump_that_fails_midway_leaves_no_object() {
 
 #[test]
 fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let store = S3Store::new(moto.config("unreadable", "p")).unwrap();
     store.create_bucket().unwrap();
     store.put(&meta("good", 1), &mut write(data(5))).unwrap();
@@ -241,8 +241,102 @@ fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
 }
 
 #[test]
+fn ids_and_sizes_come_from_keys_never_from_sidecars() {
+    let mut moto = server();
+    let config = S3Config {
+        retention: Retention {
+            max_count: 1,
+            max_bytes: 1 << 30,
+        },
+        ..moto.config("ids-from-keys", "p")
+    };
+    let store = S3Store::new(config).unwrap();
+    store.create_bucket().unwrap();
+    // Outside the prefix: what retention must never reach.
+    moto.put("ids-from-keys", "victim.fdr", b"not an incident");
+    moto.put("ids-from-keys", "victim.json", b"not an incident");
+    // An old incident whose sidecar names another id, and claims no bytes.
+    moto.put("ids-from-keys", "p/old.fdr", &data(500));
+    let lie = IncidentMeta {
+        id: "../victim".into(),
+        ..meta("old", 1)
+    };
+    moto.put(
+        "ids-from-keys",
+        "p/old.json",
+        lie.to_json().to_string().as_bytes(),
+    );
+    let listing = store.list().unwrap();
+    assert_eq!(
+        listing.incidents,
+        [IncidentMeta {
+            bytes: 500,
+            ..meta("old", 1)
+        }]
+    );
+    // The next incident's retention removes `old`, and nothing outside the prefix.
+    store.put(&meta("new", 2), &mut write(data(10))).unwrap();
+    assert_eq!(ids(&store), ["new"]);
+    let left: Vec<_> = moto
+        .keys("ids-from-keys")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        left,
+        ["p/new.fdr", "p/new.json", "victim.fdr", "victim.json"]
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn spool_files_are_private_and_never_follow_a_planted_symlink() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let moto = server();
+    let config = moto.config("spool", "");
+    drop(moto);
+    let store = S3Store::new(config.clone()).unwrap();
+    store.create_bucket().unwrap();
+    let victim = config.spool_dir.with_extension("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    // Symlinks at the first spool names the store would take.
+    let planted: Vec<_> = (0..8)
+        .map(|n| {
+            let path = config
+                .spool_dir
+                .join(format!(".fdr-s3.spool.tmp-{}-{n}", std::process::id()));
+            symlink(&victim, &path).unwrap();
+            path
+        })
+        .collect();
+    let mut spooled = Vec::new();
+    store
+        .put(&meta("a", 1), &mut |out: &mut dyn Write| {
+            for e in std::fs::read_dir(&config.spool_dir).unwrap() {
+                let e = e.unwrap();
+                let m = std::fs::symlink_metadata(e.path()).unwrap();
+                if m.is_file() {
+                    spooled.push(m.permissions().mode() & 0o7777);
+                }
+            }
+            out.write_all(b"dump").map(|()| 4)
+        })
+        .unwrap();
+    assert_eq!(spooled, [0o600], "one spool file, private");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let mut got = Vec::new();
+    store.open("a").unwrap().read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"dump");
+    for p in planted {
+        std::fs::remove_file(p).unwrap();
+    }
+    assert_spool_empty(&config);
+    std::fs::remove_file(&victim).unwrap();
+}
+
+#[test]
 fn inside_a_service_runtime_the_store_works_and_drops() {
-    let Some(moto) = server() else { return };
+    let moto = server();
     let config = moto.config("in-runtime", "");
     drop(moto);
     let service = tokio::runtime::Builder::new_current_thread()
@@ -268,7 +362,7 @@ fn remote(e: &StoreError) -> (Option<u16>, Option<&str>) {
 
 #[test]
 fn wrong_credentials_and_a_missing_bucket_are_named() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("credentials", "p");
     S3Store::new(config.clone())
         .unwrap()
@@ -340,7 +434,7 @@ fn restricted(moto: &mut Moto, denied: &str, resource: &str) -> (String, String)
 
 #[test]
 fn a_refused_sidecar_takes_its_dump_away() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = moto.config("refused-sidecar", "p");
     S3Store::new(config.clone())
         .unwrap()
@@ -371,7 +465,7 @@ fn a_refused_sidecar_takes_its_dump_away() {
 
 #[test]
 fn a_key_that_may_not_delete_says_retention_failed() {
-    let Some(mut moto) = server() else { return };
+    let mut moto = server();
     let config = S3Config {
         retention: Retention {
             max_count: 1,
@@ -406,9 +500,7 @@ fn a_key_that_may_not_delete_says_retention_failed() {
 
 #[test]
 fn a_stopped_server_and_a_silent_one_are_no_answer() {
-    let Some(mut moto) = Moto::start() else {
-        return;
-    };
+    let mut moto = Moto::start();
     let store = S3Store::new(moto.config("stopped", "")).unwrap();
     store.create_bucket().unwrap();
     store.put(&meta("a", 1), &mut write(data(10))).unwrap();

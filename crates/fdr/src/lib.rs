@@ -85,7 +85,10 @@
 //! # Panics
 //!
 //! [`dump_on_panic`] writes the flight recorder to a directory when the process panics,
-//! before the previous panic hook runs (the JFR emergency dump).
+//! before the previous panic hook runs (the JFR emergency dump): each panic, up to a limit
+//! per window, becomes an incident the sentinel's directory store lists, with the panic's
+//! message and location ([`PanicDump`] sets the limit, the mode and how long to wait for the
+//! recorder while another snapshot is being written).
 //!
 // Links to items that exist only with their feature point at "Feature flags" otherwise, so
 // the docs build with any set of features.
@@ -120,7 +123,7 @@ mod off;
 pub use off::*;
 
 mod panic;
-pub use panic::dump_on_panic;
+pub use panic::{PanicDump, PanicDumpStats, dump_on_panic, panic_dump_stats};
 
 /// The trace format's types that the recording API mentions.
 pub use fdr_format::{BlockReason, LossReason, TaskId};

@@ -2,8 +2,8 @@
 //! AWS Signature Version 4 checked (`tests/s3/moto_server.py`).
 //!
 //! moto is installed with pip into this target directory on first use (pinned versions,
-//! nothing outside `target/`). Without Python or PyPI the tests say they did not run;
-//! under CI (`CI` set), that is a failure.
+//! nothing outside `target/`). Without Python, pip or PyPI the tests fail, saying why: they
+//! never pass without having run (`cargo xtask ci` installs python3-pip when missing).
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "a test helper module")]
 
@@ -96,16 +96,17 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts a server; `None` (after saying why) when moto cannot be had outside CI.
-    pub fn start() -> Option<Moto> {
-        let site = match site() {
-            Ok(s) => s,
-            Err(why) if std::env::var_os("CI").is_none() => {
-                println!("SKIPPED: the S3 store's tests against moto: {why}");
-                return None;
-            }
-            Err(why) => panic!("moto is needed under CI for the S3 store's tests: {why}"),
-        };
+    /// Starts a server; panics, saying why, when moto cannot be had.
+    pub fn start() -> Moto {
+        let site = site().unwrap_or_else(|why| {
+            panic!(
+                "the S3 store's tests run against moto's S3 server, which could not be \
+                 installed: {why}. Install python3 with pip (`cargo xtask ci` installs \
+                 python3-pip) and let pip reach PyPI, or put {MOTO_PY}, {BOTO3_PY} and \
+                 {BOTOCORE_PY} in {}",
+                tmp().join("moto-python").display()
+            )
+        });
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/moto_server.py");
         let log = std::fs::File::create(tmp().join(format!("moto-{}.log", std::process::id())))
             .expect("moto's log file");
@@ -131,7 +132,7 @@ impl Moto {
         moto.port = hello["port"].as_u64().expect("moto's port") as u16;
         moto.access_key_id = hello["access_key_id"].as_str().unwrap().to_owned();
         moto.secret_access_key = hello["secret_access_key"].as_str().unwrap().to_owned();
-        Some(moto)
+        moto
     }
 
     /// Reads the server's next JSON line, waiting at most `limit`.
