@@ -40,13 +40,7 @@ impl FlightRecorder {
     /// Starts keeping a window of recent events (the recorder must be started). Restarting
     /// with a new configuration empties the ring (its chunks are counted as overwritten).
     pub fn start(&self, config: FlightConfig) -> Result<(), Error> {
-        if config.max_bytes < crate::CHUNK_BYTES {
-            return Err(Error::Config(format!(
-                "flight max_bytes {} is below one chunk ({} bytes)",
-                config.max_bytes,
-                crate::CHUNK_BYTES
-            )));
-        }
+        config.check().map_err(Error::Config)?;
         let sh = shared();
         if sh.collector.get().is_none() {
             return Err(Error::NotStarted);

@@ -36,13 +36,23 @@ pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
 /// machine; the pool is sized to cover the longest sleep.
 pub(crate) const COLLECT_INTERVAL_IDLE: Duration = Duration::from_millis(8);
 
+/// The smallest flight `max_bytes` accepted: one chunk.
+pub const MIN_FLIGHT_BYTES: usize = CHUNK_BYTES;
+/// The largest flight `max_bytes` accepted: 2 GiB (32,768 chunks), so that every chunk the
+/// budget allows fits the hand-off and pool queues with room to spare.
+pub const MAX_FLIGHT_BYTES: usize = (POOL_QUEUE_CAP / 2) * CHUNK_BYTES;
+
 /// Flight-recorder configuration (Go's `FlightRecorderConfig`, made sharp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlightConfig {
     /// Keep at least this much history when `max_bytes` allows; chunks older than this
     /// are dropped from the window.
     pub min_age: Duration,
-    /// Hard cap on the bytes the ring keeps (whole chunks of [`CHUNK_BYTES`]).
+    /// Hard cap on the bytes the ring and its free pool keep, in whole chunks of
+    /// [`CHUNK_BYTES`] (rounded down), from [`MIN_FLIGHT_BYTES`] (one chunk) to
+    /// [`MAX_FLIGHT_BYTES`]; anything else is refused by [`crate::start`] with
+    /// [`crate::Error::Config`]. A small ring works but holds little: a quarter of it at
+    /// most (at least two chunks) is kept free for the writers, the rest is the window.
     pub max_bytes: usize,
 }
 
@@ -56,8 +66,22 @@ impl Default for FlightConfig {
 }
 
 impl FlightConfig {
+    /// The chunks `max_bytes` pays for (whole ones: the cap is hard).
     pub(crate) fn chunks(&self) -> usize {
-        self.max_bytes.div_ceil(CHUNK_BYTES)
+        self.max_bytes / CHUNK_BYTES
+    }
+
+    /// Checks the configuration; the error names the field, the value and the bounds.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !(MIN_FLIGHT_BYTES..=MAX_FLIGHT_BYTES).contains(&self.max_bytes) {
+            return Err(format!(
+                "flight max_bytes {} is outside {MIN_FLIGHT_BYTES}..={MAX_FLIGHT_BYTES} \
+                 (one {CHUNK_BYTES}-byte chunk to {} chunks)",
+                self.max_bytes,
+                MAX_FLIGHT_BYTES / CHUNK_BYTES
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -166,14 +190,12 @@ impl Shared {
             .map(|_| ChunkPtr::alloc())
     }
 
-    /// Free chunks the collector keeps ready for writers: four per live thread or a
-    /// sixteenth of the ring, whichever is more, at least 4, at most a quarter of the ring.
-    /// A writer flat out fills a chunk in about 0.3 ms, and on a busy machine the collector
-    /// may wait several milliseconds for a CPU; the pool's chunks count within `max_bytes`.
+    /// Free chunks the collector keeps ready for writers ([`pool_target`]).
     pub(crate) fn pool_target(&self) -> usize {
-        let max = self.max_chunks.load(Ordering::Relaxed);
-        let live = self.live_threads.load(Ordering::Relaxed);
-        (4 * live + 4).max(max / 16).clamp(4, (max / 4).max(2))
+        pool_target(
+            self.max_chunks.load(Ordering::Relaxed),
+            self.live_threads.load(Ordering::Relaxed),
+        )
     }
 
     /// Below this many free chunks a writer that just took one wakes the collector (a
@@ -430,6 +452,16 @@ pub(crate) fn collector_loop() {
     }
 }
 
+/// Free chunks the collector keeps ready for writers, for a budget of `max` chunks and
+/// `live` threads: four per live thread or a sixteenth of the ring, whichever is more, and
+/// at most a quarter of the ring (at least two chunks, so a ring of one chunk still has a
+/// free one for a writer's next chunk). A writer flat out fills a chunk in about 0.3 ms,
+/// and on a busy machine the collector may wait several milliseconds for a CPU; the pool's
+/// chunks count within `max_bytes`.
+pub(crate) fn pool_target(max: usize, live: usize) -> usize {
+    (4 * live + 4).max(max / 16).min((max / 4).max(2))
+}
+
 /// The collector's next sleep: short while writers draw the pool down fast, doubling (up
 /// to the idle interval) while they do not.
 pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
@@ -443,6 +475,21 @@ pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_target_fits_every_ring_size() {
+        for max in 1..=(MAX_FLIGHT_BYTES / CHUNK_BYTES) {
+            for live in [0, 1, 3, 64, 10_000] {
+                let t = pool_target(max, live);
+                assert!(t >= 2, "max {max}, live {live}: target {t}");
+                assert!(t <= (max / 4).max(2), "max {max}, live {live}: target {t}");
+            }
+        }
+        // Rings of 16 chunks and more keep at least four free, as they always did.
+        assert_eq!(pool_target(16, 0), 4);
+        assert_eq!(pool_target(1024, 3), 64);
+        assert_eq!(pool_target(1024, 100), 256);
+    }
 
     #[test]
     fn the_collector_backs_off_when_idle_and_returns_when_busy() {
