@@ -34,6 +34,11 @@
 //!   finds it: it was posted (or pushed) before the swap.
 //! - A chunk is recycled (handed to another writer) only when it is in no mailbox, ring or
 //!   queue, no longer current (`Acquire`), and has no pins (`Acquire`), in that order.
+//! - A reader's pins live in its [`Lease`]: it reads a chunk only under the lease's lock
+//!   while the lease holds the pin, and the collector, short of free chunks, may take back
+//!   (under the same lock) a pin on a chunk that left the ring; the reader then reports the
+//!   chunk lost instead of reading it. So no reader keeps a chunk from the writers for
+//!   longer than one chunk's copy.
 //! - Chunks are never freed while the recorder exists, so a stale pointer still points at a
 //!   valid chunk; the checks above decide whether its bytes may be read.
 #![allow(
@@ -41,7 +46,9 @@
     reason = "the chunk buffer is shared between its writer and pinned readers by protocol"
 )]
 
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Mutex, Ordering, lock};
 
 /// Sealed chunks a thread's mailbox holds until a drain takes them: seven, so that they and
 /// the slot fill one cache line. Past it a seal goes to the global overflow queue.
@@ -298,14 +305,6 @@ impl Chunk {
         len
     }
 
-    /// The committed prefix, borrowed. The caller must hold a pin or own the chunk.
-    #[cfg(not(loom))]
-    pub(crate) fn committed_bytes(&self) -> &[u8] {
-        let len = self.committed().min(CHUNK_BYTES);
-        // SAFETY: as in `copy_committed`.
-        unsafe { std::slice::from_raw_parts(self.base_ptr() as *const u8, len) }
-    }
-
     /// Adds a reader pin (see the module docs).
     pub fn pin(&self) {
         self.pins.fetch_add(1, Ordering::AcqRel);
@@ -319,6 +318,11 @@ impl Chunk {
     /// Writer: the chunk stopped being current (after its slot was swapped away).
     pub fn clear_current(&self) {
         self.is_current.store(false, Ordering::Release);
+    }
+
+    /// Whether a reader pins the chunk (a hint: [`Chunk::reclaimable`] decides).
+    pub fn pinned(&self) -> bool {
+        self.pins.load(Ordering::Relaxed) != 0
     }
 
     /// Whether the chunk may be handed to a writer again: no longer current, then no pins.
@@ -345,7 +349,7 @@ impl Default for Chunk {
 }
 
 /// A raw pointer to a chunk that may cross threads. Chunks live as long as the recorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkPtr(pub *const Chunk);
 
 // SAFETY: a `Chunk` is `Sync` and is never freed while pointers to it circulate.
@@ -364,6 +368,159 @@ impl ChunkPtr {
         // SAFETY: chunks are allocated by `alloc` and never freed, so the pointer is valid
         // for the rest of the process.
         unsafe { &*self.0 }
+    }
+
+    /// This use of the chunk: its owner's thread and sequence number (valid while the
+    /// caller pins the chunk, owns it, or finds it in the ring, a mailbox or a queue).
+    pub fn incarnation(self) -> Incarnation {
+        let c = self.get();
+        Incarnation {
+            chunk: self,
+            thread: c.thread.load(Ordering::Relaxed),
+            seq: c.seq.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One use of a chunk: the chunk and the thread and sequence number its owner gave it,
+/// which no later use repeats (a thread's sequence numbers only grow and thread ids are
+/// never reused). A reader that lost its pin tells by it that a chunk is another's now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Incarnation {
+    /// The chunk.
+    pub chunk: ChunkPtr,
+    /// Its owner's thread id.
+    pub thread: u32,
+    /// Its owner's sequence number for it.
+    pub seq: u32,
+}
+
+/// What the collector knew of a chunk when it took a reader's pin on it back: what
+/// sealing recorded, for the reader's loss record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Events in the chunk.
+    pub events: u64,
+    /// Its committed bytes.
+    pub bytes: u64,
+    /// Discarded events its loss record reported.
+    pub discards: u64,
+    /// It was its thread's last chunk.
+    pub last: bool,
+}
+
+#[derive(Debug, Default)]
+struct LeaseState {
+    /// Chunks pinned for the reader and not read yet (one pin each).
+    held: BTreeSet<Incarnation>,
+    /// Chunks whose pin the collector took back, and what they held.
+    revoked: BTreeMap<Incarnation, Revoked>,
+}
+
+/// A reader's pins (a snapshot's, a capture's) that the collector can take back.
+///
+/// A reader pins chunks up front (it has to: a chunk it has not pinned may be recycled
+/// before it gets to it) and writes them out at the pace of its writer. A writer that
+/// stalls must not keep chunks from the writers for ever, so the reader hands its pins to
+/// its lease ([`Lease::adopt`]), and the collector, short of free chunks, takes back the
+/// pins on chunks that already left the ring ([`Lease::revoke`]). The reader reads a
+/// chunk's bytes only through [`Lease::take`], under the lease's lock and only while the
+/// lease still holds the pin; the collector drops a pin only under the same lock. So a
+/// read never overlaps a revocation, the lock orders the read before the unpin, and the
+/// pin protocol orders the unpin before any recycling (checked by loom). The lock is held
+/// for one chunk's copy (64 KiB) at most, never while the reader's writer runs.
+#[derive(Debug, Default)]
+pub struct Lease {
+    state: Mutex<LeaseState>,
+}
+
+impl Lease {
+    /// An empty lease.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hands the lease a pin the caller holds on `inc`. Returns `false`, and drops the
+    /// caller's pin, if the lease holds one on that chunk already.
+    pub fn adopt(&self, inc: Incarnation) -> bool {
+        let mut st = lock(&self.state);
+        if st.held.insert(inc) {
+            true
+        } else {
+            inc.chunk.get().unpin();
+            false
+        }
+    }
+
+    /// Reader: if the lease still holds its pin on `inc`, copies the chunk's committed
+    /// bytes into `out` (cleared first), drops the pin, and returns their length. If the
+    /// collector took the pin back, returns what it knew of the chunk (nothing for a chunk
+    /// the lease never held); the chunk may be another's by now, and its bytes are not read.
+    pub fn take(&self, inc: Incarnation, out: &mut Vec<u8>) -> Result<usize, Revoked> {
+        self.take_sealed(inc, out).map(|(len, _)| len)
+    }
+
+    /// [`Lease::take`], with what sealing recorded (a live chunk's is not final).
+    pub(crate) fn take_sealed(
+        &self,
+        inc: Incarnation,
+        out: &mut Vec<u8>,
+    ) -> Result<(usize, SealInfo), Revoked> {
+        let mut st = lock(&self.state);
+        if !st.held.remove(&inc) {
+            out.clear();
+            return Err(st.revoked.remove(&inc).unwrap_or_default());
+        }
+        let chunk = inc.chunk.get();
+        let len = chunk.copy_committed(out);
+        let seal = chunk.seal_info();
+        // After the reads: the chunk may be recycled from here on.
+        chunk.unpin();
+        Ok((len, seal))
+    }
+
+    /// Reader: drops the lease's pin on `inc` unread, if it holds one.
+    pub fn release(&self, inc: Incarnation) {
+        let mut st = lock(&self.state);
+        if st.held.remove(&inc) {
+            inc.chunk.get().unpin();
+        }
+        st.revoked.remove(&inc);
+    }
+
+    /// Collector: takes back the lease's pin on `inc`, remembering `what` it held for the
+    /// reader. Returns whether the lease held one (`false` also once the reader took it).
+    pub fn revoke(&self, inc: Incarnation, what: Revoked) -> bool {
+        let mut st = lock(&self.state);
+        if !st.held.remove(&inc) {
+            return false;
+        }
+        inc.chunk.get().unpin();
+        st.revoked.insert(inc, what);
+        true
+    }
+
+    /// Drops every pin the lease still holds (the reader is done or gave up); returns how
+    /// many.
+    pub fn release_all(&self) -> usize {
+        let mut st = lock(&self.state);
+        let n = st.held.len();
+        for inc in std::mem::take(&mut st.held) {
+            inc.chunk.get().unpin();
+        }
+        st.revoked.clear();
+        n
+    }
+
+    /// Pins the lease holds.
+    pub fn held(&self) -> usize {
+        lock(&self.state).held.len()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.release_all();
     }
 }
 

@@ -96,7 +96,7 @@ mod recorder {
     pub use crate::chunk::CHUNK_BYTES;
     pub use crate::clock::now_ticks;
     pub use crate::error::Error;
-    pub use crate::flight::{FlightRecorder, flight};
+    pub use crate::flight::{FlightRecorder, MAX_INCIDENT_SNAPSHOTS, MAX_SNAPSHOTS, flight};
     pub use crate::intern::{
         MAX_DYNAMIC_STRINGS, MAX_SITES, MAX_STRINGS, OVERFLOW, intern_dynamic,
     };

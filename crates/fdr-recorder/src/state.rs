@@ -14,7 +14,9 @@ use std::time::Duration;
 use fdr_format::{LossReason, ProcessInfo};
 
 use crate::capture::CaptureCtl;
-use crate::chunk::{CHUNK_BYTES, ChunkMeta, ChunkPtr, Handoff, collect_sealed};
+use crate::chunk::{
+    CHUNK_BYTES, ChunkMeta, ChunkPtr, Handoff, Incarnation, Lease, Revoked, collect_sealed,
+};
 use crate::clock;
 use crate::stats::StatCells;
 use crate::sync::{Queue, lock};
@@ -119,6 +121,22 @@ pub(crate) struct Gone {
     pub(crate) discards: u64,
 }
 
+/// Whose pins a lease holds, for counting what the collector takes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// A flight-recorder snapshot: a chunk taken back had left the window (aged out).
+    Snapshot,
+    /// A capture: a chunk taken back is lost to it (it fell behind).
+    Capture,
+}
+
+/// A registered lease: a reader's pins the collector may take back.
+#[derive(Debug)]
+pub(crate) struct Leased {
+    reader: Reader,
+    lease: Arc<Lease>,
+}
+
 /// State under the core lock.
 #[derive(Debug, Default)]
 pub(crate) struct Core {
@@ -131,6 +149,8 @@ pub(crate) struct Core {
     batch: Vec<ChunkPtr>,
     pub(crate) gone: Gone,
     pub(crate) capture: Option<CaptureCtl>,
+    /// Readers' leases (snapshots and the capture in progress).
+    leases: Vec<Leased>,
 }
 
 /// Everything shared; one per process.
@@ -144,7 +164,9 @@ pub(crate) struct Shared {
     pub(crate) live_threads: AtomicUsize,
     pub(crate) max_chunks: AtomicUsize,
     pub(crate) next_thread: AtomicU32,
-    pub(crate) snapshot_busy: AtomicBool,
+    /// Snapshots being written through `write_to` and `write_incident_to`.
+    pub(crate) snapshots_running: AtomicUsize,
+    pub(crate) incident_snapshots_running: AtomicUsize,
     /// A writer asked the collector for a round it has not started yet.
     pub(crate) wake_pending: AtomicBool,
     pub(crate) collector: OnceLock<Thread>,
@@ -160,7 +182,8 @@ pub(crate) static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
     live_threads: AtomicUsize::new(0),
     max_chunks: AtomicUsize::new(CAPTURE_ONLY_CHUNKS),
     next_thread: AtomicU32::new(1),
-    snapshot_busy: AtomicBool::new(false),
+    snapshots_running: AtomicUsize::new(0),
+    incident_snapshots_running: AtomicUsize::new(0),
     wake_pending: AtomicBool::new(false),
     collector: OnceLock::new(),
     process: Mutex::new(ProcessInfo::default()),
@@ -327,6 +350,11 @@ impl Core {
         sh.stats
             .ring_bytes
             .store(self.ring_bytes as u64, Ordering::Relaxed);
+        if moved > 0
+            && let Some(cap) = &self.capture
+        {
+            cap.wake_if_pending();
+        }
         moved
     }
 
@@ -370,6 +398,60 @@ impl Core {
         true
     }
 
+    /// Registers a reader's lease, so the collector may take its pins back.
+    pub(crate) fn add_lease(&mut self, reader: Reader, lease: Arc<Lease>) {
+        self.leases.push(Leased { reader, lease });
+    }
+
+    /// Forgets a lease (its reader is done).
+    pub(crate) fn remove_lease(&mut self, lease: &Arc<Lease>) {
+        self.leases.retain(|l| !Arc::ptr_eq(&l.lease, lease));
+    }
+
+    /// Takes back the readers' pins on the oldest chunk that left the ring and that only
+    /// leased pins keep from the pool, and returns it to the pool. A capture counts the
+    /// chunk lost (it fell behind); a snapshot reports it aged out. `false` if there is
+    /// none.
+    fn revoke_oldest_retired(&mut self, sh: &Shared) -> bool {
+        for i in 0..self.retired.len() {
+            let c = self.retired[i];
+            let chunk = c.get();
+            if chunk.in_ring() || !chunk.pinned() {
+                continue;
+            }
+            // Out of the ring and sealed: its owner's facts are final until it is recycled.
+            let inc: Incarnation = c.incarnation();
+            let seal = chunk.seal_info();
+            let what = Revoked {
+                events: seal.events,
+                bytes: chunk.committed() as u64,
+                discards: seal.discards,
+                last: seal.last,
+            };
+            for l in &self.leases {
+                if l.lease.revoke(inc, what) {
+                    match l.reader {
+                        Reader::Capture => {
+                            sh.stats
+                                .lose(LossReason::CaptureBehind, what.events, what.bytes, 1);
+                        }
+                        Reader::Snapshot => {
+                            sh.stats
+                                .snapshot_chunks_released
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            // Still pinned only by a pin not yet handed to a lease (for an instant): skip.
+            if chunk.reclaimable() && sh.pool.push(c).is_ok() {
+                self.retired.remove(i);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Ages the window, keeps the ring under its cap, recycles retired chunks, and keeps
     /// the pool stocked.
     pub(crate) fn maintain(&mut self, sh: &Shared) {
@@ -391,12 +473,16 @@ impl Core {
             }
         }
         self.recycle(sh);
-        // Stock the pool: allocate within the budget, else take the oldest ring chunk.
+        // Stock the pool: allocate within the budget; else take back a chunk that left the
+        // ring but a reader (a slow snapshot or capture) still pins, so that readers never
+        // cost the window its chunks or the writers theirs; else take the ring's oldest.
         let mut rounds = target;
         while sh.pool.len() < target && rounds > 0 {
             rounds -= 1;
             if let Some(c) = sh.try_alloc() {
                 let _ = sh.pool.push(c);
+            } else if self.revoke_oldest_retired(sh) {
+                continue;
             } else if self.evict_front(sh) {
                 self.recycle(sh);
             } else {
@@ -430,24 +516,43 @@ impl Core {
     }
 }
 
-/// Chunk metadata with the sealing facts, for ordering and gap accounting.
+/// A chunk a reader pinned (its lease holds the pin), with its owner's facts, for
+/// ordering and gap accounting.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Held {
     pub(crate) chunk: ChunkPtr,
     pub(crate) meta: ChunkMeta,
 }
 
+impl Held {
+    /// A chunk the caller pinned (or finds in the ring, under the core lock).
+    pub(crate) fn of(chunk: ChunkPtr) -> Self {
+        Held {
+            chunk,
+            meta: chunk.get().meta(),
+        }
+    }
+
+    /// The use of the chunk the reader pinned.
+    pub(crate) fn inc(&self) -> Incarnation {
+        Incarnation {
+            chunk: self.chunk,
+            thread: self.meta.thread,
+            seq: self.meta.seq,
+        }
+    }
+}
+
 /// The collector thread's body: sleeps (parked) between rounds, never spins.
 pub(crate) fn collector_loop() {
     let sh = shared();
-    let mut run: Option<crate::capture::CaptureRun> = None;
     let mut sleep = COLLECT_INTERVAL;
     loop {
         std::thread::park_timeout(sleep);
         sh.wake_pending.store(false, Ordering::Relaxed);
         // How far writers drew the pool down since the last round decides the next sleep.
         let drawn_down = sh.pool.len() < sh.pool_target() / 2;
-        crate::capture::step(sh, &mut run);
+        sh.collect(&mut lock(&sh.core));
         sleep = next_sleep(sleep, drawn_down);
     }
 }

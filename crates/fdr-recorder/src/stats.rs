@@ -58,8 +58,16 @@ pub struct Stats {
     pub chunks_allocated: u64,
     /// Bytes currently in the flight ring.
     pub ring_bytes: u64,
-    /// Snapshots written by [`crate::FlightRecorder::write_to`].
+    /// Snapshots written by [`crate::FlightRecorder::write_to`] and
+    /// [`crate::FlightRecorder::write_incident_to`].
     pub snapshots: u64,
+    /// Snapshots refused with [`crate::Error::SnapshotInProgress`]: too many were being
+    /// written at once.
+    pub snapshots_refused: u64,
+    /// Chunks a snapshot in progress gave back before writing them: they had left the
+    /// window and writers needed them, so the snapshot reports them as aged out (a
+    /// ring-overwrite loss record) instead of holding memory the writers need.
+    pub snapshot_chunks_released: u64,
 }
 
 impl Stats {
@@ -107,6 +115,8 @@ pub(crate) struct StatCells {
     pub(crate) after_thread_exit: AtomicU64,
     pub(crate) threads: AtomicU64,
     pub(crate) snapshots: AtomicU64,
+    pub(crate) snapshots_refused: AtomicU64,
+    pub(crate) snapshot_chunks_released: AtomicU64,
     pub(crate) ring_bytes: AtomicU64,
 }
 
@@ -157,6 +167,8 @@ impl StatCells {
             chunks_allocated,
             ring_bytes: r(&self.ring_bytes),
             snapshots: r(&self.snapshots),
+            snapshots_refused: r(&self.snapshots_refused),
+            snapshot_chunks_released: r(&self.snapshot_chunks_released),
         }
     }
 }
