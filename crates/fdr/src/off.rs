@@ -148,6 +148,10 @@ impl FlightRecorder {
     pub fn write_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
         Err(Error::CompiledOut)
     }
+    /// Writes nothing; reports [`Error::CompiledOut`].
+    pub fn write_incident_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
+        Err(Error::CompiledOut)
+    }
 }
 
 /// A capture that never started.
