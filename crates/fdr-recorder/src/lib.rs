@@ -212,9 +212,12 @@ mod recorder {
     /// The recorder's counters.
     pub fn stats() -> Stats {
         let sh = shared();
+        let snapshots = sh.snapshots_running.load(Ordering::Relaxed)
+            + sh.incident_snapshots_running.load(Ordering::Relaxed);
         sh.stats.read(
             sh.live_threads.load(Ordering::Relaxed) as u64,
             sh.allocated.load(Ordering::Relaxed) as u64,
+            snapshots as u64,
         )
     }
 

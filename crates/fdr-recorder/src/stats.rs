@@ -64,6 +64,8 @@ pub struct Stats {
     /// Snapshots refused with [`crate::Error::SnapshotInProgress`]: too many were being
     /// written at once.
     pub snapshots_refused: u64,
+    /// Snapshots being written now (both kinds).
+    pub snapshots_running: u64,
     /// Chunks a snapshot in progress gave back before writing them: they had left the
     /// window and writers needed them, so the snapshot reports them as aged out (a
     /// ring-overwrite loss record) instead of holding memory the writers need.
@@ -153,7 +155,12 @@ impl StatCells {
         cells.add(events, bytes, chunks);
     }
 
-    pub(crate) fn read(&self, live_threads: u64, chunks_allocated: u64) -> Stats {
+    pub(crate) fn read(
+        &self,
+        live_threads: u64,
+        chunks_allocated: u64,
+        snapshots_running: u64,
+    ) -> Stats {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Stats {
             events: r(&self.events),
@@ -168,6 +175,7 @@ impl StatCells {
             ring_bytes: r(&self.ring_bytes),
             snapshots: r(&self.snapshots),
             snapshots_refused: r(&self.snapshots_refused),
+            snapshots_running,
             snapshot_chunks_released: r(&self.snapshot_chunks_released),
         }
     }
@@ -184,7 +192,7 @@ mod tests {
         cells.lose(LossReason::PoolExhausted, 3, 30, 0);
         cells.lose(LossReason::CaptureBehind, 5, 50, 1);
         cells.lose(LossReason::Oversize, 1, 9000, 0);
-        let s = cells.read(0, 0);
+        let s = cells.read(0, 0, 0);
         assert_eq!(s.aged_out_events(), 100);
         assert_eq!(s.aged_out.bytes, 1000);
         assert_eq!(s.lost_events(), 9);
