@@ -117,12 +117,7 @@ impl FlightRecorder {
     /// stalled writer costs the writers nothing and keeps no chunk, and the snapshot still
     /// ends as a whole trace once `out` accepts its bytes.
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
-        let sh = shared();
-        if sh.collector.get().is_none() {
-            return Err(Error::NotStarted);
-        }
-        let guard = SnapshotGuard::take(&sh.snapshots_running, MAX_SNAPSHOTS)?;
-        snapshot(out, &guard)
+        snapshot(out, &shared().snapshots_running, MAX_SNAPSHOTS)
     }
 
     /// Writes the window as [`FlightRecorder::write_to`] does, for an incident (the
@@ -135,17 +130,21 @@ impl FlightRecorder {
     /// loss record in the dump.
     pub fn write_incident_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
         let sh = shared();
-        if sh.collector.get().is_none() {
-            return Err(Error::NotStarted);
-        }
-        let guard = SnapshotGuard::take(&sh.incident_snapshots_running, MAX_INCIDENT_SNAPSHOTS)?;
-        snapshot(out, &guard)
+        snapshot(out, &sh.incident_snapshots_running, MAX_INCIDENT_SNAPSHOTS)
     }
 }
 
-/// A snapshot (see [`FlightRecorder::write_to`]) in the slot `guard` holds.
-fn snapshot<W: Write>(out: &mut W, guard: &SnapshotGuard) -> Result<u64, Error> {
+/// A snapshot (see [`FlightRecorder::write_to`]) in one of `max` slots `running` counts.
+fn snapshot<W: Write>(
+    out: &mut W,
+    running: &'static AtomicUsize,
+    max: usize,
+) -> Result<u64, Error> {
     let sh = shared();
+    if sh.collector.get().is_none() {
+        return Err(Error::NotStarted);
+    }
+    let guard = SnapshotGuard::take(running, max)?;
     let lease = &guard.lease;
     // 1. The ring as it is now (collecting first), pinned.
     let mut threads = BTreeMap::new();

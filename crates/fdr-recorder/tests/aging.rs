@@ -96,12 +96,7 @@ fn ring_aging_is_counted_apart_from_loss() {
 
     // The trace keeps each record's reason: the chunks that left the window are
     // ring-overwrite records.
-    let ring: u64 = d
-        .losses
-        .iter()
-        .filter(|l| l.1 == LossReason::RingOverwrite)
-        .map(|l| l.2)
-        .sum();
+    let ring = d.lost_for(LossReason::RingOverwrite);
     assert!(ring > 0, "{:?}", d.losses);
     assert!(ring <= now.aged_out_events());
 }

@@ -94,32 +94,19 @@ fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
         "a {}-byte snapshot of a {MAX_BYTES}-byte window",
         dump.len()
     );
-    assert!(
-        !d.losses.iter().any(|l| l.1 == LossReason::PoolExhausted),
-        "{:?}",
-        d.losses
-    );
+    assert_eq!(d.lost_for(LossReason::PoolExhausted), 0, "{:?}", d.losses);
 
     // The capture fell behind, counted; it ends as a whole trace that says so.
     let behind = lost(LossReason::CaptureBehind) - behind_before;
     assert!(behind > 0, "the capture kept up with a 3 ms writer? {s:?}");
     let trace = guard.stop().expect("the capture ends cleanly").0;
     let c = decode(&trace);
-    let recorded_behind: u64 = c
-        .losses
-        .iter()
-        .filter(|l| l.1 == LossReason::CaptureBehind)
-        .map(|l| l.2)
-        .sum();
+    let recorded_behind = c.lost_for(LossReason::CaptureBehind);
     assert!(
         recorded_behind > 0 && recorded_behind <= behind,
         "the trace's capture-behind records: {recorded_behind} of {behind} counted"
     );
-    assert!(
-        !c.losses.iter().any(|l| l.1 == LossReason::PoolExhausted),
-        "{:?}",
-        c.losses
-    );
+    assert_eq!(c.lost_for(LossReason::PoolExhausted), 0, "{:?}", c.losses);
     assert!(c.thread_named("busy-1").is_some());
     // Another capture may start.
     drop(fdr_recorder::capture(Vec::new()).unwrap());

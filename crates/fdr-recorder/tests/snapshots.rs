@@ -193,18 +193,9 @@ fn a_stalled_snapshot_blocks_no_incident_snapshot_and_holds_no_chunk_writers_nee
         bytes.len() as u64
     );
     let d = decode(&bytes);
-    let aged: u64 = d
-        .losses
-        .iter()
-        .filter(|l| l.1 == LossReason::RingOverwrite)
-        .map(|l| l.2)
-        .sum();
+    let aged = d.lost_for(LossReason::RingOverwrite);
     assert!(aged > 0, "{:?}", d.losses);
-    assert!(
-        !d.losses.iter().any(|l| l.1 == LossReason::PoolExhausted),
-        "{:?}",
-        d.losses
-    );
+    assert_eq!(d.lost_for(LossReason::PoolExhausted), 0, "{:?}", d.losses);
 }
 
 #[test]
