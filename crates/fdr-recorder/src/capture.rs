@@ -129,8 +129,6 @@ struct CaptureRun {
     expect: HashMap<u32, Expect>,
     last_clock: Instant,
     lease: Arc<Lease>,
-    /// One chunk's copy: the capture reads a chunk only under its lease (see `Lease`).
-    buf: Vec<u8>,
 }
 
 impl CaptureRun {
@@ -148,7 +146,6 @@ impl CaptureRun {
             expect: HashMap::new(),
             last_clock: Instant::now(),
             lease,
-            buf: Vec::with_capacity(crate::CHUNK_BYTES),
         };
         match TraceWriter::new(sink, info) {
             Ok(mut w) => {
@@ -172,7 +169,6 @@ impl CaptureRun {
                 &mut self.expect,
                 &mut self.last_clock,
                 &self.lease,
-                &mut self.buf,
                 batch,
                 announce,
                 live,
@@ -217,7 +213,6 @@ fn write_chunks(
     expect: &mut HashMap<u32, Expect>,
     last_clock: &mut Instant,
     lease: &Lease,
-    buf: &mut Vec<u8>,
     batch: &[Held],
     announce: &[(u32, u64, String)],
     live: &[Held],
@@ -239,9 +234,11 @@ fn write_chunks(
         if let Some(prev) = expect.get(&h.meta.thread) {
             trace::write_gap(w, h, prev, LossReason::CaptureBehind)?;
         }
-        match lease.take_sealed(h.inc(), buf) {
-            Ok((len, seal)) => {
-                w.write_events(ThreadId(h.meta.thread), h.meta.seq, h.meta.base_ts, buf)?;
+        match lease.read(h.inc()) {
+            Ok(r) => {
+                let bytes = r.bytes();
+                w.write_events(ThreadId(h.meta.thread), h.meta.seq, h.meta.base_ts, bytes)?;
+                let (len, seal) = (bytes.len(), r.chunk().seal_info());
                 if sealed {
                     if seal.last {
                         expect.remove(&h.meta.thread);

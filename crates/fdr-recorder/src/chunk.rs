@@ -34,11 +34,12 @@
 //!   finds it: it was posted (or pushed) before the swap.
 //! - A chunk is recycled (handed to another writer) only when it is in no mailbox, ring or
 //!   queue, no longer current (`Acquire`), and has no pins (`Acquire`), in that order.
-//! - A reader's pins live in its [`Lease`]: it reads a chunk only under the lease's lock
-//!   while the lease holds the pin, and the collector, short of free chunks, may take back
-//!   (under the same lock) a pin on a chunk that left the ring; the reader then reports the
-//!   chunk lost instead of reading it. So no reader keeps a chunk from the writers for
-//!   longer than one chunk's copy.
+//! - A reader's pins live in its [`Lease`]: it reads a chunk only through a [`Reading`],
+//!   made under the lease's lock while the lease holds the pin, and the collector, short of
+//!   free chunks, may take back (under the same lock) a pin on a chunk that left the ring,
+//!   unless that chunk is being read; the reader then reports the chunk lost instead of
+//!   reading it. So a reader whose writer stalls keeps one chunk from the writers, the one
+//!   it is writing.
 //! - Chunks are never freed while the recorder exists, so a stale pointer still points at a
 //!   valid chunk; the checks above decide whether its bytes may be read.
 #![allow(
@@ -413,6 +414,8 @@ pub struct Revoked {
 struct LeaseState {
     /// Chunks pinned for the reader and not read yet (one pin each).
     held: BTreeSet<Incarnation>,
+    /// Held chunks the reader is reading now: the collector leaves their pins alone.
+    reading: BTreeSet<Incarnation>,
     /// Chunks whose pin the collector took back, and what they held.
     revoked: BTreeMap<Incarnation, Revoked>,
 }
@@ -423,12 +426,13 @@ struct LeaseState {
 /// before it gets to it) and writes them out at the pace of its writer. A writer that
 /// stalls must not keep chunks from the writers for ever, so the reader hands its pins to
 /// its lease ([`Lease::adopt`]), and the collector, short of free chunks, takes back the
-/// pins on chunks that already left the ring ([`Lease::revoke`]). The reader reads a
-/// chunk's bytes only through [`Lease::take`], under the lease's lock and only while the
-/// lease still holds the pin; the collector drops a pin only under the same lock. So a
-/// read never overlaps a revocation, the lock orders the read before the unpin, and the
-/// pin protocol orders the unpin before any recycling (checked by loom). The lock is held
-/// for one chunk's copy (64 KiB) at most, never while the reader's writer runs.
+/// pins on chunks that already left the ring ([`Lease::revoke`]), except on the one chunk
+/// the reader is reading. The reader reads a chunk's bytes only through a [`Reading`]
+/// ([`Lease::read`]), which exists only while the lease holds the pin and marks the chunk
+/// as being read; the collector drops a pin only under the lease's lock and never on a
+/// chunk being read. So a read never overlaps a revocation, and the pin (dropped when the
+/// `Reading` ends, after the read) keeps the chunk from being recycled meanwhile (checked
+/// by loom). A reader whose writer stalls keeps one chunk, the one it is writing.
 #[derive(Debug, Default)]
 pub struct Lease {
     state: Mutex<LeaseState>,
@@ -452,47 +456,35 @@ impl Lease {
         }
     }
 
-    /// Reader: if the lease still holds its pin on `inc`, copies the chunk's committed
-    /// bytes into `out` (cleared first), drops the pin, and returns their length. If the
-    /// collector took the pin back, returns what it knew of the chunk (nothing for a chunk
-    /// the lease never held); the chunk may be another's by now, and its bytes are not read.
-    pub fn take(&self, inc: Incarnation, out: &mut Vec<u8>) -> Result<usize, Revoked> {
-        self.take_sealed(inc, out).map(|(len, _)| len)
-    }
-
-    /// [`Lease::take`], with what sealing recorded (a live chunk's is not final).
-    pub(crate) fn take_sealed(
-        &self,
-        inc: Incarnation,
-        out: &mut Vec<u8>,
-    ) -> Result<(usize, SealInfo), Revoked> {
+    /// Reader: if the lease still holds its pin on `inc`, the chunk to read; the
+    /// collector leaves it alone until the [`Reading`] ends, which drops the pin. If the
+    /// collector took the pin back, what it knew of the chunk (nothing for a chunk the
+    /// lease never held); the chunk may be another's by now, and its bytes must not be read.
+    pub fn read(&self, inc: Incarnation) -> Result<Reading<'_>, Revoked> {
         let mut st = lock(&self.state);
-        if !st.held.remove(&inc) {
-            out.clear();
+        if !st.held.contains(&inc) {
             return Err(st.revoked.remove(&inc).unwrap_or_default());
         }
-        let chunk = inc.chunk.get();
-        let len = chunk.copy_committed(out);
-        let seal = chunk.seal_info();
-        // After the reads: the chunk may be recycled from here on.
-        chunk.unpin();
-        Ok((len, seal))
+        st.reading.insert(inc);
+        Ok(Reading { lease: self, inc })
     }
 
-    /// Reader: drops the lease's pin on `inc` unread, if it holds one.
+    /// Reader: drops the lease's pin on `inc` unread, if it holds one (and it is not being
+    /// read).
     pub fn release(&self, inc: Incarnation) {
         let mut st = lock(&self.state);
-        if st.held.remove(&inc) {
+        if !st.reading.contains(&inc) && st.held.remove(&inc) {
             inc.chunk.get().unpin();
         }
         st.revoked.remove(&inc);
     }
 
     /// Collector: takes back the lease's pin on `inc`, remembering `what` it held for the
-    /// reader. Returns whether the lease held one (`false` also once the reader took it).
+    /// reader. Returns whether it did: `false` if the lease holds no pin on it (or the
+    /// reader already read it), or the reader is reading it now.
     pub fn revoke(&self, inc: Incarnation, what: Revoked) -> bool {
         let mut st = lock(&self.state);
-        if !st.held.remove(&inc) {
+        if st.reading.contains(&inc) || !st.held.remove(&inc) {
             return false;
         }
         inc.chunk.get().unpin();
@@ -500,16 +492,21 @@ impl Lease {
         true
     }
 
-    /// Drops every pin the lease still holds (the reader is done or gave up); returns how
-    /// many.
+    /// Drops every pin the lease still holds but the ones being read (the reader is done
+    /// or gave up); returns how many.
     pub fn release_all(&self) -> usize {
         let mut st = lock(&self.state);
-        let n = st.held.len();
-        for inc in std::mem::take(&mut st.held) {
-            inc.chunk.get().unpin();
-        }
+        let st = &mut *st;
+        let before = st.held.len();
+        st.held.retain(|inc| {
+            let keep = st.reading.contains(inc);
+            if !keep {
+                inc.chunk.get().unpin();
+            }
+            keep
+        });
         st.revoked.clear();
-        n
+        before - st.held.len()
     }
 
     /// Pins the lease holds.
@@ -521,6 +518,50 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.release_all();
+    }
+}
+
+/// A chunk a reader reads through its [`Lease`]: pinned, and left alone by the collector,
+/// until this ends; then the pin goes.
+#[derive(Debug)]
+pub struct Reading<'a> {
+    lease: &'a Lease,
+    inc: Incarnation,
+}
+
+impl Reading<'_> {
+    /// The chunk.
+    pub fn chunk(&self) -> &Chunk {
+        self.inc.chunk.get()
+    }
+
+    /// Copies the chunk's committed bytes into `out` (cleared first); returns their length.
+    pub fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
+        self.chunk().copy_committed(out)
+    }
+
+    /// The chunk's committed bytes, borrowed for as long as the reading lasts.
+    #[cfg(not(loom))]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        let chunk = self.chunk();
+        let len = chunk.committed().min(CHUNK_BYTES);
+        // SAFETY: the lease holds a pin on this use of the chunk and no one takes it back
+        // while the chunk is being read (`Lease::revoke` skips it), so the chunk is not
+        // recycled while the borrow lives; the bytes below the committed length were
+        // published by the `Acquire` in `committed()` and are never rewritten while the
+        // chunk is pinned (module docs).
+        unsafe { std::slice::from_raw_parts(chunk.base_ptr() as *const u8, len) }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.lease.state);
+        st.reading.remove(&self.inc);
+        // After the reads (they happen before this call): the chunk may be recycled from here.
+        if st.held.remove(&self.inc) {
+            self.inc.chunk.get().unpin();
+        }
     }
 }
 

@@ -110,12 +110,12 @@ impl FlightRecorder {
     /// [`FlightRecorder::write_incident_to`], which no `write_to` can crowd out.
     ///
     /// A snapshot never holds memory the writers need, however slow `out` is: it pins the
-    /// window's chunks when it starts and copies each out (64 KiB at a time) just before
-    /// writing it; when writers need a chunk that left the window before the snapshot got
-    /// to it, the collector takes it back, and the snapshot writes a ring-overwrite loss
-    /// record in its place (counted in [`crate::Stats::snapshot_chunks_released`]). So a
-    /// stalled writer costs the writers nothing and keeps no chunk, and the snapshot still
-    /// ends as a whole trace once `out` accepts its bytes.
+    /// window's chunks when it starts; when writers need a chunk that left the window before
+    /// the snapshot got to it, the collector takes it back, and the snapshot writes a
+    /// ring-overwrite loss record in its place (counted in
+    /// [`crate::Stats::snapshot_chunks_released`]). So a stalled `out` keeps one chunk (the
+    /// one being written) and costs the writers nothing, and the snapshot still ends as a
+    /// whole trace once `out` accepts its bytes.
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
         snapshot(out, &shared().snapshots_running, MAX_SNAPSHOTS)
     }
@@ -223,24 +223,24 @@ fn write_window<W: Write>(
     trace::full_table(&mut t, threads);
     w.write_table(&t, true).map_err(|e| io(&w, e))?;
     let mut prev: Option<(u32, Expect)> = None;
-    // One chunk's copy: the snapshot reads a chunk only under its lease (see `Lease`).
-    let mut buf = Vec::with_capacity(crate::CHUNK_BYTES);
     for (i, h) in held.iter().enumerate() {
         let expect = match prev {
             Some((t, e)) if t == h.meta.thread => e,
             _ => Expect::default(),
         };
         trace::write_gap(&mut w, h, &expect, LossReason::RingOverwrite).map_err(|e| io(&w, e))?;
-        let next = match lease.take_sealed(h.inc(), &mut buf) {
-            Ok((len, seal)) => {
+        // The chunk is read through the lease: the collector leaves it alone meanwhile.
+        let next = match lease.read(h.inc()) {
+            Ok(r) => {
+                let bytes = r.bytes();
                 w.write_events(
                     fdr_format::ThreadId(h.meta.thread),
                     h.meta.seq,
                     h.meta.base_ts,
-                    &buf,
+                    bytes,
                 )
                 .map_err(|e| io(&w, e))?;
-                Expect::after(&h.meta, &seal, len)
+                Expect::after(&h.meta, &r.chunk().seal_info(), bytes.len())
             }
             // It left the window and writers needed it before we got to it.
             Err(what) => trace::write_revoked(&mut w, h, &what, LossReason::RingOverwrite)
