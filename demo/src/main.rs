@@ -221,13 +221,12 @@ fn run() -> Result<(), BoxError> {
     );
     runtime.shutdown_timeout(Duration::from_secs(1));
     let stats = fdr::stats();
-    let aged_out = stats.lost_for(fdr::LossReason::RingOverwrite).events;
     println!(
         "  recorder: {} events in {}, {} older events aged out of the window, {} lost\n",
         stats.events,
         size(stats.bytes),
-        aged_out,
-        stats.lost_events() - aged_out
+        stats.aged_out_events(),
+        stats.lost_events()
     );
 
     diagnose(&incident, &args)?;

@@ -1,7 +1,7 @@
 //! On-demand captures: one at a time in the process, a cooldown between them, output
 //! capped in bytes, ended at once when the client leaves.
 //!
-//! The recorder's collector thread writes the capture into a [`CaptureWriter`], which never
+//! The recorder's capture thread writes the capture into a [`CaptureWriter`], which never
 //! blocks it: whole batches go to the response body through a bounded channel, and a client
 //! that lets the channel fill loses its capture (the body is then cut with an error). The
 //! writer frames the stream itself, so the byte cap falls between two batches and the trace
@@ -236,7 +236,7 @@ impl CaptureRun {
     }
 }
 
-/// The writer the recorder's collector streams the capture into. Never blocks.
+/// The writer the recorder's capture thread streams the capture into. Never blocks.
 pub(crate) struct CaptureWriter {
     framer: Framer,
     tx: mpsc::Sender<Bytes>,

@@ -125,10 +125,7 @@ async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families()
     assert_eq!(e.types["fdr_tasks_alive"], "gauge");
     assert!(e.value("fdr_recorder_events_total", &[]).unwrap() >= 100_000.0);
     assert_eq!(
-        e.value(
-            "fdr_recorder_lost_events_by_reason_total",
-            &[("reason", "ring_overwrite")]
-        ),
+        e.value("fdr_recorder_aged_out_events_total", &[]),
         Some(0.0)
     );
     // The sentinel's counters.

@@ -34,6 +34,12 @@
 //!   finds it: it was posted (or pushed) before the swap.
 //! - A chunk is recycled (handed to another writer) only when it is in no mailbox, ring or
 //!   queue, no longer current (`Acquire`), and has no pins (`Acquire`), in that order.
+//! - A reader's pins live in its [`Lease`]: it reads a chunk only through a [`Reading`],
+//!   made under the lease's lock while the lease holds the pin, and the collector, short of
+//!   free chunks, may take back (under the same lock) a pin on a chunk that left the ring,
+//!   unless that chunk is being read; the reader then reports the chunk lost instead of
+//!   reading it. So a reader whose writer stalls keeps one chunk from the writers, the one
+//!   it is writing.
 //! - Chunks are never freed while the recorder exists, so a stale pointer still points at a
 //!   valid chunk; the checks above decide whether its bytes may be read.
 #![allow(
@@ -41,7 +47,9 @@
     reason = "the chunk buffer is shared between its writer and pinned readers by protocol"
 )]
 
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Mutex, Ordering, lock};
 
 /// Sealed chunks a thread's mailbox holds until a drain takes them: seven, so that they and
 /// the slot fill one cache line. Past it a seal goes to the global overflow queue.
@@ -298,14 +306,6 @@ impl Chunk {
         len
     }
 
-    /// The committed prefix, borrowed. The caller must hold a pin or own the chunk.
-    #[cfg(not(loom))]
-    pub(crate) fn committed_bytes(&self) -> &[u8] {
-        let len = self.committed().min(CHUNK_BYTES);
-        // SAFETY: as in `copy_committed`.
-        unsafe { std::slice::from_raw_parts(self.base_ptr() as *const u8, len) }
-    }
-
     /// Adds a reader pin (see the module docs).
     pub fn pin(&self) {
         self.pins.fetch_add(1, Ordering::AcqRel);
@@ -319,6 +319,11 @@ impl Chunk {
     /// Writer: the chunk stopped being current (after its slot was swapped away).
     pub fn clear_current(&self) {
         self.is_current.store(false, Ordering::Release);
+    }
+
+    /// Whether a reader pins the chunk (a hint: [`Chunk::reclaimable`] decides).
+    pub fn pinned(&self) -> bool {
+        self.pins.load(Ordering::Relaxed) != 0
     }
 
     /// Whether the chunk may be handed to a writer again: no longer current, then no pins.
@@ -345,7 +350,7 @@ impl Default for Chunk {
 }
 
 /// A raw pointer to a chunk that may cross threads. Chunks live as long as the recorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkPtr(pub *const Chunk);
 
 // SAFETY: a `Chunk` is `Sync` and is never freed while pointers to it circulate.
@@ -364,6 +369,199 @@ impl ChunkPtr {
         // SAFETY: chunks are allocated by `alloc` and never freed, so the pointer is valid
         // for the rest of the process.
         unsafe { &*self.0 }
+    }
+
+    /// This use of the chunk: its owner's thread and sequence number (valid while the
+    /// caller pins the chunk, owns it, or finds it in the ring, a mailbox or a queue).
+    pub fn incarnation(self) -> Incarnation {
+        let c = self.get();
+        Incarnation {
+            chunk: self,
+            thread: c.thread.load(Ordering::Relaxed),
+            seq: c.seq.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One use of a chunk: the chunk and the thread and sequence number its owner gave it,
+/// which no later use repeats (a thread's sequence numbers only grow and thread ids are
+/// never reused). A reader that lost its pin tells by it that a chunk is another's now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Incarnation {
+    /// The chunk.
+    pub chunk: ChunkPtr,
+    /// Its owner's thread id.
+    pub thread: u32,
+    /// Its owner's sequence number for it.
+    pub seq: u32,
+}
+
+/// What the collector knew of a chunk when it took a reader's pin on it back: what
+/// sealing recorded, for the reader's loss record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Events in the chunk.
+    pub events: u64,
+    /// Its committed bytes.
+    pub bytes: u64,
+    /// Discarded events its loss record reported.
+    pub discards: u64,
+    /// It was its thread's last chunk.
+    pub last: bool,
+}
+
+#[derive(Debug, Default)]
+struct LeaseState {
+    /// Chunks pinned for the reader and not read yet (one pin each).
+    held: BTreeSet<Incarnation>,
+    /// Held chunks the reader is reading now: the collector leaves their pins alone.
+    reading: BTreeSet<Incarnation>,
+    /// Chunks whose pin the collector took back, and what they held.
+    revoked: BTreeMap<Incarnation, Revoked>,
+}
+
+/// A reader's pins (a snapshot's, a capture's) that the collector can take back.
+///
+/// A reader pins chunks up front (it has to: a chunk it has not pinned may be recycled
+/// before it gets to it) and writes them out at the pace of its writer. A writer that
+/// stalls must not keep chunks from the writers for ever, so the reader hands its pins to
+/// its lease ([`Lease::adopt`]), and the collector, short of free chunks, takes back the
+/// pins on chunks that already left the ring ([`Lease::revoke`]), except on the one chunk
+/// the reader is reading. The reader reads a chunk's bytes only through a [`Reading`]
+/// ([`Lease::read`]), which exists only while the lease holds the pin and marks the chunk
+/// as being read; the collector drops a pin only under the lease's lock and never on a
+/// chunk being read. So a read never overlaps a revocation, and the pin (dropped when the
+/// `Reading` ends, after the read) keeps the chunk from being recycled meanwhile (checked
+/// by loom). A reader whose writer stalls keeps one chunk, the one it is writing.
+#[derive(Debug, Default)]
+pub struct Lease {
+    state: Mutex<LeaseState>,
+}
+
+impl Lease {
+    /// An empty lease.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hands the lease a pin the caller holds on `inc`. Returns `false`, and drops the
+    /// caller's pin, if the lease holds one on that chunk already.
+    pub fn adopt(&self, inc: Incarnation) -> bool {
+        let mut st = lock(&self.state);
+        if st.held.insert(inc) {
+            true
+        } else {
+            inc.chunk.get().unpin();
+            false
+        }
+    }
+
+    /// Reader: if the lease still holds its pin on `inc`, the chunk to read; the
+    /// collector leaves it alone until the [`Reading`] ends, which drops the pin. If the
+    /// collector took the pin back, what it knew of the chunk (nothing for a chunk the
+    /// lease never held); the chunk may be another's by now, and its bytes must not be read.
+    pub fn read(&self, inc: Incarnation) -> Result<Reading<'_>, Revoked> {
+        let mut st = lock(&self.state);
+        if !st.held.contains(&inc) {
+            return Err(st.revoked.remove(&inc).unwrap_or_default());
+        }
+        st.reading.insert(inc);
+        Ok(Reading { lease: self, inc })
+    }
+
+    /// Reader: drops the lease's pin on `inc` unread, if it holds one (and it is not being
+    /// read).
+    pub fn release(&self, inc: Incarnation) {
+        let mut st = lock(&self.state);
+        if !st.reading.contains(&inc) && st.held.remove(&inc) {
+            inc.chunk.get().unpin();
+        }
+        st.revoked.remove(&inc);
+    }
+
+    /// Collector: takes back the lease's pin on `inc`, remembering `what` it held for the
+    /// reader. Returns whether it did: `false` if the lease holds no pin on it (or the
+    /// reader already read it), or the reader is reading it now.
+    pub fn revoke(&self, inc: Incarnation, what: Revoked) -> bool {
+        let mut st = lock(&self.state);
+        if st.reading.contains(&inc) || !st.held.remove(&inc) {
+            return false;
+        }
+        inc.chunk.get().unpin();
+        st.revoked.insert(inc, what);
+        true
+    }
+
+    /// Drops every pin the lease still holds but the ones being read (the reader is done
+    /// or gave up); returns how many.
+    pub fn release_all(&self) -> usize {
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        let before = st.held.len();
+        st.held.retain(|inc| {
+            let keep = st.reading.contains(inc);
+            if !keep {
+                inc.chunk.get().unpin();
+            }
+            keep
+        });
+        st.revoked.clear();
+        before - st.held.len()
+    }
+
+    /// Pins the lease holds.
+    pub fn held(&self) -> usize {
+        lock(&self.state).held.len()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
+/// A chunk a reader reads through its [`Lease`]: pinned, and left alone by the collector,
+/// until this ends; then the pin goes.
+#[derive(Debug)]
+pub struct Reading<'a> {
+    lease: &'a Lease,
+    inc: Incarnation,
+}
+
+impl Reading<'_> {
+    /// The chunk.
+    pub fn chunk(&self) -> &Chunk {
+        self.inc.chunk.get()
+    }
+
+    /// Copies the chunk's committed bytes into `out` (cleared first); returns their length.
+    pub fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
+        self.chunk().copy_committed(out)
+    }
+
+    /// The chunk's committed bytes, borrowed for as long as the reading lasts.
+    #[cfg(not(loom))]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        let chunk = self.chunk();
+        let len = chunk.committed().min(CHUNK_BYTES);
+        // SAFETY: the lease holds a pin on this use of the chunk and no one takes it back
+        // while the chunk is being read (`Lease::revoke` skips it), so the chunk is not
+        // recycled while the borrow lives; the bytes below the committed length were
+        // published by the `Acquire` in `committed()` and are never rewritten while the
+        // chunk is pinned (module docs).
+        unsafe { std::slice::from_raw_parts(chunk.base_ptr() as *const u8, len) }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut st = lock(&self.lease.state);
+        st.reading.remove(&self.inc);
+        // After the reads (they happen before this call): the chunk may be recycled from here.
+        if st.held.remove(&self.inc) {
+            self.inc.chunk.get().unpin();
+        }
     }
 }
 

@@ -6,8 +6,11 @@ use std::io;
 /// What went wrong with a recorder operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Another snapshot is being written; snapshots run one at a time.
-    #[error("a flight-recorder snapshot is already being written; retry when it finishes")]
+    /// Too many snapshots are being written at once ([`crate::MAX_SNAPSHOTS`] through
+    /// `write_to`, or [`crate::MAX_INCIDENT_SNAPSHOTS`] through `write_incident_to`).
+    #[error(
+        "too many flight-recorder snapshots are being written at once; retry when one finishes"
+    )]
     SnapshotInProgress,
     /// A capture is running; captures run one at a time.
     #[error("a capture is already running; stop it before starting another")]

@@ -1,14 +1,17 @@
 //! The flight recorder (Go 1.25's `FlightRecorder`, made sharp): the newest chunks in a
-//! ring bounded by `max_bytes`, written out on demand without stopping writers.
+//! ring bounded by `max_bytes`, written out on demand without stopping writers, by several
+//! snapshots at once if need be, none of which holds memory the writers need.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fdr_format::{LossReason, TableEncoder, TraceWriter};
 
+use crate::chunk::{ChunkPtr, Incarnation, Lease};
 use crate::error::Error;
-use crate::state::{FlightConfig, Held, shared};
+use crate::state::{FlightConfig, Held, Reader, shared};
 use crate::sync::lock;
 use crate::trace::{self, Expect};
 
@@ -21,32 +24,50 @@ pub fn flight() -> FlightRecorder {
     FlightRecorder(())
 }
 
-/// Releases the snapshot flag and unpins whatever a snapshot still holds.
+/// `write_to` snapshots written at once; one more gets [`Error::SnapshotInProgress`].
+pub const MAX_SNAPSHOTS: usize = 4;
+/// `write_incident_to` snapshots written at once (besides any `write_to`); one more gets
+/// [`Error::SnapshotInProgress`].
+pub const MAX_INCIDENT_SNAPSHOTS: usize = 16;
+
+/// A snapshot's slot and lease: gives the slot back, and the pins it still holds, when the
+/// snapshot is done (or fails, or panics).
 struct SnapshotGuard {
-    held: Vec<Held>,
-    next: usize,
+    lease: Arc<Lease>,
+    running: &'static AtomicUsize,
+}
+
+impl SnapshotGuard {
+    /// Takes one of `max` slots counted by `running`, or refuses.
+    fn take(running: &'static AtomicUsize, max: usize) -> Result<Self, Error> {
+        let sh = shared();
+        running
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| {
+                sh.stats.snapshots_refused.fetch_add(1, Ordering::Relaxed);
+                Error::SnapshotInProgress
+            })?;
+        let lease = Arc::new(Lease::new());
+        lock(&sh.core).add_lease(Reader::Snapshot, lease.clone());
+        Ok(SnapshotGuard { lease, running })
+    }
 }
 
 impl Drop for SnapshotGuard {
     fn drop(&mut self) {
-        for h in &self.held[self.next..] {
-            h.chunk.get().unpin();
-        }
-        shared().snapshot_busy.store(false, Ordering::Release);
+        lock(&shared().core).remove_lease(&self.lease);
+        self.lease.release_all();
+        self.running.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl FlightRecorder {
     /// Starts keeping a window of recent events (the recorder must be started). Restarting
-    /// with a new configuration empties the ring (its chunks are counted as overwritten).
+    /// with a new configuration empties the ring (its chunks are counted as aged out).
     pub fn start(&self, config: FlightConfig) -> Result<(), Error> {
-        if config.max_bytes < crate::CHUNK_BYTES {
-            return Err(Error::Config(format!(
-                "flight max_bytes {} is below one chunk ({} bytes)",
-                config.max_bytes,
-                crate::CHUNK_BYTES
-            )));
-        }
+        config.check().map_err(Error::Config)?;
         let sh = shared();
         if sh.collector.get().is_none() {
             return Err(Error::NotStarted);
@@ -83,76 +104,102 @@ impl FlightRecorder {
     /// thread's current chunk) as a trace that decodes on its own. Writers keep recording;
     /// the ring is not cleared. Returns the bytes written.
     ///
-    /// One snapshot at a time: a concurrent call gets [`Error::SnapshotInProgress`] at once.
+    /// Snapshots run side by side: up to [`MAX_SNAPSHOTS`] `write_to` calls at once, and
+    /// one more gets [`Error::SnapshotInProgress`] at once (counted in
+    /// [`crate::Stats::snapshots_refused`]). Incident dumps use
+    /// [`FlightRecorder::write_incident_to`], which no `write_to` can crowd out.
+    ///
+    /// A snapshot never holds memory the writers need, however slow `out` is: it pins the
+    /// window's chunks when it starts; when writers need a chunk that left the window before
+    /// the snapshot got to it, the collector takes it back, and the snapshot writes a
+    /// ring-overwrite loss record in its place (counted in
+    /// [`crate::Stats::snapshot_chunks_released`]). So a stalled `out` keeps one chunk (the
+    /// one being written) and costs the writers nothing, and the snapshot still ends as a
+    /// whole trace once `out` accepts its bytes.
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
-        let sh = shared();
-        if sh.collector.get().is_none() {
-            return Err(Error::NotStarted);
-        }
-        if sh
-            .snapshot_busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(Error::SnapshotInProgress);
-        }
-        let mut guard = SnapshotGuard {
-            held: Vec::new(),
-            next: 0,
-        };
-        // 1. The ring as it is now (collecting first), pinned.
-        let mut threads = BTreeMap::new();
-        let gone = {
-            let mut core = lock(&sh.core);
-            sh.collect(&mut core);
-            pin_ring(&core.ring, &mut guard.held, &mut HashSet::new());
-            for r in core.thread_records() {
-                threads.insert(r.0, r);
-            }
-            core.gone
-        };
-        // 2. Every live thread's current chunk.
-        let live = trace::pin_live(sh);
-        // 3. Chunks sealed meanwhile (a thread that sealed its chunk after step 1 posted it
-        //    to its mailbox, or the overflow queue, before we could see its next chunk, so
-        //    collecting again finds it).
-        {
-            let mut core = lock(&sh.core);
-            sh.collect(&mut core);
-            let mut seen: HashSet<_> = guard.held.iter().map(|h| h.chunk).collect();
-            pin_ring(&core.ring, &mut guard.held, &mut seen);
-            for r in core.thread_records() {
-                threads.insert(r.0, r);
-            }
-        }
-        let sealed = std::mem::take(&mut guard.held);
-        let (sealed, live) = trace::merge_live(sealed, live);
-        // Per thread: sealed chunks by sequence, then its live chunk.
-        let mut all = sealed;
-        all.extend(live);
-        all.sort_by_key(|h| (h.meta.thread, h.meta.seq));
-        guard.held = all;
+        snapshot(out, &shared().snapshots_running, MAX_SNAPSHOTS)
+    }
 
-        let info = lock(&sh.process).clone();
-        let threads: Vec<_> = threads.into_values().collect();
-        let result = write_window(out, &info, &threads, &mut guard, gone);
-        sh.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-        result
+    /// Writes the window as [`FlightRecorder::write_to`] does, for an incident (the
+    /// sentinel's dump, the panic dump): it runs beside every other snapshot, however many
+    /// `write_to` calls are running and however slow their writers (an admin download, a
+    /// user's snapshot), and is never refused because of them. Only when
+    /// [`MAX_INCIDENT_SNAPSHOTS`] incident snapshots are being written at once does one more
+    /// get [`Error::SnapshotInProgress`]. Like any snapshot, it never holds memory the
+    /// writers need: a chunk that leaves the window before it is written is a ring-overwrite
+    /// loss record in the dump.
+    pub fn write_incident_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
+        let sh = shared();
+        snapshot(out, &sh.incident_snapshots_running, MAX_INCIDENT_SNAPSHOTS)
     }
 }
 
+/// A snapshot (see [`FlightRecorder::write_to`]) in one of `max` slots `running` counts.
+fn snapshot<W: Write>(
+    out: &mut W,
+    running: &'static AtomicUsize,
+    max: usize,
+) -> Result<u64, Error> {
+    let sh = shared();
+    if sh.collector.get().is_none() {
+        return Err(Error::NotStarted);
+    }
+    let guard = SnapshotGuard::take(running, max)?;
+    let lease = &guard.lease;
+    // 1. The ring as it is now (collecting first), pinned.
+    let mut threads = BTreeMap::new();
+    let mut sealed = Vec::new();
+    let mut seen = HashSet::new();
+    let gone = {
+        let mut core = lock(&sh.core);
+        sh.collect(&mut core);
+        pin_ring(&core.ring, lease, &mut sealed, &mut seen);
+        for r in core.thread_records() {
+            threads.insert(r.0, r);
+        }
+        core.gone
+    };
+    // 2. Every live thread's current chunk.
+    let live = trace::pin_live(sh, lease);
+    // 3. Chunks sealed meanwhile (a thread that sealed its chunk after step 1 posted it to
+    //    its mailbox, or the overflow queue, before we could see its next chunk, so
+    //    collecting again finds it).
+    {
+        let mut core = lock(&sh.core);
+        sh.collect(&mut core);
+        pin_ring(&core.ring, lease, &mut sealed, &mut seen);
+        for r in core.thread_records() {
+            threads.insert(r.0, r);
+        }
+    }
+    let (sealed, live) = trace::merge_live(sealed, live);
+    // Per thread: sealed chunks by sequence, then its live chunk.
+    let mut all = sealed;
+    all.extend(live);
+    all.sort_by_key(|h| (h.meta.thread, h.meta.seq));
+
+    let info = lock(&sh.process).clone();
+    let threads: Vec<_> = threads.into_values().collect();
+    let result = write_window(out, &info, &threads, lease, &all, gone);
+    sh.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+    result
+}
+
+/// Pins the ring's chunks not pinned yet (by their use, `seen`), for the snapshot's lease.
 fn pin_ring(
-    ring: &std::collections::VecDeque<crate::chunk::ChunkPtr>,
+    ring: &std::collections::VecDeque<ChunkPtr>,
+    lease: &Lease,
     held: &mut Vec<Held>,
-    seen: &mut HashSet<crate::chunk::ChunkPtr>,
+    seen: &mut HashSet<Incarnation>,
 ) {
     for &c in ring {
-        if seen.insert(c) {
+        let h = Held::of(c);
+        if seen.insert(h.inc()) {
             c.get().pin();
-            held.push(Held {
-                chunk: c,
-                meta: c.get().meta(),
-            });
+            // A live chunk pinned since and collected now: the lease keeps one pin for
+            // both, and `merge_live` keeps this entry.
+            lease.adopt(h.inc());
+            held.push(h);
         }
     }
 }
@@ -161,7 +208,8 @@ fn write_window<W: Write>(
     out: &mut W,
     info: &fdr_format::ProcessInfo,
     threads: &[(u32, u64, String)],
-    guard: &mut SnapshotGuard,
+    lease: &Lease,
+    held: &[Held],
     gone: crate::state::Gone,
 ) -> Result<u64, Error> {
     let counting = Counting { inner: out, n: 0 };
@@ -175,36 +223,36 @@ fn write_window<W: Write>(
     trace::full_table(&mut t, threads);
     w.write_table(&t, true).map_err(|e| io(&w, e))?;
     let mut prev: Option<(u32, Expect)> = None;
-    while guard.next < guard.held.len() {
-        let h = guard.held[guard.next];
+    for (i, h) in held.iter().enumerate() {
         let expect = match prev {
             Some((t, e)) if t == h.meta.thread => e,
             _ => Expect::default(),
         };
-        trace::write_gap(&mut w, &h, &expect, LossReason::RingOverwrite).map_err(|e| io(&w, e))?;
-        let chunk = h.chunk.get();
-        let bytes = chunk.committed_bytes();
-        w.write_events(
-            fdr_format::ThreadId(h.meta.thread),
-            h.meta.seq,
-            h.meta.base_ts,
-            bytes,
-        )
-        .map_err(|e| io(&w, e))?;
-        prev = Some((
-            h.meta.thread,
-            Expect::after(&h.meta, &chunk.seal_info(), bytes.len()),
-        ));
-        let last_of_thread = guard
-            .held
-            .get(guard.next + 1)
+        trace::write_gap(&mut w, h, &expect, LossReason::RingOverwrite).map_err(|e| io(&w, e))?;
+        // The chunk is read through the lease: the collector leaves it alone meanwhile.
+        let next = match lease.read(h.inc()) {
+            Ok(r) => {
+                let bytes = r.bytes();
+                w.write_events(
+                    fdr_format::ThreadId(h.meta.thread),
+                    h.meta.seq,
+                    h.meta.base_ts,
+                    bytes,
+                )
+                .map_err(|e| io(&w, e))?;
+                Expect::after(&h.meta, &r.chunk().seal_info(), bytes.len())
+            }
+            // It left the window and writers needed it before we got to it.
+            Err(what) => trace::write_revoked(&mut w, h, &what, LossReason::RingOverwrite)
+                .map_err(|e| io(&w, e))?,
+        };
+        prev = Some((h.meta.thread, next));
+        let last_of_thread = held
+            .get(i + 1)
             .is_none_or(|n| n.meta.thread != h.meta.thread);
         if last_of_thread {
-            write_exit_discards(&mut w, &h).map_err(|e| io(&w, e))?;
+            write_exit_discards(&mut w, h).map_err(|e| io(&w, e))?;
         }
-        // Unpin as we go, so the collector can recycle what the snapshot has written.
-        chunk.unpin();
-        guard.next += 1;
     }
     if gone.events > 0 {
         trace::write_loss(

@@ -96,11 +96,11 @@ mod recorder {
     pub use crate::chunk::CHUNK_BYTES;
     pub use crate::clock::now_ticks;
     pub use crate::error::Error;
-    pub use crate::flight::{FlightRecorder, flight};
+    pub use crate::flight::{FlightRecorder, MAX_INCIDENT_SNAPSHOTS, MAX_SNAPSHOTS, flight};
     pub use crate::intern::{
         MAX_DYNAMIC_STRINGS, MAX_SITES, MAX_STRINGS, OVERFLOW, intern_dynamic,
     };
-    pub use crate::state::FlightConfig;
+    pub use crate::state::{FlightConfig, MAX_FLIGHT_BYTES, MIN_FLIGHT_BYTES};
     pub use crate::stats::{LOSS_REASONS, Lost, Stats};
     pub use fdr_format::{EventKind, SiteId, StrId, TaskId};
 
@@ -161,8 +161,14 @@ mod recorder {
 
     /// Starts the process's recorder: calibrates the clock (about 20 ms, once), starts the
     /// collector thread (once), and the flight recorder if configured. Calling it again
-    /// applies the new configuration.
+    /// applies the new configuration. A flight `max_bytes` outside
+    /// [`MIN_FLIGHT_BYTES`]`..=`[`MAX_FLIGHT_BYTES`] is refused with [`Error::Config`], and
+    /// nothing changes.
     pub fn start(config: Config) -> Result<Recorder, Error> {
+        // A configuration that cannot work is refused before anything changes.
+        if let Some(flight) = &config.flight {
+            flight.check().map_err(Error::Config)?;
+        }
         crate::clock::calibrate();
         let sh = shared();
         {
@@ -206,9 +212,12 @@ mod recorder {
     /// The recorder's counters.
     pub fn stats() -> Stats {
         let sh = shared();
+        let snapshots = sh.snapshots_running.load(Ordering::Relaxed)
+            + sh.incident_snapshots_running.load(Ordering::Relaxed);
         sh.stats.read(
             sh.live_threads.load(Ordering::Relaxed) as u64,
             sh.allocated.load(Ordering::Relaxed) as u64,
+            snapshots as u64,
         )
     }
 

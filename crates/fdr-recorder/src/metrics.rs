@@ -250,7 +250,7 @@ impl MetricsSnapshot {
     }
 
     /// The counters and gauges as exported.
-    pub fn scalars(&self) -> [Scalar; 9] {
+    pub fn scalars(&self) -> [Scalar; 11] {
         let r = &self.recorder;
         let counter = |name, help, value| Scalar {
             name,
@@ -291,13 +291,26 @@ impl MetricsSnapshot {
             ),
             counter(
                 "recorder_lost_events",
-                "Events the recorder lost, for any reason.",
+                "Events the recorder lost: discarded by a writer that found no free chunk, \
+                 dropped by a capture whose writer fell behind, or too large to record. \
+                 Events that aged out of the flight window are not lost (recorder_aged_out_events).",
                 r.lost_events(),
             ),
             counter(
                 "recorder_lost_bytes",
-                "Bytes of events the recorder lost, for any reason.",
-                r.lost.iter().map(|l| l.bytes).sum(),
+                "Bytes of the events the recorder lost (recorder_lost_events).",
+                r.lost_bytes(),
+            ),
+            counter(
+                "recorder_aged_out_events",
+                "Events that aged out of the flight recorder's window by design: the ring \
+                 dropped its oldest chunks to stay within max_bytes or min_age. Not a loss.",
+                r.aged_out.events,
+            ),
+            counter(
+                "recorder_aged_out_bytes",
+                "Bytes of the events that aged out of the flight window (recorder_aged_out_events).",
+                r.aged_out.bytes,
             ),
         ]
     }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use fdr_format::{LossReason, ProcessInfo};
 
 use crate::capture::CaptureCtl;
-use crate::chunk::{CHUNK_BYTES, ChunkMeta, ChunkPtr, Handoff, collect_sealed};
+use crate::chunk::{
+    CHUNK_BYTES, ChunkMeta, ChunkPtr, Handoff, Incarnation, Lease, Revoked, collect_sealed,
+};
 use crate::clock;
 use crate::stats::StatCells;
 use crate::sync::{Queue, lock};
@@ -36,13 +38,23 @@ pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
 /// machine; the pool is sized to cover the longest sleep.
 pub(crate) const COLLECT_INTERVAL_IDLE: Duration = Duration::from_millis(8);
 
+/// The smallest flight `max_bytes` accepted: one chunk.
+pub const MIN_FLIGHT_BYTES: usize = CHUNK_BYTES;
+/// The largest flight `max_bytes` accepted: 2 GiB (32,768 chunks), so that every chunk the
+/// budget allows fits the hand-off and pool queues with room to spare.
+pub const MAX_FLIGHT_BYTES: usize = (POOL_QUEUE_CAP / 2) * CHUNK_BYTES;
+
 /// Flight-recorder configuration (Go's `FlightRecorderConfig`, made sharp).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlightConfig {
     /// Keep at least this much history when `max_bytes` allows; chunks older than this
     /// are dropped from the window.
     pub min_age: Duration,
-    /// Hard cap on the bytes the ring keeps (whole chunks of [`CHUNK_BYTES`]).
+    /// Hard cap on the bytes the ring and its free pool keep, in whole chunks of
+    /// [`CHUNK_BYTES`] (rounded down), from [`MIN_FLIGHT_BYTES`] (one chunk) to
+    /// [`MAX_FLIGHT_BYTES`]; anything else is refused by [`crate::start`] with
+    /// [`crate::Error::Config`]. A small ring works but holds little: a quarter of it at
+    /// most (at least two chunks) is kept free for the writers, the rest is the window.
     pub max_bytes: usize,
 }
 
@@ -56,8 +68,22 @@ impl Default for FlightConfig {
 }
 
 impl FlightConfig {
+    /// The chunks `max_bytes` pays for (whole ones: the cap is hard).
     pub(crate) fn chunks(&self) -> usize {
-        self.max_bytes.div_ceil(CHUNK_BYTES)
+        self.max_bytes / CHUNK_BYTES
+    }
+
+    /// Checks the configuration; the error names the field, the value and the bounds.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if !(MIN_FLIGHT_BYTES..=MAX_FLIGHT_BYTES).contains(&self.max_bytes) {
+            return Err(format!(
+                "flight max_bytes {} is outside {MIN_FLIGHT_BYTES}..={MAX_FLIGHT_BYTES} \
+                 (one {CHUNK_BYTES}-byte chunk to {} chunks)",
+                self.max_bytes,
+                MAX_FLIGHT_BYTES / CHUNK_BYTES
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -95,6 +121,22 @@ pub(crate) struct Gone {
     pub(crate) discards: u64,
 }
 
+/// Whose pins a lease holds, for counting what the collector takes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// A flight-recorder snapshot: a chunk taken back had left the window (aged out).
+    Snapshot,
+    /// A capture: a chunk taken back is lost to it (it fell behind).
+    Capture,
+}
+
+/// A registered lease: a reader's pins the collector may take back.
+#[derive(Debug)]
+pub(crate) struct Leased {
+    reader: Reader,
+    lease: Arc<Lease>,
+}
+
 /// State under the core lock.
 #[derive(Debug, Default)]
 pub(crate) struct Core {
@@ -107,6 +149,8 @@ pub(crate) struct Core {
     batch: Vec<ChunkPtr>,
     pub(crate) gone: Gone,
     pub(crate) capture: Option<CaptureCtl>,
+    /// Readers' leases (snapshots and the capture in progress).
+    leases: Vec<Leased>,
 }
 
 /// Everything shared; one per process.
@@ -120,7 +164,9 @@ pub(crate) struct Shared {
     pub(crate) live_threads: AtomicUsize,
     pub(crate) max_chunks: AtomicUsize,
     pub(crate) next_thread: AtomicU32,
-    pub(crate) snapshot_busy: AtomicBool,
+    /// Snapshots being written through `write_to` and `write_incident_to`.
+    pub(crate) snapshots_running: AtomicUsize,
+    pub(crate) incident_snapshots_running: AtomicUsize,
     /// A writer asked the collector for a round it has not started yet.
     pub(crate) wake_pending: AtomicBool,
     pub(crate) collector: OnceLock<Thread>,
@@ -136,7 +182,8 @@ pub(crate) static SHARED: LazyLock<Shared> = LazyLock::new(|| Shared {
     live_threads: AtomicUsize::new(0),
     max_chunks: AtomicUsize::new(CAPTURE_ONLY_CHUNKS),
     next_thread: AtomicU32::new(1),
-    snapshot_busy: AtomicBool::new(false),
+    snapshots_running: AtomicUsize::new(0),
+    incident_snapshots_running: AtomicUsize::new(0),
     wake_pending: AtomicBool::new(false),
     collector: OnceLock::new(),
     process: Mutex::new(ProcessInfo::default()),
@@ -166,14 +213,12 @@ impl Shared {
             .map(|_| ChunkPtr::alloc())
     }
 
-    /// Free chunks the collector keeps ready for writers: four per live thread or a
-    /// sixteenth of the ring, whichever is more, at least 4, at most a quarter of the ring.
-    /// A writer flat out fills a chunk in about 0.3 ms, and on a busy machine the collector
-    /// may wait several milliseconds for a CPU; the pool's chunks count within `max_bytes`.
+    /// Free chunks the collector keeps ready for writers ([`pool_target`]).
     pub(crate) fn pool_target(&self) -> usize {
-        let max = self.max_chunks.load(Ordering::Relaxed);
-        let live = self.live_threads.load(Ordering::Relaxed);
-        (4 * live + 4).max(max / 16).clamp(4, (max / 4).max(2))
+        pool_target(
+            self.max_chunks.load(Ordering::Relaxed),
+            self.live_threads.load(Ordering::Relaxed),
+        )
     }
 
     /// Below this many free chunks a writer that just took one wakes the collector (a
@@ -305,6 +350,11 @@ impl Core {
         sh.stats
             .ring_bytes
             .store(self.ring_bytes as u64, Ordering::Relaxed);
+        if moved > 0
+            && let Some(cap) = &self.capture
+        {
+            cap.wake_if_pending();
+        }
         moved
     }
 
@@ -348,6 +398,60 @@ impl Core {
         true
     }
 
+    /// Registers a reader's lease, so the collector may take its pins back.
+    pub(crate) fn add_lease(&mut self, reader: Reader, lease: Arc<Lease>) {
+        self.leases.push(Leased { reader, lease });
+    }
+
+    /// Forgets a lease (its reader is done).
+    pub(crate) fn remove_lease(&mut self, lease: &Arc<Lease>) {
+        self.leases.retain(|l| !Arc::ptr_eq(&l.lease, lease));
+    }
+
+    /// Takes back the readers' pins on the oldest chunk that left the ring and that only
+    /// leased pins keep from the pool, and returns it to the pool. A capture counts the
+    /// chunk lost (it fell behind); a snapshot reports it aged out. `false` if there is
+    /// none.
+    fn revoke_oldest_retired(&mut self, sh: &Shared) -> bool {
+        for i in 0..self.retired.len() {
+            let c = self.retired[i];
+            let chunk = c.get();
+            if chunk.in_ring() || !chunk.pinned() {
+                continue;
+            }
+            // Out of the ring and sealed: its owner's facts are final until it is recycled.
+            let inc: Incarnation = c.incarnation();
+            let seal = chunk.seal_info();
+            let what = Revoked {
+                events: seal.events,
+                bytes: chunk.committed() as u64,
+                discards: seal.discards,
+                last: seal.last,
+            };
+            for l in &self.leases {
+                if l.lease.revoke(inc, what) {
+                    match l.reader {
+                        Reader::Capture => {
+                            sh.stats
+                                .lose(LossReason::CaptureBehind, what.events, what.bytes, 1);
+                        }
+                        Reader::Snapshot => {
+                            sh.stats
+                                .snapshot_chunks_released
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            // Still pinned only by a pin not yet handed to a lease (for an instant): skip.
+            if chunk.reclaimable() && sh.pool.push(c).is_ok() {
+                self.retired.remove(i);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Ages the window, keeps the ring under its cap, recycles retired chunks, and keeps
     /// the pool stocked.
     pub(crate) fn maintain(&mut self, sh: &Shared) {
@@ -369,12 +473,16 @@ impl Core {
             }
         }
         self.recycle(sh);
-        // Stock the pool: allocate within the budget, else take the oldest ring chunk.
+        // Stock the pool: allocate within the budget; else take back a chunk that left the
+        // ring but a reader (a slow snapshot or capture) still pins, so that readers never
+        // cost the window its chunks or the writers theirs; else take the ring's oldest.
         let mut rounds = target;
         while sh.pool.len() < target && rounds > 0 {
             rounds -= 1;
             if let Some(c) = sh.try_alloc() {
                 let _ = sh.pool.push(c);
+            } else if self.revoke_oldest_retired(sh) {
+                continue;
             } else if self.evict_front(sh) {
                 self.recycle(sh);
             } else {
@@ -408,26 +516,55 @@ impl Core {
     }
 }
 
-/// Chunk metadata with the sealing facts, for ordering and gap accounting.
+/// A chunk a reader pinned (its lease holds the pin), with its owner's facts, for
+/// ordering and gap accounting.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Held {
     pub(crate) chunk: ChunkPtr,
     pub(crate) meta: ChunkMeta,
 }
 
+impl Held {
+    /// A chunk the caller pinned (or finds in the ring, under the core lock).
+    pub(crate) fn of(chunk: ChunkPtr) -> Self {
+        Held {
+            chunk,
+            meta: chunk.get().meta(),
+        }
+    }
+
+    /// The use of the chunk the reader pinned.
+    pub(crate) fn inc(&self) -> Incarnation {
+        Incarnation {
+            chunk: self.chunk,
+            thread: self.meta.thread,
+            seq: self.meta.seq,
+        }
+    }
+}
+
 /// The collector thread's body: sleeps (parked) between rounds, never spins.
 pub(crate) fn collector_loop() {
     let sh = shared();
-    let mut run: Option<crate::capture::CaptureRun> = None;
     let mut sleep = COLLECT_INTERVAL;
     loop {
         std::thread::park_timeout(sleep);
         sh.wake_pending.store(false, Ordering::Relaxed);
         // How far writers drew the pool down since the last round decides the next sleep.
         let drawn_down = sh.pool.len() < sh.pool_target() / 2;
-        crate::capture::step(sh, &mut run);
+        sh.collect(&mut lock(&sh.core));
         sleep = next_sleep(sleep, drawn_down);
     }
+}
+
+/// Free chunks the collector keeps ready for writers, for a budget of `max` chunks and
+/// `live` threads: four per live thread or a sixteenth of the ring, whichever is more, and
+/// at most a quarter of the ring (at least two chunks, so a ring of one chunk still has a
+/// free one for a writer's next chunk). A writer flat out fills a chunk in about 0.3 ms,
+/// and on a busy machine the collector may wait several milliseconds for a CPU; the pool's
+/// chunks count within `max_bytes`.
+pub(crate) fn pool_target(max: usize, live: usize) -> usize {
+    (4 * live + 4).max(max / 16).min((max / 4).max(2))
 }
 
 /// The collector's next sleep: short while writers draw the pool down fast, doubling (up
@@ -443,6 +580,21 @@ pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_target_fits_every_ring_size() {
+        for max in 1..=(MAX_FLIGHT_BYTES / CHUNK_BYTES) {
+            for live in [0, 1, 3, 64, 10_000] {
+                let t = pool_target(max, live);
+                assert!(t >= 2, "max {max}, live {live}: target {t}");
+                assert!(t <= (max / 4).max(2), "max {max}, live {live}: target {t}");
+            }
+        }
+        // Rings of 16 chunks and more keep at least four free, as they always did.
+        assert_eq!(pool_target(16, 0), 4);
+        assert_eq!(pool_target(1024, 3), 64);
+        assert_eq!(pool_target(1024, 100), 256);
+    }
 
     #[test]
     fn the_collector_backs_off_when_idle_and_returns_when_busy() {

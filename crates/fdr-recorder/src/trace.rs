@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use fdr_format::{BatchEncoder, EventKind, LossReason, TableEncoder, ThreadId, TraceWriter};
 
-use crate::chunk::{ChunkMeta, SealInfo};
+use crate::chunk::{ChunkMeta, Incarnation, Lease, Revoked, SealInfo};
 use crate::intern::{self, TableMark};
 use crate::state::{Held, Shared};
 use crate::sync::lock;
@@ -85,8 +85,8 @@ pub(crate) fn write_gap<W: Write>(
     Ok(())
 }
 
-/// Pins the current chunk of every registered thread.
-pub(crate) fn pin_live(sh: &Shared) -> Vec<Held> {
+/// Pins the current chunk of every registered thread and hands the pins to `lease`.
+pub(crate) fn pin_live(sh: &Shared, lease: &Lease) -> Vec<Held> {
     let slots: Vec<_> = lock(&sh.core)
         .threads
         .values()
@@ -95,25 +95,47 @@ pub(crate) fn pin_live(sh: &Shared) -> Vec<Held> {
     slots
         .iter()
         .filter_map(|t| t.handoff.slot().pin_current())
-        .map(|c| Held {
-            chunk: c,
-            meta: c.get().meta(),
+        .map(|c| {
+            let h = Held::of(c);
+            lease.adopt(h.inc());
+            h
         })
         .collect()
 }
 
-/// Sorts sealed and live chunks per thread by sequence, dropping live chunks that were also
-/// collected (unpinning the duplicate). Returns (sealed, live), each sorted.
+/// Sorts sealed and live chunks per thread by sequence, dropping live entries that are the
+/// same use of a chunk as a sealed one (it was sealed and collected after it was pinned;
+/// the lease holds one pin for both). Returns (sealed, live), each sorted.
 pub(crate) fn merge_live(mut sealed: Vec<Held>, live: Vec<Held>) -> (Vec<Held>, Vec<Held>) {
-    let seen: HashSet<_> = sealed.iter().map(|h| h.chunk).collect();
-    let mut kept = Vec::with_capacity(live.len());
-    for h in live {
-        if seen.contains(&h.chunk) {
-            h.chunk.get().unpin();
-        } else {
-            kept.push(h);
-        }
-    }
+    let seen: HashSet<Incarnation> = sealed.iter().map(Held::inc).collect();
+    let kept: Vec<Held> = live
+        .into_iter()
+        .filter(|h| !seen.contains(&h.inc()))
+        .collect();
     sealed.sort_by_key(|h| (h.meta.thread, h.meta.seq));
     (sealed, kept)
+}
+
+/// Writes loss records for a chunk a reader pinned but could not write (the collector took
+/// its pin back): `reason` for its events, `PoolExhausted` for the discards it reported.
+/// Returns what the thread's next chunk should start from.
+pub(crate) fn write_revoked<W: Write>(
+    w: &mut TraceWriter<W>,
+    h: &Held,
+    what: &Revoked,
+    reason: LossReason,
+) -> io::Result<Expect> {
+    let (thread, seq, base) = (h.meta.thread, h.meta.seq, h.meta.base_ts);
+    if what.events > 0 {
+        write_loss(w, thread, seq, base, reason, what.events, what.bytes)?;
+    }
+    if what.discards > 0 {
+        let r = LossReason::PoolExhausted;
+        write_loss(w, thread, seq, base, r, what.discards, 0)?;
+    }
+    Ok(Expect {
+        events: h.meta.events_before + what.events,
+        bytes: h.meta.bytes_before + what.bytes,
+        discards: h.meta.discards_before + what.discards,
+    })
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Ev, decode};
-use fdr_recorder::{Config, Error, FlightConfig};
+use fdr_recorder::{Config, FlightConfig};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static START: std::sync::Once = std::sync::Once::new();
@@ -105,46 +105,6 @@ fn snapshot_holds_live_and_exited_threads_in_order() {
     assert!(d2.thread_named("worker-2").is_some());
     let s = fdr_recorder::stats();
     assert!(s.events >= 3 * 40_000, "{s:?}");
-}
-
-#[test]
-fn a_concurrent_snapshot_gets_a_distinct_error() {
-    let _serial = start();
-    fdr_recorder::with_region("x", || ());
-    // A writer that blocks inside the first snapshot until the second one was tried.
-    struct Slow(
-        std::sync::mpsc::Receiver<()>,
-        std::sync::mpsc::Sender<()>,
-        bool,
-    );
-    impl std::io::Write for Slow {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            if !self.2 {
-                self.2 = true;
-                let _ = self.1.send(());
-                let _ = self.0.recv_timeout(Duration::from_secs(10));
-            }
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let first = std::thread::spawn(move || {
-        fdr_recorder::flight().write_to(&mut Slow(rx, entered_tx, false))
-    });
-    entered.recv().unwrap();
-    let second = fdr_recorder::flight().write_to(&mut Vec::new());
-    tx.send(()).unwrap();
-    assert!(
-        matches!(second, Err(Error::SnapshotInProgress)),
-        "{second:?}"
-    );
-    assert!(first.join().unwrap().is_ok());
-    // And once the first is done, a snapshot works again.
-    assert!(fdr_recorder::flight().write_to(&mut Vec::new()).is_ok());
 }
 
 /// Every length the hot path chooses (one- and two-byte deltas and names, and the longer

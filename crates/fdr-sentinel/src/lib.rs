@@ -13,8 +13,8 @@
 //! full disk, a failing store or a missing recorder is logged and counted, and the service
 //! carries on; per-rule and global limits (cooldown, at most K dumps per sliding window,
 //! lifetime) stop a flapping rule from causing a dump storm, and only a dump actually written
-//! spends them; a trigger that finds the recorder busy with another snapshot (an admin
-//! download) waits for it; a store shows an incident only once it is complete, takes its
+//! spends them; dumps take incident snapshots, which downloads never crowd out, and a
+//! trigger that finds every incident slot taken waits for one; a store shows an incident only once it is complete, takes its
 //! id from its name, never from its content, and creates its files privately (0600) and
 //! never through a symlink.
 //!

@@ -15,9 +15,10 @@ use crate::metric::{self, Metrics};
 use crate::rule::{Limits, Rule};
 use crate::store::{DirStore, IncidentMeta, IncidentStore, Retention, StoreError};
 
-/// How long a trigger waits, by default, for the flight recorder while another snapshot is
-/// being written: longer than the admin endpoint's transfer timeout (60 s), so a download
-/// in progress never costs an incident.
+/// How long a trigger waits, by default, for an incident snapshot slot of the flight recorder.
+/// Dumps take incident snapshots, which downloads and other `write_to` snapshots never crowd
+/// out; a slot is short only while `MAX_INCIDENT_SNAPSHOTS` incident snapshots are written at
+/// once.
 pub const DEFAULT_SNAPSHOT_WAIT: Duration = Duration::from_secs(90);
 
 /// The first pause before a trigger asks the recorder again for its snapshot; each pause
@@ -175,8 +176,8 @@ impl SentinelBuilder {
         self
     }
 
-    /// How long a trigger waits for the flight recorder while another snapshot (an admin
-    /// download, say) is being written (default [`DEFAULT_SNAPSHOT_WAIT`]); it asks again
+    /// How long a trigger waits for an incident snapshot slot of the flight recorder while
+    /// every one is taken (default [`DEFAULT_SNAPSHOT_WAIT`]); it asks again
     /// after 50 ms, then after pauses that double up to 2 s. A trigger that never gets its
     /// snapshot is a failed dump and spends none of the rule's limits.
     pub fn snapshot_wait(mut self, wait: Duration) -> Self {
@@ -435,8 +436,8 @@ pub struct SentinelStats {
     pub dump_failures: u64,
     /// ... of which the disk (or a quota) was full.
     pub dump_failures_no_space: u64,
-    /// Triggers whose dump found another flight-recorder snapshot being written (an admin
-    /// download, say) and waited for the recorder.
+    /// Triggers whose dump found every incident snapshot slot of the flight recorder taken
+    /// and waited for one.
     pub snapshot_waits: u64,
     /// ... of which the recorder stayed busy for the whole snapshot wait (each also a
     /// dump failure).
@@ -721,9 +722,9 @@ enum Attempt {
     Stopped,
 }
 
-/// Writes the flight recorder into the store. While another snapshot (an admin download,
-/// say) is being written the recorder refuses one: ask again, after pauses that double from
-/// 50 ms to 2 s, for up to the snapshot wait.
+/// Writes the flight recorder into the store as an incident snapshot, which downloads never
+/// crowd out. While every incident slot is taken the recorder refuses one: ask again, after
+/// pauses that double from 50 ms to 2 s, for up to the snapshot wait.
 fn write_incident(shared: &Shared, meta: &IncidentMeta, stop: &Receiver<()>) -> Attempt {
     let wait = shared.snapshot_wait;
     let deadline = Instant::now() + wait;
@@ -733,7 +734,7 @@ fn write_incident(shared: &Shared, meta: &IncidentMeta, stop: &Receiver<()>) -> 
         let mut busy = false;
         let result = shared.store.put(meta, &mut |mut out| {
             fdr_recorder::flight()
-                .write_to(&mut out)
+                .write_incident_to(&mut out)
                 .map_err(|e| match e {
                     fdr_recorder::Error::SnapshotInProgress => {
                         busy = true;
@@ -754,8 +755,8 @@ fn write_incident(shared: &Shared, meta: &IncidentMeta, stop: &Receiver<()>) -> 
         if !std::mem::replace(&mut waited, true) {
             shared.stats.snapshot_waits.fetch_add(1, Ordering::Relaxed);
             (shared.log)(&format!(
-                "rule `{}`: another flight-recorder snapshot is being written (an admin \
-                 download?); waiting up to {wait:?} for the recorder",
+                "rule `{}`: every incident snapshot slot of the flight recorder is taken; \
+                 waiting up to {wait:?} for one",
                 meta.rule
             ));
         }

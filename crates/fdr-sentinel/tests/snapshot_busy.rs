@@ -1,7 +1,8 @@
-//! A trigger that finds the flight recorder busy with another snapshot (a slow admin
-//! download holds it) is counted, waits for the recorder and dumps once it is free; one that
-//! never gets its snapshot is a failed dump that spends none of its rule's limits, nor the
-//! sentinel's. (Own test binary: the recorder is process-wide.)
+//! Downloads that hold every snapshot slot they may have never cost an incident: the
+//! sentinel's dump takes an incident snapshot at once. A trigger that finds every incident
+//! slot taken is counted, waits for one and dumps once it is free; one that never gets its
+//! snapshot is a failed dump that spends none of its rule's limits, nor the sentinel's.
+//! (Own test binary: the recorder is process-wide.)
 
 mod common;
 
@@ -35,27 +36,58 @@ impl Write for Gate {
     }
 }
 
-/// Takes the recorder's snapshot on another thread and holds it until the sender is used
-/// or dropped.
-fn hold_snapshot() -> (Sender<()>, JoinHandle<u64>) {
-    let (open_tx, open_rx) = mpsc::channel();
-    let (started_tx, started_rx) = mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let mut gate = Gate {
-            started: Some(started_tx),
-            open: Some(open_rx),
-        };
-        fdr_recorder::flight().write_to(&mut gate).unwrap()
-    });
-    started_rx.recv().unwrap();
-    assert!(
-        matches!(
-            fdr_recorder::flight().write_to(&mut io::sink()),
-            Err(fdr_recorder::Error::SnapshotInProgress)
-        ),
-        "the snapshot is held"
-    );
-    (open_tx, holder)
+/// Held snapshots: dropping it (or using a sender) lets them go on.
+struct Held {
+    release: Vec<Sender<()>>,
+    holders: Vec<JoinHandle<()>>,
+}
+
+impl Held {
+    fn release(self) {
+        drop(self.release);
+        for h in self.holders {
+            h.join().unwrap();
+        }
+    }
+}
+
+/// Takes snapshots on other threads (incident snapshots or plain `write_to` ones, as a
+/// download takes) until the recorder refuses one, and holds them all.
+fn hold_every_slot(incident: bool) -> Held {
+    let mut held = Held {
+        release: Vec::new(),
+        holders: Vec::new(),
+    };
+    loop {
+        let (open_tx, open_rx) = mpsc::channel();
+        let (started_tx, started_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut gate = Gate {
+                started: Some(started_tx),
+                open: Some(open_rx),
+            };
+            let flight = fdr_recorder::flight();
+            let r = if incident {
+                flight.write_incident_to(&mut gate)
+            } else {
+                flight.write_to(&mut gate)
+            };
+            let _ = done_tx.send(r.map(|_| ()));
+        });
+        if started_rx.recv().is_err() {
+            // Refused before writing a byte: every slot is held.
+            assert!(matches!(
+                done_rx.recv().unwrap(),
+                Err(fdr_recorder::Error::SnapshotInProgress)
+            ));
+            holder.join().unwrap();
+            return held;
+        }
+        held.release.push(open_tx);
+        held.holders.push(holder);
+        assert!(held.holders.len() < 64, "snapshots are never refused");
+    }
 }
 
 /// A rule that always breaches (`process_threads` is at least 1) and may dump once an hour.
@@ -70,8 +102,28 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     fdr_recorder::with_region("before the breach", || {});
 
-    // 1. The recorder is busy when the rule fires: the trigger waits, then dumps.
-    let (release, holder) = hold_snapshot();
+    // 0. Downloads hold every slot they may have: the dump does not even wait.
+    let downloads = hold_every_slot(false);
+    let dir = common::temp_dir("snapshot-downloads");
+    let sentinel = Sentinel::builder()
+        .interval(Duration::from_millis(10))
+        .rule(always())
+        .dir(&dir, Retention::default())
+        .start()
+        .unwrap();
+    assert!(
+        common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
+            == 1),
+        "{:?}",
+        sentinel.stats()
+    );
+    assert_eq!(sentinel.stats().snapshot_waits, 0, "{:?}", sentinel.stats());
+    sentinel.stop();
+    downloads.release();
+    std::fs::remove_dir_all(&dir).ok();
+
+    // 1. Every incident slot is taken when the rule fires: the trigger waits, then dumps.
+    let held = hold_every_slot(true);
     let dir = common::temp_dir("snapshot-busy");
     let (lines, log) = common::log();
     let sentinel = Sentinel::builder()
@@ -104,8 +156,7 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
         (0, 0, 1),
         "{stats:?}"
     );
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    held.release();
     assert!(
         common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
             == 1),
@@ -129,7 +180,7 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
     assert!(common::region_names(&dump).contains(&"before the breach".to_owned()));
     let logged = lines.lock().unwrap().join("\n");
     assert!(
-        logged.contains("another flight-recorder snapshot is being written"),
+        logged.contains("every incident snapshot slot of the flight recorder is taken"),
         "{logged}"
     );
     sentinel.stop();
@@ -137,7 +188,7 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
     // 2. The recorder stays busy past the snapshot wait: a counted failure that spends
     //    neither the rule's cooldown and hourly dump nor the sentinel's (default) cooldown,
     //    so once the recorder is free the rule's next breach dumps.
-    let (release, holder) = hold_snapshot();
+    let held = hold_every_slot(true);
     let dir = common::temp_dir("snapshot-busy-timeout");
     let (lines, log) = common::log();
     let sentinel = Sentinel::builder()
@@ -157,8 +208,7 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
     let stats = sentinel.stats();
     assert!(stats.snapshot_timeouts >= 1, "{stats:?}");
     assert_eq!(stats.dumps_written, 0, "{stats:?}");
-    release.send(()).unwrap();
-    holder.join().unwrap();
+    held.release();
     assert!(
         common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
             == 1),

@@ -74,6 +74,11 @@ impl Stats {
     pub fn lost_for(&self, _reason: fdr_format::LossReason) -> Lost {
         Lost::default()
     }
+
+    /// Events that aged out of the flight window: none.
+    pub fn aged_out_events(&self) -> u64 {
+        0
+    }
 }
 
 /// What was lost for one reason: nothing.
@@ -141,6 +146,10 @@ impl FlightRecorder {
     }
     /// Writes nothing; reports [`Error::CompiledOut`].
     pub fn write_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
+        Err(Error::CompiledOut)
+    }
+    /// Writes nothing; reports [`Error::CompiledOut`].
+    pub fn write_incident_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
         Err(Error::CompiledOut)
     }
 }

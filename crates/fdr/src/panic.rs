@@ -304,13 +304,14 @@ mod imp {
         Ok((dump_path, placed.and(synced).err()))
     }
 
-    /// Writes the flight recorder into `out`; while another snapshot is being written,
-    /// asks again after pauses that double from 50 ms to 2 s, for up to `wait`.
+    /// Writes the flight recorder into `out` as an incident snapshot, which downloads and
+    /// other `write_to` snapshots never crowd out; in the rare case that every incident slot
+    /// is taken, asks again after pauses that double from 50 ms to 2 s, for up to `wait`.
     fn snapshot(out: &mut impl Write, wait: Duration) -> io::Result<u64> {
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(50);
         loop {
-            match crate::flight().write_to(out) {
+            match crate::flight().write_incident_to(out) {
                 Ok(bytes) => return Ok(bytes),
                 Err(crate::Error::SnapshotInProgress) if Instant::now() < deadline => {
                     std::thread::sleep(

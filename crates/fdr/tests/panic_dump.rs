@@ -225,25 +225,31 @@ fn a_panic_while_another_snapshot_is_written_still_dumps() {
         fdr::start(fdr::Config::default()).unwrap();
         fdr::dump_on_panic(&dir);
         fdr::with_region("before the download", || {});
-        // A download holds the snapshot, and lets go a while after the panic.
-        let (open_tx, open_rx) = mpsc::channel();
-        let (started_tx, started_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut gate = Gate {
-                started: Some(started_tx),
-                open: Some(open_rx),
-            };
-            fdr::flight().write_to(&mut gate).unwrap();
-        });
-        started_rx.recv().unwrap();
-        assert!(matches!(
-            fdr::flight().write_to(&mut io::sink()),
-            Err(fdr::Error::SnapshotInProgress)
-        ));
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(1500));
-            let _ = open_tx.send(());
-        });
+        // Downloads hold every snapshot slot they may have and never let go.
+        let mut held = 0;
+        loop {
+            let (open_tx, open_rx) = mpsc::channel::<()>();
+            let (started_tx, started_rx) = mpsc::channel();
+            let (done_tx, done_rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut gate = Gate {
+                    started: Some(started_tx),
+                    open: Some(open_rx),
+                };
+                let _ = done_tx.send(fdr::flight().write_to(&mut gate).map(|_| ()));
+            });
+            if started_rx.recv().is_err() {
+                // Refused before writing a byte: every slot is held.
+                assert!(matches!(
+                    done_rx.recv().unwrap(),
+                    Err(fdr::Error::SnapshotInProgress)
+                ));
+                break;
+            }
+            std::mem::forget(open_tx);
+            held += 1;
+            assert!(held < 64, "downloads are never refused");
+        }
         panic!("failed during a download");
     }
     let dir = fresh_dir("busy");

@@ -104,6 +104,15 @@ impl Decoded {
         self.losses.iter().map(|l| l.2).sum()
     }
 
+    /// Events the trace's loss records give `reason`.
+    pub fn lost_for(&self, reason: LossReason) -> u64 {
+        self.losses
+            .iter()
+            .filter(|l| l.1 == reason)
+            .map(|l| l.2)
+            .sum()
+    }
+
     pub fn events(&self) -> usize {
         self.threads.values().map(Vec::len).sum()
     }

@@ -1,0 +1,113 @@
+//! A capture whose writer is slow (3 ms per write) falls behind on its own: it drops what
+//! it cannot keep up with and counts it, in its trace and in `stats()`, while the flight
+//! recorder keeps its window and no writer discards an event. (Own test binary: it
+//! installs the global recorder.)
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::decode;
+use fdr_format::LossReason;
+use fdr_recorder::{Config, FlightConfig, stats};
+
+const MAX_BYTES: usize = 2 << 20;
+
+/// A sink that takes 3 ms per write and at most 8 KiB at a time, as a slow socket does.
+struct Slow(Vec<u8>);
+
+impl Write for Slow {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(3));
+        let n = b.len().min(8 << 10);
+        self.0.extend_from_slice(&b[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn lost(reason: LossReason) -> u64 {
+    stats().lost_for(reason).events
+}
+
+#[test]
+fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
+    fdr_recorder::start(Config {
+        flight: Some(FlightConfig {
+            min_age: Duration::from_secs(3600),
+            max_bytes: MAX_BYTES,
+        }),
+        ..Config::default()
+    })
+    .unwrap();
+    let discarded_before = lost(LossReason::PoolExhausted);
+    let behind_before = lost(LossReason::CaptureBehind);
+    let guard = fdr_recorder::capture(Slow(Vec::new())).unwrap();
+
+    // Two threads record at a steady pace (a few MB/s each: far more than the sink takes)
+    // until four windows' worth went by.
+    let stop = Arc::new(AtomicBool::new(false));
+    let recorders: Vec<_> = (0..2)
+        .map(|i| {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("busy-{i}"))
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..1000 {
+                            fdr_recorder::with_region("busy", || ());
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let bytes_before = stats().bytes;
+    while stats().bytes < bytes_before + 4 * MAX_BYTES as u64 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The flight recorder meanwhile: its whole window, and no writer short of a chunk.
+    let mut dump = Vec::new();
+    fdr_recorder::flight().write_to(&mut dump).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    recorders.into_iter().for_each(|h| h.join().unwrap());
+    let s = stats();
+    assert_eq!(
+        lost(LossReason::PoolExhausted) - discarded_before,
+        0,
+        "writers discarded because of a slow capture: {s:?}"
+    );
+    assert!(
+        s.ring_bytes >= (MAX_BYTES / 2) as u64,
+        "the window shrank beside a slow capture: {s:?}"
+    );
+    let d = decode(&dump);
+    assert!(
+        dump.len() >= MAX_BYTES / 2 && d.thread_named("busy-0").is_some(),
+        "a {}-byte snapshot of a {MAX_BYTES}-byte window",
+        dump.len()
+    );
+    assert_eq!(d.lost_for(LossReason::PoolExhausted), 0, "{:?}", d.losses);
+
+    // The capture fell behind, counted; it ends as a whole trace that says so.
+    let behind = lost(LossReason::CaptureBehind) - behind_before;
+    assert!(behind > 0, "the capture kept up with a 3 ms writer? {s:?}");
+    let trace = guard.stop().expect("the capture ends cleanly").0;
+    let c = decode(&trace);
+    let recorded_behind = c.lost_for(LossReason::CaptureBehind);
+    assert!(
+        recorded_behind > 0 && recorded_behind <= behind,
+        "the trace's capture-behind records: {recorded_behind} of {behind} counted"
+    );
+    assert_eq!(c.lost_for(LossReason::PoolExhausted), 0, "{:?}", c.losses);
+    assert!(c.thread_named("busy-1").is_some());
+    // Another capture may start.
+    drop(fdr_recorder::capture(Vec::new()).unwrap());
+}
