@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fdr_benches::{floor_event, median, report};
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 use tracing_subscriber::prelude::*;
 
 /// A future that wakes itself and stays pending: every poll includes one wake.
