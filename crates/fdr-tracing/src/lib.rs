@@ -125,32 +125,29 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        {
-            let ext = span.extensions();
-            if let Some(r) = ext.get::<Recorded>() {
-                // A later entry (the next poll of an async span): inside its async region
-                // already. Only a re-entrant enter of the first entry is counted.
-                if !r.first_done.load(Ordering::Relaxed) && r.thread == thread_mark() {
-                    r.depth.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
+        // Held from the check to the insert, so two threads entering a span for the first
+        // time at once record one first entry.
+        let mut ext = span.extensions_mut();
+        if let Some(r) = ext.get_mut::<Recorded>() {
+            // A later entry (the next poll of an async span): inside its async region
+            // already. Only a re-entrant enter of the first entry is counted.
+            if !r.first_done.load(Ordering::Relaxed) && r.thread == thread_mark() {
+                r.depth.fetch_add(1, Ordering::Relaxed);
             }
+            return;
         }
         let name = intern(span.metadata().name());
         let (region, task) = (new_region_id(), current_task());
         record(&EventKind::AsyncRegionBegin { region, task, name });
         record(&EventKind::RegionBegin { name });
-        let mut ext = span.extensions_mut();
-        if ext.get_mut::<Recorded>().is_none() {
-            ext.insert(Recorded {
-                name,
-                region,
-                task,
-                thread: thread_mark(),
-                depth: AtomicU32::new(1),
-                first_done: AtomicBool::new(false),
-            });
-        }
+        ext.insert(Recorded {
+            name,
+            region,
+            task,
+            thread: thread_mark(),
+            depth: AtomicU32::new(1),
+            first_done: AtomicBool::new(false),
+        });
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {

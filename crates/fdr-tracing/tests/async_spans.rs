@@ -117,6 +117,10 @@ fn an_instrumented_async_fn_is_one_async_region_with_its_fields() {
     assert_eq!(user, 7);
     // A synchronous span entered once, on this thread.
     tracing::info_span!("sync-step", n = 1).in_scope(|| ());
+    // Entered again inside itself: still one region, ended at the outer exit.
+    let reentrant = tracing::info_span!("reentrant");
+    reentrant.in_scope(|| reentrant.in_scope(|| ()));
+    drop(reentrant);
     drop(rt);
 
     let s = seen();
@@ -151,4 +155,13 @@ fn an_instrumented_async_fn_is_one_async_region_with_its_fields() {
     assert_eq!(s.region_begins.get("sync-step"), Some(&1));
     assert_eq!(s.region_ends.get("sync-step"), Some(&1));
     assert_eq!(logs_of("sync-step"), ["n=1"]);
+    assert_eq!(s.region_begins.get("reentrant"), Some(&1), "{s:?}");
+    assert_eq!(s.region_ends.get("reentrant"), Some(&1), "{s:?}");
+    let reentrant: Vec<_> = s
+        .async_regions
+        .values()
+        .filter(|r| r.0 == "reentrant")
+        .collect();
+    assert_eq!(reentrant.len(), 1, "{s:?}");
+    assert!(reentrant[0].3.is_some(), "ended at the close: {s:?}");
 }
