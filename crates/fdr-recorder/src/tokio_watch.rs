@@ -2,9 +2,9 @@
 //! by `#[tokio::main]`, which has no builder to hand to [`instrument`](crate::tokio_hooks::instrument).
 //!
 //! [`watch`] starts a thread of fdr's own (`fdr-tokio-watch`, never a task on the watched
-//! runtime) that reads tokio's stable [`RuntimeMetrics`](tokio::runtime::RuntimeMetrics)
+//! runtime) that reads tokio's stable [`RuntimeMetrics`]
 //! every interval and records them as metric samples
-//! ([`EventKind::Metric`](fdr_format::EventKind::Metric)) on its own thread:
+//! ([`EventKind::Metric`]) on its own thread:
 //!
 //! | name | value |
 //! |---|---|

@@ -33,7 +33,7 @@
 //! record where they were contended.
 //!
 //! A phase of async code that awaits is an async region: `.in_region(name)` on a future, or
-//! [`async_region`]'s guard, which is `Send` and may be held across `.await` (a [`region`]'s
+//! [`async_region`]'s guard, which is `Send` and may be held across `.await` (a [`region()`]'s
 //! guard is not `Send`: a handler holding one across an `.await` is not `Send`, and axum
 //! rejects it with an error about its `Handler` trait).
 //!
