@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fdr_benches::{median, report};
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};

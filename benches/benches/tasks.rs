@@ -1,9 +1,10 @@
 //! Task, lock and tracing-layer benches.
 //!
 //! Figures: `task.poll_overhead_ns` (a traced future's poll, including the wake through the
-//! wrapped waker, minus the same future's poll untraced), `sync.mutex_uncontended_overhead_ns`
-//! (fdr `Mutex` lock+unlock minus `std`'s), `tracing_layer.span_ns` (a span's enter and exit
-//! through `FdrLayer` on a `Registry`) and `peer.tracing_chrome.span_ns` (the same through
+//! wrapped waker, minus the same future's poll untraced), `task.in_region_ns` (a future
+//! measured as an async region, begin, end and drop, minus the bare future), `sync.mutex_uncontended_overhead_ns`
+//! (fdr `Mutex` lock+unlock minus `std`'s), `tracing_layer.span_ns` (a span's creation, enter, exit
+//! and close through `FdrLayer` on a `Registry`) and `peer.tracing_chrome.span_ns` (the same through
 //! tracing-chrome's `ChromeLayer` writing a file), and `task.poll_clock_floor_ns` (three
 //! clock reads) and `task.poll_events_floor_ns` (three bare events recorded through
 //! `record`, the generic path): the floors of a traced poll's three events on the machine at
@@ -29,7 +30,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fdr_benches::{floor_event, median, report};
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 use tracing_subscriber::prelude::*;
 
 /// A future that wakes itself and stays pending: every poll includes one wake.
@@ -143,6 +144,22 @@ fn bench_tasks(c: &mut Criterion) {
     );
     report("task.poll_events_floor_ns", 3.0 * event_ns);
 
+    // An async region around a future that completes at its first poll: the begin at the
+    // first poll, the end at completion, the wrapper's drop; minus the bare future's poll.
+    let poll_ready = |f: &mut dyn FnMut() -> bool| black_box(f());
+    let (bare_ns, region_ns) = paired(
+        || {
+            let mut f = std::pin::pin!(std::future::ready(1u8));
+            poll_ready(&mut || f.as_mut().poll(&mut Context::from_waker(waker)).is_ready());
+        },
+        || {
+            let mut f = std::pin::pin!(std::future::ready(1u8).in_region("bench-phase"));
+            poll_ready(&mut || f.as_mut().poll(&mut Context::from_waker(waker)).is_ready());
+        },
+        200_000,
+    );
+    report("task.in_region_ns", region_ns - bare_ns);
+
     let mut g = c.benchmark_group("task");
     g.bench_function("poll_untraced_ns", |b| {
         b.iter(|| black_box(plain.as_mut().poll(&mut Context::from_waker(waker))))
@@ -174,10 +191,12 @@ fn bench_sync(c: &mut Criterion) {
     g.finish();
 }
 
-/// A span entered and exited, as an instrumented function does it.
+/// A span created, entered, exited and closed, as an instrumented function does it per call
+/// (a span re-entered over and over would measure an async span's later polls, which
+/// `FdrLayer` does not record).
 fn span_workload(b: &mut criterion::Bencher<'_>) {
-    let span = tracing::info_span!("request");
     b.iter(|| {
+        let span = tracing::info_span!("request");
         let _g = span.enter();
         black_box(&span);
     })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{get, parse_exposition};
 use fdr_admin::Admin;
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families() {

@@ -58,7 +58,7 @@ pub fn task_from_traceparent(
 }
 
 /// Makes `future` an instrumented async task named `name` (as
-/// [`FutureExt::traced`](fdr_recorder::task::FutureExt::traced) does: polls, wakes and drop
+/// [`FdrFutureExt::traced`](fdr_recorder::task::FdrFutureExt::traced) does: polls, wakes and drop
 /// recorded, created here as a child of the current task) linked to the active span of
 /// `cx`, if `cx` has a valid one.
 #[track_caller]

@@ -7,7 +7,7 @@ mod common;
 
 use common::{Trace, dump, runtime, serial, tasks_for_trace};
 use fdr_otel::{TraceParent, TraceParentError};
-use fdr_recorder::task::FutureExt as _;
+use fdr_recorder::task::FdrFutureExt as _;
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt as _;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Trace, dump, runtime, serial, serve, tasks_for_trace};
 use fdr_otel::{ClientLayer, ServerLayer, TraceParent};
-use fdr_recorder::task::FutureExt as _;
+use fdr_recorder::task::FdrFutureExt as _;
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;

@@ -29,7 +29,10 @@
 //!
 //! # Feature flags
 //!
-//! - `tokio`: [`tokio_hooks::instrument`] (worker start, park, unpark) and [`task::spawn`].
+//! - `tokio`: [`tokio_hooks::instrument`] (worker start, park, unpark; composing with the
+//!   application's hooks through [`tokio_hooks::instrument_with`] or [`tokio_hooks::Hooks`]),
+//!   [`tokio_watch::watch`] (a runtime's workers sampled from outside, for `#[tokio::main]`)
+//!   and [`task::spawn`].
 //! - `tokio-unstable-hooks`: every tokio task seen without wrapping; needs
 //!   `RUSTFLAGS="--cfg tokio_unstable"` too, and fails the build without it.
 //!
@@ -43,6 +46,8 @@
 
 #[cfg(not(loom))]
 mod api;
+#[cfg(not(loom))]
+mod async_region;
 #[cfg(not(loom))]
 mod capture;
 pub mod chunk;
@@ -77,6 +82,8 @@ mod metrics;
 pub mod task;
 #[cfg(all(not(loom), feature = "tokio"))]
 pub mod tokio_hooks;
+#[cfg(all(not(loom), feature = "tokio", target_has_atomic = "64"))]
+pub mod tokio_watch;
 #[cfg(not(loom))]
 pub use fdr_format::BlockReason;
 #[cfg(not(loom))]
@@ -92,6 +99,7 @@ mod recorder {
         intern_site, log, log_fmt, new_task_id, record, region, region_static, set_current_task,
         task, with_region,
     };
+    pub use crate::async_region::{AsyncRegionGuard, InRegion, async_region, new_region_id};
     pub use crate::capture::{CAPTURE_PENDING_MAX, CaptureGuard, capture, capture_running};
     pub use crate::chunk::CHUNK_BYTES;
     pub use crate::clock::now_ticks;

@@ -1,6 +1,6 @@
 //! Instrumented futures: async tasks on any executor.
 //!
-//! [`FutureExt::traced`] wraps a future in a [`Traced`] task that records its creation
+//! [`FdrFutureExt::traced`] wraps a future in a [`Traced`] task that records its creation
 //! (parent task and spawn site), each poll (start, and end with Ready or Pending), every
 //! wake (on the waking thread, with the waking task: who woke whom) and its drop. During a
 //! poll the task is current on the polling thread, so regions, logs and contended locks
@@ -15,7 +15,7 @@
 //! poll start), poll duration, tasks spawned/completed/alive ([`crate::metrics`]).
 //!
 //! ```
-//! use fdr_recorder::task::FutureExt;
+//! use fdr_recorder::task::FdrFutureExt;
 //!
 //! let fut = async { 1 + 1 }.traced("add");
 //! # let _ = fut;
@@ -34,6 +34,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use fdr_format::{TaskId, encode};
 
+use crate::async_region::InRegion;
 use crate::clock::now_ticks;
 use crate::local::{peek_local, with_local};
 use crate::metric_cells::Counter;
@@ -124,16 +125,45 @@ fn task_drop_slow(task: TaskId) {
     record_slow(|out, delta| encode::task_drop(out, delta, task));
 }
 
-/// Extension trait: `future.traced(name)`.
-pub trait FutureExt: Future + Sized {
+/// Extension trait on every future: `future.traced(name)` makes it a task,
+/// `future.in_region(name)` a phase (an async region) of the task that polls it.
+///
+/// Its name is fdr's own, so it can be imported beside `futures::FutureExt`, OpenTelemetry's
+/// `FutureExt` or `tracing::Instrument` (its methods' names collide with none of theirs).
+pub trait FdrFutureExt: Future + Sized {
     /// Makes this future an instrumented task named `name`, created here (the caller's
     /// location is its spawn site) as a child of the current task.
     #[track_caller]
     fn traced(self, name: &'static str) -> Traced<Self> {
         Traced::new(self, name, Location::caller())
     }
+
+    /// Measures this future as an async region named `name`: it begins at the first poll,
+    /// in the task current then, and ends when the future completes or is dropped, on
+    /// whichever threads poll it (see [`async_region`](crate::async_region())). The `Send` way to measure a
+    /// phase that awaits; a region's guard is not `Send`.
+    fn in_region(self, name: &'static str) -> InRegion<Self> {
+        InRegion::new(self, name)
+    }
 }
 
+impl<F: Future> FdrFutureExt for F {}
+
+/// The former name of [`FdrFutureExt`], whose name collided with `futures::FutureExt` and
+/// OpenTelemetry's `FutureExt` where both were imported.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `FdrFutureExt` (`FutureExt` collides with the `futures` and OpenTelemetry traits); this alias goes in the next release"
+)]
+pub trait FutureExt: Future + Sized {
+    /// Makes this future an instrumented task named `name` (see [`FdrFutureExt::traced`]).
+    #[track_caller]
+    fn traced(self, name: &'static str) -> Traced<Self> {
+        Traced::new(self, name, Location::caller())
+    }
+}
+
+#[allow(deprecated, reason = "the alias is implemented for one release")]
 impl<F: Future> FutureExt for F {}
 
 /// The wrapped waker: the executor's waker and what the task shares with its wakers.
@@ -180,7 +210,7 @@ impl Wake for Shim {
     }
 }
 
-/// An instrumented task (see [`FutureExt::traced`]).
+/// An instrumented task (see [`FdrFutureExt::traced`]).
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Traced<F> {
@@ -339,7 +369,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        Arc, Context, FdrFutureExt, Future, Ordering, Poll, TaskId, Wake, Waker, current_task,
+    };
     use std::sync::atomic::AtomicUsize;
 
     /// Counts the wakes of the executor's waker.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Wake, Waker};
 
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 
 /// Polls a traced future that is pending `n - 1` times, then ready.
 fn poll_n_times(n: u64) {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 
 #[test]
 fn a_woken_task_kept_off_the_executor_shows_in_p99_sched_latency() {

@@ -125,7 +125,7 @@ fn a_task_woken_by_another_task_names_its_waker() {
     let wakee = fdr_recorder::task::spawn_with("wakee", wait, |f| rt.spawn(f));
     let waker = {
         let slot = slot.clone();
-        rt.spawn(fdr_recorder::task::FutureExt::traced(
+        rt.spawn(fdr_recorder::task::FdrFutureExt::traced(
             async move {
                 // Wait (off the executor) until the wakee is pending, then wake it from here.
                 let w = tokio::task::spawn_blocking(move || slot.take())
@@ -197,7 +197,7 @@ fn a_task_woken_from_a_plain_thread_has_no_waker_task() {
     let slot = Slot::default();
     let task = {
         let slot = slot.clone();
-        rt.spawn(fdr_recorder::task::FutureExt::traced(
+        rt.spawn(fdr_recorder::task::FdrFutureExt::traced(
             async move { slot.wait().await },
             "woken-from-thread",
         ))

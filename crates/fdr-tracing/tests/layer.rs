@@ -1,6 +1,6 @@
-//! An app instrumented with `tracing` and `FdrLayer`: spans decode as nested regions, events
-//! as logs with their fields, and a per-layer filter keeps what it excludes out. (Own test
-//! binary: it installs the global recorder.)
+//! An app instrumented with `tracing` and `FdrLayer`: spans decode as nested regions with
+//! their fields logged, events as logs with their fields, and a per-layer filter keeps what it
+//! excludes out. (Own test binary: it installs the global recorder.)
 
 use std::time::Duration;
 
@@ -98,6 +98,8 @@ fn spans_nest_as_regions_and_events_are_logs_filters_respected() {
     assert_eq!(
         evs,
         [
+            // The span's fields, at its creation, under its name.
+            Ev::Log("request".into(), "id=7".into()),
             Ev::Begin("request".into()),
             Ev::Log("app".into(), "started".into()),
             Ev::Begin("db".into()),

@@ -32,18 +32,29 @@
 //! `fdr sched` and `fdr diagnose` see scheduling delay and long polls. Locks from [`sync`]
 //! record where they were contended.
 //!
+//! A phase of async code that awaits is an async region: `.in_region(name)` on a future, or
+//! [`async_region`]'s guard, which is `Send` and may be held across `.await` (a [`region()`]'s
+//! guard is not `Send`: a handler holding one across an `.await` is not `Send`, and axum
+//! rejects it with an error about its `Handler` trait).
+//!
 //! ```
-//! use fdr::FutureExt;
+//! use fdr::FdrFutureExt;
 //!
 //! # fn main() {
 //! let shared = fdr::sync::Mutex::new(0u64);
+//! async fn fetch() -> u64 { 7 }
 //! let request = async {
-//!     *shared.lock().unwrap() += 1;
+//!     let rows = fetch().in_region("db").await; // a phase across awaits
+//!     let _render = fdr::async_region("render"); // Send: may be held across awaits
+//!     *shared.lock().unwrap() += rows;
 //! }
 //! .traced("request");
 //! # let _ = request;
 //! # }
 //! ```
+//!
+//! `FdrFutureExt` was called `FutureExt`, a name the `futures` crate and OpenTelemetry use
+//! too; `fdr::FutureExt` remains, deprecated, for one release.
 //!
 //! # Feature flags
 //!
@@ -63,10 +74,18 @@
 //!   recorder, throttled on-demand captures, the sentinel's incidents and Prometheus
 //!   `/metrics`; loopback by default, authentication required anywhere else. (Implies
 //!   `record`.)
-//! - `tokio`: [`tokio::instrument`] records tokio workers' start, stop, park and unpark, and
-//!   [`spawn`] spawns a traced task. (Implies `record`.)
-//! - `tracing`: [`tracing::FdrLayer`], a `tracing-subscriber` layer: spans become regions,
-//!   events become logs, so code already instrumented with `tracing` shows up in fdr's
+//! - `tokio`: [`tokio::instrument`] records tokio workers' start, stop, park and unpark on a
+//!   runtime you build (`tokio::instrument_with` keeps your own hooks), `tokio::watch`
+//!   samples the workers of a runtime built by `#[tokio::main]`, and [`spawn`] spawns a
+//!   traced task. (Implies `record`.)
+//! - `tokio-unstable-hooks`: [`tokio::instrument`] also installs tokio's task hooks, so every
+//!   tokio task is seen (created, polled, terminated) without `.traced(..)`. Needs
+//!   `RUSTFLAGS="--cfg tokio_unstable"` too (tokio's own requirement); without it the build
+//!   fails with a message saying so. Not part of `full`. (Implies `tokio`.)
+//! - `tracing`: [`tracing::FdrLayer`], a `tracing-subscriber` layer: a span's first entry
+//!   becomes a region and its life (first enter to close) an async region, so an async
+//!   `#[instrument]` span is one phase across its awaits, not a region per poll; span fields
+//!   and events become logs, so code already instrumented with `tracing` shows up in fdr's
 //!   traces. (Implies `record`.)
 //! - `otel`: [`otel`], the OpenTelemetry bridge: a tower/hyper layer makes each request a
 //!   task named `http METHOD ROUTE` linked to its trace and span ids (so

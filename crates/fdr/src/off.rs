@@ -226,7 +226,31 @@ macro_rules! log {
 /// A future that records nothing: the future itself.
 pub type Traced<F> = F;
 
-/// `.traced(name)` on any future: returns the future unchanged.
+/// A future measured as nothing: the future itself.
+pub type InRegion<F> = F;
+
+/// `.traced(name)` and `.in_region(name)` on any future: return the future unchanged.
+pub trait FdrFutureExt: Future + Sized {
+    /// Returns `self`.
+    #[inline(always)]
+    fn traced(self, _name: &'static str) -> Traced<Self> {
+        self
+    }
+
+    /// Returns `self`.
+    #[inline(always)]
+    fn in_region(self, _name: &'static str) -> InRegion<Self> {
+        self
+    }
+}
+
+impl<F: Future> FdrFutureExt for F {}
+
+/// The former name of [`FdrFutureExt`].
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed `FdrFutureExt` (`FutureExt` collides with the `futures` and OpenTelemetry traits); this alias goes in the next release"
+)]
 pub trait FutureExt: Future + Sized {
     /// Returns `self`.
     #[inline(always)]
@@ -235,7 +259,26 @@ pub trait FutureExt: Future + Sized {
     }
 }
 
+#[allow(deprecated, reason = "the alias is implemented for one release")]
 impl<F: Future> FutureExt for F {}
+
+/// An async region that records nothing (`Send`, as the recording one is).
+#[must_use = "an async region ends when its guard is dropped"]
+#[derive(Debug)]
+pub struct AsyncRegionGuard(());
+
+impl AsyncRegionGuard {
+    /// Always 0: nothing was recorded.
+    pub fn id(&self) -> u64 {
+        0
+    }
+}
+
+/// Records nothing.
+#[inline(always)]
+pub fn async_region(_name: &'static str) -> AsyncRegionGuard {
+    AsyncRegionGuard(())
+}
 
 /// Hands `future` to `spawn` unchanged.
 #[inline(always)]

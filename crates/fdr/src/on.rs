@@ -1,11 +1,14 @@
 //! The recording API when the `record` feature is on: fdr-recorder's.
 
 pub use fdr_recorder::locks::blocking;
-pub use fdr_recorder::task::{FutureExt, Traced, spawn_with};
+#[allow(deprecated, reason = "the former name, kept for one release")]
+pub use fdr_recorder::task::FutureExt;
+pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
-    CaptureGuard, Config, Error, FlightConfig, FlightRecorder, HistogramSnapshot, Lost,
-    MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, capture, enabled, flight,
-    is_running, log, log_fmt, metrics, region, start, stats, stop, task, with_region,
+    AsyncRegionGuard, CaptureGuard, Config, Error, FlightConfig, FlightRecorder, HistogramSnapshot,
+    InRegion, Lost, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region,
+    capture, enabled, flight, is_running, log, log_fmt, metrics, region, start, stats, stop, task,
+    with_region,
 };
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.
@@ -36,12 +39,37 @@ pub mod admin {
 }
 
 /// tokio integration: worker threads' start, stop, park and unpark.
+///
+/// - A runtime you build: [`instrument`](tokio::instrument) installs fdr's hooks on the
+///   `Builder` (workers record park and unpark events); [`instrument_with`](tokio::instrument_with)
+///   keeps the application's own hooks too, or call [`Hooks`](tokio::Hooks)' functions from them.
+/// - A runtime built by `#[tokio::main]`: [`watch`](tokio::watch) samples its workers' busy
+///   time and parks from a thread of fdr's own, with no builder.
+///
+/// ```
+/// # fdr::start(fdr::Config::default()).unwrap();
+/// # let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+/// # rt.block_on(async {
+/// // #[tokio::main]
+/// // async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let _watch = fdr::tokio::watch(tokio::runtime::Handle::current())?;
+/// #   Ok::<(), fdr::Error>(())
+/// // }
+/// # }).unwrap();
+/// ```
 #[cfg(feature = "tokio")]
 pub mod tokio {
-    pub use fdr_recorder::tokio_hooks::instrument;
+    pub use fdr_recorder::tokio_hooks::{
+        Hooks, TOKIO_TASK_ID_BIT, UserHooks, instrument, instrument_with,
+    };
+    #[cfg(target_has_atomic = "64")]
+    pub use fdr_recorder::tokio_watch::{
+        DEFAULT_WATCH_INTERVAL, MIN_WATCH_INTERVAL, RuntimeWatch, watch, watch_every,
+    };
 }
 
-/// `tracing` integration: a layer that records spans as regions and events as logs.
+/// `tracing` integration: a layer that records spans as regions (the first entry) and async
+/// regions (first enter to close, across awaits), and span fields and events as logs.
 #[cfg(feature = "tracing")]
 pub mod tracing {
     pub use fdr_tracing::FdrLayer;

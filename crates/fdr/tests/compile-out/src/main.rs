@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use fdr::FutureExt;
+use fdr::FdrFutureExt;
 
 fn handler(user: u32, shared: &fdr::sync::Mutex<u32>) -> u32 {
     let _task = fdr::task("request");
@@ -15,6 +15,8 @@ fn handler(user: u32, shared: &fdr::sync::Mutex<u32>) -> u32 {
     fdr::log!("db", "static message");
     fdr::log!("db", "user {user} sum {sum}");
     fdr::log("db", "plain");
+    let phase = fdr::async_region("phase");
+    let _ = phase.id();
     sum
 }
 
@@ -33,7 +35,11 @@ fn main() {
     let shared = fdr::sync::Mutex::new(0);
     let mut total = 0;
     for i in 0..1000 {
-        total += run_ready(async { handler(i, &shared) }.traced("request future"));
+        total += run_ready(
+            async { handler(i, &shared) }
+                .in_region("handler")
+                .traced("request future"),
+        );
     }
     let mut dump = Vec::new();
     let written = fdr::flight().write_to(&mut dump);
