@@ -716,22 +716,32 @@ async fn a_busy_recorder_is_a_429_with_retry_after() {
     let _turn = TURN.lock().await;
     common::start_recorder();
     let admin = Admin::builder().bind(([127, 0, 0, 1], 0)).start().unwrap();
-    let (started_tx, started) = std::sync::mpsc::channel();
-    let (release, release_rx) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let mut w = Held {
-            started: started_tx,
-            release: release_rx,
-            waited: false,
-        };
-        fdr_recorder::flight().write_to(&mut w).map(|_| ())
-    });
-    started.recv_timeout(LIVENESS).unwrap();
+    // Snapshots run side by side up to the recorder's bound: hold every slot.
+    let mut releases = Vec::new();
+    let mut holders = Vec::new();
+    for _ in 0..fdr_recorder::MAX_SNAPSHOTS {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        holders.push(std::thread::spawn(move || {
+            let mut w = Held {
+                started: started_tx,
+                release: release_rx,
+                waited: false,
+            };
+            fdr_recorder::flight().write_to(&mut w).map(|_| ())
+        }));
+        started.recv_timeout(LIVENESS).unwrap();
+        releases.push(release);
+    }
     let r = answered(admin.local_addr(), "/debug/fdr/flight", &[]).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.retry_after().is_some_and(|s| s >= 1), "{:?}", r.headers);
-    release.send(()).unwrap();
-    holder.join().unwrap().unwrap();
+    for release in releases {
+        release.send(()).unwrap();
+    }
+    for holder in holders {
+        holder.join().unwrap().unwrap();
+    }
     let r = answered(admin.local_addr(), "/debug/fdr/flight", &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(decodes_whole(&r.body));
