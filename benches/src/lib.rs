@@ -4,6 +4,8 @@
 use std::cell::Cell;
 use std::io::Write;
 
+pub mod harness;
+
 /// Reports a figure that is not a criterion time (a ratio, a rate, a size) to
 /// `cargo xtask bench`, which puts it in `summary.json` under `name`.
 pub fn report(name: &str, value: f64) {

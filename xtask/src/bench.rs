@@ -4,7 +4,10 @@
 //! - every criterion benchmark whose id is `group/figure` yields `group.figure` = its median
 //!   time per iteration in ns (so name such benches after the figure, e.g. `record/region_ns`);
 //! - benches report other figures (ratios, rates, bytes) with `fdr_benches::report`, which
-//!   appends `{"name":..,"value":..}` lines to `target/xtask/bench/extra.jsonl`.
+//!   appends `{"name":..,"value":..}` lines to `target/xtask/bench/extra.jsonl`. A ratio
+//!   comes with its spread over rounds (`_p10`, `_p90`, `_rounds`); the record bench's
+//!   harness checks (`record.floor_agreement`, `record.harness_agreement`) are restated
+//!   after the table when off 1 by more than 5%.
 //!
 //! Then xtask adds two measurements of its own: `fdr summary`'s peak memory on a 1 GiB
 //! trace, and the realistic scenario suite (`fdr-scenarios suite`, release build):
@@ -104,7 +107,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     fs::write(&summary_path, serde_json::to_string_pretty(&json)? + "\n")?;
 
     println!(
-        "\n{:<44} {:>16} {:>16} {:>9}",
+        "\n{:<52} {:>16} {:>16} {:>9}",
         "figure", "this run", "previous", "change"
     );
     for (name, value) in &figures {
@@ -112,7 +115,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             Some(p) if *p != 0.0 => (fmt_num(*p), format!("{:+.1}%", (value / p - 1.0) * 100.0)),
             _ => ("-".into(), "".into()),
         };
-        println!("{name:<44} {:>16} {prev:>16} {change:>9}", fmt_num(*value));
+        println!("{name:<52} {:>16} {prev:>16} {change:>9}", fmt_num(*value));
+    }
+    // The benches' own checks of their harness, restated where they cannot scroll by.
+    for name in AGREEMENT_FIGURES {
+        if let Some(v) = figures.get(name)
+            && (v - 1.0).abs() > AGREEMENT_TOLERANCE
+        {
+            println!(
+                "WARNING: {name} = {v:.3}, off 1 by more than {:.0}%: the ratios of this run are suspect",
+                AGREEMENT_TOLERANCE * 100.0
+            );
+        }
     }
     println!("\nwritten: {}", summary_path.display());
     if trace.exists() {
@@ -168,6 +182,14 @@ fn collect_criterion(dir: &Path, figures: &mut BTreeMap<String, f64>) -> Result<
 }
 
 const PEAK_RSS_FIGURE: &str = "analyze.summary_peak_rss_bytes";
+/// Figures by which the record bench checks its own harness: each should be 1.
+const AGREEMENT_FIGURES: [&str; 3] = [
+    "record.floor_agreement",
+    "record.floor_one_event_agreement",
+    "record.harness_agreement",
+];
+/// How far off 1 an agreement figure may be.
+const AGREEMENT_TOLERANCE: f64 = 0.05;
 /// How many of the scenario suite's programs `fdr diagnose` gets right, of how many.
 const SCENARIO_FIGURES: [&str; 2] = ["diagnose.scenarios_right", "diagnose.scenarios_total"];
 
