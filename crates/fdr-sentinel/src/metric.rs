@@ -125,6 +125,39 @@ pub fn add_runtime(into: &mut Metrics) {
     }
 }
 
+/// The value of a gathered counter or gauge under either of `prometheus`'s models.
+///
+/// An application depending on `prometheus` with its default features turns on `protobuf`
+/// (features unify), which swaps the types `Registry::gather` returns: the plain model's
+/// `Counter` and `Gauge` have only `get_value()`, the protobuf model's only `value()`. This
+/// crate cannot see which is enabled, so each method here calls the other name: an inherent
+/// method wins over a trait method, so `value()` resolves to the protobuf accessor or, through
+/// `get_value()`, to the plain one, and neither calls back into this trait. Under the protobuf
+/// model the inherent `value()` is used directly and this trait is not.
+#[allow(dead_code)]
+trait ValueOfEitherModel {
+    fn value(&self) -> f64;
+    fn get_value(&self) -> f64;
+}
+
+impl ValueOfEitherModel for prometheus::proto::Counter {
+    fn value(&self) -> f64 {
+        self.get_value()
+    }
+    fn get_value(&self) -> f64 {
+        self.value()
+    }
+}
+
+impl ValueOfEitherModel for prometheus::proto::Gauge {
+    fn value(&self) -> f64 {
+        self.get_value()
+    }
+    fn get_value(&self) -> f64 {
+        self.value()
+    }
+}
+
 /// Adds every counter, gauge and histogram a `prometheus` registry gathers. A series with
 /// labels is named `name{label="value",...}`, labels sorted; summaries are skipped (their
 /// quantiles cannot be merged over a window), and so are untyped series.
@@ -146,8 +179,8 @@ pub fn add_prometheus(registry: &prometheus::Registry, into: &mut Metrics) {
                 format!("{}{{{}}}", family.name(), inner.join(","))
             };
             let value = match kind {
-                MetricType::COUNTER => MetricValue::Counter(m.get_counter().get_value()),
-                MetricType::GAUGE => MetricValue::Gauge(m.get_gauge().get_value()),
+                MetricType::COUNTER => MetricValue::Counter(m.get_counter().value()),
+                MetricType::GAUGE => MetricValue::Gauge(m.get_gauge().value()),
                 MetricType::HISTOGRAM => {
                     let h = m.get_histogram();
                     let mut buckets: Vec<(f64, u64)> = h
