@@ -93,22 +93,35 @@ impl Histogram {
 /// Every metric of one sample, by name.
 pub type Metrics = BTreeMap<String, MetricValue>;
 
-/// Adds fdr's runtime metrics (`fdr_` + the name `fdr_recorder::metrics()` exports).
+/// Adds fdr's runtime metrics, under the names `/metrics` publishes them with (fdr-admin):
+/// a histogram `NAME_ns` of `fdr_recorder::metrics()` as `fdr_NAME_seconds` (bounds and sum
+/// in seconds), a counter as `fdr_NAME_total`, a gauge as `fdr_NAME`. Each is also added under
+/// its older name, kept as an alias: `fdr_NAME_ns` (nanoseconds) and `fdr_NAME` for a counter.
 pub fn add_runtime(into: &mut Metrics) {
     let m = fdr_recorder::metrics();
     for (name, _, h) in m.histograms() {
         let mut cumulative = 0;
-        let buckets = h
+        let buckets_ns: Vec<(f64, u64)> = h
             .buckets_ns()
             .map(|(upper_ns, n)| {
                 cumulative += n;
                 (upper_ns as f64, cumulative)
             })
             .collect();
+        let seconds = Histogram {
+            buckets: buckets_ns.iter().map(|&(b, c)| (b / 1e9, c)).collect(),
+            count: h.count,
+            sum: h.sum_ns as f64 / 1e9,
+        };
+        let base = name.strip_suffix("_ns").unwrap_or(name);
+        into.insert(
+            format!("fdr_{base}_seconds"),
+            MetricValue::Histogram(seconds),
+        );
         into.insert(
             format!("fdr_{name}"),
             MetricValue::Histogram(Histogram {
-                buckets,
+                buckets: buckets_ns,
                 count: h.count,
                 sum: h.sum_ns as f64,
             }),
@@ -116,13 +129,56 @@ pub fn add_runtime(into: &mut Metrics) {
     }
     for c in m.scalars() {
         let v = c.value as f64;
-        let value = if c.gauge {
-            MetricValue::Gauge(v)
+        if c.gauge {
+            into.insert(format!("fdr_{}", c.name), MetricValue::Gauge(v));
         } else {
-            MetricValue::Counter(v)
-        };
-        into.insert(format!("fdr_{}", c.name), value);
+            into.insert(format!("fdr_{}_total", c.name), MetricValue::Counter(v));
+            into.insert(format!("fdr_{}", c.name), MetricValue::Counter(v));
+        }
     }
+}
+
+/// Every name [`add_runtime`] adds (published names and their aliases), sorted.
+pub fn runtime_names() -> Vec<String> {
+    let mut m = Metrics::new();
+    add_runtime(&mut m);
+    m.into_keys().collect()
+}
+
+/// Up to three of `names` closest to `name` (by edit distance of the names without labels),
+/// for an error naming a metric that is not there.
+pub fn near_names<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let base = |n: &str| n.split('{').next().unwrap_or(n).to_owned();
+    let target = base(name);
+    let mut scored: Vec<(usize, String)> = names
+        .into_iter()
+        .map(|n| (edit_distance(&target, &base(n)), n.to_owned()))
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    let limit = target.len().max(4) / 2;
+    scored
+        .into_iter()
+        .filter(|(d, n)| *d <= limit || n.starts_with(&target) || target.starts_with(&base(n)))
+        .take(3)
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// Levenshtein distance in bytes (names are ASCII; both at most a few hundred bytes).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != cb)).min(row[j] + 1).min(up + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 /// The value of a gathered counter or gauge under either of `prometheus`'s models.
@@ -324,6 +380,37 @@ mod tests {
         };
         assert_eq!(h.buckets, [(0.1, 0), (1.0, 1), (f64::INFINITY, 1)]);
         assert_eq!(h.quantile(0.99), Some(1.0));
+    }
+
+    #[test]
+    fn runtime_metrics_carry_the_published_names_and_the_older_aliases() {
+        let mut m = Metrics::new();
+        add_runtime(&mut m);
+        for name in [
+            "fdr_lock_wait_seconds",
+            "fdr_lock_wait_ns",
+            "fdr_polls_total",
+            "fdr_polls",
+            "fdr_tasks_alive",
+        ] {
+            assert!(m.contains_key(name), "{name} missing from {:?}", m.keys());
+        }
+        let (MetricValue::Histogram(s), MetricValue::Histogram(ns)) =
+            (&m["fdr_sched_latency_seconds"], &m["fdr_sched_latency_ns"])
+        else {
+            panic!("{m:?}")
+        };
+        assert_eq!(s.count, ns.count);
+        for (a, b) in s.buckets.iter().zip(&ns.buckets) {
+            assert_eq!((a.0 * 1e9).round(), b.0.round());
+            assert_eq!(a.1, b.1);
+        }
+        assert_eq!(m["fdr_polls_total"], m["fdr_polls"]);
+        let near = near_names("fdr_lock_wait_secs", m.keys().map(String::as_str));
+        assert!(
+            near.contains(&"fdr_lock_wait_seconds".to_owned()),
+            "{near:?}"
+        );
     }
 
     #[cfg(target_os = "linux")]
