@@ -56,27 +56,37 @@ impl Histogram {
         })
     }
 
-    /// The value at quantile `q` (0..=1): the upper bound of the bucket holding it; `None`
-    /// when empty. An infinite last bucket answers with the largest finite bound.
+    /// The value at quantile `q` (0..=1), as PromQL's `histogram_quantile` estimates it:
+    /// the bucket holding rank `q * count`, interpolated linearly between its lower and upper
+    /// bounds (values assumed spread evenly within it; the first bucket's lower bound is 0
+    /// when its upper bound is positive). A rank in the infinite last bucket answers with the
+    /// largest finite bound. `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.count == 0 {
             return None;
         }
-        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
-        let mut last_finite = 0.0;
+        let rank = q.clamp(0.0, 1.0) * self.count as f64;
+        let mut lower = None::<f64>;
+        let mut below = 0u64;
         for &(bound, c) in &self.buckets {
+            if c as f64 >= rank && c > below {
+                if !bound.is_finite() {
+                    return Some(lower.unwrap_or(0.0));
+                }
+                let from = match lower {
+                    Some(l) => l,
+                    None if bound > 0.0 => 0.0,
+                    None => return Some(bound),
+                };
+                let within = (rank - below as f64) / (c - below) as f64;
+                return Some(from + (bound - from) * within.clamp(0.0, 1.0));
+            }
             if bound.is_finite() {
-                last_finite = bound;
+                lower = Some(bound);
             }
-            if c >= rank {
-                return Some(if bound.is_finite() {
-                    bound
-                } else {
-                    last_finite
-                });
-            }
+            below = c;
         }
-        Some(last_finite)
+        Some(lower.unwrap_or(0.0))
     }
 
     /// The upper bound of the highest non-empty bucket; `None` when empty.
@@ -379,7 +389,48 @@ mod tests {
             panic!("{m:?}")
         };
         assert_eq!(h.buckets, [(0.1, 0), (1.0, 1), (f64::INFINITY, 1)]);
-        assert_eq!(h.quantile(0.99), Some(1.0));
+        // Interpolated within (0.1, 1]: 0.1 + 0.9 * 0.99.
+        assert!((h.quantile(0.99).unwrap() - 0.991).abs() < 1e-9, "{h:?}");
+        assert_eq!(h.max(), Some(1.0));
+    }
+
+    #[test]
+    fn a_quantile_is_interpolated_within_its_bucket_like_histogram_quantile() {
+        // 1,000 requests: 979 at 0.5 ms, 20 spread evenly over (1 ms, 2.5 ms], one at 4 ms.
+        // The true p99 (the 990th value) is 1.79 ms; the bucket's upper bound is 2.5 ms.
+        let r = prometheus::Registry::new();
+        let h = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new("http_latency_seconds", "latency")
+                .buckets(vec![0.001, 0.0025, 0.005]),
+        )
+        .unwrap();
+        r.register(Box::new(h.clone())).unwrap();
+        let sample = || {
+            let mut m = Metrics::new();
+            add_prometheus(&r, &mut m);
+            m
+        };
+        let before = sample();
+        let mut values = vec![0.0005; 979];
+        values.extend((0..20).map(|i| 0.001 + 0.0015 * (i as f64 + 0.5) / 20.0));
+        values.push(0.004);
+        for v in &values {
+            h.observe(*v);
+        }
+        let after = sample();
+        let rule = crate::Rule::parse("slow: http_latency_seconds p99 > 2ms").unwrap();
+        let p99 = rule
+            .stat
+            .of(
+                before.get(&rule.metric),
+                &after[&rule.metric],
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap()
+            .unwrap();
+        // 1 ms + 1.5 ms * (990 - 979) / 20.
+        assert!((p99 - 0.001825).abs() < 1e-9, "{p99}");
+        assert!(!rule.breaches(p99), "a healthy p99 of {p99} s fired {rule}");
     }
 
     #[test]

@@ -536,8 +536,14 @@ mod tests {
         };
         let s = Duration::from_secs(2);
         assert_eq!(Stat::Quantile(0.99).of(None, &h(4, 100.0), s), Ok(None));
+        // Rank 3.96 of 4, interpolated within (10, 100]: 10 + 90 * 1.96 / 2.
+        let p99 = Stat::Quantile(0.99)
+            .of(Some(&h(4, 100.0)), &h(8, 300.0), s)
+            .unwrap()
+            .unwrap();
+        assert!((p99 - 98.2).abs() < 1e-9, "{p99}");
         assert_eq!(
-            Stat::Quantile(0.99).of(Some(&h(4, 100.0)), &h(8, 300.0), s),
+            Stat::Max.of(Some(&h(4, 100.0)), &h(8, 300.0), s),
             Ok(Some(100.0))
         );
         assert_eq!(
