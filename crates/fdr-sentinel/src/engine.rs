@@ -157,7 +157,7 @@ impl Engine {
         let before = self.previous.as_ref();
         let elapsed = before.map_or(Duration::ZERO, |(t, _)| now.saturating_sub(*t));
         for (index, r) in self.rules.iter_mut().enumerate() {
-            let value = match metrics.get(&r.rule.metric) {
+            let value = match crate::metric::select(&metrics, &r.rule.metric).as_ref() {
                 None => {
                     if !std::mem::replace(&mut r.unknown_reported, true) {
                         let near = crate::metric::near_names(
@@ -179,11 +179,13 @@ impl Engine {
                     }
                     Ok(None)
                 }
-                Some(m) => {
-                    r.rule
-                        .stat
-                        .of(before.and_then(|(_, b)| b.get(&r.rule.metric)), m, elapsed)
-                }
+                Some(m) => r.rule.stat.of(
+                    before
+                        .and_then(|(_, b)| crate::metric::select(b, &r.rule.metric))
+                        .as_ref(),
+                    m,
+                    elapsed,
+                ),
             };
             let value = match value {
                 Ok(v) => v,

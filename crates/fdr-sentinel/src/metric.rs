@@ -56,6 +56,34 @@ impl Histogram {
         })
     }
 
+    /// The sum of two cumulative histograms (two series of one family), bucket by bucket over
+    /// the union of their bounds.
+    pub fn merged(&self, other: &Histogram) -> Histogram {
+        let at = |h: &Histogram, bound: f64| -> u64 {
+            h.buckets
+                .iter()
+                .take_while(|(b, _)| *b <= bound)
+                .last()
+                .map_or(0, |(_, c)| *c)
+        };
+        let mut bounds: Vec<f64> = self
+            .buckets
+            .iter()
+            .chain(&other.buckets)
+            .map(|(b, _)| *b)
+            .collect();
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        Histogram {
+            buckets: bounds
+                .into_iter()
+                .map(|b| (b, at(self, b) + at(other, b)))
+                .collect(),
+            count: self.count + other.count,
+            sum: self.sum + other.sum,
+        }
+    }
+
     /// The value at quantile `q` (0..=1), as PromQL's `histogram_quantile` estimates it:
     /// the bucket holding rank `q * count`, interpolated linearly between its lower and upper
     /// bounds (values assumed spread evenly within it; the first bucket's lower bound is 0
@@ -146,6 +174,68 @@ pub fn add_runtime(into: &mut Metrics) {
             into.insert(format!("fdr_{}", c.name), MetricValue::Counter(v));
         }
     }
+}
+
+/// The value a rule naming `selector` reads from `metrics`: the series of that exact name;
+/// else, for `name` or `name{label="value",...}`, every series `name{...}` carrying all the
+/// selector's labels (any others too), aggregated: counters summed, histograms summed bucket
+/// by bucket, gauges by their maximum (the level a worst-case rule wants). `None` when no
+/// series matches.
+pub fn select(metrics: &Metrics, selector: &str) -> Option<MetricValue> {
+    if let Some(v) = metrics.get(selector) {
+        return Some(v.clone());
+    }
+    let (name, wanted) = match selector.split_once('{') {
+        Some((name, rest)) => (name, rest.strip_suffix('}')?),
+        None => (selector, ""),
+    };
+    let wanted: Vec<String> = split_labels(wanted)
+        .map(|pair| {
+            // `k = "v"` and `k="v"` alike.
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            format!("{}={}", k.trim(), v.trim())
+        })
+        .collect();
+    let from = format!("{name}{{");
+    let to = format!("{name}|");
+    let mut out: Option<MetricValue> = None;
+    for (key, value) in metrics.range(from..to) {
+        let labels = &key[name.len() + 1..key.len().saturating_sub(1)];
+        let have: Vec<&str> = split_labels(labels).collect();
+        if !wanted.iter().all(|w| have.contains(&w.as_str())) {
+            continue;
+        }
+        out = Some(match (out, value) {
+            (None, v) => v.clone(),
+            (Some(MetricValue::Counter(a)), MetricValue::Counter(b)) => MetricValue::Counter(a + b),
+            (Some(MetricValue::Gauge(a)), MetricValue::Gauge(b)) => MetricValue::Gauge(a.max(*b)),
+            (Some(MetricValue::Histogram(a)), MetricValue::Histogram(b)) => {
+                MetricValue::Histogram(a.merged(b))
+            }
+            // Series of one family share a kind; a mix keeps the first.
+            (Some(a), _) => a,
+        });
+    }
+    out
+}
+
+/// The `k="v"` pairs of a label list, split at commas outside quotes.
+fn split_labels(labels: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in labels.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&labels[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&labels[start..]);
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// Every name [`add_runtime`] adds (published names and their aliases), sorted.
@@ -431,6 +521,63 @@ mod tests {
         // 1 ms + 1.5 ms * (990 - 979) / 20.
         assert!((p99 - 0.001825).abs() < 1e-9, "{p99}");
         assert!(!rule.breaches(p99), "a healthy p99 of {p99} s fired {rule}");
+    }
+
+    #[test]
+    fn labelled_series_are_selected_by_label_or_aggregated() {
+        let r = prometheus::Registry::new();
+        let h = prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new("http_latency_seconds", "latency")
+                .buckets(vec![0.01, 0.1]),
+            &["route", "code"],
+        )
+        .unwrap();
+        r.register(Box::new(h.clone())).unwrap();
+        let g =
+            prometheus::GaugeVec::new(prometheus::Opts::new("queue_depth", "queued"), &["queue"])
+                .unwrap();
+        r.register(Box::new(g.clone())).unwrap();
+        let sample = || {
+            let mut m = Metrics::new();
+            add_prometheus(&r, &mut m);
+            m
+        };
+        // The series exist (no values yet) at the first sample.
+        for labels in [["/user", "200"], ["/health", "200"], ["/user", "500"]] {
+            h.with_label_values(&labels);
+        }
+        let before = sample();
+        for _ in 0..100 {
+            h.with_label_values(&["/user", "200"]).observe(0.05);
+            h.with_label_values(&["/health", "200"]).observe(0.001);
+        }
+        h.with_label_values(&["/user", "500"]).observe(0.05);
+        g.with_label_values(&["a"]).set(3.0);
+        g.with_label_values(&["b"]).set(9.0);
+        let after = sample();
+        let p99 = |text: &str| {
+            let rule = crate::Rule::parse(text).unwrap();
+            let now = select(&after, &rule.metric).unwrap_or_else(|| panic!("{text}: {after:?}"));
+            let then = select(&before, &rule.metric);
+            rule.stat
+                .of(then.as_ref(), &now, std::time::Duration::from_secs(5))
+                .unwrap()
+        };
+        // One route, over both of its codes: 101 values in (10 ms, 100 ms].
+        let user = p99(r#"slow: http_latency_seconds{route="/user"} p99 > 20ms"#).unwrap();
+        assert!(user > 0.09, "{user}");
+        // All series: 100 of the 201 values are fast; p25 is rank 50.25 of the first bucket's
+        // 100, interpolated in (0, 10 ms].
+        let all = p99("slow: http_latency_seconds p25 > 20ms").unwrap();
+        assert!((all - 0.005025).abs() < 1e-9, "{all}");
+        // Both labels, order free.
+        let one = p99(r#"slow: http_latency_seconds{code="500", route="/user"} max > 1ms"#);
+        assert_eq!(one, Some(0.1));
+        assert_eq!(select(&after, "queue_depth"), Some(MetricValue::Gauge(9.0)));
+        assert_eq!(
+            select(&after, r#"http_latency_seconds{route="/none"}"#),
+            None
+        );
     }
 
     #[test]

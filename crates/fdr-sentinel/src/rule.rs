@@ -261,7 +261,14 @@ impl Rule {
                 .next()
                 .ok_or_else(|| err(format!("expected {what}, found the end")))
         };
-        let metric = next("a metric name")?;
+        let mut metric = next("a metric name")?.to_owned();
+        // A label selector may hold spaces: `name{a="x", b="y"}`.
+        while metric.contains('{') && !metric.ends_with('}') {
+            let more = next("the `}` closing the metric's labels")?;
+            metric.push(' ');
+            metric.push_str(more);
+        }
+        let metric = metric.as_str();
         let stat_text = next("a statistic (p99, max, mean, value, rate, growth)")?;
         let stat = parse_stat(stat_text).map_err(err)?;
         let above = match next("`>` or `<`")? {
