@@ -187,6 +187,13 @@ fn facade_checks() -> Result<()> {
             f,
         ]))?;
     }
+    // An application depending on `prometheus` with its default features unifies `protobuf`
+    // on, which swaps the types a registry gathers: the sentinel must build and read them.
+    let prometheus_default = root().join("crates/fdr-sentinel/tests/prometheus-default/Cargo.toml");
+    run(cargo()
+        .env("CARGO_TARGET_DIR", target_dir().join("prometheus-default"))
+        .args(["run", "--quiet", "--manifest-path"])
+        .arg(&prometheus_default))?;
     let proof = root().join("crates/fdr/tests/compile-out/Cargo.toml");
     let target = target_dir().join("compile-out");
     let proof_cargo = || {

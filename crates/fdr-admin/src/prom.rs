@@ -143,7 +143,7 @@ fn runtime(out: &mut String, names: &mut HashSet<String>) {
 #[cfg(feature = "sentinel")]
 fn sentinel(out: &mut String, s: &fdr_sentinel::SentinelHandle) {
     let st = s.stats();
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "fdr_sentinel_samples_total",
             "Metric samples the sentinel took.",
@@ -174,6 +174,31 @@ fn sentinel(out: &mut String, s: &fdr_sentinel::SentinelHandle) {
             "Rules that could not be evaluated.",
             st.rule_errors,
         ),
+        (
+            "fdr_sentinel_rules_unknown_metric_total",
+            "Rules whose metric a sample did not have (each counted once, logged with the nearest names).",
+            st.rules_unknown_metric,
+        ),
+        (
+            "fdr_sentinel_dump_failures_no_space_total",
+            "Dumps that failed because the disk or a quota was full (also in dump_failures).",
+            st.dump_failures_no_space,
+        ),
+        (
+            "fdr_sentinel_snapshot_waits_total",
+            "Dumps that found another flight-recorder snapshot being written and waited for it.",
+            st.snapshot_waits,
+        ),
+        (
+            "fdr_sentinel_snapshot_timeouts_total",
+            "Dumps whose recorder stayed busy for the whole snapshot wait (also dump failures).",
+            st.snapshot_timeouts,
+        ),
+        (
+            "fdr_sentinel_store_warnings_total",
+            "Warnings about the incident store logged at start (a directory others may write into).",
+            st.store_warnings,
+        ),
     ];
     for (metric, help, v) in counters {
         family(out, metric, "counter", help);
@@ -196,6 +221,13 @@ fn sentinel(out: &mut String, s: &fdr_sentinel::SentinelHandle) {
             "fdr_sentinel_suppressed_total{{reason=\"{reason}\"}} {v}"
         );
     }
+    family(
+        out,
+        "fdr_sentinel_dumps_pending",
+        "gauge",
+        "Triggers accepted whose dump is not done yet (in its delay, waiting for the recorder, or being written).",
+    );
+    let _ = writeln!(out, "fdr_sentinel_dumps_pending {}", st.dumps_pending);
     family(
         out,
         "fdr_sentinel_degraded",

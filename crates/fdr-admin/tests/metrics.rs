@@ -52,6 +52,12 @@ async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families()
             fdr_sentinel::Stat::Value,
             1e12,
         ))
+        .rule(fdr_sentinel::Rule::above(
+            "misspelled",
+            "myapp_queue_dept",
+            fdr_sentinel::Stat::Value,
+            1.0,
+        ))
         .dir(&dir, fdr_sentinel::Retention::default())
         .start()
         .unwrap();
@@ -136,6 +142,20 @@ async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families()
         Some(0.0)
     );
     assert_eq!(e.value("fdr_sentinel_degraded", &[]), Some(0.0));
+    assert_eq!(
+        e.value("fdr_sentinel_rules_unknown_metric_total", &[]),
+        Some(1.0)
+    );
+    for name in [
+        "fdr_sentinel_dump_failures_no_space_total",
+        "fdr_sentinel_snapshot_waits_total",
+        "fdr_sentinel_snapshot_timeouts_total",
+        "fdr_sentinel_store_warnings_total",
+        "fdr_sentinel_dumps_pending",
+    ] {
+        assert_eq!(e.value(name, &[]), Some(0.0), "{name}");
+        assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+    }
     // The endpoint's own.
     assert_eq!(e.value("fdr_admin_captures_total", &[]), Some(0.0));
     // The user's registry, after fdr's; the clashing family only once, fdr's.

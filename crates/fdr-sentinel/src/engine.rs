@@ -54,6 +54,9 @@ pub struct Step {
     /// Rules that could not be evaluated (a statistic that does not fit the metric's kind),
     /// reported once per rule.
     pub errors: Vec<String>,
+    /// Rules whose metric the sample does not have (a misspelled name, a series not
+    /// created yet), reported once per rule, with the sample's nearest names.
+    pub unknown_metrics: Vec<String>,
 }
 
 /// Dump times within a window, the last dump, and the limits they are held to.
@@ -114,6 +117,7 @@ struct RuleState {
     consecutive: u32,
     breaching: bool,
     error_reported: bool,
+    unknown_reported: bool,
     /// A trigger not settled yet.
     pending: bool,
 }
@@ -138,6 +142,7 @@ impl Engine {
                     consecutive: 0,
                     breaching: false,
                     error_reported: false,
+                    unknown_reported: false,
                     pending: false,
                 })
                 .collect(),
@@ -152,13 +157,35 @@ impl Engine {
         let before = self.previous.as_ref();
         let elapsed = before.map_or(Duration::ZERO, |(t, _)| now.saturating_sub(*t));
         for (index, r) in self.rules.iter_mut().enumerate() {
-            let value = match metrics.get(&r.rule.metric) {
-                None => Ok(None),
-                Some(m) => {
-                    r.rule
-                        .stat
-                        .of(before.and_then(|(_, b)| b.get(&r.rule.metric)), m, elapsed)
+            let value = match crate::metric::select(&metrics, &r.rule.metric).as_ref() {
+                None => {
+                    if !std::mem::replace(&mut r.unknown_reported, true) {
+                        let near = crate::metric::near_names(
+                            &r.rule.metric,
+                            metrics.keys().map(String::as_str),
+                        );
+                        step.unknown_metrics.push(format!(
+                            "rule `{}` reads `{}`, which this sample does not have (a name \
+                             not spelled as the sample's, or a series not created yet); it \
+                             cannot fire until it appears; nearest names: {}",
+                            r.rule.name,
+                            r.rule.metric,
+                            if near.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                near.join(", ")
+                            }
+                        ));
+                    }
+                    Ok(None)
                 }
+                Some(m) => r.rule.stat.of(
+                    before
+                        .and_then(|(_, b)| crate::metric::select(b, &r.rule.metric))
+                        .as_ref(),
+                    m,
+                    elapsed,
+                ),
             };
             let value = match value {
                 Ok(v) => v,
@@ -363,5 +390,24 @@ mod tests {
         );
         assert!(e.step(S, gauge(50.0)).errors.is_empty());
         assert!(!e.degraded());
+    }
+
+    #[test]
+    fn a_metric_the_sample_does_not_have_is_reported_once_with_near_names() {
+        let mut e = Engine::new(
+            vec![Rule::above("q", "queue_dept", Stat::Value, 10.0)],
+            Limits::GLOBAL,
+        );
+        let first = e.step(Duration::from_secs(5), gauge(50.0));
+        assert_eq!(first.unknown_metrics.len(), 1, "{first:?}");
+        assert!(
+            first.unknown_metrics[0].contains("`queue_dept`")
+                && first.unknown_metrics[0].contains("rule `q`")
+                && first.unknown_metrics[0].contains("queue_depth"),
+            "{first:?}"
+        );
+        assert!(first.triggers.is_empty());
+        let second = e.step(Duration::from_secs(10), gauge(50.0));
+        assert!(second.unknown_metrics.is_empty(), "{second:?}");
     }
 }

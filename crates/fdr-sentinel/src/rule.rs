@@ -261,7 +261,14 @@ impl Rule {
                 .next()
                 .ok_or_else(|| err(format!("expected {what}, found the end")))
         };
-        let metric = next("a metric name")?;
+        let mut metric = next("a metric name")?.to_owned();
+        // A label selector may hold spaces: `name{a="x", b="y"}`.
+        while metric.contains('{') && !metric.ends_with('}') {
+            let more = next("the `}` closing the metric's labels")?;
+            metric.push(' ');
+            metric.push_str(more);
+        }
+        let metric = metric.as_str();
         let stat_text = next("a statistic (p99, max, mean, value, rate, growth)")?;
         let stat = parse_stat(stat_text).map_err(err)?;
         let above = match next("`>` or `<`")? {
@@ -536,8 +543,14 @@ mod tests {
         };
         let s = Duration::from_secs(2);
         assert_eq!(Stat::Quantile(0.99).of(None, &h(4, 100.0), s), Ok(None));
+        // Rank 3.96 of 4, interpolated within (10, 100]: 10 + 90 * 1.96 / 2.
+        let p99 = Stat::Quantile(0.99)
+            .of(Some(&h(4, 100.0)), &h(8, 300.0), s)
+            .unwrap()
+            .unwrap();
+        assert!((p99 - 98.2).abs() < 1e-9, "{p99}");
         assert_eq!(
-            Stat::Quantile(0.99).of(Some(&h(4, 100.0)), &h(8, 300.0), s),
+            Stat::Max.of(Some(&h(4, 100.0)), &h(8, 300.0), s),
             Ok(Some(100.0))
         );
         assert_eq!(

@@ -200,7 +200,7 @@ impl SentinelBuilder {
     }
 
     /// Starts the watcher and dump threads. Fails if there are no rules, a rule's name
-    /// cannot name its incidents, there is no store, or the store cannot be opened; the
+    /// cannot name its incidents, a rule reads an `fdr_*` metric fdr does not have, there is no store, or the store cannot be opened; the
     /// store's warnings (a directory others may write into) are logged and counted.
     pub fn start(self) -> Result<Sentinel, Error> {
         if self.rules.is_empty() {
@@ -208,8 +208,27 @@ impl SentinelBuilder {
                 "no rules: add one with .rule(..) or FDR_SENTINEL_RULES".into(),
             ));
         }
+        let fdr_names = metric::runtime_names();
         for rule in &self.rules {
             Rule::check_name(&rule.name).map_err(|why| Error::Config(format!("a rule: {why}")))?;
+            // fdr's own metrics are known now: a name of fdr's that is not one of them can
+            // never appear.
+            let base = rule.metric.split('{').next().unwrap_or(&rule.metric);
+            if base.starts_with("fdr_") && !fdr_names.iter().any(|n| n == base) {
+                let near = metric::near_names(base, fdr_names.iter().map(String::as_str));
+                return Err(Error::Config(format!(
+                    "rule `{}` reads `{}`, which is not one of fdr's metrics (did you mean {}?); \
+                     fdr's are {}",
+                    rule.name,
+                    rule.metric,
+                    if near.is_empty() {
+                        "another".to_owned()
+                    } else {
+                        near.join(" or ")
+                    },
+                    fdr_names.join(", ")
+                )));
+            }
         }
         if self.interval.is_zero() {
             return Err(Error::Config("the interval must be above zero".into()));
@@ -460,6 +479,9 @@ pub struct SentinelStats {
     pub suppressed_busy: u64,
     /// Rules that could not be evaluated (reported once each).
     pub rule_errors: u64,
+    /// Rules whose metric a sample did not have (a misspelled name, a series not created
+    /// yet): each logged once, naming the rule, the metric and the nearest names.
+    pub rules_unknown_metric: u64,
     /// The newest incident written.
     pub last_incident: Option<String>,
 }
@@ -478,6 +500,7 @@ struct Counters {
     bytes_written: AtomicU64,
     suppressed: [AtomicU64; 4],
     rule_errors: AtomicU64,
+    rules_unknown_metric: AtomicU64,
 }
 
 impl Counters {
@@ -499,6 +522,7 @@ impl Counters {
             suppressed_lifetime: l(&self.suppressed[2]),
             suppressed_busy: l(&self.suppressed[3]),
             rule_errors: l(&self.rule_errors),
+            rules_unknown_metric: l(&self.rules_unknown_metric),
             last_incident: lock(&shared.last_incident).clone(),
         }
     }
@@ -581,6 +605,13 @@ fn watch_loop(
         shared.stats.samples.fetch_add(1, Ordering::Relaxed);
         for e in &step.errors {
             shared.stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+            (shared.log)(e);
+        }
+        for e in &step.unknown_metrics {
+            shared
+                .stats
+                .rules_unknown_metric
+                .fetch_add(1, Ordering::Relaxed);
             (shared.log)(e);
         }
         for (_, why) in &step.suppressed {

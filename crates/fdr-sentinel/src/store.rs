@@ -587,10 +587,10 @@ impl IncidentStore for DirStore {
         let bytes = match self.write_file(&meta.id, "fdr", true, dump) {
             Ok(n) => n,
             Err(e) => {
-                if let StoreError::Dump { written, .. } = &e {
-                    if e.is_no_space() {
-                        self.short_dump_bytes.fetch_max(*written, Ordering::Relaxed);
-                    }
+                if let StoreError::Dump { written, .. } = &e
+                    && e.is_no_space()
+                {
+                    self.short_dump_bytes.fetch_max(*written, Ordering::Relaxed);
                 }
                 return Err(e);
             }

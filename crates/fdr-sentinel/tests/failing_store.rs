@@ -24,7 +24,7 @@ struct Broken(Arc<AtomicU32>);
 
 impl IncidentStore for Broken {
     fn put(&self, _: &IncidentMeta, dump: &mut DumpFn<'_>) -> Result<IncidentMeta, StoreError> {
-        if self.0.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+        if self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
             dump(&mut io::sink()).map_err(|e| StoreError::Other(e.to_string()))?;
             Err(StoreError::Other("the bucket said 503".into()))
         } else {

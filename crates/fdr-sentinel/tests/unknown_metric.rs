@@ -1,0 +1,79 @@
+//! A rule whose metric never appears is not silent: an `fdr_*` name fdr does not have stops
+//! the start, naming the rule, the metric and the nearest names; any other name missing
+//! from the sample is logged once and counted. (Own test binary: the recorder is
+//! process-wide.)
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fdr_sentinel::{Retention, Rule, Sentinel};
+
+#[test]
+fn an_fdr_metric_that_does_not_exist_is_refused_at_start() {
+    let dir = common::temp_dir("unknown-fdr-metric");
+    let e = Sentinel::builder()
+        .rule(Rule::parse("locks: fdr_lock_waits_seconds p99 > 2ms").unwrap())
+        .dir(&dir, Retention::default())
+        .start()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rule `locks`") && e.contains("`fdr_lock_waits_seconds`"),
+        "{e}"
+    );
+    assert!(e.contains("fdr_lock_wait_seconds"), "{e}");
+    // The published name and its older alias both start.
+    for rule in [
+        "locks: fdr_lock_wait_seconds p99 > 2ms",
+        "locks: fdr_lock_wait_ns p99 > 2ms",
+        "polls: fdr_polls_total rate > 1000000",
+    ] {
+        let s = Sentinel::builder()
+            .rule(Rule::parse(rule).unwrap())
+            .dir(&dir, Retention::default())
+            .log_with(|_| {})
+            .start()
+            .unwrap_or_else(|e| panic!("{rule}: {e}"));
+        drop(s);
+    }
+}
+
+#[test]
+fn a_metric_missing_from_the_sample_is_logged_once_and_counted() {
+    let dir = common::temp_dir("unknown-metric");
+    let registry = prometheus::Registry::new();
+    let h = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+        "http_latency_seconds",
+        "latency",
+    ))
+    .unwrap();
+    registry.register(Box::new(h)).unwrap();
+    let logged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = logged.clone();
+    let sentinel = Sentinel::builder()
+        .interval(Duration::from_millis(10))
+        .rule(Rule::parse("slow: http_latencies_seconds p99 > 20ms").unwrap())
+        .registry(registry)
+        .dir(&dir, Retention::default())
+        .log_with(move |line| sink.lock().unwrap().push(line.to_owned()))
+        .start()
+        .unwrap();
+    assert!(
+        common::wait_for(Duration::from_secs(60), || sentinel.stats().samples >= 5),
+        "{:?}",
+        sentinel.stats()
+    );
+    assert_eq!(sentinel.stats().rules_unknown_metric, 1);
+    let logged = logged.lock().unwrap();
+    let about: Vec<&String> = logged
+        .iter()
+        .filter(|l| l.contains("http_latencies_seconds"))
+        .collect();
+    assert_eq!(about.len(), 1, "{logged:?}");
+    assert!(
+        about[0].contains("rule `slow`") && about[0].contains("http_latency_seconds"),
+        "{about:?}"
+    );
+}
