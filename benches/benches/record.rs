@@ -978,7 +978,7 @@ mod peers {
     impl FastraceRoot {
         #[inline(always)]
         fn step(&mut self) {
-            if self.n % PER_PARENT == 0 {
+            if self.n.is_multiple_of(PER_PARENT) {
                 // The guard first, then the root.
                 self.root = None;
                 let span =
@@ -1011,7 +1011,7 @@ mod peers {
     impl PuffinFrames {
         #[inline(always)]
         fn step(&mut self) {
-            if self.m % PER_PARENT == 0 {
+            if self.m.is_multiple_of(PER_PARENT) {
                 self.outer = None;
                 puffin::GlobalProfiler::lock().new_frame();
                 if self.nested {

@@ -296,7 +296,7 @@ async fn handle(
 fn lookup(app: &App, id: usize) -> String {
     let mut cache = app.cache.lock().unwrap_or_else(|p| p.into_inner());
     let n = app.served.fetch_add(1, Ordering::Relaxed);
-    if app.fault.load(Ordering::Relaxed) && n % FAULT_EVERY == 0 {
+    if app.fault.load(Ordering::Relaxed) && n.is_multiple_of(FAULT_EVERY) {
         refresh(&mut cache);
     }
     cache[id % cache.len()].clone()

@@ -30,12 +30,12 @@ impl Auth {
         bearer: Option<&str>,
         basic: Option<&(String, String)>,
     ) -> Result<Auth, Error> {
-        if let Some(t) = bearer {
-            if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(Error::Config(
-                    "the bearer token must be non-empty printable ASCII without spaces".into(),
-                ));
-            }
+        if let Some(t) = bearer
+            && (t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(Error::Config(
+                "the bearer token must be non-empty printable ASCII without spaces".into(),
+            ));
         }
         if let Some((user, password)) = basic {
             if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {

@@ -58,13 +58,13 @@ impl Hosts {
                 .then_some(())
                 .ok_or_else(|| refusal(&format!("Host \"{}\"", crate::routes::shown(host))))?;
         }
-        if let Some(authority) = req.uri().authority() {
-            if !self.allows(authority.as_str()) {
-                return Err(refusal(&format!(
-                    "the request's URI names \"{}\"",
-                    crate::routes::shown(authority.as_str())
-                )));
-            }
+        if let Some(authority) = req.uri().authority()
+            && !self.allows(authority.as_str())
+        {
+            return Err(refusal(&format!(
+                "the request's URI names \"{}\"",
+                crate::routes::shown(authority.as_str())
+            )));
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ impl Recording {
                 while !s.load(Ordering::Relaxed) {
                     fdr_recorder::with_region(name, || ());
                     n += 1;
-                    if n % 1000 == 0 {
+                    if n.is_multiple_of(1000) {
                         fdr_recorder::log!("capture-test", "{name} {n}");
                         if paced {
                             std::thread::sleep(Duration::from_millis(1));

@@ -276,7 +276,7 @@ fn healthy(b: &mut TraceBuilder, workers: u32, extra: Extra) {
             t += rng.range(15_000, 50_000);
             b.push(th, t, EventKind::PollStart { task });
             b.push(th, t + 2_000, EventKind::RegionBegin { name: parse });
-            if req % 8 == 0 {
+            if req.is_multiple_of(8) {
                 b.push(
                     th,
                     t + 4_000,
@@ -289,7 +289,7 @@ fn healthy(b: &mut TraceBuilder, workers: u32, extra: Extra) {
             }
             t += rng.range(30_000, 110_000);
             b.push(th, t, EventKind::RegionEnd { name: parse });
-            if extra == Extra::Leak && req % 3 == 0 {
+            if extra == Extra::Leak && req.is_multiple_of(3) {
                 let leak = TaskId(next_task);
                 next_task += 1;
                 b.push(
@@ -314,7 +314,7 @@ fn healthy(b: &mut TraceBuilder, workers: u32, extra: Extra) {
                 t += 3_000;
             }
             b.push(th, t + 1, EventKind::PollEnd { task, ready: false });
-            if extra == Extra::Loss && req % 30 == 0 {
+            if extra == Extra::Loss && req.is_multiple_of(30) {
                 b.push(
                     th,
                     t + 2,

@@ -99,20 +99,20 @@ impl CaptureCtl {
         c.get().pin();
         let h = Held { chunk: c, meta };
         self.lease.adopt(h.inc());
-        if self.announced.insert(meta.thread) {
-            if let Some(e) = threads.get(&meta.thread) {
-                self.announce.push((meta.thread, e.os_tid, e.name.clone()));
-            }
+        if self.announced.insert(meta.thread)
+            && let Some(e) = threads.get(&meta.thread)
+        {
+            self.announce.push((meta.thread, e.os_tid, e.name.clone()));
         }
         self.pending.push_back(h);
     }
 
     /// Wakes the capture's thread if chunks wait for it.
     pub(crate) fn wake_if_pending(&self) {
-        if !self.pending.is_empty() {
-            if let Some(t) = &self.writer {
-                t.unpark();
-            }
+        if !self.pending.is_empty()
+            && let Some(t) = &self.writer
+        {
+            t.unpark();
         }
     }
 
@@ -320,10 +320,10 @@ fn run_capture(sink: Box<dyn Sink>, lease: Arc<Lease>) -> Done {
     {
         let core = lock(&sh.core);
         for h in &live {
-            if !announce.iter().any(|a| a.0 == h.meta.thread) {
-                if let Some(e) = core.threads.get(&h.meta.thread) {
-                    announce.push((h.meta.thread, e.os_tid, e.name.clone()));
-                }
+            if !announce.iter().any(|a| a.0 == h.meta.thread)
+                && let Some(e) = core.threads.get(&h.meta.thread)
+            {
+                announce.push((h.meta.thread, e.os_tid, e.name.clone()));
             }
         }
     }
@@ -408,12 +408,12 @@ pub fn capture<W: Write + Send + 'static>(writer: W) -> Result<CaptureGuard<W>, 
     match spawned {
         Ok(handle) => {
             let mut core = lock(&sh.core);
-            if let Some(ctl) = &mut core.capture {
-                if Arc::ptr_eq(&ctl.lease, &lease) {
-                    ctl.writer = Some(handle.thread().clone());
-                    // Chunks may have been queued before it was known.
-                    ctl.wake_if_pending();
-                }
+            if let Some(ctl) = &mut core.capture
+                && Arc::ptr_eq(&ctl.lease, &lease)
+            {
+                ctl.writer = Some(handle.thread().clone());
+                // Chunks may have been queued before it was known.
+                ctl.wake_if_pending();
             }
         }
         Err(e) => {

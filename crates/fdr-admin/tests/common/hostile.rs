@@ -248,19 +248,19 @@ pub fn raise_fd_limit(needed: u64) {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     let (soft, hard) = (limit.current, limit.maximum);
-    if let Some(hard) = hard {
-        if soft.is_none_or(|s| s < hard) {
-            setrlimit(
-                Resource::Nofile,
-                Rlimit {
-                    current: Some(hard),
-                    maximum: Some(hard),
-                },
-            )
-            .unwrap_or_else(|e| {
-                panic!("could not raise RLIMIT_NOFILE from {soft:?} to its hard limit {hard}: {e}")
-            });
-        }
+    if let Some(hard) = hard
+        && soft.is_none_or(|s| s < hard)
+    {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            },
+        )
+        .unwrap_or_else(|e| {
+            panic!("could not raise RLIMIT_NOFILE from {soft:?} to its hard limit {hard}: {e}")
+        });
     }
     let now = getrlimit(Resource::Nofile).current;
     assert!(
