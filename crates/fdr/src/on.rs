@@ -7,6 +7,7 @@ pub use fdr_recorder::{
     MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, capture, enabled, flight,
     is_running, log, log_fmt, metrics, region, start, stats, stop, task, with_region,
 };
+pub use fdr_recorder::OsConfig;
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.
 #[cfg(feature = "tokio")]
