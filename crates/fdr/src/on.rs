@@ -1,5 +1,6 @@
 //! The recording API when the `record` feature is on: fdr-recorder's.
 
+pub use fdr_recorder::OsConfig;
 pub use fdr_recorder::locks::blocking;
 pub use fdr_recorder::task::{FutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
@@ -7,7 +8,6 @@ pub use fdr_recorder::{
     MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, capture, enabled, flight,
     is_running, log, log_fmt, metrics, region, start, stats, stop, task, with_region,
 };
-pub use fdr_recorder::OsConfig;
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.
 #[cfg(feature = "tokio")]
