@@ -72,7 +72,10 @@ pub const COMMITTED_COUNT_BITS: u32 = 17;
 /// the word's last event, modulo 2^15. A scope's begin adds this and its end subtracts it in
 /// the same add that advances the length and the count, so publishing the depth costs no
 /// instruction (the constant added changes); a new chunk's word starts with the depth its
-/// thread is at.
+/// thread is at. Measured against the build before it, interleaved runs on an AMD EPYC VM:
+/// `record.region_ratio_to_floor` 0.998, 0.998, 1.010, 1.014, 1.028 (before: 1.001, 0.991,
+/// 1.031, 1.041, 0.994) and `task.poll_ratio_to_events_floor` 1.005, 1.005, 1.047 (before:
+/// 1.008, 1.087, 1.032), with the OS sampler running.
 pub const COMMITTED_DEPTH: u64 = 1 << (32 + COMMITTED_COUNT_BITS);
 /// The depth bits of a committed word.
 pub const COMMITTED_DEPTH_MASK: u64 = !(COMMITTED_DEPTH - 1);
