@@ -10,6 +10,13 @@
 //! `e2e.cpu_per_request_ratio` (the median of the rounds' on/off ratios; target <= 1.01).
 //! Linux only (elsewhere the bench reports nothing).
 //!
+//! The traced service runs with the OS view on (its default on Linux), so E1's ratio includes
+//! the sampler; `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`, found by name
+//! in `/proc/PID/task`) CPU time over the rounds' wall time: its share of one core (E2:
+//! <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
+//! (`fdr_recorder::os::stack_of`: signal, copy, unwind) of a recorded thread blocked in a
+//! sleep, in this process (E2: <= 20 us).
+//!
 //! The traced service's flight recorder is kept as the run's artifact: when the driver is
 //! done, the service dumps it to `$FDR_E2E_TRACE` (`cargo xtask bench` sets it to
 //! `target/xtask/bench/e2e.fdr`), a trace of the bench's critical path to read with `fdr`
@@ -43,8 +50,13 @@ fn main() {
         _ => {
             // `cargo bench -- FILTER`: run only if the filter names this bench's figures.
             let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-            if filter.is_none_or(|f| FIGURE.contains(f.as_str()) || f.starts_with("e2e")) {
+            if filter.as_deref().is_none_or(|f| {
+                FIGURE.contains(f) || f.starts_with("e2e") || "os.sampler_cpu_share".contains(f)
+            }) {
                 drive();
+            }
+            if filter.is_none_or(|f| "os.stack_capture_ns".contains(f.as_str())) {
+                stack_capture();
             }
         }
     }
@@ -178,6 +190,19 @@ impl Service {
         }
     }
 
+    /// Nanoseconds the thread named `name` has spent on a CPU (`None`: no such thread).
+    fn thread_cpu_ns(&self, name: &str) -> Option<u64> {
+        let dir = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|t| t.ok())
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .and_then(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+    }
+
     /// Nanoseconds every thread of the process has spent on a CPU.
     fn cpu_ns(&self) -> u64 {
         let dir = format!("/proc/{}/task", self.child.id());
@@ -238,6 +263,7 @@ fn drive() {
         rt.block_on(load(s.port, REQUESTS_PER_ROUND));
     }
     let started = Instant::now();
+    let sampler_before = on.thread_cpu_ns("fdr-sampler");
     let (mut per_off, mut per_on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let mut cost = [0.0; 2];
@@ -258,6 +284,13 @@ fn drive() {
         REQUESTS_PER_ROUND,
         started.elapsed()
     );
+    match (sampler_before, on.thread_cpu_ns("fdr-sampler")) {
+        (Some(a), Some(b)) => {
+            let share = (b - a) as f64 / started.elapsed().as_nanos() as f64;
+            report("os.sampler_cpu_share", share);
+        }
+        _ => eprintln!("e2e: the traced service has no fdr-sampler thread (OS view off?)"),
+    }
     report("e2e.cpu_per_request_ns_off", median(per_off));
     report("e2e.cpu_per_request_ns_on", median(per_on));
     report(FIGURE, median(ratios));
@@ -268,4 +301,48 @@ fn drive() {
             path.to_string_lossy()
         );
     }
+}
+
+/// `os.stack_capture_ns`: the median of 201 captures of a recorded thread asleep in a scope.
+fn stack_capture() {
+    if !std::path::Path::new("/proc/self/task").exists() {
+        return;
+    }
+    fdr_recorder::start(fdr_recorder::Config::default()).expect("recorder starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let sleeper = std::thread::Builder::new()
+        .name("e2e-sleeper".into())
+        .spawn(move || {
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name()?.to_str()?.parse::<u64>().ok())
+                .expect("thread id");
+            let _r = fdr_recorder::region("asleep");
+            tx.send(tid).expect("send");
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+        .expect("thread");
+    let tid = rx.recv().expect("tid");
+    let mut times = Vec::new();
+    let mut failed = 0;
+    for _ in 0..201 {
+        let t = Instant::now();
+        match fdr_recorder::os::stack_of(tid) {
+            Ok(s) if !s.frames.is_empty() => times.push(t.elapsed().as_nanos() as f64),
+            _ => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sleeper.join().expect("sleeper");
+    if times.is_empty() {
+        eprintln!("os: no stack captured ({failed} failures)");
+        return;
+    }
+    eprintln!("os: {} captures, {failed} failed", times.len());
+    report("os.stack_capture_ns", median(times));
 }

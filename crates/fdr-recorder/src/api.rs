@@ -193,7 +193,8 @@ pub fn region_static(name: &'static StaticName) -> RegionGuard {
 fn region_begin_str(name: &'static str) -> RegionGuard {
     let fast = peek_local(|l| {
         let id = l.names.lookup(name)?;
-        l.try_pair(region_head(id, CODE_REGION_BEGIN)).then_some(id)
+        l.try_pair(region_head(id, CODE_REGION_BEGIN), 1)
+            .then_some(id)
     });
     match fast {
         Some(Some(id)) => active_region(id),
@@ -212,7 +213,7 @@ fn region_begin_str_slow(name: &'static str) -> RegionGuard {
 #[inline(always)]
 fn region_begin_static(name: &'static StaticName) -> Option<RegionGuard> {
     let id = name.cached()?;
-    (peek_local(|l| l.try_pair(region_head(id, CODE_REGION_BEGIN))) == Some(true))
+    (peek_local(|l| l.try_pair(region_head(id, CODE_REGION_BEGIN), 1)) == Some(true))
         .then(|| active_region(id))
 }
 
@@ -226,7 +227,7 @@ fn region_begin_static_slow(name: &'static StaticName) -> RegionGuard {
 fn region_begin_slow(id: impl FnOnce(&mut crate::local::Local) -> StrId) -> RegionGuard {
     with_local(|l| {
         let id = id(l);
-        l.small(|out, delta| encode::region_begin(out, delta, id));
+        l.small(|out, delta| encode::region_begin(out, delta, id), 1);
         id
     })
     .map_or(RegionGuard::OFF, active_region)
@@ -250,7 +251,7 @@ fn active_region(name: StrId) -> RegionGuard {
 /// `Err(name)`: nothing recorded; the caller takes the slow path. Inlined (see above).
 #[inline(always)]
 fn region_end(name: StrId) -> Result<(), StrId> {
-    match peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END))) {
+    match peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END), -1)) {
         Some(true) => Ok(()),
         _ => Err(name),
     }
@@ -259,7 +260,7 @@ fn region_end(name: StrId) -> Result<(), StrId> {
 #[cold]
 #[inline(never)]
 fn region_end_slow(name: StrId) {
-    with_local(|l| l.small(|out, delta| encode::region_end(out, delta, name)));
+    with_local(|l| l.small(|out, delta| encode::region_end(out, delta, name), -1));
 }
 
 impl Drop for RegionGuard {
@@ -358,7 +359,7 @@ fn log_static(category: &'static str, message: &'static str) {
     let fast = peek_local(|l| {
         let c = l.names.lookup(category)?;
         let m = l.names.lookup(message)?;
-        Some(l.try_small(|out, delta| encode::log_static(out, delta, c, m)))
+        Some(l.try_small(|out, delta| encode::log_static(out, delta, c, m), 0))
     });
     if fast != Some(Some(true)) {
         log_static_slow(category, message);
@@ -371,7 +372,7 @@ fn log_static_slow(category: &'static str, message: &'static str) {
     with_local(|l| {
         let c = l.names.get(category);
         let m = l.names.get(message);
-        l.small(|out, delta| encode::log_static(out, delta, c, m));
+        l.small(|out, delta| encode::log_static(out, delta, c, m), 0);
     });
 }
 

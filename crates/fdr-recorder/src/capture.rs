@@ -219,6 +219,7 @@ fn write_chunks(
 ) -> io::Result<()> {
     let mut t = TableEncoder::new();
     *mark = intern::encode_since(*mark, &mut t);
+    mark.modules = crate::os::encode_modules(&mut t, Some(mark.modules));
     for (id, os_tid, name) in announce {
         t.thread(ThreadId(*id), *os_tid, name);
     }

@@ -72,6 +72,21 @@ pub const CHUNK_BYTES: usize = 16;
 
 /// One event in a committed word (see the module docs): the count sits above the length.
 pub const COMMITTED_EVENT: u64 = 1 << 32;
+/// Bits of the event count in a committed word: a chunk holds at most `CHUNK_BYTES / 2`
+/// events (every event is at least two bytes), which 17 bits count.
+pub const COMMITTED_COUNT_BITS: u32 = 17;
+/// One level of scope depth in a committed word: the top 15 bits, above the count, carry the
+/// thread's scope depth (polls, user tasks, regions and blocks begun and not ended) after
+/// the word's last event, modulo 2^15. A scope's begin adds this and its end subtracts it in
+/// the same add that advances the length and the count, so publishing the depth costs no
+/// instruction (the constant added changes); a new chunk's word starts with the depth its
+/// thread is at. Measured against the build before it, interleaved runs on an AMD EPYC VM:
+/// `record.region_ratio_to_floor` 0.998, 0.998, 1.010, 1.014, 1.028 (before: 1.001, 0.991,
+/// 1.031, 1.041, 0.994) and `task.poll_ratio_to_events_floor` 1.005, 1.005, 1.047 (before:
+/// 1.008, 1.087, 1.032), with the OS sampler running.
+pub const COMMITTED_DEPTH: u64 = 1 << (32 + COMMITTED_COUNT_BITS);
+/// The depth bits of a committed word.
+pub const COMMITTED_DEPTH_MASK: u64 = !(COMMITTED_DEPTH - 1);
 
 /// The length a committed word publishes.
 #[inline(always)]
@@ -82,7 +97,26 @@ pub const fn committed_len(word: u64) -> usize {
 /// The number of events a committed word publishes.
 #[inline(always)]
 pub const fn committed_events(word: u64) -> u64 {
-    word >> 32
+    (word >> 32) & ((1 << COMMITTED_COUNT_BITS) - 1)
+}
+
+/// The scope depth a committed word publishes, or 0 if more scopes ended than began (an
+/// end whose begin was not recorded: the field wrapped below zero).
+#[inline(always)]
+pub const fn committed_depth(word: u64) -> u32 {
+    let d = (word >> (32 + COMMITTED_COUNT_BITS)) as u32;
+    if d >= 1 << (63 - 32 - COMMITTED_COUNT_BITS) {
+        0
+    } else {
+        d
+    }
+}
+
+/// What one event adds to a committed word besides its length: `events` events (0 or 1)
+/// and a scope depth change of `depth` (+1 a begin, -1 an end, 0 otherwise), wrapping.
+#[inline(always)]
+pub const fn word_step(events: u64, depth: i64) -> u64 {
+    (events * COMMITTED_EVENT).wrapping_add((depth as u64).wrapping_mul(COMMITTED_DEPTH))
 }
 
 /// Facts about a chunk's contents, written by its owner before it is published.
@@ -200,6 +234,19 @@ impl Chunk {
         });
     }
 
+    /// Sets the committed word of a chunk its owner is about to install: empty, with the
+    /// scope depth its thread is at (the depth bits of `depth_bits`, see
+    /// [`COMMITTED_DEPTH`]). Published by the install.
+    pub fn set_initial_depth(&self, depth_bits: u64) {
+        self.committed
+            .store(depth_bits & COMMITTED_DEPTH_MASK, Ordering::Relaxed);
+    }
+
+    /// The committed word as published (`Acquire`): length, event count, scope depth.
+    pub fn committed_word(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
     /// Records what is known at sealing; published by the seal's post (or push).
     pub(crate) fn set_seal_info(&self, s: SealInfo) {
         self.events.store(s.events, Ordering::Relaxed);
@@ -273,6 +320,13 @@ impl Chunk {
         debug_assert!(len <= u32::MAX as usize);
         self.committed
             .store(len as u64 | (events * COMMITTED_EVENT), Ordering::Release);
+    }
+
+    /// Owner only: publishes a whole committed word (length, events, scope depth), as the
+    /// hot path does (for the loom models).
+    #[doc(hidden)]
+    pub fn commit_word(&self, word: u64) {
+        self.committed.store(word, Ordering::Release);
     }
 
     /// The committed length (`Acquire`: the bytes below it are visible).
@@ -590,6 +644,13 @@ impl Slot {
         let p = next.map_or(std::ptr::null_mut(), |c| c.0 as *mut Chunk);
         let prev = self.current.swap(p, Ordering::AcqRel);
         (!prev.is_null()).then_some(ChunkPtr(prev))
+    }
+
+    /// Reader: the current chunk, if any, without pinning it (`Acquire`). Its bytes may be
+    /// recycled at any time; its atomics stay readable (chunks are never freed).
+    pub fn peek(&self) -> Option<ChunkPtr> {
+        let p = self.current.load(Ordering::Acquire);
+        (!p.is_null()).then_some(ChunkPtr(p))
     }
 
     /// Reader: pins the current chunk if there is one and it stays current while pinning.

@@ -120,6 +120,8 @@ pub(crate) fn intern_site_global(loc: &'static Location<'static>) -> SiteId {
 pub(crate) struct TableMark {
     pub(crate) strings: usize,
     pub(crate) sites: usize,
+    /// The generation of the module records written (see `os::encode_modules`).
+    pub(crate) modules: u64,
 }
 
 /// Adds the strings and sites defined since `from` to `enc`; returns the new mark.
@@ -134,6 +136,7 @@ pub(crate) fn encode_since(from: TableMark, enc: &mut TableEncoder) -> TableMark
     TableMark {
         strings: i.texts.len(),
         sites: i.sites.len(),
+        ..from
     }
 }
 

@@ -79,6 +79,12 @@ mod metric_cells;
 #[cfg(not(loom))]
 mod metrics;
 #[cfg(not(loom))]
+pub mod os;
+/// The OS view's capture areas, for the loom model of their hand-off.
+#[cfg(loom)]
+#[path = "os/signal.rs"]
+pub mod os_signal;
+#[cfg(not(loom))]
 pub mod task;
 #[cfg(all(not(loom), feature = "tokio"))]
 pub mod tokio_hooks;
@@ -108,6 +114,7 @@ mod recorder {
     pub use crate::intern::{
         MAX_DYNAMIC_STRINGS, MAX_SITES, MAX_STRINGS, OVERFLOW, intern_dynamic,
     };
+    pub use crate::os::OsConfig;
     pub use crate::state::{FlightConfig, MAX_FLIGHT_BYTES, MIN_FLIGHT_BYTES};
     pub use crate::stats::{LOSS_REASONS, Lost, Stats};
     pub use fdr_format::{EventKind, SiteId, StrId, TaskId};
@@ -131,12 +138,17 @@ mod recorder {
         pub program: String,
         /// Service version for trace headers.
         pub service_version: String,
+        /// The OS view: per-thread CPU and scheduler samples and the stacks of long scopes
+        /// (see [`os`](crate::os)); `None` turns it off. On by default on Linux (x86_64 and
+        /// aarch64 for stacks); ignored elsewhere.
+        pub os: Option<OsConfig>,
     }
 
     impl Default for Config {
         fn default() -> Self {
             Config {
                 flight: Some(FlightConfig::default()),
+                os: OsConfig::platform_default(),
                 program: std::env::current_exe()
                     .ok()
                     .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
@@ -202,6 +214,7 @@ mod recorder {
             None => flight().stop(),
         }
         refresh_enabled(&lock(&sh.core));
+        crate::os::configure(config.os)?;
         Ok(Recorder(()))
     }
 

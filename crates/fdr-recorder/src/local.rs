@@ -28,8 +28,8 @@ use fdr_format::wire::{MAX_FIXED_EVENT_LEN, MAX_SMALL_EVENT_LEN};
 use fdr_format::{EventKind, LossReason, StrId};
 
 use crate::chunk::{
-    CHUNK_BYTES, COMMITTED_EVENT, ChunkMeta, ChunkPtr, SealInfo, committed_events, committed_len,
-    prefetch_chunk_header,
+    CHUNK_BYTES, COMMITTED_DEPTH_MASK, ChunkMeta, ChunkPtr, SealInfo, committed_events,
+    committed_len, prefetch_chunk_header, word_step,
 };
 use crate::clock::now_ticks;
 use crate::intern::{NameCache, SiteCache};
@@ -142,7 +142,9 @@ fn register(p: *mut Local) -> Option<*mut Local> {
     // Register the exit guard first: if storage is already being torn down, give up.
     EXIT.try_with(|_| ()).ok()?;
     let name = std::thread::current().name().unwrap_or("").to_owned();
-    let ts = sh.register_thread(name, os_tid());
+    let tid = os_tid();
+    let ts = sh.register_thread(name, tid);
+    crate::os::on_thread_start(&ts, tid);
     let now = now_ticks();
     let mut l = Box::new(Local {
         cursor: 0,
@@ -250,24 +252,28 @@ impl Local {
     ///
     /// `N` is the room the writer needs: [`MAX_SMALL_EVENT_LEN`] for most, up to
     /// [`MAX_FIXED_EVENT_LEN`] (a wake, a task creation).
+    ///
+    /// `depth` is the event's change of the thread's scope depth (+1 a begin, -1 an end, 0
+    /// otherwise), published in the committed word (see [`crate::chunk::COMMITTED_DEPTH`]).
     #[inline(always)]
     pub(crate) fn try_small<const N: usize>(
         &mut self,
         f: impl FnOnce(&mut [u8; N], u64) -> usize,
+        depth: i64,
     ) -> bool {
         if self.pos() >= self.fast_end {
             return false;
         }
         let delta = self.fast_tick();
-        self.write_small(f, delta);
+        self.write_small(f, delta, depth);
         true
     }
 
     /// [`Local::try_small`] for an event of two varints, the delta and `operand` (a region
     /// begin or end): when both fit a byte, as they do for back-to-back regions with one of
-    /// the first 32 names, the event is one 2-byte store.
+    /// the first 32 names, the event is one 2-byte store. `depth`: +1 a begin, -1 an end.
     #[inline(always)]
-    pub(crate) fn try_pair(&mut self, operand: u64) -> bool {
+    pub(crate) fn try_pair(&mut self, operand: u64, depth: i64) -> bool {
         let pos = self.pos();
         if pos >= self.fast_end {
             return false;
@@ -284,9 +290,9 @@ impl Local {
                     .cast::<[u8; 2]>()
                     .write([delta as u8, operand as u8])
             };
-            self.advance(2, 1);
+            self.advance(2, word_step(1, depth));
         } else {
-            self.pair_long(now, operand);
+            self.pair_long(now, operand, depth);
         }
         true
     }
@@ -296,7 +302,7 @@ impl Local {
     /// few registers; a call in tail position costs the common case nothing.
     #[cold]
     #[inline(never)]
-    fn pair_long(&mut self, now: u64, operand: u64) {
+    fn pair_long(&mut self, now: u64, operand: u64, depth: i64) {
         let delta = now.saturating_sub(self.last_ts);
         self.last_ts += delta;
         self.write_small(
@@ -305,6 +311,7 @@ impl Local {
                 n + fdr_format::varint::put_fast(out, n, operand)
             },
             delta,
+            depth,
         );
     }
 
@@ -329,24 +336,31 @@ impl Local {
         delta
     }
 
-    /// Advances the cursor by `n` bytes (and `events` events) and publishes it.
+    /// Advances the cursor by `n` bytes and `step` (a [`word_step`]: events and scope depth)
+    /// and publishes it.
     #[inline(always)]
-    fn advance(&mut self, n: usize, events: u64) {
-        self.cursor += n as u64 + events * COMMITTED_EVENT;
+    fn advance(&mut self, n: usize, step: u64) {
+        // Wrapping: a scope's end adds the depth field's two's complement.
+        self.cursor = self.cursor.wrapping_add(n as u64).wrapping_add(step);
         // SAFETY: `committed` points into the current chunk (or at `dummy`), which outlives
         // this call: chunks are never freed and `dummy` lives in `self`.
         unsafe { (*self.committed).store(self.cursor, Ordering::Release) };
     }
 
     /// Records an event a fixed-array writer writes (a region begin/end, a static log, a
-    /// task event) into at most `N <= MAX_FIXED_EVENT_LEN` bytes.
+    /// task event) into at most `N <= MAX_FIXED_EVENT_LEN` bytes; `depth` as in
+    /// [`Local::try_small`].
     #[inline(always)]
-    pub(crate) fn small<const N: usize>(&mut self, f: impl FnOnce(&mut [u8; N], u64) -> usize) {
+    pub(crate) fn small<const N: usize>(
+        &mut self,
+        f: impl FnOnce(&mut [u8; N], u64) -> usize,
+        depth: i64,
+    ) {
         if self.pos() > self.limit {
             self.refill();
         }
         let delta = self.tick();
-        self.write_small(f, delta);
+        self.write_small(f, delta, depth);
     }
 
     /// Writes a small event at the cursor (`pos <= limit` checked by the caller).
@@ -355,6 +369,7 @@ impl Local {
         &mut self,
         f: impl FnOnce(&mut [u8; N], u64) -> usize,
         delta: u64,
+        depth: i64,
     ) {
         const {
             assert!(
@@ -367,7 +382,7 @@ impl Local {
         // owns, at or past its committed length, where no reader looks.
         let out = unsafe { &mut *(self.base.add(self.pos()) as *mut [u8; N]) };
         let n = f(out, delta);
-        self.advance(n, 1);
+        self.advance(n, word_step(1, depth));
     }
 
     /// Records any event but a log with an inline message.
@@ -381,7 +396,39 @@ impl Local {
         let out = unsafe { &mut *(self.base.add(self.pos()) as *mut [u8; MAX_FIXED_EVENT_LEN]) };
         let n = encode::event_fixed(out, delta, kind);
         // Loss records are not events the program recorded.
-        self.advance(n, u64::from(!matches!(kind, EventKind::Loss { .. })));
+        let events = u64::from(!matches!(kind, EventKind::Loss { .. }));
+        self.advance(n, word_step(events, scope_depth_change(kind)));
+    }
+
+    /// Records an event too large for [`Local::fixed`] (a stack sample), encoded into at
+    /// most `max_len` bytes; counted as lost (`Oversize`) if it does not fit a chunk.
+    pub(crate) fn large(&mut self, kind: &EventKind<'_>, max_len: usize) {
+        if max_len > CHUNK_BYTES.min(SCRATCH_BYTES) {
+            shared()
+                .stats
+                .lose(LossReason::Oversize, 1, max_len as u64, 0);
+            return;
+        }
+        if self.pos() + max_len > self.cap {
+            self.seal_and_refill();
+            if self.pos() + max_len > self.cap {
+                shared()
+                    .stats
+                    .lose(LossReason::Oversize, 1, max_len as u64, 0);
+                return;
+            }
+        }
+        let delta = self.tick();
+        let pos = self.pos();
+        // SAFETY: `pos + max_len <= cap`: the slice lies inside this thread's buffer, at or
+        // past the committed length.
+        let out = unsafe { std::slice::from_raw_parts_mut(self.base.add(pos), self.cap - pos) };
+        match encode::encode_event(out, delta, kind) {
+            Some(n) => self.advance(n, word_step(1, scope_depth_change(kind))),
+            None => shared()
+                .stats
+                .lose(LossReason::Oversize, 1, max_len as u64, 0),
+        }
     }
 
     /// Records a log whose message is carried inline.
@@ -408,7 +455,7 @@ impl Local {
         // past the committed length.
         let out = unsafe { std::slice::from_raw_parts_mut(self.base.add(pos), self.cap - pos) };
         if let Some(n) = encode::log_inline(out, delta, category, message) {
-            self.advance(n, 1);
+            self.advance(n, word_step(1, 0));
         }
     }
 
@@ -488,6 +535,8 @@ impl Local {
         });
         if let Some(n) = next {
             n.get().reset_for_owner(self.meta(now));
+            // The new chunk's word carries the thread's scope depth from the start.
+            n.get().set_initial_depth(self.cursor);
             self.seq += 1;
         }
         match old {
@@ -523,7 +572,8 @@ impl Local {
         self.committed = chunk.committed_cell();
         self.stops = 2;
         self.set_limit(CHUNK_BYTES);
-        self.cursor = 0;
+        // An empty buffer at the thread's scope depth.
+        self.cursor &= COMMITTED_DEPTH_MASK;
         self.last_ts = now;
         if self.pending_discards > 0 {
             let kind = EventKind::Loss {
@@ -544,7 +594,7 @@ impl Local {
         self.committed = &self.dummy;
         self.stops = 0;
         self.set_limit(SCRATCH_BYTES);
-        self.cursor = 0;
+        self.cursor &= COMMITTED_DEPTH_MASK;
     }
 
     fn discard_scratch(&mut self) {
@@ -556,11 +606,12 @@ impl Local {
         }
         self.pending_discards += events;
         self.pending_discard_bytes += bytes;
-        self.cursor = 0;
+        self.cursor &= COMMITTED_DEPTH_MASK;
     }
 
     /// The thread exits: record its end and seal its last chunk.
     fn exit(&mut self) {
+        crate::os::on_thread_exit(self.shared.id);
         self.fixed(&EventKind::ThreadEnd);
         let sh = shared();
         // A chunk taken ahead for the next seal goes back to the pool (it was never handed
@@ -601,5 +652,22 @@ impl Local {
                 sh.thread_exited(self.shared.id, false);
             }
         }
+    }
+}
+
+/// How an event changes its thread's scope depth: +1 for the begin of a poll, user task,
+/// region or block, -1 for its end, 0 otherwise.
+#[inline]
+pub(crate) fn scope_depth_change(kind: &EventKind<'_>) -> i64 {
+    match kind {
+        EventKind::RegionBegin { .. }
+        | EventKind::PollStart { .. }
+        | EventKind::UserTaskBegin { .. }
+        | EventKind::BlockBegin { .. } => 1,
+        EventKind::RegionEnd { .. }
+        | EventKind::PollEnd { .. }
+        | EventKind::UserTaskEnd { .. }
+        | EventKind::BlockEnd => -1,
+        _ => 0,
     }
 }

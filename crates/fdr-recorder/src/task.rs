@@ -51,18 +51,19 @@ use crate::{current_task, enabled, intern, intern_site, new_task_id, set_current
 // line (as at commit 490fe97).
 
 /// Records an event through `Local::try_small` and returns its
-/// timestamp; `None`: nothing recorded, take the slow path.
+/// timestamp; `None`: nothing recorded, take the slow path. `depth`: the event's change of
+/// the thread's scope depth (+1 a poll start, -1 a poll end).
 #[inline(always)]
-fn try_fast<const N: usize>(f: impl FnOnce(&mut [u8; N], u64) -> usize) -> Option<u64> {
-    peek_local(|l| l.try_small(f).then(|| l.last_ts())).flatten()
+fn try_fast<const N: usize>(f: impl FnOnce(&mut [u8; N], u64) -> usize, depth: i64) -> Option<u64> {
+    peek_local(|l| l.try_small(f, depth).then(|| l.last_ts())).flatten()
 }
 
 /// Records an event the slow way (registering the thread, sealing a chunk, the fallback
 /// clock) and returns its timestamp, or the clock's if the thread is being torn down.
 #[inline(always)]
-fn record_slow<const N: usize>(f: impl FnOnce(&mut [u8; N], u64) -> usize) -> u64 {
+fn record_slow<const N: usize>(f: impl FnOnce(&mut [u8; N], u64) -> usize, depth: i64) -> u64 {
     with_local(|l| {
-        l.small(f);
+        l.small(f, depth);
         l.last_ts()
     })
     .unwrap_or_else(now_ticks)
@@ -83,46 +84,46 @@ fn stamp(on: bool, fast: impl FnOnce() -> Option<u64>, slow: impl FnOnce() -> u6
 
 #[inline(always)]
 fn poll_start_fast(task: TaskId) -> Option<u64> {
-    try_fast(|out, delta| encode::poll_start(out, delta, task))
+    try_fast(|out, delta| encode::poll_start(out, delta, task), 1)
 }
 
 #[cold]
 #[inline(never)]
 fn poll_start_slow(task: TaskId) -> u64 {
-    record_slow(|out, delta| encode::poll_start(out, delta, task))
+    record_slow(|out, delta| encode::poll_start(out, delta, task), 1)
 }
 
 #[inline(always)]
 fn poll_end_fast(task: TaskId, ready: bool) -> Option<u64> {
-    try_fast(|out, delta| encode::poll_end(out, delta, task, ready))
+    try_fast(|out, delta| encode::poll_end(out, delta, task, ready), -1)
 }
 
 #[cold]
 #[inline(never)]
 fn poll_end_slow(task: TaskId, ready: bool) -> u64 {
-    record_slow(|out, delta| encode::poll_end(out, delta, task, ready))
+    record_slow(|out, delta| encode::poll_end(out, delta, task, ready), -1)
 }
 
 #[inline(always)]
 fn wake_fast(task: TaskId, waker: TaskId) -> Option<u64> {
-    try_fast(|out, delta| encode::wake(out, delta, task, waker))
+    try_fast(|out, delta| encode::wake(out, delta, task, waker), 0)
 }
 
 #[cold]
 #[inline(never)]
 fn wake_slow(task: TaskId, waker: TaskId) -> u64 {
-    record_slow(|out, delta| encode::wake(out, delta, task, waker))
+    record_slow(|out, delta| encode::wake(out, delta, task, waker), 0)
 }
 
 #[inline(always)]
 fn task_drop_fast(task: TaskId) -> bool {
-    try_fast(|out, delta| encode::task_drop(out, delta, task)).is_some()
+    try_fast(|out, delta| encode::task_drop(out, delta, task), 0).is_some()
 }
 
 #[cold]
 #[inline(never)]
 fn task_drop_slow(task: TaskId) {
-    record_slow(|out, delta| encode::task_drop(out, delta, task));
+    record_slow(|out, delta| encode::task_drop(out, delta, task), 0);
 }
 
 /// Extension trait on every future: `future.traced(name)` makes it a task,
@@ -237,7 +238,10 @@ impl<F: Future> Traced<F> {
             let parent = current_task();
             let (name, site) = (intern(name), intern_site(site));
             created_at = with_local(|l| {
-                l.small(|out, delta| encode::task_create(out, delta, id, parent, name, site));
+                l.small(
+                    |out, delta| encode::task_create(out, delta, id, parent, name, site),
+                    0,
+                );
                 l.last_ts()
             });
         }

@@ -11,12 +11,14 @@ use crate::intern::{self, TableMark};
 use crate::state::{Held, Shared};
 use crate::sync::lock;
 
-/// Writes the whole table (strings, sites, the given threads, a clock sync) into `t`.
+/// Writes the whole table (strings, sites, the given threads, the modules the OS view knows,
+/// a clock sync) into `t`.
 pub(crate) fn full_table(t: &mut TableEncoder, threads: &[(u32, u64, String)]) -> TableMark {
-    let mark = intern::encode_since(TableMark::default(), t);
+    let mut mark = intern::encode_since(TableMark::default(), t);
     for (id, os_tid, name) in threads {
         t.thread(ThreadId(*id), *os_tid, name);
     }
+    mark.modules = crate::os::encode_modules(t, None);
     t.clock(&crate::clock::clock_sync());
     mark
 }

@@ -2,8 +2,10 @@
 //! the chunk hand-off (a thread's mailbox, and the overflow queue past it), the
 //! committed-length publication, snapshot versus recycle, a snapshot's drain and pin
 //! racing a thread's seals while the drained chunks are recycled, a reader's lease versus
-//! the collector taking its pin back, and a metrics read racing the polls that fold a
-//! thread's pending poll samples.
+//! the collector taking its pin back, a metrics read racing the polls that fold a
+//! thread's pending poll samples, the scope depth the OS sampler reads from a thread's
+//! committed word across a seal, and the capture area handed between the stack-capture
+//! signal handler and the sampler.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p fdr-recorder --release --test loom`
 //! (`cargo xtask ci` runs it with a bounded preemption count).
@@ -15,9 +17,10 @@ use loom::thread;
 
 use fdr_recorder::chunk::{
     CHUNK_BYTES, Chunk, ChunkPtr, Handoff, Lease, MAILBOX_SLOTS, Queue, Revoked, Slot,
-    collect_sealed,
+    collect_sealed, committed_depth, committed_events, word_step,
 };
 use fdr_recorder::metric_cells::{COUNTERS, HISTOGRAMS, Hist, HistogramTicks, ThreadMetrics};
+use fdr_recorder::os_signal::{Area, OUTCOME_COPIED, OUTCOME_REQUESTED, REQUESTED};
 
 fn chunk() -> ChunkPtr {
     ChunkPtr::alloc()
@@ -321,5 +324,111 @@ fn pending_poll_samples_versus_a_read() {
             assert_eq!(after.count, 3);
         });
         reader.unwrap().join().unwrap();
+    });
+}
+
+/// Scope depth across a seal: the OS sampler reads a thread's slot, that chunk's committed
+/// word, and the slot again, while the thread, inside a scope, fills its chunk, seals it
+/// and records in the next one. Every reading names depth 1 until the scope's end is
+/// published: a new chunk's word starts at its thread's depth (`set_initial_depth`), so the
+/// sampler never sees a thread inside a scope as outside one.
+#[test]
+fn scope_depth_across_a_seal() {
+    loom::model(|| {
+        let h = Arc::new(Handoff::new());
+        let sealed = Arc::new(Queue::<ChunkPtr>::new(4));
+        let (a, b) = (chunk(), chunk());
+        a.get().reset_for_test_at(0);
+        h.slot().install(Some(a));
+        // The scope's begin: one event, depth 1.
+        let begin = 2 + word_step(1, 1);
+        a.get().commit_word(begin);
+        let h2 = h.clone();
+        let sampler = thread::spawn(move || {
+            for _ in 0..2 {
+                let slot = h2.slot();
+                let Some(c) = slot.peek() else { continue };
+                let word = c.get().committed_word();
+                if slot.peek() != Some(c) {
+                    continue;
+                }
+                let ended = c == b && committed_events(word) == 2;
+                assert_eq!(
+                    committed_depth(word),
+                    if ended { 0 } else { 1 },
+                    "reading {word:#x} of chunk {}",
+                    if c == a { "a" } else { "b" }
+                );
+            }
+        });
+        // The chunk is full: seal it, go on in `b` at the same depth.
+        b.get().reset_for_test_at(1);
+        b.get().set_initial_depth(begin);
+        h.seal(&mut 0, &sealed, a, Some(b)).unwrap();
+        let inner = (begin & !0xFFFF_FFFF_FFFF) + 2 + word_step(1, 0);
+        b.get().commit_word(inner);
+        // The scope's end.
+        b.get()
+            .commit_word(inner.wrapping_add(2).wrapping_add(word_step(1, -1)));
+        sampler.join().unwrap();
+    });
+}
+
+/// A signal handler's side of the capture protocol: claims the area (a capture signal only
+/// if requested, a CPU timer also if idle) and writes a copy tagged `tag` in its registers
+/// and every stack byte.
+fn handler(area: &Area, timer: bool, tag: u8) {
+    if let Some(requested) = area.begin_write(timer) {
+        let src = [tag; 4];
+        let flag = if requested { OUTCOME_REQUESTED } else { 0 };
+        // SAFETY: `src` is readable for its 4 bytes; we hold the area (`begin_write`).
+        unsafe {
+            area.finish_write(
+                [u64::from(tag), 0, 0, 0],
+                src.as_ptr(),
+                4,
+                OUTCOME_COPIED | flag,
+            )
+        };
+    }
+}
+
+/// Capture area hand-off: the sampler requests a stack and races a capture signal's handler
+/// and a CPU timer's, taking a copy or withdrawing the request. A copy is read only once
+/// complete (never torn: its registers and every byte carry one writer's tag; loom checks
+/// that no read overlaps a write), and a withdrawn request is never answered.
+#[test]
+fn capture_area_handoff() {
+    loom::model(|| {
+        let area = Arc::new(Area::new(4));
+        assert!(area.assign(1, 0, 100));
+        area.request().unwrap();
+        let capture = {
+            let a = area.clone();
+            thread::spawn(move || handler(&a, false, 1))
+        };
+        let timer = {
+            let a = area.clone();
+            thread::spawn(move || handler(&a, true, 2))
+        };
+        let read = |a: &Area| a.take(|c| (c.regs[0], c.stack.to_vec(), c.requested));
+        let first = read(&area);
+        let cancelled = first.is_none() && area.state() == REQUESTED && area.cancel();
+        capture.join().unwrap();
+        timer.join().unwrap();
+        let second = read(&area);
+        let copies: Vec<_> = first.into_iter().chain(second).collect();
+        for (tag, bytes, requested) in &copies {
+            assert_eq!(bytes, &vec![*tag as u8; 4], "a torn copy");
+            if cancelled {
+                assert!(!requested, "a withdrawn request was answered");
+            }
+        }
+        if !cancelled {
+            assert!(
+                copies.iter().any(|c| c.2),
+                "the request was neither answered nor withdrawn: {copies:?}"
+            );
+        }
     });
 }

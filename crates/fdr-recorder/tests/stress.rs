@@ -40,6 +40,8 @@ fn run(duration: Duration) {
             min_age: Duration::from_secs(3600),
             max_bytes: MAX_BYTES,
         }),
+        // The count is of the workers' events: no sampler recording beside them.
+        os: None,
         ..Config::default()
     })
     .unwrap();

@@ -35,6 +35,58 @@ pub struct Config {
     pub program: String,
     /// Service version for trace headers.
     pub service_version: String,
+    /// The OS view.
+    pub os: Option<OsConfig>,
+}
+
+/// The OS view's configuration (accepted and ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsConfig {
+    /// Long-scope threshold.
+    pub long_scope_threshold: Duration,
+    /// How often threads are looked at.
+    pub scan_interval: Duration,
+    /// How often every thread gets a CPU sample.
+    pub periodic_interval: Duration,
+    /// Capture stacks of long scopes.
+    pub stacks: bool,
+    /// Most stacks of one long scope.
+    pub stacks_per_scope: u32,
+    /// Capture again this often while a scope stays long.
+    pub stack_every: Duration,
+    /// Most stacks per second.
+    pub stacks_per_sec: u32,
+    /// Bytes of stack copied per capture.
+    pub stack_copy_bytes: usize,
+    /// CPU profiling rate; 0 is off.
+    pub cpu_profile_hz: u32,
+    /// The capture signal; `None` is the default.
+    pub signal: Option<i32>,
+}
+
+impl Default for OsConfig {
+    fn default() -> Self {
+        OsConfig {
+            long_scope_threshold: Duration::from_millis(1),
+            scan_interval: Duration::from_millis(5),
+            periodic_interval: Duration::from_millis(100),
+            stacks: true,
+            stacks_per_scope: 4,
+            stack_every: Duration::from_millis(10),
+            stacks_per_sec: 200,
+            stack_copy_bytes: 32 << 10,
+            cpu_profile_hz: 0,
+            signal: None,
+        }
+    }
+}
+
+impl OsConfig {
+    /// The OS view this platform would support by default (the same answer as with
+    /// `record`): on on Linux, off elsewhere.
+    pub fn platform_default() -> Option<OsConfig> {
+        cfg!(target_os = "linux").then(OsConfig::default)
+    }
 }
 
 /// The flight recorder's window (accepted and ignored).

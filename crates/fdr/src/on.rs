@@ -1,5 +1,6 @@
 //! The recording API when the `record` feature is on: fdr-recorder's.
 
+pub use fdr_recorder::OsConfig;
 pub use fdr_recorder::locks::blocking;
 #[allow(deprecated, reason = "the former name, kept for one release")]
 pub use fdr_recorder::task::FutureExt;
