@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use fdr_format::{Batch, Decoder, EventKind, SampleCause, Tables};
 use fdr_recorder::os::OsConfig;
-use fdr_recorder::task::FutureExt;
+use fdr_recorder::task::FdrFutureExt;
 use fdr_recorder::{Config, FlightConfig};
 use fdr_symbolize::{Options, Symbolizer};
 
