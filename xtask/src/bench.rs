@@ -75,6 +75,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     {
         scenarios(&out, &extra)?;
     }
+    if filter
+        .as_deref()
+        .is_none_or(|f| ADVERSARIAL_RSS_FIGURE.contains(f))
+    {
+        let rss = adversarial_peak_rss(&out)?;
+        fdr_line(&extra, ADVERSARIAL_RSS_FIGURE, rss as f64)?;
+        anyhow::ensure!(
+            rss <= 256 << 20,
+            "target A2: an fdr command peaked at {} MiB on a hostile trace (over 256 MiB)",
+            rss >> 20
+        );
+    }
 
     let mut figures = BTreeMap::new();
     collect_criterion(&criterion_dir, &mut figures)?;
@@ -234,6 +246,7 @@ fn scenarios(dir: &Path, extra: &Path) -> Result<()> {
     fdr_line(extra, SCENARIO_FIGURES[0], right)?;
     fdr_line(extra, SCENARIO_FIGURES[1], total)
 }
+const ADVERSARIAL_RSS_FIGURE: &str = "analyze.max_rss_bytes_adversarial";
 
 fn fdr_line(extra: &Path, name: &str, value: f64) -> Result<()> {
     use std::io::Write;
@@ -264,28 +277,9 @@ fn summary_peak_rss(dir: &Path) -> Result<u64> {
     );
     let bin = target_dir().join("release/fdr");
     let t = std::time::Instant::now();
-    let mut child = std::process::Command::new(&bin)
-        .args(["summary", "--json"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = 0u64;
-    let status = loop {
-        if let Ok(text) = fs::read_to_string(&status_path)
-            && let Some(kb) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak = peak.max(kb * 1024);
-        }
-        if let Some(st) = child.try_wait()? {
-            break st;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["summary", "--json"]).arg(&path);
+    let (status, peak) = run_peak_rss(&mut cmd)?;
     let secs = t.elapsed().as_secs_f64();
     let _ = fs::remove_file(&path);
     anyhow::ensure!(
@@ -303,4 +297,103 @@ fn summary_peak_rss(dir: &Path) -> Result<u64> {
         size as f64 / secs,
     )?;
     Ok(peak)
+}
+
+/// Runs `cmd` (its output discarded) and returns its exit status and peak resident set
+/// (VmHWM, sampled from /proc every 5 ms until it exits).
+fn run_peak_rss(cmd: &mut std::process::Command) -> Result<(std::process::ExitStatus, u64)> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if let Ok(text) = fs::read_to_string(&status_path)
+            && let Some(kb) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb * 1024);
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Ok((status, peak))
+}
+
+/// Target A2: writes a hostile trace of each `adversarial` shape (1 GiB each, or
+/// `FDR_BENCH_ADVERSARIAL_MIB`), runs every `fdr` command on it, and returns the largest
+/// peak resident set of any of them. Each command's peak is printed.
+fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
+    use std::io::{BufWriter, Write};
+
+    use fdr_analyzer::adversarial::{Shape, write};
+    crate::run(cargo().args(["build", "--release", "-p", "fdr-cli"]))?;
+    let mib: u64 = std::env::var("FDR_BENCH_ADVERSARIAL_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let bin = target_dir().join("release/fdr");
+    let work = dir.join("adversarial");
+    fs::create_dir_all(&work)?;
+    let mut worst = (0u64, String::new());
+    for shape in Shape::ALL {
+        let path = work.join(format!("{}.fdr", shape.name()));
+        let t = std::time::Instant::now();
+        let f = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut w = write(shape, BufWriter::new(f), mib << 20)?;
+        w.flush()?;
+        drop(w);
+        let size = fs::metadata(&path)?.len();
+        eprintln!(
+            "generated {} ({size} bytes) in {:.1?}",
+            path.display(),
+            t.elapsed()
+        );
+        let p = path.to_str().context("non-UTF-8 path")?;
+        // The exports of a 1 GiB trace of two-byte events run to tens of gigabytes: they
+        // are written to /dev/null, as cat's output is.
+        let html = work.join("report.html").to_string_lossy().into_owned();
+        let (json, pf) = ("/dev/null", "/dev/null");
+        let commands: [Vec<&str>; 11] = [
+            vec!["summary", p],
+            vec!["tasks", p],
+            vec!["regions", p],
+            vec!["blocking", p],
+            vec!["sched", p],
+            vec!["diagnose", p],
+            vec!["diff", p, p],
+            vec!["report", "-o", &html, p],
+            vec!["cat", p],
+            vec!["export", "--format", "chrome-json", "-o", json, p],
+            vec!["export", "--format", "perfetto", "-o", pf, p],
+        ];
+        for args in commands {
+            let t = std::time::Instant::now();
+            let (status, peak) = run_peak_rss(std::process::Command::new(&bin).args(&args))?;
+            anyhow::ensure!(status.success(), "fdr {args:?} failed: {status}");
+            eprintln!(
+                "{:<12} fdr {:<8}: peak RSS {:>4} MiB in {:.1?}",
+                shape.name(),
+                args[0],
+                peak >> 20,
+                t.elapsed()
+            );
+            if peak > worst.0 {
+                worst = (peak, format!("{} {}", shape.name(), args.join(" ")));
+            }
+        }
+        let _ = fs::remove_file(&path);
+    }
+    eprintln!(
+        "largest peak RSS on hostile traces: {} MiB (fdr {})",
+        worst.0 >> 20,
+        worst.1
+    );
+    Ok(worst.0)
 }

@@ -1,10 +1,14 @@
-//! `cargo xtask fuzz --seconds N`: the decoder fuzz target under libFuzzer (cargo-fuzz).
+//! `cargo xtask fuzz [--target decode|analyze] [--seconds N] [--jobs J]`: a fuzz target
+//! under libFuzzer (cargo-fuzz).
 //!
-//! Installs cargo-fuzz if it is missing, seeds `fuzz/corpus/decode` with small sample
-//! traces, runs `fuzz/fuzz_targets/decode.rs` for N seconds on the stable toolchain
+//! Installs cargo-fuzz if it is missing, seeds `fuzz/corpus/TARGET` with small sample
+//! traces (and, for `analyze`, small hostile traces of every `adversarial` shape), runs
+//! `fuzz/fuzz_targets/TARGET.rs` for N seconds on the stable toolchain
 //! (`RUSTC_BOOTSTRAP=1`: cargo-fuzz passes nightly-only flags), prints how many inputs
-//! were executed, and fails on any crash, leak, timeout or memory-limit hit.
-//! The log is kept in `target/xtask/fuzz/decode.log`.
+//! were executed, and fails on any crash, leak, timeout (10 s per input) or memory-limit hit.
+//! `decode` (the default) fuzzes the decoder; `analyze` runs the profile, diagnosis,
+//! views, report, diff, summary, cat and both exports on each input.
+//! The log is kept in `target/xtask/fuzz/TARGET.log`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -16,10 +20,13 @@ use fdr_format::testing::{SampleSpec, every_kind_trace, sample_trace_with};
 
 use crate::{cargo, root, target_dir};
 
-const TARGET: &str = "decode";
+const TARGETS: [&str; 2] = ["decode", "analyze"];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;
+    let mut jobs = 1u32;
+    let mut target = "decode";
+    let usage = "usage: cargo xtask fuzz [--target decode|analyze] [--seconds N] [--jobs J]";
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -27,15 +34,29 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                 let v = it.next().context("--seconds needs a value")?;
                 seconds = v.parse().with_context(|| format!("bad --seconds {v}"))?;
             }
-            other => bail!("unknown fuzz option `{other}` (usage: cargo xtask fuzz --seconds N)"),
+            "--jobs" => {
+                let v = it.next().context("--jobs needs a value")?;
+                jobs = v.parse().with_context(|| format!("bad --jobs {v}"))?;
+            }
+            "--target" => {
+                let v = it.next().context("--target needs a value")?;
+                target = TARGETS
+                    .iter()
+                    .find(|t| **t == v.as_str())
+                    .with_context(|| format!("unknown fuzz target `{v}` ({usage})"))?;
+            }
+            other => bail!("unknown fuzz option `{other}` ({usage})"),
         }
     }
     ensure_cargo_fuzz()?;
-    let corpus = root().join("fuzz/corpus").join(TARGET);
+    let corpus = root().join("fuzz/corpus").join(target);
     write_seeds(&corpus)?;
+    if target == "analyze" {
+        write_hostile_seeds(&corpus)?;
+    }
     let log_dir = target_dir().join("xtask/fuzz");
     fs::create_dir_all(&log_dir)?;
-    let log_path = log_dir.join(format!("{TARGET}.log"));
+    let log_path = log_dir.join(format!("{target}.log"));
 
     let mut cmd = cargo();
     cmd.env("RUSTC_BOOTSTRAP", "1")
@@ -47,7 +68,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             // and the target's own counting allocator enforces the memory bound.
             "--sanitizer",
             "none",
-            TARGET,
+            target,
         ])
         .arg(&corpus)
         .args([
@@ -57,6 +78,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "-timeout=10",
             "-print_final_stats=1",
         ])
+        // Every analysis of an input costs far more than its decode: small inputs keep
+        // the analyzer target's executions many.
+        .args((target == "analyze").then_some("-max_len=8192"))
+        .args(
+            (jobs > 1)
+                .then(|| [format!("-jobs={jobs}"), format!("-workers={jobs}")])
+                .into_iter()
+                .flatten(),
+        )
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
     eprintln!("$ {cmd:?}");
@@ -76,13 +106,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    let artifacts = root().join("fuzz/artifacts").join(TARGET);
+    let artifacts = root().join("fuzz/artifacts").join(target);
     let crashes: Vec<_> = fs::read_dir(&artifacts)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     match executed {
-        Some(n) => println!("fuzz {TARGET}: {n} executions in {seconds} s"),
-        None => println!("fuzz {TARGET}: execution count not found in the log"),
+        Some(n) => println!("fuzz {target}: {n} executions in {seconds} s"),
+        None => println!("fuzz {target}: execution count not found in the log"),
     }
     if !status.success() {
         bail!(
@@ -153,5 +183,21 @@ fn write_seeds(dir: &Path) -> Result<()> {
         fs::write(dir.join(format!("seed-sample-{seed}.fdr")), bytes)?;
     }
     fs::write(dir.join("seed-every-kind.fdr"), every_kind_trace())?;
+    Ok(())
+}
+
+/// Seeds of the analyzer target: a small trace of every hostile shape but the two whose
+/// smallest trace is megabytes.
+fn write_hostile_seeds(dir: &Path) -> Result<()> {
+    use fdr_analyzer::adversarial::{Shape, build};
+    for shape in Shape::ALL {
+        if matches!(shape, Shape::LongStrings | Shape::BigBatches) {
+            continue;
+        }
+        fs::write(
+            dir.join(format!("seed-hostile-{}.fdr", shape.name())),
+            build(shape, 2 << 10),
+        )?;
+    }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //!   every feature; features that also need a cfg are tested apart, with it (see `features.rs`).
 //! - `bench`: runs the benches, writes `target/xtask/bench/summary.json`, compares with the previous run.
 //! - `demo`: the README's first command.
-//! - `fuzz --seconds N`: fuzzes the trace decoder.
+//! - `fuzz [--target decode|analyze] --seconds N`: fuzzes the trace decoder or the analyzer.
 //! - `tidy`: the repository checks that also run as tests.
 
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ fn main() -> Result<()> {
         "tidy" => run(cargo().args(["test", "-p", "xtask", "--", "tidy"])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--filter NAME] | demo | fuzz [--seconds N] | tidy>"
+                "usage: cargo xtask <ci | bench [--filter NAME] | demo | fuzz [--target decode|analyze] [--seconds N] [--jobs J] | tidy>"
             );
             if verb == "help" {
                 Ok(())
@@ -76,7 +76,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
-    ensure_chromium();
+    ensure_chromium()?;
     ensure_pip();
     // Every feature but those that also need a cfg (see features.rs), which follow.
     let (plain, gated) = features::workspace_features()?;
@@ -108,8 +108,8 @@ fn ci() -> Result<()> {
 }
 
 /// The HTML report test renders the page in Debian's headless Chromium: install it when
-/// missing (the test itself skips, saying why, only if installing is impossible).
-fn ensure_chromium() {
+/// missing; CI fails here, saying so, when it cannot be installed (the test would fail too).
+fn ensure_chromium() -> Result<()> {
     let have = |c: &str| {
         Command::new(c)
             .arg("--version")
@@ -117,12 +117,15 @@ fn ensure_chromium() {
             .is_ok_and(|o| o.status.success())
     };
     if have("chromium") {
-        return;
+        return Ok(());
     }
     eprintln!("xtask ci: installing chromium for the report test");
-    if !apt_install("chromium") {
-        eprintln!("xtask ci: could not install chromium; the report test will say it skipped");
+    if !apt_install("chromium") || !have("chromium") {
+        bail!(
+            "xtask ci: could not install chromium (apt-get install chromium); the HTML report test needs it"
+        );
     }
+    Ok(())
 }
 
 /// Installs a Debian package (apt-get, no questions asked); whether it worked.

@@ -1,11 +1,13 @@
-//! `fdr cat`: events as text, one a line, in time order.
+//! `fdr cat`: events as text, one a line, in time order; strings from the trace are
+//! escaped ([`crate::text::esc`]), so each event is exactly one line.
 
 use std::io::Write;
 
 use fdr_format::{EventKind, Message};
 
-use crate::stream::{EventCx, Visitor};
-use crate::text::hex;
+use crate::limits::{Truncated, read_notes, table_notes};
+use crate::stream::{EndCx, EventCx, Visitor};
+use crate::text::{esc, hex};
 
 /// Writes each event as a line: time, thread, task, kind, fields with names resolved.
 pub struct Cat<W: Write> {
@@ -14,6 +16,9 @@ pub struct Cat<W: Write> {
     pub error: Option<std::io::Error>,
     /// Lines written.
     pub lines: u64,
+    /// What the reader left out to stay within its memory limits, known at the end; also
+    /// written as the last lines, `truncated: ...`.
+    pub truncated: Vec<Truncated>,
     limit: u64,
 }
 
@@ -32,6 +37,7 @@ impl<W: Write> Cat<W> {
             out,
             error: None,
             lines: 0,
+            truncated: Vec::new(),
             limit,
         }
     }
@@ -42,7 +48,8 @@ impl<W: Write> Cat<W> {
     }
 }
 
-/// One event as text (without the time and thread columns).
+/// One event as text (without the time and thread columns), its strings as the trace
+/// has them: escape it ([`crate::text::esc`]) before it reaches a terminal.
 pub fn describe(cx: &EventCx<'_>) -> String {
     let t = cx.tables;
     match cx.kind {
@@ -118,12 +125,25 @@ impl<W: Write> Visitor for Cat<W> {
             cx.ns,
             cx.thread.0,
             cx.task.0,
-            describe(cx),
+            esc(&describe(cx)),
             if cx.late { " (late)" } else { "" }
         );
         match r {
             Ok(()) => self.lines += 1,
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn end(&mut self, cx: &EndCx<'_>) {
+        read_notes(cx.stats, &mut self.truncated);
+        table_notes(cx.tables, &mut self.truncated);
+        for n in &self.truncated {
+            if self.error.is_some() {
+                break;
+            }
+            if let Err(e) = writeln!(self.out, "truncated: {}", n.note) {
+                self.error = Some(e);
+            }
         }
     }
 }

@@ -5,6 +5,10 @@
 //! block or park ends, an instant (`i`) event per log, and metadata (`M`) events naming the
 //! process and threads at the end. `ts` and `dur` are microseconds since the trace start;
 //! `pid` is the recorded process id, `tid` fdr's thread id.
+//!
+//! Memory follows the open slices (at most [`MAX_DEPTH`] per thread and
+//! [`MAX_OPEN_SPAN_BYTES`] in all) and the live tasks' names (at most [`MAX_LIVE_TASKS`]);
+//! what is left out is counted in [`ChromeExport::truncated`].
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,6 +16,9 @@ use std::io::Write;
 use fdr_format::{BlockReason, EventKind, Message, ProcessInfo, SiteId, StrId, TaskId, ThreadId};
 use serde_json::json;
 
+use crate::limits::{
+    MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes, table_notes,
+};
 use crate::stream::{EndCx, EventCx, Visitor};
 
 #[derive(Default)]
@@ -31,8 +38,13 @@ pub struct ChromeExport<W: Write> {
     first: bool,
     open: HashMap<ThreadId, Open>,
     task_names: HashMap<TaskId, StrId>,
+    stacks: StackBudget,
+    unopened: u64,
+    unnamed: u64,
     /// Events written.
     pub written: u64,
+    /// What the export left out to stay within its memory limits, known at the end.
+    pub truncated: Vec<Truncated>,
     /// First write error (writing stops there).
     pub error: Option<std::io::Error>,
 }
@@ -59,7 +71,11 @@ impl<W: Write> ChromeExport<W> {
             first: true,
             open: HashMap::new(),
             task_names: HashMap::new(),
+            stacks: StackBudget::default(),
+            unopened: 0,
+            unnamed: 0,
             written: 0,
+            truncated: Vec::new(),
             error: None,
         }
     }
@@ -118,21 +134,27 @@ impl<W: Write> Visitor for ChromeExport<W> {
         let ns = cx.ns;
         let tid = cx.thread;
         let o = self.open.entry(tid).or_default();
+        let stacks = &mut self.stacks;
+        // A begin's guard pushes it onto its stack; the arm counts a begin it could not.
         match cx.kind {
-            EventKind::RegionBegin { name } if o.regions.len() < 256 => o.regions.push((name, ns)),
+            EventKind::RegionBegin { name } if !stacks.push(&mut o.regions, (name, ns)) => {
+                self.unopened += 1;
+            }
             EventKind::RegionEnd { name } => {
                 if let Some(pos) = o.regions.iter().rposition(|r| r.0 == name) {
                     let start = o.regions[pos].1;
-                    o.regions.truncate(pos);
+                    stacks.truncate(&mut o.regions, pos);
                     let n = t.name(name).into_owned();
                     self.complete(&n, "region", tid, start, ns, json!({"task": cx.task.0}));
                 }
             }
-            EventKind::PollStart { task } if o.polls.len() < 256 => o.polls.push((task, ns)),
+            EventKind::PollStart { task } if !stacks.push(&mut o.polls, (task, ns)) => {
+                self.unopened += 1;
+            }
             EventKind::PollEnd { task, ready } => {
                 if let Some(pos) = o.polls.iter().rposition(|p| p.0 == task) {
                     let start = o.polls[pos].1;
-                    o.polls.truncate(pos);
+                    stacks.truncate(&mut o.polls, pos);
                     let name = self
                         .task_names
                         .get(&task)
@@ -147,13 +169,15 @@ impl<W: Write> Visitor for ChromeExport<W> {
                     );
                 }
             }
-            EventKind::UserTaskBegin { task, name, .. } if o.user.len() < 256 => {
-                o.user.push((task, name, ns))
+            EventKind::UserTaskBegin { task, name, .. }
+                if !stacks.push(&mut o.user, (task, name, ns)) =>
+            {
+                self.unopened += 1;
             }
             EventKind::UserTaskEnd { task } => {
                 if let Some(pos) = o.user.iter().rposition(|p| p.0 == task) {
                     let (_, name, start) = o.user[pos];
-                    o.user.truncate(pos);
+                    stacks.truncate(&mut o.user, pos);
                     let n = t.name(name).into_owned();
                     self.complete(&n, "task", tid, start, ns, json!({"task": task.0}));
                 }
@@ -179,7 +203,11 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 }
             }
             EventKind::TaskCreate { task, name, .. } => {
-                self.task_names.insert(task, name);
+                if self.task_names.len() < MAX_LIVE_TASKS || self.task_names.contains_key(&task) {
+                    self.task_names.insert(task, name);
+                } else {
+                    self.unnamed += 1;
+                }
             }
             EventKind::TaskDrop { task } => {
                 self.task_names.remove(&task);
@@ -225,6 +253,31 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 .unwrap_or_else(|| format!("thread {}", tid.0));
             self.emit(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid.0, "args": {"name": name}}));
         }
+        read_notes(cx.stats, &mut self.truncated);
+        if self.unopened > 0 {
+            self.truncated.push(Truncated::new(
+                "open_slices",
+                self.unopened,
+                MAX_DEPTH,
+                format!(
+                    "{} slices not written: nested over {MAX_DEPTH} deep on a thread, or past {} MiB of open slices",
+                    self.unopened,
+                    MAX_OPEN_SPAN_BYTES >> 20
+                ),
+            ));
+        }
+        if self.unnamed > 0 {
+            self.truncated.push(Truncated::new(
+                "task_names",
+                self.unnamed,
+                MAX_LIVE_TASKS,
+                format!(
+                    "{} tasks created while {MAX_LIVE_TASKS} were alive: their polls are named `task ID`",
+                    self.unnamed
+                ),
+            ));
+        }
+        table_notes(cx.tables, &mut self.truncated);
         self.raw("\n]}\n");
         if self.error.is_none()
             && let Err(e) = self.out.flush()

@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use fdr_format::{EVENT_KIND_NAMES, LossReason};
 
+use crate::limits::{Truncated, notes_json, notes_text};
 use crate::profile::{LONG_POLL_NS, Profile, REASON_NAMES, TaskKind};
-use crate::text::{dur, pct};
-use crate::views::thread_name;
+use crate::text::{dur, esc, pct};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,6 +84,9 @@ pub enum RuleOutcome {
 pub struct Diagnosis {
     /// Ranked outcomes.
     pub outcomes: Vec<RuleOutcome>,
+    /// What the profile left out to stay within its memory limits (findings may
+    /// under-count it).
+    pub truncated: Vec<Truncated>,
 }
 
 /// A rule: its id, the event kinds it needs (any of them), its evaluation.
@@ -163,7 +166,23 @@ pub fn diagnose(p: &Profile) -> Diagnosis {
     findings.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut outcomes: Vec<RuleOutcome> = findings.into_iter().map(RuleOutcome::Finding).collect();
     outcomes.extend(na);
-    Diagnosis { outcomes }
+    Diagnosis {
+        outcomes,
+        truncated: p.truncated(),
+    }
+}
+
+/// Sums without overflow.
+fn sum(v: impl IntoIterator<Item = u64>) -> u64 {
+    v.into_iter().fold(0, u64::saturating_add)
+}
+
+/// The busy time of every thread's span, first to last event.
+fn thread_time(p: &Profile) -> u64 {
+    sum(p
+        .threads
+        .values()
+        .map(|t| t.last_ns.saturating_sub(t.first_ns)))
 }
 
 fn finding(
@@ -196,24 +215,23 @@ fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
 
 fn sched_delay(p: &Profile) -> Finding {
     let h = &p.sched_latency;
-    let (wait, run): (u64, u64) = p
-        .tasks
-        .iter()
-        .filter(|(k, _)| k.0 == TaskKind::Async)
-        .fold((0, 0), |a, (_, s)| {
-            (a.0 + s.sched_wait_ns, a.1 + s.running_ns)
-        });
-    let q = if wait + run == 0 {
+    let (wait, run): (u64, u64) =
+        p.tasks
+            .iter()
+            .filter(|(k, _)| k.0 == TaskKind::Async)
+            .fold((0u64, 0u64), |a, (_, s)| {
+                (
+                    a.0.saturating_add(s.sched_wait_ns),
+                    a.1.saturating_add(s.running_ns),
+                )
+            });
+    let q = if wait == 0 && run == 0 {
         0.0
     } else {
-        wait as f64 / (wait + run) as f64
+        wait as f64 / (wait as f64 + run as f64)
     };
-    let parked: u64 = p.threads.values().map(|t| t.parked_ns).sum();
-    let thread_time: u64 = p
-        .threads
-        .values()
-        .map(|t| t.last_ns.saturating_sub(t.first_ns))
-        .sum();
+    let parked = sum(p.threads.values().map(|t| t.parked_ns));
+    let thread_time = thread_time(p);
     let idle = if thread_time == 0 {
         0.0
     } else {
@@ -241,7 +259,7 @@ fn sched_delay(p: &Profile) -> Finding {
     if p.long_polls.0 > 0
         && p.longest_polls
             .first()
-            .is_some_and(|l| l.dur_ns * 2 >= h.p99())
+            .is_some_and(|l| l.dur_ns.saturating_mul(2) >= h.p99())
     {
         score *= 0.5;
         evidence.push(format!(
@@ -301,23 +319,23 @@ fn long_polls(p: &Profile) -> Finding {
             dur(x.dur_ns),
             p.name(x.name),
             x.task.0,
-            p.tables.site_name(x.site),
-            thread_name(p, x.thread),
+            p.site_name(x.site),
+            p.thread_name(x.thread),
             dur(x.start_ns)
         ));
     }
-    let in_poll: u64 = p.blocking_in_poll.values().map(|s| s.hist.sum()).sum();
-    if let Some(((site, r), s)) = p.blocking_in_poll.iter().max_by_key(|(_, s)| s.hist.sum())
+    let in_poll = sum(p.blocking_in_poll.values().map(|s| s.total_ns));
+    if let Some(((site, r), s)) = p.blocking_in_poll.iter().max_by_key(|(_, s)| s.total_ns)
         && n > 0
     {
         evidence.push(format!(
             "blocking inside polls: {} in total; top: {} {} at {} ({} times, max {})",
             dur(in_poll),
             REASON_NAMES[*r],
-            dur(s.hist.sum()),
-            p.tables.site_name(*site),
-            s.hist.count(),
-            dur(s.hist.max())
+            dur(s.total_ns),
+            p.site_name(*site),
+            s.count,
+            dur(s.max_ns)
         ));
         score += 10.0;
     }
@@ -325,7 +343,7 @@ fn long_polls(p: &Profile) -> Finding {
         .longest_polls
         .first()
         .filter(|_| n > 0)
-        .map(|x| (x.start_ns, x.start_ns + x.dur_ns));
+        .map(|x| (x.start_ns, x.start_ns.saturating_add(x.dur_ns)));
     finding(
         "long_polls",
         format!(
@@ -340,13 +358,8 @@ fn long_polls(p: &Profile) -> Finding {
 }
 
 fn lock_contention(p: &Profile) -> Finding {
-    let thread_time: u64 = p
-        .threads
-        .values()
-        .map(|t| t.last_ns.saturating_sub(t.first_ns))
-        .sum::<u64>()
-        .max(1);
-    let lock: u64 = p.threads.values().map(|t| t.blocked_lock_ns).sum();
+    let thread_time = thread_time(p).max(1);
+    let lock = sum(p.threads.values().map(|t| t.blocked_lock_ns));
     let share = lock as f64 / thread_time as f64;
     let locks: Vec<_> = {
         let mut v: Vec<_> = p.blocking.iter().filter(|((_, r), _)| *r <= 1).collect();
@@ -363,14 +376,17 @@ fn lock_contention(p: &Profile) -> Finding {
         evidence.push(format!(
             "{} at {}: {} waits, {} in total, p50 {}, p99 {}, max {}",
             REASON_NAMES[*r],
-            p.tables.site_name(*site),
+            p.site_name(*site),
             s.hist.count(),
             dur(s.hist.sum()),
             dur(s.hist.p50()),
             dur(s.hist.p99()),
             dur(s.hist.max())
         ));
-        window.get_or_insert((s.longest_at_ns, s.longest_at_ns + s.hist.max()));
+        window.get_or_insert((
+            s.longest_at_ns,
+            s.longest_at_ns.saturating_add(s.hist.max()),
+        ));
     }
     let score = 100.0 * log_ramp(share, 0.01, 0.3);
     finding(
@@ -428,7 +444,7 @@ fn task_leak(p: &Profile) -> Finding {
             "{} tasks of {} (spawned at {}) alive at the end, {} finished",
             s.created_alive_at_end,
             p.name(*name),
-            p.tables.site_name(s.site),
+            p.site_name(s.site),
             s.lifetime.hist.count()
         ));
     }
@@ -436,7 +452,7 @@ fn task_leak(p: &Profile) -> Finding {
         evidence.push(format!(
             "oldest: {} from {} alive for {}",
             p.name(name),
-            p.tables.site_name(site),
+            p.site_name(site),
             dur(age)
         ));
     }
@@ -493,7 +509,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
     let evidence = vec![
         format!(
             "{} busy {} of the window; the other {} threads busy {} on average (blocked {})",
-            thread_name(p, top),
+            p.thread_name(top),
             pct(busy),
             others.len(),
             pct(others_busy),
@@ -501,7 +517,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
         ),
         format!(
             "longest single slice on {}: {} of {} (task {}) at {}",
-            thread_name(p, top),
+            p.thread_name(top),
             dur(d),
             p.name(name),
             task.0,
@@ -512,12 +528,12 @@ fn serial_bottleneck(p: &Profile) -> Finding {
         "serial_bottleneck",
         format!(
             "one thread does the work: {} busy {}",
-            thread_name(p, top),
+            p.thread_name(top),
             pct(busy)
         ),
         score,
         evidence,
-        Some((at, at + d)),
+        Some((at, at.saturating_add(d))),
         "Serial bottleneck: all lanes idle except one. Split the long task into parts and fan them out (spawn per item, join_all, a parallel iterator), or take the work off the single-threaded actor, runtime or consumer it is funnelled through.",
     )
 }
@@ -529,12 +545,7 @@ fn slow_downstream(p: &Profile) -> Finding {
     for (_, s) in &io {
         all.merge(&s.hist);
     }
-    let thread_time: u64 = p
-        .threads
-        .values()
-        .map(|t| t.last_ns.saturating_sub(t.first_ns))
-        .sum::<u64>()
-        .max(1);
+    let thread_time = thread_time(p).max(1);
     let share = all.sum() as f64 / thread_time as f64;
     let score = if all.count() == 0 {
         0.0
@@ -554,13 +565,16 @@ fn slow_downstream(p: &Profile) -> Finding {
     for ((site, _), s) in io.iter().take(3) {
         evidence.push(format!(
             "io at {}: {} waits, {} in total, p99 {}, max {}",
-            p.tables.site_name(*site),
+            p.site_name(*site),
             s.hist.count(),
             dur(s.hist.sum()),
             dur(s.hist.p99()),
             dur(s.hist.max())
         ));
-        window.get_or_insert((s.longest_at_ns, s.longest_at_ns + s.hist.max()));
+        window.get_or_insert((
+            s.longest_at_ns,
+            s.longest_at_ns.saturating_add(s.hist.max()),
+        ));
     }
     finding(
         "slow_downstream",
@@ -577,14 +591,13 @@ fn recorder_loss(p: &Profile) -> Finding {
     // design: the recorder writes those loss records ahead of the window, never inside it.
     // Only the other reasons (and sequence gaps) leave holes in what the trace shows.
     let aged_out = |r: &str| r == LossReason::RingOverwrite.as_str();
-    let lost: u64 = p
+    let lost = sum(p
         .loss
         .iter()
         .filter(|(r, _)| !aged_out(r))
-        .map(|(_, l)| l.1)
-        .sum();
-    let recorded: u64 = p.kinds.iter().sum();
-    let frac = lost as f64 / (lost + recorded).max(1) as f64;
+        .map(|(_, l)| l.1));
+    let recorded = sum(p.kinds.iter().copied());
+    let frac = lost as f64 / lost.saturating_add(recorded).max(1) as f64;
     let mut score = if lost == 0 && p.missing_batches == 0 {
         0.0
     } else {
@@ -640,8 +653,16 @@ impl Diagnosis {
         })
     }
 
-    /// As JSON.
+    /// As JSON: `{"outcomes": [...], "truncated": [...]}`.
     pub fn to_json(&self) -> Value {
+        json!({
+            "outcomes": self.outcomes_json(),
+            "truncated": notes_json(&self.truncated),
+        })
+    }
+
+    /// The outcomes as a JSON array.
+    pub fn outcomes_json(&self) -> Value {
         Value::Array(
             self.outcomes
                 .iter()
@@ -661,7 +682,7 @@ impl Diagnosis {
         )
     }
 
-    /// As text.
+    /// As text (strings from the trace escaped with [`esc`]).
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         for (i, o) in self.outcomes.iter().enumerate() {
@@ -673,10 +694,10 @@ impl Diagnosis {
                         f.severity.as_str(),
                         f.score,
                         f.rule,
-                        f.title
+                        esc(&f.title)
                     ));
                     for e in &f.evidence {
-                        s.push_str(&format!("     - {e}\n"));
+                        s.push_str(&format!("     - {}\n", esc(e)));
                     }
                     if let Some((a, b)) = f.window_ns {
                         s.push_str(&format!("     window: {} .. {}\n", dur(a), dur(b)));
@@ -693,6 +714,7 @@ impl Diagnosis {
                 }
             }
         }
+        notes_text(&mut s, &self.truncated);
         s
     }
 }

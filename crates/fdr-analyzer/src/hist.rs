@@ -2,8 +2,9 @@
 //!
 //! Values below 32 are counted exactly; above, each power of two is split into 32 linear
 //! sub-buckets, so a reported percentile is within 1/32 (about 3%) of the true value.
-//! Memory is at most 1,920 counters, grown only as far as the largest value seen: no
-//! vector of samples is kept or sorted, whatever the number of values.
+//! Only the buckets from the smallest value's to the largest value's are kept, as 32-bit
+//! counters (a bucket saturates at 4,294,967,295 values): at most 1,920 counters (7.5 KiB),
+//! whatever the number of values. No vector of samples is kept or sorted.
 
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
@@ -12,7 +13,9 @@ const SUB: u64 = 1 << SUB_BITS;
 /// and max, and percentiles within about 3%.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
-    counts: Vec<u64>,
+    /// Counts of buckets `first..first + counts.len()`.
+    counts: Vec<u32>,
+    first: usize,
     count: u64,
     sum: u128,
     min: u64,
@@ -49,14 +52,32 @@ impl Histogram {
         Self::default()
     }
 
+    /// Makes room for buckets `lo..=hi`.
+    fn cover(&mut self, lo: usize, hi: usize) {
+        if self.counts.is_empty() {
+            self.first = lo;
+            self.counts.resize(hi - lo + 1, 0);
+            return;
+        }
+        if lo < self.first {
+            let add = self.first - lo;
+            self.counts.splice(0..0, std::iter::repeat_n(0, add));
+            self.first = lo;
+        }
+        if hi >= self.first + self.counts.len() {
+            self.counts.resize(hi - self.first + 1, 0);
+        }
+    }
+
     /// Counts one value.
     #[inline]
     pub fn record(&mut self, v: u64) {
         let i = index(v);
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
+        if i < self.first || i >= self.first + self.counts.len() {
+            self.cover(i, i);
         }
-        self.counts[i] += 1;
+        let c = &mut self.counts[i - self.first];
+        *c = c.saturating_add(1);
         if self.count == 0 || v < self.min {
             self.min = v;
         }
@@ -70,11 +91,10 @@ impl Histogram {
         if other.count == 0 {
             return;
         }
-        if other.counts.len() > self.counts.len() {
-            self.counts.resize(other.counts.len(), 0);
-        }
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
+        self.cover(other.first, other.first + other.counts.len() - 1);
+        let at = other.first - self.first;
+        for (a, b) in self.counts[at..].iter_mut().zip(&other.counts) {
+            *a = a.saturating_add(*b);
         }
         if self.count == 0 || other.min < self.min {
             self.min = other.min;
@@ -122,9 +142,9 @@ impl Histogram {
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0u64;
         for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
+            seen += u64::from(c);
             if seen >= rank {
-                let (lo, hi) = bounds(i);
+                let (lo, hi) = bounds(self.first + i);
                 return (lo / 2 + hi / 2).clamp(self.min, self.max);
             }
         }
@@ -195,6 +215,40 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a, all);
+    }
+
+    #[test]
+    fn only_the_range_of_values_seen_is_kept() {
+        let mut h = Histogram::new();
+        for v in [5_000_000u64, 6_000_000, 7_000_000] {
+            h.record(v);
+        }
+        assert!(h.counts.len() <= 2 * SUB as usize, "{}", h.counts.len());
+        // A value below the range extends it downwards, and percentiles still hold.
+        h.record(3);
+        assert_eq!(h.quantile(0.0), 3);
+        assert_eq!(h.p50(), index_mid(5_000_000));
+        assert_eq!(h.max(), 7_000_000);
+        let mut wide = Histogram::new();
+        wide.record(0);
+        wide.record(u64::MAX);
+        assert_eq!(wide.counts.len(), 1920);
+        assert_eq!((wide.p50(), wide.p99()), (0, index_mid(u64::MAX)));
+        // Merging ranges that do not overlap, either way round.
+        let mut a = Histogram::new();
+        a.record(10);
+        let mut b = Histogram::new();
+        b.record(1 << 40);
+        let mut ab = a.clone();
+        ab.merge(&b);
+        b.merge(&a);
+        assert_eq!(ab, b);
+        assert_eq!(ab.count(), 2);
+    }
+
+    fn index_mid(v: u64) -> u64 {
+        let (lo, hi) = bounds(index(v));
+        lo / 2 + hi / 2
     }
 
     #[test]

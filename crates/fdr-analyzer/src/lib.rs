@@ -46,12 +46,14 @@
 //! None: everything is always built.
 #![forbid(unsafe_code)]
 
+pub mod adversarial;
 pub mod cat;
 pub mod chrome;
 pub mod diagnose;
 pub mod diff;
 pub mod error;
 pub mod hist;
+pub mod limits;
 pub mod perfetto;
 pub mod profile;
 pub mod report;

@@ -22,8 +22,11 @@
 //! trace's first event, converted from ticks by the reader's [`Clock`](crate::Clock), as
 //! the chrome-json export does.
 //!
-//! Memory follows live threads, open slices, live tasks and distinct names (at most
-//! 65 536 interned per table; more are written inline), never the trace length.
+//! Memory follows live threads, open slices (at most 256 deep per thread and
+//! [`MAX_OPEN_SPAN_BYTES`] in all), live tasks (at most [`MAX_LIVE_TASKS`] named) and
+//! distinct names (at most 65 536 interned per table and [`MAX_INTERNED_BYTES`] of them;
+//! more are written inline), never the trace length; what is left out is counted in
+//! [`PerfettoExport::truncated`].
 //!
 //! Field numbers are Perfetto's (`protos/perfetto/trace/trace_packet.proto`,
 //! `track_event/track_event.proto`, `track_event/track_descriptor.proto`,
@@ -36,6 +39,10 @@ use std::io::Write;
 
 use fdr_format::{EventKind, Message, ProcessInfo, StrId, Tables, TaskId, ThreadId};
 
+use crate::limits::{
+    MAX_INTERNED_BYTES, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes,
+    table_notes,
+};
 use crate::stream::{EndCx, EventCx, Visitor};
 
 /// A minimal protobuf encoder: varints, fixed-width and length-delimited fields, nested
@@ -252,12 +259,11 @@ pub const THREAD_TRACK_UUID_BASE: u64 = 16;
 /// A metric's counter track uuid is this plus the metric's index (in order of appearance).
 pub const COUNTER_TRACK_UUID_BASE: u64 = 1 << 40;
 
-/// Deepest slice nesting kept per thread; deeper begins are counted in
-/// [`PerfettoExport::dropped`] and not written.
-const MAX_DEPTH: usize = 256;
-/// Most strings interned per table; past it, names and values are written inline.
+/// Most strings interned per table; past it (or past [`MAX_INTERNED_BYTES`] of them),
+/// names and values are written inline.
 const MAX_INTERNED: usize = 1 << 16;
-/// Most counter tracks (one per metric name); samples of further metrics are dropped.
+/// Most counter tracks (one per metric name, [`MAX_INTERNED_BYTES`] of names at most);
+/// samples of further metrics are dropped.
 const MAX_COUNTERS: usize = 4096;
 
 /// Event categories, interned in the first packet as iids 1, 2, ….
@@ -336,10 +342,11 @@ struct ThreadTrack {
     stack: Vec<Open>,
 }
 
-/// Strings with an iid each, up to [`MAX_INTERNED`].
+/// Strings with an iid each, up to [`MAX_INTERNED`] of them and [`MAX_INTERNED_BYTES`].
 #[derive(Debug, Default)]
 struct Interner {
     ids: HashMap<String, u64>,
+    bytes: usize,
 }
 
 impl Interner {
@@ -349,11 +356,12 @@ impl Interner {
         if let Some(&id) = self.ids.get(s) {
             return Some((id, false));
         }
-        if self.ids.len() >= MAX_INTERNED {
+        if self.ids.len() >= MAX_INTERNED || self.bytes + s.len() > MAX_INTERNED_BYTES {
             return None;
         }
         let id = self.ids.len() as u64 + 1;
         self.ids.insert(s.to_owned(), id);
+        self.bytes += s.len();
         Some((id, true))
     }
 }
@@ -402,15 +410,20 @@ pub struct PerfettoExport<W: Write> {
     names: Interner,
     values: Interner,
     counters: HashMap<String, u64>,
+    counter_bytes: usize,
+    stacks: StackBudget,
+    unnamed: u64,
     /// Packets written.
     pub packets: u64,
     /// Slices written (begin and end pairs).
     pub slices: u64,
     /// Slices ended early: at an enclosing slice's end, or at the end of the trace.
     pub unfinished: u64,
-    /// Begins not written: nested deeper than 256 on their thread, or metrics past 4096
-    /// names.
+    /// Begins not written: nested deeper than 256 on their thread or past the open-slice
+    /// bound, or metrics past 4096 names.
     pub dropped: u64,
+    /// What the export left out to stay within its memory limits, known at the end.
+    pub truncated: Vec<Truncated>,
     /// Ends with no open begin on their thread (its begin came before the trace's window
     /// or was lost), skipped.
     pub unmatched: u64,
@@ -454,6 +467,10 @@ impl<W: Write> PerfettoExport<W> {
             names: Interner::default(),
             values: Interner::default(),
             counters: HashMap::new(),
+            counter_bytes: 0,
+            stacks: StackBudget::default(),
+            unnamed: 0,
+            truncated: Vec::new(),
             packets: 0,
             slices: 0,
             unfinished: 0,
@@ -629,11 +646,10 @@ impl<W: Write> PerfettoExport<W> {
         let Some(t) = self.threads.get_mut(&tid) else {
             return;
         };
-        if t.stack.len() >= MAX_DEPTH {
+        if !self.stacks.push(&mut t.stack, open) {
             self.dropped += 1;
             return;
         }
-        t.stack.push(open);
         self.write_event(ev);
     }
 
@@ -647,7 +663,7 @@ impl<W: Write> PerfettoExport<W> {
             return;
         };
         let inner = t.stack.len() - pos - 1;
-        t.stack.truncate(pos);
+        self.stacks.truncate(&mut t.stack, pos);
         let track = t.uuid;
         for _ in 0..inner {
             self.end_unfinished(track, ns);
@@ -814,7 +830,11 @@ impl<W: Write> Visitor for PerfettoExport<W> {
             }
             EventKind::Unpark => self.end_slice(tid, Open::Park, ns, &[]),
             EventKind::TaskCreate { task, name, .. } => {
-                self.task_names.insert(task, name);
+                if self.task_names.len() < MAX_LIVE_TASKS || self.task_names.contains_key(&task) {
+                    self.task_names.insert(task, name);
+                } else {
+                    self.unnamed += 1;
+                }
             }
             EventKind::TaskDrop { task } => {
                 self.task_names.remove(&task);
@@ -824,7 +844,9 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 let label = self.task_label("wake ", task, t);
                 // The first wake since the task's last poll starts the flow its next
                 // poll ends; later wakes before that poll are instants only.
-                let flow = if self.wake_flows.contains_key(&task) {
+                let flow = if self.wake_flows.contains_key(&task)
+                    || self.wake_flows.len() >= MAX_LIVE_TASKS
+                {
                     None
                 } else {
                     let id = self.next_flow_id;
@@ -883,13 +905,16 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 let n = t.name(name);
                 let uuid = match self.counters.get(n.as_ref()) {
                     Some(&u) => u,
-                    None if self.counters.len() >= MAX_COUNTERS => {
+                    None if self.counters.len() >= MAX_COUNTERS
+                        || self.counter_bytes + n.len() > MAX_INTERNED_BYTES =>
+                    {
                         self.dropped += 1;
                         return;
                     }
                     None => {
                         let u = COUNTER_TRACK_UUID_BASE + self.counters.len() as u64;
                         self.counters.insert(n.to_string(), u);
+                        self.counter_bytes += n.len();
                         self.descriptor(ns, |d| {
                             d.uint(field::track::UUID, u)
                                 .uint(field::track::PARENT_UUID, PROCESS_TRACK_UUID)
@@ -921,7 +946,8 @@ impl<W: Write> Visitor for PerfettoExport<W> {
             let Some(t) = self.threads.get_mut(&tid) else {
                 continue;
             };
-            let open = std::mem::take(&mut t.stack).len();
+            let open = t.stack.len();
+            self.stacks.release(&mut t.stack);
             let track = t.uuid;
             let name = thread_name(cx.tables, tid);
             let renamed = name != t.name;
@@ -940,6 +966,32 @@ impl<W: Write> Visitor for PerfettoExport<W> {
         {
             self.error = Some(e);
         }
+        read_notes(cx.stats, &mut self.truncated);
+        if self.dropped > 0 {
+            self.truncated.push(Truncated::new(
+                "open_slices",
+                self.dropped,
+                crate::limits::MAX_DEPTH,
+                format!(
+                    "{} slices or metric samples not written: nested over {} deep on a thread, past {} MiB of open slices, or past {MAX_COUNTERS} metric names",
+                    self.dropped,
+                    crate::limits::MAX_DEPTH,
+                    MAX_OPEN_SPAN_BYTES >> 20
+                ),
+            ));
+        }
+        if self.unnamed > 0 {
+            self.truncated.push(Truncated::new(
+                "task_names",
+                self.unnamed,
+                MAX_LIVE_TASKS,
+                format!(
+                    "{} tasks created while {MAX_LIVE_TASKS} were alive: their polls and wakes are named `task ID`",
+                    self.unnamed
+                ),
+            ));
+        }
+        table_notes(cx.tables, &mut self.truncated);
     }
 }
 

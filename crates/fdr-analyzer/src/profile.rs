@@ -3,21 +3,28 @@
 //!
 //! State is kept per live entity (thread, task, open region, open block) and per distinct
 //! name or site; finished entities fold into histograms. Memory follows what is alive, not
-//! the trace length.
+//! the trace length, within the bounds of [`crate::limits`]: past one, what is left out is
+//! counted and [`Profile::truncated`] says so. Times and counts from the trace add up
+//! saturating, so no value a trace holds can overflow them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use fdr_format::{BlockReason, EventKind, LossReason, SiteId, StrId, Tables, TaskId, ThreadId};
 
 use crate::hist::Histogram;
-use crate::stream::{EndCx, EventCx, Visitor};
+use crate::limits::{
+    MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, MAX_STATS_KEYS, MAX_THREADS, StackBudget, Truncated,
+};
+use crate::stream::{EndCx, EventCx, ReadStats, Visitor};
+use crate::text;
 
 /// A poll at least this long is a long poll (the async task held its worker thread).
 pub const LONG_POLL_NS: u64 = 1_000_000;
-/// Deepest region nesting tracked per thread.
-const MAX_REGION_DEPTH: usize = 256;
 /// Points kept of the live-task series (older points are thinned).
 const SERIES_POINTS: usize = 512;
+/// Task names whose filter result is remembered; past it, the filter is evaluated again.
+const MAX_FILTER_CACHE: usize = 1 << 16;
 
 /// What to profile.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +61,39 @@ impl SpanStats {
         }
         self.hist.record(dur_ns);
     }
+}
+
+/// Count, total and longest of spans, without their distribution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpanTotals {
+    /// How many.
+    pub count: u64,
+    /// Their total duration (saturating).
+    pub total_ns: u64,
+    /// The longest.
+    pub max_ns: u64,
+}
+
+impl SpanTotals {
+    fn record(&mut self, dur_ns: u64) {
+        self.count += 1;
+        self.total_ns = self.total_ns.saturating_add(dur_ns);
+        self.max_ns = self.max_ns.max(dur_ns);
+    }
+}
+
+/// The entry of `key` in `map`, made when the map holds fewer than [`MAX_STATS_KEYS`];
+/// `None` (and `dropped` counted) past that.
+fn stats_entry<'m, K: Ord, V: Default>(
+    map: &'m mut BTreeMap<K, V>,
+    key: K,
+    dropped: &mut u64,
+) -> Option<&'m mut V> {
+    if map.len() >= MAX_STATS_KEYS && !map.contains_key(&key) {
+        *dropped += 1;
+        return None;
+    }
+    Some(map.entry(key).or_default())
 }
 
 /// Whether a task is an async task or a user task.
@@ -114,7 +154,7 @@ pub struct TaskStats {
 impl TaskStats {
     /// Total blocked time.
     pub fn blocked_total_ns(&self) -> u64 {
-        self.blocked_ns.iter().sum()
+        self.blocked_ns.iter().fold(0, |a, &b| a.saturating_add(b))
     }
 }
 
@@ -290,7 +330,7 @@ impl Series {
             self.interval_ns = 10_000;
         }
         if let Some(l) = self.last_ns
-            && ns < l + self.interval_ns
+            && ns < l.saturating_add(self.interval_ns)
         {
             if let Some(p) = self.points.last_mut() {
                 p.1 = v;
@@ -303,7 +343,7 @@ impl Series {
                 i += 1;
                 i % 2 == 1
             });
-            self.interval_ns *= 2;
+            self.interval_ns = self.interval_ns.saturating_mul(2);
         }
         self.points.push((ns, v));
         self.last_ns = Some(ns);
@@ -324,14 +364,15 @@ pub struct Profile {
     pub duration_ns: u64,
     /// Per thread.
     pub threads: BTreeMap<ThreadId, ThreadStats>,
-    /// Per task kind and name.
+    /// Per task kind and name (at most [`MAX_STATS_KEYS`]).
     pub tasks: BTreeMap<(TaskKind, StrId), TaskStats>,
-    /// Per region name.
+    /// Per region name (at most [`MAX_STATS_KEYS`]).
     pub regions: BTreeMap<StrId, SpanStats>,
-    /// Per blocking site and reason slot.
+    /// Per blocking site and reason slot (at most [`MAX_STATS_KEYS`]).
     pub blocking: BTreeMap<(SiteId, usize), SpanStats>,
-    /// Blocks that happened during an async task's poll, per site and reason slot.
-    pub blocking_in_poll: BTreeMap<(SiteId, usize), SpanStats>,
+    /// Blocks that happened during an async task's poll, per site and reason slot (the
+    /// keys of [`Profile::blocking`] only).
+    pub blocking_in_poll: BTreeMap<(SiteId, usize), SpanTotals>,
     /// Scheduling latency: wake (or spawn) to poll start.
     pub sched_latency: Histogram,
     /// The worst scheduling latency: (latency, poll start ns, task, name).
@@ -356,17 +397,41 @@ pub struct Profile {
     pub oldest_alive: Option<(u64, StrId, SiteId)>,
     /// Timeline slices (when asked for).
     pub slices: Vec<Slice>,
-    /// Slices shorter than this were dropped to stay within the limit.
+    /// Slices shorter than this were dropped to stay within the limit (as long as
+    /// this, some may have been).
     pub slice_min_ns: u64,
+    /// Slices dropped to stay within the limit.
+    pub slices_dropped: u64,
     /// Tables at the end of the trace (to resolve names).
     pub tables: Tables,
     /// Events delivered out of order.
     pub late_events: u64,
     /// Tasks skipped by the filters.
     pub filtered_out: u64,
+    /// What the reader read, and left out (threads past its limit).
+    pub read: ReadStats,
     live: HashMap<TaskId, LiveTask>,
     live_created: u64,
     wanted: HashMap<StrId, bool>,
+    open_regions: StackBudget,
+    left_out: LeftOut,
+}
+
+/// What the profile left out to stay within [`crate::limits`].
+#[derive(Debug, Clone, Copy, Default)]
+struct LeftOut {
+    /// Events of threads past [`MAX_THREADS`] (when the reader did not already skip them).
+    thread_events: u64,
+    /// Tasks not tracked because [`MAX_LIVE_TASKS`] were alive.
+    tasks: u64,
+    /// Finished tasks whose name had no entry left in [`Profile::tasks`].
+    task_names: u64,
+    /// Regions whose name had no entry left in [`Profile::regions`].
+    region_names: u64,
+    /// Blocks whose site had no entry left in [`Profile::blocking`].
+    blocking_sites: u64,
+    /// Region begins not kept open: too deep, or past the open-span bound.
+    regions_unopened: u64,
 }
 
 impl Profile {
@@ -380,18 +445,23 @@ impl Profile {
 
     fn slice(&mut self, s: Slice) {
         let cap = self.opts.timeline_slices;
-        if cap == 0 || s.dur_ns < self.slice_min_ns {
+        if cap == 0 {
+            return;
+        }
+        if s.dur_ns < self.slice_min_ns {
+            self.slices_dropped += 1;
             return;
         }
         self.slices.push(s);
         if self.slices.len() > cap {
-            // Keep the longer slices: raise the bar until at most 3/4 of the cap remain.
-            let mut bar = self.slice_min_ns.max(1);
-            while self.slices.iter().filter(|x| x.dur_ns >= bar).count() > cap * 3 / 4 {
-                bar *= 2;
-            }
-            self.slice_min_ns = bar;
-            self.slices.retain(|x| x.dur_ns >= bar);
+            // Keep the longest 3/4 of the cap (by one linear selection, whatever the
+            // durations), and from now on drop slices shorter than the shortest kept.
+            let keep = (cap * 3 / 4).max(1);
+            self.slices
+                .select_nth_unstable_by(keep - 1, |a, b| b.dur_ns.cmp(&a.dur_ns));
+            self.slice_min_ns = self.slice_min_ns.max(self.slices[keep - 1].dur_ns);
+            self.slices_dropped += (self.slices.len() - keep) as u64;
+            self.slices.truncate(keep);
         }
     }
 
@@ -399,16 +469,42 @@ impl Profile {
         let Some(f) = &self.opts.name else {
             return true;
         };
-        *self
-            .wanted
-            .entry(name)
-            .or_insert_with(|| tables.name(name).contains(f.as_str()))
+        if let Some(&w) = self.wanted.get(&name) {
+            return w;
+        }
+        let w = tables.name(name).contains(f.as_str());
+        if self.wanted.len() < MAX_FILTER_CACHE {
+            self.wanted.insert(name, w);
+        }
+        w
     }
 
-    fn task_entry(&mut self, task: TaskId, kind: TaskKind, ns: u64) -> &mut LiveTask {
-        self.live
-            .entry(task)
-            .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false))
+    /// The live task `task`, seen now for the first time if need be (created before the
+    /// window); `None` when it is not tracked ([`MAX_LIVE_TASKS`] are alive).
+    fn task_entry(&mut self, task: TaskId, kind: TaskKind, ns: u64) -> Option<&mut LiveTask> {
+        if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
+            self.left_out.tasks += 1;
+            return None;
+        }
+        Some(
+            self.live
+                .entry(task)
+                .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)),
+        )
+    }
+
+    /// Starts tracking a task created (or begun) now; false when it is not tracked.
+    fn insert_task(&mut self, task: TaskId, t: LiveTask) -> bool {
+        if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
+            self.left_out.tasks += 1;
+            return false;
+        }
+        if let Some(old) = self.live.insert(task, t)
+            && old.created_here
+        {
+            self.live_created -= 1;
+        }
+        true
     }
 
     fn finish_task(&mut self, task: TaskId, end_ns: u64, tables: &Tables) {
@@ -430,23 +526,30 @@ impl Profile {
             return;
         }
         let life = end_ns.saturating_sub(t.start_ns);
-        let blocked: u64 = t.blocked_ns.iter().sum();
+        let blocked = t.blocked_ns.iter().fold(0u64, |a, &b| a.saturating_add(b));
         let running = match t.kind {
             TaskKind::Async => t.running_ns,
-            TaskKind::User => life.saturating_sub(blocked + t.wait_ns),
+            TaskKind::User => life.saturating_sub(blocked.saturating_add(t.wait_ns)),
         };
-        let s = self.tasks.entry((t.kind, t.name)).or_default();
+        let Some(s) = stats_entry(
+            &mut self.tasks,
+            (t.kind, t.name),
+            &mut self.left_out.task_names,
+        ) else {
+            return;
+        };
         if s.site.0 == 0 {
             s.site = t.site;
         }
         s.lifetime.record(t.start_ns, life);
-        s.running_ns += running;
-        s.sched_wait_ns += t.wait_ns;
+        s.running_ns = s.running_ns.saturating_add(running);
+        s.sched_wait_ns = s.sched_wait_ns.saturating_add(t.wait_ns);
         for (a, b) in s.blocked_ns.iter_mut().zip(t.blocked_ns) {
-            *a += b;
+            *a = a.saturating_add(b);
         }
-        s.idle_ns += life.saturating_sub(running + t.wait_ns + blocked);
-        s.polls += t.polls;
+        let accounted = running.saturating_add(t.wait_ns).saturating_add(blocked);
+        s.idle_ns = s.idle_ns.saturating_add(life.saturating_sub(accounted));
+        s.polls = s.polls.saturating_add(t.polls);
         if t.kind == TaskKind::Async && t.created_here {
             self.slice(Slice {
                 lane: LaneId::Task(task),
@@ -478,13 +581,107 @@ impl Profile {
         self.longest_polls.truncate(top);
     }
 
-    /// A name for display: the table's string, or what [`UNSEEN_NAME`] stands for.
-    pub fn name(&self, id: StrId) -> std::borrow::Cow<'_, str> {
+    /// A name for display: the table's string (cut to [`text::MAX_SHOWN_BYTES`]), or what
+    /// [`UNSEEN_NAME`] stands for.
+    pub fn name(&self, id: StrId) -> Cow<'_, str> {
         if id == UNSEEN_NAME {
-            std::borrow::Cow::Borrowed("(created before the window)")
+            Cow::Borrowed("(created before the window)")
+        } else {
+            text::clip(self.tables.name(id))
+        }
+    }
+
+    /// A name whole, as the tables define it (or what [`UNSEEN_NAME`] stands for).
+    pub fn name_full(&self, id: StrId) -> Cow<'_, str> {
+        if id == UNSEEN_NAME {
+            Cow::Borrowed("(created before the window)")
         } else {
             self.tables.name(id)
         }
+    }
+
+    /// A call site for display, `file:line:col` (the file cut to
+    /// [`text::MAX_SHOWN_BYTES`]), or `site #id` / `-` when unknown or absent.
+    pub fn site_name(&self, id: SiteId) -> Cow<'_, str> {
+        match self.tables.site(id) {
+            Some(s) => Cow::Owned(format!(
+                "{}:{}:{}",
+                text::clip(s.file.into()),
+                s.line,
+                s.col
+            )),
+            None => self.tables.site_name(id),
+        }
+    }
+
+    /// A thread's name for display (cut to [`text::MAX_SHOWN_BYTES`]), or `thread N`.
+    pub fn thread_name(&self, t: ThreadId) -> Cow<'_, str> {
+        match self.tables.thread(t) {
+            Some(i) if !i.name.is_empty() => text::clip(Cow::Borrowed(&i.name)),
+            _ => Cow::Owned(format!("thread {}", t.0)),
+        }
+    }
+
+    /// What this profile left out to stay within [`crate::limits`] (none for a trace
+    /// within them): threads, tasks, names and sites, open regions, table definitions.
+    pub fn truncated(&self) -> Vec<Truncated> {
+        let mut out = Vec::new();
+        crate::limits::read_notes(&self.read, &mut out);
+        let l = self.left_out;
+        if l.thread_events > 0 {
+            out.push(Truncated::new(
+                "thread_events",
+                l.thread_events,
+                MAX_THREADS,
+                format!(
+                    "{} events of threads past the first {MAX_THREADS} not profiled",
+                    l.thread_events
+                ),
+            ));
+        }
+        if l.tasks > 0 {
+            out.push(Truncated::new(
+                "live_tasks",
+                l.tasks,
+                MAX_LIVE_TASKS,
+                format!(
+                    "{} task events not tracked while {MAX_LIVE_TASKS} tasks were alive: their tasks are missing from per-task times, lifetimes and scheduling latency",
+                    l.tasks
+                ),
+            ));
+        }
+        for (what, n, kind) in [
+            ("task_names", l.task_names, "finished tasks"),
+            ("region_names", l.region_names, "regions"),
+            ("blocking_sites", l.blocking_sites, "blocks"),
+        ] {
+            if n > 0 {
+                out.push(Truncated::new(
+                    what,
+                    n,
+                    MAX_STATS_KEYS,
+                    format!(
+                        "{n} {kind} not counted: their {} had no entry left (at most {MAX_STATS_KEYS})",
+                        what.replace('_', " ")
+                    ),
+                ));
+            }
+        }
+        if l.regions_unopened > 0 {
+            out.push(Truncated::new(
+                "open_regions",
+                l.regions_unopened,
+                crate::limits::MAX_DEPTH,
+                format!(
+                    "{} region begins not tracked: nested over {} deep on a thread, or past {} MiB of open regions",
+                    l.regions_unopened,
+                    crate::limits::MAX_DEPTH,
+                    MAX_OPEN_SPAN_BYTES >> 20
+                ),
+            ));
+        }
+        crate::limits::table_notes(&self.tables, &mut out);
+        out
     }
 
     /// The options this profile was built with.
@@ -503,6 +700,10 @@ impl Visitor for Profile {
         let ns = cx.ns;
         self.kinds[cx.kind.index()] += 1;
         self.late_events += cx.late as u64;
+        if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
+            self.left_out.thread_events += 1;
+            return;
+        }
         let th = self
             .threads
             .entry(cx.thread)
@@ -524,7 +725,7 @@ impl Visitor for Profile {
                 th.depth -= 1;
                 if th.depth == 0 {
                     let d = ns.saturating_sub(th.active_since);
-                    th.active_ns += d;
+                    th.active_ns = th.active_ns.saturating_add(d);
                     if d > th.longest_active.0 {
                         th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
                     }
@@ -545,19 +746,16 @@ impl Visitor for Profile {
                 let mut t = LiveTask::new(TaskKind::Async, name, site, ns, true);
                 t.scheduled_at = Some(ns);
                 t.otel = otel;
-                if let Some(old) = self.live.insert(task, t)
-                    && old.created_here
-                {
-                    self.live_created -= 1;
+                if self.insert_task(task, t) {
+                    self.live_created += 1;
+                    self.live_series.push(ns, self.live_created);
                 }
-                self.live_created += 1;
-                self.live_series.push(ns, self.live_created);
             }
             EventKind::UserTaskBegin { task, parent, name } => {
                 let otel = self.live.get(&parent).and_then(|p| p.otel);
                 let mut t = LiveTask::new(TaskKind::User, name, SiteId(0), ns, false);
                 t.otel = otel;
-                self.live.insert(task, t);
+                self.insert_task(task, t);
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 if th.depth == 1 {
                     th.outer_name = name;
@@ -582,22 +780,25 @@ impl Visitor for Profile {
                 self.finish_task(task, ns, cx.tables);
             }
             EventKind::Wake { task, .. } => {
-                let t = self.task_entry(task, TaskKind::Async, ns);
-                if t.scheduled_at.is_none() {
+                if let Some(t) = self.task_entry(task, TaskKind::Async, ns)
+                    && t.scheduled_at.is_none()
+                {
                     t.scheduled_at = Some(ns);
                 }
             }
             EventKind::PollStart { task } => {
-                let t = self.task_entry(task, TaskKind::Async, ns);
-                t.poll_start = Some(ns);
-                t.polls += 1;
-                let name = t.name;
-                let lat = t.scheduled_at.take().map(|w| ns.saturating_sub(w));
-                if let Some(lat) = lat {
-                    t.wait_ns += lat;
-                    self.sched_latency.record(lat);
-                    if lat >= self.worst_latency.0 {
-                        self.worst_latency = (lat, ns, task, name);
+                let mut name = UNSEEN_NAME;
+                if let Some(t) = self.task_entry(task, TaskKind::Async, ns) {
+                    t.poll_start = Some(ns);
+                    t.polls = t.polls.saturating_add(1);
+                    name = t.name;
+                    let lat = t.scheduled_at.take().map(|w| ns.saturating_sub(w));
+                    if let Some(lat) = lat {
+                        t.wait_ns = t.wait_ns.saturating_add(lat);
+                        self.sched_latency.record(lat);
+                        if lat >= self.worst_latency.0 {
+                            self.worst_latency = (lat, ns, task, name);
+                        }
                     }
                 }
                 let th = self.threads.get_mut(&thread).expect("inserted above");
@@ -612,17 +813,23 @@ impl Visitor for Profile {
                     Some((t, s)) if t == task => Some(s),
                     _ => None,
                 };
+                let mut start = start;
+                let (mut name, mut site) = (UNSEEN_NAME, SiteId(0));
                 let t = self.task_entry(task, TaskKind::Async, ns);
-                let start = start.or(t.poll_start.take());
-                t.poll_start = None;
+                if let Some(t) = t {
+                    start = start.or(t.poll_start.take());
+                    t.poll_start = None;
+                    (name, site) = (t.name, t.site);
+                    if let Some(start) = start {
+                        t.running_ns = t.running_ns.saturating_add(ns.saturating_sub(start));
+                    }
+                }
                 if let Some(start) = start {
                     let d = ns.saturating_sub(start);
-                    t.running_ns += d;
-                    let (name, site) = (t.name, t.site);
                     self.poll_duration.record(d);
                     if d >= LONG_POLL_NS {
                         self.long_polls.0 += 1;
-                        self.long_polls.1 += d;
+                        self.long_polls.1 = self.long_polls.1.saturating_add(d);
                     }
                     self.top_poll(PollRecord {
                         dur_ns: d,
@@ -659,31 +866,34 @@ impl Visitor for Profile {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 if let Some(b) = th.block.take() {
                     let d = ns.saturating_sub(b.start);
-                    th.blocked_ns += d;
+                    th.blocked_ns = th.blocked_ns.saturating_add(d);
                     let r = reason_index(b.reason);
                     if r <= 1 {
-                        th.blocked_lock_ns += d;
+                        th.blocked_lock_ns = th.blocked_lock_ns.saturating_add(d);
                     }
                     if th.depth > 0 {
-                        th.blocked_active_ns += d;
+                        th.blocked_active_ns = th.blocked_active_ns.saturating_add(d);
                     }
                     if b.task != TaskId::NONE
                         && let Some(t) = self.live.get_mut(&b.task)
                     {
-                        t.blocked_ns[r] += d;
+                        t.blocked_ns[r] = t.blocked_ns[r].saturating_add(d);
                         if b.in_poll {
                             t.running_ns = t.running_ns.saturating_sub(d);
                         }
                     }
-                    self.blocking
-                        .entry((b.site, r))
-                        .or_default()
-                        .record(b.start, d);
-                    if b.in_poll {
-                        self.blocking_in_poll
-                            .entry((b.site, r))
-                            .or_default()
-                            .record(b.start, d);
+                    if let Some(s) = stats_entry(
+                        &mut self.blocking,
+                        (b.site, r),
+                        &mut self.left_out.blocking_sites,
+                    ) {
+                        s.record(b.start, d);
+                        if b.in_poll {
+                            self.blocking_in_poll
+                                .entry((b.site, r))
+                                .or_default()
+                                .record(d);
+                        }
                     }
                     self.slice(Slice {
                         lane: LaneId::Thread(thread),
@@ -697,17 +907,21 @@ impl Visitor for Profile {
             }
             EventKind::RegionBegin { name } => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
-                if th.regions.len() < MAX_REGION_DEPTH {
-                    th.regions.push((name, ns));
+                if !self.open_regions.push(&mut th.regions, (name, ns)) {
+                    self.left_out.regions_unopened += 1;
                 }
             }
             EventKind::RegionEnd { name } => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 if let Some(pos) = th.regions.iter().rposition(|r| r.0 == name) {
                     let start = th.regions[pos].1;
-                    th.regions.truncate(pos);
+                    self.open_regions.truncate(&mut th.regions, pos);
                     let d = ns.saturating_sub(start);
-                    self.regions.entry(name).or_default().record(start, d);
+                    if let Some(s) =
+                        stats_entry(&mut self.regions, name, &mut self.left_out.region_names)
+                    {
+                        s.record(start, d);
+                    }
                     self.slice(Slice {
                         lane: LaneId::Thread(thread),
                         kind: SliceKind::Region,
@@ -721,13 +935,13 @@ impl Visitor for Profile {
             EventKind::Park => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 th.parked_since = Some(ns);
-                th.parks += 1;
+                th.parks = th.parks.saturating_add(1);
             }
             EventKind::Unpark => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 if let Some(s) = th.parked_since.take() {
                     let d = ns.saturating_sub(s);
-                    th.parked_ns += d;
+                    th.parked_ns = th.parked_ns.saturating_add(d);
                     self.slice(Slice {
                         lane: LaneId::Thread(thread),
                         kind: SliceKind::Park,
@@ -750,8 +964,8 @@ impl Visitor for Profile {
             } => {
                 let l = self.loss.entry(loss_name(reason)).or_default();
                 l.0 += 1;
-                l.1 += events;
-                l.2 += bytes;
+                l.1 = l.1.saturating_add(events);
+                l.2 = l.2.saturating_add(bytes);
                 let w = self.loss_window_ns.get_or_insert((ns, ns));
                 w.1 = w.1.max(ns);
             }
@@ -760,44 +974,52 @@ impl Visitor for Profile {
     }
 
     fn gap(&mut self, _thread: ThreadId, missing: u64) {
-        self.missing_batches += missing;
+        self.missing_batches = self.missing_batches.saturating_add(missing);
     }
 
     fn end(&mut self, cx: &EndCx<'_>) {
         self.duration_ns = cx.last_ns;
+        self.read = *cx.stats;
         let end = cx.last_ns;
         // Close what is still open at the end, so totals cover the whole window.
         for th in self.threads.values_mut() {
             if th.depth > 0 {
                 let d = end.saturating_sub(th.active_since);
-                th.active_ns += d;
+                th.active_ns = th.active_ns.saturating_add(d);
                 if d > th.longest_active.0 {
                     th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
                 }
             }
             if let Some(s) = th.parked_since.take() {
-                th.parked_ns += end.saturating_sub(s);
+                th.parked_ns = th.parked_ns.saturating_add(end.saturating_sub(s));
             }
             if let Some(b) = th.block.take() {
                 let d = end.saturating_sub(b.start);
-                th.blocked_ns += d;
+                th.blocked_ns = th.blocked_ns.saturating_add(d);
                 if th.depth > 0 {
-                    th.blocked_active_ns += d;
+                    th.blocked_active_ns = th.blocked_active_ns.saturating_add(d);
                 }
                 if reason_index(b.reason) <= 1 {
-                    th.blocked_lock_ns += d;
+                    th.blocked_lock_ns = th.blocked_lock_ns.saturating_add(d);
                 }
             }
-            th.regions = Vec::new();
+            self.open_regions.release(&mut th.regions);
         }
         let mut oldest: Option<(u64, StrId, SiteId)> = None;
-        for t in self.live.values() {
-            if !self.wanted.get(&t.name).copied().unwrap_or(true)
-                || self.opts.otel_trace_id.is_some_and(|w| t.otel != Some(w))
+        let live = std::mem::take(&mut self.live);
+        for t in live.values() {
+            if self.opts.otel_trace_id.is_some_and(|w| t.otel != Some(w))
+                || !self.wanted(t.name, cx.tables)
             {
                 continue;
             }
-            let s = self.tasks.entry((t.kind, t.name)).or_default();
+            let Some(s) = stats_entry(
+                &mut self.tasks,
+                (t.kind, t.name),
+                &mut self.left_out.task_names,
+            ) else {
+                continue;
+            };
             s.alive_at_end += 1;
             if t.created_here {
                 s.created_alive_at_end += 1;
@@ -811,13 +1033,16 @@ impl Visitor for Profile {
             }
         }
         self.oldest_alive = oldest;
-        self.live = HashMap::new();
+        drop(live);
         self.live_series.push(end, self.live_created);
         if let Some(p) = self.live_series.points.last_mut() {
             p.0 = end;
         }
-        self.tables = cx.tables.clone();
         self.slices.sort_by_key(|s| (s.lane, s.start_ns));
+    }
+
+    fn take_tables(&mut self, tables: Tables) {
+        self.tables = tables;
     }
 }
 

@@ -18,6 +18,8 @@ use crate::views;
 
 /// Task lanes drawn at most (the tasks with the most drawn time).
 pub const MAX_TASK_LANES: usize = 24;
+/// Thread lanes drawn at most (the threads with the most drawn time, then the most active).
+pub const MAX_THREAD_LANES: usize = 256;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -77,16 +79,35 @@ fn timeline(p: &Profile) -> Value {
     let mut task_time: HashMap<u64, u64> = HashMap::new();
     for s in &p.slices {
         if let LaneId::Task(t) = s.lane {
-            *task_time.entry(t.0).or_default() += s.dur_ns;
+            let time = task_time.entry(t.0).or_default();
+            *time = time.saturating_add(s.dur_ns);
         }
     }
     let mut tasks: Vec<(u64, u64)> = task_time.into_iter().collect();
     tasks.sort_by_key(|&(id, t)| (std::cmp::Reverse(t), id));
     tasks.truncate(MAX_TASK_LANES);
-    let mut lanes: Vec<(LaneId, String)> = p
-        .threads
-        .keys()
-        .map(|&t| (LaneId::Thread(t), views::thread_name(p, t)))
+    let mut threads: Vec<fdr_format::ThreadId> = p.threads.keys().copied().collect();
+    if threads.len() > MAX_THREAD_LANES {
+        let mut drawn: HashMap<fdr_format::ThreadId, u64> = HashMap::new();
+        for s in &p.slices {
+            if let LaneId::Thread(t) = s.lane {
+                let time = drawn.entry(t).or_default();
+                *time = time.saturating_add(s.dur_ns);
+            }
+        }
+        threads.sort_by_key(|t| {
+            let active = p.threads.get(t).map_or(0, |s| s.active_ns);
+            (
+                std::cmp::Reverse((drawn.get(t).copied().unwrap_or(0), active)),
+                *t,
+            )
+        });
+        threads.truncate(MAX_THREAD_LANES);
+        threads.sort();
+    }
+    let mut lanes: Vec<(LaneId, String)> = threads
+        .into_iter()
+        .map(|t| (LaneId::Thread(t), p.thread_name(t).into_owned()))
         .collect();
     let mut task_names: HashMap<u64, String> = HashMap::new();
     for s in &p.slices {
@@ -113,7 +134,7 @@ fn timeline(p: &Profile) -> Value {
             let lane = *index.get(&s.lane)?;
             let label = match (s.kind, s.block) {
                 (SliceKind::Block, Some((r, site))) => {
-                    format!("blocked {} at {}", r.as_str(), p.tables.site_name(site))
+                    format!("blocked {} at {}", r.as_str(), p.site_name(site))
                 }
                 (SliceKind::Park, _) => "parked".into(),
                 (k, _) => format!("{} {}", k.as_str(), p.name(s.name)),
@@ -194,7 +215,7 @@ pub fn render(p: &Profile, d: &Diagnosis, title: &str) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n<title>fdr report (loading)</title>\n<style>{STYLE}</style></head><body>\n"
     );
     let _ = writeln!(out, "<h1>fdr report: {}</h1>", esc(title));
-    let events: u64 = p.kinds.iter().sum();
+    let events = p.kinds.iter().fold(0u64, |a, &b| a.saturating_add(b));
     let _ = writeln!(
         out,
         "<p>{} events over {} on {} threads; {} async tasks created, {} dropped; {} events lost, {} batches missing.</p>",
@@ -203,15 +224,31 @@ pub fn render(p: &Profile, d: &Diagnosis, title: &str) -> String {
         p.threads.len(),
         p.created_dropped.0,
         p.created_dropped.1,
-        p.loss.values().map(|l| l.1).sum::<u64>(),
+        p.loss.values().fold(0u64, |a, l| a.saturating_add(l.1)),
         p.missing_batches
     );
+    let truncated = p.truncated();
+    if !truncated.is_empty() {
+        out.push_str("<div class=\"finding warning\"><b>Truncated</b>: this trace went past the analyzer's memory limits; what is below leaves out:<ul>");
+        for n in &truncated {
+            let _ = write!(out, "<li>{}</li>", esc(&n.note));
+        }
+        out.push_str("</ul></div>\n");
+    }
     out.push_str("<div id=\"fdr-status\" data-ok=\"0\">timeline not rendered (scripts disabled?)</div>\n<pre id=\"fdr-errors\"></pre>\n");
     out.push_str("<h2>Timeline</h2>\n<div class=\"legend\" id=\"legend\"></div>\n<div id=\"timeline\"></div>\n");
-    if p.slice_min_ns > 0 {
+    if p.threads.len() > MAX_THREAD_LANES {
         let _ = writeln!(
             out,
-            "<p class=\"muted\">slices shorter than {} are not drawn.</p>",
+            "<p class=\"muted\">{} threads are not drawn: the {MAX_THREAD_LANES} with the most drawn time are.</p>",
+            p.threads.len() - MAX_THREAD_LANES
+        );
+    }
+    if p.slices_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"muted\">{} slices shorter than {} (and some as long) are not drawn.</p>",
+            p.slices_dropped,
             dur(p.slice_min_ns)
         );
     }
@@ -247,12 +284,12 @@ pub fn render(p: &Profile, d: &Diagnosis, title: &str) -> String {
             }
         }
     }
-    table(&mut out, "Tasks", &views::tasks_json(p), &["_ns"]);
-    table(&mut out, "Regions", &views::regions_json(p), &["_ns"]);
+    table(&mut out, "Tasks", &views::task_rows(p), &["_ns"]);
+    table(&mut out, "Regions", &views::region_rows(p), &["_ns"]);
     table(
         &mut out,
         "Blocking sites",
-        &views::blocking_json(p, 20),
+        &views::blocking_rows(p, 20),
         &["_ns"],
     );
     let s = views::sched_json(p);
@@ -265,7 +302,8 @@ pub fn render(p: &Profile, d: &Diagnosis, title: &str) -> String {
     let threads: Vec<Value> = p
         .threads
         .iter()
-        .map(|(t, s)| json!({"thread": views::thread_name(p, *t), "busy_ns": s.busy_ns(), "blocked_ns": s.blocked_ns, "parked_ns": s.parked_ns}))
+        .take(50)
+        .map(|(t, s)| json!({"thread": p.thread_name(*t), "busy_ns": s.busy_ns(), "blocked_ns": s.blocked_ns, "parked_ns": s.parked_ns}))
         .collect();
     table(&mut out, "Threads", &Value::Array(threads), &["_ns"]);
     let _ = REASON_NAMES;

@@ -2,8 +2,12 @@
 //! task current on that thread, and the tables that resolve its ids.
 //!
 //! Batches are read one at a time (from a file through a buffered reader, or from a slice),
-//! kept in a bounded reorder window, and merged across threads by timestamp. Memory follows
-//! the window and the live threads, never the trace length.
+//! kept in a bounded reorder window, and merged across threads by timestamp; each batch's
+//! events are decoded one at a time as they are delivered. Memory follows the window and
+//! the live threads, never the trace length: the window counts every payload byte held,
+//! the first [`MAX_THREADS`](crate::limits::MAX_THREADS) threads are tracked (later threads'
+//! batches are skipped and counted in [`ReadStats`]), and the tables keep what
+//! [`TABLE_LIMITS`](crate::limits::TABLE_LIMITS) allows.
 //!
 //! ```
 //! use fdr_analyzer::stream::{read_slice, EventCx, ReadOptions, Visitor};
@@ -32,11 +36,12 @@ use std::path::Path;
 
 use fdr_format::decode::{Input, ReadInput};
 use fdr_format::{
-    Batch, ClockSync, DecodeError, Decoder, Event, EventKind, Message, ProcessInfo, StackFrames,
-    Tables, TaskId, ThreadId,
+    Batch, ClockSync, DecodeError, Decoder, EventBatch, EventKind, Message, ProcessInfo,
+    StackFrames, Tables, TaskId, ThreadId,
 };
 
 use crate::error::{AnalyzeError, TraceError};
+use crate::limits::{DistinctCount, MAX_THREADS, StackBudget, TABLE_LIMITS};
 
 /// Converts event-clock ticks to nanoseconds since the start of the trace.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -122,6 +127,9 @@ pub trait Visitor {
     fn gap(&mut self, _thread: ThreadId, _missing: u64) {}
     /// The end of the trace (also called when reading stops at damage).
     fn end(&mut self, _cx: &EndCx<'_>) {}
+    /// The trace's final tables, handed over after [`Visitor::end`] for a visitor that
+    /// keeps them (dropped by default), so they are never copied.
+    fn take_tables(&mut self, _tables: Tables) {}
 }
 
 impl<V: Visitor + ?Sized> Visitor for &mut V {
@@ -136,6 +144,9 @@ impl<V: Visitor + ?Sized> Visitor for &mut V {
     }
     fn end(&mut self, cx: &EndCx<'_>) {
         (**self).end(cx)
+    }
+    fn take_tables(&mut self, tables: Tables) {
+        (**self).take_tables(tables)
     }
 }
 
@@ -157,6 +168,10 @@ impl<A: Visitor, B: Visitor> Visitor for (A, B) {
         self.0.end(cx);
         self.1.end(cx);
     }
+    fn take_tables(&mut self, tables: Tables) {
+        self.0.take_tables(tables.clone());
+        self.1.take_tables(tables);
+    }
 }
 
 /// Progress of a read, for progress bars.
@@ -170,9 +185,9 @@ pub struct Progress {
 
 /// How to read.
 pub struct ReadOptions<'p> {
-    /// Bytes of event batches held for reordering across threads (default 32 MiB).
-    /// A batch that arrives after the window has moved past its events is delivered with
-    /// [`EventCx::late`] set.
+    /// Bytes of event batches held for reordering across threads (default 32 MiB), the
+    /// batches being delivered included. A batch that arrives after the window has moved
+    /// past its events is delivered with [`EventCx::late`] set.
     pub window_bytes: usize,
     /// Called every few megabytes.
     pub progress: Option<&'p mut dyn FnMut(Progress)>,
@@ -212,6 +227,17 @@ pub struct ReadStats {
     pub missing_batches: u64,
     /// Events of kinds this reader does not know, skipped.
     pub skipped_unknown: u64,
+    /// Distinct threads past the first [`MAX_THREADS`] whose batches were skipped
+    /// (counted exactly up to [`MAX_UNTRACKED_THREADS_COUNTED`](crate::limits::MAX_UNTRACKED_THREADS_COUNTED)).
+    pub untracked_threads: u64,
+    /// Their batches, skipped.
+    pub untracked_batches: u64,
+    /// Their batches' bytes (headers included).
+    pub untracked_bytes: u64,
+    /// Task begins (poll starts, user-task begins) not made current on their thread
+    /// because it already had [`MAX_DEPTH`](crate::limits::MAX_DEPTH) tasks open, or the
+    /// task stacks were at their memory bound.
+    pub unstacked_tasks: u64,
 }
 
 /// The result of reading a whole trace, or as much of it as was whole.
@@ -264,13 +290,14 @@ pub fn read_slice(
     Ok(drive(decoder, Some(bytes.len() as u64), visitor, opts))
 }
 
-/// One event decoded ahead of delivery; an inline message or a stack's frames are kept as
-/// a range of the payload (and the frame count).
+/// A lane's next event, decoded ahead of delivery; an inline message is kept as a range of
+/// the lane's front payload.
 #[derive(Clone, Copy)]
 struct Pending {
     ts: u64,
     kind: EventKind<'static>,
     inline: (u32, u32),
+    /// A stack's frame count (its frames are the `inline` range).
     frames: u16,
 }
 
@@ -280,37 +307,64 @@ struct QueuedBatch {
     base_ts: u64,
 }
 
+/// One thread: its queued batches, the batch being delivered (decoded one event ahead),
+/// its task stack and its sequence check.
 #[derive(Default)]
 struct Lane {
     thread: ThreadId,
     queue: VecDeque<QueuedBatch>,
-    /// The front batch, decoded.
-    front: Vec<Pending>,
-    front_payload: Vec<u8>,
-    front_pos: usize,
-    in_heap: bool,
+    /// The batch being delivered.
+    front: Vec<u8>,
+    /// Its header's offset in the input.
+    front_offset: u64,
+    /// Bytes of it decoded.
+    pos: usize,
+    /// Timestamp of the last event decoded (the next one's delta base).
+    ts: u64,
+    /// The next event to deliver; a lane with one is in the heap, unless it is the
+    /// lane being delivered.
+    next: Option<Pending>,
     stack: Vec<TaskId>,
     next_seq: Option<u32>,
 }
 
-/// Deepest task nesting tracked per thread; deeper begins are counted, not stacked.
-const MAX_TASK_DEPTH: usize = 256;
-
 struct Merger {
     lanes: Vec<Lane>,
     by_thread: HashMap<ThreadId, usize>,
+    untracked: DistinctCount,
     heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Payload bytes queued or being delivered.
     buffered_bytes: usize,
     emitted_ts: u64,
     clock: Option<Clock>,
     stats: ReadStats,
     error: Option<DecodeError>,
+    stacks: StackBudget,
 }
 
 impl Merger {
-    fn lane(&mut self, thread: ThreadId) -> usize {
+    fn new() -> Self {
+        Merger {
+            lanes: Vec::new(),
+            by_thread: HashMap::new(),
+            untracked: DistinctCount::default(),
+            heap: BinaryHeap::new(),
+            buffered_bytes: 0,
+            emitted_ts: 0,
+            clock: None,
+            stats: ReadStats::default(),
+            error: None,
+            stacks: StackBudget::default(),
+        }
+    }
+
+    /// The lane of `thread`, made on first sight; `None` past [`MAX_THREADS`].
+    fn lane(&mut self, thread: ThreadId) -> Option<usize> {
         if let Some(&i) = self.by_thread.get(&thread) {
-            return i;
+            return Some(i);
+        }
+        if self.lanes.len() >= MAX_THREADS {
+            return None;
         }
         let i = self.lanes.len();
         self.lanes.push(Lane {
@@ -318,85 +372,88 @@ impl Merger {
             ..Lane::default()
         });
         self.by_thread.insert(thread, i);
-        i
+        Some(i)
     }
 
-    /// Decodes lane `i`'s next queued batch into its front, and schedules it.
-    fn load_front(&mut self, i: usize) {
+    /// Decodes lane `i`'s next event into `next`, moving on to its next queued batch when
+    /// the front one is done; `next` stays empty when the lane has nothing more.
+    fn advance(&mut self, i: usize) {
+        let lane = &mut self.lanes[i];
         loop {
-            let lane = &mut self.lanes[i];
-            let Some(b) = lane.queue.pop_front() else {
-                return;
-            };
-            self.buffered_bytes -= b.payload.len();
-            lane.front.clear();
-            lane.front_pos = 0;
-            let eb = fdr_format::EventBatch {
-                offset: b.offset,
-                thread: lane.thread,
-                seq: 0,
-                base_ts: b.base_ts,
-                payload: &b.payload,
-            };
-            let mut events = eb.events();
-            for e in &mut events {
-                match e {
-                    Ok(Event { ts, kind }) => {
-                        let frames = match kind {
+            if lane.pos < lane.front.len() {
+                let batch = EventBatch {
+                    offset: lane.front_offset + lane.pos as u64,
+                    thread: lane.thread,
+                    seq: 0,
+                    base_ts: lane.ts,
+                    payload: &lane.front[lane.pos..],
+                };
+                let mut events = batch.events();
+                let next = events.next();
+                let (decoded, ts) = (events.bytes_decoded(), events.last_ts());
+                self.stats.skipped_unknown += events.skipped_unknown();
+                match next {
+                    Some(Ok(e)) => {
+                        let frames = match e.kind {
                             EventKind::Stack { frames, .. } => frames.len() as u16,
                             _ => 0,
                         };
-                        let (kind, inline) = detach(kind, &b.payload);
-                        lane.front.push(Pending {
-                            ts,
+                        let (kind, inline) = detach(e.kind, &lane.front);
+                        lane.pos += decoded;
+                        lane.ts = ts;
+                        lane.next = Some(Pending {
+                            ts: e.ts,
                             kind,
                             inline,
                             frames,
                         });
+                        return;
                     }
-                    Err(e) => {
-                        // The batch's checksum matched, so this is a writer bug or crafted
-                        // input: keep the events before it, report it, read no further.
-                        if self.error.is_none() {
-                            self.error = Some(e);
-                        }
-                        break;
-                    }
+                    // The batch's checksum matched, so this is a writer bug or crafted
+                    // input: keep the events before it, report it, read no further.
+                    Some(Err(e)) if self.error.is_none() => self.error = Some(e),
+                    Some(Err(_)) | None => {}
                 }
             }
-            self.stats.skipped_unknown += events.skipped_unknown();
-            lane.front_payload = b.payload;
-            if let Some(p) = lane.front.first() {
-                self.heap.push(Reverse((p.ts, i)));
-                lane.in_heap = true;
+            self.buffered_bytes -= lane.front.len();
+            lane.front = Vec::new();
+            let Some(b) = lane.queue.pop_front() else {
+                lane.next = None;
                 return;
-            }
+            };
+            lane.front = b.payload;
+            lane.front_offset = b.offset;
+            lane.pos = 0;
+            lane.ts = b.base_ts;
         }
     }
 
-    fn push_batch(
-        &mut self,
-        thread: ThreadId,
-        seq: u32,
-        base_ts: u64,
-        offset: u64,
-        payload: &[u8],
-    ) -> u64 {
-        let i = self.lane(thread);
+    /// Queues a batch; returns how many batches its thread's sequence skipped.
+    fn push_batch(&mut self, b: &EventBatch<'_>) -> u64 {
+        let Some(i) = self.lane(b.thread) else {
+            self.stats.untracked_threads += u64::from(self.untracked.insert(b.thread.0));
+            self.stats.untracked_batches += 1;
+            self.stats.untracked_bytes +=
+                (fdr_format::wire::BATCH_HEADER_LEN + b.payload.len()) as u64;
+            return 0;
+        };
         let lane = &mut self.lanes[i];
         let missing = match lane.next_seq {
-            Some(n) if seq > n => (seq - n) as u64,
+            Some(n) if b.seq > n => u64::from(b.seq - n),
             _ => 0,
         };
-        lane.next_seq = Some(seq.wrapping_add(1));
+        lane.next_seq = Some(b.seq.wrapping_add(1));
         lane.queue.push_back(QueuedBatch {
-            payload: payload.to_vec(),
-            offset,
-            base_ts,
+            payload: b.payload.to_vec(),
+            offset: b.offset,
+            base_ts: b.base_ts,
         });
-        self.buffered_bytes += payload.len();
-        if !self.lanes[i].in_heap {
-            self.load_front(i);
+        self.buffered_bytes += b.payload.len();
+        if self.lanes[i].next.is_none() {
+            self.advance(i);
+            if let Some(p) = self.lanes[i].next {
+                self.heap.push(Reverse((p.ts, i)));
+            }
         }
         missing
     }
@@ -412,62 +469,67 @@ impl Merger {
             let Some(Reverse((_, i))) = self.heap.pop() else {
                 return;
             };
-            let clock = *self.clock.get_or_insert_with(|| {
-                let first = self.lanes[i].front[self.lanes[i].front_pos].ts;
-                Clock::new(first, tables.clock())
-            });
-            let lane = &mut self.lanes[i];
-            let p = lane.front[lane.front_pos];
-            lane.front_pos += 1;
-            let kind = match p.kind {
-                EventKind::Log { category, .. } if is_inline(&p.kind) => {
-                    let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-                    EventKind::Log {
-                        category,
-                        message: Message::Inline(&lane.front_payload[s..s + n]),
+            // Deliver lane `i` for as long as its next event comes before every other
+            // lane's (ties go to the lower lane, as the heap orders them).
+            while let Some(p) = self.lanes[i].next.take() {
+                let clock = *self
+                    .clock
+                    .get_or_insert_with(|| Clock::new(p.ts, tables.clock()));
+                let lane = &mut self.lanes[i];
+                let kind = match p.kind {
+                    EventKind::Log { category, .. } if is_inline(&p.kind) => {
+                        let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
+                        EventKind::Log {
+                            category,
+                            message: Message::Inline(&lane.front[s..s + n]),
+                        }
                     }
-                }
-                EventKind::Stack {
-                    thread,
-                    cause,
-                    truncated,
-                    ..
-                } => {
-                    let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-                    let bytes = &lane.front_payload[s..s + n];
                     EventKind::Stack {
                         thread,
                         cause,
                         truncated,
-                        // Decoded and validated before it was detached.
-                        frames: StackFrames::from_encoded(bytes, p.frames as usize)
+                        ..
+                    } => {
+                        let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
+                        EventKind::Stack {
+                            thread,
+                            cause,
+                            truncated,
+                            // Decoded and validated before it was detached.
+                            frames: StackFrames::from_encoded(
+                                &lane.front[s..s + n],
+                                p.frames as usize,
+                            )
                             .unwrap_or(StackFrames::EMPTY),
+                        }
                     }
+                    k => k,
+                };
+                let ts = p.ts;
+                let late = ts < self.emitted_ts;
+                self.emitted_ts = self.emitted_ts.max(ts);
+                let task = apply_task(&mut lane.stack, &mut self.stacks, &mut self.stats, &kind);
+                self.stats.events += 1;
+                self.stats.late_events += late as u64;
+                visitor.event(&EventCx {
+                    thread: lane.thread,
+                    ts,
+                    ns: clock.ns(ts),
+                    kind,
+                    task,
+                    late,
+                    tables,
+                    clock: &clock,
+                });
+                self.advance(i);
+                let Some(next) = self.lanes[i].next else {
+                    break;
+                };
+                let key = (next.ts, i);
+                if self.heap.peek().is_some_and(|Reverse(top)| *top < key) || !keep_going(self) {
+                    self.heap.push(Reverse(key));
+                    break;
                 }
-                k => k,
-            };
-            let ts = p.ts;
-            let late = ts < self.emitted_ts;
-            self.emitted_ts = self.emitted_ts.max(ts);
-            let task = apply_task(&mut lane.stack, &kind);
-            self.stats.events += 1;
-            self.stats.late_events += late as u64;
-            visitor.event(&EventCx {
-                thread: lane.thread,
-                ts,
-                ns: clock.ns(ts),
-                kind,
-                task,
-                late,
-                tables,
-                clock: &clock,
-            });
-            if lane.front_pos < lane.front.len() {
-                let next = lane.front[lane.front_pos].ts;
-                self.heap.push(Reverse((next, i)));
-            } else {
-                lane.in_heap = false;
-                self.load_front(i);
             }
         }
     }
@@ -610,17 +672,22 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
 }
 
 /// Updates a thread's task stack for `kind`; returns the task the event belongs to.
-fn apply_task(stack: &mut Vec<TaskId>, kind: &EventKind<'_>) -> TaskId {
+fn apply_task(
+    stack: &mut Vec<TaskId>,
+    budget: &mut StackBudget,
+    stats: &mut ReadStats,
+    kind: &EventKind<'_>,
+) -> TaskId {
     match *kind {
         EventKind::PollStart { task } | EventKind::UserTaskBegin { task, .. } => {
-            if stack.len() < MAX_TASK_DEPTH {
-                stack.push(task);
+            if !budget.push(stack, task) {
+                stats.unstacked_tasks += 1;
             }
             task
         }
         EventKind::PollEnd { task, .. } | EventKind::UserTaskEnd { task } => {
             if let Some(pos) = stack.iter().rposition(|&t| t == task) {
-                stack.truncate(pos);
+                budget.truncate(stack, pos);
             }
             task
         }
@@ -636,17 +703,8 @@ fn drive<I: Input>(
 ) -> ReadOutcome {
     let info = decoder.process_info().clone();
     visitor.start(&info);
-    let mut tables = Tables::new();
-    let mut m = Merger {
-        lanes: Vec::new(),
-        by_thread: HashMap::new(),
-        heap: BinaryHeap::new(),
-        buffered_bytes: 0,
-        emitted_ts: 0,
-        clock: None,
-        stats: ReadStats::default(),
-        error: None,
-    };
+    let mut tables = Tables::with_limits(TABLE_LIMITS);
+    let mut m = Merger::new();
     let window = opts.window_bytes.max(1);
     let mut last_progress = 0u64;
     loop {
@@ -667,7 +725,7 @@ fn drive<I: Input>(
             }
             Ok(Batch::Events(b)) => {
                 m.stats.event_batches += 1;
-                let missing = m.push_batch(b.thread, b.seq, b.base_ts, b.offset, b.payload);
+                let missing = m.push_batch(&b);
                 if missing > 0 {
                     m.stats.missing_batches += missing;
                     visitor.gap(b.thread, missing);
@@ -702,6 +760,7 @@ fn drive<I: Input>(
         clock: &clock,
         stats: &m.stats,
     });
+    visitor.take_tables(tables);
     if let Some(p) = opts.progress.as_mut() {
         p(Progress {
             bytes: m.stats.bytes,

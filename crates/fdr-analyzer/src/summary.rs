@@ -4,7 +4,8 @@
 //! Batches are self-contained, so the summary needs no merge: the reading thread checks
 //! and copies batches into a block of a few megabytes while worker threads decode the
 //! previous block, split into ranges of batches. Memory is two blocks plus one counter
-//! set per thread of the trace.
+//! set per thread of the trace, for the first [`MAX_THREADS`] threads: events of later
+//! threads count in the totals but get no row of their own, and the summary says so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -17,11 +18,15 @@ use fdr_format::{
 use serde_json::json;
 
 use crate::error::{AnalyzeError, TraceError};
+use crate::limits::{DistinctCount, MAX_THREADS, TABLE_LIMITS, Truncated, notes_json, notes_text};
 use crate::stream::{Progress, ReadStats};
-use crate::text;
+use crate::text::{self, esc};
 
-/// Bytes of event payload per block handed to the workers.
+/// Bytes per block handed to the workers: event payloads, and [`BATCH_COST_BYTES`] per
+/// batch for its entry.
 const BLOCK_BYTES: usize = 8 << 20;
+/// What a batch's entry in a block counts for, beyond its payload.
+const BATCH_COST_BYTES: usize = 64;
 
 /// Per-thread counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,12 +83,17 @@ pub struct Summary {
     pub sites: usize,
     /// Why reading stopped early, if it did.
     pub error: Option<TraceError>,
+    /// Events of threads without a row (past the first [`MAX_THREADS`]).
+    pub untracked_thread_events: u64,
+    /// What the summary left out (rows of threads past its limit, table definitions).
+    pub truncated: Vec<Truncated>,
 }
 
 #[derive(Default)]
 struct Partial {
     kinds: [u64; EVENT_KIND_COUNT],
     threads: HashMap<ThreadId, u64>,
+    untracked_events: u64,
     first_ts: Option<u64>,
     last_ts: u64,
     loss: HashMap<&'static str, LossSummary>,
@@ -92,7 +102,8 @@ struct Partial {
 }
 
 impl Partial {
-    fn batch(&mut self, b: &EventBatch<'_>) {
+    /// Counts a batch's events: under its thread when `tracked`, else as untracked.
+    fn batch(&mut self, b: &EventBatch<'_>, tracked: bool) {
         let mut events = b.events();
         let mut n = 0u64;
         let mut first = None;
@@ -110,8 +121,8 @@ impl Partial {
                     {
                         let l = self.loss.entry(reason.as_str()).or_default();
                         l.records += 1;
-                        l.events += events;
-                        l.bytes += bytes;
+                        l.events = l.events.saturating_add(events);
+                        l.bytes = l.bytes.saturating_add(bytes);
                     }
                 }
                 Err(e) => {
@@ -127,7 +138,11 @@ impl Partial {
             self.first_ts = Some(self.first_ts.map_or(f, |x| x.min(f)));
             self.last_ts = self.last_ts.max(events.last_ts());
         }
-        *self.threads.entry(b.thread).or_default() += n;
+        if tracked {
+            *self.threads.entry(b.thread).or_default() += n;
+        } else {
+            self.untracked_events += n;
+        }
     }
 
     fn merge(&mut self, o: Partial) {
@@ -137,6 +152,7 @@ impl Partial {
         for (t, n) in o.threads {
             *self.threads.entry(t).or_default() += n;
         }
+        self.untracked_events += o.untracked_events;
         if let Some(f) = o.first_ts {
             self.first_ts = Some(self.first_ts.map_or(f, |x| x.min(f)));
         }
@@ -144,8 +160,8 @@ impl Partial {
         for (r, l) in o.loss {
             let x = self.loss.entry(r).or_default();
             x.records += l.records;
-            x.events += l.events;
-            x.bytes += l.bytes;
+            x.events = x.events.saturating_add(l.events);
+            x.bytes = x.bytes.saturating_add(l.bytes);
         }
         self.skipped_unknown += o.skipped_unknown;
         if let Some(e) = o.error
@@ -160,7 +176,8 @@ impl Partial {
 #[derive(Default)]
 struct Block {
     data: Vec<u8>,
-    batches: Vec<(ThreadId, u64, u64, usize, usize)>,
+    /// Thread (`None`: untracked), base timestamp, offset, payload start and length.
+    batches: Vec<(Option<ThreadId>, u64, u64, usize, usize)>,
 }
 
 impl Block {
@@ -172,15 +189,20 @@ impl Block {
     fn decode_range(&self, range: std::ops::Range<usize>) -> Partial {
         let mut p = Partial::default();
         for &(thread, base_ts, offset, start, len) in &self.batches[range] {
-            p.batch(&EventBatch {
+            let b = EventBatch {
                 offset,
-                thread,
+                thread: thread.unwrap_or_default(),
                 seq: 0,
                 base_ts,
                 payload: &self.data[start..start + len],
-            });
+            };
+            p.batch(&b, thread.is_some());
         }
         p
+    }
+
+    fn cost(&self) -> usize {
+        self.data.len() + self.batches.len() * BATCH_COST_BYTES
     }
 }
 
@@ -190,6 +212,7 @@ struct Reading<'p, I> {
     stats: ReadStats,
     next_seq: HashMap<ThreadId, u32>,
     threads: BTreeMap<u32, ThreadSummary>,
+    untracked: DistinctCount,
     error: Option<DecodeError>,
     done: bool,
     total: Option<u64>,
@@ -201,7 +224,7 @@ impl<I: Input> Reading<'_, I> {
     /// Reads batches into `block` until it holds `BLOCK_BYTES` or the trace ends.
     fn fill(&mut self, block: &mut Block) {
         block.clear();
-        while !self.done && block.data.len() < BLOCK_BYTES {
+        while !self.done && block.cost() < BLOCK_BYTES {
             let Some(batch) = self.decoder.next_batch() else {
                 self.done = true;
                 break;
@@ -219,20 +242,32 @@ impl<I: Input> Reading<'_, I> {
                 }
                 Ok(Batch::Events(b)) => {
                     self.stats.event_batches += 1;
-                    let t = self.threads.entry(b.thread.0).or_default();
-                    t.batches += 1;
-                    let next = self.next_seq.entry(b.thread).or_insert(b.seq);
-                    if b.seq > *next {
-                        let missing = (b.seq - *next) as u64;
-                        t.missing_batches += missing;
-                        self.stats.missing_batches += missing;
-                    }
-                    *next = b.seq.wrapping_add(1);
+                    let tracked =
+                        self.threads.len() < MAX_THREADS || self.threads.contains_key(&b.thread.0);
+                    let thread = if tracked {
+                        let t = self.threads.entry(b.thread.0).or_default();
+                        t.batches += 1;
+                        let next = self.next_seq.entry(b.thread).or_insert(b.seq);
+                        if b.seq > *next {
+                            let missing = (b.seq - *next) as u64;
+                            t.missing_batches += missing;
+                            self.stats.missing_batches += missing;
+                        }
+                        *next = b.seq.wrapping_add(1);
+                        Some(b.thread)
+                    } else {
+                        self.stats.untracked_threads +=
+                            u64::from(self.untracked.insert(b.thread.0));
+                        self.stats.untracked_batches += 1;
+                        self.stats.untracked_bytes +=
+                            (fdr_format::wire::BATCH_HEADER_LEN + b.payload.len()) as u64;
+                        None
+                    };
                     let start = block.data.len();
                     block.data.extend_from_slice(b.payload);
                     block
                         .batches
-                        .push((b.thread, b.base_ts, b.offset, start, b.payload.len()));
+                        .push((thread, b.base_ts, b.offset, start, b.payload.len()));
                 }
             }
             if !self.done {
@@ -292,10 +327,11 @@ fn run<I: Input>(decoder: Decoder<I>, total: Option<u64>, opts: SummaryOptions<'
     let info = decoder.process_info().clone();
     let mut r = Reading {
         decoder,
-        tables: Tables::new(),
+        tables: Tables::with_limits(TABLE_LIMITS),
         stats: ReadStats::default(),
         next_seq: HashMap::new(),
         threads: BTreeMap::new(),
+        untracked: DistinctCount::default(),
         error: None,
         done: false,
         total,
@@ -339,9 +375,30 @@ fn finish<I: Input>(
     stats.events = p.kinds.iter().sum();
     stats.skipped_unknown = p.skipped_unknown;
     let mut threads = r.threads;
+    let untracked_thread_events = p.untracked_events;
     for (t, n) in p.threads {
         threads.entry(t.0).or_default().events = n;
     }
+    let mut truncated = Vec::new();
+    if stats.untracked_threads > 0 {
+        let at_least =
+            stats.untracked_threads >= crate::limits::MAX_UNTRACKED_THREADS_COUNTED as u64;
+        let mut t = Truncated::new(
+            "threads",
+            stats.untracked_threads,
+            MAX_THREADS,
+            format!(
+                "{}{} more threads not listed (past the first {MAX_THREADS}): their {} events in {} batches count in the totals above",
+                if at_least { "at least " } else { "" },
+                stats.untracked_threads,
+                untracked_thread_events,
+                stats.untracked_batches,
+            ),
+        );
+        t.at_least = at_least;
+        truncated.push(t);
+    }
+    crate::limits::table_notes(&r.tables, &mut truncated);
     for (id, t) in threads.iter_mut() {
         if let Some(info) = r.tables.thread(ThreadId(*id)) {
             t.name = info.name.clone();
@@ -369,13 +426,17 @@ fn finish<I: Input>(
         strings: r.tables.string_count(),
         sites: r.tables.site_count(),
         error: error.map(|e| TraceError::new(e, stats)),
+        untracked_thread_events,
+        truncated,
     }
 }
 
 impl Summary {
-    /// Total events lost according to loss records.
+    /// Total events lost according to loss records (saturating).
     pub fn lost_events(&self) -> u64 {
-        self.loss.values().map(|l| l.events).sum()
+        self.loss
+            .values()
+            .fold(0u64, |a, l| a.saturating_add(l.events))
     }
 
     /// As JSON.
@@ -396,7 +457,7 @@ impl Summary {
             "events": self.stats.events,
             "duration_ns": self.duration_ns,
             "ticks_per_sec": self.ticks_per_sec,
-            "start_wall_unix_ns": self.start_wall_unix_ns.map(|x| x as i64),
+            "start_wall_unix_ns": self.start_wall_unix_ns.map(|x| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
             "events_by_kind": kinds,
             "async_tasks_created": self.events_by_kind[5],
             "user_tasks_begun": self.events_by_kind[10],
@@ -412,6 +473,7 @@ impl Summary {
             "strings": self.strings,
             "sites": self.sites,
             "error": self.error.as_ref().map(|e| e.to_string()),
+            "truncated": notes_json(&self.truncated),
         })
     }
 
@@ -424,20 +486,20 @@ impl Summary {
             s,
             "trace of {} (pid {}{}{})",
             if i.program.is_empty() {
-                "?"
+                "?".into()
             } else {
-                &i.program
+                esc(&i.program)
             },
             i.pid,
             if i.service_version.is_empty() {
                 String::new()
             } else {
-                format!(", version {}", i.service_version)
+                format!(", version {}", esc(&i.service_version))
             },
             if i.host.is_empty() {
                 String::new()
             } else {
-                format!(", host {}", i.host)
+                format!(", host {}", esc(&i.host))
             },
         );
         let _ = writeln!(
@@ -479,7 +541,7 @@ impl Summary {
                     if t.name.is_empty() {
                         "-".into()
                     } else {
-                        t.name.clone()
+                        text::clip(t.name.as_str().into()).into_owned()
                     },
                     t.events.to_string(),
                     t.batches.to_string(),
@@ -515,6 +577,10 @@ impl Summary {
                 })
                 .collect();
             text::table(&mut s, &["reason", "records", "events", "bytes"], &rows);
+        }
+        if !self.truncated.is_empty() {
+            s.push('\n');
+            notes_text(&mut s, &self.truncated);
         }
         s
     }

@@ -1,6 +1,63 @@
 //! Small helpers for human-readable output.
+//!
+//! Every string a trace supplies (names, messages, sites, thread and program names) goes
+//! through [`esc`] before it reaches text output, so a trace cannot write control
+//! characters to a terminal or forge an output line; JSON output is escaped by serde.
 
+use std::borrow::Cow;
 use std::fmt::Write;
+
+/// Most bytes of a trace's name shown in an analysis (longer ones are cut, ending in `…`).
+pub const MAX_SHOWN_BYTES: usize = 256;
+
+/// Whether `c` must not reach a terminal as is: C0 and C1 controls, DEL, the line and
+/// paragraph separators, and the bidirectional-text controls that reorder how a line is
+/// displayed.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` made safe for a terminal: `\n`, `\r` and `\t` as those two characters, other
+/// control characters as `\xNN` (C0, DEL) or `\u{NNNN}` (C1, bidirectional controls).
+/// Borrowed when there is nothing to escape.
+pub fn esc(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `s` cut to at most [`MAX_SHOWN_BYTES`] (at a character boundary), ending in `…` when
+/// cut.
+pub fn clip(s: Cow<'_, str>) -> Cow<'_, str> {
+    if s.len() <= MAX_SHOWN_BYTES {
+        return s;
+    }
+    let mut end = MAX_SHOWN_BYTES - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &s[..end]))
+}
 
 /// A duration in nanoseconds as `850ns`, `12.3us`, `4.56ms`, `1.20s`.
 pub fn dur(ns: u64) -> String {
@@ -31,11 +88,15 @@ pub fn pct(x: f64) -> String {
 }
 
 /// A left-aligned text table: `header` then `rows`, columns padded to their widest cell;
-/// columns after the first are right-aligned.
+/// columns after the first are right-aligned. Cells are escaped with [`esc`].
 pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     let n = header.len();
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| esc(c)).collect())
+        .collect();
     let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate().take(n) {
             w[i] = w[i].max(c.chars().count());
         }
@@ -56,8 +117,8 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
         let _ = writeln!(out, "{}", s.trim_end());
     };
     line(out, &mut header.iter().copied());
-    for r in rows {
-        line(out, &mut r.iter().map(String::as_str));
+    for r in &rows {
+        line(out, &mut r.iter().map(|c| &**c));
     }
 }
 
@@ -94,6 +155,34 @@ mod tests {
         assert_eq!(dur(4_560_000), "4.56ms");
         assert_eq!(dur(1_200_000_000), "1.20s");
         assert_eq!(signed_dur(-1500), "-1.5us");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_visibly() {
+        assert!(matches!(esc("plain text, ünïcode ✓"), Cow::Borrowed(_)));
+        assert_eq!(
+            esc("a\nb\rc\td\x1b[31me\x00\x7f"),
+            "a\\nb\\rc\\td\\x1b[31me\\x00\\x7f"
+        );
+        assert_eq!(esc("x\u{85}y\u{9b}z"), "x\\u{0085}y\\u{009b}z");
+        assert_eq!(esc("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        let mut out = String::new();
+        table(&mut out, &["a", "b"], &[vec!["x\ny".into(), "1".into()]]);
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out.contains("x\\ny"));
+    }
+
+    #[test]
+    fn long_names_are_clipped_at_a_character_boundary() {
+        assert_eq!(clip("short".into()), "short");
+        let long = "é".repeat(300);
+        let c = clip(long.as_str().into());
+        assert!(
+            c.len() <= MAX_SHOWN_BYTES && c.ends_with('…'),
+            "{}",
+            c.len()
+        );
+        assert!(c.starts_with("éé"));
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Text and JSON views of a [`Profile`]: `fdr tasks`, `regions`, `blocking`, `sched`.
+//!
+//! Each JSON view is an object holding its rows and `truncated`, the notes of
+//! [`Profile::truncated`]; each text view ends with those notes, one `truncated: ...` line
+//! each.
 
 use serde_json::{Value, json};
 
+use crate::limits::{notes_json, notes_text};
 use crate::profile::{Profile, REASON_NAMES, SpanStats};
 use crate::text::{self, dur};
 
@@ -25,8 +30,13 @@ fn span_cells(s: &SpanStats) -> Vec<String> {
     ]
 }
 
-/// Per task name, most total time first.
+/// `{"tasks": [per task name, most total time first], "truncated": [...]}`.
 pub fn tasks_json(p: &Profile) -> Value {
+    json!({"tasks": task_rows(p), "truncated": notes_json(&p.truncated())})
+}
+
+/// Per task name, most total time first.
+pub fn task_rows(p: &Profile) -> Value {
     let mut rows: Vec<_> = p.tasks.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
     Value::Array(
@@ -41,7 +51,7 @@ pub fn tasks_json(p: &Profile) -> Value {
                 json!({
                     "name": p.name(*name),
                     "kind": kind.as_str(),
-                    "spawn_site": p.tables.site_name(s.site),
+                    "spawn_site": p.site_name(s.site),
                     "finished": span_json(&s.lifetime),
                     "alive_at_end": s.alive_at_end,
                     "polls": s.polls,
@@ -63,7 +73,11 @@ pub fn tasks_text(p: &Profile) -> String {
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|((kind, name), s)| {
-            let known = s.running_ns + s.sched_wait_ns + s.blocked_total_ns() + s.idle_ns;
+            let known = s
+                .running_ns
+                .saturating_add(s.sched_wait_ns)
+                .saturating_add(s.blocked_total_ns())
+                .saturating_add(s.idle_ns);
             let share = |x: u64| {
                 if known == 0 {
                     "-".to_string()
@@ -116,11 +130,17 @@ pub fn tasks_text(p: &Profile) -> String {
             p.filtered_out
         ));
     }
+    notes_text(&mut out, &p.truncated());
     out
 }
 
-/// Per region name, most total time first.
+/// `{"regions": [per region name, most total time first], "truncated": [...]}`.
 pub fn regions_json(p: &Profile) -> Value {
+    json!({"regions": region_rows(p), "truncated": notes_json(&p.truncated())})
+}
+
+/// Per region name, most total time first.
+pub fn region_rows(p: &Profile) -> Value {
     let mut rows: Vec<_> = p.regions.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
     Value::Array(
@@ -152,11 +172,17 @@ pub fn regions_text(p: &Profile) -> String {
         &["region", "count", "total", "p50", "p99", "max"],
         &rows,
     );
+    notes_text(&mut out, &p.truncated());
     out
 }
 
-/// Blocking sites by cumulative blocked time, top `n`.
+/// `{"blocking": [top `n` blocking sites by cumulative blocked time], "truncated": [...]}`.
 pub fn blocking_json(p: &Profile, n: usize) -> Value {
+    json!({"blocking": blocking_rows(p, n), "truncated": notes_json(&p.truncated())})
+}
+
+/// Blocking sites by cumulative blocked time, top `n`.
+pub fn blocking_rows(p: &Profile, n: usize) -> Value {
     let mut rows: Vec<_> = p.blocking.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
     Value::Array(
@@ -164,7 +190,7 @@ pub fn blocking_json(p: &Profile, n: usize) -> Value {
             .take(n)
             .map(|((site, r), s)| {
                 let mut v = span_json(s);
-                v["site"] = json!(p.tables.site_name(*site));
+                v["site"] = json!(p.site_name(*site));
                 v["reason"] = json!(REASON_NAMES[*r]);
                 v
             })
@@ -177,15 +203,14 @@ pub fn blocking_text(p: &Profile, n: usize) -> String {
     let mut out = String::new();
     let mut rows: Vec<_> = p.blocking.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.hist.sum()));
-    let total: u64 = rows.iter().map(|(_, s)| s.hist.sum()).sum();
+    let total = rows
+        .iter()
+        .fold(0u64, |a, (_, s)| a.saturating_add(s.hist.sum()));
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .take(n)
         .map(|((site, r), s)| {
-            let mut row = vec![
-                p.tables.site_name(*site).into_owned(),
-                REASON_NAMES[*r].into(),
-            ];
+            let mut row = vec![p.site_name(*site).into_owned(), REASON_NAMES[*r].into()];
             row.extend(span_cells(s));
             row.push(if total == 0 {
                 "-".into()
@@ -202,6 +227,7 @@ pub fn blocking_text(p: &Profile, n: usize) -> String {
         ],
         &rows,
     );
+    notes_text(&mut out, &p.truncated());
     out
 }
 
@@ -219,8 +245,9 @@ pub fn sched_json(p: &Profile) -> Value {
         "long_polls": { "threshold_ns": crate::profile::LONG_POLL_NS, "count": p.long_polls.0, "total_ns": p.long_polls.1 },
         "longest_polls": p.longest_polls.iter().map(|x| json!({
             "dur_ns": x.dur_ns, "start_ns": x.start_ns, "task": x.task.0,
-            "name": p.name(x.name), "spawn_site": p.tables.site_name(x.site), "thread": x.thread.0,
+            "name": p.name(x.name), "spawn_site": p.site_name(x.site), "thread": x.thread.0,
         })).collect::<Vec<_>>(),
+        "truncated": notes_json(&p.truncated()),
     })
 }
 
@@ -261,8 +288,8 @@ pub fn sched_text(p: &Profile) -> String {
                 format!("@{}", dur(x.start_ns)),
                 p.name(x.name).into_owned(),
                 x.task.0.to_string(),
-                p.tables.site_name(x.site).into_owned(),
-                thread_name(p, x.thread),
+                p.site_name(x.site).into_owned(),
+                p.thread_name(x.thread).into_owned(),
             ]
         })
         .collect();
@@ -271,13 +298,11 @@ pub fn sched_text(p: &Profile) -> String {
         &["duration", "at", "task", "id", "spawn site", "thread"],
         &rows,
     );
+    notes_text(&mut out, &p.truncated());
     out
 }
 
-/// A thread's name, or `thread N`.
+/// A thread's name (cut to [`text::MAX_SHOWN_BYTES`]), or `thread N`.
 pub fn thread_name(p: &Profile, t: fdr_format::ThreadId) -> String {
-    match p.tables.thread(t) {
-        Some(i) if !i.name.is_empty() => i.name.clone(),
-        _ => format!("thread {}", t.0),
-    }
+    p.thread_name(t).into_owned()
 }

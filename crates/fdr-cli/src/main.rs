@@ -328,13 +328,20 @@ fn run(cli: Cli) -> Result<()> {
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Diff { a, b, top, json } => {
+            // Keep only what the diff shows of A while B is read.
             let (pa, oa) = profile(&a, ProfileOptions::default())?;
+            let sa = diff::DiffSideSet::of(&pa);
+            drop(pa);
             let (pb, ob) = profile(&b, ProfileOptions::default())?;
-            let rows = diff::diff(&pa, &pb);
+            let sb = diff::DiffSideSet::of(&pb);
+            drop(pb);
+            let notes = [sa.truncated.clone(), sb.truncated.clone()];
+            let rows = diff::diff_sets(sa, sb);
+            let notes = [notes[0].as_slice(), notes[1].as_slice()];
             print(
                 json,
-                diff::diff_json(&rows, top),
-                diff::diff_text(&rows, top),
+                diff::diff_json(&rows, top, notes),
+                diff::diff_text(&rows, top, notes),
             )?;
             check(&a, oa.error.as_ref())?;
             check(&b, ob.error.as_ref())
@@ -364,22 +371,25 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 }
             };
-            let (out, written, what, error) = match format {
+            let (out, written, what, error, truncated) = match format {
                 Format::ChromeJson => {
                     let mut x = ChromeExport::new(out);
                     let o = export(&trace, &mut x)?;
-                    (o, x.written, "trace events", x.error.take())
+                    (o, x.written, "trace events", x.error.take(), x.truncated)
                 }
                 Format::Perfetto => {
                     let mut x = PerfettoExport::new(out);
                     let o = export(&trace, &mut x)?;
-                    (o, x.packets, "packets", x.error.take())
+                    (o, x.packets, "packets", x.error.take(), x.truncated)
                 }
             };
             if let Some(e) = error {
                 bail!("writing {shown}: {e}");
             }
             eprintln!("wrote {written} {what} to {shown}");
+            for n in &truncated {
+                eprintln!("truncated: {}", n.note);
+            }
             check(&trace, out.error.as_ref())
         }
         Cmd::Report { trace, output } => {
@@ -395,6 +405,9 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::write(&output, html)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             eprintln!("wrote {}", output.display());
+            for n in &d.truncated {
+                eprintln!("truncated: {}", n.note);
+            }
             check(&trace, out.error.as_ref())
         }
         Cmd::Cat { trace, limit } => {

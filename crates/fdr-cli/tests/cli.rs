@@ -53,8 +53,9 @@ fn every_command_runs_on_a_good_trace() {
     }
     let o = fdr(&["diagnose", "--json", s(&t)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v[0]["rule"], "long_polls");
-    assert_eq!(v[0]["severity"], "critical");
+    assert_eq!(v["outcomes"][0]["rule"], "long_polls");
+    assert_eq!(v["outcomes"][0]["severity"], "critical");
+    assert_eq!(v["truncated"], serde_json::json!([]));
     let o = fdr(&["summary", "--json", s(&t)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["events"].as_u64().unwrap() > 1000);
@@ -65,14 +66,14 @@ fn tasks_filters_by_name_and_otel_trace_id() {
     let t = trace("healthy");
     let o = fdr(&["tasks", "--json", "--name", "handle", s(&t)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
-    assert!(v[0]["finished"]["count"].as_u64().unwrap() > 100);
+    assert_eq!(v["tasks"].as_array().unwrap().len(), 1);
+    assert!(v["tasks"][0]["finished"]["count"].as_u64().unwrap() > 100);
     // Task 5's trace id, as the scenario links it.
     let id = "00000000000000050000000000000001";
     let o = fdr(&["tasks", "--json", "--otel-trace-id", id, s(&t)]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v[0]["finished"]["count"], 1);
+    assert_eq!(v["tasks"][0]["finished"]["count"], 1);
     let o = fdr(&["tasks", "--otel-trace-id", "nothex", s(&t)]);
     assert_eq!(o.status.code(), Some(1));
 }
@@ -84,14 +85,14 @@ fn diff_sorts_by_delta() {
     let o = fdr(&["diff", "--json", s(&a), s(&b)]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let deltas: Vec<i64> = v
+    let deltas: Vec<i64> = v["rows"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["delta_ns"].as_i64().unwrap().abs())
         .collect();
     assert!(deltas.windows(2).all(|w| w[0] >= w[1]));
-    assert!(v[0]["name"].as_str().unwrap().contains("report"));
+    assert!(v["rows"][0]["name"].as_str().unwrap().contains("report"));
 }
 
 #[test]
@@ -219,13 +220,11 @@ fn report_renders_in_headless_chromium() {
         !page.contains("https://") && !page.contains("src=\""),
         "the page fetches nothing"
     );
-    let chrome = match ensure_chromium() {
-        Ok(c) => c,
-        Err(why) => {
-            println!("SKIPPED: headless Chromium check: {why}");
-            return;
-        }
-    };
+    let chrome = ensure_chromium().unwrap_or_else(|why| {
+        panic!(
+            "the report check needs headless Chromium (Debian's chromium; `cargo xtask ci` installs it): {why}"
+        )
+    });
     let profile = dir().join("chromium-profile");
     let shot = dir().join("report.png");
     let url = format!("file://{}", html.display());
@@ -283,4 +282,130 @@ fn report_renders_in_headless_chromium() {
     if let Ok(keep) = std::env::var("FDR_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
+}
+
+/// A trace whose strings try to forge output lines and drive the terminal: a log message,
+/// a task name, a region name, a site's file name and a thread name with newlines, carriage
+/// returns, escape sequences and other control characters.
+fn forged_trace() -> PathBuf {
+    use fdr_analyzer::scenarios::TraceBuilder;
+    use fdr_format::{BlockReason, EventKind, Message, TaskId};
+    let mut b = TraceBuilder::new();
+    let th = b.thread("worker\n    FORGED thread\x1b[2J");
+    let task_name = b.string("handler\n1. [critical 100] FORGED: task\x07");
+    let region = b.string("region\r\nFORGED region\x1b]0;title\x07");
+    let site = b.site("src/lib.rs\n     - FORGED site\x1b[31m", 7);
+    let cat = b.string("log");
+    let task = TaskId(1);
+    b.push(
+        th,
+        0,
+        EventKind::TaskCreate {
+            task,
+            parent: TaskId::NONE,
+            name: task_name,
+            site,
+        },
+    );
+    b.push(th, 10, EventKind::PollStart { task });
+    b.push(th, 20, EventKind::RegionBegin { name: region });
+    b.push(
+        th,
+        30,
+        EventKind::Log {
+            category: cat,
+            message: Message::Inline(
+                b"ok\n      999999999 t1   task=0      log [log] FORGED line\x1b[1A\x7f\xc2\x9b",
+            ),
+        },
+    );
+    b.push(
+        th,
+        40,
+        EventKind::BlockBegin {
+            reason: BlockReason::Mutex,
+            site,
+        },
+    );
+    b.push(th, 5_000_040, EventKind::BlockEnd);
+    b.push(th, 5_000_050, EventKind::RegionEnd { name: region });
+    b.push(th, 5_000_060, EventKind::PollEnd { task, ready: true });
+    b.push(th, 5_000_070, EventKind::TaskDrop { task });
+    let p = dir().join("forged.fdr");
+    std::fs::write(&p, b.build()).unwrap();
+    p
+}
+
+#[test]
+fn strings_from_the_trace_cannot_forge_lines_or_reach_the_terminal_raw() {
+    let t = forged_trace();
+    for args in [
+        vec!["cat", s(&t)],
+        vec!["tasks", s(&t)],
+        vec!["regions", s(&t)],
+        vec!["blocking", s(&t)],
+        vec!["sched", s(&t)],
+        vec!["diagnose", s(&t)],
+        vec!["summary", s(&t)],
+        vec!["diff", s(&t), s(&t)],
+    ] {
+        let o = fdr(&args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8(o.stdout).unwrap();
+        // Nothing the trace wrote starts a line, and no control character but the line
+        // ends reaches the terminal.
+        for line in out.lines() {
+            assert!(!line.trim_start().starts_with("FORGED"), "{args:?}: {line}");
+            assert!(
+                !line.trim_start().starts_with("999999999"),
+                "{args:?}: {line}"
+            );
+        }
+        let bad: Vec<char> = out
+            .chars()
+            .filter(|&c| c != '\n' && (c.is_control() || c == '\u{9b}'))
+            .collect();
+        assert!(bad.is_empty(), "{args:?}: {bad:?} in\n{out}");
+        assert!(
+            out.contains("FORGED"),
+            "{args:?}: the strings are shown:\n{out}"
+        );
+    }
+    // Each shows the strings escaped, as written.
+    let cat = String::from_utf8(fdr(&["cat", s(&t)]).stdout).unwrap();
+    assert!(
+        cat.contains(
+            r"ok\n      999999999 t1   task=0      log [log] FORGED line\x1b[1A\x7f\u{009b}"
+        ),
+        "{cat}"
+    );
+    assert_eq!(cat.lines().count(), 9, "{cat}");
+    let tasks = String::from_utf8(fdr(&["tasks", s(&t)]).stdout).unwrap();
+    assert!(
+        tasks.contains(r"handler\n1. [critical 100] FORGED: task\x07"),
+        "{tasks}"
+    );
+    let regions = String::from_utf8(fdr(&["regions", s(&t)]).stdout).unwrap();
+    assert!(
+        regions.contains(r"region\r\nFORGED region\x1b]0;title\x07"),
+        "{regions}"
+    );
+    let blocking = String::from_utf8(fdr(&["blocking", s(&t)]).stdout).unwrap();
+    assert!(
+        blocking.contains(r"src/lib.rs\n     - FORGED site\x1b[31m:7:5"),
+        "{blocking}"
+    );
+    let diagnose = String::from_utf8(fdr(&["diagnose", s(&t)]).stdout).unwrap();
+    assert!(diagnose.contains(r"FORGED site\x1b[31m"), "{diagnose}");
+    // JSON keeps the strings whole (serde escapes them).
+    let o = fdr(&["tasks", "--json", s(&t)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["tasks"][0]["name"],
+        "handler\n1. [critical 100] FORGED: task\x07"
+    );
 }

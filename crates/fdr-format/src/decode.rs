@@ -892,6 +892,13 @@ impl<'a> Events<'a> {
         self.ts
     }
 
+    /// Bytes of the payload decoded so far: the events after them decode on their own as
+    /// an [`EventBatch`] of the rest of the payload whose base timestamp is
+    /// [`Events::last_ts`] (and whose offset is this many bytes further on).
+    pub fn bytes_decoded(&self) -> usize {
+        self.pos
+    }
+
     #[inline(always)]
     fn var(&mut self) -> Result<u64, &'static str> {
         varint::get(self.buf, &mut self.pos).ok_or("varint cut short or over 64 bits")

@@ -581,7 +581,8 @@ pub struct ClockSync {
 impl ClockSync {
     /// Wall-clock Unix nanoseconds of a tick value.
     pub fn wall_ns(&self, ticks: u64) -> i128 {
-        self.wall_unix_ns as i128 + self.ticks_to_ns_signed(ticks)
+        // Saturating: a clock of a tick per century puts `ticks` far past i128's range.
+        (self.wall_unix_ns as i128).saturating_add(self.ticks_to_ns_signed(ticks))
     }
 
     /// Nanoseconds from this sync point to `ticks` (negative if before).

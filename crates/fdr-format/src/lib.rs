@@ -78,4 +78,4 @@ pub use event::{
     BlockReason, ClockSync, EVENT_KIND_COUNT, EVENT_KIND_NAMES, Event, EventKind, LossReason,
     Message, ProcessInfo, SampleCause, SiteId, StackFrames, StrId, TableRecord, TaskId, ThreadId,
 };
-pub use tables::{Module, Site, Tables, ThreadInfo};
+pub use tables::{Module, Site, TableDrops, TableLimits, Tables, ThreadInfo};

@@ -72,8 +72,61 @@ struct SiteRec {
     col: u32,
 }
 
+/// Bounds on what [`Tables`] keeps, for readers of traces they do not trust: a definition
+/// of a new id past a bound is not kept (the id then resolves as undefined) and is counted
+/// in [`Tables::dropped`]. A later definition of a kept id still replaces it when it fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableLimits {
+    /// Most strings kept.
+    pub max_strings: usize,
+    /// Most bytes of text kept, strings and thread names together (after invalid UTF-8
+    /// is replaced).
+    pub max_text_bytes: usize,
+    /// Most call sites kept.
+    pub max_sites: usize,
+    /// Most threads kept.
+    pub max_threads: usize,
+}
+
+impl TableLimits {
+    /// No bounds: every definition is kept (the default).
+    pub const NONE: TableLimits = TableLimits {
+        max_strings: usize::MAX,
+        max_text_bytes: usize::MAX,
+        max_sites: usize::MAX,
+        max_threads: usize::MAX,
+    };
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        TableLimits::NONE
+    }
+}
+
+/// Definitions [`Tables`] did not keep because of its [`TableLimits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableDrops {
+    /// String definitions not kept.
+    pub strings: u64,
+    /// Site definitions not kept.
+    pub sites: u64,
+    /// Thread definitions not kept.
+    pub threads: u64,
+    /// Bytes of text in the string and thread definitions not kept.
+    pub text_bytes: u64,
+}
+
+impl TableDrops {
+    /// Whether anything was dropped.
+    pub fn any(&self) -> bool {
+        self.strings + self.sites + self.threads > 0
+    }
+}
+
 /// Everything the table batches read so far define. Memory grows with the number of
-/// distinct names, sites and threads, never with the number of events.
+/// distinct names, sites and threads, never with the number of events, and stays within
+/// its [`TableLimits`].
 #[derive(Debug, Default, Clone)]
 pub struct Tables {
     strings: HashMap<StrId, Box<str>>,
@@ -84,12 +137,33 @@ pub struct Tables {
     first_clock: Option<ClockSync>,
     last_clock: Option<ClockSync>,
     skipped_unknown: u64,
+    limits: TableLimits,
+    text_bytes: usize,
+    dropped: TableDrops,
 }
 
 impl Tables {
-    /// Empty tables.
+    /// Empty tables that keep every definition.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empty tables that keep definitions within `limits`.
+    pub fn with_limits(limits: TableLimits) -> Self {
+        Tables {
+            limits,
+            ..Tables::default()
+        }
+    }
+
+    /// Definitions not kept because of the limits, so far.
+    pub fn dropped(&self) -> TableDrops {
+        self.dropped
+    }
+
+    /// Whether `new_bytes` of text may replace `old_bytes` (0 for a new id).
+    fn text_fits(&self, old_bytes: usize, new_bytes: usize) -> bool {
+        self.text_bytes - old_bytes <= self.limits.max_text_bytes.saturating_sub(new_bytes)
     }
 
     /// Adds a table batch's records. On a malformed record, the records before it are kept.
@@ -98,7 +172,16 @@ impl Tables {
         for r in &mut records {
             match r? {
                 TableRecord::String { id, text } => {
-                    self.strings.insert(id, lossy_exact(text).into_boxed_str());
+                    let text = lossy_exact(text);
+                    let old = self.strings.get(&id).map(|s| s.len());
+                    let room = old.is_some() || self.strings.len() < self.limits.max_strings;
+                    if room && self.text_fits(old.unwrap_or(0), text.len()) {
+                        self.text_bytes = self.text_bytes - old.unwrap_or(0) + text.len();
+                        self.strings.insert(id, text.into_boxed_str());
+                    } else {
+                        self.dropped.strings += 1;
+                        self.dropped.text_bytes += text.len() as u64;
+                    }
                 }
                 TableRecord::Site {
                     id,
@@ -106,7 +189,11 @@ impl Tables {
                     line,
                     col,
                 } => {
-                    self.sites.insert(id, SiteRec { file, line, col });
+                    if self.sites.len() < self.limits.max_sites || self.sites.contains_key(&id) {
+                        self.sites.insert(id, SiteRec { file, line, col });
+                    } else {
+                        self.dropped.sites += 1;
+                    }
                 }
                 TableRecord::Thread {
                     thread,
@@ -114,7 +201,15 @@ impl Tables {
                     name,
                 } => {
                     let name = lossy_exact(name);
-                    self.threads.insert(thread, ThreadInfo { os_tid, name });
+                    let old = self.threads.get(&thread).map(|t| t.name.len());
+                    let room = old.is_some() || self.threads.len() < self.limits.max_threads;
+                    if room && self.text_fits(old.unwrap_or(0), name.len()) {
+                        self.text_bytes = self.text_bytes - old.unwrap_or(0) + name.len();
+                        self.threads.insert(thread, ThreadInfo { os_tid, name });
+                    } else {
+                        self.dropped.threads += 1;
+                        self.dropped.text_bytes += name.len() as u64;
+                    }
                 }
                 TableRecord::Clock(c) => {
                     self.first_clock.get_or_insert(c);
@@ -223,5 +318,10 @@ impl Tables {
     /// Table records of kinds this version does not know, skipped so far.
     pub fn skipped_unknown(&self) -> u64 {
         self.skipped_unknown
+    }
+
+    /// Number of threads defined.
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
     }
 }
