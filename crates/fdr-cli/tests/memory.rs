@@ -139,7 +139,7 @@ struct Notes {
 fn a_million_threads() {
     every_command_within_the_limit(
         Shape::Threads,
-        64,
+        8,
         Notes {
             summary: Some("more threads not listed"),
             stream: Some("more threads not tracked"),
@@ -151,7 +151,7 @@ fn a_million_threads() {
 fn a_million_tasks_never_dropped() {
     every_command_within_the_limit(
         Shape::Tasks,
-        40,
+        6,
         Notes {
             summary: None,
             stream: Some("task begins nested too deep"),
@@ -163,7 +163,7 @@ fn a_million_tasks_never_dropped() {
 fn a_million_names_and_sites() {
     every_command_within_the_limit(
         Shape::Names,
-        72,
+        12,
         Notes {
             summary: Some("string definitions not kept"),
             stream: Some("not kept"),
@@ -175,7 +175,7 @@ fn a_million_names_and_sites() {
 fn spans_that_never_end() {
     every_command_within_the_limit(
         Shape::OpenSpans,
-        24,
+        6,
         Notes {
             summary: None,
             stream: Some("nested"),
@@ -187,7 +187,7 @@ fn spans_that_never_end() {
 fn the_longest_strings_and_batches() {
     every_command_within_the_limit(
         Shape::LongStrings,
-        40,
+        8,
         Notes {
             summary: Some("string definitions not kept"),
             stream: Some("string definitions not kept"),
@@ -195,7 +195,7 @@ fn the_longest_strings_and_batches() {
     );
     every_command_within_the_limit(
         Shape::BigBatches,
-        64,
+        16,
         Notes {
             summary: None,
             stream: None,

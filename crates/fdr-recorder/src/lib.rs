@@ -139,8 +139,9 @@ mod recorder {
         /// Service version for trace headers.
         pub service_version: String,
         /// The OS view: per-thread CPU and scheduler samples and the stacks of long scopes
-        /// (see [`os`](crate::os)); `None` turns it off. On by default on Linux (x86_64 and
-        /// aarch64 for stacks); ignored elsewhere.
+        /// (see [`os`](crate::os)); `None` turns it off. Off by default for now (the
+        /// analyzer does not read its samples yet); `OsConfig::platform_default()` turns it
+        /// on where the platform supports it (Linux; x86_64 and aarch64 for stacks).
         pub os: Option<OsConfig>,
     }
 
@@ -148,7 +149,7 @@ mod recorder {
         fn default() -> Self {
             Config {
                 flight: Some(FlightConfig::default()),
-                os: OsConfig::platform_default(),
+                os: None,
                 program: std::env::current_exe()
                     .ok()
                     .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
