@@ -163,7 +163,7 @@ fn a_million_tasks_never_dropped() {
 fn a_million_names_and_sites() {
     every_command_within_the_limit(
         Shape::Names,
-        12,
+        40,
         Notes {
             summary: Some("string definitions not kept"),
             stream: Some("not kept"),
@@ -186,11 +186,13 @@ fn spans_that_never_end() {
 #[test]
 fn the_longest_strings_and_batches() {
     every_command_within_the_limit(
+        // Small enough for a debug build in CI (the string-text cap is passed at about
+        // 40 MiB of this shape, which `cargo xtask bench`'s 1 GiB traces cover).
         Shape::LongStrings,
         8,
         Notes {
-            summary: Some("string definitions not kept"),
-            stream: Some("string definitions not kept"),
+            summary: None,
+            stream: None,
         },
     );
     every_command_within_the_limit(
