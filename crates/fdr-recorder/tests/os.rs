@@ -356,7 +356,8 @@ fn a_capture_interrupts_a_thread_in_a_system_call_which_still_sleeps_its_time() 
         fdr_recorder::log("os", "registered");
         tx.send(gettid()).unwrap();
         let t = Instant::now();
-        std::thread::sleep(Duration::from_millis(300));
+        // Long enough that every capture below finds it asleep, however slow the host.
+        std::thread::sleep(Duration::from_millis(3000));
         t.elapsed()
     });
     let tid = rx.recv().unwrap();
@@ -375,7 +376,7 @@ fn a_capture_interrupts_a_thread_in_a_system_call_which_still_sleeps_its_time() 
     assert_eq!(captured, 20);
     let slept = sleeper.join().unwrap();
     assert!(
-        slept >= Duration::from_millis(300),
+        slept >= Duration::from_millis(3000),
         "the interrupted sleep was resumed to its end, slept {slept:?}"
     );
 }
