@@ -198,7 +198,7 @@ fn diagnose(dump: &Path) -> Result<Vec<Value>, BoxError> {
     if let Some(e) = outcome.error {
         return Err(format!("the dump {} is damaged: {e}", dump.display()).into());
     }
-    let diagnosis = fdr_analyzer::diagnose(&profile).to_json();
+    let diagnosis = fdr_analyzer::diagnose(&profile).outcomes_json();
     Ok(diagnosis
         .as_array()
         .into_iter()

@@ -5,9 +5,9 @@
 //! kept in a bounded reorder window, and merged across threads by timestamp; each batch's
 //! events are decoded one at a time as they are delivered. Memory follows the window and
 //! the live threads, never the trace length: the window counts every payload byte held,
-//! the first [`MAX_THREADS`](crate::limits::MAX_THREADS) threads are tracked (later threads'
+//! the first [`MAX_THREADS`] threads are tracked (later threads'
 //! batches are skipped and counted in [`ReadStats`]), and the tables keep what
-//! [`TABLE_LIMITS`](crate::limits::TABLE_LIMITS) allows.
+//! [`TABLE_LIMITS`] allows.
 //!
 //! ```
 //! use fdr_analyzer::stream::{read_slice, EventCx, ReadOptions, Visitor};
