@@ -201,7 +201,7 @@ fn observe(t: &ThreadShared) -> Option<Obs> {
     let c = slot.peek()?;
     let word = c.get().committed_word();
     (slot.peek() == Some(c)).then_some(Obs {
-        chunk: c.0 as usize,
+        chunk: c.addr(),
         word,
     })
 }

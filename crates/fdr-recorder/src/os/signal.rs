@@ -31,7 +31,7 @@
 //! copies only when the interrupted stack pointer lies inside the thread's stack bounds
 //! (from `pthread_getattr_np` at registration), so it never reads unmapped memory; a thread
 //! interrupted on another stack (an alternate signal stack, a coroutine) is counted, not
-//! copied. `tests/loom.rs` checks the hand-off; `tests/os.rs` checks captures in a
+//! copied. `src/tests/loom_signal.rs` checks the hand-off; `tests/os.rs` checks captures in a
 //! syscall, of an exiting thread, and of a thread with no area.
 #![allow(
     unsafe_code,
