@@ -120,7 +120,7 @@ mod recorder {
     pub use crate::capture::{CAPTURE_PENDING_MAX, CaptureGuard, capture, capture_running};
     pub use crate::chunk::CHUNK_BYTES;
     pub use crate::clock::{Calibration, calibrate, now_ticks};
-    pub use crate::error::Error;
+    pub use crate::error::{ConfigError, Error};
     pub use crate::flight::{FlightRecorder, MAX_INCIDENT_SNAPSHOTS, MAX_SNAPSHOTS, flight};
     pub use crate::hot::{RegionGuard, enabled, region, with_region};
     pub use crate::intern::{

@@ -6,7 +6,7 @@ pub use fdr_recorder::locks::blocking;
 pub use fdr_recorder::task::FutureExt;
 pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
-    AsyncRegionGuard, CaptureGuard, Config, Error, FlightConfig, FlightRecorder, HistogramSnapshot,
+    AsyncRegionGuard, CaptureGuard, Config, ConfigError, Error, FlightConfig, FlightRecorder, HistogramSnapshot,
     InRegion, Lost, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region,
     capture, enabled, flight, is_running, log, log_fmt, metrics, region, start, stats, stop, task,
     with_region,
