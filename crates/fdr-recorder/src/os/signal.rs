@@ -194,7 +194,13 @@ impl Area {
     /// `src` is valid for reads of `len` bytes for the whole call (the interrupted thread's
     /// own stack, `[sp, sp + len)`, inside its bounds), `len <= self.capacity()`, and the
     /// caller holds the area (its [`Area::begin_write`] returned `Some`).
-    pub unsafe fn finish_write(&self, regs: [u64; REGS], src: *const u8, len: usize, outcome: u32) {
+    pub(crate) unsafe fn finish_write(
+        &self,
+        regs: [u64; REGS],
+        src: *const u8,
+        len: usize,
+        outcome: u32,
+    ) {
         debug_assert!(len <= self.buf.len());
         let len = len.min(self.buf.len());
         #[cfg(not(loom))]
