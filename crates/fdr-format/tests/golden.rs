@@ -8,8 +8,8 @@
 //! rewrites the file; review its diff (offsets are per line, so a moved byte shows where).
 
 use expect_test::expect_file;
-use fdr_format::{Batch, Decoder};
 use fdr_format::testing::every_kind_trace;
+use fdr_format::{Batch, Decoder};
 
 /// A hex dump: offset, 16 bytes, and their printable ASCII.
 fn hex_dump(bytes: &[u8]) -> String {
@@ -20,7 +20,11 @@ fn hex_dump(bytes: &[u8]) -> String {
             .iter()
             .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
             .collect();
-        out.push_str(&format!("{:08x}  {:<47}  |{text}|\n", i * 16, hex.join(" ")));
+        out.push_str(&format!(
+            "{:08x}  {:<47}  |{text}|\n",
+            i * 16,
+            hex.join(" ")
+        ));
     }
     out
 }
@@ -29,7 +33,9 @@ fn hex_dump(bytes: &[u8]) -> String {
 fn parse_dump(text: &str) -> Vec<u8> {
     text.lines()
         .flat_map(|l| {
-            let hex = l.get(10..57).unwrap_or_else(|| panic!("not a dump line: {l:?}"));
+            let hex = l
+                .get(10..57)
+                .unwrap_or_else(|| panic!("not a dump line: {l:?}"));
             hex.split_whitespace()
                 .map(|h| u8::from_str_radix(h, 16).expect("a hex byte"))
                 .collect::<Vec<_>>()
@@ -49,7 +55,10 @@ fn every_kind_trace_bytes_are_pinned() {
 /// file blessed from a broken encoder would fail here.
 #[test]
 fn the_pinned_trace_decodes_whole() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/every_kind_trace.hex");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/every_kind_trace.hex"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let bytes = parse_dump(&text);
     let mut d = Decoder::new(&bytes).expect("a file header");

@@ -45,7 +45,10 @@ impl fmt::Display for Error {
             }
             Error::Config(why) => write!(f, "invalid recorder configuration: {why}"),
             Error::Io { written, source } => {
-                write!(f, "writing the trace failed after {written} bytes: {source}")
+                write!(
+                    f,
+                    "writing the trace failed after {written} bytes: {source}"
+                )
             }
             Error::Spawn(e) => write!(f, "could not start the collector thread: {e}"),
             Error::SnapshotInProgress => f.write_str("too many flight-recorder snapshots"),
