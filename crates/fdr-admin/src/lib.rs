@@ -111,7 +111,8 @@
 //!
 //! # Feature flags
 //!
-//! - `sentinel` (default): [`AdminBuilder::sentinel`] attaches an `fdr-sentinel` sentinel:
+//! - `sentinel` (off by default; `fdr`'s `sentinel` and `admin` features together turn it
+//!   on): [`AdminBuilder::sentinel`] attaches an `fdr-sentinel` sentinel:
 //!   its incidents are listed and served, its counters are in `/metrics`, and
 //!   [`AdminBuilder::refuse_captures_when_degraded`] refuses on-demand captures (`503`)
 //!   while it reports the process degraded. Without it those endpoints answer `404`.
