@@ -40,6 +40,13 @@ fn start() {
             ..Config::default()
         })
         .expect("recorder starts");
+        // The sampler reads the modules' unwind tables before its first scan; on a slow
+        // host that can take longer than a test's long scope.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !fdr_recorder::os::stats().running && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(fdr_recorder::os::stats().running, "the sampler started");
     });
 }
 
@@ -349,7 +356,7 @@ fn gettid() -> u64 {
 }
 
 #[test]
-fn a_capture_interrupts_a_thread_in_a_system_call_which_still_sleeps_its_time() {
+fn a_thread_captured_in_a_system_call_still_sleeps_its_time() {
     start();
     let (tx, rx) = std::sync::mpsc::channel();
     let sleeper = std::thread::spawn(move || {
@@ -366,6 +373,8 @@ fn a_capture_interrupts_a_thread_in_a_system_call_which_still_sleeps_its_time() 
     for _ in 0..20 {
         match fdr_recorder::os::stack_of(tid) {
             Ok(s) => {
+                // Read from its saved registers (x86_64, code the unwinder can leave without
+                // the frame pointer) or interrupted by the signal: either way the sleep goes on.
                 assert!(!s.frames.is_empty());
                 captured += 1;
             }

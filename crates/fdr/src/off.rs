@@ -137,7 +137,7 @@ impl Default for OsConfig {
     fn default() -> Self {
         OsConfig {
             long_scope_threshold: Duration::from_millis(1),
-            scan_interval: Duration::from_millis(5),
+            scan_interval: Duration::from_millis(20),
             periodic_interval: Duration::from_millis(100),
             stacks: true,
             stacks_per_scope: 4,

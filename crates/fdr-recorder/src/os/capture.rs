@@ -1,12 +1,31 @@
 //! Stack captures: a capture area per captured thread, the signal, waiting for the copy,
 //! unwinding it; CPU-time timers for profiling. One [`Capturer`] per process, behind a lock
 //! the sampler takes for each capture (and [`crate::os::stack_of`] for its own).
+//!
+//! A thread blocked in the kernel (a system call, a page fault) is captured without a signal
+//! on x86_64: the kernel saved its user registers when it entered, and its stack does not
+//! change until it returns, so the capturer reads the saved stack pointer and instruction
+//! (`/proc/self/task/TID/syscall`), copies the stack with `process_vm_readv` (only as much
+//! as the unwinder asks for), unwinds it, and keeps the result only if the thread's
+//! scheduler counters (`schedstat`: on-CPU time, run-queue wait, times scheduled in) did not
+//! move from before the registers were read to after the copy: a thread that was not
+//! scheduled in never returned to user space, so registers and copy are of one moment. No
+//! wait for the thread to be scheduled, and the blocked call is not interrupted (no
+//! `EINTR`). `syscall` does not show the frame pointer: the first frame whose unwind rule
+//! needs it (Rust's standard library is built with frame pointers) has it searched for on
+//! the stack, and a stack is kept only if it then unwinds to its root (`unwind.rs`). A
+//! thread that is running or runnable, a copy the thread may have changed, or a stack that
+//! does not unwind to its root this way goes to the signal.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[cfg(target_arch = "x86_64")]
+use super::procfs::BlockedFiles;
 use super::signal::{self, Area, CpuTimer, DONE, MAX_AREAS, OUTCOME_COPIED, OUTCOME_SP_OUTSIDE};
+#[cfg(target_arch = "x86_64")]
+use super::unwind::BlockedUnwind;
 use super::unwind::Unwinder;
 use super::{OsConfig, OsError, Stack};
 use crate::sync::lock;
@@ -17,6 +36,15 @@ use crate::sync::lock;
 const CAPTURE_TIMEOUT: Duration = Duration::from_millis(5);
 /// Waits by yielding the CPU this many times before sleeping between looks.
 const SPINS: u32 = 64;
+/// The first copy of a blocked thread's stack, in bytes; the unwinder asks for more (4x at a
+/// time, up to the configured copy size) when it runs past it.
+#[cfg(target_arch = "x86_64")]
+const BLOCKED_FIRST_COPY: usize = 8 << 10;
+/// Reads of blocked threads in a row whose unwinding reached no root (code the unwinder
+/// cannot leave without the registers the kernel does not show) after which the capturer
+/// stops trying them and signals every thread.
+#[cfg(target_arch = "x86_64")]
+const BLOCKED_MISSES_MAX: u32 = 16;
 
 /// Why a capture produced no stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +93,18 @@ pub(crate) struct Capturer {
     timers: HashMap<u64, CpuTimer>,
     timer_hz: u32,
     frames: Vec<u64>,
+    /// Blocked threads' files, by OS id.
+    #[cfg(target_arch = "x86_64")]
+    blocked: HashMap<u64, BlockedFiles>,
+    /// The copy of a blocked thread's stack.
+    #[cfg(target_arch = "x86_64")]
+    copy: Vec<u8>,
+    /// Blocked threads are read without a signal (cleared when `process_vm_readv` is
+    /// refused, or after [`BLOCKED_MISSES_MAX`] misses in a row).
+    #[cfg(target_arch = "x86_64")]
+    blocked_ok: bool,
+    #[cfg(target_arch = "x86_64")]
+    unwind_misses: u32,
 }
 
 /// The capturer, once stacks were set up; the reason they are unavailable otherwise.
@@ -100,6 +140,14 @@ pub(crate) fn setup(cfg: &OsConfig) -> Result<(), String> {
                 timers: HashMap::new(),
                 timer_hz: 0,
                 frames: Vec::with_capacity(fdr_format::wire::MAX_STACK_FRAMES),
+                #[cfg(target_arch = "x86_64")]
+                blocked: HashMap::new(),
+                #[cfg(target_arch = "x86_64")]
+                copy: Vec::new(),
+                #[cfg(target_arch = "x86_64")]
+                blocked_ok: true,
+                #[cfg(target_arch = "x86_64")]
+                unwind_misses: 0,
             });
             Ok(())
         }
@@ -115,6 +163,19 @@ pub(crate) fn setup(cfg: &OsConfig) -> Result<(), String> {
 pub(crate) struct Captured<'a> {
     pub(crate) frames: &'a [u64],
     pub(crate) truncated: bool,
+    /// The thread ran the capture signal's handler (else it was read while blocked).
+    pub(crate) interrupted: bool,
+}
+
+/// What reading a blocked thread gave.
+#[cfg(target_arch = "x86_64")]
+enum Blocked {
+    /// A stack (in the capturer's frames): truncated or not.
+    Stack(bool),
+    /// No stack this way: signal the thread.
+    Signal,
+    /// A failure the signal would meet too.
+    Failed(Failure),
 }
 
 impl Capturer {
@@ -148,6 +209,31 @@ impl Capturer {
     /// Captures thread `tid`'s stack now. CPU-timer copies found waiting in its area are
     /// handed to `cpu_sample` first.
     pub(crate) fn capture(
+        &mut self,
+        tid: u64,
+        bounds: Option<(u64, u64)>,
+        cpu_sample: &mut dyn FnMut(u64, Captured<'_>),
+    ) -> Result<Captured<'_>, Failure> {
+        #[cfg(target_arch = "x86_64")]
+        if self.blocked_ok {
+            match self.read_blocked(tid, bounds) {
+                Blocked::Stack(truncated) => {
+                    return Ok(Captured {
+                        frames: &self.frames,
+                        truncated,
+                        interrupted: false,
+                    });
+                }
+                Blocked::Failed(f) => return Err(f),
+                Blocked::Signal => {}
+            }
+        }
+        self.capture_signalled(tid, bounds, cpu_sample)
+    }
+
+    /// Captures thread `tid`'s stack with the capture signal: its handler copies the
+    /// registers and the stack; the copy is unwound here.
+    fn capture_signalled(
         &mut self,
         tid: u64,
         bounds: Option<(u64, u64)>,
@@ -194,7 +280,89 @@ impl Capturer {
         Ok(Captured {
             frames: &self.frames,
             truncated: r,
+            interrupted: true,
         })
+    }
+
+    /// Reads thread `tid`'s stack if it is blocked in the kernel (see the module docs):
+    /// saved registers, a copy grown as the unwinder asks, unwound, kept only if the
+    /// thread's scheduler counters did not move meanwhile.
+    #[cfg(target_arch = "x86_64")]
+    fn read_blocked(&mut self, tid: u64, bounds: Option<(u64, u64)>) -> Blocked {
+        let Some((lo, hi)) = bounds else {
+            return Blocked::Failed(Failure::NoArea);
+        };
+        let files = match self.blocked.entry(tid) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => match BlockedFiles::open(tid) {
+                Ok(f) => e.insert(f),
+                Err(_) => return Blocked::Signal,
+            },
+        };
+        let Ok(before) = files.schedstat() else {
+            return Blocked::Signal;
+        };
+        if before.timeslices == 0 {
+            // No scheduler statistics (the kernel keeps them off): nothing would tell
+            // whether the thread ran during the copy.
+            return Blocked::Signal;
+        }
+        let Ok(Some(regs)) = files.saved_regs() else {
+            return Blocked::Signal;
+        };
+        if regs.sp < lo || regs.sp >= hi {
+            return Blocked::Failed(Failure::OutsideStack);
+        }
+        let max = ((hi - regs.sp) as usize).min(self.copy_bytes);
+        if self.copy.len() < max {
+            self.copy.resize(max, 0);
+        }
+        let mut len = BLOCKED_FIRST_COPY.min(max);
+        let truncated = loop {
+            let n = match signal::read_own_memory(regs.sp, &mut self.copy[..len]) {
+                Ok(n) => n,
+                Err(e) => {
+                    if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) {
+                        // Not allowed here (a sandbox): signal every thread from now on.
+                        self.blocked_ok = false;
+                    }
+                    return Blocked::Signal;
+                }
+            };
+            match self
+                .unwinder
+                .unwind_blocked(regs.pc, regs.sp, &self.copy[..n], &mut self.frames)
+            {
+                BlockedUnwind::Stack { truncated } => break truncated,
+                BlockedUnwind::WantsMore if n == len && len < max => {
+                    len = (len * 4).min(max);
+                }
+                // Deeper than the copy may go: the signal's copy is cut at the same size,
+                // and its unwind needs no search.
+                BlockedUnwind::WantsMore => return Blocked::Signal,
+                BlockedUnwind::NoRoot => {
+                    // A miss only if the copy was of one moment (else the thread ran).
+                    if files.schedstat().is_ok_and(|after| after == before) {
+                        self.unwind_misses += 1;
+                        if self.unwind_misses >= BLOCKED_MISSES_MAX {
+                            self.blocked_ok = false;
+                        }
+                    }
+                    return Blocked::Signal;
+                }
+            }
+        };
+        // The thread did not run from before its registers were read to now: they and the
+        // copy are of one moment.
+        match files.schedstat() {
+            Ok(after) if after == before => {}
+            _ => return Blocked::Signal,
+        }
+        self.unwind_misses = 0;
+        if self.frames.is_empty() {
+            return Blocked::Failed(Failure::Unwind);
+        }
+        Blocked::Stack(truncated)
     }
 
     /// Waits (yielding, then sleeping briefly) until `area` holds a copy or `deadline`
@@ -233,6 +401,7 @@ impl Capturer {
                 Captured {
                     frames: &self.frames,
                     truncated,
+                    interrupted: true,
                 },
             );
         }
@@ -282,6 +451,8 @@ impl Capturer {
     /// Thread `tid` is gone: its timer is deleted and its area freed for another thread.
     pub(crate) fn release(&mut self, tid: u64) {
         self.timers.remove(&tid);
+        #[cfg(target_arch = "x86_64")]
+        self.blocked.remove(&tid);
         if let Some(i) = self.areas.remove(&tid) {
             if let Some(area) = signal::area(i, self.copy_bytes) {
                 // Whatever it holds is of a thread that is gone.
@@ -307,10 +478,133 @@ pub(crate) fn stack_of(tid: u64) -> Result<Stack, OsError> {
         Ok(s) => Ok(Stack {
             frames: s.frames.to_vec(),
             truncated: s.truncated,
+            interrupted: s.interrupted,
         }),
         Err(f) => Err(OsError::Capture {
             tid,
             reason: f.reason(),
         }),
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A recorded-like thread running `work`: its OS id and stack bounds.
+    fn spawn_thread(
+        work: impl FnOnce() + Send + 'static,
+    ) -> (u64, Option<(u64, u64)>, std::thread::JoinHandle<()>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send((signal::gettid(), signal::current_stack()))
+                .unwrap();
+            work();
+        });
+        let (tid, bounds) = rx.recv().unwrap();
+        (tid, bounds, t)
+    }
+
+    fn capturer() -> std::sync::MutexGuard<'static, Result<Capturer, String>> {
+        setup(&OsConfig::default()).expect("stacks set up");
+        lock(&CAPTURER)
+    }
+
+    /// Reads `tid` while blocked, retrying while it is not (yet) blocked.
+    fn read_blocked_frames(cap: &mut Capturer, tid: u64, bounds: Option<(u64, u64)>) -> Vec<u64> {
+        for _ in 0..400 {
+            if let Blocked::Stack(_) = cap.read_blocked(tid, bounds) {
+                return cap.frames.clone();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("thread {tid} was never read while blocked");
+    }
+
+    #[test]
+    fn a_thread_blocked_in_the_c_library_is_read_with_the_stack_the_signal_gives() {
+        same_stack_as_the_signal(|| signal::testing::sleep_in_libc(3));
+    }
+
+    /// The standard library is built with frame pointers, and so is all of a debug build:
+    /// the frame pointer of the first frame that uses one is found on the stack.
+    #[test]
+    fn a_thread_blocked_in_frame_pointer_code_is_read_with_the_stack_the_signal_gives() {
+        same_stack_as_the_signal(|| std::thread::sleep(Duration::from_secs(3)));
+    }
+
+    fn same_stack_as_the_signal(sleep: fn()) {
+        let mut c = capturer();
+        let cap = c.as_mut().unwrap();
+        let (tid, bounds, t) = spawn_thread(sleep);
+        let read = read_blocked_frames(cap, tid, bounds);
+        assert!(read.len() >= 4, "{read:x?}");
+        let mut ignore = |_, _: Captured<'_>| {};
+        let signalled = cap
+            .capture_signalled(tid, bounds, &mut ignore)
+            .expect("signalled capture")
+            .frames
+            .to_vec();
+        // Interrupted, the thread sleeps again from the same frames.
+        let again = read_blocked_frames(cap, tid, bounds);
+        assert_eq!(read, again);
+        // The innermost address may differ (the kernel rewinds an interrupted call to
+        // restart it); every return address agrees.
+        assert_eq!(read[1..], signalled[1..], "{read:x?} vs {signalled:x?}");
+        drop(c);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn a_thread_that_wakes_during_a_read_is_never_read_torn() {
+        let mut c = capturer();
+        let cap = c.as_mut().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        // Blocks for 50 us at a changing depth, running a little between blocks, so reads
+        // often overlap a wake-up.
+        fn descend(depth: u32, round: u32) {
+            if depth == 0 {
+                // In the C library and in the standard library's frame-pointer code by turns.
+                if round.is_multiple_of(2) {
+                    signal::testing::select_in_libc(50);
+                } else {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            } else {
+                descend(std::hint::black_box(depth - 1), round);
+                std::hint::black_box(depth);
+            }
+        }
+        let (tid, bounds, t) = spawn_thread(move || {
+            let mut i = 0u32;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                descend(i % 24, i / 24);
+                i += 1;
+            }
+        });
+        let maps = super::super::modules::exec_mappings().unwrap();
+        let known = |a: u64| maps.iter().any(|m| m.start <= a && a < m.end);
+        let (mut read, mut other) = (0, 0);
+        for _ in 0..2000 {
+            match cap.read_blocked(tid, bounds) {
+                Blocked::Stack(_) => {
+                    read += 1;
+                    let f = &cap.frames;
+                    assert!(
+                        f.iter().all(|&a| known(a)),
+                        "a frame outside the code: {f:x?}"
+                    );
+                    // `descend`'s frames, then the thread's start: never fewer than that.
+                    assert!(f.len() >= 4, "{f:x?}");
+                }
+                _ => other += 1,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(c);
+        t.join().unwrap();
+        assert!(read > 0, "no read while blocked ({other} others)");
     }
 }

@@ -26,22 +26,34 @@
 //! Nothing new per event. Each thread already publishes its chunk's committed word with one
 //! `Release` store per event; its top 15 bits carry the thread's scope depth after that
 //! event (`chunk::COMMITTED_DEPTH`): a scope's begin and end change the constant the store's
-//! add uses, no instruction more. Once per scan the sampler reads each thread's current
+//! add uses, no instruction more. At each look the sampler reads each thread's current
 //! chunk and that word (chunks are never freed, so a stale one is still memory): a word that
-//! has not changed since an earlier scan, at a depth above zero, is a thread that has been
-//! inside one scope, recording nothing, at least since that scan. That is what a scope
+//! has not changed since an earlier look, at a depth above zero, is a thread that has been
+//! inside one scope, recording nothing, at least since that look. That is what a scope
 //! blocked in the kernel or spinning on the CPU looks like; a long scope that keeps recording
 //! events inside it is not seen as long (its own events tell its story, and CPU profiling
 //! samples it).
 //!
-//! Detection is sampled: a silent stretch is seen once two scans fall inside it, so with a
-//! scan every `T` a scope silent for `d` is caught with probability `min(1, d / T - 1)`
-//! (for `d >= T` and a threshold below `T`): with the default 5 ms scan, none of 5 ms, half
-//! of 7.5 ms, all from 10 ms. Long scopes of a fault recur, so their stacks show up.
+//! Detection is sampled, and its cost is the sampler's wake-ups (a look at a thread reads two
+//! words; waking a thread to look costs tens of microseconds of CPU on a busy VM). Every
+//! [`OsConfig::scan_interval`] a scan looks at every thread; for each thread it finds inside a
+//! scope whose word is not yet [`OsConfig::long_scope_threshold`] old, it looks again once that
+//! threshold has passed, and a word unchanged by then is a long scope. So a scope silent for `d`
+//! is caught with probability `min(1, (d - threshold) / scan_interval)`: with the defaults
+//! (1 ms, 20 ms) a fifth of 5 ms scopes, half of 11 ms ones, all from 21 ms. For ten seconds
+//! after a long scope, scans come four times as often (every 5 ms by default: all from 6 ms),
+//! since long scopes of a fault recur; a healthy service pays only for the slower scan. While
+//! a long scope lasts, the sampler looks for its end every eighth of its age (at least 1 ms
+//! apart, at most a scan interval), so its scope-end sample comes soon after it.
 //!
 //! # Stacks
 //!
-//! A capture signals the thread (`rt_tgsigqueueinfo`, a realtime signal, [`OsConfig::signal`])
+//! A thread blocked in the kernel (the usual long scope: a sleep, a lock, synchronous I/O)
+//! is read without a signal on x86_64: its saved stack pointer and instruction from
+//! `/proc/self/task/TID/syscall`, its stack with `process_vm_readv`, kept only if its
+//! scheduler counters show it did not run meanwhile (see `capture.rs`); it is not woken, and
+//! its system call is not interrupted. Other threads (running, or not readable that way)
+//! get the capture signal (`rt_tgsigqueueinfo`, a realtime signal, [`OsConfig::signal`])
 //! whose handler copies the interrupted registers and the raw stack bytes into the thread's
 //! capture area; the sampler then unwinds the copy off-signal with the modules' DWARF CFI
 //! (`.eh_frame`, through `.eh_frame_hdr`), using `framehop`. Rust release builds omit frame
@@ -111,8 +123,11 @@ pub struct OsConfig {
     /// A thread inside one poll, user task, region or block (recording nothing) for this
     /// long gets OS samples and stacks; zero turns long-scope detection off. Default 1 ms.
     pub long_scope_threshold: Duration,
-    /// How often the sampler looks at every recorded thread (each look reads two words per
-    /// thread). Shorter catches shorter scopes and costs more. Default 5 ms.
+    /// How often the sampler scans every recorded thread (each look reads two words per
+    /// thread; most of a scan's cost is the sampler's wake-up). A scope silent for `d` is
+    /// caught with probability `min(1, (d - threshold) / scan_interval)`; for ten seconds
+    /// after a long scope, scans come four times as often. Shorter catches more and costs
+    /// more. Default 20 ms.
     pub scan_interval: Duration,
     /// How often every recorded thread gets a periodic CPU sample; zero turns them off.
     /// Default 100 ms.
@@ -142,7 +157,7 @@ impl Default for OsConfig {
     fn default() -> Self {
         OsConfig {
             long_scope_threshold: Duration::from_millis(1),
-            scan_interval: Duration::from_millis(5),
+            scan_interval: Duration::from_millis(20),
             periodic_interval: Duration::from_millis(100),
             stacks: true,
             stacks_per_scope: 4,
@@ -206,6 +221,9 @@ pub struct OsStats {
     pub long_scopes: u64,
     /// Stacks recorded for long scopes.
     pub stacks: u64,
+    /// Of those, stacks read while the thread was blocked in the kernel, with no signal
+    /// (x86_64; see [`Stack::interrupted`]).
+    pub stacks_read_blocked: u64,
     /// Stacks recorded from CPU timers.
     pub cpu_samples: u64,
     /// Captures that produced no stack, by reason: the thread could not be signalled
@@ -297,6 +315,10 @@ pub struct Stack {
     /// Unwinding stopped before the stack's root (the copy ended, or a frame had no
     /// unwind information).
     pub truncated: bool,
+    /// The thread was interrupted by the capture signal (it was running, or could not be
+    /// read while blocked); `false`: it was blocked in the kernel and read without being
+    /// disturbed (x86_64).
+    pub interrupted: bool,
 }
 
 /// Captures the current stack of recorded thread `os_tid` now (what the sampler does for a

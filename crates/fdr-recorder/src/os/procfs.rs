@@ -71,6 +71,85 @@ impl TaskFiles {
     }
 }
 
+/// A blocked thread's user registers as the kernel saved them when it entered the kernel
+/// (`/proc/self/task/TID/syscall`): the stack pointer and the instruction after the system
+/// call (or the faulting one).
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(
+        dead_code,
+        reason = "stacks of blocked threads are read this way on x86_64 only"
+    )
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SavedRegs {
+    pub(crate) sp: u64,
+    pub(crate) pc: u64,
+}
+
+/// A thread's `/proc` files for reading its stack while it is blocked in the kernel: its
+/// `schedstat` (whether it ran meanwhile) and its `syscall` (its saved registers). Kept open,
+/// read with `pread`.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug)]
+pub(crate) struct BlockedFiles {
+    schedstat: File,
+    syscall: File,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl BlockedFiles {
+    /// Opens thread `tid`'s files.
+    pub(crate) fn open(tid: u64) -> io::Result<BlockedFiles> {
+        Ok(BlockedFiles {
+            schedstat: File::open(format!("/proc/self/task/{tid}/schedstat"))?,
+            syscall: File::open(format!("/proc/self/task/{tid}/syscall"))?,
+        })
+    }
+
+    /// The thread's `schedstat`.
+    pub(crate) fn schedstat(&self) -> io::Result<SchedStat> {
+        let mut buf = [0u8; 96];
+        let n = self.schedstat.read_at(&mut buf, 0)?;
+        parse_schedstat(&buf[..n]).ok_or_else(|| bad("schedstat"))
+    }
+
+    /// The thread's saved registers if it is blocked in the kernel (the kernel waits until
+    /// it is off its CPU before it reads them); `None` if it is running or runnable.
+    pub(crate) fn saved_regs(&self) -> io::Result<Option<SavedRegs>> {
+        let mut buf = [0u8; 256];
+        let n = self.syscall.read_at(&mut buf, 0)?;
+        parse_syscall(&buf[..n]).ok_or_else(|| bad("syscall"))
+    }
+}
+
+/// `/proc/PID/task/TID/syscall`: `running`, or `NR [ARG x6] SP PC` (the arguments only when
+/// `NR` is not -1), numbers after the first in hex with `0x`.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(
+        dead_code,
+        reason = "stacks of blocked threads are read this way on x86_64 only"
+    )
+)]
+pub(crate) fn parse_syscall(b: &[u8]) -> Option<Option<SavedRegs>> {
+    let s = std::str::from_utf8(b).ok()?.trim_end();
+    if s == "running" {
+        return Some(None);
+    }
+    let fields: Vec<&str> = s.split_ascii_whitespace().collect();
+    let nr: i64 = fields.first()?.parse().ok()?;
+    let expected = if nr < 0 { 3 } else { 9 };
+    if fields.len() != expected {
+        return None;
+    }
+    let hex = |f: &str| u64::from_str_radix(f.strip_prefix("0x")?, 16).ok();
+    Some(Some(SavedRegs {
+        sp: hex(fields[expected - 2])?,
+        pc: hex(fields[expected - 1])?,
+    }))
+}
+
 fn bad(what: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
@@ -118,15 +197,78 @@ mod tests {
     }
 
     #[test]
-    fn reads_this_threads_counters() {
-        let tid = std::fs::read_link("/proc/thread-self")
+    fn parses_the_syscall_file() {
+        assert_eq!(parse_syscall(b"running\n"), Some(None));
+        let blocked = b"230 0x1 0x0 0x7fc5d8710d78 0x7fc5d8710d78 0x0 0x558ec1c9cae0 \
+                        0x7fc5d8710d40 0x7fc5d87e4545\n";
+        assert_eq!(
+            parse_syscall(blocked),
+            Some(Some(SavedRegs {
+                sp: 0x7fc5_d871_0d40,
+                pc: 0x7fc5_d87e_4545
+            }))
+        );
+        assert_eq!(
+            parse_syscall(b"-1 0x7ffd10 0x55aa\n"),
+            Some(Some(SavedRegs {
+                sp: 0x7f_fd10,
+                pc: 0x55aa
+            }))
+        );
+        assert_eq!(parse_syscall(b"230 0x1 0x2\n"), None, "arguments missing");
+        assert_eq!(parse_syscall(b"-1 0x10\n"), None);
+        assert_eq!(parse_syscall(b"x 0x1 0x2\n"), None);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_sleeping_thread_is_blocked_and_its_counters_stay() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(gettid()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let files = BlockedFiles::open(tid).unwrap();
+        // It blocks in `recv` (a futex wait) soon; give it a few chances on a slow host.
+        let regs = (0..200)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                files.saved_regs().unwrap()
+            })
+            .expect("the waiting thread is seen blocked");
+        let local = 0u8;
+        let here = &local as *const u8 as u64;
+        assert!(regs.sp != 0 && regs.pc != 0, "{regs:?}");
+        assert!(
+            regs.sp.abs_diff(here) > 4096,
+            "its stack is not this thread's"
+        );
+        let a = files.schedstat().unwrap();
+        assert_eq!(
+            files.schedstat().unwrap(),
+            a,
+            "a blocked thread's counters stay"
+        );
+        drop(stop_tx);
+        t.join().unwrap();
+    }
+
+    fn gettid() -> u64 {
+        std::fs::read_link("/proc/thread-self")
             .unwrap()
             .file_name()
             .unwrap()
             .to_str()
             .unwrap()
             .parse()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn reads_this_threads_counters() {
+        let tid = gettid();
         for keep in [true, false] {
             let t = TaskFiles::new(tid, keep);
             let a = t.schedstat().unwrap();

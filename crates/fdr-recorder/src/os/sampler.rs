@@ -19,6 +19,18 @@ use crate::sync::lock;
 const MAX_OPEN_THREADS: usize = 128;
 /// The sampler's sleep while it has nothing to do (no configuration, recording off).
 const IDLE_SLEEP: Duration = Duration::from_millis(50);
+/// While a long scope lasts, the sampler looks for its end at least this long apart...
+const FOLLOW_MIN: Duration = Duration::from_millis(1);
+/// ...and at most this share of the scope's age apart (and never less often than a scan),
+/// so its scope-end sample comes within about an eighth of its length after its end while a
+/// scope that stays open for minutes costs no more than a scan.
+const FOLLOW_AGE_SHARE: u64 = 8;
+/// For this long after it saw a long scope, the sampler scans [`HOT_SCAN_DIVISOR`] times as
+/// often: long scopes of a fault recur, and the next ones are caught more often, while a
+/// healthy service pays for the slower scan only.
+const HOT_FOR: Duration = Duration::from_secs(10);
+/// How many times as often the sampler scans after a long scope ([`HOT_FOR`]).
+const HOT_SCAN_DIVISOR: u64 = 4;
 
 /// A recorded thread, as registration saw it.
 #[derive(Debug, Clone)]
@@ -36,6 +48,7 @@ struct Cells {
     os_samples: AtomicU64,
     long_scopes: AtomicU64,
     stacks: AtomicU64,
+    stacks_read_blocked: AtomicU64,
     cpu_samples: AtomicU64,
     fail_signal: AtomicU64,
     fail_timeout: AtomicU64,
@@ -170,6 +183,7 @@ pub(crate) fn stats() -> OsStats {
         os_samples: l(&c.os_samples),
         long_scopes: l(&c.long_scopes),
         stacks: l(&c.stacks),
+        stacks_read_blocked: l(&c.stacks_read_blocked),
         cpu_samples: l(&c.cpu_samples),
         stack_failures: StackFailures {
             signal: l(&c.fail_signal),
@@ -211,6 +225,10 @@ fn observe(t: &ThreadShared) -> Option<Obs> {
 #[derive(Debug, Clone, Copy)]
 struct Long {
     obs: Obs,
+    /// Ticks of the first look that saw the scope silent.
+    since: u64,
+    /// Ticks at which the sampler looks for its end next.
+    next_look: u64,
     stacks: u32,
     /// Ticks at which the next stack is due.
     next_stack: u64,
@@ -256,7 +274,15 @@ struct Sampler {
     self_tid: u64,
     threads: Vec<Watched>,
     registry_gen: u64,
+    /// Ticks of the next scan.
+    next_scan: u64,
+    /// Ticks of the look that confirms a silence a scan saw begin, if one is due.
+    confirm_at: Option<u64>,
+    /// Ticks until which scans come [`HOT_SCAN_DIVISOR`] times as often.
+    hot_until: u64,
     next_periodic: u64,
+    /// The CPU profiling rate the timers run at.
+    timer_hz: u32,
     bucket: Bucket,
     ticks_per_sec: f64,
     stacks_ok: bool,
@@ -283,7 +309,11 @@ fn run() {
         self_tid: current_tid(),
         threads: Vec::new(),
         registry_gen: u64::MAX,
+        next_scan: 0,
+        confirm_at: None,
+        hot_until: 0,
         next_periodic: 0,
+        timer_hz: 0,
         bucket: Bucket {
             tokens: 0.0,
             last: 0,
@@ -299,7 +329,7 @@ fn run() {
         let active = sm.cfg.is_some() && crate::enabled();
         s.running.store(active, Ordering::Relaxed);
         if active {
-            sm.scan();
+            sm.look();
         } else {
             sm.pause();
         }
@@ -307,7 +337,9 @@ fn run() {
 }
 
 impl Sampler {
-    /// How long to sleep before the next scan.
+    /// How long to sleep before the next look: until the earliest of the next scan, a due
+    /// confirmation, a long scope's next look or stack, and (while profiling) the next take of
+    /// the CPU-timer copies.
     fn sleep(&self) -> Duration {
         let Some(c) = &self.cfg else {
             return IDLE_SLEEP;
@@ -315,14 +347,28 @@ impl Sampler {
         if !crate::enabled() {
             return IDLE_SLEEP;
         }
+        let mut due = self.next_scan;
+        if let Some(t) = self.confirm_at {
+            due = due.min(t);
+        }
+        for w in &self.threads {
+            if let Some(l) = &w.long {
+                due = due.min(l.next_look);
+                if c.stacks && self.stacks_ok && l.stacks < c.stacks_per_scope {
+                    due = due.min(l.next_stack);
+                }
+            }
+        }
+        let now = crate::clock::now_ticks();
+        let mut sleep =
+            Duration::from_secs_f64(due.saturating_sub(now) as f64 / self.ticks_per_sec)
+                .min(c.scan_interval);
         let hz = self.profile_hz();
         if hz > 0 {
             // Take each thread's CPU-timer copy before its next one is due.
-            c.scan_interval
-                .min(Duration::from_secs_f64(0.5 / f64::from(hz)))
-        } else {
-            c.scan_interval
+            sleep = sleep.min(Duration::from_secs_f64(0.5 / f64::from(hz)));
         }
+        sleep
     }
 
     fn profile_hz(&self) -> u32 {
@@ -363,6 +409,8 @@ impl Sampler {
     /// Recording is off or the view unconfigured: stop timers, forget long scopes.
     fn pause(&mut self) {
         self.set_profiling(0);
+        self.confirm_at = None;
+        self.next_scan = 0;
         for w in &mut self.threads {
             w.long = None;
             w.obs = None;
@@ -408,8 +456,13 @@ impl Sampler {
         }
     }
 
-    /// One scan of every watched thread.
-    fn scan(&mut self) {
+    /// One look at every watched thread. Every look reads each thread's published word; a
+    /// scan (every `scan_interval`) also records the periodic samples when due, and asks
+    /// for a confirming look `long_scope_threshold` after it for every thread it saw inside
+    /// a scope whose silence is not that old yet. A thread inside a scope whose word has not
+    /// changed for the threshold is in a long scope; the sampler then looks for its end
+    /// often (see [`FOLLOW_AGE_SHARE`]), and captures its stacks when due.
+    fn look(&mut self) {
         let Some(cfg) = self.cfg else { return };
         bump(&state().cells.scans);
         self.refresh();
@@ -417,6 +470,13 @@ impl Sampler {
         let tps = self.ticks_per_sec;
         let threshold = ticks(cfg.long_scope_threshold, tps);
         let every = ticks(cfg.stack_every, tps).max(1);
+        let interval = ticks(cfg.scan_interval, tps).max(1);
+        let follow_min = ticks(FOLLOW_MIN, tps).max(1);
+        let scan = now >= self.next_scan;
+        if self.confirm_at.is_some_and(|t| now >= t) {
+            self.confirm_at = None;
+        }
+        let mut confirm: Option<u64> = None;
         for i in 0..self.threads.len() {
             let w = &mut self.threads[i];
             let obs = observe(&w.reg.shared);
@@ -434,16 +494,28 @@ impl Sampler {
             if threshold > 0
                 && w.long.is_none()
                 && in_scope
-                && now.saturating_sub(w.seen) >= threshold
                 && let Some(o) = obs
             {
-                bump(&state().cells.long_scopes);
-                sample(w, SampleCause::LongScope, true);
-                w.long = Some(Long {
-                    obs: o,
-                    stacks: 0,
-                    next_stack: now,
-                });
+                let silent = now.saturating_sub(w.seen);
+                if silent >= threshold {
+                    self.hot_until = now + ticks(HOT_FOR, tps);
+                    bump(&state().cells.long_scopes);
+                    sample(w, SampleCause::LongScope, true);
+                    w.long = Some(Long {
+                        obs: o,
+                        since: w.seen,
+                        next_look: now,
+                        stacks: 0,
+                        next_stack: now,
+                    });
+                } else if scan {
+                    let at = w.seen + threshold;
+                    confirm = Some(confirm.map_or(at, |c| c.min(at)));
+                }
+            }
+            if let Some(l) = &mut w.long {
+                let age = now.saturating_sub(l.since);
+                l.next_look = now + (age / FOLLOW_AGE_SHARE).clamp(follow_min, interval);
             }
             let due = match &w.long {
                 Some(l) => cfg.stacks && l.stacks < cfg.stacks_per_scope && now >= l.next_stack,
@@ -462,15 +534,31 @@ impl Sampler {
                 }
             }
         }
-        self.drain_cpu_samples();
-        if !cfg.periodic_interval.is_zero() && now >= self.next_periodic {
+        if let Some(at) = confirm {
+            self.confirm_at = Some(self.confirm_at.map_or(at, |c| c.min(at)));
+        }
+        if scan {
+            let hot = now < self.hot_until;
+            self.next_scan = now
+                + if hot {
+                    (interval / HOT_SCAN_DIVISOR).max(1)
+                } else {
+                    interval
+                };
+        }
+        let hz = self.profile_hz();
+        if hz > 0 || self.timer_hz > 0 {
+            self.drain_cpu_samples();
+        }
+        if scan && !cfg.periodic_interval.is_zero() && now >= self.next_periodic {
             self.next_periodic = now + ticks(cfg.periodic_interval, tps);
             for w in &self.threads {
                 sample(w, SampleCause::Periodic, false);
             }
         }
-        let hz = self.profile_hz();
-        self.set_profiling(hz);
+        if hz > 0 || self.timer_hz > 0 {
+            self.set_profiling(hz);
+        }
     }
 
     /// Captures watched thread `i`'s stack for its long scope and records it.
@@ -490,6 +578,9 @@ impl Sampler {
         match r {
             Ok(s) => {
                 bump(&cells.stacks);
+                if !s.interrupted {
+                    bump(&cells.stacks_read_blocked);
+                }
                 record_stack(
                     id,
                     SampleCause::LongScope,
@@ -533,6 +624,7 @@ impl Sampler {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn set_profiling(&mut self, hz: u32) {
         let hz = if self.stacks_ok { hz } else { 0 };
+        self.timer_hz = hz;
         let mut c = lock(&super::capture::CAPTURER);
         let Ok(cap) = &mut *c else { return };
         let threads: Vec<(u64, Option<(u64, u64)>)> = if hz == 0 {
@@ -551,7 +643,9 @@ impl Sampler {
     }
 
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    fn set_profiling(&mut self, _hz: u32) {}
+    fn set_profiling(&mut self, _hz: u32) {
+        self.timer_hz = 0;
+    }
 }
 
 /// Records a CPU-timer copy of thread `tid` as a stack.

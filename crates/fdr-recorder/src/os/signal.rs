@@ -441,6 +441,69 @@ mod sys {
         }
     }
 
+    /// Copies this process's memory from address `src` into `dst` with
+    /// `process_vm_readv`: the kernel checks the source range, so an unmapped address is an
+    /// error (or a short count), never a fault, and memory another thread may write is
+    /// copied by the kernel, not read by Rust code. Returns the bytes copied.
+    #[cfg(target_arch = "x86_64")]
+    pub fn read_own_memory(src: u64, dst: &mut [u8]) -> io::Result<usize> {
+        if dst.is_empty() {
+            return Ok(0);
+        }
+        let local = libc::iovec {
+            iov_base: dst.as_mut_ptr().cast(),
+            iov_len: dst.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: src as usize as *mut libc::c_void,
+            iov_len: dst.len(),
+        };
+        // SAFETY: `local` describes `dst`, which we borrow mutably for the call, so the
+        // kernel writes only memory we own; `remote` is only read, by the kernel, which
+        // checks it against this process's mappings (EFAULT, never a fault in us). One
+        // iovec each; flags must be 0. `getpid` has no preconditions (and is asked each
+        // time: a forked child must read its own memory, not its parent's).
+        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Test helpers that block in the C library (whose code, unlike a debug build's, the
+    /// unwinder can leave without the frame pointer).
+    #[cfg(all(test, target_arch = "x86_64"))]
+    pub mod testing {
+        /// Sleeps `secs` seconds in the C library's `sleep`, again after each interruption.
+        pub fn sleep_in_libc(secs: u32) {
+            let mut left = secs;
+            while left > 0 {
+                // SAFETY: `sleep` has no preconditions.
+                left = unsafe { libc::sleep(left) };
+            }
+        }
+
+        /// Waits `us` microseconds in the C library's `select` (no descriptors).
+        pub fn select_in_libc(us: u32) {
+            let mut tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: libc::suseconds_t::from(us),
+            };
+            // SAFETY: no descriptor sets (null pointers are allowed with `nfds` 0); `tv` is a
+            // valid timeval the call may update.
+            unsafe {
+                libc::select(
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut tv,
+                )
+            };
+        }
+    }
+
     /// The kernel's `siginfo` for a queued signal (`rt_tgsigqueueinfo`), 128 bytes.
     #[repr(C)]
     struct QueueInfo {
@@ -456,10 +519,18 @@ mod sys {
     const _: () = assert!(std::mem::size_of::<QueueInfo>() == 128);
     const _: () = assert!(std::mem::size_of::<libc::siginfo_t>() == 128);
 
+    /// The real user id signals are sent with, read once (it is what the kernel checks
+    /// against the process's own; a process that changes it keeps its first one here, which
+    /// only fills the field the handler ignores).
+    static UID: std::sync::OnceLock<libc::uid_t> = std::sync::OnceLock::new();
+
     /// Sends the capture signal to thread `tid` of this process, naming area `index`.
     pub fn request_signal(signo: i32, tid: u64, index: usize) -> io::Result<()> {
-        // SAFETY: `getpid` and `getuid` have no preconditions.
-        let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+        // SAFETY: `getpid` has no preconditions. Asked each time: in a forked child the
+        // signal must name the child, never its parent.
+        let pid = unsafe { libc::getpid() };
+        // SAFETY: `getuid` has no preconditions.
+        let uid = *UID.get_or_init(|| unsafe { libc::getuid() });
         let info = QueueInfo {
             signo,
             errno: 0,
@@ -650,6 +721,23 @@ mod tests {
         a.request().unwrap();
         assert!(a.cancel());
         assert_eq!(a.begin_write(false), None);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn own_memory_is_copied_exactly_and_an_unmapped_address_is_an_error() {
+        let src: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        // A destination with guard bytes on both sides: the copy stays inside its slice.
+        let mut dst = vec![0xAAu8; 10_000 + 64];
+        let n = read_own_memory(src.as_ptr() as u64 + 7, &mut dst[32..32 + 5000]).unwrap();
+        assert_eq!(n, 5000);
+        assert_eq!(&dst[32..5032], &src[7..5007]);
+        assert!(dst[..32].iter().chain(&dst[5032..]).all(|&b| b == 0xAA));
+        assert_eq!(read_own_memory(src.as_ptr() as u64, &mut []).unwrap(), 0);
+        // Page 0 is never mapped: the kernel refuses, nothing is written.
+        let mut small = [0x55u8; 16];
+        assert!(read_own_memory(8, &mut small).is_err());
+        assert_eq!(small, [0x55; 16]);
     }
 
     #[test]

@@ -42,6 +42,39 @@ pub(crate) struct Unwound {
     pub(crate) truncated: bool,
 }
 
+/// What an unwind of a blocked thread's copy found ([`Unwinder::unwind_blocked`]).
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockedUnwind {
+    /// A whole stack, up to its root (or up to the most frames a stack event holds, with
+    /// the frame pointer never guessed).
+    Stack {
+        /// Cut at the most frames a stack event holds.
+        truncated: bool,
+    },
+    /// It wanted stack bytes past the end of the copy: a longer copy may go further.
+    WantsMore,
+    /// No stack that reaches its root: leave it to the signal.
+    NoRoot,
+}
+
+/// Stack slots above a frame's stack pointer searched for the frame pointer of a frame
+/// that needs it ([`Unwinder::unwind_blocked`]): 4 KiB of locals and saved registers.
+#[cfg(target_arch = "x86_64")]
+const FP_SEARCH_SLOTS: u64 = 512;
+
+/// How a walk over a copy ended.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WalkEnd {
+    /// The root: the unwind information says there is no caller.
+    Root,
+    /// The most frames a stack event holds.
+    Full,
+    /// An error at the last frame pushed, with the registers it was unwound from.
+    Failed(UnwindRegsNative),
+}
+
 impl Unwinder {
     pub(crate) fn new() -> Self {
         let mut u = Unwinder {
@@ -119,11 +152,7 @@ impl Unwinder {
     pub(crate) fn unwind(&mut self, regs: [u64; 4], stack: &[u8], out: &mut Vec<u64>) -> Unwound {
         out.clear();
         let [pc, sp, fp, _lr] = regs;
-        let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = addr.checked_sub(sp).ok_or(())? as usize;
-            let bytes = stack.get(off..off.checked_add(8).ok_or(())?).ok_or(())?;
-            Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
-        };
+        let mut read_stack = |addr: u64| read_copy(sp, stack, addr, &mut false);
         #[cfg(target_arch = "x86_64")]
         let unwind_regs = UnwindRegsNative::new(pc, sp, fp);
         #[cfg(target_arch = "aarch64")]
@@ -132,7 +161,6 @@ impl Unwinder {
             .inner
             .iter_frames(pc, unwind_regs, &mut self.cache, &mut read_stack);
         let mut truncated = false;
-        let mut unknown = false;
         loop {
             match frames.next() {
                 Ok(Some(f)) => {
@@ -149,12 +177,154 @@ impl Unwinder {
                 }
             }
         }
-        for &a in out.iter() {
-            unknown |= !self.knows(a);
-        }
+        self.rescan_if_unknown(out);
+        Unwound { truncated }
+    }
+
+    /// Rereads the mappings (at most every [`RESCAN_EVERY`]) if a frame is outside them.
+    fn rescan_if_unknown(&mut self, frames: &[u64]) {
+        let unknown = frames.iter().any(|&a| !self.knows(a));
         if unknown && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY) {
             self.rescan();
         }
-        Unwound { truncated }
+    }
+
+    /// Unwinds the copy of a thread blocked in the kernel, from the stack pointer and the
+    /// instruction its `/proc/self/task/TID/syscall` shows: the frame pointer is unknown.
+    ///
+    /// Frames whose unwind rules do not use the frame pointer unwind as usual. The first
+    /// frame whose rule needs it (Rust's standard library and some C libraries are built
+    /// with frame pointers: `push rbp; mov rbp, rsp`) fails; its frame pointer is then
+    /// searched among the stack slots just above its stack pointer, where its prologue
+    /// saved the caller's frame pointer with the return address above it: each slot whose
+    /// next one holds an address in a known module is tried, and a candidate is kept only
+    /// if the whole stack then unwinds to its root (the thread's start) with no error (a
+    /// frame that saves the frame pointer gives every frame above it its value, so the
+    /// search happens at most once per stack). Anything else is left to the signal.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn unwind_blocked(
+        &mut self,
+        pc: u64,
+        sp: u64,
+        stack: &[u8],
+        out: &mut Vec<u64>,
+    ) -> BlockedUnwind {
+        out.clear();
+        let mut past = false;
+        // Never 0 (which the unwinder takes for the end of the stack) and below the stack
+        // pointer, so a rule that uses it fails at once instead of reading the copy.
+        let unknown_fp = sp.wrapping_sub(1 << 20);
+        let mut regs = UnwindRegsNative::new(pc, sp, unknown_fp);
+        let start = framehop::FrameAddress::from_instruction_pointer(pc);
+        let end = self.walk(start, &mut regs, sp, stack, &mut past, out);
+        let result = match end {
+            WalkEnd::Root => BlockedUnwind::Stack { truncated: false },
+            WalkEnd::Full => BlockedUnwind::Stack { truncated: true },
+            WalkEnd::Failed(_) if past => BlockedUnwind::WantsMore,
+            WalkEnd::Failed(at) => self.search_fp(at, sp, stack, out),
+        };
+        self.rescan_if_unknown(out);
+        result
+    }
+
+    /// [`Unwinder::unwind_blocked`]'s search: the frame at `out`'s last entry failed when
+    /// unwound from `at`; tries each candidate frame pointer above `at`'s stack pointer.
+    #[cfg(target_arch = "x86_64")]
+    fn search_fp(
+        &mut self,
+        at: UnwindRegsNative,
+        sp: u64,
+        stack: &[u8],
+        out: &mut Vec<u64>,
+    ) -> BlockedUnwind {
+        let Some(&failing) = out.last() else {
+            return BlockedUnwind::NoRoot;
+        };
+        let failing = if out.len() == 1 {
+            framehop::FrameAddress::from_instruction_pointer(failing)
+        } else {
+            match framehop::FrameAddress::from_return_address(failing) {
+                Some(a) => a,
+                None => return BlockedUnwind::NoRoot,
+            }
+        };
+        let kept = out.len() - 1;
+        let mut wants_more = false;
+        for slot in 0..FP_SEARCH_SLOTS {
+            let fp = at.sp() + slot * 8;
+            let mut past = false;
+            // The return address above the saved frame pointer must be code.
+            match read_copy(sp, stack, fp + 8, &mut past) {
+                Ok(ra) if self.knows(ra) => {}
+                _ if past => {
+                    wants_more = true;
+                    break;
+                }
+                _ => continue,
+            }
+            let mut regs = at;
+            regs.set_bp(fp);
+            out.truncate(kept);
+            match self.walk(failing, &mut regs, sp, stack, &mut past, out) {
+                WalkEnd::Root => return BlockedUnwind::Stack { truncated: false },
+                WalkEnd::Failed(_) if past => wants_more = true,
+                WalkEnd::Full | WalkEnd::Failed(_) => {}
+            }
+        }
+        out.truncate(kept + 1);
+        if wants_more {
+            BlockedUnwind::WantsMore
+        } else {
+            BlockedUnwind::NoRoot
+        }
+    }
+
+    /// Unwinds from frame `address` with `regs`, pushing every frame's address onto `out`
+    /// (at most [`MAX_STACK_FRAMES`] in all).
+    #[cfg(target_arch = "x86_64")]
+    fn walk(
+        &mut self,
+        mut address: framehop::FrameAddress,
+        regs: &mut UnwindRegsNative,
+        sp: u64,
+        stack: &[u8],
+        past: &mut bool,
+        out: &mut Vec<u64>,
+    ) -> WalkEnd {
+        let mut read_stack = |addr: u64| read_copy(sp, stack, addr, past);
+        loop {
+            if out.len() == MAX_STACK_FRAMES {
+                return WalkEnd::Full;
+            }
+            out.push(address.address());
+            let before = *regs;
+            match self
+                .inner
+                .unwind_frame(address, regs, &mut self.cache, &mut read_stack)
+            {
+                Ok(Some(ra)) => match framehop::FrameAddress::from_return_address(ra) {
+                    Some(next) => address = next,
+                    None => return WalkEnd::Failed(before),
+                },
+                Ok(None) => return WalkEnd::Root,
+                Err(_) => return WalkEnd::Failed(before),
+            }
+        }
+    }
+}
+
+/// Reads the 8 bytes at `addr` from a copy of the stack from `sp`; an address past the
+/// copy's end sets `past`.
+fn read_copy(sp: u64, stack: &[u8], addr: u64, past: &mut bool) -> Result<u64, ()> {
+    let off = addr.checked_sub(sp).ok_or(())?;
+    let bytes = usize::try_from(off)
+        .ok()
+        .and_then(|off| stack.get(off..off.checked_add(8)?));
+    match bytes {
+        Some(b) => Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?)),
+        None => {
+            *past = true;
+            Err(())
+        }
     }
 }
