@@ -4,6 +4,8 @@
 //!   every feature; features that also need a cfg are tested apart, with it (see `features.rs`).
 //! - `bench`: runs the benches, writes `target/xtask/bench/summary.json`, compares with the previous run.
 //! - `demo`: the README's first command.
+//! - `axum-service`: examples/axum-service under load, its fault, the incident, the diagnosis
+//!   (a step of `ci`; see `axum_service.rs`).
 //! - `fuzz [--target decode|analyze] --seconds N`: fuzzes the trace decoder or the analyzer.
 //! - `tidy`: the repository checks that also run as tests.
 
@@ -12,6 +14,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod axum_service;
 mod bench;
 mod features;
 mod fuzz;
@@ -24,11 +27,12 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "bench" => bench::run(rest),
         "demo" => demo(rest),
+        "axum-service" => axum_service::standalone(),
         "fuzz" => fuzz::run(rest),
         "tidy" => run(cargo().args(["test", "-p", "xtask", "--", "tidy"])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--filter NAME] | demo | fuzz [--target decode|analyze] [--seconds N] [--jobs J] | tidy>"
+                "usage: cargo xtask <ci | bench [--filter NAME] | demo | axum-service | fuzz [--target decode|analyze] [--seconds N] [--jobs J] | tidy>"
             );
             if verb == "help" {
                 Ok(())
@@ -88,6 +92,7 @@ fn ci() -> Result<()> {
         .args(["--", "-D", "warnings"]))?;
     facade_checks()?;
     run(cargo().args(["test", "--workspace"]).args(&all_features))?;
+    axum_service::check(&all_features)?;
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .args(&all_features)

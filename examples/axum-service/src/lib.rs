@@ -39,9 +39,9 @@ pub enum Fault {
 }
 
 /// With [`Fault::Lock`] on, one cache lookup in this many reloads under the lock.
-pub const RELOAD_EVERY: u64 = 8;
+pub const RELOAD_EVERY: u64 = 128;
 /// How long the synchronous reload takes.
-pub const RELOAD_CALL: Duration = Duration::from_millis(3);
+pub const RELOAD_CALL: Duration = Duration::from_millis(50);
 
 impl std::str::FromStr for Fault {
     type Err = String;
