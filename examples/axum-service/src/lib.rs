@@ -43,6 +43,14 @@ pub const RELOAD_EVERY: u64 = 128;
 /// How long the synchronous reload takes.
 pub const RELOAD_CALL: Duration = Duration::from_millis(50);
 
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fault::Lock => "lock",
+        })
+    }
+}
+
 impl std::str::FromStr for Fault {
     type Err = String;
 

@@ -170,7 +170,7 @@ async fn run() -> Result<(), BoxError> {
             tokio::time::sleep(after).await;
             app.set_fault(fault, true);
             tracing::warn!(
-                "fault {fault:?} on: one cache lookup in {RELOAD_EVERY} reloads from the store \
+                "fault `{fault}` on: one cache lookup in {RELOAD_EVERY} reloads from the store \
                  with a {RELOAD_CALL:?} blocking call while holding the cache lock"
             );
         });
