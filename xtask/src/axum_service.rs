@@ -180,7 +180,11 @@ fn run_service(bin: &Path, dir: &Path, deadline: Instant) -> Result<()> {
         left(deadline, "waiting for the service to stop after SIGTERM")?;
         std::thread::sleep(Duration::from_millis(50));
     };
-    let last: Vec<String> = lines.try_iter().collect();
+    // Its last lines, up to the end of its output.
+    let mut last = Vec::new();
+    while let Ok(line) = lines.recv_timeout(left(deadline, "reading the service's last lines")?) {
+        last.push(line);
+    }
     ensure!(status.success(), "the service exited with {status}");
     let stopped = last
         .iter()

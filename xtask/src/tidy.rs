@@ -145,7 +145,10 @@ fn tidy_otel_is_a_leaf_pinned_once() {
 fn tidy_the_axum_example_uses_fdrs_opentelemetry() {
     let version = |text: &str, key: &str| -> Option<String> {
         let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
-        let v = line.split("version = \"").nth(1).or_else(|| line.split("= \"").nth(1))?;
+        let v = line
+            .split("version = \"")
+            .nth(1)
+            .or_else(|| line.split("= \"").nth(1))?;
         Some(v.split('"').next()?.to_string())
     };
     let workspace = fs::read_to_string(root().join("Cargo.toml")).unwrap();
@@ -273,7 +276,14 @@ fn tidy_rust_version_covers_let_chains() {
         .and_then(|m| m.parse().ok())
         .unwrap_or_else(|| panic!("rust-version {declared} is not 1.MINOR"));
     let mut files = Vec::new();
-    for dir in ["crates", "demo", "xtask", "benches", "scenarios", "examples"] {
+    for dir in [
+        "crates",
+        "demo",
+        "xtask",
+        "benches",
+        "scenarios",
+        "examples",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     let chains: Vec<String> = files
