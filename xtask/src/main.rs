@@ -4,6 +4,10 @@
 //!   every feature; features that also need a cfg are tested apart, with it (see `features.rs`).
 //! - `bench`: runs the benches, writes `target/xtask/bench/summary.json`, compares with the previous run.
 //! - `demo`: the README's first command.
+//! - `axum-service`: examples/axum-service under load, its fault, the incident, the diagnosis
+//!   (a step of `ci`; see `axum_service.rs`).
+//! - `fresh-integration`: the example built outside the workspace from the docs' dependency
+//!   list (a step of `ci`; see `fresh.rs`).
 //! - `fuzz [--target decode|analyze] --seconds N`: fuzzes the trace decoder or the analyzer.
 //! - `tidy`: the repository checks that also run as tests.
 
@@ -12,8 +16,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod axum_service;
 mod bench;
 mod features;
+mod fresh;
 mod fuzz;
 
 fn main() -> Result<()> {
@@ -24,11 +30,13 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "bench" => bench::run(rest),
         "demo" => demo(rest),
+        "axum-service" => axum_service::standalone(),
+        "fresh-integration" => fresh::check(),
         "fuzz" => fuzz::run(rest),
         "tidy" => run(cargo().args(["test", "-p", "xtask", "--", "tidy"])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--filter NAME] | demo | fuzz [--target decode|analyze] [--seconds N] [--jobs J] | tidy>"
+                "usage: cargo xtask <ci | bench [--filter NAME] | demo | axum-service | fresh-integration | fuzz [--target decode|analyze] [--seconds N] [--jobs J] | tidy>"
             );
             if verb == "help" {
                 Ok(())
@@ -88,6 +96,7 @@ fn ci() -> Result<()> {
         .args(["--", "-D", "warnings"]))?;
     facade_checks()?;
     run(cargo().args(["test", "--workspace"]).args(&all_features))?;
+    axum_service::check(&all_features)?;
     run(cargo()
         .args(["doc", "--workspace", "--no-deps"])
         .args(&all_features)
@@ -195,9 +204,11 @@ fn facade_checks() -> Result<()> {
     // on, which swaps the types a registry gathers: the sentinel must build and read them.
     let prometheus_default = root().join("crates/fdr-sentinel/tests/prometheus-default/Cargo.toml");
     run(cargo()
-        .env("CARGO_TARGET_DIR", target_dir().join("prometheus-default"))
+        .env("CARGO_TARGET_DIR", fresh::shared_target())
         .args(["run", "--quiet", "--manifest-path"])
         .arg(&prometheus_default))?;
+    // A new application's integration, outside the workspace, from the docs (fresh.rs).
+    fresh::check()?;
     let proof = root().join("crates/fdr/tests/compile-out/Cargo.toml");
     let target = target_dir().join("compile-out");
     let proof_cargo = || {

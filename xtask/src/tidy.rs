@@ -138,6 +138,32 @@ fn tidy_otel_is_a_leaf_pinned_once() {
     }
 }
 
+/// examples/axum-service depends on OpenTelemetry as an application does, by version, not
+/// through the workspace: that version must be the one fdr is built with, or none of its
+/// spans would carry `fdr.task_id`.
+#[test]
+fn tidy_the_axum_example_uses_fdrs_opentelemetry() {
+    let version = |text: &str, key: &str| -> Option<String> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
+        let v = line
+            .split("version = \"")
+            .nth(1)
+            .or_else(|| line.split("= \"").nth(1))?;
+        Some(v.split('"').next()?.to_string())
+    };
+    let workspace = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let example = fs::read_to_string(root().join("examples/axum-service/Cargo.toml")).unwrap();
+    for key in ["opentelemetry = ", "opentelemetry_sdk = "] {
+        let pinned = version(&workspace, key).unwrap_or_else(|| panic!("no `{key}` in Cargo.toml"));
+        let used = version(&example, key)
+            .unwrap_or_else(|| panic!("no `{key}` in examples/axum-service/Cargo.toml"));
+        assert_eq!(
+            used, pinned,
+            "examples/axum-service/Cargo.toml: `{key}\"{used}\"`, but fdr is built with {pinned}"
+        );
+    }
+}
+
 /// Every constant that docs/FORMAT.md states as `NAME = value` must equal the code's.
 #[test]
 fn tidy_format_spec_constants_match_code() {
@@ -250,7 +276,14 @@ fn tidy_rust_version_covers_let_chains() {
         .and_then(|m| m.parse().ok())
         .unwrap_or_else(|| panic!("rust-version {declared} is not 1.MINOR"));
     let mut files = Vec::new();
-    for dir in ["crates", "demo", "xtask", "benches", "scenarios"] {
+    for dir in [
+        "crates",
+        "demo",
+        "xtask",
+        "benches",
+        "scenarios",
+        "examples",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     let chains: Vec<String> = files
