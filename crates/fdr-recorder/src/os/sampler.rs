@@ -260,6 +260,8 @@ struct Sampler {
     ticks_per_sec: f64,
     stacks_ok: bool,
     enc: Vec<u8>,
+    /// The CPU profiling rate last recorded into the trace (0: off).
+    recorded_hz: u32,
 }
 
 fn ticks(d: Duration, ticks_per_sec: f64) -> u64 {
@@ -290,6 +292,7 @@ fn run() {
         ticks_per_sec: crate::clock::calibrate().ticks_per_sec,
         stacks_ok: false,
         enc: Vec::new(),
+        recorded_hz: 0,
     };
     loop {
         let sleep = sm.sleep();
@@ -362,6 +365,7 @@ impl Sampler {
     /// Recording is off or the view unconfigured: stop timers, forget long scopes.
     fn pause(&mut self) {
         self.set_profiling(0);
+        self.recorded_hz = 0;
         for w in &mut self.threads {
             w.long = None;
             w.obs = None;
@@ -462,7 +466,8 @@ impl Sampler {
             }
         }
         self.drain_cpu_samples();
-        if !cfg.periodic_interval.is_zero() && now >= self.next_periodic {
+        let periodic = !cfg.periodic_interval.is_zero() && now >= self.next_periodic;
+        if periodic {
             self.next_periodic = now + ticks(cfg.periodic_interval, tps);
             for w in &self.threads {
                 sample(w, SampleCause::Periodic, false);
@@ -470,6 +475,22 @@ impl Sampler {
         }
         let hz = self.profile_hz();
         self.set_profiling(hz);
+        self.record_rate(if self.stacks_ok { hz } else { 0 }, periodic);
+    }
+
+    /// Records the CPU profiling rate in effect (metric `os_cpu_profile_hz`) when it
+    /// changes, and again with every periodic sample while profiling, so that any window of
+    /// the trace that holds CPU samples says their rate (a reader weighs each sample as
+    /// `1 / rate` seconds of CPU time).
+    fn record_rate(&mut self, hz: u32, periodic: bool) {
+        if hz == self.recorded_hz && !(periodic && hz > 0) {
+            return;
+        }
+        self.recorded_hz = hz;
+        crate::record(&EventKind::Metric {
+            name: crate::intern(fdr_format::event::METRIC_CPU_PROFILE_HZ),
+            value: f64::from(hz),
+        });
     }
 
     /// Captures watched thread `i`'s stack for its long scope and records it.
