@@ -85,9 +85,8 @@ pub(crate) async fn profile(seconds: u32, slot: Slot) -> Result<Vec<u8>, Refusal
             &mut collector,
         );
         drop(cpu);
-        let (tables, info) = read.map_err(|e| {
-            Refusal::internal(format!("reading the profile's capture failed: {e}"))
-        })?;
+        let (tables, info) = read
+            .map_err(|e| Refusal::internal(format!("reading the profile's capture failed: {e}")))?;
         let duration_ns = length.as_nanos().min(i64::MAX as u128) as i64;
         Ok(collector
             .finish(&tables, &info, Some((start_unix_ns, duration_ns)))

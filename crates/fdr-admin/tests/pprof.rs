@@ -40,7 +40,11 @@ async fn a_cpu_profile_comes_from_the_recorders_samples_one_capture_at_a_time() 
     let addr = admin.local_addr();
     let off = get(addr, "/debug/pprof/profile?seconds=1", &[]).await;
     assert_eq!(off.status, 503, "{}", off.text());
-    assert!(off.text().contains("OsConfig::platform_default()"), "{}", off.text());
+    assert!(
+        off.text().contains("OsConfig::platform_default()"),
+        "{}",
+        off.text()
+    );
 
     fdr_recorder::start(fdr_recorder::Config {
         os: fdr_recorder::OsConfig::platform_default(),
@@ -65,7 +69,10 @@ async fn a_cpu_profile_comes_from_the_recorders_samples_one_capture_at_a_time() 
     let first = tokio::spawn(async move { get(addr, "/debug/pprof/profile?seconds=3", &[]).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     // One capture at a time: a profile and a trace capture share the slot.
-    for busy in ["/debug/pprof/profile?seconds=1", "/debug/fdr/trace?seconds=1"] {
+    for busy in [
+        "/debug/pprof/profile?seconds=1",
+        "/debug/fdr/trace?seconds=1",
+    ] {
         let r = get(addr, busy, &[]).await;
         assert_eq!(r.status, 429, "{busy}: {}", r.text());
         assert!(r.retry_after().is_some(), "{:?}", r.headers);
@@ -76,7 +83,9 @@ async fn a_cpu_profile_comes_from_the_recorders_samples_one_capture_at_a_time() 
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/octet-stream"));
     assert!(
-        r.header("content-disposition").unwrap().ends_with(".pb.gz\""),
+        r.header("content-disposition")
+            .unwrap()
+            .ends_with(".pb.gz\""),
         "{:?}",
         r.header("content-disposition")
     );

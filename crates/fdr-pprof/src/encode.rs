@@ -344,9 +344,19 @@ pub(crate) fn finish(
                 l.int(2, strings.id(value));
                 s.message(3, &l);
             };
-            label(thread_key, &c.labels[k.thread as usize], &mut s, &mut b.strings);
+            label(
+                thread_key,
+                &c.labels[k.thread as usize],
+                &mut s,
+                &mut b.strings,
+            );
             if k.task > 0 {
-                label(task_key, &c.labels[k.task as usize - 1], &mut s, &mut b.strings);
+                label(
+                    task_key,
+                    &c.labels[k.task as usize - 1],
+                    &mut s,
+                    &mut b.strings,
+                );
             }
         }
         p.message(2, &s);
@@ -369,10 +379,10 @@ pub(crate) fn finish(
         let m = &b.maps[i];
         if !m.has_functions {
             let module = m.module.clone();
-            let why = b
-                .sym
-                .module_problem(&module)
-                .map_or_else(|| "no symbols for its addresses".to_owned(), |p| p.to_string());
+            let why = b.sym.module_problem(&module).map_or_else(
+                || "no symbols for its addresses".to_owned(),
+                |p| p.to_string(),
+            );
             notes.push(format!("not symbolized: {}: {why}", module.path));
         }
         let m = &b.maps[i];

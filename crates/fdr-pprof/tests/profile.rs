@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use fdr_format::event::METRIC_CPU_PROFILE_HZ;
 use fdr_format::{
-    BatchEncoder, ClockSync, EventKind, ProcessInfo, SampleCause, StackFrames, StrId,
-    TableEncoder, ThreadId, TraceWriter,
+    BatchEncoder, ClockSync, EventKind, ProcessInfo, SampleCause, StackFrames, StrId, TableEncoder,
+    ThreadId, TraceWriter,
 };
 use fdr_pprof::{Collector, Options, read_trace};
 use serde_json::Value;
@@ -171,10 +171,7 @@ fn cpu_samples_become_a_symbolized_cpu_profile() {
 
     // The leaf is the hottest function, flat; its caller is under it.
     let flat = reader::top(&v, "flat");
-    assert!(
-        flat[0].0.ends_with("pprof_test_leaf_function"),
-        "{flat:?}"
-    );
+    assert!(flat[0].0.ends_with("pprof_test_leaf_function"), "{flat:?}");
     assert_eq!(flat[0].1, 50 * 10_000_000);
     let cum = reader::top(&v, "cum");
     assert!(
@@ -185,7 +182,10 @@ fn cpu_samples_become_a_symbolized_cpu_profile() {
     // Lines name this file.
     let sample = &v["samples"][0];
     let leaf = &sample["frames"][0].as_array().unwrap().last().unwrap();
-    assert!(leaf["file"].as_str().unwrap().ends_with("tests/profile.rs"), "{leaf}");
+    assert!(
+        leaf["file"].as_str().unwrap().ends_with("tests/profile.rs"),
+        "{leaf}"
+    );
     assert!(leaf["line"].as_i64().unwrap() > 0);
     assert_eq!(sample["labels"]["thread"], "worker");
     // Every seventh stack was cut short: those end in the truncation frame.
@@ -216,9 +216,10 @@ fn cpu_samples_become_a_symbolized_cpu_profile() {
     assert_eq!(gone["has_functions"], false);
     let comments = v["comments"].as_array().unwrap();
     assert!(
-        comments
-            .iter()
-            .any(|c| c.as_str().unwrap().starts_with("not symbolized: /nonexistent/libgone.so")),
+        comments.iter().any(|c| c
+            .as_str()
+            .unwrap()
+            .starts_with("not symbolized: /nonexistent/libgone.so")),
         "{comments:?}"
     );
 }

@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 /// protoc (in grpcio-tools) and the protobuf runtime it pulls in.
 const GRPCIO_TOOLS_PY: &str = "grpcio-tools==1.85.1";
 /// Where Debian's package puts the published `profile.proto`.
-const DEBIAN_PROFILE_PROTO: &str = "/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto";
+const DEBIAN_PROFILE_PROTO: &str =
+    "/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto";
 
 fn tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -116,8 +117,8 @@ pub fn read(path: &Path) -> serde_json::Value {
             "the pprof check needs python3 with pip and PyPI ({GRPCIO_TOOLS_PY}) and the published profile.proto (`cargo xtask ci` installs both): {why}"
         ),
     };
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fdr-pprof/tests/reader/read_pprof.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fdr-pprof/tests/reader/read_pprof.py");
     let out = Command::new("python3")
         .arg(&script)
         .arg(path)
