@@ -206,11 +206,13 @@ impl Collector {
     /// use are ignored.
     pub fn event(&mut self, ts: u64, kind: &EventKind<'_>, tables: &Tables, task: Option<&str>) {
         match *kind {
-            EventKind::Metric { name, value } if is_rate(tables, name) => {
-                if value >= 1.0 && value <= MAX_RATE_HZ {
-                    self.rate_hz = Some(value);
-                    self.first_rate_hz.get_or_insert(value);
-                }
+            // A rate of 0 (profiling stopped) keeps the last one for the samples still
+            // drained after it; an absurd one is not believed.
+            EventKind::Metric { name, value }
+                if is_rate(tables, name) && (1.0..=MAX_RATE_HZ).contains(&value) =>
+            {
+                self.rate_hz = Some(value);
+                self.first_rate_hz.get_or_insert(value);
             }
             EventKind::Stack {
                 thread,
