@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use fdr_format::{EventKind, ProcessInfo, StrId, Tables, TaskId, ThreadId};
 use fdr_pprof::Collector;
 
-use crate::limits::{MAX_LIVE_TASKS, MAX_THREADS, Truncated, read_notes};
+use crate::limits::{MAX_LIVE_TASKS, MAX_THREADS, Truncated, read_notes, table_notes};
 
 use crate::stream::{Clock, EndCx, EventCx, Visitor};
 pub use fdr_pprof::{Options as ProfileOptions, Profile};
@@ -67,6 +67,7 @@ pub struct PprofExport {
     truncated: Vec<Truncated>,
     unnamed: u64,
     untracked: u64,
+    too_deep: u64,
 }
 
 impl PprofExport {
@@ -85,6 +86,7 @@ impl PprofExport {
             truncated: Vec::new(),
             unnamed: 0,
             untracked: 0,
+            too_deep: 0,
         }
     }
 
@@ -112,6 +114,8 @@ impl PprofExport {
                 let s = self.running.entry(cx.thread).or_default();
                 if s.len() < MAX_TASK_DEPTH {
                     s.push(task);
+                } else {
+                    self.too_deep += 1;
                 }
             }
             EventKind::PollEnd { task, .. } | EventKind::UserTaskEnd { task } => {
@@ -153,6 +157,17 @@ impl PprofExport {
                 format!(
                     "{} tasks past {MAX_LIVE_TASKS} live ones have no name in the profile",
                     self.unnamed
+                ),
+            ));
+        }
+        if self.too_deep > 0 {
+            self.truncated.push(Truncated::new(
+                "task_depth",
+                self.too_deep,
+                MAX_TASK_DEPTH,
+                format!(
+                    "{} task begins nested over {MAX_TASK_DEPTH} deep on a thread: samples inside them name the task around them",
+                    self.too_deep
                 ),
             ));
         }
@@ -213,6 +228,7 @@ impl Visitor for PprofExport {
         self.last_ns = cx.last_ns;
         self.clock = Some(*cx.clock);
         read_notes(cx.stats, &mut self.truncated);
+        table_notes(cx.tables, &mut self.truncated);
     }
 
     fn take_tables(&mut self, tables: Tables) {
