@@ -86,6 +86,7 @@ fn ci() -> Result<()> {
     let started = std::time::Instant::now();
     ensure_chromium()?;
     ensure_pip();
+    ensure_profile_proto();
     // Every feature but those that also need a cfg (see features.rs), which follow.
     let (plain, gated) = features::workspace_features()?;
     let all_features = ["--features".to_string(), plain.join(",")];
@@ -163,6 +164,22 @@ fn ensure_pip() {
     eprintln!("xtask ci: installing python3-pip for the Perfetto and S3 tests");
     if !apt_install("python3-pip") {
         eprintln!("xtask ci: could not install python3-pip; those tests will fail under CI");
+    }
+}
+
+/// The pprof tests decode profiles with classes generated from the published
+/// `profile.proto`, which Debian's golang-github-google-pprof-dev ships: install it when
+/// missing (the tests fail, saying so, without it).
+fn ensure_profile_proto() {
+    let proto = "/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto";
+    if Path::new(proto).is_file() {
+        return;
+    }
+    eprintln!("xtask ci: installing golang-github-google-pprof-dev for the pprof tests");
+    if !apt_install("golang-github-google-pprof-dev") {
+        eprintln!(
+            "xtask ci: could not install golang-github-google-pprof-dev; the pprof tests will fail under CI"
+        );
     }
 }
 

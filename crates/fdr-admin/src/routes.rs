@@ -99,7 +99,7 @@ pub(crate) async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Respons
     let answer = match route {
         Route::Trace => trace(state, query).await,
         #[cfg(feature = "pprof")]
-        Route::Profile => profile(query).await,
+        Route::Profile => profile(state, query).await,
         other => match params(query, &[]) {
             Err(r) => Err(r),
             Ok(_) => match other {
@@ -272,7 +272,7 @@ fn index(state: &State) -> Response<Body> {
     }
     #[cfg(feature = "pprof")]
     lines.push(format!(
-        "GET /debug/pprof/profile?seconds=N a CPU profile, pprof protobuf (default {}, at most {}; one at a time)",
+        "GET /debug/pprof/profile?seconds=N a CPU profile of the next N seconds, gzipped pprof protobuf (default {}, at most {}; a capture: one at a time with the traces, same cooldown)",
         crate::profile::DEFAULT_PROFILE_SECONDS,
         crate::profile::MAX_PROFILE_SECONDS
     ));
@@ -398,14 +398,7 @@ async fn trace(state: &Arc<State>, query: Option<&str>) -> Result<Response<Body>
     let seconds = capture_seconds(query)?;
     refuse_if_degraded(state)?;
     let length = Duration::from_secs(seconds.into());
-    let slot = Slot::take(length, state.capture_cooldown).map_err(|(busy, refusal)| {
-        let c = match busy {
-            Busy::Running => &state.counters.captures_refused_running,
-            Busy::Cooldown => &state.counters.captures_refused_cooldown,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-        refusal
-    })?;
+    let slot = take_slot(state, length)?;
     let st = state.clone();
     let started = capture::start(slot, length, state.max_capture_bytes, move |run| {
         st.counters
@@ -419,12 +412,30 @@ async fn trace(state: &Arc<State>, query: Option<&str>) -> Result<Response<Body>
     ))
 }
 
+/// A CPU profile is a capture (see `profile.rs`): the same slot, cooldown, degraded guard
+/// and counters.
 #[cfg(feature = "pprof")]
-async fn profile(query: Option<&str>) -> Result<Response<Body>, Refusal> {
+async fn profile(state: &Arc<State>, query: Option<&str>) -> Result<Response<Body>, Refusal> {
     use crate::profile::{DEFAULT_PROFILE_SECONDS, MAX_PROFILE_SECONDS};
     let secs = seconds(query, DEFAULT_PROFILE_SECONDS, MAX_PROFILE_SECONDS)?;
-    let encoded = crate::profile::profile(secs).await?;
-    Ok(download(&dump_name("cpu", "pb"), Body::full(encoded)))
+    refuse_if_degraded(state)?;
+    let length = Duration::from_secs(secs.into());
+    let slot = take_slot(state, length)?;
+    let encoded = crate::profile::profile(secs, slot).await?;
+    state.counters.captures.fetch_add(1, Ordering::Relaxed);
+    Ok(download(&dump_name("cpu", "pb.gz"), Body::full(encoded)))
+}
+
+/// The capture slot, or the refusal (counted) that says when to retry.
+fn take_slot(state: &State, length: Duration) -> Result<Slot, Refusal> {
+    Slot::take(length, state.capture_cooldown).map_err(|(busy, refusal)| {
+        let c = match busy {
+            Busy::Running => &state.counters.captures_refused_running,
+            Busy::Cooldown => &state.counters.captures_refused_cooldown,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        refusal
+    })
 }
 
 #[cfg(feature = "sentinel")]

@@ -9,7 +9,8 @@
 //!   scheduling statistics in log-bucketed [`hist::Histogram`]s; [`views`] prints them.
 //! - [`diagnose`](mod@diagnose): the on-call runbook as ranked rules; [`diff`](mod@diff): two traces compared;
 //!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
-//!   export; [`report`]: a self-contained HTML page;
+//!   export; [`pprof`](mod@pprof): CPU samples as a pprof profile; [`report`]: a
+//!   self-contained HTML page;
 //!   [`cat`]: events as text; [`scenarios`]: deterministic traces of known problems.
 //!
 //! Memory follows live entities (threads, tasks, open regions and blocks, distinct names
@@ -55,6 +56,7 @@ pub mod error;
 pub mod hist;
 pub mod limits;
 pub mod perfetto;
+pub mod pprof;
 pub mod profile;
 pub mod report;
 pub mod scenarios;

@@ -4,6 +4,8 @@
 //! damaged: results, if printed, cover the whole batches before the damage).
 #![forbid(unsafe_code)]
 
+mod pprof;
+
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -96,6 +98,8 @@ enum Cmd {
         /// Output file (`-` or none: standard output).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        pprof: pprof::PprofArgs,
     },
     /// One self-contained HTML page: timeline, findings, tables.
     Report {
@@ -122,6 +126,9 @@ enum Format {
     /// A native Perfetto protobuf trace (Perfetto UI, trace_processor): smaller, with
     /// wake flows and metric counters.
     Perfetto,
+    /// A CPU profile of the trace's CPU samples, gzipped pprof protobuf (go tool pprof,
+    /// speedscope, Pyroscope), symbolized, labelled by thread and task.
+    Pprof,
 }
 
 /// A bad trace file: exit code 2.
@@ -350,7 +357,11 @@ fn run(cli: Cli) -> Result<()> {
             trace,
             format,
             output,
+            pprof,
         } => {
+            if format != Format::Pprof && pprof.any() {
+                bail!("--task, --from, --to, --long-scopes and --binary go with --format pprof");
+            }
             let file = output.filter(|p| p.as_os_str() != "-");
             let (out, shown): (Box<dyn Write>, String) = match &file {
                 Some(path) => {
@@ -360,10 +371,13 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => {
                     let stdout = std::io::stdout();
-                    if format == Format::Perfetto && stdout.is_terminal() {
-                        bail!(
-                            "a Perfetto trace is binary: give -o FILE or redirect standard output"
-                        );
+                    if format != Format::ChromeJson && stdout.is_terminal() {
+                        let what = if format == Format::Perfetto {
+                            "Perfetto trace"
+                        } else {
+                            "pprof profile"
+                        };
+                        bail!("a {what} is binary: give -o FILE or redirect standard output");
                     }
                     (
                         Box::new(BufWriter::new(stdout.lock())),
@@ -371,6 +385,10 @@ fn run(cli: Cli) -> Result<()> {
                     )
                 }
             };
+            if format == Format::Pprof {
+                let mut out = out;
+                return pprof::export(&trace, pprof, &mut out, &shown);
+            }
             let (out, written, what, error, truncated) = match format {
                 Format::ChromeJson => {
                     let mut x = ChromeExport::new(out);
@@ -382,6 +400,7 @@ fn run(cli: Cli) -> Result<()> {
                     let o = export(&trace, &mut x)?;
                     (o, x.packets, "packets", x.error.take(), x.truncated)
                 }
+                Format::Pprof => unreachable!("exported above"),
             };
             if let Some(e) = error {
                 bail!("writing {shown}: {e}");

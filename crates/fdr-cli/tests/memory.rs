@@ -80,6 +80,15 @@ fn every_command_within_the_limit(shape: Shape, mib: u64, notes: Notes) {
             "/dev/null".into(),
             s(&t),
         ],
+        vec![
+            "export".into(),
+            "--format".into(),
+            "pprof".into(),
+            "--long-scopes".into(),
+            "-o".into(),
+            "/dev/null".into(),
+            s(&t),
+        ],
     ];
     for args in commands {
         let o = Command::new(env!("CARGO_BIN_EXE_fdr"))

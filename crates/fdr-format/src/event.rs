@@ -200,6 +200,12 @@ impl SampleCause {
     }
 }
 
+/// The metric (an [`EventKind::Metric`] the OS sampler records on its own thread) that gives
+/// the CPU profiling rate, in samples per second of each thread's CPU time, in effect for the
+/// [`SampleCause::CpuTimer`] stacks that follow it (0: profiling is off). Recorded when the
+/// rate changes and again with every periodic sample while profiling.
+pub const METRIC_CPU_PROFILE_HZ: &str = "os_cpu_profile_hz";
+
 /// The frames of a stack sample, as encoded: innermost first, each a zigzag varint delta
 /// from the previous frame's address (the first from 0). The first frame is the
 /// interrupted instruction; the others are return addresses. Decoding validated them, so

@@ -74,6 +74,13 @@
 //!   recorder, throttled on-demand captures, the sentinel's incidents and Prometheus
 //!   `/metrics`; loopback by default, authentication required anywhere else. (Implies
 //!   `record`.)
+//! - `pprof`: the admin endpoint's `GET /debug/pprof/profile?seconds=N`, a CPU profile of
+//!   the next N seconds as gzipped pprof protobuf (`go tool pprof`, speedscope, Pyroscope),
+//!   from the recorder's own CPU samples, symbolized in the process. It needs the OS view:
+//!   `Config { os: OsConfig::platform_default(), .. }` (Linux; 503 otherwise). A profile is
+//!   a capture: one at a time with `/debug/fdr/trace`, the same cooldown. For a dump,
+//!   `fdr export --format pprof` writes the same profile of its CPU samples. (Implies
+//!   `admin`.)
 //! - `tokio`: [`tokio::instrument`] records tokio workers' start, stop, park and unpark on a
 //!   runtime you build (`tokio::instrument_with` keeps your own hooks), `tokio::watch`
 //!   samples the workers of a runtime built by `#[tokio::main]`, and [`spawn`] spawns a

@@ -287,6 +287,8 @@ struct Sampler {
     ticks_per_sec: f64,
     stacks_ok: bool,
     enc: Vec<u8>,
+    /// The CPU profiling rate last recorded into the trace (0: off).
+    recorded_hz: u32,
 }
 
 fn ticks(d: Duration, ticks_per_sec: f64) -> u64 {
@@ -321,6 +323,7 @@ fn run() {
         ticks_per_sec: crate::clock::calibrate().ticks_per_sec,
         stacks_ok: false,
         enc: Vec::new(),
+        recorded_hz: 0,
     };
     loop {
         let sleep = sm.sleep();
@@ -411,6 +414,7 @@ impl Sampler {
         self.set_profiling(0);
         self.confirm_at = None;
         self.next_scan = 0;
+        self.recorded_hz = 0;
         for w in &mut self.threads {
             w.long = None;
             w.obs = None;
@@ -550,7 +554,8 @@ impl Sampler {
         if hz > 0 || self.timer_hz > 0 {
             self.drain_cpu_samples();
         }
-        if scan && !cfg.periodic_interval.is_zero() && now >= self.next_periodic {
+        let periodic = scan && !cfg.periodic_interval.is_zero() && now >= self.next_periodic;
+        if periodic {
             self.next_periodic = now + ticks(cfg.periodic_interval, tps);
             for w in &self.threads {
                 sample(w, SampleCause::Periodic, false);
@@ -559,6 +564,22 @@ impl Sampler {
         if hz > 0 || self.timer_hz > 0 {
             self.set_profiling(hz);
         }
+        self.record_rate(if self.stacks_ok { hz } else { 0 }, periodic);
+    }
+
+    /// Records the CPU profiling rate in effect (metric `os_cpu_profile_hz`) when it
+    /// changes, and again with every periodic sample while profiling, so that any window of
+    /// the trace that holds CPU samples says their rate (a reader weighs each sample as
+    /// `1 / rate` seconds of CPU time).
+    fn record_rate(&mut self, hz: u32, periodic: bool) {
+        if hz == self.recorded_hz && !(periodic && hz > 0) {
+            return;
+        }
+        self.recorded_hz = hz;
+        crate::record(&EventKind::Metric {
+            name: crate::intern(fdr_format::event::METRIC_CPU_PROFILE_HZ),
+            value: f64::from(hz),
+        });
     }
 
     /// Captures watched thread `i`'s stack for its long scope and records it.
