@@ -471,7 +471,10 @@ fn diagnose(incident: &Path, args: &Args) -> Result<(), BoxError> {
     fs::write(&report_path, report.render(&title))?;
     let before = args.out.join("before.fdr");
     let fdr = &args.fdr;
-    println!("\nreport:  {} (open it in a browser)", report_path.display());
+    println!(
+        "\nreport:  {} (open it in a browser)",
+        report_path.display()
+    );
     println!("explore: {fdr} blocking {}", incident.display());
     println!("         {fdr} sched {}", incident.display());
     println!(

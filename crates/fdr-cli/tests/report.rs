@@ -118,7 +118,9 @@ fn the_report_is_an_incident_view_with_the_top_findings_window_drawn() {
     std::fs::write(&trace, &bytes).unwrap();
     let mut facts = Facts::default();
     read_slice(&bytes, &mut facts, ReadOptions::default()).unwrap();
-    let origin = facts.origin_wall_unix_ns.expect("the scenario has a clock sync");
+    let origin = facts
+        .origin_wall_unix_ns
+        .expect("the scenario has a clock sync");
     // The sentinel's sidecar beside the dump: the rule fired 100 ms into the trace.
     let fired_ms = (origin / 1_000_000) as u64 + 100;
     let sidecar = serde_json::json!({
@@ -159,7 +161,9 @@ fn the_report_is_an_incident_view_with_the_top_findings_window_drawn() {
     assert!(page.contains("from 2025-06-15 15:06:40.000 UTC to "));
     // Human tables: named columns with units, no raw JSON cells.
     assert!(page.contains("<th>lifetime p99</th>") && page.contains("<th>spawn site</th>"));
-    assert!(!page.contains("{\"") || page.find("{\"").unwrap() > page.find("id=\"fdr-data\"").unwrap());
+    assert!(
+        !page.contains("{\"") || page.find("{\"").unwrap() > page.find("id=\"fdr-data\"").unwrap()
+    );
     assert!(!page.contains("min_slice_ns"), "no debug line");
 
     let diag = Command::new(env!("CARGO_BIN_EXE_fdr"))
@@ -195,7 +199,10 @@ fn the_report_is_an_incident_view_with_the_top_findings_window_drawn() {
     assert!(dom.contains("class=\"trigger\""), "trigger not drawn");
     // Lanes the finding involves: the worker the long poll held, the task it polled.
     assert!(dom.contains(">tokio-worker-2<"));
-    assert!(dom.contains(">task 325 generate_report<"), "the long poll's task has a lane");
+    assert!(
+        dom.contains(">task 325 generate_report<"),
+        "the long poll's task has a lane"
+    );
 
     // A poll far shorter than a pixel of the whole trace is drawn when zoomed in on.
     let &(s, e) = facts
@@ -204,12 +211,7 @@ fn the_report_is_an_incident_view_with_the_top_findings_window_drawn() {
         .find(|(s, e)| e - s < 60_000 && *s > a && *e < b)
         .expect("a short poll inside the window");
     let len = e - s;
-    let url = format!(
-        "file://{}#view={},{}",
-        html.display(),
-        s - len,
-        e + len
-    );
+    let url = format!("file://{}#view={},{}", html.display(), s - len, e + len);
     let zoomed = page_dom(&url, &d.join("profile"));
     let polls: Vec<&str> = rects(&zoomed, "slice")
         .into_iter()

@@ -389,9 +389,7 @@ fn normalize_name(name: &str) -> Result<String, String> {
     let mut rest = body.trim();
     // Bounded: each round consumes at least one label.
     while !rest.is_empty() {
-        let (key, after) = rest
-            .split_once('=')
-            .ok_or("a label is key=\"value\"")?;
+        let (key, after) = rest.split_once('=').ok_or("a label is key=\"value\"")?;
         let key = key.trim();
         if !is_name(key) || key.contains(':') {
             return Err(format!("label name {key:?} is not a name"));
@@ -415,10 +413,7 @@ fn normalize_name(name: &str) -> Result<String, String> {
             return Err("labels are separated by commas".into());
         }
     }
-    let labels: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{v}\""))
-        .collect();
+    let labels: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     Ok(format!("{base}{{{}}}", labels.join(",")))
 }
 
@@ -429,9 +424,7 @@ impl HistogramSnapshot {
     /// recorded.
     pub(crate) fn interval_quantile_ns(&self, before: Option<&HistogramSnapshot>, q: f64) -> u64 {
         let (now, was) = (self.ticks(), before.map(|b| b.ticks()));
-        let delta = |i: usize| {
-            now.buckets[i].saturating_sub(was.map_or(0, |w| w.buckets[i]))
-        };
+        let delta = |i: usize| now.buckets[i].saturating_sub(was.map_or(0, |w| w.buckets[i]));
         let count: u64 = (0..now.buckets.len()).map(delta).sum();
         if count == 0 {
             return 0;

@@ -98,10 +98,11 @@ fn the_sampler_writes_fdrs_metrics_and_the_applications_into_the_trace() {
     let _s = serial(Some(Duration::from_millis(20)));
     let depth = Arc::new(AtomicU64::new(7));
     let seen = depth.clone();
-    let source = fdr_recorder::register_metric(r#"app_queue_depth{queue="jobs",host="a"}"#, move || {
-        seen.load(Ordering::Relaxed) as f64
-    })
-    .unwrap();
+    let source =
+        fdr_recorder::register_metric(r#"app_queue_depth{queue="jobs",host="a"}"#, move || {
+            seen.load(Ordering::Relaxed) as f64
+        })
+        .unwrap();
     assert_eq!(source.name(), r#"app_queue_depth{host="a",queue="jobs"}"#);
 
     // Work the samples describe: polls of traced tasks, and waits on a contended lock.
@@ -228,7 +229,11 @@ fn bad_names_are_refused_and_a_panicking_value_is_dropped() {
     assert_eq!(fdr_recorder::metric_source_panics(), before + 1);
     let s = samples();
     assert!(!s.contains_key("panics_when_read"));
-    assert!(s["dup_metric"].iter().all(|x| x.2 == 3.0), "{:?}", s["dup_metric"]);
+    assert!(
+        s["dup_metric"].iter().all(|x| x.2 == 3.0),
+        "{:?}",
+        s["dup_metric"]
+    );
     drop(again);
 
     let e = fdr_recorder::start(Config {

@@ -7,8 +7,8 @@ pub use fdr_recorder::task::FutureExt;
 pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
     AsyncRegionGuard, CaptureGuard, Config, DEFAULT_METRICS_INTERVAL, Error, FlightConfig,
-    FlightRecorder, HistogramSnapshot, InRegion, Lost, MetricSource, MetricsSnapshot,
-    MIN_METRICS_INTERVAL, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region, capture,
+    FlightRecorder, HistogramSnapshot, InRegion, Lost, MIN_METRICS_INTERVAL, MetricSource,
+    MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region, capture,
     enabled, flight, is_running, log, log_fmt, metrics, record_metrics, region, register_metric,
     start, stats, stop, task, with_region,
 };

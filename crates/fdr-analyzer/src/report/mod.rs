@@ -182,12 +182,14 @@ impl Report {
         let mut lanes = lanes;
         for l in &mut lanes {
             if let Lane::Task(t) = l.lane {
-                let named = slices.iter().find_map(|s| match (s.lane == l.lane, s.name) {
-                    (true, Name::Str(n)) if matches!(s.kind, Kind::TaskLife | Kind::Poll) => {
-                        Some(profile.name(n).into_owned())
-                    }
-                    _ => None,
-                });
+                let named = slices
+                    .iter()
+                    .find_map(|s| match (s.lane == l.lane, s.name) {
+                        (true, Name::Str(n)) if matches!(s.kind, Kind::TaskLife | Kind::Poll) => {
+                            Some(profile.name(n).into_owned())
+                        }
+                        _ => None,
+                    });
                 l.name = match named {
                     Some(n) => format!("task {} {n}", t.0),
                     None => format!("task {} (created before the window)", t.0),
@@ -476,8 +478,18 @@ impl Report {
             "Tasks",
             "per task name, most total time first; lifetimes of the tasks that finished in the trace",
             &[
-                "task", "kind", "finished", "lifetime p50", "lifetime p99", "lifetime max",
-                "alive at end", "running", "waiting to run", "blocked", "awaiting", "polls",
+                "task",
+                "kind",
+                "finished",
+                "lifetime p50",
+                "lifetime p99",
+                "lifetime max",
+                "alive at end",
+                "running",
+                "waiting to run",
+                "blocked",
+                "awaiting",
+                "polls",
                 "spawn site",
             ],
             &rows,
@@ -534,7 +546,16 @@ impl Report {
             out,
             "Blocking sites",
             "where threads blocked (lock waits, blocking calls), most total time first",
-            &["site", "reason", "waits", "total time", "share", "p50", "p99", "max"],
+            &[
+                "site",
+                "reason",
+                "waits",
+                "total time",
+                "share",
+                "p50",
+                "p99",
+                "max",
+            ],
             &rows,
         );
         let h = |name: &str, h: &crate::hist::Histogram| {
@@ -575,7 +596,14 @@ impl Report {
             out,
             "Longest polls",
             "",
-            &["duration", "started", "task", "task id", "spawn site", "thread"],
+            &[
+                "duration",
+                "started",
+                "task",
+                "task id",
+                "spawn site",
+                "thread",
+            ],
             &rows,
         );
         let span = p.duration_ns.max(1) as f64;
@@ -588,7 +616,11 @@ impl Report {
                 vec![
                     p.thread_name(**t).into_owned(),
                     format!("{} ({})", dur(s.busy_ns()), pct(s.busy_ns() as f64 / span)),
-                    format!("{} ({})", dur(s.blocked_ns), pct(s.blocked_ns as f64 / span)),
+                    format!(
+                        "{} ({})",
+                        dur(s.blocked_ns),
+                        pct(s.blocked_ns as f64 / span)
+                    ),
                     format!("{} ({})", dur(s.parked_ns), pct(s.parked_ns as f64 / span)),
                     s.parks.to_string(),
                 ]
@@ -770,7 +802,10 @@ impl Report {
 /// the trace.
 fn pad((a, b): (u64, u64), duration: u64) -> (u64, u64) {
     let margin = b.saturating_sub(a).max(1_000_000);
-    (a.saturating_sub(margin), b.saturating_add(margin).min(duration.max(1)))
+    (
+        a.saturating_sub(margin),
+        b.saturating_add(margin).min(duration.max(1)),
+    )
 }
 
 fn choose_lanes(
@@ -779,7 +814,8 @@ fn choose_lanes(
     slicer: &Slicer<Scores>,
 ) -> Vec<ChosenLane> {
     let _ = slicer.untracked;
-    let mut scored: Vec<(&Lane, &LaneScore)> = scores.iter().filter(|(_, s)| s.weight() > 0).collect();
+    let mut scored: Vec<(&Lane, &LaneScore)> =
+        scores.iter().filter(|(_, s)| s.weight() > 0).collect();
     scored.sort_by_key(|(l, s)| (std::cmp::Reverse(s.weight()), **l));
     let mut threads: Vec<(Lane, LaneScore)> = scored
         .iter()
@@ -796,7 +832,12 @@ fn choose_lanes(
     if threads.is_empty() {
         // Nothing in the windows: the most active threads.
         let mut all: Vec<_> = p.threads.iter().collect();
-        all.sort_by_key(|(t, s)| (std::cmp::Reverse(s.active_ns.saturating_add(s.blocked_ns)), **t));
+        all.sort_by_key(|(t, s)| {
+            (
+                std::cmp::Reverse(s.active_ns.saturating_add(s.blocked_ns)),
+                **t,
+            )
+        });
         threads = all
             .into_iter()
             .take(MAX_THREAD_LANES)
@@ -909,12 +950,18 @@ mod tests {
     fn utc_times_are_civil() {
         assert_eq!(utc(0), "1970-01-01 00:00:00.000 UTC");
         assert_eq!(utc(951_782_400_123_000_000), "2000-02-29 00:00:00.123 UTC");
-        assert_eq!(utc(1_796_184_312_123_456_789), "2026-12-02 04:05:12.123 UTC");
+        assert_eq!(
+            utc(1_796_184_312_123_456_789),
+            "2026-12-02 04:05:12.123 UTC"
+        );
     }
 
     #[test]
     fn metric_values_carry_units() {
-        assert_eq!(metric_value("fdr_lock_wait_seconds{quantile=\"0.99\"}", 0.0123), "12.30ms");
+        assert_eq!(
+            metric_value("fdr_lock_wait_seconds{quantile=\"0.99\"}", 0.0123),
+            "12.30ms"
+        );
         assert_eq!(metric_value("fdr_polls_total", 42.0), "42");
         assert_eq!(metric_value("fdr_lock_wait_seconds_count", 3.0), "3");
     }

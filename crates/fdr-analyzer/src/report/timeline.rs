@@ -245,7 +245,16 @@ impl<S: Sink> Slicer<S> {
         });
     }
 
-    fn task_slice(&mut self, task: TaskId, kind: Kind, depth: u8, name: Name, start: u64, end: u64, unfinished: bool) {
+    fn task_slice(
+        &mut self,
+        task: TaskId,
+        kind: Kind,
+        depth: u8,
+        name: Name,
+        start: u64,
+        end: u64,
+        unfinished: bool,
+    ) {
         self.sink.slice(Slice {
             lane: Lane::Task(task),
             kind,
@@ -265,7 +274,15 @@ impl<S: Sink> Slicer<S> {
             self.task_slice(task, Kind::Poll, 1, t.name, p, ns, true);
         }
         for (i, &(_, n, s)) in t.regions.iter().enumerate().rev() {
-            self.task_slice(task, Kind::AsyncRegion, 3 + i.min(8) as u8, Name::Str(n), s, ns, true);
+            self.task_slice(
+                task,
+                Kind::AsyncRegion,
+                3 + i.min(8) as u8,
+                Name::Str(n),
+                s,
+                ns,
+                true,
+            );
         }
         self.task_slice(task, Kind::TaskLife, 0, t.name, t.start_ns, ns, unfinished);
     }
@@ -491,8 +508,7 @@ impl Sink for Keep {
                     s.start_ns - center
                 }
             };
-            self.slices
-                .select_nth_unstable_by_key(keep - 1, dist);
+            self.slices.select_nth_unstable_by_key(keep - 1, dist);
             // Everything as near as the farthest kept stays, so the range is whole.
             let r = dist(&self.slices[keep - 1]);
             self.radius = r;
