@@ -65,6 +65,21 @@ pub struct ChosenLane {
     pub score: LaneScore,
 }
 
+/// A finding's window, marked on the timeline.
+#[derive(Debug, Clone)]
+pub struct MarkedWindow {
+    /// The finding's rank (1: the top one).
+    pub rank: usize,
+    /// Its rule.
+    pub rule: &'static str,
+    /// Its severity.
+    pub severity: Severity,
+    /// Its title.
+    pub title: String,
+    /// Its window, ns since the trace's first event.
+    pub window_ns: (u64, u64),
+}
+
 /// Everything the page shows, from one trace.
 #[derive(Debug)]
 pub struct Report {
@@ -76,8 +91,8 @@ pub struct Report {
     pub incident: Option<Incident>,
     /// Wall-clock Unix ns of the trace's first event, when it has a clock sync.
     pub origin_wall_unix_ns: Option<i128>,
-    /// The windows marked (rank from 1, rule, severity, title, window).
-    pub windows: Vec<(usize, &'static str, Severity, String, (u64, u64))>,
+    /// The findings' windows marked on the timeline.
+    pub windows: Vec<MarkedWindow>,
     /// The lanes drawn.
     pub lanes: Vec<ChosenLane>,
     /// Every slice of those lanes within `complete_ns`, by lane and start.
@@ -143,7 +158,13 @@ impl Report {
         };
         for (rank, f, (a, b)) in chosen {
             let (a, b) = ((*a).min(duration), (*b).min(duration));
-            windows.push((*rank, f.rule, f.severity, f.title.clone(), (a, b.max(a))));
+            windows.push(MarkedWindow {
+                rank: *rank,
+                rule: f.rule,
+                severity: f.severity,
+                title: f.title.clone(),
+                window_ns: (a, b.max(a)),
+            });
         }
         let focus: Vec<(u64, u64)> = if windows.is_empty() {
             vec![(0, duration)]
@@ -152,7 +173,7 @@ impl Report {
                 .iter()
                 .map(|w| {
                     // A window of an instant still counts what overlaps it.
-                    let (a, b) = w.4;
+                    let (a, b) = w.window_ns;
                     (a, b.max(a.saturating_add(1)))
                 })
                 .collect()
@@ -729,8 +750,8 @@ impl Report {
         let windows: Vec<Value> = self
             .windows
             .iter()
-            .map(|(rank, rule, sev, title, (a, b))| {
-                json!({"rank": rank, "rule": rule, "severity": sev.as_str(), "title": title, "start_ns": a, "end_ns": b})
+            .map(|w| {
+                json!({"rank": w.rank, "rule": w.rule, "severity": w.severity.as_str(), "title": w.title, "start_ns": w.window_ns.0, "end_ns": w.window_ns.1})
             })
             .collect();
         let trigger = self.incident.as_ref().and_then(|i| {
@@ -780,7 +801,7 @@ impl Report {
         let view = self
             .windows
             .first()
-            .map(|w| pad(w.4, p.duration_ns))
+            .map(|w| pad(w.window_ns, p.duration_ns))
             .unwrap_or((0, p.duration_ns));
         json!({
             "duration_ns": p.duration_ns,

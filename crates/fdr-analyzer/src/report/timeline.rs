@@ -251,8 +251,7 @@ impl<S: Sink> Slicer<S> {
         kind: Kind,
         depth: u8,
         name: Name,
-        start: u64,
-        end: u64,
+        (start, end): (u64, u64),
         unfinished: bool,
     ) {
         self.sink.slice(Slice {
@@ -271,7 +270,7 @@ impl<S: Sink> Slicer<S> {
             return;
         };
         if let Some(p) = t.poll {
-            self.task_slice(task, Kind::Poll, 1, t.name, p, ns, true);
+            self.task_slice(task, Kind::Poll, 1, t.name, (p, ns), true);
         }
         for (i, &(_, n, s)) in t.regions.iter().enumerate().rev() {
             self.task_slice(
@@ -279,12 +278,18 @@ impl<S: Sink> Slicer<S> {
                 Kind::AsyncRegion,
                 3 + i.min(8) as u8,
                 Name::Str(n),
-                s,
-                ns,
+                (s, ns),
                 true,
             );
         }
-        self.task_slice(task, Kind::TaskLife, 0, t.name, t.start_ns, ns, unfinished);
+        self.task_slice(
+            task,
+            Kind::TaskLife,
+            0,
+            t.name,
+            (t.start_ns, ns),
+            unfinished,
+        );
     }
 
     pub(crate) fn event(&mut self, cx: &EventCx<'_>) {
@@ -309,7 +314,7 @@ impl<S: Sink> Slicer<S> {
                     && let Some(p) = t.poll.take()
                 {
                     let name = t.name;
-                    self.task_slice(task, Kind::Poll, 1, name, p, ns, false);
+                    self.task_slice(task, Kind::Poll, 1, name, (p, ns), false);
                 }
                 self.pop(th, Open::Poll(task), ns);
             }
@@ -371,7 +376,14 @@ impl<S: Sink> Slicer<S> {
                 let ended: Vec<(u64, StrId, u64)> = t.regions.drain(pos..).collect();
                 for (i, (_, n, s)) in ended.into_iter().enumerate().rev() {
                     let depth = 3 + (pos + i).min(8) as u8;
-                    self.task_slice(task, Kind::AsyncRegion, depth, Name::Str(n), s, ns, i != 0);
+                    self.task_slice(
+                        task,
+                        Kind::AsyncRegion,
+                        depth,
+                        Name::Str(n),
+                        (s, ns),
+                        i != 0,
+                    );
                 }
             }
             _ => {}
