@@ -18,8 +18,9 @@
 //!   recorder's periodic samples: `fdr_polls_total`, `fdr_lock_wait_seconds{quantile=..}`,
 //!   the application's registered values, tokio's workers);
 //! - an async track per task (a child of the process track, named by the task, so the UI
-//!   groups a name's tasks): the task's life from create to drop, its polls inside it, and
-//!   its async regions on a child track (`phases`), since they span polls;
+//!   groups a name's tasks): the task's life from create to drop, and its async regions
+//!   on a child track (`phases`); its polls are on the threads that ran them (their `task`
+//!   argument and the wake flows lead there), not written twice;
 //! - the OpenTelemetry trace and span ids of a linked task (and of the tasks created under
 //!   it) as `otel trace id` / `otel span id` arguments of its polls and its life;
 //! - a clock snapshot relating the trace's time to the wall clock (`REALTIME`), so the UI
@@ -376,9 +377,8 @@ enum Open {
 #[derive(Debug)]
 struct TaskTrack {
     uuid: u64,
-    /// Its life slice, then a poll inside it when one runs.
+    /// Its life slice is open.
     life_open: bool,
-    poll_open: bool,
     /// Async regions open on the phases track (region ids), when it was described.
     phases: Option<Vec<u64>>,
     /// OpenTelemetry ids, hex.
@@ -826,7 +826,6 @@ impl<W: Write> PerfettoExport<W> {
             TaskTrack {
                 uuid,
                 life_open: true,
-                poll_open: false,
                 phases: None,
                 otel,
             },
@@ -842,7 +841,7 @@ impl<W: Write> PerfettoExport<W> {
         self.task_slices += 1;
     }
 
-    /// Ends everything open on a task's tracks: its phases and poll (cut short), then its
+    /// Ends everything open on a task's tracks: its phases (cut short), then its
     /// life (`unfinished` when the trace ends first).
     fn finish_task(&mut self, task: TaskId, ns: u64, unfinished: bool) {
         let Some(t) = self.tasks.remove(&task) else {
@@ -853,9 +852,6 @@ impl<W: Write> PerfettoExport<W> {
             for _ in open {
                 self.end_task_slice(t.uuid + 1, ns, &cut);
             }
-        }
-        if t.poll_open {
-            self.end_task_slice(t.uuid, ns, &cut);
         }
         if t.life_open {
             let mut args: Vec<(Arg, Val<'_>)> = Vec::new();
@@ -964,7 +960,8 @@ impl<W: Write> Visitor for PerfettoExport<W> {
             }
             EventKind::RegionEnd { name } => self.end_slice(tid, Open::Region(name), ns, &[]),
             EventKind::PollStart { task } => {
-                let task_track = self.task_track(task, ns, t, None, None);
+                // A task created before the trace gets its track at its first poll.
+                self.task_track(task, ns, t, None, None);
                 let otel = self.tasks.get(&task).and_then(|x| x.otel.clone());
                 let label = self.task_label("poll ", task, t);
                 let flow = self.wake_flows.remove(&task);
@@ -980,27 +977,9 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 ev.terminating_flow = flow;
                 self.begin_slice(tid, Open::Poll(task), &ev);
                 self.scratch = label;
-                if let Some(u) = task_track
-                    && let Some(tt) = self.tasks.get_mut(&task)
-                    && !tt.poll_open
-                {
-                    tt.poll_open = true;
-                    let mut ev = Ev::new(ns, u, fe::TYPE_SLICE_BEGIN);
-                    ev.cat = Some(Cat::Poll);
-                    ev.name = Some("poll");
-                    ev.args = &args[..1];
-                    self.write_event(&ev);
-                }
             }
             EventKind::PollEnd { task, ready } => {
                 self.end_slice(tid, Open::Poll(task), ns, &[(Arg::Ready, Val::Bool(ready))]);
-                if let Some(tt) = self.tasks.get_mut(&task)
-                    && tt.poll_open
-                {
-                    tt.poll_open = false;
-                    let u = tt.uuid;
-                    self.end_task_slice(u, ns, &[(Arg::Ready, Val::Bool(ready))]);
-                }
             }
             EventKind::UserTaskBegin { task, name, .. } => {
                 let n = t.name(name);

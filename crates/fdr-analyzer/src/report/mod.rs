@@ -45,7 +45,7 @@ use timeline::{Keep, MAX_TASK_LANES, MAX_THREAD_LANES, Meta, Name, Scores, Slice
 /// Findings whose windows choose the lanes and are marked (the top ones with a window).
 const MAX_FOCUS_FINDINGS: usize = 3;
 /// Counter lanes drawn at most.
-const MAX_COUNTER_LANES: usize = 12;
+const MAX_COUNTER_LANES: usize = 8;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -105,6 +105,9 @@ pub struct Report {
     pub metrics: std::collections::BTreeMap<String, MetricSeries>,
     /// Metric samples of names past the report's bound.
     pub metrics_left_out: u64,
+    /// Scopes (polls, regions, blocks, tasks) the timeline could not follow: nested past
+    /// its depth, or past its bound of live tasks.
+    pub untracked_scopes: u64,
 }
 
 impl Report {
@@ -185,7 +188,7 @@ impl Report {
             lanes: HashMap::new(),
         });
         read(&mut scoring)?;
-        let lanes = choose_lanes(&profile, &scoring.sink.lanes, &scoring);
+        let lanes = choose_lanes(&profile, &scoring.sink.lanes);
 
         // Third pass: every slice of the chosen lanes, nearest the top window first.
         let center = focus.first().map_or(duration / 2, |&(a, b)| a / 2 + b / 2);
@@ -197,6 +200,7 @@ impl Report {
             left_out: 0,
         });
         read(&mut keep)?;
+        let untracked_scopes = keep.untracked;
         let k = keep.sink;
         let mut slices = k.slices;
         slices.sort_by_key(|s| (s.lane, s.start_ns, s.depth));
@@ -238,6 +242,7 @@ impl Report {
                 slices_left_out: k.left_out,
                 metrics: meta.metrics,
                 metrics_left_out: meta.metrics_left_out,
+                untracked_scopes,
             },
             outcome,
         ))
@@ -418,6 +423,16 @@ impl Report {
 
     fn coverage(&self, out: &mut String) {
         let (a, b) = self.complete_ns;
+        if self.untracked_scopes > 0 || self.metrics_left_out > 0 {
+            let _ = writeln!(
+                out,
+                "<p class=\"muted\">Not drawn: {} scopes nested deeper than the timeline follows or begun while it followed {} tasks; {} samples of metrics past the first {}.</p>",
+                self.untracked_scopes,
+                crate::limits::MAX_LIVE_TASKS,
+                self.metrics_left_out,
+                timeline::MAX_METRICS
+            );
+        }
         if self.slices_left_out > 0 {
             let _ = writeln!(
                 out,
@@ -762,10 +777,20 @@ impl Report {
             })
         });
         // Counter lanes: the metrics whose values change, the rule's own first.
+        // Of fdr's histogram series, the interval p99 stands for the rest (the tables
+        // list them all).
+        let redundant = |n: &str| {
+            n.starts_with("fdr_")
+                && (n.ends_with("_count")
+                    || n.ends_with("_sum")
+                    || n.contains("{quantile=\"0.5\"}")
+                    || n.contains("{quantile=\"1\"}")
+                    || n.ends_with("_bytes_total"))
+        };
         let mut counters: Vec<(&String, &MetricSeries)> = self
             .metrics
             .iter()
-            .filter(|(_, s)| s.points.windows(2).any(|w| w[0].1 != w[1].1))
+            .filter(|(n, s)| !redundant(n) && s.points.windows(2).any(|w| w[0].1 != w[1].1))
             .collect();
         let rule_metric = self.incident.as_ref().map(|i| i.metric.as_str());
         counters.sort_by_key(|(n, _)| {
@@ -829,12 +854,7 @@ fn pad((a, b): (u64, u64), duration: u64) -> (u64, u64) {
     )
 }
 
-fn choose_lanes(
-    p: &Profile,
-    scores: &HashMap<Lane, LaneScore>,
-    slicer: &Slicer<Scores>,
-) -> Vec<ChosenLane> {
-    let _ = slicer.untracked;
+fn choose_lanes(p: &Profile, scores: &HashMap<Lane, LaneScore>) -> Vec<ChosenLane> {
     let mut scored: Vec<(&Lane, &LaneScore)> =
         scores.iter().filter(|(_, s)| s.weight() > 0).collect();
     scored.sort_by_key(|(l, s)| (std::cmp::Reverse(s.weight()), **l));

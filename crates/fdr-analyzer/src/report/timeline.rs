@@ -25,8 +25,9 @@ pub const MAX_TASK_LANES: usize = 12;
 const MAX_SCORED_LANES: usize = 200_000;
 /// Open scopes tracked per thread.
 const MAX_OPEN: usize = 64;
-/// Metric names kept, and points per metric (older points thinned past it).
-const MAX_METRICS: usize = 64;
+/// Metric names a report keeps.
+pub const MAX_METRICS: usize = 64;
+/// Points kept per metric (every other one is thinned out past it).
 const MAX_METRIC_POINTS: usize = 2048;
 
 /// Where a slice is drawn.
