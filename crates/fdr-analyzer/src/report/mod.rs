@@ -198,6 +198,7 @@ impl Report {
             radius: u64::MAX,
             slices: Vec::new(),
             left_out: 0,
+            overflowed: false,
         });
         read(&mut keep)?;
         let untracked_scopes = keep.untracked;
@@ -221,7 +222,9 @@ impl Report {
                 };
             }
         }
-        let complete_ns = if k.radius == u64::MAX {
+        let complete_ns = if k.overflowed {
+            (center, center)
+        } else if k.radius == u64::MAX {
             (0, duration)
         } else {
             (
@@ -433,7 +436,16 @@ impl Report {
                 timeline::MAX_METRICS
             );
         }
-        if self.slices_left_out > 0 {
+        if self.slices_left_out > 0 && a == b {
+            let _ = writeln!(
+                out,
+                "<p class=\"muted\">More than {} slices of these lanes cross {}: the page holds {} of them; {} are not in this page.</p>",
+                timeline::MAX_REPORT_SLICES,
+                esc(&self.at(a)),
+                self.slices.len(),
+                self.slices_left_out
+            );
+        } else if self.slices_left_out > 0 {
             let _ = writeln!(
                 out,
                 "<p class=\"muted\">The lanes' slices are all here from {} to {}; {} slices of these lanes outside that range are not in this page (at most {} are kept, nearest the top finding).</p>",

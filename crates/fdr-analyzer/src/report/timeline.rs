@@ -483,6 +483,9 @@ pub(crate) struct Keep {
     pub(crate) slices: Vec<Slice>,
     /// Slices of the chosen lanes left out (outside the kept range).
     pub(crate) left_out: u64,
+    /// More slices than the bound cross `center` itself: no range is whole, and no
+    /// further slice is kept.
+    pub(crate) overflowed: bool,
 }
 
 impl Keep {
@@ -503,7 +506,7 @@ impl Sink for Keep {
         if !self.lanes.contains(&s.lane) {
             return;
         }
-        if self.distance(&s) > self.radius {
+        if self.overflowed || self.distance(&s) > self.radius {
             self.left_out += 1;
             return;
         }
@@ -528,13 +531,20 @@ impl Sink for Keep {
             let before = self.slices.len();
             self.slices.retain(|s| dist(s) <= r);
             self.left_out += (before - self.slices.len()) as u64;
-            if self.slices.len() > MAX_REPORT_SLICES {
+            if self.slices.len() > MAX_REPORT_SLICES && r > 0 {
                 // Ties at the radius: narrow by one more nanosecond.
-                self.radius = r.saturating_sub(1);
+                self.radius = r - 1;
                 let r = self.radius;
                 let before = self.slices.len();
                 self.slices.retain(|s| dist(s) <= r);
                 self.left_out += (before - self.slices.len()) as u64;
+            }
+            if self.slices.len() > MAX_REPORT_SLICES {
+                // Too many slices cross the center itself: keep the bound's worth, stop.
+                self.radius = 0;
+                self.left_out += (self.slices.len() - keep) as u64;
+                self.slices.truncate(keep);
+                self.overflowed = true;
             }
         }
     }
