@@ -438,18 +438,15 @@ fn size(bytes: u64) -> String {
 
 /// Diagnoses the incident dump, writes the HTML report, and says where to look next.
 fn diagnose(incident: &Path, args: &Args) -> Result<(), BoxError> {
-    let (profile, outcome) = fdr_analyzer::profile_file(
-        incident,
-        fdr_analyzer::ProfileOptions {
-            timeline_slices: 20_000,
-            ..Default::default()
-        },
-        fdr_analyzer::ReadOptions::default(),
-    )?;
+    let sidecar = fdr_analyzer::report::Incident::sidecar_path(incident);
+    let trigger = fs::read(&sidecar)
+        .ok()
+        .and_then(|b| fdr_analyzer::report::Incident::from_json(&b).ok());
+    let (report, outcome) = fdr_analyzer::report::Report::from_file(incident, trigger)?;
+    let diagnosis = &report.diagnosis;
     if let Some(e) = outcome.error {
         return Err(format!("the incident dump is damaged: {e}").into());
     }
-    let diagnosis = fdr_analyzer::diagnose(&profile);
     println!("diagnosis of {} (top findings):", incident.display());
     let mut shown = 0;
     for f in diagnosis.findings().filter(|f| f.score > 0.0).take(3) {
@@ -469,15 +466,15 @@ fn diagnose(incident: &Path, args: &Args) -> Result<(), BoxError> {
     if shown == 0 {
         println!("   nothing above info: the trace looks healthy");
     }
-    let report = args.out.join("report.html");
+    let report_path = args.out.join("report.html");
     let title = incident.display().to_string();
-    fs::write(
-        &report,
-        fdr_analyzer::report::render(&profile, &diagnosis, &title),
-    )?;
+    fs::write(&report_path, report.render(&title))?;
     let before = args.out.join("before.fdr");
     let fdr = &args.fdr;
-    println!("\nreport:  {} (open it in a browser)", report.display());
+    println!(
+        "\nreport:  {} (open it in a browser)",
+        report_path.display()
+    );
     println!("explore: {fdr} blocking {}", incident.display());
     println!("         {fdr} sched {}", incident.display());
     println!(

@@ -14,7 +14,17 @@
 //! - instants on the thread track for logs (named by category, with the message) and
 //!   wakes (`wake <task name>`), each wake starting a flow that ends at the woken task's
 //!   next poll, so the UI draws who woke whom;
-//! - a process-scoped instant per recorder loss, and a counter track per metric.
+//! - a process-scoped instant per recorder loss, and a counter track per metric (the
+//!   recorder's periodic samples: `fdr_polls_total`, `fdr_lock_wait_seconds{quantile=..}`,
+//!   the application's registered values, tokio's workers);
+//! - an async track per task (a child of the process track, named by the task, so the UI
+//!   groups a name's tasks): the task's life from create to drop, and its async regions
+//!   on a child track (`phases`); its polls are on the threads that ran them (their `task`
+//!   argument and the wake flows lead there), not written twice;
+//! - the OpenTelemetry trace and span ids of a linked task (and of the tasks created under
+//!   it) as `otel trace id` / `otel span id` arguments of its polls and its life;
+//! - a clock snapshot relating the trace's time to the wall clock (`REALTIME`), so the UI
+//!   shows absolute times.
 //!
 //! Event names, categories, argument names and repeated argument strings (sites, static
 //! log messages) are interned on the one packet sequence (`interned_data` with
@@ -174,6 +184,7 @@ mod field {
     }
     /// `protos/perfetto/trace/trace_packet.proto`: `TracePacket`.
     pub(super) mod packet {
+        pub(crate) const CLOCK_SNAPSHOT: u32 = 6;
         pub(crate) const TIMESTAMP: u32 = 8;
         pub(crate) const TRUSTED_PACKET_SEQUENCE_ID: u32 = 10;
         pub(crate) const TRACK_EVENT: u32 = 11;
@@ -185,6 +196,16 @@ mod field {
         pub(crate) const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
         /// `SequenceFlags.SEQ_NEEDS_INCREMENTAL_STATE`.
         pub(crate) const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
+    }
+    /// `protos/perfetto/trace/clock_snapshot.proto`: `ClockSnapshot`, its `Clock`, and
+    /// `protos/perfetto/common/builtin_clock.proto`: `BuiltinClock`.
+    pub(super) mod clock {
+        pub(crate) const CLOCKS: u32 = 1;
+        pub(crate) const PRIMARY_TRACE_CLOCK: u32 = 2;
+        pub(crate) const CLOCK_ID: u32 = 1;
+        pub(crate) const TIMESTAMP: u32 = 2;
+        pub(crate) const REALTIME: u64 = 1;
+        pub(crate) const BOOTTIME: u64 = 6;
     }
     /// `protos/perfetto/trace/track_event/track_descriptor.proto`: `TrackDescriptor`.
     pub(super) mod track {
@@ -258,6 +279,9 @@ pub const PROCESS_TRACK_UUID: u64 = 1;
 pub const THREAD_TRACK_UUID_BASE: u64 = 16;
 /// A metric's counter track uuid is this plus the metric's index (in order of appearance).
 pub const COUNTER_TRACK_UUID_BASE: u64 = 1 << 40;
+/// A task's async track uuid is this plus twice the task's index (in order of appearance);
+/// its phases track (async regions) is the next uuid.
+pub const TASK_TRACK_UUID_BASE: u64 = 1 << 41;
 
 /// Most strings interned per table; past it (or past [`MAX_INTERNED_BYTES`] of them),
 /// names and values are written inline.
@@ -277,10 +301,19 @@ enum Cat {
     Log,
     Wake,
     Loss,
+    AsyncRegion,
 }
 
-const CATEGORIES: [&str; 8] = [
-    "region", "poll", "task", "block", "park", "log", "wake", "loss",
+const CATEGORIES: [&str; 9] = [
+    "region",
+    "poll",
+    "task",
+    "block",
+    "park",
+    "log",
+    "wake",
+    "loss",
+    "async_region",
 ];
 
 /// Argument names, interned in the first packet as iids 1, 2, ….
@@ -297,9 +330,12 @@ enum Arg {
     Bytes,
     Thread,
     Unfinished,
+    OtelTrace,
+    OtelSpan,
+    SpawnSite,
 }
 
-const ARG_NAMES: [&str; 11] = [
+const ARG_NAMES: [&str; 14] = [
     "task",
     "ready",
     "site",
@@ -311,6 +347,9 @@ const ARG_NAMES: [&str; 11] = [
     "bytes",
     "thread",
     "unfinished",
+    "otel trace id",
+    "otel span id",
+    "spawn site",
 ];
 
 /// An argument value.
@@ -332,6 +371,18 @@ enum Open {
     User(TaskId),
     Block,
     Park,
+}
+
+/// A task's async track: what is open on it and its phases track.
+#[derive(Debug)]
+struct TaskTrack {
+    uuid: u64,
+    /// Its life slice is open.
+    life_open: bool,
+    /// Async regions open on the phases track (region ids), when it was described.
+    phases: Option<Vec<u64>>,
+    /// OpenTelemetry ids, hex.
+    otel: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -411,8 +462,14 @@ pub struct PerfettoExport<W: Write> {
     values: Interner,
     counters: HashMap<String, u64>,
     counter_bytes: usize,
+    tasks: HashMap<TaskId, TaskTrack>,
+    next_task_track: u64,
+    clock_written: bool,
     stacks: StackBudget,
     unnamed: u64,
+    untracked_tasks: u64,
+    /// Slices written on tasks' async tracks (begin and end pairs).
+    pub task_slices: u64,
     /// Packets written.
     pub packets: u64,
     /// Slices written (begin and end pairs).
@@ -468,8 +525,13 @@ impl<W: Write> PerfettoExport<W> {
             values: Interner::default(),
             counters: HashMap::new(),
             counter_bytes: 0,
+            tasks: HashMap::new(),
+            next_task_track: 0,
+            clock_written: false,
             stacks: StackBudget::default(),
             unnamed: 0,
+            untracked_tasks: 0,
+            task_slices: 0,
             truncated: Vec::new(),
             packets: 0,
             slices: 0,
@@ -697,6 +759,112 @@ impl<W: Write> PerfettoExport<W> {
         }
         s
     }
+
+    /// The clock snapshot: trace time `ns` is wall-clock `wall_unix_ns` (REALTIME).
+    fn clock_snapshot(&mut self, ns: u64, wall_unix_ns: i128) {
+        use field::clock as fc;
+        let wall = u64::try_from(wall_unix_ns).unwrap_or(0);
+        self.packet
+            .uint(fp::TRUSTED_PACKET_SEQUENCE_ID, u64::from(SEQUENCE_ID))
+            .message(fp::CLOCK_SNAPSHOT, |c| {
+                c.message(fc::CLOCKS, |k| {
+                    k.uint(fc::CLOCK_ID, fc::BOOTTIME).uint(fc::TIMESTAMP, ns);
+                })
+                .message(fc::CLOCKS, |k| {
+                    k.uint(fc::CLOCK_ID, fc::REALTIME).uint(fc::TIMESTAMP, wall);
+                })
+                .uint(fc::PRIMARY_TRACE_CLOCK, fc::BOOTTIME);
+            });
+        self.flush_packet();
+    }
+
+    /// The task's async track, described and its life begun on first sight (`None` past
+    /// [`MAX_LIVE_TASKS`] tracked at once).
+    fn task_track(
+        &mut self,
+        task: TaskId,
+        ns: u64,
+        tables: &Tables,
+        site: Option<fdr_format::SiteId>,
+        otel: Option<(String, String)>,
+    ) -> Option<u64> {
+        if let Some(t) = self.tasks.get(&task) {
+            return Some(t.uuid);
+        }
+        if task == TaskId::NONE {
+            return None;
+        }
+        if self.tasks.len() >= MAX_LIVE_TASKS {
+            self.untracked_tasks += 1;
+            return None;
+        }
+        let uuid = TASK_TRACK_UUID_BASE + 2 * self.next_task_track;
+        self.next_task_track += 1;
+        let label = self.task_label("", task, tables);
+        self.descriptor(ns, |d| {
+            d.uint(field::track::UUID, uuid)
+                .uint(field::track::PARENT_UUID, PROCESS_TRACK_UUID)
+                .string(field::track::NAME, &label);
+        });
+        let site_name = site.map(|s| tables.site_name(s));
+        let mut args = vec![(Arg::Task, Val::Uint(task.0))];
+        if let Some(sn) = &site_name {
+            args.push((Arg::SpawnSite, Val::Interned(sn)));
+        }
+        if let Some((t, sp)) = &otel {
+            args.push((Arg::OtelTrace, Val::Inline(t)));
+            args.push((Arg::OtelSpan, Val::Inline(sp)));
+        }
+        let mut ev = Ev::new(ns, uuid, fe::TYPE_SLICE_BEGIN);
+        ev.cat = Some(Cat::Task);
+        ev.name = Some(&label);
+        ev.args = &args;
+        self.write_event(&ev);
+        self.scratch = label;
+        self.tasks.insert(
+            task,
+            TaskTrack {
+                uuid,
+                life_open: true,
+                phases: None,
+                otel,
+            },
+        );
+        Some(uuid)
+    }
+
+    /// Ends a slice on a task's track (or its phases track).
+    fn end_task_slice(&mut self, track: u64, ns: u64, args: &[(Arg, Val<'_>)]) {
+        let mut ev = Ev::new(ns, track, fe::TYPE_SLICE_END);
+        ev.args = args;
+        self.write_event(&ev);
+        self.task_slices += 1;
+    }
+
+    /// Ends everything open on a task's tracks: its phases (cut short), then its
+    /// life (`unfinished` when the trace ends first).
+    fn finish_task(&mut self, task: TaskId, ns: u64, unfinished: bool) {
+        let Some(t) = self.tasks.remove(&task) else {
+            return;
+        };
+        let cut = [(Arg::Unfinished, Val::Bool(true))];
+        if let Some(open) = &t.phases {
+            for _ in open {
+                self.end_task_slice(t.uuid + 1, ns, &cut);
+            }
+        }
+        if t.life_open {
+            let mut args: Vec<(Arg, Val<'_>)> = Vec::new();
+            if let Some((tr, sp)) = &t.otel {
+                args.push((Arg::OtelTrace, Val::Inline(tr)));
+                args.push((Arg::OtelSpan, Val::Inline(sp)));
+            }
+            if unfinished {
+                args.push((Arg::Unfinished, Val::Bool(true)));
+            }
+            self.end_task_slice(t.uuid, ns, &args);
+        }
+    }
 }
 
 /// An interned-data entry: `{iid = 1, name/str = 2}`.
@@ -772,6 +940,13 @@ impl<W: Write> Visitor for PerfettoExport<W> {
         let t = cx.tables;
         let ns = cx.ns;
         let tid = cx.thread;
+        if !self.clock_written {
+            self.clock_written = true;
+            if let Some(wall) = cx.clock.origin_wall_unix_ns {
+                // The trace's time 0 is its first event, at `origin_wall_unix_ns`.
+                self.clock_snapshot(0, wall);
+            }
+        }
         let track = self.thread(tid, ns, t);
         match cx.kind {
             EventKind::RegionBegin { name } => {
@@ -785,9 +960,16 @@ impl<W: Write> Visitor for PerfettoExport<W> {
             }
             EventKind::RegionEnd { name } => self.end_slice(tid, Open::Region(name), ns, &[]),
             EventKind::PollStart { task } => {
+                // A task created before the trace gets its track at its first poll.
+                self.task_track(task, ns, t, None, None);
+                let otel = self.tasks.get(&task).and_then(|x| x.otel.clone());
                 let label = self.task_label("poll ", task, t);
                 let flow = self.wake_flows.remove(&task);
-                let args = [(Arg::Task, Val::Uint(task.0))];
+                let mut args = vec![(Arg::Task, Val::Uint(task.0))];
+                if let Some((tr, sp)) = &otel {
+                    args.push((Arg::OtelTrace, Val::Interned(tr)));
+                    args.push((Arg::OtelSpan, Val::Interned(sp)));
+                }
                 let mut ev = Ev::new(ns, track, fe::TYPE_SLICE_BEGIN);
                 ev.cat = Some(Cat::Poll);
                 ev.name = Some(&label);
@@ -829,16 +1011,83 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 self.begin_slice(tid, Open::Park, &ev);
             }
             EventKind::Unpark => self.end_slice(tid, Open::Park, ns, &[]),
-            EventKind::TaskCreate { task, name, .. } => {
+            EventKind::TaskCreate {
+                task,
+                parent,
+                name,
+                site,
+            } => {
                 if self.task_names.len() < MAX_LIVE_TASKS || self.task_names.contains_key(&task) {
                     self.task_names.insert(task, name);
                 } else {
                     self.unnamed += 1;
                 }
+                // A task created under a linked one belongs to the same request.
+                let otel = self.tasks.get(&parent).and_then(|p| p.otel.clone());
+                self.finish_task(task, ns, true);
+                self.task_track(task, ns, t, Some(site), otel);
             }
             EventKind::TaskDrop { task } => {
+                self.finish_task(task, ns, false);
                 self.task_names.remove(&task);
                 self.wake_flows.remove(&task);
+            }
+            EventKind::OtelLink {
+                task,
+                trace_id,
+                span_id,
+            } => {
+                if let Some(tt) = self.tasks.get_mut(&task) {
+                    tt.otel = Some((crate::text::hex(&trace_id), crate::text::hex(&span_id)));
+                }
+            }
+            EventKind::AsyncRegionBegin { region, task, name } => {
+                let Some(u) = self.task_track(task, ns, t, None, None) else {
+                    return;
+                };
+                let Some(tt) = self.tasks.get_mut(&task) else {
+                    return;
+                };
+                let first = tt.phases.is_none();
+                let open = tt.phases.get_or_insert_with(Vec::new);
+                if open.len() >= crate::limits::MAX_DEPTH {
+                    self.dropped += 1;
+                    return;
+                }
+                open.push(region);
+                if first {
+                    self.descriptor(ns, |d| {
+                        d.uint(field::track::UUID, u + 1)
+                            .uint(field::track::PARENT_UUID, u)
+                            .string(field::track::NAME, "phases");
+                    });
+                }
+                let n = t.name(name);
+                let args = [(Arg::Task, Val::Uint(task.0))];
+                let mut ev = Ev::new(ns, u + 1, fe::TYPE_SLICE_BEGIN);
+                ev.cat = Some(Cat::AsyncRegion);
+                ev.name = Some(&n);
+                ev.args = &args;
+                self.write_event(&ev);
+            }
+            EventKind::AsyncRegionEnd { region, task } => {
+                let Some(tt) = self.tasks.get_mut(&task) else {
+                    return;
+                };
+                let u = tt.uuid + 1;
+                let Some(open) = tt.phases.as_mut() else {
+                    return;
+                };
+                let Some(pos) = open.iter().rposition(|r| *r == region) else {
+                    self.unmatched += 1;
+                    return;
+                };
+                let inner = open.len() - pos - 1;
+                open.truncate(pos);
+                for _ in 0..inner {
+                    self.end_task_slice(u, ns, &[(Arg::Unfinished, Val::Bool(true))]);
+                }
+                self.end_task_slice(u, ns, &[]);
             }
             EventKind::Wake { task, waker } => {
                 let label = self.task_label("wake ", task, t);
@@ -928,18 +1177,20 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 ev.counter = Some(value);
                 self.write_event(&ev);
             }
-            // OS samples, stacks and async regions are not exported yet.
+            // OS samples and stacks are not exported yet.
             EventKind::ThreadStart
             | EventKind::ThreadEnd
-            | EventKind::OtelLink { .. }
             | EventKind::OsSample { .. }
-            | EventKind::Stack { .. }
-            | EventKind::AsyncRegionBegin { .. }
-            | EventKind::AsyncRegionEnd { .. } => {}
+            | EventKind::Stack { .. } => {}
         }
     }
 
     fn end(&mut self, cx: &EndCx<'_>) {
+        let mut tasks: Vec<(u64, TaskId)> = self.tasks.iter().map(|(k, v)| (v.uuid, *k)).collect();
+        tasks.sort();
+        for (_, task) in tasks {
+            self.finish_task(task, cx.last_ns, true);
+        }
         let mut tids: Vec<ThreadId> = self.threads.keys().copied().collect();
         tids.sort();
         for tid in tids {
@@ -988,6 +1239,17 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 format!(
                     "{} tasks created while {MAX_LIVE_TASKS} were alive: their polls and wakes are named `task ID`",
                     self.unnamed
+                ),
+            ));
+        }
+        if self.untracked_tasks > 0 {
+            self.truncated.push(Truncated::new(
+                "task_tracks",
+                self.untracked_tasks,
+                MAX_LIVE_TASKS,
+                format!(
+                    "{} task events without a task track: {MAX_LIVE_TASKS} tasks had tracks open",
+                    self.untracked_tasks
                 ),
             ));
         }

@@ -700,6 +700,10 @@ impl Visitor for Profile {
         let ns = cx.ns;
         self.kinds[cx.kind.index()] += 1;
         self.late_events += cx.late as u64;
+        if let EventKind::Metric { .. } = cx.kind {
+            // Written by fdr's samplers on threads of their own: no thread's activity.
+            return;
+        }
         if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
             self.left_out.thread_events += 1;
             return;

@@ -81,6 +81,7 @@ fn decoder() -> Result<&'static Path, String> {
 struct Counts {
     packets: u64,
     slices: u64,
+    task_slices: u64,
     unfinished: u64,
     unmatched: u64,
 }
@@ -102,6 +103,7 @@ fn decode(trace: &[u8], name: &str) -> Option<(Value, Counts)> {
     let counts = Counts {
         packets: x.packets,
         slices: x.slices,
+        task_slices: x.task_slices,
         unfinished: x.unfinished,
         unmatched: x.unmatched,
     };
@@ -187,6 +189,8 @@ fn chrome(trace: &[u8]) -> Chrome {
 struct Counted {
     wakes: u64,
     metrics: Vec<(u64, f64)>,
+    created: u64,
+    wall: Option<i128>,
 }
 
 impl Visitor for Counted {
@@ -194,8 +198,12 @@ impl Visitor for Counted {
         match cx.kind {
             EventKind::Wake { .. } => self.wakes += 1,
             EventKind::Metric { value, .. } => self.metrics.push((cx.ns, value)),
+            EventKind::TaskCreate { .. } => self.created += 1,
             _ => {}
         }
+    }
+    fn end(&mut self, cx: &fdr_analyzer::EndCx<'_>) {
+        self.wall = cx.clock.origin_wall_unix_ns;
     }
 }
 
@@ -314,7 +322,142 @@ fn check_trace(trace: &[u8], name: &str) -> Option<Value> {
         .map(|m| (m["ts"].as_u64().unwrap(), m["value"].as_f64().unwrap()))
         .collect();
     assert_eq!(metrics, counted.metrics, "{name}: metric samples");
+
+    // The wall clock of the trace's time 0.
+    match counted.wall {
+        Some(w) => {
+            assert_eq!(v["clock"]["trace"].as_u64(), Some(0), "{name}");
+            assert_eq!(v["clock"]["realtime"].as_u64(), Some(w as u64), "{name}");
+        }
+        None => assert!(v["clock"].is_null(), "{name}"),
+    }
+    // Each task's async track: its life and phases (its polls stay on the threads).
+    let task_slices = v["task_slices"].as_array().unwrap();
+    assert_eq!(task_slices.len() as u64, x.task_slices, "{name}");
+    let lives = task_slices.iter().filter(|s| s["cat"] == "task").count() as u64;
+    assert!(
+        lives >= counted.created,
+        "{name}: {lives} task lives, {} created",
+        counted.created
+    );
+    assert!(
+        task_slices
+            .iter()
+            .all(|s| s["cat"] == "task" || s["cat"] == "async_region"),
+        "{name}"
+    );
+    for s in task_slices.iter().filter(|s| s["cat"] == "task") {
+        assert_eq!(
+            s["name"], s["track"],
+            "{name}: a life is named as its track: {s}"
+        );
+    }
     Some(v)
+}
+
+/// A request's OpenTelemetry ids reach its polls and its life, and those of a task it
+/// creates; async regions are the task's phases.
+#[test]
+fn otel_ids_are_arguments_and_async_regions_are_phases() {
+    let mut b = TraceBuilder::new();
+    let t = b.thread("worker");
+    let name = b.string("http GET /user/{id}");
+    let child_name = b.string("db call");
+    let phase = b.string("db");
+    let site = b.site("src/main.rs", 7);
+    let (req, child) = (TaskId(1), TaskId(2));
+    let trace_id = [0x4b; 16];
+    let span_id = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
+    let events = [
+        EventKind::TaskCreate {
+            task: req,
+            parent: TaskId::NONE,
+            name,
+            site,
+        },
+        EventKind::OtelLink {
+            task: req,
+            trace_id,
+            span_id,
+        },
+        EventKind::PollStart { task: req },
+        EventKind::AsyncRegionBegin {
+            region: 11,
+            task: req,
+            name: phase,
+        },
+        EventKind::TaskCreate {
+            task: child,
+            parent: req,
+            name: child_name,
+            site,
+        },
+        EventKind::PollEnd {
+            task: req,
+            ready: false,
+        },
+        EventKind::PollStart { task: child },
+        EventKind::PollEnd {
+            task: child,
+            ready: true,
+        },
+        EventKind::TaskDrop { task: child },
+        EventKind::PollStart { task: req },
+        EventKind::AsyncRegionEnd {
+            region: 11,
+            task: req,
+        },
+        EventKind::PollEnd {
+            task: req,
+            ready: true,
+        },
+        EventKind::TaskDrop { task: req },
+    ];
+    for (i, e) in events.into_iter().enumerate() {
+        b.push(t, 1000 * (i as u64 + 1), e);
+    }
+    let trace = b.build();
+    let (v, _) = decode(&trace, "otel").unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let (tid, sid) = (hex(&trace_id), hex(&span_id));
+    let polls: Vec<&Value> = v["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["cat"] == "poll")
+        .collect();
+    assert_eq!(polls.len(), 3);
+    for p in &polls {
+        assert_eq!(p["args"]["otel trace id"], tid.as_str(), "{p}");
+        assert_eq!(p["args"]["otel span id"], sid.as_str(), "{p}");
+    }
+    let tasks = v["task_slices"].as_array().unwrap();
+    let life = |n: &str| {
+        tasks
+            .iter()
+            .find(|s| s["cat"] == "task" && s["name"] == n)
+            .unwrap_or_else(|| panic!("no life of {n}: {tasks:?}"))
+    };
+    let req_life = life("http GET /user/{id}");
+    assert_eq!(
+        (req_life["ts"].as_u64(), req_life["dur"].as_u64()),
+        (Some(0), Some(12_000))
+    );
+    assert_eq!(req_life["args"]["otel trace id"], tid.as_str());
+    assert_eq!(req_life["args"]["spawn site"], "src/main.rs:7:5");
+    assert_eq!(
+        life("db call")["args"]["otel trace id"],
+        tid.as_str(),
+        "inherited"
+    );
+    let phase = tasks.iter().find(|s| s["cat"] == "async_region").unwrap();
+    assert_eq!(phase["name"], "db");
+    assert_eq!(phase["phases"], Value::Bool(true));
+    assert_eq!(
+        (phase["ts"].as_u64(), phase["dur"].as_u64()),
+        (Some(3000), Some(7000))
+    );
+    assert!(v["clock"]["realtime"].as_u64().is_some());
 }
 
 #[test]

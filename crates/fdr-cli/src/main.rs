@@ -101,13 +101,18 @@ enum Cmd {
         #[command(flatten)]
         pprof: pprof::PprofArgs,
     },
-    /// One self-contained HTML page: timeline, findings, tables.
+    /// One self-contained HTML page, an incident view: the trigger, findings, a timeline
+    /// of the lanes they involve, tables.
     Report {
         /// The trace file.
         trace: PathBuf,
         /// Output file.
         #[arg(short, long, default_value = "report.html")]
         output: PathBuf,
+        /// The incident's sidecar (the sentinel's `ID.json`); by default `ID.json` beside
+        /// `ID.fdr`, when there is one.
+        #[arg(long)]
+        incident: Option<PathBuf>,
     },
     /// Events as text, one a line, in time order.
     Cat {
@@ -240,6 +245,32 @@ fn with_progress<R>(path: &Path, read: impl FnOnce(ReadOptions<'_>) -> R) -> R {
         progress: Some(&mut tick),
         ..ReadOptions::default()
     })
+}
+
+/// The incident's sidecar for the report: `given`, or the one beside the dump if any (one
+/// that cannot be read is then skipped with a warning).
+fn report_incident(trace: &Path, given: Option<&Path>) -> Result<Option<report::Incident>> {
+    let read = |p: &Path| -> Result<report::Incident> {
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        report::Incident::from_json(&bytes)
+            .map_err(|why| anyhow::anyhow!("{} is not an incident sidecar: {why}", p.display()))
+    };
+    match given {
+        Some(p) => read(p).map(Some),
+        None => {
+            let beside = report::Incident::sidecar_path(trace);
+            if beside == trace || !beside.is_file() {
+                return Ok(None);
+            }
+            match read(&beside) {
+                Ok(i) => Ok(Some(i)),
+                Err(e) => {
+                    eprintln!("warning: {e:#}; the report shows no trigger");
+                    Ok(None)
+                }
+            }
+        }
+    }
 }
 
 fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
@@ -411,20 +442,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             check(&trace, out.error.as_ref())
         }
-        Cmd::Report { trace, output } => {
-            let (p, out) = profile(
-                &trace,
-                ProfileOptions {
-                    timeline_slices: 20_000,
-                    ..ProfileOptions::default()
-                },
-            )?;
-            let d = diagnose(&p);
-            let html = report::render(&p, &d, &trace.display().to_string());
+        Cmd::Report {
+            trace,
+            output,
+            incident,
+        } => {
+            let incident = report_incident(&trace, incident.as_deref())?;
+            let (r, out) = report::Report::from_file(&trace, incident).map_err(open_err)?;
+            let html = r.render(&trace.display().to_string());
             std::fs::write(&output, html)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             eprintln!("wrote {}", output.display());
-            for n in &d.truncated {
+            for n in &r.diagnosis.truncated {
                 eprintln!("truncated: {}", n.note);
             }
             check(&trace, out.error.as_ref())

@@ -60,4 +60,8 @@ pub enum ConfigError {
     /// the bound.
     #[error("{0}")]
     Os(String),
+    /// A metrics setting is refused (the sampling interval, or a registered metric's name
+    /// or count); the text names the setting, the value and the bound.
+    #[error("{0}")]
+    Metrics(String),
 }

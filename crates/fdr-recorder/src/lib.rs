@@ -79,6 +79,8 @@ mod trace;
 pub mod locks;
 mod metric_cells;
 #[cfg(not(loom))]
+mod metric_samples;
+#[cfg(not(loom))]
 mod metrics;
 #[cfg(not(loom))]
 pub mod os;
@@ -94,6 +96,11 @@ pub mod tokio_hooks;
 pub mod tokio_watch;
 #[cfg(not(loom))]
 pub use fdr_format::BlockReason;
+#[cfg(not(loom))]
+pub use metric_samples::{
+    DEFAULT_METRICS_INTERVAL, MAX_METRIC_NAME_BYTES, MAX_METRIC_SOURCES, MIN_METRICS_INTERVAL,
+    MetricSource, metric_source_panics, record_metrics, register_metric,
+};
 #[cfg(not(loom))]
 pub use metrics::{HISTOGRAM_BUCKETS, HistogramSnapshot, MetricsSnapshot, Scalar, metrics};
 
@@ -155,6 +162,12 @@ mod recorder {
         /// analyzer does not read its samples yet); `OsConfig::platform_default()` turns it
         /// on where the platform supports it (Linux; x86_64 and aarch64 for stacks).
         pub os: Option<OsConfig>,
+        /// How often fdr's runtime metrics and the values registered with
+        /// [`register_metric`](crate::register_metric) are written into the trace as metric
+        /// samples, by a thread of fdr's own (`fdr-metrics`); `None` writes none. Default
+        /// [`DEFAULT_METRICS_INTERVAL`](crate::DEFAULT_METRICS_INTERVAL) (1 s), at least
+        /// [`MIN_METRICS_INTERVAL`](crate::MIN_METRICS_INTERVAL) (10 ms).
+        pub metrics_interval: Option<std::time::Duration>,
     }
 
     impl Default for Config {
@@ -162,6 +175,7 @@ mod recorder {
             Config {
                 flight: Some(FlightConfig::default()),
                 os: None,
+                metrics_interval: Some(crate::DEFAULT_METRICS_INTERVAL),
                 program: std::env::current_exe()
                     .ok()
                     .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
@@ -202,6 +216,14 @@ mod recorder {
         if let Some(flight) = &config.flight {
             flight.check().map_err(Error::Config)?;
         }
+        if let Some(i) = config.metrics_interval
+            && i < crate::MIN_METRICS_INTERVAL
+        {
+            return Err(Error::Config(crate::error::ConfigError::Metrics(format!(
+                "metrics_interval {i:?} is below the minimum {:?}",
+                crate::MIN_METRICS_INTERVAL
+            ))));
+        }
         crate::clock::calibrate();
         let sh = shared();
         {
@@ -228,6 +250,7 @@ mod recorder {
         }
         refresh_enabled(&lock(&sh.core));
         crate::os::configure(config.os)?;
+        crate::metric_samples::configure(config.metrics_interval)?;
         Ok(Recorder(()))
     }
 

@@ -31,7 +31,7 @@ fn bucket(v: u64) -> usize {
 }
 
 /// The smallest value in bucket `i`.
-fn bucket_low(i: usize) -> u64 {
+pub(crate) fn bucket_low(i: usize) -> u64 {
     let sub_count = 1usize << SUB_BITS;
     if i < sub_count {
         i as u64

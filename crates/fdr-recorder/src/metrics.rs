@@ -137,6 +137,16 @@ impl HistogramSnapshot {
         (ticks as f64 * self.ns_per_tick) as u64
     }
 
+    /// The counts as read, in ticks (for the periodic samples' interval quantiles).
+    pub(crate) fn ticks(&self) -> &HistogramTicks {
+        &self.ticks
+    }
+
+    /// A (fractional) tick count in nanoseconds.
+    pub(crate) fn ticks_to_ns(&self, ticks: f64) -> u64 {
+        (ticks * self.ns_per_tick) as u64
+    }
+
     /// The value at quantile `q` (0..=1), in nanoseconds: the upper bound of the bucket
     /// holding it, capped at the maximum; 0 when empty.
     pub fn quantile_ns(&self, q: f64) -> u64 {

@@ -42,6 +42,7 @@ fn run(duration: Duration) {
         }),
         // The count is of the workers' events: no sampler recording beside them.
         os: None,
+        metrics_interval: None,
         ..Config::default()
     })
     .unwrap();

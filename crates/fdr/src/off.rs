@@ -77,6 +77,8 @@ pub enum ConfigError {
     },
     /// An OS view setting is outside its bounds.
     Os(String),
+    /// A metrics setting is refused.
+    Metrics(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -88,7 +90,7 @@ impl fmt::Display for ConfigError {
                 max,
                 ..
             } => write!(f, "flight max_bytes {max_bytes} is outside {min}..={max}"),
-            ConfigError::Os(why) => f.write_str(why),
+            ConfigError::Os(why) | ConfigError::Metrics(why) => f.write_str(why),
         }
     }
 }
@@ -106,7 +108,37 @@ pub struct Config {
     pub service_version: String,
     /// The OS view.
     pub os: Option<OsConfig>,
+    /// How often metric samples are written into the trace.
+    pub metrics_interval: Option<Duration>,
 }
+
+/// The default metric sampling interval (nothing is sampled).
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest metric sampling interval (nothing is sampled).
+pub const MIN_METRICS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A registered value (never read).
+#[derive(Debug)]
+pub struct MetricSource(String);
+
+impl MetricSource {
+    /// The name it was registered under.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Accepts the value and never reads it: nothing is recorded.
+pub fn register_metric(
+    name: &str,
+    _read: impl Fn() -> f64 + Send + Sync + 'static,
+) -> Result<MetricSource, Error> {
+    Ok(MetricSource(name.to_string()))
+}
+
+/// Does nothing.
+pub fn record_metrics() {}
 
 /// The OS view's configuration (accepted and ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

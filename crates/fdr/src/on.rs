@@ -6,10 +6,11 @@ pub use fdr_recorder::locks::blocking;
 pub use fdr_recorder::task::FutureExt;
 pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
-    AsyncRegionGuard, CaptureGuard, Config, ConfigError, Error, FlightConfig, FlightRecorder,
-    HistogramSnapshot, InRegion, Lost, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats,
-    TaskGuard, async_region, capture, enabled, flight, is_running, log, log_fmt, metrics, region,
-    start, stats, stop, task, with_region,
+    AsyncRegionGuard, CaptureGuard, Config, ConfigError, DEFAULT_METRICS_INTERVAL, Error,
+    FlightConfig, FlightRecorder, HistogramSnapshot, InRegion, Lost, MIN_METRICS_INTERVAL,
+    MetricSource, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region,
+    capture, enabled, flight, is_running, log, log_fmt, metrics, record_metrics, region,
+    register_metric, start, stats, stop, task, with_region,
 };
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.

@@ -12,7 +12,10 @@ Checks, failing with the packet index and what is wrong:
   and every packet that defines or uses interned data says it needs that state;
 - every interned id is defined before use and never redefined to another string;
 - one process track; thread tracks of that pid, each a distinct tid with a name; counter
-  tracks under the process; every event is on a described track of the right kind;
+  tracks under the process; async tracks (tasks) under the process, and their children
+  (phases); every event is on a described track of the right kind;
+- at most one clock snapshot, with the trace clock (BOOTTIME) and the wall clock
+  (REALTIME);
 - timestamps never decrease in file order;
 - on each track, slice ends match begins (a stack), and no slice is left open;
 - every flow starts once, on a wake instant, and ends at most once, on a later poll of
@@ -71,6 +74,8 @@ def check(path):
     tids = {}
     stacks = {}  # track uuid -> [open slice]
     slices, instants, counters = [], [], []
+    task_slices = []
+    clock = None
     flow_start, flow_end = {}, {}
     last_ts = None
     packet_count = 0
@@ -108,7 +113,16 @@ def check(path):
                 )
 
             data = p.WhichOneof("data")
-            if data == "track_descriptor":
+            if data == "clock_snapshot":
+                if clock is not None:
+                    raise Bad("a second clock snapshot")
+                c = {k.clock_id: k.timestamp for k in p.clock_snapshot.clocks}
+                if set(c) != {pb.BUILTIN_CLOCK_BOOTTIME, pb.BUILTIN_CLOCK_REALTIME}:
+                    raise Bad(f"clock snapshot of clocks {sorted(c)}")
+                if p.clock_snapshot.primary_trace_clock != pb.BUILTIN_CLOCK_BOOTTIME:
+                    raise Bad("the trace clock is not BOOTTIME")
+                clock = {"trace": c[pb.BUILTIN_CLOCK_BOOTTIME], "realtime": c[pb.BUILTIN_CLOCK_REALTIME]}
+            elif data == "track_descriptor":
                 d = p.track_descriptor
                 if d.uuid == 0:
                     raise Bad("track uuid 0")
@@ -133,6 +147,19 @@ def check(path):
                         raise Bad(f"tid {t.tid} has two tracks")
                     tids[t.tid] = d.uuid
                     tracks[d.uuid] = {"kind": "thread", "tid": t.tid, "name": t.thread_name}
+                elif d.name and not d.HasField("counter") and d.parent_uuid and (
+                    (process is not None and d.parent_uuid == process["uuid"])
+                    or tracks.get(d.parent_uuid, {}).get("kind") == "async"
+                ):
+                    if d.uuid in tracks:
+                        raise Bad(f"async track {d.uuid} described twice")
+                    parent = tracks.get(d.parent_uuid)
+                    tracks[d.uuid] = {
+                        "kind": "async",
+                        "name": d.name,
+                        "task": parent["name"] if parent else d.name,
+                        "phases": parent is not None,
+                    }
                 elif d.HasField("counter"):
                     if process is None or d.parent_uuid != process["uuid"]:
                         raise Bad("counter track not under the process")
@@ -174,9 +201,10 @@ def check(path):
                 cat = cats[0] if cats else None
                 tid = track["tid"] if track and track["kind"] == "thread" else None
 
+                on_async = track is not None and track["kind"] == "async"
                 if e.type == TE.TYPE_SLICE_BEGIN:
-                    if tid is None or not name or len(cats) != 1:
-                        raise Bad("slice begin off a thread track, unnamed or uncategorised")
+                    if (tid is None and not on_async) or not name or len(cats) != 1:
+                        raise Bad("slice begin off a thread or task track, unnamed or uncategorised")
                     stacks.setdefault(uuid, []).append(
                         {"tid": tid, "cat": cat, "name": name, "ts": ts, "args": args}
                     )
@@ -187,7 +215,12 @@ def check(path):
                     s = stack.pop()
                     s["args"].update(args)
                     s["dur"] = ts - s["ts"]
-                    slices.append(s)
+                    if on_async:
+                        s["track"] = track["task"]
+                        s["phases"] = track["phases"]
+                        task_slices.append(s)
+                    else:
+                        slices.append(s)
                 elif e.type == TE.TYPE_INSTANT:
                     if not name or len(cats) != 1:
                         raise Bad("instant unnamed or uncategorised")
@@ -240,6 +273,8 @@ def check(path):
         "slices": slices,
         "instants": instants,
         "counters": counters,
+        "task_slices": task_slices,
+        "clock": clock,
         "flows_started": len(flow_start),
         "flows_ended": len(flow_end),
     }

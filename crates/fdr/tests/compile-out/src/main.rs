@@ -87,6 +87,10 @@ fn explain(e: &fdr::Error) -> &'static str {
             let _ = why;
             "bad OS view configuration"
         }
+        fdr::Error::Config(fdr::ConfigError::Metrics(why)) => {
+            let _ = why;
+            "bad metrics configuration"
+        }
         fdr::Error::Io { written, source } => {
             let _ = (written, source);
             "io"
