@@ -54,6 +54,8 @@ pub mod diff;
 pub mod error;
 pub mod hist;
 pub mod limits;
+pub mod osrules;
+pub mod osview;
 pub mod perfetto;
 pub mod profile;
 pub mod report;
