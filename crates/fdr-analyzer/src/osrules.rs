@@ -85,13 +85,17 @@ fn cause_score(p: &Profile, measured: u64, wall: u64, max_ns: u64) -> f64 {
 /// `blocking_in_async`: long polls mostly off-CPU.
 pub(crate) fn blocking_in_async(p: &Profile) -> Finding {
     let ((mn, mw), (en, ew)) = of_class(p, SplitClass::OffCpu);
+    let off =
+        p.os.polls_measured
+            .off_by_class
+            .saturating_add(p.os.polls_estimated.off_by_class);
     let frames: Vec<_> =
         p.os.by_top_frame(false)
             .into_iter()
             .filter(|f| f.split.off_cpu_ns >= f.split.on_cpu_ns && f.split.off_cpu_ns > 0)
             .collect();
     let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
-    let score = cause_score(p, mn, mw.saturating_add(ew), max_ns.max(LONG_POLL_NS));
+    let score = cause_score(p, mn, off, max_ns.max(LONG_POLL_NS));
     let mut evidence = vec![format!(
         "{} long polls were mostly off-CPU (blocked or sleeping in the kernel while holding a worker): {} measured ({}), {} estimated ({})",
         mn + en,
@@ -153,10 +157,22 @@ pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
     let frames: Vec<_> =
         p.os.by_top_frame(true)
             .into_iter()
-            .filter(|f| f.split.on_cpu_ns > f.split.off_cpu_ns)
+            .filter(|f| f.split.on_cpu_ns > f.split.off_cpu_ns && f.user_on_cpu_ns > 0)
             .collect();
+    let mut frames = frames;
+    frames.sort_by_key(|f| std::cmp::Reverse(f.user_on_cpu_ns));
     let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
-    let score = cause_score(p, mn, mw.saturating_add(ew), max_ns.max(LONG_POLL_NS));
+    // Only stacks in the application's code count as hot (a thread inside a system call
+    // is the kernel's work, loopback I/O for one); the measured long polls' share of it is
+    // extrapolated to every long poll.
+    let user_on: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
+    let measured_wall = p.os.polls_measured.wall_ns;
+    let hot = if measured_wall == 0 {
+        0
+    } else {
+        (user_on as f64 / measured_wall as f64 * p.long_polls.1 as f64) as u64
+    };
+    let score = cause_score(p, mn, hot, max_ns.max(LONG_POLL_NS));
     let mut evidence = vec![format!(
         "{} long polls were mostly on a CPU: {} measured ({}), {} estimated ({})",
         mn + en,
@@ -165,14 +181,14 @@ pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
         en,
         dur(ew)
     )];
-    let on_total: u64 = frames.iter().map(|f| f.split.on_cpu_ns).sum();
+    let on_total: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
     for f in frames.iter().take(3) {
         evidence.push(format!(
-            "hot: {}: {} long polls, {} on-CPU ({} of the measured on-CPU time), longest {} at {}",
+            "hot: {}: {} long polls, {} on-CPU in the application's code ({} of the measured), longest {} at {}",
             f.frame,
             f.polls,
-            dur(f.split.on_cpu_ns),
-            pct(f.split.on_cpu_ns as f64 / on_total.max(1) as f64),
+            dur(f.user_on_cpu_ns),
+            pct(f.user_on_cpu_ns as f64 / on_total.max(1) as f64),
             dur(f.max_poll_ns),
             dur(f.max_poll_at_ns)
         ));
