@@ -319,15 +319,14 @@ impl OsView {
         self.samples > 0
     }
 
-    /// An OS sample of `thread` at `ns`; `parked_ns` is its parked time so far.
+    /// An OS sample of `thread` at `ns`: on-CPU time, run-queue wait and scheduler state;
+    /// `parked_ns` is its parked time so far.
     pub(crate) fn sample(
         &mut self,
         thread: ThreadId,
         ns: u64,
         cause: SampleCause,
-        cpu: Option<u64>,
-        runq: Option<u64>,
-        state: Option<u8>,
+        (cpu, runq, state): (Option<u64>, Option<u64>, Option<u8>),
         parked_ns: u64,
     ) {
         self.samples += 1;

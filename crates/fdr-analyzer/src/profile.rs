@@ -994,7 +994,7 @@ impl Visitor for Profile {
             } => {
                 let parked = self.parked_at(sampled, ns);
                 self.os
-                    .sample(sampled, ns, cause, cpu_ns, runq_ns, state, parked);
+                    .sample(sampled, ns, cause, (cpu_ns, runq_ns, state), parked);
             }
             EventKind::Stack {
                 thread: sampled,
