@@ -7,6 +7,9 @@
 //!   parallel across batches.
 //! - [`profile`]: one pass collecting per-task, per-region, per-blocking-site and
 //!   scheduling statistics in log-bucketed [`hist::Histogram`]s; [`views`] prints them.
+//! - [`osview`]: the OS view (traces recorded with `Config::os`): long polls, regions and
+//!   blocks split into on-CPU, waiting for a CPU and off-CPU, and their stacks, symbolized
+//!   with `fdr-symbolize`; [`osrules`] holds the rules that read it.
 //! - [`diagnose`](mod@diagnose): the on-call runbook as ranked rules; [`diff`](mod@diff): two traces compared;
 //!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
 //!   export; [`report`]: a self-contained HTML page;

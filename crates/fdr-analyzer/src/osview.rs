@@ -27,7 +27,7 @@
 //! A `long_scope` stack belongs to the thread's open episode: the sampler signals the
 //! thread right after the episode's first sample, so the capture lands inside the scope even
 //! when the stack is recorded later. Stacks are kept once per distinct address sequence
-//! (at most [`MAX_DISTINCT_STACKS`]) and symbolized when the trace ends ([`OsView::finish`])
+//! (at most [`MAX_DISTINCT_STACKS`]) and symbolized when the trace ends
 //! through `fdr-symbolize`: from the trace's module records and the binary found by build id
 //! (given binaries, search directories, then the path the recorded process saw). When the
 //! binary is not there, a frame is shown as its address with the module and offset; that is
