@@ -97,7 +97,8 @@ use fdr_benches::harness::{
     on_cpu, process_cpu, ratio_spread, ratios, report_spread, schedstat, wall,
 };
 use fdr_benches::{floor_event, median, report};
-use fdr_recorder::{Config, FlightConfig, StaticName};
+use fdr_recorder::__macro_support::StaticName;
+use fdr_recorder::{Config, FlightConfig};
 
 /// Regions per timed batch of the two-thread and disabled-site figures.
 const BATCH: u64 = 200_000;
@@ -345,7 +346,8 @@ fn record_section() {
     ));
     let mut k = 0;
     let many = c.add(Case::inline("region! x 1,000 names, cycling", move || {
-        let _g = fdr_recorder::region_static(&statics[next(&mut k, statics.len())]);
+        let _g =
+            fdr_recorder::__macro_support::region_static(&statics[next(&mut k, statics.len())]);
         black_box(());
     }));
     let mut k = 0;

@@ -92,11 +92,12 @@ fn ci() -> Result<()> {
         .args(["doc", "--workspace", "--no-deps"])
         .args(&all_features)
         .env("RUSTDOCFLAGS", "-D warnings"))?;
-    // Loom models of the recorder's hand-off protocol, in their own target dir so the
+    // Loom models of the recorder's protocols (unit tests under `--cfg loom`, inside the
+    // crate, where they drive its own `ChunkWriter`), in their own target dir so the
     // `--cfg loom` build does not invalidate the normal one; preemptions bounded to keep
     // this step to a few minutes.
     run(cargo()
-        .args(["test", "-p", "fdr-recorder", "--release", "--test", "loom"])
+        .args(["test", "-p", "fdr-recorder", "--release", "--lib"])
         .env("RUSTFLAGS", "--cfg loom")
         .env("LOOM_MAX_PREEMPTIONS", "3")
         .env("CARGO_TARGET_DIR", target_dir().join("loom")))?;

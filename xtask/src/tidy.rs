@@ -269,3 +269,105 @@ fn tidy_rust_version_covers_let_chains() {
         "rust-version {declared} is below 1.88, which let-chains need: {chains:?}"
     );
 }
+
+/// Lines of Rust source that declare a `pub` item (not `pub(crate)` or narrower) whose
+/// line names a raw pointer type: `pub struct P(pub *const T)`, `pub fn f() -> *mut u8`.
+fn pub_raw_pointer_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or("");
+            let public = code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '('))
+                .any(|w| w == "pub");
+            public && (code.contains("*const ") || code.contains("*mut "))
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+#[test]
+fn tidy_the_pub_raw_pointer_check_finds_them() {
+    let found = pub_raw_pointer_lines(
+        "pub struct ChunkPtr(pub *const Chunk);\n\
+         pub(crate) struct P(*const u8);\n\
+         pub fn base(&self) -> *mut u8 {\n\
+         // pub *const in a comment\n\
+         fn private(p: *const u8) {}\n",
+    );
+    assert_eq!(found, [1, 3]);
+}
+
+/// The recorder's API hands out no raw pointer: no `pub` item of `fdr-recorder` names one
+/// (internal ones are `pub(crate)`), and the modules that hold them are private.
+#[test]
+fn tidy_no_pub_raw_pointer_in_the_recorder() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/fdr-recorder/src"), &mut files);
+    assert!(files.len() > 10, "found only {files:?}");
+    for f in &files {
+        let text = fs::read_to_string(f).unwrap();
+        let lines = pub_raw_pointer_lines(&text);
+        assert!(
+            lines.is_empty(),
+            "{}:{lines:?}: a `pub` item names a raw pointer; make it pub(crate) or wrap it",
+            f.display()
+        );
+    }
+    let lib = fs::read_to_string(root().join("crates/fdr-recorder/src/lib.rs")).unwrap();
+    for module in [
+        "chunk",
+        "tls",
+        "clock",
+        "metric_cells",
+        "local",
+        "hot",
+        "sync",
+    ] {
+        assert!(
+            !lib.contains(&format!("pub mod {module};")),
+            "fdr-recorder's `{module}` holds internals and must stay private"
+        );
+    }
+}
+
+/// `unsafe` is lifted only where it is confined: in the recorder's chunk, clock and
+/// thread-local modules, the OS view's signal module, the loom-only unsynchronized read of
+/// `sync.rs`, and the loom model that drives the signal module's raw copy.
+#[test]
+fn tidy_unsafe_is_confined_to_its_modules() {
+    let allowed = [
+        "crates/fdr-recorder/src/chunk.rs",
+        "crates/fdr-recorder/src/clock.rs",
+        "crates/fdr-recorder/src/tls.rs",
+        "crates/fdr-recorder/src/os/signal.rs",
+        "crates/fdr-recorder/src/sync.rs",
+        "crates/fdr-recorder/src/tests/loom_signal.rs",
+    ];
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        let rel = f
+            .strip_prefix(root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let lifts = text.lines().any(|l| {
+            let l = l.trim_start();
+            (l.starts_with("#![allow(") || l.starts_with("#[allow(")) && l.contains("unsafe_code")
+        }) || text.contains("allow(\n    unsafe_code");
+        if lifts {
+            assert!(
+                allowed.contains(&rel.as_str()),
+                "{rel} lifts `unsafe_code`; unsafe belongs in {allowed:?}"
+            );
+        }
+    }
+    let sync = fs::read_to_string(root().join("crates/fdr-recorder/src/sync.rs")).unwrap();
+    let unsafe_at = sync.find("unsafe {").expect("sync.rs's loom read");
+    assert!(
+        sync[..unsafe_at].rfind("#[cfg(loom)]") > sync[..unsafe_at].rfind("#[cfg(not(loom))]"),
+        "sync.rs may use `unsafe` only in its loom build"
+    );
+}

@@ -111,9 +111,10 @@
 //!
 //! # Feature flags
 //!
-//! - `sentinel` (default): [`AdminBuilder::sentinel`] attaches an `fdr-sentinel` sentinel:
+//! - `sentinel` (off by default; `fdr`'s `sentinel` and `admin` features together turn it
+//!   on): `AdminBuilder::sentinel` attaches an `fdr-sentinel` sentinel:
 //!   its incidents are listed and served, its counters are in `/metrics`, and
-//!   [`AdminBuilder::refuse_captures_when_degraded`] refuses on-demand captures (`503`)
+//!   `AdminBuilder::refuse_captures_when_degraded` refuses on-demand captures (`503`)
 //!   while it reports the process degraded. Without it those endpoints answer `404`.
 //! - `pprof`: `GET /debug/pprof/profile?seconds=N` (default 30, at most 60), a CPU profile of
 //!   the whole process in pprof's protobuf format, for `go tool pprof` or `pprof`, taken with

@@ -65,6 +65,7 @@ pub mod decode;
 pub mod encode;
 pub mod event;
 pub mod tables;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod varint;
 pub mod wire;

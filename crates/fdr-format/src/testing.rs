@@ -1,4 +1,5 @@
-//! Deterministic sample traces, for tests, benches and examples of tools built on fdr-format.
+//! Deterministic sample traces, for tests, benches and examples of tools built on fdr-format
+//! (feature `testing`: not part of a service's build).
 //!
 //! The generator writes through the same public encoder the recorder uses, so a sample is
 //! a valid trace of the same shape a real process produces.

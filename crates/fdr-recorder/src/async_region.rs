@@ -29,10 +29,6 @@
 //! }
 //! # let _ = handler();
 //! ```
-#![allow(
-    unsafe_code,
-    reason = "structural pin projection of the wrapped future, as `pin-project` would write"
-)]
 
 use std::cell::Cell;
 use std::future::Future;
@@ -150,15 +146,27 @@ enum Phase {
     Done,
 }
 
-/// A future measured as an async region (see
-/// [`FdrFutureExt::in_region`](crate::task::FdrFutureExt::in_region)): begun at its first
-/// poll in the task current then, ended when it completes or is dropped.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct InRegion<F> {
-    inner: F,
-    name: &'static str,
-    phase: Phase,
+pin_project_lite::pin_project! {
+    /// A future measured as an async region (see
+    /// [`FdrFutureExt::in_region`](crate::task::FdrFutureExt::in_region)): begun at its first
+    /// poll in the task current then, ended when it completes or is dropped.
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct InRegion<F> {
+        #[pin]
+        inner: F,
+        name: &'static str,
+        phase: Phase,
+    }
+
+    impl<F> PinnedDrop for InRegion<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before it completed (cancelled: a timeout, a `select!`, a client gone).
+            if let Phase::Running(Some(open)) = *this.project().phase {
+                end(open);
+            }
+        }
+    }
 }
 
 impl<F> InRegion<F> {
@@ -184,32 +192,18 @@ impl<F: Future> Future for InRegion<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is structurally pinned: it is never moved out of `InRegion` (no
-        // method hands it out by value or `&mut`, `Drop` does not move it) and `InRegion`
-        // is `Unpin` only when `F` is. The other fields are never pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        if this.phase == Phase::Idle {
-            this.phase = Phase::Running(begin(this.name));
+        let this = self.project();
+        if *this.phase == Phase::Idle {
+            *this.phase = Phase::Running(begin(this.name));
         }
-        // SAFETY: see above; `inner` stays where it is.
-        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let r = inner.poll(cx);
+        let r = this.inner.poll(cx);
         if r.is_ready() {
-            if let Phase::Running(Some(open)) = this.phase {
+            if let Phase::Running(Some(open)) = *this.phase {
                 end(open);
             }
-            this.phase = Phase::Done;
+            *this.phase = Phase::Done;
         }
         r
-    }
-}
-
-impl<F> Drop for InRegion<F> {
-    fn drop(&mut self) {
-        // Dropped before it completed (cancelled: a timeout, a `select!`, a client gone).
-        if let Phase::Running(Some(open)) = self.phase {
-            end(open);
-        }
     }
 }
 

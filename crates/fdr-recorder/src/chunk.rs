@@ -2,7 +2,8 @@
 //! chunks, in one cache line), and the pin protocol that lets a snapshot read a chunk a
 //! writer is still filling.
 //!
-//! Protocol (checked by the loom models in `tests/loom.rs`):
+//! Protocol (checked by the loom models in `src/tests/loom_chunk.rs`, which write through
+//! [`ChunkWriter`] as the recorder's threads do):
 //! - A writer owns its current chunk. It writes bytes past the committed length, then
 //!   publishes them with a `Release` store of the committed word (the length in its low 32
 //!   bits, the number of events in its high 32: one plain store carries both, so no separate
@@ -47,6 +48,8 @@
     reason = "the chunk buffer is shared between its writer and pinned readers by protocol"
 )]
 
+#[cfg(not(loom))]
+use std::cell::UnsafeCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Mutex, Ordering, lock};
@@ -54,27 +57,27 @@ use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, ByteCell, Mutex, 
 /// Sealed chunks a thread's mailbox holds until a drain takes them: seven, so that they and
 /// the slot fill one cache line. Past it a seal goes to the global overflow queue.
 #[cfg(not(loom))]
-pub const MAILBOX_SLOTS: usize = 7;
+pub(crate) const MAILBOX_SLOTS: usize = 7;
 /// Sealed chunks a thread's mailbox holds (one under loom, so the models reach the overflow
 /// queue with two seals).
 #[cfg(loom)]
-pub const MAILBOX_SLOTS: usize = 1;
+pub(crate) const MAILBOX_SLOTS: usize = 1;
 
 /// The hand-off queue (crossbeam's `ArrayQueue`; under loom, a loom-checked stand-in).
-pub use crate::sync::Queue;
+pub(crate) use crate::sync::Queue;
 
 /// Bytes in one chunk: the unit of hand-off, of the ring, and of the per-thread buffer.
 #[cfg(not(loom))]
 pub const CHUNK_BYTES: usize = 64 * 1024;
 /// Bytes in one chunk (small under loom, so byte-level race tracking stays cheap).
 #[cfg(loom)]
-pub const CHUNK_BYTES: usize = 16;
+pub(crate) const CHUNK_BYTES: usize = 16;
 
 /// One event in a committed word (see the module docs): the count sits above the length.
-pub const COMMITTED_EVENT: u64 = 1 << 32;
+pub(crate) const COMMITTED_EVENT: u64 = 1 << 32;
 /// Bits of the event count in a committed word: a chunk holds at most `CHUNK_BYTES / 2`
 /// events (every event is at least two bytes), which 17 bits count.
-pub const COMMITTED_COUNT_BITS: u32 = 17;
+pub(crate) const COMMITTED_COUNT_BITS: u32 = 17;
 /// One level of scope depth in a committed word: the top 15 bits, above the count, carry the
 /// thread's scope depth (polls, user tasks, regions and blocks begun and not ended) after
 /// the word's last event, modulo 2^15. A scope's begin adds this and its end subtracts it in
@@ -84,26 +87,26 @@ pub const COMMITTED_COUNT_BITS: u32 = 17;
 /// `record.region_ratio_to_floor` 0.998, 0.998, 1.010, 1.014, 1.028 (before: 1.001, 0.991,
 /// 1.031, 1.041, 0.994) and `task.poll_ratio_to_events_floor` 1.005, 1.005, 1.047 (before:
 /// 1.008, 1.087, 1.032), with the OS sampler running.
-pub const COMMITTED_DEPTH: u64 = 1 << (32 + COMMITTED_COUNT_BITS);
+pub(crate) const COMMITTED_DEPTH: u64 = 1 << (32 + COMMITTED_COUNT_BITS);
 /// The depth bits of a committed word.
-pub const COMMITTED_DEPTH_MASK: u64 = !(COMMITTED_DEPTH - 1);
+pub(crate) const COMMITTED_DEPTH_MASK: u64 = !(COMMITTED_DEPTH - 1);
 
 /// The length a committed word publishes.
 #[inline(always)]
-pub const fn committed_len(word: u64) -> usize {
+pub(crate) const fn committed_len(word: u64) -> usize {
     word as u32 as usize
 }
 
 /// The number of events a committed word publishes.
 #[inline(always)]
-pub const fn committed_events(word: u64) -> u64 {
+pub(crate) const fn committed_events(word: u64) -> u64 {
     (word >> 32) & ((1 << COMMITTED_COUNT_BITS) - 1)
 }
 
 /// The scope depth a committed word publishes, or 0 if more scopes ended than began (an
 /// end whose begin was not recorded: the field wrapped below zero).
 #[inline(always)]
-pub const fn committed_depth(word: u64) -> u32 {
+pub(crate) const fn committed_depth(word: u64) -> u32 {
     let d = (word >> (32 + COMMITTED_COUNT_BITS)) as u32;
     if d >= 1 << (63 - 32 - COMMITTED_COUNT_BITS) {
         0
@@ -115,7 +118,7 @@ pub const fn committed_depth(word: u64) -> u32 {
 /// What one event adds to a committed word besides its length: `events` events (0 or 1)
 /// and a scope depth change of `depth` (+1 a begin, -1 an end, 0 otherwise), wrapping.
 #[inline(always)]
-pub const fn word_step(events: u64, depth: i64) -> u64 {
+pub(crate) const fn word_step(events: u64, depth: i64) -> u64 {
     (events * COMMITTED_EVENT).wrapping_add((depth as u64).wrapping_mul(COMMITTED_DEPTH))
 }
 
@@ -158,7 +161,7 @@ pub(crate) struct SealInfo {
 /// ring flag other threads write.
 #[derive(Debug)]
 #[repr(C, align(128))]
-pub struct Chunk {
+pub(crate) struct Chunk {
     committed: AtomicU64,
     events: AtomicU64,
     discards: AtomicU64,
@@ -184,7 +187,7 @@ unsafe impl Send for Chunk {}
 
 impl Chunk {
     /// A new, empty chunk (not current, in no ring, unpinned).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Chunk {
             data: (0..CHUNK_BYTES).map(|_| ByteCell::default()).collect(),
             committed: AtomicU64::new(0),
@@ -206,7 +209,7 @@ impl Chunk {
 
     /// Prepares a chunk its new owner took from the pool: resets it and marks it current.
     /// The caller then installs it in its slot, which publishes all of this.
-    pub(crate) fn reset_for_owner(&self, meta: ChunkMeta) {
+    fn reset_for_owner(&self, meta: ChunkMeta) {
         self.committed.store(0, Ordering::Relaxed);
         self.thread.store(meta.thread, Ordering::Relaxed);
         self.seq.store(meta.seq, Ordering::Relaxed);
@@ -223,27 +226,16 @@ impl Chunk {
         self.is_current.store(true, Ordering::Relaxed);
     }
 
-    /// Prepares a chunk for an owner as its thread's chunk `seq`, based at timestamp `seq`
-    /// (for the loom models, where a drain's order matters).
-    #[doc(hidden)]
-    pub fn reset_for_test_at(&self, seq: u32) {
-        self.reset_for_owner(ChunkMeta {
-            seq,
-            base_ts: u64::from(seq),
-            ..ChunkMeta::default()
-        });
-    }
-
     /// Sets the committed word of a chunk its owner is about to install: empty, with the
     /// scope depth its thread is at (the depth bits of `depth_bits`, see
     /// [`COMMITTED_DEPTH`]). Published by the install.
-    pub fn set_initial_depth(&self, depth_bits: u64) {
+    fn set_initial_depth(&self, depth_bits: u64) {
         self.committed
             .store(depth_bits & COMMITTED_DEPTH_MASK, Ordering::Relaxed);
     }
 
     /// The committed word as published (`Acquire`): length, event count, scope depth.
-    pub fn committed_word(&self) -> u64 {
+    pub(crate) fn committed_word(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
     }
 
@@ -280,69 +272,28 @@ impl Chunk {
     /// Base of the buffer, for the owner's hot path.
     #[cfg(not(loom))]
     #[inline(always)]
-    pub(crate) fn base_ptr(&self) -> *mut u8 {
+    fn base_ptr(&self) -> *mut u8 {
         // `ByteCell` is a transparent `UnsafeCell<u8>`, so the cells are contiguous bytes
         // that may be written through a shared reference.
         self.data.as_ptr() as *mut u8
     }
 
-    /// The committed-word cell, for the owner's hot path.
-    #[inline(always)]
-    pub(crate) fn committed_cell(&self) -> &AtomicU64 {
-        &self.committed
-    }
-
-    /// Owner only: writes `bytes` at `pos` (at or past the committed length).
-    ///
-    /// # Safety
-    /// The caller owns the chunk (it is its thread's current chunk, or not yet published),
-    /// `pos` is at or past the committed length, and `pos + bytes.len() <= CHUNK_BYTES`.
-    pub unsafe fn write_bytes(&self, pos: usize, bytes: &[u8]) {
-        debug_assert!(pos + bytes.len() <= CHUNK_BYTES);
-        #[cfg(not(loom))]
-        {
-            // SAFETY: in bounds (caller), and no reader reads at or past the committed
-            // length, so these bytes are not aliased by any reference.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base_ptr().add(pos), bytes.len())
-            };
-        }
-        #[cfg(loom)]
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: as above; loom checks that no reader touches these bytes meanwhile.
-            self.data[pos + i].0.with_mut(|p| unsafe { *p = *b });
-        }
-    }
-
-    /// Owner only: publishes the first `len` bytes, holding `events` events.
-    #[inline(always)]
-    pub fn commit(&self, len: usize, events: u64) {
-        debug_assert!(len <= u32::MAX as usize);
-        self.committed
-            .store(len as u64 | (events * COMMITTED_EVENT), Ordering::Release);
-    }
-
-    /// Owner only: publishes a whole committed word (length, events, scope depth), as the
-    /// hot path does (for the loom models).
-    #[doc(hidden)]
-    pub fn commit_word(&self, word: u64) {
-        self.committed.store(word, Ordering::Release);
-    }
-
     /// The committed length (`Acquire`: the bytes below it are visible).
-    pub fn committed(&self) -> usize {
+    pub(crate) fn committed(&self) -> usize {
         committed_len(self.committed.load(Ordering::Acquire))
     }
 
     /// The committed length and the number of events in it (`Acquire`).
-    pub fn committed_with_events(&self) -> (usize, u64) {
+    #[cfg(test)]
+    pub(crate) fn committed_with_events(&self) -> (usize, u64) {
         let w = self.committed.load(Ordering::Acquire);
         (committed_len(w), committed_events(w))
     }
 
     /// Copies the committed prefix into `out` (cleared first) and returns its length.
     /// The caller must hold a pin or own the chunk, so it is not recycled meanwhile.
-    pub fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
+    #[cfg(test)]
+    pub(crate) fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
         let len = self.committed().min(CHUNK_BYTES);
         out.clear();
         #[cfg(not(loom))]
@@ -361,28 +312,28 @@ impl Chunk {
     }
 
     /// Adds a reader pin (see the module docs).
-    pub fn pin(&self) {
+    pub(crate) fn pin(&self) {
         self.pins.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Drops a reader pin; the reads before it happen before any recycling.
-    pub fn unpin(&self) {
+    pub(crate) fn unpin(&self) {
         self.pins.fetch_sub(1, Ordering::Release);
     }
 
     /// Writer: the chunk stopped being current (after its slot was swapped away).
-    pub fn clear_current(&self) {
+    pub(crate) fn clear_current(&self) {
         self.is_current.store(false, Ordering::Release);
     }
 
     /// Whether a reader pins the chunk (a hint: [`Chunk::reclaimable`] decides).
-    pub fn pinned(&self) -> bool {
+    pub(crate) fn pinned(&self) -> bool {
         self.pins.load(Ordering::Relaxed) != 0
     }
 
     /// Whether the chunk may be handed to a writer again: no longer current, then no pins.
     /// The caller has removed it from every ring and queue.
-    pub fn reclaimable(&self) -> bool {
+    pub(crate) fn reclaimable(&self) -> bool {
         !self.is_current.load(Ordering::Acquire) && self.pins.load(Ordering::Acquire) == 0
     }
 
@@ -405,7 +356,7 @@ impl Default for Chunk {
 
 /// A raw pointer to a chunk that may cross threads. Chunks live as long as the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChunkPtr(pub *const Chunk);
+pub(crate) struct ChunkPtr(*const Chunk);
 
 // SAFETY: a `Chunk` is `Sync` and is never freed while pointers to it circulate.
 unsafe impl Send for ChunkPtr {}
@@ -414,20 +365,25 @@ unsafe impl Sync for ChunkPtr {}
 
 impl ChunkPtr {
     /// Leaks a new chunk: chunks are never freed while the recorder exists.
-    pub fn alloc() -> Self {
+    pub(crate) fn alloc() -> Self {
         ChunkPtr(Box::into_raw(Box::new(Chunk::new())))
     }
 
     /// The chunk.
-    pub fn get(&self) -> &Chunk {
+    pub(crate) fn get(&self) -> &Chunk {
         // SAFETY: chunks are allocated by `alloc` and never freed, so the pointer is valid
         // for the rest of the process.
         unsafe { &*self.0 }
     }
 
+    /// The chunk's address, to tell chunks apart without reading them.
+    pub(crate) fn addr(self) -> usize {
+        self.0.addr()
+    }
+
     /// This use of the chunk: its owner's thread and sequence number (valid while the
     /// caller pins the chunk, owns it, or finds it in the ring, a mailbox or a queue).
-    pub fn incarnation(self) -> Incarnation {
+    pub(crate) fn incarnation(self) -> Incarnation {
         let c = self.get();
         Incarnation {
             chunk: self,
@@ -441,27 +397,27 @@ impl ChunkPtr {
 /// which no later use repeats (a thread's sequence numbers only grow and thread ids are
 /// never reused). A reader that lost its pin tells by it that a chunk is another's now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Incarnation {
+pub(crate) struct Incarnation {
     /// The chunk.
-    pub chunk: ChunkPtr,
+    pub(crate) chunk: ChunkPtr,
     /// Its owner's thread id.
-    pub thread: u32,
+    pub(crate) thread: u32,
     /// Its owner's sequence number for it.
-    pub seq: u32,
+    pub(crate) seq: u32,
 }
 
 /// What the collector knew of a chunk when it took a reader's pin on it back: what
 /// sealing recorded, for the reader's loss record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Revoked {
+pub(crate) struct Revoked {
     /// Events in the chunk.
-    pub events: u64,
+    pub(crate) events: u64,
     /// Its committed bytes.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// Discarded events its loss record reported.
-    pub discards: u64,
+    pub(crate) discards: u64,
     /// It was its thread's last chunk.
-    pub last: bool,
+    pub(crate) last: bool,
 }
 
 #[derive(Debug, Default)]
@@ -488,19 +444,19 @@ struct LeaseState {
 /// `Reading` ends, after the read) keeps the chunk from being recycled meanwhile (checked
 /// by loom). A reader whose writer stalls keeps one chunk, the one it is writing.
 #[derive(Debug, Default)]
-pub struct Lease {
+pub(crate) struct Lease {
     state: Mutex<LeaseState>,
 }
 
 impl Lease {
     /// An empty lease.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Hands the lease a pin the caller holds on `inc`. Returns `false`, and drops the
     /// caller's pin, if the lease holds one on that chunk already.
-    pub fn adopt(&self, inc: Incarnation) -> bool {
+    pub(crate) fn adopt(&self, inc: Incarnation) -> bool {
         let mut st = lock(&self.state);
         if st.held.insert(inc) {
             true
@@ -514,7 +470,7 @@ impl Lease {
     /// collector leaves it alone until the [`Reading`] ends, which drops the pin. If the
     /// collector took the pin back, what it knew of the chunk (nothing for a chunk the
     /// lease never held); the chunk may be another's by now, and its bytes must not be read.
-    pub fn read(&self, inc: Incarnation) -> Result<Reading<'_>, Revoked> {
+    pub(crate) fn read(&self, inc: Incarnation) -> Result<Reading<'_>, Revoked> {
         let mut st = lock(&self.state);
         if !st.held.contains(&inc) {
             return Err(st.revoked.remove(&inc).unwrap_or_default());
@@ -525,7 +481,7 @@ impl Lease {
 
     /// Reader: drops the lease's pin on `inc` unread, if it holds one (and it is not being
     /// read).
-    pub fn release(&self, inc: Incarnation) {
+    pub(crate) fn release(&self, inc: Incarnation) {
         let mut st = lock(&self.state);
         if !st.reading.contains(&inc) && st.held.remove(&inc) {
             inc.chunk.get().unpin();
@@ -536,7 +492,7 @@ impl Lease {
     /// Collector: takes back the lease's pin on `inc`, remembering `what` it held for the
     /// reader. Returns whether it did: `false` if the lease holds no pin on it (or the
     /// reader already read it), or the reader is reading it now.
-    pub fn revoke(&self, inc: Incarnation, what: Revoked) -> bool {
+    pub(crate) fn revoke(&self, inc: Incarnation, what: Revoked) -> bool {
         let mut st = lock(&self.state);
         if st.reading.contains(&inc) || !st.held.remove(&inc) {
             return false;
@@ -548,7 +504,7 @@ impl Lease {
 
     /// Drops every pin the lease still holds but the ones being read (the reader is done
     /// or gave up); returns how many.
-    pub fn release_all(&self) -> usize {
+    pub(crate) fn release_all(&self) -> usize {
         let mut st = lock(&self.state);
         let st = &mut *st;
         let before = st.held.len();
@@ -564,7 +520,8 @@ impl Lease {
     }
 
     /// Pins the lease holds.
-    pub fn held(&self) -> usize {
+    #[cfg(loom)]
+    pub(crate) fn held(&self) -> usize {
         lock(&self.state).held.len()
     }
 }
@@ -578,19 +535,20 @@ impl Drop for Lease {
 /// A chunk a reader reads through its [`Lease`]: pinned, and left alone by the collector,
 /// until this ends; then the pin goes.
 #[derive(Debug)]
-pub struct Reading<'a> {
+pub(crate) struct Reading<'a> {
     lease: &'a Lease,
     inc: Incarnation,
 }
 
 impl Reading<'_> {
     /// The chunk.
-    pub fn chunk(&self) -> &Chunk {
+    pub(crate) fn chunk(&self) -> &Chunk {
         self.inc.chunk.get()
     }
 
     /// Copies the chunk's committed bytes into `out` (cleared first); returns their length.
-    pub fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
+    #[cfg(loom)]
+    pub(crate) fn copy_committed(&self, out: &mut Vec<u8>) -> usize {
         self.chunk().copy_committed(out)
     }
 
@@ -621,7 +579,7 @@ impl Drop for Reading<'_> {
 
 /// A thread's published current chunk.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     current: AtomicPtr<Chunk>,
 }
 
@@ -633,14 +591,14 @@ impl Default for Slot {
 
 impl Slot {
     /// An empty slot.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Slot {
             current: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
     /// Writer: installs `next` (or nothing) as current and returns the previous chunk.
-    pub fn install(&self, next: Option<ChunkPtr>) -> Option<ChunkPtr> {
+    pub(crate) fn install(&self, next: Option<ChunkPtr>) -> Option<ChunkPtr> {
         let p = next.map_or(std::ptr::null_mut(), |c| c.0 as *mut Chunk);
         let prev = self.current.swap(p, Ordering::AcqRel);
         (!prev.is_null()).then_some(ChunkPtr(prev))
@@ -648,14 +606,14 @@ impl Slot {
 
     /// Reader: the current chunk, if any, without pinning it (`Acquire`). Its bytes may be
     /// recycled at any time; its atomics stay readable (chunks are never freed).
-    pub fn peek(&self) -> Option<ChunkPtr> {
+    pub(crate) fn peek(&self) -> Option<ChunkPtr> {
         let p = self.current.load(Ordering::Acquire);
         (!p.is_null()).then_some(ChunkPtr(p))
     }
 
     /// Reader: pins the current chunk if there is one and it stays current while pinning.
     /// The caller must `unpin` it when done.
-    pub fn pin_current(&self) -> Option<ChunkPtr> {
+    pub(crate) fn pin_current(&self) -> Option<ChunkPtr> {
         let p = self.current.load(Ordering::Acquire);
         if p.is_null() {
             return None;
@@ -680,7 +638,7 @@ impl Slot {
 /// data shares its pair of lines.
 #[derive(Debug)]
 #[repr(C, align(128))]
-pub struct Handoff {
+pub(crate) struct Handoff {
     slot: Slot,
     mail: [AtomicPtr<Chunk>; MAILBOX_SLOTS],
 }
@@ -693,7 +651,7 @@ impl Default for Handoff {
 
 impl Handoff {
     /// An empty slot and mailbox.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Handoff {
             slot: Slot::new(),
             mail: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
@@ -701,14 +659,14 @@ impl Handoff {
     }
 
     /// The thread's slot.
-    pub fn slot(&self) -> &Slot {
+    pub(crate) fn slot(&self) -> &Slot {
         &self.slot
     }
 
     /// Writer: asks the CPU to bring the hand-off line into its cache for writing, some
     /// events before the seal that will write it (a hint; it changes no value).
     #[inline]
-    pub fn prefetch_for_seal(&self) {
+    pub(crate) fn prefetch_for_seal(&self) {
         prefetch_write(std::ptr::from_ref(self).cast());
     }
 
@@ -717,7 +675,7 @@ impl Handoff {
     /// not current. `posted` is the writer's own count of chunks it posted (it picks the
     /// entry). Returns the chunk back if the overflow queue was full too (the caller keeps
     /// it out of circulation and counts its events lost).
-    pub fn seal(
+    pub(crate) fn seal(
         &self,
         posted: &mut usize,
         overflow: &Queue<ChunkPtr>,
@@ -753,7 +711,7 @@ impl Handoff {
     /// in ring order from `taken` (the drainer's count of chunks it took from this mailbox),
     /// stopping at the first empty entry. So a chunk is taken only with every chunk its
     /// thread posted before it.
-    pub fn take_sealed(&self, taken: &mut usize, out: &mut Vec<ChunkPtr>) {
+    pub(crate) fn take_sealed(&self, taken: &mut usize, out: &mut Vec<ChunkPtr>) {
         for _ in 0..MAILBOX_SLOTS {
             let e = &self.mail[*taken % MAILBOX_SLOTS];
             let p = e.load(Ordering::Acquire);
@@ -773,7 +731,7 @@ impl Handoff {
 /// chunks taken from it), sorted oldest-first by base timestamp, then thread and
 /// sequence (see the module docs for why in that order). The caller holds the core lock,
 /// which makes it the only drainer.
-pub fn collect_sealed<'a>(
+pub(crate) fn collect_sealed<'a>(
     handoffs: impl IntoIterator<Item = (&'a Handoff, &'a mut usize)>,
     overflow: &Queue<ChunkPtr>,
     out: &mut Vec<ChunkPtr>,
@@ -790,6 +748,282 @@ pub fn collect_sealed<'a>(
         let m = c.get().meta();
         (m.base_ts, m.thread, m.seq)
     });
+}
+
+/// Room a writer keeps past its limit: every event but a sized one (a log with an inline
+/// message, a stack) fits in it, so a writer that is within its limit writes such an event
+/// without another check.
+#[cfg(not(loom))]
+pub(crate) const WRITE_RESERVE: usize = fdr_format::wire::MAX_FIXED_EVENT_LEN;
+/// Room a writer keeps past its limit (small under loom, as chunks are).
+#[cfg(loom)]
+pub(crate) const WRITE_RESERVE: usize = 4;
+
+/// Bytes of the private buffer a writer fills while it has no chunk (its events are
+/// discarded and counted).
+#[cfg(not(loom))]
+pub(crate) const SCRATCH_BYTES: usize = 4096;
+/// Bytes of a writer's private buffer (a chunk's size under loom).
+#[cfg(loom)]
+pub(crate) const SCRATCH_BYTES: usize = CHUNK_BYTES;
+
+const _: () = assert!(CHUNK_BYTES >= WRITE_RESERVE && SCRATCH_BYTES >= WRITE_RESERVE);
+
+/// A thread's writer: the only code that writes a chunk's bytes and publishes its committed
+/// word. The hot path (`hot.rs`) and the cold paths (`local.rs`) write through it, and so do
+/// the loom models.
+///
+/// It writes into its current chunk, which its thread owns from [`ChunkWriter::begin_chunk`]
+/// (the chunk came from the pool or was just allocated, so no other writer has it and no
+/// reader reads past its committed word) until it begins another; or, while it has none,
+/// into a private scratch buffer whose events are discarded. Each write lands at or past the
+/// committed length (the cursor never moves back while a chunk is current) and inside the
+/// buffer: a [`Room`], the only way to write a fixed-size event, exists only while the cursor
+/// is within the limit, and the limit stays [`WRITE_RESERVE`] bytes short of the buffer's
+/// end; a sized event is written into the slice that is left. Then one `Release` store
+/// publishes the new word.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct ChunkWriter {
+    // What the hot path reads, first.
+    /// Bytes written into the buffer (low 32 bits), events (next 17) and the thread's scope
+    /// depth (top 15): the word published as the chunk's committed word.
+    word: u64,
+    /// `limit + 1` while [`ChunkWriter::fast_room`] may be used, else 0.
+    fast_end: usize,
+    /// The cursor's highest position at which a [`Room`] is given out: at most
+    /// `cap - WRITE_RESERVE`.
+    limit: usize,
+    /// The buffer's first cell: the chunk's, or the scratch buffer's.
+    base: *const ByteCell,
+    /// Where the word is published: the chunk's committed word, or `dummy`.
+    committed: *const AtomicU64,
+    /// The buffer's length.
+    cap: usize,
+    // Cold.
+    chunk: Option<ChunkPtr>,
+    scratch: Box<[ByteCell]>,
+    dummy: Box<AtomicU64>,
+}
+
+// SAFETY: the raw pointers point into a chunk (never freed) or into the writer's own boxes;
+// a writer moved to another thread writes there as before, and its chunk is still owned by
+// it alone.
+unsafe impl Send for ChunkWriter {}
+
+impl ChunkWriter {
+    /// A writer with no chunk: it writes into its scratch buffer (at depth 0).
+    pub(crate) fn new() -> Self {
+        let scratch: Box<[ByteCell]> = (0..SCRATCH_BYTES).map(|_| ByteCell::default()).collect();
+        let dummy = Box::new(AtomicU64::new(0));
+        let mut w = ChunkWriter {
+            word: 0,
+            fast_end: 0,
+            limit: 0,
+            base: scratch.as_ptr(),
+            committed: &*dummy,
+            cap: SCRATCH_BYTES,
+            chunk: None,
+            scratch,
+            dummy,
+        };
+        w.set_limit(0, false);
+        w
+    }
+
+    /// Bytes written into the buffer.
+    #[inline(always)]
+    pub(crate) fn pos(&self) -> usize {
+        committed_len(self.word)
+    }
+
+    /// Events written into the buffer.
+    #[inline(always)]
+    pub(crate) fn events(&self) -> u64 {
+        committed_events(self.word)
+    }
+
+    /// The chunk being written, if any (`None`: discarding into scratch).
+    pub(crate) fn chunk(&self) -> Option<ChunkPtr> {
+        self.chunk
+    }
+
+    /// Places the limit `short_by` bytes before the last position that keeps
+    /// [`WRITE_RESERVE`] bytes of room; `fast`: whether [`ChunkWriter::fast_room`] gives
+    /// out room at all (it does not while the counter is not the clock).
+    pub(crate) fn set_limit(&mut self, short_by: usize, fast: bool) {
+        self.limit = self
+            .cap
+            .saturating_sub(WRITE_RESERVE.saturating_add(short_by));
+        self.fast_end = if fast { self.limit + 1 } else { 0 };
+    }
+
+    /// Starts writing into `c`: resets it for its owner's `meta`, with an empty word at the
+    /// scope depth the writer is at, and marks it current. The caller owns `c` (it took it
+    /// from the pool or allocated it: no writer has it, no reader reads it but through a
+    /// pin it makes once `c` is installed) and installs it in its slot next, which
+    /// publishes the reset. The limit is at the end; the caller sets its own.
+    pub(crate) fn begin_chunk(&mut self, c: ChunkPtr, meta: ChunkMeta) {
+        let chunk = c.get();
+        chunk.reset_for_owner(meta);
+        chunk.set_initial_depth(self.word);
+        self.word &= COMMITTED_DEPTH_MASK;
+        self.base = chunk.data.as_ptr();
+        self.committed = &chunk.committed;
+        self.cap = CHUNK_BYTES;
+        self.chunk = Some(c);
+        self.set_limit(0, false);
+    }
+
+    /// Stops writing into the chunk (the caller sealed it or will) and writes into the
+    /// scratch buffer, from its start, at the same scope depth.
+    pub(crate) fn begin_discard(&mut self) {
+        self.chunk = None;
+        self.word &= COMMITTED_DEPTH_MASK;
+        self.base = self.scratch.as_ptr();
+        self.committed = &*self.dummy;
+        self.cap = SCRATCH_BYTES;
+        self.set_limit(0, false);
+    }
+
+    /// Empties the scratch buffer (its events were counted as discarded), keeping the scope
+    /// depth. Does nothing while writing a chunk: a chunk's written bytes are never
+    /// rewritten while it is current.
+    pub(crate) fn clear_scratch(&mut self) {
+        if self.chunk.is_none() {
+            self.word &= COMMITTED_DEPTH_MASK;
+        }
+    }
+
+    /// The hot path's one check: room for an event of up to [`WRITE_RESERVE`] bytes, if the
+    /// cursor is within the limit and fast writes are on.
+    #[inline(always)]
+    pub(crate) fn fast_room(&mut self) -> Option<Room<'_>> {
+        (self.pos() < self.fast_end).then_some(Room { w: self })
+    }
+
+    /// Room for an event of up to [`WRITE_RESERVE`] bytes, if the cursor is within the
+    /// limit (else the caller refills: prepares the seal, or seals and begins another
+    /// buffer).
+    #[inline(always)]
+    pub(crate) fn room(&mut self) -> Option<Room<'_>> {
+        (self.pos() <= self.limit).then_some(Room { w: self })
+    }
+
+    /// Whether an event of up to `len` bytes fits in what is left of the buffer.
+    pub(crate) fn fits(&self, len: usize) -> bool {
+        self.pos().saturating_add(len) <= self.cap
+    }
+
+    /// Writes a sized event: `f` encodes it into the rest of the buffer and returns its
+    /// length, or `None` if it does not fit (nothing is published then). `step` as in
+    /// [`Room::write`]. Returns whether the event was written.
+    pub(crate) fn write_sized(
+        &mut self,
+        f: impl FnOnce(&mut [u8]) -> Option<usize>,
+        step: u64,
+    ) -> bool {
+        let pos = self.pos().min(self.cap);
+        let room = self.cap - pos;
+        #[cfg(not(loom))]
+        let n = {
+            // SAFETY: `[pos, cap)` lies inside the buffer (`base` points at `cap` cells that
+            // live as long as the writer or the process), at or past the committed length:
+            // no reader reads it and no other writer writes it (type docs), and the cells are
+            // `UnsafeCell`s, so writing through a shared pointer is allowed.
+            let out = unsafe {
+                std::slice::from_raw_parts_mut(UnsafeCell::raw_get(self.base.add(pos).cast()), room)
+            };
+            f(out)
+        };
+        #[cfg(loom)]
+        let n = {
+            let mut tmp = vec![0; room];
+            let n = f(&mut tmp);
+            if let Some(n) = n.filter(|&n| n <= room) {
+                self.put(pos, &tmp[..n]);
+            }
+            n
+        };
+        match n {
+            Some(n) if n <= room => {
+                self.advance(n, step);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Advances the cursor by `n` bytes and `step` and publishes the new word (`Release`:
+    /// the bytes written before it are visible to a reader that `Acquire`s it).
+    #[inline(always)]
+    fn advance(&mut self, n: usize, step: u64) {
+        // Wrapping: a scope's end adds the depth field's two's complement.
+        self.word = self.word.wrapping_add(n as u64).wrapping_add(step);
+        // SAFETY: `committed` points at the current chunk's committed word (chunks are never
+        // freed) or at `dummy`, which this writer owns.
+        unsafe { (*self.committed).store(self.word, Ordering::Release) };
+    }
+
+    /// Loom: writes `bytes` at `pos` one tracked cell at a time, so loom reports a read
+    /// that races them.
+    #[cfg(loom)]
+    fn put(&mut self, pos: usize, bytes: &[u8]) {
+        assert!(pos + bytes.len() <= self.cap);
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: in bounds (asserted), at or past the committed length (type docs).
+            unsafe { (*self.base.add(pos + i)).0.with_mut(|p| *p = b) };
+        }
+    }
+}
+
+/// Room for one event of up to [`WRITE_RESERVE`] bytes at a writer's cursor: the proof,
+/// checked once, that the cursor is within the limit.
+#[derive(Debug)]
+pub(crate) struct Room<'w> {
+    w: &'w mut ChunkWriter,
+}
+
+impl Room<'_> {
+    /// Writes an event `f` encodes into `N <= WRITE_RESERVE` bytes and returns the length
+    /// of, then publishes it with `step` added to the word (a [`word_step`]: the events and
+    /// the scope depth change it makes). A length past `N` is taken as `N`.
+    #[inline(always)]
+    pub(crate) fn write<const N: usize>(self, f: impl FnOnce(&mut [u8; N]) -> usize, step: u64) {
+        const { assert!(N <= WRITE_RESERVE, "room past the limit is WRITE_RESERVE") };
+        let pos = self.w.pos();
+        #[cfg(not(loom))]
+        let n = {
+            // SAFETY: `pos <= limit <= cap - WRITE_RESERVE` (a `Room` exists only then) and
+            // `N <= WRITE_RESERVE`, so `[pos, pos + N)` lies inside the buffer, at or past
+            // the committed length (see `ChunkWriter::write_sized`).
+            let out = unsafe {
+                &mut *UnsafeCell::raw_get(self.w.base.add(pos).cast::<UnsafeCell<[u8; N]>>())
+            };
+            f(out)
+        };
+        #[cfg(loom)]
+        let n = {
+            let mut tmp = [0; N];
+            let n = f(&mut tmp).min(N);
+            self.w.put(pos, &tmp[..n]);
+            n
+        };
+        self.w.advance(n.min(N), step);
+    }
+
+    /// Writes a 2-byte event (the hot path's region begin or end) and publishes it with
+    /// `step` added to the word.
+    #[inline(always)]
+    pub(crate) fn write_pair(self, bytes: [u8; 2], step: u64) {
+        self.write(
+            |out: &mut [u8; 2]| {
+                *out = bytes;
+                2
+            },
+            step,
+        );
+    }
 }
 
 /// A hint to bring the cache line at `p` into this CPU's cache for writing (`prefetchw`

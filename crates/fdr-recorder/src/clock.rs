@@ -18,12 +18,12 @@ use fdr_format::ClockSync;
 
 /// Counter cycles per tick, as a shift (x86_64).
 #[cfg(target_arch = "x86_64")]
-pub const TSC_SHIFT: u32 = 5;
+pub(crate) const TSC_SHIFT: u32 = 5;
 /// Counter cycles per tick, as a shift (aarch64's generic timer already runs at tens of MHz).
 #[cfg(not(target_arch = "x86_64"))]
-pub const TSC_SHIFT: u32 = 0;
+pub(crate) const TSC_SHIFT: u32 = 0;
 /// Nanoseconds per fallback tick, as a shift.
-pub const MONO_SHIFT: u32 = 4;
+pub(crate) const MONO_SHIFT: u32 = 4;
 
 static USE_TSC: AtomicBool = AtomicBool::new(false);
 static CALIBRATION: OnceLock<Calibration> = OnceLock::new();
@@ -45,7 +45,7 @@ fn epoch() -> Instant {
 }
 
 /// Nanoseconds on the monotonic clock since an arbitrary origin fixed in this process.
-pub fn mono_ns() -> u64 {
+pub(crate) fn mono_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
@@ -186,7 +186,7 @@ fn measure() -> Option<f64> {
 }
 
 /// One instant read on every clock, for the trace's clock-sync records.
-pub fn clock_sync() -> ClockSync {
+pub(crate) fn clock_sync() -> ClockSync {
     let cal = calibrate();
     let wall_unix_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -5,6 +5,7 @@ use std::io;
 
 /// What went wrong with a recorder operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Too many snapshots are being written at once ([`crate::MAX_SNAPSHOTS`] through
     /// `write_to`, or [`crate::MAX_INCIDENT_SNAPSHOTS`] through `write_incident_to`).
@@ -20,7 +21,7 @@ pub enum Error {
     NotStarted,
     /// The configuration is unusable.
     #[error("invalid recorder configuration: {0}")]
-    Config(String),
+    Config(#[source] ConfigError),
     /// Writing a trace failed; the bytes before `written` were written.
     #[error("writing the trace failed after {written} bytes: {source}")]
     Io {
@@ -33,4 +34,30 @@ pub enum Error {
     /// The collector thread could not be started.
     #[error("could not start the collector thread: {0}")]
     Spawn(#[source] io::Error),
+}
+
+/// Why a configuration was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The flight recorder's `max_bytes` is outside `min..=max` (one chunk to the most the
+    /// hand-off queues can hold).
+    #[error(
+        "flight max_bytes {max_bytes} is outside {min}..={max} (one {chunk_bytes}-byte chunk to {} chunks)",
+        max / chunk_bytes
+    )]
+    FlightMaxBytes {
+        /// The value given.
+        max_bytes: usize,
+        /// The least accepted ([`crate::MIN_FLIGHT_BYTES`]).
+        min: usize,
+        /// The most accepted ([`crate::MAX_FLIGHT_BYTES`]).
+        max: usize,
+        /// Bytes in one chunk ([`crate::CHUNK_BYTES`]).
+        chunk_bytes: usize,
+    },
+    /// An OS view setting is outside its bounds; the text names the setting, the value and
+    /// the bound.
+    #[error("{0}")]
+    Os(String),
 }

@@ -36,8 +36,9 @@
 //! - `tokio-unstable-hooks`: every tokio task seen without wrapping; needs
 //!   `RUSTFLAGS="--cfg tokio_unstable"` too, and fails the build without it.
 //!
-//! Under `--cfg loom` only the chunk hand-off protocol and a thread's metric cells are
-//! built, for the loom models in `tests/loom.rs`.
+//! Under `--cfg loom` only the chunk hand-off protocol, a thread's metric cells and the OS
+//! view's capture areas are built, with the loom models of their protocols (`src/tests/`,
+//! `RUSTFLAGS="--cfg loom" cargo test -p fdr-recorder --release --lib`).
 
 #![cfg_attr(
     loom,
@@ -50,13 +51,15 @@ mod api;
 mod async_region;
 #[cfg(not(loom))]
 mod capture;
-pub mod chunk;
+mod chunk;
 #[cfg(not(loom))]
-pub mod clock;
+mod clock;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
 mod flight;
+#[cfg(not(loom))]
+mod hot;
 #[cfg(not(loom))]
 mod intern;
 #[cfg(not(loom))]
@@ -67,14 +70,13 @@ mod state;
 mod stats;
 mod sync;
 #[cfg(not(loom))]
+mod tls;
+#[cfg(not(loom))]
 mod trace;
 
 // Async tasks, contended locks, runtime metrics, tokio hooks.
 #[cfg(not(loom))]
 pub mod locks;
-#[cfg(loom)]
-pub mod metric_cells;
-#[cfg(not(loom))]
 mod metric_cells;
 #[cfg(not(loom))]
 mod metrics;
@@ -83,7 +85,7 @@ pub mod os;
 /// The OS view's capture areas, for the loom model of their hand-off.
 #[cfg(loom)]
 #[path = "os/signal.rs"]
-pub mod os_signal;
+mod os_signal;
 #[cfg(not(loom))]
 pub mod task;
 #[cfg(all(not(loom), feature = "tokio"))]
@@ -95,22 +97,32 @@ pub use fdr_format::BlockReason;
 #[cfg(not(loom))]
 pub use metrics::{HISTOGRAM_BUCKETS, HistogramSnapshot, MetricsSnapshot, Scalar, metrics};
 
+#[cfg(test)]
+mod tests;
+
 #[cfg(not(loom))]
 pub use recorder::*;
+
+/// What the recorder's macros expand to; not part of the API.
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use crate::hot::{StaticName, region_static};
+}
 
 #[cfg(not(loom))]
 mod recorder {
     pub use crate::api::{
-        MAX_FORMATTED_LOG_LEN, RegionGuard, StaticName, TaskGuard, current_task, enabled, intern,
-        intern_site, log, log_fmt, new_task_id, record, region, region_static, set_current_task,
-        task, with_region,
+        MAX_FORMATTED_LOG_LEN, TaskGuard, current_task, intern, intern_site, log, log_fmt,
+        new_task_id, record, set_current_task, task,
     };
     pub use crate::async_region::{AsyncRegionGuard, InRegion, async_region, new_region_id};
     pub use crate::capture::{CAPTURE_PENDING_MAX, CaptureGuard, capture, capture_running};
     pub use crate::chunk::CHUNK_BYTES;
-    pub use crate::clock::now_ticks;
-    pub use crate::error::Error;
+    pub use crate::clock::{Calibration, calibrate, now_ticks};
+    pub use crate::error::{ConfigError, Error};
     pub use crate::flight::{FlightRecorder, MAX_INCIDENT_SNAPSHOTS, MAX_SNAPSHOTS, flight};
+    pub use crate::hot::{RegionGuard, enabled, region, with_region};
     pub use crate::intern::{
         MAX_DYNAMIC_STRINGS, MAX_SITES, MAX_STRINGS, OVERFLOW, intern_dynamic,
     };

@@ -4,18 +4,18 @@
 //!
 //! Buckets are a power of two split into 8 (a value's bucket is within 12.5% of it).
 //!
-//! Under `--cfg loom` this module is built (and public) for the loom model of the pending
-//! poll samples' publication in `tests/loom.rs`.
-#![cfg_attr(
-    not(loom),
-    allow(unreachable_pub, reason = "public only for the loom models")
-)]
+//! Under `--cfg loom` this module is built for the loom model of the pending poll samples'
+//! publication (`src/tests/loom_metrics.rs`).
 
 use crate::sync::{AtomicU64, Ordering, owner_load};
 
 /// Sub-buckets per power of two, as a shift.
 const SUB_BITS: u32 = 3;
 /// Buckets of a histogram: every `u64` has one.
+#[cfg_attr(
+    loom,
+    allow(unreachable_pub, reason = "re-exported only outside loom builds")
+)]
 pub const HISTOGRAM_BUCKETS: usize = ((64 - SUB_BITS as usize) << SUB_BITS) + (1 << SUB_BITS);
 
 /// The bucket of `v`: exact below 8, then 8 per power of two.
@@ -43,7 +43,7 @@ fn bucket_low(i: usize) -> u64 {
 }
 
 /// The largest value in bucket `i`.
-pub fn bucket_high(i: usize) -> u64 {
+pub(crate) fn bucket_high(i: usize) -> u64 {
     if i + 1 >= HISTOGRAM_BUCKETS {
         u64::MAX
     } else {
@@ -101,20 +101,20 @@ impl Histogram {
 
 /// A histogram's cells, summed, in ticks.
 #[derive(Clone)]
-pub struct HistogramTicks {
+pub(crate) struct HistogramTicks {
     /// Values per bucket.
-    pub buckets: Box<[u64; HISTOGRAM_BUCKETS]>,
+    pub(crate) buckets: Box<[u64; HISTOGRAM_BUCKETS]>,
     /// Values recorded (the buckets' sum).
-    pub count: u64,
+    pub(crate) count: u64,
     /// Sum of the values.
-    pub sum: u64,
+    pub(crate) sum: u64,
     /// Largest value.
-    pub max: u64,
+    pub(crate) max: u64,
 }
 
 impl HistogramTicks {
     /// Empty.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         HistogramTicks {
             buckets: Box::new([0; HISTOGRAM_BUCKETS]),
             count: 0,
@@ -124,7 +124,7 @@ impl HistogramTicks {
     }
 
     /// Adds `o` into `self`.
-    pub fn add(&mut self, o: &HistogramTicks) {
+    pub(crate) fn add(&mut self, o: &HistogramTicks) {
         for (a, b) in self.buckets.iter_mut().zip(o.buckets.iter()) {
             *a += b;
         }
@@ -143,7 +143,7 @@ impl HistogramTicks {
 
 /// The histograms, in `MetricsSnapshot::histograms` order.
 #[derive(Clone, Copy)]
-pub enum Hist {
+pub(crate) enum Hist {
     /// From a task's wake (or creation) to its next poll.
     SchedLatency = 0,
     /// A poll's duration.
@@ -152,11 +152,11 @@ pub enum Hist {
     LockWait = 2,
 }
 /// Histograms per thread.
-pub const HISTOGRAMS: usize = 3;
+pub(crate) const HISTOGRAMS: usize = 3;
 
 /// The counters (polls are the poll-duration histogram's count, not a counter).
 #[derive(Clone, Copy)]
-pub enum Counter {
+pub(crate) enum Counter {
     /// Instrumented tasks created.
     TasksSpawned = 0,
     /// Instrumented tasks whose future completed.
@@ -167,10 +167,10 @@ pub enum Counter {
     Wakes = 3,
 }
 /// Counters per thread.
-pub const COUNTERS: usize = 4;
+pub(crate) const COUNTERS: usize = 4;
 
 /// One thread's metric cells (written by that thread only).
-pub struct ThreadMetrics {
+pub(crate) struct ThreadMetrics {
     hists: [Histogram; HISTOGRAMS],
     counters: [AtomicU64; COUNTERS],
     /// The latest poll's samples, scheduling latency and duration, in ticks + 1 (0: none):
@@ -180,7 +180,7 @@ pub struct ThreadMetrics {
 
 impl ThreadMetrics {
     /// Cells at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         ThreadMetrics {
             hists: std::array::from_fn(|_| Histogram::new()),
             counters: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -203,7 +203,7 @@ impl ThreadMetrics {
     /// `Release`: a read that sees a folded sample also sees the samples that replaced it,
     /// so it never counts a sample twice (it may miss one being folded at that instant).
     #[inline(always)]
-    pub fn poll(&self, sched: Option<u64>, duration: u64) {
+    pub(crate) fn poll(&self, sched: Option<u64>, duration: u64) {
         let [s, d] = &self.last_poll;
         let (old_s, old_d) = (owner_load(s), owner_load(d));
         s.store(sched.map_or(0, |t| t + 1), Ordering::Relaxed);
@@ -218,7 +218,7 @@ impl ThreadMetrics {
 
     /// Adds this thread's cells into `hists` and `counters` (any thread; the histograms
     /// first, then the pending poll samples, as [`ThreadMetrics::poll`] needs).
-    pub fn add_to(&self, hists: &mut [HistogramTicks], counters: &mut [u64; COUNTERS]) {
+    pub(crate) fn add_to(&self, hists: &mut [HistogramTicks], counters: &mut [u64; COUNTERS]) {
         for (h, into) in self.hists.iter().zip(hists.iter_mut()) {
             h.add_to(into);
         }
@@ -236,13 +236,13 @@ impl ThreadMetrics {
 
     /// Records `ticks` into histogram `h` at once.
     #[inline(always)]
-    pub fn hist(&self, h: Hist, ticks: u64) {
+    pub(crate) fn hist(&self, h: Hist, ticks: u64) {
         self.hists[h as usize].record(ticks);
     }
 
     /// Adds `by` to counter `c`.
     #[inline(always)]
-    pub fn count(&self, c: Counter, by: u64) {
+    pub(crate) fn count(&self, c: Counter, by: u64) {
         bump(&self.counters[c as usize], by);
     }
 }

@@ -10,12 +10,7 @@
 //! Histograms count clock ticks ([`crate::now_ticks`]) and convert to nanoseconds on read.
 //! Buckets are a power of two split into 8 (a value's bucket is within 12.5% of it); a
 //! percentile is its bucket's upper bound, capped at the largest value seen.
-#![allow(
-    unsafe_code,
-    reason = "the hot path reaches a thread's cells through a cached raw pointer"
-)]
 
-use std::cell::{Cell, OnceCell};
 use std::sync::{Arc, Mutex};
 
 pub use crate::metric_cells::HISTOGRAM_BUCKETS;
@@ -24,6 +19,7 @@ use crate::metric_cells::{
 };
 use crate::stats::Stats;
 use crate::sync::lock;
+use crate::tls::{Absent, ThreadArc};
 
 /// Sums of exited threads, and the live threads.
 struct Registry {
@@ -38,15 +34,15 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     retired_counters: [0; COUNTERS],
 });
 
-/// Owns this thread's cells; folds them into the retired sums when the thread's storage is
-/// torn down.
-struct Slot(OnceCell<Arc<ThreadMetrics>>);
+/// Folds this thread's cells into the retired sums when the thread's storage is torn down.
+struct ExitGuard;
 
-impl Drop for Slot {
+impl Drop for ExitGuard {
     fn drop(&mut self) {
         // From now on this thread records no metric (see `with_thread`).
-        CELLS.set(DEAD);
-        let Some(m) = self.0.take() else { return };
+        let Some(m) = CELLS.with(ThreadArc::kill) else {
+            return;
+        };
         let mut r = lock(&REGISTRY);
         if r.retired_hists.is_empty() {
             r.retired_hists = (0..HISTOGRAMS).map(|_| HistogramTicks::new()).collect();
@@ -57,53 +53,40 @@ impl Drop for Slot {
     }
 }
 
-/// `CELLS` of a thread whose storage is being torn down.
-const DEAD: *const ThreadMetrics = std::ptr::dangling();
-
 thread_local! {
-    /// This thread's cells, owned by `SLOT`; null until the first metric, [`DEAD`] once
-    /// `SLOT` is dropped. A const cell with no destructor: reaching it is one load, with no
-    /// check of the thread-local's state.
-    static CELLS: Cell<*const ThreadMetrics> = const { Cell::new(std::ptr::null()) };
-    static SLOT: Slot = const { Slot(OnceCell::new()) };
+    /// This thread's cells, shared with the registry's readers; taken back by `EXIT` when
+    /// the thread's storage is torn down. A const pointer with no destructor (`tls`):
+    /// reaching it is one load, with no check of the thread-local's state.
+    static CELLS: ThreadArc<ThreadMetrics> = const { ThreadArc::new() };
+    static EXIT: ExitGuard = const { ExitGuard };
 }
 
-/// Registers this thread's cells; null if its storage is being torn down.
+/// Registers this thread's cells; `false` if its storage is being torn down.
 #[cold]
 #[inline(never)]
-fn register() -> *const ThreadMetrics {
-    SLOT.try_with(|s| {
-        let m = s.0.get_or_init(|| {
-            let m = Arc::new(ThreadMetrics::new());
-            lock(&REGISTRY).live.push(m.clone());
-            m
-        });
-        let p = Arc::as_ptr(m);
-        CELLS.set(p);
-        p
-    })
-    .unwrap_or(std::ptr::null())
+fn register(cells: &ThreadArc<ThreadMetrics>) -> bool {
+    if cells.state() != Err(Absent::Unset) || EXIT.try_with(|_| ()).is_err() {
+        return false;
+    }
+    let m = Arc::new(ThreadMetrics::new());
+    lock(&REGISTRY).live.push(m.clone());
+    if let Err(m) = cells.set(m) {
+        lock(&REGISTRY).live.retain(|x| !Arc::ptr_eq(x, &m));
+        return false;
+    }
+    true
 }
 
 /// Runs `f` with this thread's metric cells (registering them on first use); does nothing
 /// while the thread's storage is being torn down. Returns whether `f` ran.
 #[inline(always)]
 pub(crate) fn with_thread(f: impl FnOnce(&ThreadMetrics)) -> bool {
-    let mut p = CELLS.get();
-    if p.is_null() || p == DEAD {
-        if p == DEAD {
+    CELLS.with(|cells| {
+        if cells.state().is_err() && !register(cells) {
             return false;
         }
-        p = register();
-        if p.is_null() {
-            return false;
-        }
-    }
-    // SAFETY: `p` came from `Arc::as_ptr` of the cells `SLOT` owns on this thread; `SLOT`
-    // sets `CELLS` to `DEAD` before it drops them, so while `CELLS` holds `p` they are alive.
-    // The cells are atomics: a shared reference is all `f` gets.
-    f(unsafe { &*p });
-    true
+        cells.with(f).is_ok()
+    })
 }
 
 /// Records one value into a histogram of this thread.

@@ -74,14 +74,14 @@ impl FlightConfig {
     }
 
     /// Checks the configuration; the error names the field, the value and the bounds.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), crate::error::ConfigError> {
         if !(MIN_FLIGHT_BYTES..=MAX_FLIGHT_BYTES).contains(&self.max_bytes) {
-            return Err(format!(
-                "flight max_bytes {} is outside {MIN_FLIGHT_BYTES}..={MAX_FLIGHT_BYTES} \
-                 (one {CHUNK_BYTES}-byte chunk to {} chunks)",
-                self.max_bytes,
-                MAX_FLIGHT_BYTES / CHUNK_BYTES
-            ));
+            return Err(crate::error::ConfigError::FlightMaxBytes {
+                max_bytes: self.max_bytes,
+                min: MIN_FLIGHT_BYTES,
+                max: MAX_FLIGHT_BYTES,
+                chunk_bytes: CHUNK_BYTES,
+            });
         }
         Ok(())
     }

@@ -50,6 +50,10 @@ pub struct Stats {
     pub lost: [Lost; 3],
     /// Events recorded on a thread after its thread-local storage was torn down (dropped).
     pub after_thread_exit: u64,
+    /// Events recorded from inside the recorder's own work on the same thread (a global
+    /// allocator or a panic hook that records while the recorder allocates or panics):
+    /// dropped, never written.
+    pub reentrant: u64,
     /// Threads registered so far.
     pub threads: u64,
     /// Threads currently alive and registered.
@@ -115,6 +119,7 @@ pub(crate) struct StatCells {
     aged_out: LostCells,
     lost: [LostCells; 3],
     pub(crate) after_thread_exit: AtomicU64,
+    pub(crate) reentrant: AtomicU64,
     pub(crate) threads: AtomicU64,
     pub(crate) snapshots: AtomicU64,
     pub(crate) snapshots_refused: AtomicU64,
@@ -169,6 +174,7 @@ impl StatCells {
             aged_out: self.aged_out.read(),
             lost: std::array::from_fn(|i| self.lost[i].read()),
             after_thread_exit: r(&self.after_thread_exit),
+            reentrant: r(&self.reentrant),
             threads: r(&self.threads),
             live_threads,
             chunks_allocated,

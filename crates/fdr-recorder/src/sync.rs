@@ -43,12 +43,12 @@ pub(crate) fn owner_load(cell: &AtomicU64) -> u64 {
 
 /// A bounded multi-producer multi-consumer queue.
 #[cfg(not(loom))]
-pub type Queue<T> = crossbeam_queue::ArrayQueue<T>;
+pub(crate) type Queue<T> = crossbeam_queue::ArrayQueue<T>;
 
 /// A bounded multi-producer multi-consumer queue (loom: a mutex around a deque).
 #[cfg(loom)]
 #[derive(Debug)]
-pub struct Queue<T> {
+pub(crate) struct Queue<T> {
     inner: loom::sync::Mutex<std::collections::VecDeque<T>>,
     cap: usize,
 }
@@ -56,7 +56,7 @@ pub struct Queue<T> {
 #[cfg(loom)]
 impl<T> Queue<T> {
     /// A queue holding at most `cap` items.
-    pub fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Queue {
             inner: loom::sync::Mutex::new(std::collections::VecDeque::with_capacity(cap)),
             cap,
@@ -64,7 +64,7 @@ impl<T> Queue<T> {
     }
 
     /// Appends `v`, or gives it back if the queue is full.
-    pub fn push(&self, v: T) -> Result<(), T> {
+    pub(crate) fn push(&self, v: T) -> Result<(), T> {
         let mut q = self.inner.lock().unwrap();
         if q.len() >= self.cap {
             return Err(v);
@@ -74,12 +74,12 @@ impl<T> Queue<T> {
     }
 
     /// Takes the oldest item.
-    pub fn pop(&self) -> Option<T> {
+    pub(crate) fn pop(&self) -> Option<T> {
         self.inner.lock().unwrap().pop_front()
     }
 
     /// Items queued.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().unwrap().len()
     }
 }

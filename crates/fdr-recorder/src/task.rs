@@ -20,10 +20,6 @@
 //! let fut = async { 1 + 1 }.traced("add");
 //! # let _ = fut;
 //! ```
-#![allow(
-    unsafe_code,
-    reason = "structural pin projection of the wrapped future, as `pin-project` would write"
-)]
 
 use std::future::Future;
 use std::panic::Location;
@@ -211,18 +207,34 @@ impl Wake for Shim {
     }
 }
 
-/// An instrumented task (see [`FdrFutureExt::traced`]).
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Traced<F> {
-    inner: F,
-    id: TaskId,
-    /// The wrapped waker, and the shim it wraps (to compare the executor's waker); made at
-    /// the first poll.
-    waker: Option<(Arc<Shim>, Waker)>,
-    /// Creation ticks: the first poll's scheduling latency counts from here.
-    created_at: u64,
-    recorded: bool,
+pin_project_lite::pin_project! {
+    /// An instrumented task (see [`FdrFutureExt::traced`]).
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Traced<F> {
+        #[pin]
+        inner: F,
+        id: TaskId,
+        // The wrapped waker, and the shim it wraps (to compare the executor's waker); made
+        // at the first poll.
+        waker: Option<(Arc<Shim>, Waker)>,
+        // Creation ticks: the first poll's scheduling latency counts from here.
+        created_at: u64,
+        recorded: bool,
+    }
+
+    impl<F> PinnedDrop for Traced<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.recorded && enabled() {
+                let task = *this.id;
+                if !task_drop_fast(task) {
+                    task_drop_slow(task);
+                }
+            }
+            with_thread(|m| m.count(Counter::TasksDropped, 1));
+        }
+    }
 }
 
 impl<F: Future> Traced<F> {
@@ -277,14 +289,11 @@ impl<F: Future> Future for Traced<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `inner` is structurally pinned: it is never moved out of `Traced` (no
-        // method hands it out by value or `&mut`, `Drop` does not move it) and `Traced` is
-        // `Unpin` only when `F` is. The other fields are never pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        let task = this.id;
+        let this = self.project();
+        let task = *this.id;
         let on = enabled();
         let start = stamp(on, || poll_start_fast(task), || poll_start_slow(task));
-        let (woken, waker) = match &this.waker {
+        let (woken, waker) = match &*this.waker {
             Some((shim, w)) if shim.inner.will_wake(cx.waker()) => {
                 let woken = shim.woken_at.load(Ordering::Relaxed);
                 if woken != 0 {
@@ -297,7 +306,7 @@ impl<F: Future> Future for Traced<F> {
                 // waker: a new shim takes the old one's pending wake. (A wake through the
                 // old waker after this goes unmeasured; the task is still woken.)
                 let woken = match previous {
-                    None => this.created_at,
+                    None => *this.created_at,
                     Some((old, _)) => old.woken_at.swap(0, Ordering::Relaxed),
                 };
                 let shim = Arc::new(Shim {
@@ -313,9 +322,7 @@ impl<F: Future> Future for Traced<F> {
         };
         let _current = Current(set_current_task(task));
         let mut cx2 = Context::from_waker(waker);
-        // SAFETY: see above; `inner` stays where it is.
-        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
-        let r = inner.poll(&mut cx2);
+        let r = this.inner.poll(&mut cx2);
         let ready = r.is_ready();
         let end = stamp(
             on,
@@ -332,18 +339,6 @@ impl<F: Future> Future for Traced<F> {
             }
         });
         r
-    }
-}
-
-impl<F> Drop for Traced<F> {
-    fn drop(&mut self) {
-        if self.recorded && enabled() {
-            let task = self.id;
-            if !task_drop_fast(task) {
-                task_drop_slow(task);
-            }
-        }
-        with_thread(|m| m.count(Counter::TasksDropped, 1));
     }
 }
 

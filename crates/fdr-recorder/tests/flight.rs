@@ -163,7 +163,7 @@ fn region_encodings_of_every_length_decode() {
     }
     assert_eq!(evs.iter().map(|e| e.1.clone()).collect::<Vec<_>>(), want);
     // The longest gap (3 ms) shows in the decoded timestamps of the last regions.
-    let cal = fdr_recorder::clock::calibrate();
+    let cal = fdr_recorder::calibrate();
     let last = &evs[evs.len() - 2..];
     let ns = (last[1].0 - last[0].0) as f64 / cal.ticks_per_sec * 1e9;
     assert!(ns >= 2_900_000.0, "a 3 ms region decoded as {ns} ns");

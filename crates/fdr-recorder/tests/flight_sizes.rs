@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Decoded, decode};
-use fdr_recorder::{CHUNK_BYTES, Config, Error, FlightConfig, MAX_FLIGHT_BYTES, MIN_FLIGHT_BYTES};
+use fdr_recorder::{
+    CHUNK_BYTES, Config, ConfigError, Error, FlightConfig, MAX_FLIGHT_BYTES, MIN_FLIGHT_BYTES,
+};
 
 const WORKERS: usize = 3;
 /// Regions per worker: about two chunks each, so the small rings wrap many times.
@@ -163,7 +165,17 @@ fn a_flight_size_outside_the_bounds_is_refused_by_name_and_changes_nothing() {
     fdr_recorder::start(config(2 << 20)).unwrap();
     for max_bytes in [0, 1, MIN_FLIGHT_BYTES - 1, MAX_FLIGHT_BYTES + 1, usize::MAX] {
         match fdr_recorder::start(config(max_bytes)) {
-            Err(Error::Config(msg)) => {
+            Err(Error::Config(why)) => {
+                assert_eq!(
+                    why,
+                    ConfigError::FlightMaxBytes {
+                        max_bytes,
+                        min: MIN_FLIGHT_BYTES,
+                        max: MAX_FLIGHT_BYTES,
+                        chunk_bytes: CHUNK_BYTES,
+                    }
+                );
+                let msg = why.to_string();
                 assert!(
                     msg.contains(&max_bytes.to_string())
                         && msg.contains(&MIN_FLIGHT_BYTES.to_string())

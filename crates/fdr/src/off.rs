@@ -10,21 +10,90 @@ use std::time::Duration;
 
 use fdr_format::{BlockReason, TaskId};
 
-/// Why a control call did nothing.
+/// What went wrong with a control call: without `record`, always [`Error::CompiledOut`];
+/// the other variants are those of the recording build, so code matching them compiles
+/// both ways.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
+    /// Too many flight-recorder snapshots are being written at once.
+    SnapshotInProgress,
+    /// A capture is running; captures run one at a time.
+    CaptureInProgress,
+    /// The recorder was never started.
+    NotStarted,
+    /// The configuration is unusable.
+    Config(ConfigError),
+    /// Writing a trace failed; the bytes before `written` were written.
+    Io {
+        /// Bytes written before the failure.
+        written: u64,
+        /// The writer's error.
+        source: std::io::Error,
+    },
+    /// The collector thread could not be started.
+    Spawn(std::io::Error),
     /// fdr was built without the `record` feature.
     CompiledOut,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("fdr was built without the `record` feature: nothing is recorded")
+        match self {
+            Error::CompiledOut => {
+                f.write_str("fdr was built without the `record` feature: nothing is recorded")
+            }
+            Error::Config(why) => write!(f, "invalid recorder configuration: {why}"),
+            Error::Io { written, source } => {
+                write!(
+                    f,
+                    "writing the trace failed after {written} bytes: {source}"
+                )
+            }
+            Error::Spawn(e) => write!(f, "could not start the collector thread: {e}"),
+            Error::SnapshotInProgress => f.write_str("too many flight-recorder snapshots"),
+            Error::CaptureInProgress => f.write_str("a capture is already running"),
+            Error::NotStarted => f.write_str("the recorder is not started"),
+        }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// Why a configuration was refused (never, without `record`: nothing is checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The flight recorder's `max_bytes` is outside `min..=max`.
+    FlightMaxBytes {
+        /// The value given.
+        max_bytes: usize,
+        /// The least accepted.
+        min: usize,
+        /// The most accepted.
+        max: usize,
+        /// Bytes in one chunk.
+        chunk_bytes: usize,
+    },
+    /// An OS view setting is outside its bounds.
+    Os(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::FlightMaxBytes {
+                max_bytes,
+                min,
+                max,
+                ..
+            } => write!(f, "flight max_bytes {max_bytes} is outside {min}..={max}"),
+            ConfigError::Os(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Recorder configuration (accepted and ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,24 +176,55 @@ impl Default for FlightConfig {
     }
 }
 
-/// The recorder's counters: all zero.
+/// The recorder's counters: all zero (the fields of the recording build's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Events recorded.
+    /// Events in sealed chunks.
     pub events: u64,
-    /// Bytes recorded.
+    /// Bytes in sealed chunks.
     pub bytes: u64,
+    /// Chunks sealed and collected.
+    pub chunks: u64,
+    /// Events that aged out of the flight window.
+    pub aged_out: Lost,
+    /// Losses by reason (capture behind, pool exhausted, oversize).
+    pub lost: [Lost; 3],
+    /// Events recorded on a thread after its thread-local storage was torn down.
+    pub after_thread_exit: u64,
+    /// Events recorded from inside the recorder's own work on the same thread.
+    pub reentrant: u64,
+    /// Threads registered so far.
+    pub threads: u64,
+    /// Threads currently alive and registered.
+    pub live_threads: u64,
+    /// Chunks allocated.
+    pub chunks_allocated: u64,
+    /// Bytes currently in the flight ring.
+    pub ring_bytes: u64,
+    /// Snapshots written.
+    pub snapshots: u64,
+    /// Snapshots refused: too many were being written at once.
+    pub snapshots_refused: u64,
+    /// Snapshots being written now.
+    pub snapshots_running: u64,
+    /// Chunks a snapshot in progress gave back before writing them.
+    pub snapshot_chunks_released: u64,
 }
 
 impl Stats {
+    /// Losses for a reason: none.
+    pub fn lost_for(&self, _reason: fdr_format::LossReason) -> Lost {
+        Lost::default()
+    }
+
     /// Events lost: none.
     pub fn lost_events(&self) -> u64 {
         0
     }
 
-    /// Losses for a reason: none.
-    pub fn lost_for(&self, _reason: fdr_format::LossReason) -> Lost {
-        Lost::default()
+    /// Bytes of events lost: none.
+    pub fn lost_bytes(&self) -> u64 {
+        0
     }
 
     /// Events that aged out of the flight window: none.
@@ -147,6 +247,23 @@ pub struct Lost {
 /// A handle to the (absent) recorder.
 #[derive(Debug, Clone, Copy)]
 pub struct Recorder(());
+
+impl Recorder {
+    /// The (absent) flight recorder.
+    pub fn flight(&self) -> FlightRecorder {
+        flight()
+    }
+
+    /// All zero.
+    pub fn stats(&self) -> Stats {
+        stats()
+    }
+
+    /// Does nothing.
+    pub fn stop(&self) {
+        stop()
+    }
+}
 
 /// Does nothing; succeeds, so a binary's set-up code runs unchanged.
 pub fn start(_config: Config) -> Result<Recorder, Error> {
@@ -264,6 +381,15 @@ pub fn log(_category: &'static str, _message: &'static str) {}
 /// Records nothing.
 #[inline(always)]
 pub fn log_fmt(_category: &'static str, _args: fmt::Arguments<'_>) {}
+
+/// A region that records nothing; the name is type-checked, never evaluated.
+#[macro_export]
+macro_rules! region {
+    ($name:expr) => {{
+        let _: fn() -> &'static str = || $name;
+        $crate::region("")
+    }};
+}
 
 /// Records nothing; the arguments are type-checked, never evaluated.
 #[macro_export]

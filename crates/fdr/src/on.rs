@@ -6,10 +6,10 @@ pub use fdr_recorder::locks::blocking;
 pub use fdr_recorder::task::FutureExt;
 pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
-    AsyncRegionGuard, CaptureGuard, Config, Error, FlightConfig, FlightRecorder, HistogramSnapshot,
-    InRegion, Lost, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region,
-    capture, enabled, flight, is_running, log, log_fmt, metrics, region, start, stats, stop, task,
-    with_region,
+    AsyncRegionGuard, CaptureGuard, Config, ConfigError, Error, FlightConfig, FlightRecorder,
+    HistogramSnapshot, InRegion, Lost, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats,
+    TaskGuard, async_region, capture, enabled, flight, is_running, log, log_fmt, metrics, region,
+    start, stats, stop, task, with_region,
 };
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.
@@ -29,14 +29,27 @@ pub mod sync {
 /// breached.
 #[cfg(feature = "sentinel")]
 pub mod sentinel {
-    pub use fdr_sentinel::*;
+    pub use fdr_sentinel::{
+        DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, Error, Histogram,
+        IncidentMeta, IncidentStore, Limits, Listing, LogFn, MAX_ID_BYTES, MetricValue, Metrics,
+        Retention, Rule, RuleError, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats, Stat,
+        Step, StoreError, Suppressed, Trigger, engine, env, metric,
+    };
+    #[cfg(feature = "s3")]
+    pub use fdr_sentinel::{S3Config, S3Store, s3};
 }
 
 /// The admin endpoint (`fdr-admin`): a dedicated, locked-down HTTP server for flight-recorder
 /// snapshots, throttled captures, the sentinel's incidents and Prometheus metrics.
 #[cfg(feature = "admin")]
 pub mod admin {
-    pub use fdr_admin::*;
+    pub use fdr_admin::{
+        Admin, AdminBuilder, AdminHandle, DEFAULT_CAPTURE_COOLDOWN, DEFAULT_CAPTURE_SECONDS,
+        DEFAULT_EVICTION_GRACE, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CAPTURE_BYTES,
+        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PIPELINED_REQUESTS,
+        DEFAULT_PORT, DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_TIMEOUT, Error, MAX_BLOCKING_THREADS,
+        MAX_CAPTURE_SECONDS, MAX_HEADER_BYTES, MIN_CAPTURE_BYTES, MIN_HEADER_BYTES,
+    };
 }
 
 /// tokio integration: worker threads' start, stop, park and unpark.
@@ -100,5 +113,11 @@ pub mod tracing {
 /// ```
 #[cfg(feature = "otel")]
 pub mod otel {
-    pub use fdr_otel::*;
+    pub use fdr_otel::{
+        ClientLayer, ClientService, Field, LOG_CATEGORY, MAX_ROUTE_LEN, MAX_TASK_NAMES,
+        OPENTELEMETRY_VERSION, ProviderStatus, RouteFn, ServerLayer, ServerService, TASK_ID_KEY,
+        TRACE_URL_KEY, TRACEPARENT, TRACEPARENT_LEN, TRACESTATE, TraceParent, TraceParentError,
+        UrlTemplate, UrlTemplateError, annotate, annotate_span, check_provider, link,
+        opentelemetry, provider_status, task_from_traceparent, task_in_context, traced_in_context,
+    };
 }

@@ -90,7 +90,9 @@ pub(crate) fn encode_modules(_t: &mut fdr_format::TableEncoder, since: Option<u6
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn configure(cfg: Option<OsConfig>) -> Result<(), crate::Error> {
     match cfg {
-        Some(c) => c.validate().map_err(crate::Error::Config),
+        Some(c) => c
+            .validate()
+            .map_err(|why| crate::Error::Config(crate::ConfigError::Os(why))),
         None => Ok(()),
     }
 }

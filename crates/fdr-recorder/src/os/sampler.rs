@@ -106,7 +106,8 @@ pub(crate) fn bounds_of(tid: u64) -> Option<Option<(u64, u64)>> {
 /// Applies the OS view's configuration, starting the sampler the first time one is given.
 pub(crate) fn configure(cfg: Option<OsConfig>) -> Result<(), crate::Error> {
     if let Some(c) = &cfg {
-        c.validate().map_err(crate::Error::Config)?;
+        c.validate()
+            .map_err(|why| crate::Error::Config(crate::ConfigError::Os(why)))?;
     }
     let s = state();
     *lock(&s.config) = cfg;
@@ -201,7 +202,7 @@ fn observe(t: &ThreadShared) -> Option<Obs> {
     let c = slot.peek()?;
     let word = c.get().committed_word();
     (slot.peek() == Some(c)).then_some(Obs {
-        chunk: c.0 as usize,
+        chunk: c.addr(),
         word,
     })
 }

@@ -31,7 +31,7 @@
 //! copies only when the interrupted stack pointer lies inside the thread's stack bounds
 //! (from `pthread_getattr_np` at registration), so it never reads unmapped memory; a thread
 //! interrupted on another stack (an alternate signal stack, a coroutine) is counted, not
-//! copied. `tests/loom.rs` checks the hand-off; `tests/os.rs` checks captures in a
+//! copied. `src/tests/loom_signal.rs` checks the hand-off; `tests/os.rs` checks captures in a
 //! syscall, of an exiting thread, and of a thread with no area.
 #![allow(
     unsafe_code,
@@ -194,7 +194,13 @@ impl Area {
     /// `src` is valid for reads of `len` bytes for the whole call (the interrupted thread's
     /// own stack, `[sp, sp + len)`, inside its bounds), `len <= self.capacity()`, and the
     /// caller holds the area (its [`Area::begin_write`] returned `Some`).
-    pub unsafe fn finish_write(&self, regs: [u64; REGS], src: *const u8, len: usize, outcome: u32) {
+    pub(crate) unsafe fn finish_write(
+        &self,
+        regs: [u64; REGS],
+        src: *const u8,
+        len: usize,
+        outcome: u32,
+    ) {
         debug_assert!(len <= self.buf.len());
         let len = len.min(self.buf.len());
         #[cfg(not(loom))]

@@ -1,4 +1,8 @@
-//! Uses every recording call of the facade, as an instrumented library would.
+//! Uses every item of the facade that exists with and without `record`, as an
+//! instrumented library and its binary would: every recording call, the control calls, every
+//! field of `Stats`, `Lost` and the configurations (exhaustive patterns and literals, so a
+//! field one build has and the other lacks fails to compile), every `Error` variant, and
+//! `Recorder`'s methods. `cargo xtask ci` builds and runs it both ways.
 
 use std::future::Future;
 use std::pin::pin;
@@ -10,6 +14,7 @@ fn handler(user: u32, shared: &fdr::sync::Mutex<u32>) -> u32 {
     let _task = fdr::task("request");
     let sum = fdr::with_region("auth", || user * 2);
     let _db = fdr::region("db");
+    let _static = fdr::region!("cache");
     *shared.lock().unwrap() += 1;
     fdr::blocking(fdr::BlockReason::Io, || std::hint::black_box(sum));
     fdr::log!("db", "static message");
@@ -29,9 +34,82 @@ fn run_ready<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// Every field of the counters, by exhaustive destructuring.
+fn counters(stats: fdr::Stats) -> u64 {
+    let fdr::Stats {
+        events,
+        bytes,
+        chunks,
+        aged_out,
+        lost,
+        after_thread_exit,
+        reentrant,
+        threads,
+        live_threads,
+        chunks_allocated,
+        ring_bytes,
+        snapshots,
+        snapshots_refused,
+        snapshots_running,
+        snapshot_chunks_released,
+    } = stats;
+    let fdr::Lost {
+        events: aged_events,
+        bytes: aged_bytes,
+        chunks: aged_chunks,
+    } = aged_out;
+    let losses: u64 = lost.iter().map(|l| l.events).sum();
+    let _ = (bytes, chunks, aged_bytes, aged_chunks, live_threads);
+    let _ = (chunks_allocated, ring_bytes, snapshots, snapshots_refused);
+    let _ = (snapshots_running, snapshot_chunks_released, after_thread_exit, reentrant);
+    let _ = stats.lost_for(fdr::LossReason::Oversize);
+    assert_eq!(losses, stats.lost_events());
+    let _ = (stats.lost_bytes(), stats.aged_out_events(), aged_events);
+    events + threads
+}
+
+/// Names every error variant, as code that handles them does.
+fn explain(e: &fdr::Error) -> &'static str {
+    match e {
+        fdr::Error::SnapshotInProgress => "busy",
+        fdr::Error::CaptureInProgress => "capturing",
+        fdr::Error::NotStarted => "not started",
+        fdr::Error::Config(fdr::ConfigError::FlightMaxBytes {
+            max_bytes,
+            min,
+            max,
+            chunk_bytes,
+        }) => {
+            let _ = (max_bytes, min, max, chunk_bytes);
+            "bad configuration"
+        }
+        fdr::Error::Config(fdr::ConfigError::Os(why)) => {
+            let _ = why;
+            "bad OS view configuration"
+        }
+        fdr::Error::Io { written, source } => {
+            let _ = (written, source);
+            "io"
+        }
+        fdr::Error::Spawn(e) => {
+            let _ = e;
+            "spawn"
+        }
+        _ => "other",
+    }
+}
+
 fn main() {
-    let recorder = fdr::start(fdr::Config::default()).expect("start never fails");
-    let _ = recorder;
+    let recording = cfg!(feature = "record");
+    let fdr::FlightConfig { min_age, max_bytes } = fdr::FlightConfig::default();
+    let config = fdr::Config {
+        flight: Some(fdr::FlightConfig { min_age, max_bytes }),
+        program: "compile-out".into(),
+        service_version: String::new(),
+        os: fdr::OsConfig::platform_default().filter(|_| false),
+    };
+    let recorder = fdr::start(config).expect("start never fails");
+    assert_eq!(fdr::is_running(), recording);
     let shared = fdr::sync::Mutex::new(0);
     let mut total = 0;
     for i in 0..1000 {
@@ -42,9 +120,20 @@ fn main() {
         );
     }
     let mut dump = Vec::new();
-    let written = fdr::flight().write_to(&mut dump);
-    let recording = cfg!(feature = "record");
+    let written = recorder.flight().write_to(&mut dump);
+    if let Err(e) = &written {
+        assert_eq!(explain(e), "other", "without `record`: {e}");
+    }
     assert_eq!(fdr::enabled(), recording);
+    assert_eq!(counters(recorder.stats()) > 0, recording);
+    assert_eq!(counters(fdr::stats()) > 0, recording);
+    let capture = fdr::capture(Vec::new());
+    assert_eq!(capture.is_ok(), recording);
+    if let Ok(guard) = capture {
+        let _ = guard.stop();
+    }
+    recorder.stop();
+    assert!(!fdr::is_running());
     assert_eq!(written.is_ok(), recording, "{written:?}");
     assert_eq!(dump.is_empty(), !recording);
     assert_eq!(*shared.lock().unwrap(), 1000);

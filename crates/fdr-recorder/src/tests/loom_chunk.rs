@@ -1,48 +1,61 @@
-//! Loom models of the recorder's concurrency protocol (built only with `--cfg loom`):
-//! the chunk hand-off (a thread's mailbox, and the overflow queue past it), the
-//! committed-length publication, snapshot versus recycle, a snapshot's drain and pin
-//! racing a thread's seals while the drained chunks are recycled, a reader's lease versus
-//! the collector taking its pin back, a metrics read racing the polls that fold a
-//! thread's pending poll samples, the scope depth the OS sampler reads from a thread's
-//! committed word across a seal, and the capture area handed between the stack-capture
-//! signal handler and the sampler.
+//! Loom models of the chunk protocol, driven through the [`ChunkWriter`] the recorder's
+//! threads write with: the committed-word publication, the hand-off (a thread's mailbox, and
+//! the overflow queue past it), snapshot versus recycle, a snapshot's drain and pin racing a
+//! thread's seals while the drained chunks are recycled, a reader's lease versus the
+//! collector taking its pin back, and the scope depth the OS sampler reads across a seal.
 //!
-//! `RUSTFLAGS="--cfg loom" cargo test -p fdr-recorder --release --test loom`
-//! (`cargo xtask ci` runs it with a bounded preemption count).
-#![cfg(loom)]
-#![allow(unsafe_code, reason = "the models drive the owner-only write directly")]
+//! A writer here does what `local.rs` does, in the same order: `begin_chunk` on a chunk it
+//! took from the pool (or was given), `Handoff::seal` of the old one, then events through
+//! `room().write(..)`. Under loom a chunk is [`CHUNK_BYTES`] (16) bytes, each a tracked cell,
+//! so a read that races a write is reported.
 
 use loom::sync::Arc;
 use loom::thread;
 
-use fdr_recorder::chunk::{
-    CHUNK_BYTES, Chunk, ChunkPtr, Handoff, Lease, MAILBOX_SLOTS, Queue, Revoked, Slot,
-    collect_sealed, committed_depth, committed_events, word_step,
+use crate::chunk::{
+    CHUNK_BYTES, ChunkMeta, ChunkPtr, ChunkWriter, Handoff, Lease, MAILBOX_SLOTS, Queue, Revoked,
+    Slot, WRITE_RESERVE, collect_sealed, committed_depth, committed_events, word_step,
 };
-use fdr_recorder::metric_cells::{COUNTERS, HISTOGRAMS, Hist, HistogramTicks, ThreadMetrics};
-use fdr_recorder::os_signal::{Area, OUTCOME_COPIED, OUTCOME_REQUESTED, REQUESTED};
 
 fn chunk() -> ChunkPtr {
     ChunkPtr::alloc()
 }
 
-/// Writes `bytes` as the owner and publishes them (as one event per byte written so far).
-fn append(c: &Chunk, at: usize, bytes: &[u8]) -> usize {
-    // SAFETY: the model's writer owns `c` and writes past its committed length.
-    unsafe { c.write_bytes(at, bytes) };
-    let len = at + bytes.len();
-    c.commit(len, len as u64);
-    len
+/// The facts of a thread's chunk number `seq`, based at timestamp `seq` (a drain sorts by it).
+fn meta_at(seq: u32) -> ChunkMeta {
+    ChunkMeta {
+        seq,
+        base_ts: u64::from(seq),
+        ..ChunkMeta::default()
+    }
 }
 
-/// Committed-length publication: a reader that pins the live chunk sees a prefix made of
-/// whole events, never a torn one.
+/// Writes one event made of `bytes` and publishes it with `step` (events, depth change).
+fn append_step(w: &mut ChunkWriter, bytes: &[u8], step: u64) {
+    let room = w.room().expect("room for the event");
+    room.write(
+        |out: &mut [u8; WRITE_RESERVE]| {
+            out[..bytes.len()].copy_from_slice(bytes);
+            bytes.len()
+        },
+        step,
+    );
+}
+
+/// Writes one event made of `bytes` (no scope depth change).
+fn append(w: &mut ChunkWriter, bytes: &[u8]) {
+    append_step(w, bytes, word_step(1, 0));
+}
+
+/// Committed-word publication: a reader that pins the live chunk sees a prefix made of
+/// whole events, never a torn one, and the event count of the same word.
 #[test]
-fn committed_length_publication() {
+fn committed_word_publication() {
     loom::model(|| {
         let slot = Arc::new(Slot::new());
         let a = chunk();
-        a.get().reset_for_test_at(0);
+        let mut w = ChunkWriter::new();
+        w.begin_chunk(a, meta_at(0));
         slot.install(Some(a));
         let s2 = slot.clone();
         let reader = thread::spawn(move || {
@@ -51,7 +64,7 @@ fn committed_length_publication() {
                 c.get().copy_committed(&mut out);
                 // Length and event count travel in one word: never one without the other.
                 let (len, events) = c.get().committed_with_events();
-                assert_eq!(len as u64, events);
+                assert_eq!(len as u64, 2 * events);
                 c.get().unpin();
                 assert!(
                     out.is_empty() || out == [1, 1] || out == [1, 1, 2, 2],
@@ -59,8 +72,8 @@ fn committed_length_publication() {
                 );
             }
         });
-        let at = append(a.get(), 0, &[1, 1]);
-        append(a.get(), at, &[2, 2]);
+        append(&mut w, &[1, 1]);
+        append(&mut w, &[2, 2]);
         reader.join().unwrap();
     });
 }
@@ -74,7 +87,8 @@ fn chunk_handoff() {
         let pool = Arc::new(Queue::<ChunkPtr>::new(4));
         let h = Arc::new(Handoff::new());
         let (a, b) = (chunk(), chunk());
-        a.get().reset_for_test_at(0);
+        let mut w = ChunkWriter::new();
+        w.begin_chunk(a, meta_at(0));
         h.slot().install(Some(a));
         pool.push(b).unwrap();
         let (sq, pq, h2) = (sealed.clone(), pool.clone(), h.clone());
@@ -94,11 +108,11 @@ fn chunk_handoff() {
                 thread::yield_now();
             }
         });
-        append(a.get(), 0, &[7; 4]);
+        append(&mut w, &[7; 4]);
         let next = pool.pop().expect("a free chunk");
-        next.get().reset_for_test_at(0);
+        w.begin_chunk(next, meta_at(1));
         h.seal(&mut 0, &sealed, a, Some(next)).unwrap();
-        append(next.get(), 0, &[9]);
+        append(&mut w, &[9]);
         collector.join().unwrap();
     });
 }
@@ -112,9 +126,10 @@ fn snapshot_versus_recycle() {
         let sealed = Arc::new(Queue::<ChunkPtr>::new(4));
         let h = Arc::new(Handoff::new());
         let a = chunk();
-        a.get().reset_for_test_at(0);
+        let mut w = ChunkWriter::new();
+        w.begin_chunk(a, meta_at(0));
         h.slot().install(Some(a));
-        append(a.get(), 0, &[5, 5]);
+        append(&mut w, &[5, 5]);
         let h2 = h.clone();
         let snapshot = thread::spawn(move || {
             if let Some(c) = h2.slot().pin_current() {
@@ -127,8 +142,9 @@ fn snapshot_versus_recycle() {
                 c.get().unpin();
             }
         });
-        // Writer: one more event, then seal (no next chunk).
-        append(a.get(), 2, &[6]);
+        // Writer: one more event, then seal (no next chunk: it discards meanwhile).
+        append(&mut w, &[6]);
+        w.begin_discard();
         h.seal(&mut 0, &sealed, a, None).unwrap();
         // Collector: drains it and recycles it only if reclaimable; the writer then reuses it.
         let mut got = Vec::new();
@@ -136,10 +152,10 @@ fn snapshot_versus_recycle() {
         assert_eq!(got, [a]);
         let c = got[0];
         if c.get().reclaimable() {
-            c.get().reset_for_test_at(0);
+            w.begin_chunk(c, meta_at(1));
             h.slot().install(Some(c));
             // Rewriting from 0 must not race with a reader: loom reports it if it does.
-            append(c.get(), 0, &[8; CHUNK_BYTES / 4]);
+            append(&mut w, &[8; CHUNK_BYTES / 4]);
         }
         snapshot.join().unwrap();
     });
@@ -165,7 +181,8 @@ fn mailbox_handoff_versus_snapshot_and_recycle() {
         let pool = Arc::new(Queue::<ChunkPtr>::new(4));
         let h = Arc::new(Handoff::new());
         let (a, b, c) = (chunk(), chunk(), chunk());
-        a.get().reset_for_test_at(1);
+        let mut w = ChunkWriter::new();
+        w.begin_chunk(a, meta_at(1));
         h.slot().install(Some(a));
         let (sq, pq, h2) = (sealed.clone(), pool.clone(), h.clone());
         // The snapshot, also the only drainer while it runs (it holds the core lock).
@@ -213,15 +230,15 @@ fn mailbox_handoff_versus_snapshot_and_recycle() {
         });
         // The writer.
         let mut posted = 0;
-        append(a.get(), 0, &[1]);
-        b.get().reset_for_test_at(2);
+        append(&mut w, &[1]);
+        w.begin_chunk(b, meta_at(2));
         h.seal(&mut posted, &sealed, a, Some(b)).unwrap();
-        append(b.get(), 0, &[2]);
+        append(&mut w, &[2]);
         let third = pool.pop().unwrap_or(c);
-        third.get().reset_for_test_at(3);
+        w.begin_chunk(third, meta_at(3));
         h.seal(&mut posted, &sealed, b, Some(third)).unwrap();
         // Rewriting a recycled chunk from 0 must not race with a reader.
-        append(third.get(), 0, &[3]);
+        append(&mut w, &[3]);
         let (mut found, mut taken) = snapshot.join().unwrap();
         // The final drain finds the rest: each sealed chunk drained exactly once.
         let mut rest = Vec::new();
@@ -243,8 +260,11 @@ fn mailbox_handoff_versus_snapshot_and_recycle() {
 fn lease_read_versus_revoke_and_recycle() {
     loom::model(|| {
         let a = chunk();
-        a.get().reset_for_test_at(1);
-        append(a.get(), 0, &[5, 5]);
+        let mut w = ChunkWriter::new();
+        w.begin_chunk(a, meta_at(1));
+        append(&mut w, &[5, 5]);
+        // Sealed (its writer moved on) and collected into the ring.
+        w.begin_discard();
         a.get().clear_current();
         // Pinned while in the ring (under the core lock, before the collector looks).
         a.get().pin();
@@ -269,8 +289,9 @@ fn lease_read_versus_revoke_and_recycle() {
         };
         let revoked = lease.revoke(inc, what);
         if a.get().reclaimable() {
-            a.get().reset_for_test_at(2);
-            append(a.get(), 0, &[8; CHUNK_BYTES / 4]);
+            let mut next_owner = ChunkWriter::new();
+            next_owner.begin_chunk(a, meta_at(2));
+            append(&mut next_owner, &[8; CHUNK_BYTES / 4]);
         }
         match reader.join().unwrap() {
             Ok(len) => {
@@ -286,51 +307,10 @@ fn lease_read_versus_revoke_and_recycle() {
     });
 }
 
-/// Reads a thread's poll-duration histogram as `metrics()` does.
-fn read_poll_durations(cells: &ThreadMetrics) -> HistogramTicks {
-    let mut hists: Vec<HistogramTicks> = (0..HISTOGRAMS).map(|_| HistogramTicks::new()).collect();
-    let mut counters = [0; COUNTERS];
-    cells.add_to(&mut hists, &mut counters);
-    hists.swap_remove(Hist::PollDuration as usize)
-}
-
-/// A poll's samples wait as pending until the next poll folds them in: a read racing the
-/// polls never counts a sample twice (once folded and once pending), and after the polls
-/// it counts each exactly once. (Values below 8 have a bucket each.)
-#[test]
-fn pending_poll_samples_versus_a_read() {
-    let mut model = loom::model::Builder::new();
-    // Reading a thread's cells is some 1,500 atomic loads, each a scheduling point.
-    model.max_branches = 100_000;
-    model.check(|| {
-        // A thread's cells are some 1,500 atomics: build and read them on a thread with room.
-        let reader = thread::Builder::new().stack_size(32 << 20);
-        let reader = reader.spawn(|| {
-            let cells = Arc::new(ThreadMetrics::new());
-            let c2 = cells.clone();
-            let poller = thread::spawn(move || {
-                for duration in 1..=3 {
-                    c2.poll(None, duration);
-                }
-            });
-            let during = read_poll_durations(&cells);
-            for d in 1..=3 {
-                assert!(during.buckets[d] <= 1, "sample {d} counted twice");
-            }
-            assert!(during.count <= 3);
-            poller.join().unwrap();
-            let after = read_poll_durations(&cells);
-            assert_eq!(after.buckets[1..=3], [1, 1, 1]);
-            assert_eq!(after.count, 3);
-        });
-        reader.unwrap().join().unwrap();
-    });
-}
-
 /// Scope depth across a seal: the OS sampler reads a thread's slot, that chunk's committed
 /// word, and the slot again, while the thread, inside a scope, fills its chunk, seals it
 /// and records in the next one. Every reading names depth 1 until the scope's end is
-/// published: a new chunk's word starts at its thread's depth (`set_initial_depth`), so the
+/// published: a new chunk's word starts at its thread's depth (`begin_chunk`), so the
 /// sampler never sees a thread inside a scope as outside one.
 #[test]
 fn scope_depth_across_a_seal() {
@@ -338,11 +318,11 @@ fn scope_depth_across_a_seal() {
         let h = Arc::new(Handoff::new());
         let sealed = Arc::new(Queue::<ChunkPtr>::new(4));
         let (a, b) = (chunk(), chunk());
-        a.get().reset_for_test_at(0);
+        let mut w = ChunkWriter::new();
+        w.begin_chunk(a, meta_at(0));
         h.slot().install(Some(a));
         // The scope's begin: one event, depth 1.
-        let begin = 2 + word_step(1, 1);
-        a.get().commit_word(begin);
+        append_step(&mut w, &[1, 1], word_step(1, 1));
         let h2 = h.clone();
         let sampler = thread::spawn(move || {
             for _ in 0..2 {
@@ -361,74 +341,12 @@ fn scope_depth_across_a_seal() {
                 );
             }
         });
-        // The chunk is full: seal it, go on in `b` at the same depth.
-        b.get().reset_for_test_at(1);
-        b.get().set_initial_depth(begin);
+        // The chunk is full: go on in `b` at the same depth, seal `a`.
+        w.begin_chunk(b, meta_at(1));
         h.seal(&mut 0, &sealed, a, Some(b)).unwrap();
-        let inner = (begin & !0xFFFF_FFFF_FFFF) + 2 + word_step(1, 0);
-        b.get().commit_word(inner);
+        append(&mut w, &[2, 2]);
         // The scope's end.
-        b.get()
-            .commit_word(inner.wrapping_add(2).wrapping_add(word_step(1, -1)));
+        append_step(&mut w, &[3, 3], word_step(1, -1));
         sampler.join().unwrap();
-    });
-}
-
-/// A signal handler's side of the capture protocol: claims the area (a capture signal only
-/// if requested, a CPU timer also if idle) and writes a copy tagged `tag` in its registers
-/// and every stack byte.
-fn handler(area: &Area, timer: bool, tag: u8) {
-    if let Some(requested) = area.begin_write(timer) {
-        let src = [tag; 4];
-        let flag = if requested { OUTCOME_REQUESTED } else { 0 };
-        // SAFETY: `src` is readable for its 4 bytes; we hold the area (`begin_write`).
-        unsafe {
-            area.finish_write(
-                [u64::from(tag), 0, 0, 0],
-                src.as_ptr(),
-                4,
-                OUTCOME_COPIED | flag,
-            )
-        };
-    }
-}
-
-/// Capture area hand-off: the sampler requests a stack and races a capture signal's handler
-/// and a CPU timer's, taking a copy or withdrawing the request. A copy is read only once
-/// complete (never torn: its registers and every byte carry one writer's tag; loom checks
-/// that no read overlaps a write), and a withdrawn request is never answered.
-#[test]
-fn capture_area_handoff() {
-    loom::model(|| {
-        let area = Arc::new(Area::new(4));
-        assert!(area.assign(1, 0, 100));
-        area.request().unwrap();
-        let capture = {
-            let a = area.clone();
-            thread::spawn(move || handler(&a, false, 1))
-        };
-        let timer = {
-            let a = area.clone();
-            thread::spawn(move || handler(&a, true, 2))
-        };
-        let read = |a: &Area| a.take(|c| (c.regs[0], c.stack.to_vec(), c.requested));
-        let first = read(&area);
-        let cancelled = first.is_none() && area.state() == REQUESTED && area.cancel();
-        capture.join().unwrap();
-        timer.join().unwrap();
-        let second = read(&area);
-        let copies: Vec<_> = first.into_iter().chain(second).collect();
-        for (tag, bytes, requested) in &copies {
-            assert_eq!(bytes, &vec![*tag as u8; 4], "a torn copy");
-            if cancelled {
-                assert!(!requested, "a withdrawn request was answered");
-            }
-        }
-        if !cancelled {
-            assert!(
-                copies.iter().any(|c| c.2),
-                "the request was neither answered nor withdrawn: {copies:?}"
-            );
-        }
     });
 }

@@ -1,0 +1,333 @@
+//! The recording hot path, `region!` to the bytes in the chunk, in one file.
+//!
+//! `region!("db")` keeps a [`StaticName`] in a `static` at its call site and calls
+//! [`region_static`], inlined there. With recording off that is one relaxed load and a
+//! branch ([`enabled`]). With it on, and nothing unusual, the begin is:
+//!
+//! 1. the name's id: one relaxed load of the call site's `StaticName`;
+//! 2. the thread's [`Local`]: one load of a const thread-local pointer ([`peek_local`],
+//!    through `tls::ThreadBox`, which marks it lent out while the closure runs);
+//! 3. [`Local::try_pair`]: room for the event ([`ChunkWriter::fast_room`], one compare),
+//!    the counter ([`crate::clock::counter_ticks`], `rdtsc`), and, when both the delta and
+//!    the name's operand fit a byte, one 2-byte store and the `Release` store of the
+//!    chunk's committed word ([`Room::write_pair`]), a plain `mov` on x86.
+//!
+//! The guard's drop does the same for the end. Nothing here locks, allocates, makes a
+//! system call or writes memory another thread writes, and nothing makes a call: the
+//! length of the event is chosen by predictable branches, never computed from the delta,
+//! so the stores do not wait on the counter (HOTPATH.md). Anything unusual (first use of a
+//! name or of the thread, a full chunk, a delta or name id past one byte, the fallback
+//! clock) goes to a cold function that does it all with calls (`local.rs`).
+//!
+//! `cargo bench -p fdr-benches --bench record -- record` measures it against the floor of
+//! two timestamped thread-local stores (`record.region_ratio_to_floor`). Inlining the
+//! begin matters: six interleaved runs of each build gave 1.008-1.066 inlined, 1.04-1.12
+//! with the begin out of line (as at commit 0b565d8). The `region(&str)` entry point stays
+//! out of line: its name lookup is too big to copy into every call site.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use fdr_format::StrId;
+use fdr_format::encode;
+use fdr_format::wire::{CODE_BITS, CODE_REGION_BEGIN, CODE_REGION_END, MAX_SMALL_EVENT_LEN};
+
+use crate::chunk::word_step;
+#[cfg(doc)]
+use crate::chunk::{ChunkWriter, Room};
+use crate::local::{Local, register};
+use crate::tls::ThreadBox;
+
+thread_local! {
+    /// This thread's recorder: set by `register` on its first event, taken back at exit.
+    pub(crate) static LOCAL: ThreadBox<Local> = const { ThreadBox::new() };
+}
+
+/// Whether recording is on: one relaxed load. Instrumentation may skip work when it is off.
+#[inline(always)]
+pub fn enabled() -> bool {
+    crate::ENABLED.load(Ordering::Relaxed)
+}
+
+/// Runs `f` with this thread's recorder, registering the thread on its first event.
+/// `None` (the event is counted and dropped) once the thread's storage is being torn down,
+/// or when called from inside the recorder on this thread.
+#[inline(always)]
+pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+    LOCAL.with(|cell| {
+        if cell.state().is_err() {
+            register(cell)?;
+        }
+        cell.with(f).ok()
+    })
+}
+
+/// This thread's recorder if it is registered (never registers).
+#[inline(always)]
+pub(crate) fn peek_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+    LOCAL.with(|cell| cell.with(f).ok())
+}
+
+impl Local {
+    /// Records a small event (a static log, a task event) if the buffer has room and the
+    /// counter is the clock (one check: `fast_room` gives none otherwise). Makes no call, so
+    /// an out-of-line entry point built on it is a leaf that saves no registers; `false`
+    /// (nothing recorded) sends the caller to its slow path, which does the rest with calls.
+    ///
+    /// `N` is the room the event's writer needs (up to `WRITE_RESERVE`). `depth` is the
+    /// event's change of the thread's scope depth (+1 a begin, -1 an end, 0 otherwise),
+    /// published in the committed word (`chunk::COMMITTED_DEPTH`).
+    #[inline(always)]
+    pub(crate) fn try_small<const N: usize>(
+        &mut self,
+        f: impl FnOnce(&mut [u8; N], u64) -> usize,
+        depth: i64,
+    ) -> bool {
+        let Some(room) = self.w.fast_room() else {
+            return false;
+        };
+        let now = crate::clock::counter_ticks();
+        let delta = now.saturating_sub(self.last_ts);
+        self.last_ts += delta;
+        room.write(|out| f(out, delta), word_step(1, depth));
+        true
+    }
+
+    /// [`Local::try_small`] for an event of two varints, the delta and `operand` (a region
+    /// begin or end): when both fit a byte, as they do for back-to-back regions with one of
+    /// the first 32 names, the event is one 2-byte store. `depth`: +1 a begin, -1 an end.
+    #[inline(always)]
+    pub(crate) fn try_pair(&mut self, operand: u64, depth: i64) -> bool {
+        let Some(room) = self.w.fast_room() else {
+            return false;
+        };
+        let now = crate::clock::counter_ticks();
+        let delta = now.wrapping_sub(self.last_ts);
+        if delta < 0x80 && operand < 0x80 {
+            self.last_ts = now;
+            // The delta's byte first, then the operand's.
+            room.write_pair([delta as u8, operand as u8], word_step(1, depth));
+        } else {
+            pair_long(room, &mut self.last_ts, now, operand, depth);
+        }
+        true
+    }
+}
+
+/// [`Local::try_pair`]'s other case: a longer delta or operand, or the clock stepped back
+/// (the wrapped delta is huge: saturate). Out of line, so the common case keeps few
+/// registers; a call in tail position costs the common case nothing.
+#[cold]
+#[inline(never)]
+fn pair_long(room: crate::chunk::Room<'_>, last_ts: &mut u64, now: u64, operand: u64, depth: i64) {
+    let delta = now.saturating_sub(*last_ts);
+    *last_ts += delta;
+    room.write(
+        |out: &mut [u8; MAX_SMALL_EVENT_LEN]| {
+            let n = fdr_format::varint::put_fast(out, 0, delta);
+            n + fdr_format::varint::put_fast(out, n, operand)
+        },
+        word_step(1, depth),
+    );
+}
+
+/// A static name interned once per call site: [`region!`](crate::region!) keeps one in a
+/// `static`, so a region's name costs one relaxed load instead of a cache lookup.
+#[derive(Debug)]
+pub struct StaticName {
+    name: &'static str,
+    /// The name's id plus one; 0 until the first use interns it.
+    id: AtomicU32,
+}
+
+impl StaticName {
+    /// A name, not interned yet.
+    pub const fn new(name: &'static str) -> Self {
+        StaticName {
+            name,
+            id: AtomicU32::new(0),
+        }
+    }
+
+    /// The text.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The name's id, interning it on first use. Every thread gets the same id (the global
+    /// interner decides it), so a race between first uses stores the same value twice.
+    #[inline(always)]
+    pub fn id(&self) -> StrId {
+        self.cached().unwrap_or_else(|| self.intern())
+    }
+
+    /// The id if it was interned already.
+    #[inline(always)]
+    fn cached(&self) -> Option<StrId> {
+        match self.id.load(Ordering::Relaxed) {
+            0 => None,
+            v => Some(StrId(v - 1)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn intern(&self) -> StrId {
+        let id = crate::intern::intern_global(self.name);
+        self.id.store(id.0 + 1, Ordering::Relaxed);
+        id
+    }
+}
+
+/// Begins a region whose name (a `&'static str` constant) is interned once per call site;
+/// it ends when the returned guard drops. The fastest way to record a region.
+///
+/// ```
+/// fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
+/// let _r = fdr_recorder::region!("db");
+/// ```
+#[macro_export]
+macro_rules! region {
+    ($name:expr) => {{
+        static __FDR_REGION_NAME: $crate::__macro_support::StaticName =
+            $crate::__macro_support::StaticName::new($name);
+        $crate::__macro_support::region_static(&__FDR_REGION_NAME)
+    }};
+}
+
+/// Begins a region whose name is interned once per call site (what [`region!`](crate::region!)
+/// expands to).
+#[inline]
+pub fn region_static(name: &'static StaticName) -> RegionGuard {
+    if enabled() {
+        match region_begin_static(name) {
+            Some(g) => g,
+            None => region_begin_static_slow(name),
+        }
+    } else {
+        RegionGuard::OFF
+    }
+}
+
+/// `None`: nothing recorded; the caller takes the slow path. Inlined into each `region!`
+/// site.
+#[inline(always)]
+fn region_begin_static(name: &'static StaticName) -> Option<RegionGuard> {
+    let id = name.cached()?;
+    (peek_local(|l| l.try_pair(region_head(id, CODE_REGION_BEGIN), 1)) == Some(true))
+        .then(|| active_region(id))
+}
+
+#[cold]
+#[inline(never)]
+fn region_begin_static_slow(name: &'static StaticName) -> RegionGuard {
+    region_begin_slow(|_| name.id())
+}
+
+/// Begins a region named `name` on this thread; it ends when the guard drops.
+/// [`region!`](crate::region!) does the same with the name's id kept per call site.
+///
+/// Disabled, this is one relaxed load and a branch; the recording path is out of line,
+/// so the caller saves no registers for it.
+#[inline]
+pub fn region(name: &'static str) -> RegionGuard {
+    if enabled() {
+        region_begin_str(name)
+    } else {
+        RegionGuard::OFF
+    }
+}
+
+#[inline(never)]
+fn region_begin_str(name: &'static str) -> RegionGuard {
+    let fast = peek_local(|l| {
+        let id = l.names.lookup(name)?;
+        l.try_pair(region_head(id, CODE_REGION_BEGIN), 1)
+            .then_some(id)
+    });
+    match fast {
+        Some(Some(id)) => active_region(id),
+        _ => region_begin_str_slow(name),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn region_begin_str_slow(name: &'static str) -> RegionGuard {
+    region_begin_slow(|l| l.names.get(name))
+}
+
+#[inline(always)]
+fn region_begin_slow(id: impl FnOnce(&mut Local) -> StrId) -> RegionGuard {
+    with_local(|l| {
+        let id = id(l);
+        l.small(|out, delta| encode::region_begin(out, delta, id), 1);
+        id
+    })
+    .map_or(RegionGuard::OFF, active_region)
+}
+
+/// A region event's operand (as `encode::region_begin` / `region_end` write it).
+#[inline(always)]
+fn region_head(name: StrId, code: u8) -> u64 {
+    ((name.0 as u64) << CODE_BITS) | code as u64
+}
+
+/// A region in progress; ends (records its end) when dropped, on the same thread.
+#[must_use = "a region ends when its guard is dropped"]
+#[derive(Debug)]
+pub struct RegionGuard {
+    name: StrId,
+    active: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl RegionGuard {
+    const OFF: RegionGuard = RegionGuard {
+        name: StrId(0),
+        active: false,
+        _not_send: PhantomData,
+    };
+}
+
+#[inline(always)]
+fn active_region(name: StrId) -> RegionGuard {
+    RegionGuard {
+        name,
+        active: true,
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for RegionGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.active
+            && let Err(name) = region_end(self.name)
+        {
+            region_end_slow(name);
+        }
+    }
+}
+
+/// `Err(name)`: nothing recorded; the caller takes the slow path. Inlined.
+#[inline(always)]
+fn region_end(name: StrId) -> Result<(), StrId> {
+    match peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END), -1)) {
+        Some(true) => Ok(()),
+        _ => Err(name),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn region_end_slow(name: StrId) {
+    with_local(|l| l.small(|out, delta| encode::region_end(out, delta, name), -1));
+}
+
+/// Runs `f` inside a region named `name`.
+#[inline]
+pub fn with_region<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
+    let _g = region(name);
+    f()
+}
