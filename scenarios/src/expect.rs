@@ -7,14 +7,16 @@
 //! names the site when its text (title, evidence, any field) holds `path:line` with the line
 //! in one of the accepted markers.
 //!
-//! Rule ids: today's rules are `sched_delay`, `long_polls`, `lock_contention`, `task_leak`,
-//! `serial_bottleneck`, `slow_downstream` and `recorder_loss`. The sets below also accept
-//! the ids planned for the findings that split a long poll by where its time went
-//! (`blocking_in_async`: off-CPU, naming the stack's top user frame; `cpu_heavy_polls`:
-//! on-CPU, naming the hot frames) and for async lock and channel contention
-//! (`async_lock_contention`, naming the holder task); those ids are provisional, and this
-//! table is where they are settled when the rules land. Host CPU contention is info by
-//! design, so the busy-sibling scenario expects nothing above info.
+//! Rule ids: `sched_delay`, `long_polls`, `lock_contention`, `task_leak`,
+//! `serial_bottleneck`, `slow_downstream`, `recorder_loss`, and the rules of the OS view
+//! (the scenarios record with it on), which split a long poll by where its time went:
+//! `blocking_in_async` (off-CPU, naming the stack's top user frame), `cpu_heavy_polls`
+//! (on-CPU, naming the hot frames) and `host_cpu_contention` (waiting for a CPU; info by
+//! design, so the busy-sibling scenario expects nothing above info). With the split, the
+//! long polls it explains are carried by those rules, so `long_polls` is no answer for
+//! the blocking and CPU-heavy scenarios. The id planned for async lock and channel
+//! contention (`async_lock_contention`, naming the holder task) is provisional, and this
+//! table is where it is settled when the rule lands.
 
 use crate::svc::{BoxError, Ctx};
 use crate::{
@@ -23,9 +25,9 @@ use crate::{
 };
 
 /// Off-CPU time inside polls: a thread blocked in async code.
-const BLOCKING: &[&str] = &["blocking_in_async", "long_polls"];
+const BLOCKING: &[&str] = &["blocking_in_async"];
 /// On-CPU time inside polls.
-const CPU_HEAVY: &[&str] = &["cpu_heavy_polls", "long_polls"];
+const CPU_HEAVY: &[&str] = &["cpu_heavy_polls"];
 
 /// What the diagnosis of a scenario's dump should say.
 #[derive(Debug, Clone, Copy)]
@@ -144,7 +146,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         name: "std_mutex",
         fault: "std::sync::Mutex held across a blocking auth call in async handlers",
         want: Want::Top {
-            rules: &["lock_contention", "blocking_in_async", "long_polls"],
+            rules: &["lock_contention", "blocking_in_async"],
             sites: &[
                 marker!("std_mutex.rs", "std-mutex"),
                 marker!("std_mutex.rs", "std-mutex-held"),

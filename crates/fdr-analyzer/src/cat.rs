@@ -110,6 +110,47 @@ pub fn describe(cx: &EventCx<'_>) -> String {
             events,
             bytes,
         } => format!("loss {} events={events} bytes={bytes}", reason.as_str()),
+        EventKind::OsSample {
+            thread,
+            cause,
+            cpu_ns,
+            runq_ns,
+            timeslices,
+            state,
+        } => {
+            let mut s = format!("os_sample t{} {}", thread.0, cause.as_str());
+            for (k, v) in [
+                ("cpu_ns", cpu_ns),
+                ("runq_ns", runq_ns),
+                ("slices", timeslices),
+            ] {
+                if let Some(v) = v {
+                    s.push_str(&format!(" {k}={v}"));
+                }
+            }
+            if let Some(b) = state {
+                s.push_str(&format!(" state={}", char::from(b).escape_default()));
+            }
+            s
+        }
+        EventKind::Stack {
+            thread,
+            cause,
+            truncated,
+            frames,
+        } => {
+            let mut s = format!(
+                "stack t{} {} frames={}{}",
+                thread.0,
+                cause.as_str(),
+                frames.len(),
+                if truncated { " truncated" } else { "" }
+            );
+            for a in frames.iter() {
+                s.push_str(&format!(" {a:#x}"));
+            }
+            s
+        }
         k => k.name().to_string(),
     }
 }

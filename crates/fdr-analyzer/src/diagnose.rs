@@ -132,7 +132,25 @@ const RULES: &[Rule] = &[
         needs: &[],
         eval: recorder_loss,
     },
+    Rule {
+        id: "blocking_in_async",
+        needs: OS_DATA,
+        eval: crate::osrules::blocking_in_async,
+    },
+    Rule {
+        id: "cpu_heavy_polls",
+        needs: OS_DATA,
+        eval: crate::osrules::cpu_heavy_polls,
+    },
+    Rule {
+        id: "host_cpu_contention",
+        needs: OS_DATA,
+        eval: crate::osrules::host_cpu_contention,
+    },
 ];
+
+/// What the rules of the OS view need: the OS sampler's samples.
+const OS_DATA: &[&str] = &["os_sample"];
 
 /// The ids of every rule, in evaluation order.
 pub fn rule_ids() -> Vec<&'static str> {
@@ -178,14 +196,14 @@ fn sum(v: impl IntoIterator<Item = u64>) -> u64 {
 }
 
 /// The busy time of every thread's span, first to last event.
-fn thread_time(p: &Profile) -> u64 {
+pub(crate) fn thread_time(p: &Profile) -> u64 {
     sum(p
         .threads
         .values()
         .map(|t| t.last_ns.saturating_sub(t.first_ns)))
 }
 
-fn finding(
+pub(crate) fn finding(
     rule: &'static str,
     title: String,
     score: f64,
@@ -205,7 +223,7 @@ fn finding(
 }
 
 /// Maps `x` from `[lo, hi]` (log scale) onto `[0, 1]`.
-fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
+pub(crate) fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
     if x <= lo {
         0.0
     } else {
@@ -338,6 +356,15 @@ fn long_polls(p: &Profile) -> Finding {
             dur(s.max_ns)
         ));
         score += 10.0;
+    }
+    // The long polls the OS view splits are carried by their cause's rule.
+    let explained = crate::osrules::explained_share(p);
+    if explained > 0.0 {
+        score *= 1.0 - explained;
+        evidence.push(format!(
+            "{} of this time is split by the OS view into on-CPU, waiting for a CPU and off-CPU: see blocking_in_async, cpu_heavy_polls and host_cpu_contention",
+            pct(explained)
+        ));
     }
     let window = p
         .longest_polls
@@ -705,6 +732,9 @@ impl Diagnosis {
                     if f.severity > Severity::Info {
                         s.push_str(&format!("     fix: {}\n", f.fix));
                     }
+                }
+                RuleOutcome::NotApplicable { rule, needs } if *needs == OS_DATA => {
+                    s.push_str(&format!("-  {rule}: not applicable (no OS data)\n"));
                 }
                 RuleOutcome::NotApplicable { rule, needs } => {
                     s.push_str(&format!(

@@ -7,6 +7,9 @@
 //!   parallel across batches.
 //! - [`profile`]: one pass collecting per-task, per-region, per-blocking-site and
 //!   scheduling statistics in log-bucketed [`hist::Histogram`]s; [`views`] prints them.
+//! - [`osview`]: the OS view (traces recorded with `Config::os`): long polls, regions and
+//!   blocks split into on-CPU, waiting for a CPU and off-CPU, and their stacks, symbolized
+//!   with `fdr-symbolize`; [`osrules`] holds the rules that read it.
 //! - [`diagnose`](mod@diagnose): the on-call runbook as ranked rules; [`diff`](mod@diff): two traces compared;
 //!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
 //!   export; [`pprof`](mod@pprof): CPU samples as a pprof profile; [`report`]: a
@@ -55,6 +58,8 @@ pub mod diff;
 pub mod error;
 pub mod hist;
 pub mod limits;
+pub mod osrules;
+pub mod osview;
 pub mod perfetto;
 pub mod pprof;
 pub mod profile;

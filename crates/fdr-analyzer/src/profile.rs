@@ -16,6 +16,7 @@ use crate::hist::Histogram;
 use crate::limits::{
     MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, MAX_STATS_KEYS, MAX_THREADS, StackBudget, Truncated,
 };
+use crate::osview::ScopeKey;
 use crate::stream::{EndCx, EventCx, ReadStats, Visitor};
 use crate::text;
 
@@ -38,6 +39,8 @@ pub struct ProfileOptions {
     /// Timeline slices kept for the report (0: none). When more arrive, the shortest are
     /// dropped, so the kept ones span the whole trace.
     pub timeline_slices: usize,
+    /// Where the stacks' binaries are found ([`crate::osview`]).
+    pub symbols: fdr_symbolize::Options,
 }
 
 /// Count and duration distribution of spans (regions, blocks, tasks).
@@ -358,6 +361,9 @@ pub const UNSEEN_NAME: StrId = StrId(u32::MAX);
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
     opts: ProfileOptions,
+    /// The OS view: long polls, regions and blocks split into on-CPU, waiting for a CPU
+    /// and off-CPU, and their stacks.
+    pub os: crate::osview::OsView,
     /// Events by kind.
     pub kinds: [u64; fdr_format::EVENT_KIND_COUNT],
     /// Nanoseconds from the first to the last event.
@@ -684,6 +690,14 @@ impl Profile {
         out
     }
 
+    /// Thread `t`'s parked time from its first event to `ns`.
+    fn parked_at(&self, t: ThreadId, ns: u64) -> u64 {
+        self.threads.get(&t).map_or(0, |t| {
+            t.parked_ns
+                .saturating_add(t.parked_since.map_or(0, |p| ns.saturating_sub(p)))
+        })
+    }
+
     /// The options this profile was built with.
     pub fn options(&self) -> &ProfileOptions {
         &self.opts
@@ -832,6 +846,9 @@ impl Visitor for Profile {
                     let d = ns.saturating_sub(start);
                     self.poll_duration.record(d);
                     if d >= LONG_POLL_NS {
+                        let parked = self.parked_at(thread, ns);
+                        self.os
+                            .scope_closed(thread, ScopeKey::Poll(name), start, ns, parked);
                         self.long_polls.0 += 1;
                         self.long_polls.1 = self.long_polls.1.saturating_add(d);
                     }
@@ -872,6 +889,16 @@ impl Visitor for Profile {
                     let d = ns.saturating_sub(b.start);
                     th.blocked_ns = th.blocked_ns.saturating_add(d);
                     let r = reason_index(b.reason);
+                    if d >= LONG_POLL_NS {
+                        let parked = th.parked_ns;
+                        self.os.scope_closed(
+                            thread,
+                            ScopeKey::Block(b.site, r),
+                            b.start,
+                            ns,
+                            parked,
+                        );
+                    }
                     if r <= 1 {
                         th.blocked_lock_ns = th.blocked_lock_ns.saturating_add(d);
                     }
@@ -921,6 +948,11 @@ impl Visitor for Profile {
                     let start = th.regions[pos].1;
                     self.open_regions.truncate(&mut th.regions, pos);
                     let d = ns.saturating_sub(start);
+                    if d >= LONG_POLL_NS {
+                        let parked = th.parked_ns;
+                        self.os
+                            .scope_closed(thread, ScopeKey::Region(name), start, ns, parked);
+                    }
                     if let Some(s) =
                         stats_entry(&mut self.regions, name, &mut self.left_out.region_names)
                     {
@@ -956,6 +988,24 @@ impl Visitor for Profile {
                     });
                 }
             }
+            EventKind::OsSample {
+                thread: sampled,
+                cause,
+                cpu_ns,
+                runq_ns,
+                state,
+                ..
+            } => {
+                let parked = self.parked_at(sampled, ns);
+                self.os
+                    .sample(sampled, ns, cause, (cpu_ns, runq_ns, state), parked);
+            }
+            EventKind::Stack {
+                thread: sampled,
+                cause,
+                frames,
+                ..
+            } => self.os.stack(sampled, cause, frames),
             EventKind::OtelLink { task, trace_id, .. } => {
                 if let Some(t) = self.live.get_mut(&task) {
                     t.otel = Some(trace_id);
@@ -1046,6 +1096,7 @@ impl Visitor for Profile {
     }
 
     fn take_tables(&mut self, tables: Tables) {
+        self.os.finish(&tables, &self.opts.symbols);
         self.tables = tables;
     }
 }

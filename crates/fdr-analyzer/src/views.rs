@@ -59,6 +59,7 @@ pub fn task_rows(p: &Profile) -> Value {
                     "sched_wait_ns": s.sched_wait_ns,
                     "blocked_ns": blocked,
                     "idle_ns": s.idle_ns,
+                    "long_polls_split": os_split_json(p, *kind, *name),
                 })
             })
             .collect(),
@@ -102,6 +103,7 @@ pub fn tasks_text(p: &Profile) -> String {
                 share(s.sched_wait_ns),
                 blocked.join(", "),
                 share(s.idle_ns),
+                os_split_cell(p, *kind, *name),
             ]);
             row
         })
@@ -121,6 +123,7 @@ pub fn tasks_text(p: &Profile) -> String {
             "sched-wait",
             "blocked",
             "awaiting",
+            "long polls: on-CPU / waiting for CPU / off-CPU",
         ],
         &rows,
     );
@@ -132,6 +135,27 @@ pub fn tasks_text(p: &Profile) -> String {
     }
     notes_text(&mut out, &p.truncated());
     out
+}
+
+fn os_split(
+    p: &Profile,
+    kind: crate::profile::TaskKind,
+    name: fdr_format::StrId,
+) -> (crate::osview::SplitTotals, crate::osview::SplitTotals) {
+    match kind {
+        crate::profile::TaskKind::Async => p.os.poll_split(name).unwrap_or_default(),
+        crate::profile::TaskKind::User => Default::default(),
+    }
+}
+
+fn os_split_cell(p: &Profile, kind: crate::profile::TaskKind, name: fdr_format::StrId) -> String {
+    let (m, e) = os_split(p, kind, name);
+    p.os.cell(m, e)
+}
+
+fn os_split_json(p: &Profile, kind: crate::profile::TaskKind, name: fdr_format::StrId) -> Value {
+    let (m, e) = os_split(p, kind, name);
+    p.os.json(m, e)
 }
 
 /// `{"regions": [per region name, most total time first], "truncated": [...]}`.
@@ -176,9 +200,14 @@ pub fn regions_text(p: &Profile) -> String {
     out
 }
 
-/// `{"blocking": [top `n` blocking sites by cumulative blocked time], "truncated": [...]}`.
+/// `{"blocking": [top `n` blocking sites by cumulative blocked time], "long_polls_by_stack":
+/// {...}, "truncated": [...]}`: the sites, then the long polls' top user frames (the OS view).
 pub fn blocking_json(p: &Profile, n: usize) -> Value {
-    json!({"blocking": blocking_rows(p, n), "truncated": notes_json(&p.truncated())})
+    json!({
+        "blocking": blocking_rows(p, n),
+        "long_polls_by_stack": p.os.frames_json(n),
+        "truncated": notes_json(&p.truncated()),
+    })
 }
 
 /// Blocking sites by cumulative blocked time, top `n`.
@@ -192,6 +221,12 @@ pub fn blocking_rows(p: &Profile, n: usize) -> Value {
                 let mut v = span_json(s);
                 v["site"] = json!(p.site_name(*site));
                 v["reason"] = json!(REASON_NAMES[*r]);
+                let m =
+                    p.os.measured
+                        .get(&crate::osview::ScopeKey::Block(*site, *r))
+                        .copied()
+                        .unwrap_or_default();
+                v["long_blocks_split"] = p.os.json(m, Default::default());
                 v
             })
             .collect(),
@@ -217,16 +252,31 @@ pub fn blocking_text(p: &Profile, n: usize) -> String {
             } else {
                 text::pct(s.hist.sum() as f64 / total as f64)
             });
+            let m =
+                p.os.measured
+                    .get(&crate::osview::ScopeKey::Block(*site, *r))
+                    .copied()
+                    .unwrap_or_default();
+            row.push(p.os.cell(m, Default::default()));
             row
         })
         .collect();
     text::table(
         &mut out,
         &[
-            "site", "reason", "count", "total", "p50", "p99", "max", "share",
+            "site",
+            "reason",
+            "count",
+            "total",
+            "p50",
+            "p99",
+            "max",
+            "share",
+            "long blocks: on-CPU / waiting for CPU / off-CPU",
         ],
         &rows,
     );
+    out.push_str(&p.os.frames_text(n));
     notes_text(&mut out, &p.truncated());
     out
 }

@@ -29,7 +29,16 @@ use fdr_analyzer::{
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// The recorded program's binary (or a shared library), to symbolize the trace's
+    /// stacks when it is not at the path the recording process saw; matched by build id.
+    /// Repeat for several. Without it, unsymbolized frames show as address, module and
+    /// offset.
+    #[arg(long = "binary", global = true, value_name = "FILE")]
+    binaries: Vec<PathBuf>,
 }
+
+/// The `--binary` files, for every profile this run makes.
+static BINARIES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
 
 #[derive(clap::Args)]
 struct Common {
@@ -273,7 +282,8 @@ fn report_incident(trace: &Path, given: Option<&Path>) -> Result<Option<report::
     }
 }
 
-fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
+fn profile(path: &Path, mut opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
+    opts.symbols.binaries = BINARIES.get().cloned().unwrap_or_default();
     with_progress(path, |read| fdr_analyzer::profile_file(path, opts, read)).map_err(open_err)
 }
 
@@ -296,6 +306,7 @@ fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let _ = BINARIES.set(cli.binaries);
     match cli.cmd {
         Cmd::Summary(c) => {
             let mut bar = Bar::new(&c.trace);

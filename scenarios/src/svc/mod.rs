@@ -48,6 +48,7 @@ pub(crate) fn start_fdr(ctx: &Ctx, flight: fdr::FlightConfig) -> Result<(), BoxE
     fdr::start(fdr::Config {
         flight: Some(flight),
         service_version: env!("CARGO_PKG_VERSION").into(),
+        os: fdr::OsConfig::platform_default(),
         ..fdr::Config::default()
     })?;
     fdr::dump_on_panic(&ctx.out);

@@ -1,0 +1,273 @@
+//! The runbook rules that read the OS view ([`crate::osview`]): where the long polls'
+//! time went. Off-CPU inside polls is blocking in async (`blocking_in_async`, naming the
+//! top user frame of their stacks and what the frames show them waiting in); on-CPU is a
+//! CPU-heavy poll (`cpu_heavy_polls`, naming the hot frames); mostly waiting for a CPU is
+//! host CPU contention (`host_cpu_contention`: not the service's fault, info unless the
+//! service's threads wait for a CPU most of the time). A trace without OS samples makes
+//! each "not applicable (no OS data)".
+//!
+//! A rule rises above info only with measured evidence (long polls the sampler saw and
+//! split); long polls estimated from periodic samples add to its totals. The long polls a
+//! split explains leave `long_polls` ([`explained_share`]), so the cause ranks first and
+//! carries them as evidence.
+
+use crate::diagnose::{Finding, finding, log_ramp};
+use crate::osview::{SplitClass, SplitTotals};
+use crate::profile::{LONG_POLL_NS, Profile};
+use crate::text::{dur, pct};
+
+/// Measured long polls of a class needed for a rule to rise above info.
+const MIN_MEASURED: u64 = 2;
+/// Highest score without measured evidence (info).
+const UNMEASURED_CAP: f64 = 20.0;
+
+/// The share of the long polls' time the OS view splits (measured or estimated): the part
+/// of `long_polls` its cause rules carry instead. 0 without OS data.
+pub fn explained_share(p: &Profile) -> f64 {
+    if !p.os.has_data() || p.long_polls.1 == 0 {
+        return 0.0;
+    }
+    let split =
+        p.os.polls_measured
+            .wall_ns
+            .saturating_add(p.os.polls_estimated.wall_ns);
+    (split as f64 / p.long_polls.1 as f64).min(1.0)
+}
+
+/// The split long polls of class `c`: (measured, estimated) count and wall time.
+fn of_class(p: &Profile, c: SplitClass) -> ((u64, u64), (u64, u64)) {
+    let pick = |t: &SplitTotals| (t.by_class[c as usize], t.wall_of(c));
+    (pick(&p.os.polls_measured), pick(&p.os.polls_estimated))
+}
+
+fn coverage_line(p: &Profile) -> String {
+    let m = &p.os.polls_measured;
+    let e = &p.os.polls_estimated;
+    format!(
+        "of {} long polls ({}), the OS sampler measured {} ({}: {}) and {} were estimated from periodic samples ({}); {} not split",
+        p.long_polls.0,
+        dur(p.long_polls.1),
+        m.count,
+        dur(m.wall_ns),
+        m.split.describe(),
+        e.count,
+        e.split.describe(),
+        p.os.polls_unsplit
+    )
+}
+
+fn symbols_line(p: &Profile, out: &mut Vec<String>) {
+    if let Some(problem) = p.os.symbol_problems.first() {
+        out.push(format!(
+            "some frames are not symbolized ({problem}): shown as address, module and offset; give the binary to symbolize them"
+        ));
+    }
+}
+
+/// Above info only for a meaningful share of the threads' time (1%), with measured
+/// evidence; critical from a fifth of it.
+fn cause_score(p: &Profile, measured: u64, wall: u64, max_ns: u64) -> f64 {
+    let threads = crate::diagnose::thread_time(p).max(1) as f64;
+    let share = (wall as f64 / threads).min(1.0);
+    let score = if share < 0.01 {
+        UNMEASURED_CAP * share / 0.01
+    } else {
+        25.0 + 65.0 * log_ramp(share, 0.01, 0.2)
+            + 10.0 * log_ramp(max_ns as f64, LONG_POLL_NS as f64, 100e6)
+    };
+    if measured >= MIN_MEASURED {
+        score
+    } else {
+        score.min(UNMEASURED_CAP)
+    }
+}
+
+/// `blocking_in_async`: long polls mostly off-CPU.
+pub(crate) fn blocking_in_async(p: &Profile) -> Finding {
+    let ((mn, mw), (en, ew)) = of_class(p, SplitClass::OffCpu);
+    let off =
+        p.os.polls_measured
+            .off_by_class
+            .saturating_add(p.os.polls_estimated.off_by_class);
+    let frames: Vec<_> =
+        p.os.by_top_frame(false)
+            .into_iter()
+            .filter(|f| f.split.off_cpu_ns >= f.split.on_cpu_ns && f.split.off_cpu_ns > 0)
+            .collect();
+    let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
+    let score = cause_score(p, mn, off, max_ns.max(LONG_POLL_NS));
+    let mut evidence = vec![format!(
+        "{} long polls were mostly off-CPU (blocked or sleeping in the kernel while holding a worker): {} measured ({}), {} estimated ({})",
+        mn + en,
+        mn,
+        dur(mw),
+        en,
+        dur(ew)
+    )];
+    for f in frames.iter().take(3) {
+        evidence.push(format!(
+            "{}{}: {} long polls, {} off-CPU, longest {} at {}",
+            f.frame,
+            f.waits_in
+                .map(|w| format!(" (waiting in {w})"))
+                .unwrap_or_default(),
+            f.polls,
+            dur(f.split.off_cpu_ns),
+            dur(f.max_poll_ns),
+            dur(f.max_poll_at_ns)
+        ));
+    }
+    if let Some(f) = frames.first()
+        && let Some(info) =
+            p.os.stacks
+                .get(f.stack as usize)
+                .and_then(|s| s.info.as_ref())
+    {
+        evidence.push(format!("stack: {}", info.shown.join(" <- ")));
+    }
+    evidence.push(coverage_line(p));
+    symbols_line(p, &mut evidence);
+    let title = match frames.first() {
+        Some(f) => format!(
+            "long polls blocked off-CPU{} in {}",
+            f.waits_in.map(|w| format!(" ({w})")).unwrap_or_default(),
+            f.frame
+        ),
+        None => format!("{} long polls mostly off-CPU", mn + en),
+    };
+    let window = frames.first().map(|f| {
+        (
+            f.max_poll_at_ns,
+            f.max_poll_at_ns.saturating_add(f.max_poll_ns),
+        )
+    });
+    finding(
+        "blocking_in_async",
+        title,
+        score,
+        evidence,
+        window,
+        "Blocking in async code: the poll held its worker thread while the thread slept or waited in the kernel at the frame above. Make that call async (tokio's locks, sleep, net and fs), or move it off the workers (tokio::task::spawn_blocking, a dedicated thread); never hold a std lock across slow work.",
+    )
+}
+
+/// `cpu_heavy_polls`: long polls mostly on a CPU.
+pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
+    let ((mn, mw), (en, ew)) = of_class(p, SplitClass::OnCpu);
+    let frames: Vec<_> =
+        p.os.by_top_frame(true)
+            .into_iter()
+            .filter(|f| f.split.on_cpu_ns > f.split.off_cpu_ns && f.user_on_cpu_ns > 0)
+            .collect();
+    let mut frames = frames;
+    frames.sort_by_key(|f| std::cmp::Reverse(f.user_on_cpu_ns));
+    let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
+    // Only stacks in the application's code count as hot (a thread inside a system call
+    // is the kernel's work, loopback I/O for one); the measured long polls' share of it is
+    // extrapolated to every long poll.
+    let user_on: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
+    let measured_wall = p.os.polls_measured.wall_ns;
+    let hot = if measured_wall == 0 {
+        0
+    } else {
+        (user_on as f64 / measured_wall as f64 * p.long_polls.1 as f64) as u64
+    };
+    let score = cause_score(p, mn, hot, max_ns.max(LONG_POLL_NS));
+    let mut evidence = vec![format!(
+        "{} long polls were mostly on a CPU: {} measured ({}), {} estimated ({})",
+        mn + en,
+        mn,
+        dur(mw),
+        en,
+        dur(ew)
+    )];
+    let on_total: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
+    for f in frames.iter().take(3) {
+        evidence.push(format!(
+            "hot: {}: {} long polls, {} on-CPU in the application's code ({} of the measured), longest {} at {}",
+            f.frame,
+            f.polls,
+            dur(f.user_on_cpu_ns),
+            pct(f.user_on_cpu_ns as f64 / on_total.max(1) as f64),
+            dur(f.max_poll_ns),
+            dur(f.max_poll_at_ns)
+        ));
+    }
+    if let Some(f) = frames.first()
+        && let Some(info) =
+            p.os.stacks
+                .get(f.stack as usize)
+                .and_then(|s| s.info.as_ref())
+    {
+        evidence.push(format!("stack: {}", info.shown.join(" <- ")));
+    }
+    evidence.push(coverage_line(p));
+    symbols_line(p, &mut evidence);
+    let title = match frames.first() {
+        Some(f) => format!("long polls busy on a CPU in {}", f.frame),
+        None => format!("{} long polls mostly on a CPU", mn + en),
+    };
+    let window = frames.first().map(|f| {
+        (
+            f.max_poll_at_ns,
+            f.max_poll_at_ns.saturating_add(f.max_poll_ns),
+        )
+    });
+    finding(
+        "cpu_heavy_polls",
+        title,
+        score,
+        evidence,
+        window,
+        "CPU-heavy work inside polls: the poll ran on its CPU for milliseconds at the hot frames above, and every task queued on that worker waited. Cache or precompute the result, move the work to tokio::task::spawn_blocking or a rayon pool, or split it with tokio::task::yield_now between chunks.",
+    )
+}
+
+/// `host_cpu_contention`: long polls mostly waiting for a CPU.
+pub(crate) fn host_cpu_contention(p: &Profile) -> Finding {
+    let ((mn, mw), (en, ew)) = of_class(p, SplitClass::WaitingForCpu);
+    let (wall, cpu, runq) = p.os.thread_time;
+    let waiting = if wall == 0 {
+        0.0
+    } else {
+        runq as f64 / wall as f64
+    };
+    let runnable = if cpu.saturating_add(runq) == 0 {
+        0.0
+    } else {
+        runq as f64 / (cpu + runq) as f64
+    };
+    // Info unless widespread: the service's threads wait for a CPU most of their time.
+    let mut score = UNMEASURED_CAP * log_ramp(runnable.max(1e-9), 0.05, 0.5);
+    if waiting >= 0.5 {
+        score = 30.0 + 40.0 * ((waiting - 0.5) / 0.5).min(1.0);
+    }
+    let evidence = vec![
+        format!(
+            "{} long polls were mostly waiting for a CPU (runnable, not running: the host preempted their thread): {} measured ({}), {} estimated ({}); they are not counted as long polls of the service",
+            mn + en,
+            mn,
+            dur(mw),
+            en,
+            dur(ew)
+        ),
+        format!(
+            "the recorded threads waited for a CPU {} of their time and {} of the time they were runnable (periodic samples over {})",
+            pct(waiting),
+            pct(runnable),
+            dur(wall)
+        ),
+        coverage_line(p),
+    ];
+    finding(
+        "host_cpu_contention",
+        format!(
+            "threads waited for a CPU {} of their runnable time",
+            pct(runnable)
+        ),
+        score,
+        evidence,
+        None,
+        "Host CPU contention: other processes (or more busy threads than cores) take the CPUs, so the service's threads wait in the run queue. Not a fault of the service's code: give it dedicated cores or a CPU quota that matches its threads, lower the batch jobs' priority, or reduce worker threads to the cores it really has.",
+    )
+}
