@@ -124,8 +124,13 @@ const RULES: &[Rule] = &[
     },
     Rule {
         id: "slow_downstream",
-        needs: &["block_begin"],
+        needs: &["block_begin", "wake"],
         eval: slow_downstream,
+    },
+    Rule {
+        id: "async_lock_contention",
+        needs: &["wake"],
+        eval: crate::async_rules::async_lock_contention,
     },
     Rule {
         id: "recorder_loss",
@@ -163,7 +168,7 @@ pub fn diagnose(p: &Profile) -> Diagnosis {
         f.severity = Severity::from_score(f.score);
         findings.push(f);
     }
-    findings.sort_by(|a, b| b.score.total_cmp(&a.score));
+    crate::rank::rank(p, &mut findings);
     let mut outcomes: Vec<RuleOutcome> = findings.into_iter().map(RuleOutcome::Finding).collect();
     outcomes.extend(na);
     Diagnosis {
@@ -204,14 +209,7 @@ fn finding(
     }
 }
 
-/// Maps `x` from `[lo, hi]` (log scale) onto `[0, 1]`.
-fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
-    if x <= lo {
-        0.0
-    } else {
-        ((x / lo).ln() / (hi / lo).ln()).min(1.0)
-    }
-}
+use crate::async_rules::log_ramp;
 
 fn sched_delay(p: &Profile) -> Finding {
     let h = &p.sched_latency;
@@ -292,22 +290,41 @@ fn long_polls(p: &Profile) -> Finding {
     let polls = p.poll_duration.count().max(1);
     let poll_time = p.poll_duration.sum().max(1);
     let share = total as f64 / poll_time as f64;
-    let mut score = if n == 0 {
-        100.0 * log_ramp(p.poll_duration.max() as f64, 200e3, LONG_POLL_NS as f64) * 0.2
+    // Above info only for a meaningful share of the workers' time or a real tail: one long
+    // poll among thousands is not a finding.
+    let worker_time = sum(p
+        .threads
+        .values()
+        .filter(|t| t.wake.worker)
+        .map(|t| t.last_ns.saturating_sub(t.first_ns)))
+    .max(1);
+    let worker_share = total as f64 / worker_time as f64;
+    let score = if n == 0 {
+        0.0
     } else {
-        30.0 + 40.0 * log_ramp(p.poll_duration.max() as f64, LONG_POLL_NS as f64, 100e6)
-            + 40.0 * share
+        100.0
+            * log_ramp(worker_share, 0.02, 0.3).max(log_ramp(
+                p.poll_duration.p99() as f64,
+                LONG_POLL_NS as f64,
+                50e6,
+            ))
     };
-    let mut evidence = vec![format!(
-        "{} of {} polls took >= {} ({} in total, {} of all poll time); p99 poll {}, max {}",
-        n,
-        polls,
-        dur(LONG_POLL_NS),
-        dur(total),
-        pct(share),
-        dur(p.poll_duration.p99()),
-        dur(p.poll_duration.max())
-    )];
+    let mut evidence = vec![
+        format!(
+            "{} of {} polls took >= {} ({} in total, {} of all poll time); p99 poll {}, max {}",
+            n,
+            polls,
+            dur(LONG_POLL_NS),
+            dur(total),
+            pct(share),
+            dur(p.poll_duration.p99()),
+            dur(p.poll_duration.max())
+        ),
+        format!(
+            "long polls held workers {} of their time",
+            pct(worker_share.min(1.0))
+        ),
+    ];
     for x in p
         .longest_polls
         .iter()
@@ -337,7 +354,6 @@ fn long_polls(p: &Profile) -> Finding {
             s.count,
             dur(s.max_ns)
         ));
-        score += 10.0;
     }
     let window = p
         .longest_polls
@@ -547,11 +563,12 @@ fn slow_downstream(p: &Profile) -> Finding {
     }
     let thread_time = thread_time(p).max(1);
     let share = all.sum() as f64 / thread_time as f64;
-    let score = if all.count() == 0 {
+    let mut score = if all.count() == 0 {
         0.0
     } else {
         100.0 * log_ramp(all.p99() as f64, 2e6, 200e6) * (0.5 + 0.5 * (share / 0.3).min(1.0))
     };
+    let mut title = format!("io waits p99 {}", dur(all.p99()));
     let mut evidence = vec![format!(
         "{} io waits, {} in total ({} of thread time); p50 {}, p99 {}, max {}",
         all.count(),
@@ -576,9 +593,24 @@ fn slow_downstream(p: &Profile) -> Finding {
             s.longest_at_ns.saturating_add(s.hist.max()),
         ));
     }
+    if let Some(a) = crate::async_rules::async_io(p) {
+        if all.count() == 0 {
+            score = a.score;
+            title = a.title;
+            window = a.window_ns;
+            evidence = a.evidence;
+        } else if a.score > score {
+            score = a.score;
+            title = a.title;
+            window = a.window_ns;
+            evidence.splice(0..0, a.evidence);
+        } else {
+            evidence.extend(a.evidence);
+        }
+    }
     finding(
         "slow_downstream",
-        format!("io waits p99 {}", dur(all.p99())),
+        title,
         score,
         evidence,
         window,

@@ -47,6 +47,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adversarial;
+mod async_rules;
 pub mod cat;
 pub mod chrome;
 pub mod diagnose;
@@ -56,12 +57,14 @@ pub mod hist;
 pub mod limits;
 pub mod perfetto;
 pub mod profile;
+pub mod rank;
 pub mod report;
 pub mod scenarios;
 pub mod stream;
 pub mod summary;
 pub mod text;
 pub mod views;
+pub mod waits;
 
 use std::path::Path;
 

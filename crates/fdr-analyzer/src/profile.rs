@@ -18,6 +18,7 @@ use crate::limits::{
 };
 use crate::stream::{EndCx, EventCx, ReadStats, Visitor};
 use crate::text;
+use crate::waits::{COMPLETION_WAKE_NS, NO_PHASE, TaskWait, ThreadWake, Waits, Waker};
 
 /// A poll at least this long is a long poll (the async task held its worker thread).
 pub const LONG_POLL_NS: u64 = 1_000_000;
@@ -205,6 +206,7 @@ pub struct ThreadStats {
     block: Option<OpenBlock>,
     poll: Option<(TaskId, u64)>,
     regions: Vec<(StrId, u64)>,
+    pub(crate) wake: ThreadWake,
 }
 
 impl ThreadStats {
@@ -237,6 +239,7 @@ struct LiveTask {
     scheduled_at: Option<u64>,
     poll_start: Option<u64>,
     otel: Option<[u8; 16]>,
+    wait: TaskWait,
 }
 
 impl LiveTask {
@@ -254,6 +257,7 @@ impl LiveTask {
             scheduled_at: None,
             poll_start: None,
             otel: None,
+            wait: TaskWait::default(),
         }
     }
 }
@@ -410,6 +414,8 @@ pub struct Profile {
     pub filtered_out: u64,
     /// What the reader read, and left out (threads past its limit).
     pub read: ReadStats,
+    /// Async waits: per waiting task name, phase and waker ([`crate::waits`]).
+    pub waits: Waits,
     live: HashMap<TaskId, LiveTask>,
     live_created: u64,
     wanted: HashMap<StrId, bool>,
@@ -479,18 +485,47 @@ impl Profile {
         w
     }
 
-    /// The live task `task`, seen now for the first time if need be (created before the
-    /// window); `None` when it is not tracked ([`MAX_LIVE_TASKS`] are alive).
-    fn task_entry(&mut self, task: TaskId, kind: TaskKind, ns: u64) -> Option<&mut LiveTask> {
-        if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
-            self.left_out.tasks += 1;
-            return None;
+    /// What woke `woken`: the waking task `waker` (none: classified by the waking thread's
+    /// state, see [`crate::waits`]).
+    fn waker_of(&self, woken: TaskId, waker: TaskId, thread: ThreadId, ns: u64) -> Waker {
+        if waker != TaskId::NONE {
+            if waker == woken {
+                return Waker::SelfWake;
+            }
+            return match self.live.get(&waker) {
+                Some(w) => Waker::Task {
+                    name: w.name,
+                    phase: w.wait.phase(),
+                    child: w.wait.parent == woken,
+                },
+                None => Waker::Task {
+                    name: UNSEEN_NAME,
+                    phase: NO_PHASE,
+                    child: false,
+                },
+            };
         }
-        Some(
-            self.live
-                .entry(task)
-                .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)),
-        )
+        let Some(th) = self.threads.get(&thread) else {
+            return Waker::Thread(thread);
+        };
+        if th.parked_since.is_some() {
+            return Waker::Driver;
+        }
+        if th.depth == 0 {
+            if let Some((_, name, parent, at)) = th.wake.last_done
+                && ns.saturating_sub(at) <= COMPLETION_WAKE_NS
+            {
+                return Waker::Task {
+                    name,
+                    phase: NO_PHASE,
+                    child: parent == woken,
+                };
+            }
+            if th.wake.worker {
+                return Waker::Driver;
+            }
+        }
+        Waker::Thread(thread)
     }
 
     /// Starts tracking a task created (or begun) now; false when it is not tracked.
@@ -695,6 +730,25 @@ impl Profile {
     }
 }
 
+/// The live task `task`, seen now for the first time if need be (created before the
+/// window); `None` when it is not tracked ([`MAX_LIVE_TASKS`] are alive).
+fn live_entry<'a>(
+    live: &'a mut HashMap<TaskId, LiveTask>,
+    left_out: &mut LeftOut,
+    task: TaskId,
+    kind: TaskKind,
+    ns: u64,
+) -> Option<&'a mut LiveTask> {
+    if live.len() >= MAX_LIVE_TASKS && !live.contains_key(&task) {
+        left_out.tasks += 1;
+        return None;
+    }
+    Some(
+        live.entry(task)
+            .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)),
+    )
+}
+
 impl Visitor for Profile {
     fn event(&mut self, cx: &EventCx<'_>) {
         let ns = cx.ns;
@@ -746,6 +800,7 @@ impl Visitor for Profile {
                 let mut t = LiveTask::new(TaskKind::Async, name, site, ns, true);
                 t.scheduled_at = Some(ns);
                 t.otel = otel;
+                t.wait.parent = parent;
                 if self.insert_task(task, t) {
                     self.live_created += 1;
                     self.live_series.push(ns, self.live_created);
@@ -777,18 +832,49 @@ impl Visitor for Profile {
             }
             EventKind::TaskDrop { task } => {
                 self.created_dropped.1 += 1;
+                if let Some(t) = self.live.get(&task) {
+                    let th = self.threads.get_mut(&thread).expect("inserted above");
+                    if th.depth == 0 {
+                        th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
+                    }
+                }
                 self.finish_task(task, ns, cx.tables);
             }
-            EventKind::Wake { task, .. } => {
-                if let Some(t) = self.task_entry(task, TaskKind::Async, ns)
-                    && t.scheduled_at.is_none()
-                {
-                    t.scheduled_at = Some(ns);
+            EventKind::Wake { task, waker } => {
+                let by = self.waker_of(task, waker, thread, ns);
+                if let Some(t) = live_entry(
+                    &mut self.live,
+                    &mut self.left_out,
+                    task,
+                    TaskKind::Async,
+                    ns,
+                ) {
+                    if t.scheduled_at.is_none() {
+                        t.scheduled_at = Some(ns);
+                    }
+                    let in_poll = t.poll_start.is_some();
+                    self.waits.wake(task, t.name, &mut t.wait, in_poll, by, ns);
                 }
             }
             EventKind::PollStart { task } => {
                 let mut name = UNSEEN_NAME;
-                if let Some(t) = self.task_entry(task, TaskKind::Async, ns) {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                th.wake.worker = true;
+                th.wake.last_done = None;
+                let host = th.poll.map(|p| p.0).filter(|&h| h != task);
+                if let Some(h) = host
+                    && let Some(h) = self.live.get(&h)
+                {
+                    self.waits.host(h.name);
+                }
+                if let Some(t) = live_entry(
+                    &mut self.live,
+                    &mut self.left_out,
+                    task,
+                    TaskKind::Async,
+                    ns,
+                ) {
+                    self.waits.poll_start(task, t.name, &mut t.wait, ns);
                     t.poll_start = Some(ns);
                     t.polls = t.polls.saturating_add(1);
                     name = t.name;
@@ -807,7 +893,7 @@ impl Visitor for Profile {
                     th.outer_name = name;
                 }
             }
-            EventKind::PollEnd { task, .. } => {
+            EventKind::PollEnd { task, ready } => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 let start = match th.poll.take() {
                     Some((t, s)) if t == task => Some(s),
@@ -815,11 +901,22 @@ impl Visitor for Profile {
                 };
                 let mut start = start;
                 let (mut name, mut site) = (UNSEEN_NAME, SiteId(0));
-                let t = self.task_entry(task, TaskKind::Async, ns);
+                let t = live_entry(
+                    &mut self.live,
+                    &mut self.left_out,
+                    task,
+                    TaskKind::Async,
+                    ns,
+                );
                 if let Some(t) = t {
                     start = start.or(t.poll_start.take());
                     t.poll_start = None;
                     (name, site) = (t.name, t.site);
+                    t.wait.poll_end(ready, ns);
+                    if ready {
+                        let th = self.threads.get_mut(&thread).expect("inserted above");
+                        th.wake.last_done = Some((task, name, t.wait.parent, ns));
+                    }
                     if let Some(start) = start {
                         t.running_ns = t.running_ns.saturating_add(ns.saturating_sub(start));
                     }
@@ -934,6 +1031,8 @@ impl Visitor for Profile {
             }
             EventKind::Park => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
+                th.wake.worker = true;
+                th.wake.last_done = None;
                 th.parked_since = Some(ns);
                 th.parks = th.parks.saturating_add(1);
             }
@@ -950,6 +1049,18 @@ impl Visitor for Profile {
                         start_ns: s,
                         dur_ns: d,
                     });
+                }
+            }
+            EventKind::AsyncRegionBegin { region, task, name } => {
+                if let Some(t) = self.live.get_mut(&task)
+                    && !t.wait.region_begin(region, name)
+                {
+                    self.waits.phases_left_out += 1;
+                }
+            }
+            EventKind::AsyncRegionEnd { region, task } => {
+                if let Some(t) = self.live.get_mut(&task) {
+                    t.wait.region_end(region);
                 }
             }
             EventKind::OtelLink { task, trace_id, .. } => {
@@ -1005,6 +1116,9 @@ impl Visitor for Profile {
             }
             self.open_regions.release(&mut th.regions);
         }
+        let threads = &self.threads;
+        self.waits
+            .resolve_threads(|t| threads.get(&t).is_some_and(|t| t.wake.worker));
         let mut oldest: Option<(u64, StrId, SiteId)> = None;
         let live = std::mem::take(&mut self.live);
         for t in live.values() {
@@ -1013,6 +1127,7 @@ impl Visitor for Profile {
             {
                 continue;
             }
+            self.waits.open(t.name, &t.wait, end);
             let Some(s) = stats_entry(
                 &mut self.tasks,
                 (t.kind, t.name),

@@ -39,6 +39,7 @@ pub fn tasks_json(p: &Profile) -> Value {
 pub fn task_rows(p: &Profile) -> Value {
     let mut rows: Vec<_> = p.tasks.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
+    let awaits = p.waits.by_class();
     Value::Array(
         rows.into_iter()
             .map(|((kind, name), s)| {
@@ -59,6 +60,7 @@ pub fn task_rows(p: &Profile) -> Value {
                     "sched_wait_ns": s.sched_wait_ns,
                     "blocked_ns": blocked,
                     "idle_ns": s.idle_ns,
+                    "awaits": crate::waits::class_json(&awaits, *name),
                 })
             })
             .collect(),
@@ -70,6 +72,7 @@ pub fn tasks_text(p: &Profile) -> String {
     let mut out = String::new();
     let mut rows: Vec<_> = p.tasks.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
+    let awaits = p.waits.by_class();
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|((kind, name), s)| {
@@ -102,6 +105,7 @@ pub fn tasks_text(p: &Profile) -> String {
                 share(s.sched_wait_ns),
                 blocked.join(", "),
                 share(s.idle_ns),
+                crate::waits::class_cell(&awaits, *name),
             ]);
             row
         })
@@ -121,6 +125,7 @@ pub fn tasks_text(p: &Profile) -> String {
             "sched-wait",
             "blocked",
             "awaiting",
+            "awaits p50/p99 by waker",
         ],
         &rows,
     );

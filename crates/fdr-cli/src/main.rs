@@ -53,6 +53,9 @@ enum Cmd {
         #[arg(long)]
         otel_trace_id: Option<String>,
     },
+    /// Async waits: per task name, phase and waker (the runtime's I/O or timer driver,
+    /// another task, a thread), count and p50/p99/max; the tasks still awaiting.
+    Waits(Common),
     /// Per region name: count, total, p50/p99/max.
     Regions(Common),
     /// Blocking sites by cumulative blocked time.
@@ -294,6 +297,15 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Waits(c) => {
+            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+            print(
+                c.json,
+                fdr_analyzer::waits::waits_json(&p),
+                fdr_analyzer::waits::waits_text(&p),
+            )?;
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Regions(c) => {
