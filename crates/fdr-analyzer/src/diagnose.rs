@@ -87,6 +87,8 @@ pub struct Diagnosis {
     /// What the profile left out to stay within its memory limits (findings may
     /// under-count it).
     pub truncated: Vec<Truncated>,
+    /// The part of the trace the findings cover.
+    pub window: crate::window::Window,
 }
 
 /// A rule: its id, the event kinds it needs (any of them), its evaluation.
@@ -174,6 +176,7 @@ pub fn diagnose(p: &Profile) -> Diagnosis {
     Diagnosis {
         outcomes,
         truncated: p.truncated(),
+        window: p.window,
     }
 }
 
@@ -480,7 +483,7 @@ fn task_leak(p: &Profile) -> Finding {
         ),
         score,
         evidence,
-        Some((0, p.duration_ns)),
+        Some((p.window.from_ns, p.window.to_ns)),
         "Task leak: tasks are spawned faster than they finish. Find where the named tasks wait forever (a missing timeout, a channel whose sender is never dropped, a JoinHandle never awaited); bound them with tokio::time::timeout and a cancellation token, and cap how many can be in flight.",
     )
 }
@@ -490,7 +493,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
         .threads
         .iter()
         .map(|(id, t)| {
-            let span = p.duration_ns.max(1) as f64;
+            let span = p.window.len_ns().max(1) as f64;
             (
                 *id,
                 t,
@@ -638,11 +641,26 @@ fn recorder_loss(p: &Profile) -> Finding {
     if p.missing_batches > 0 && lost == 0 {
         score = score.max(30.0);
     }
+    // Discards ahead of the threads' histories happened before the window, at times the
+    // trace does not tell: not loss inside it, but a recorder that cannot keep up (its
+    // window is as short as its buffers let it be). Half weight.
+    let before = p.window.discarded_before;
+    let overrun = before as f64 / before.saturating_add(recorded).max(1) as f64;
+    if before > 0 {
+        score = score.max(0.5 * (30.0 + 70.0 * log_ramp(overrun, 0.001, 0.2)));
+    }
     let mut evidence = vec![format!(
         "{lost} events lost inside the window ({} of events), {} batches missing from thread sequences",
         pct(frac),
         p.missing_batches
     )];
+    if before > 0 {
+        evidence.push(format!(
+            "{before} events discarded before the window (ahead of the threads' histories in the trace, or by threads wholly gone; {} of what was recorded and discarded): the recorder cannot keep up with this event rate, so the window every thread has data for is only {}",
+            pct(overrun),
+            dur(p.window.len_ns())
+        ));
+    }
     for (r, (recs, ev, bytes)) in &p.loss {
         if aged_out(r) {
             evidence.push(format!(
@@ -656,7 +674,12 @@ fn recorder_loss(p: &Profile) -> Finding {
     }
     finding(
         "recorder_loss",
-        if lost == 0 && p.missing_batches == 0 {
+        if lost == 0 && p.missing_batches == 0 && before > 0 {
+            format!(
+                "the recorder discarded {} of events before the window",
+                pct(overrun)
+            )
+        } else if lost == 0 && p.missing_batches == 0 {
             "no events lost inside the window".into()
         } else {
             format!("the recorder lost {} of events", pct(frac))
@@ -685,9 +708,10 @@ impl Diagnosis {
         })
     }
 
-    /// As JSON: `{"outcomes": [...], "truncated": [...]}`.
+    /// As JSON: `{"window": {...}, "outcomes": [...], "truncated": [...]}`.
     pub fn to_json(&self) -> Value {
         json!({
+            "window": self.window.to_json(),
             "outcomes": self.outcomes_json(),
             "truncated": notes_json(&self.truncated),
         })
@@ -716,7 +740,7 @@ impl Diagnosis {
 
     /// As text (strings from the trace escaped with [`esc`]).
     pub fn to_text(&self) -> String {
-        let mut s = String::new();
+        let mut s = format!("{}\n", self.window);
         for (i, o) in self.outcomes.iter().enumerate() {
             match o {
                 RuleOutcome::Finding(f) => {

@@ -65,6 +65,7 @@ pub mod summary;
 pub mod text;
 pub mod views;
 pub mod waits;
+pub mod window;
 
 use std::path::Path;
 

@@ -39,6 +39,8 @@ pub struct ProfileOptions {
     /// Timeline slices kept for the report (0: none). When more arrive, the shortest are
     /// dropped, so the kept ones span the whole trace.
     pub timeline_slices: usize,
+    /// The part of the trace the figures cover ([`crate::window`]).
+    pub window: crate::window::WindowSpec,
 }
 
 /// Count and duration distribution of spans (regions, blocks, tasks).
@@ -198,15 +200,17 @@ pub struct ThreadStats {
     /// Longest stretch with a task current: duration, start, outermost task.
     pub longest_active: (u64, u64, TaskId, StrId),
     // --- live state ---
-    depth: u32,
-    active_since: u64,
+    pub(crate) depth: u32,
+    pub(crate) active_since: u64,
     outer_task: TaskId,
     outer_name: StrId,
-    parked_since: Option<u64>,
-    block: Option<OpenBlock>,
-    poll: Option<(TaskId, u64)>,
-    regions: Vec<(StrId, u64)>,
+    pub(crate) parked_since: Option<u64>,
+    pub(crate) block: Option<OpenBlock>,
+    pub(crate) poll: Option<(TaskId, u64)>,
+    pub(crate) regions: Vec<(StrId, u64)>,
     pub(crate) wake: ThreadWake,
+    /// The thread recorded something other than a loss record.
+    pub(crate) data: bool,
 }
 
 impl ThreadStats {
@@ -217,29 +221,29 @@ impl ThreadStats {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct OpenBlock {
+pub(crate) struct OpenBlock {
     reason: BlockReason,
     site: SiteId,
-    start: u64,
+    pub(crate) start: u64,
     task: TaskId,
     in_poll: bool,
 }
 
 #[derive(Debug, Clone)]
-struct LiveTask {
+pub(crate) struct LiveTask {
     kind: TaskKind,
     name: StrId,
     site: SiteId,
     start_ns: u64,
-    created_here: bool,
-    running_ns: u64,
-    wait_ns: u64,
-    blocked_ns: [u64; 8],
-    polls: u64,
-    scheduled_at: Option<u64>,
-    poll_start: Option<u64>,
+    pub(crate) created_here: bool,
+    pub(crate) running_ns: u64,
+    pub(crate) wait_ns: u64,
+    pub(crate) blocked_ns: [u64; 8],
+    pub(crate) polls: u64,
+    pub(crate) scheduled_at: Option<u64>,
+    pub(crate) poll_start: Option<u64>,
     otel: Option<[u8; 16]>,
-    wait: TaskWait,
+    pub(crate) wait: TaskWait,
 }
 
 impl LiveTask {
@@ -416,10 +420,12 @@ pub struct Profile {
     pub read: ReadStats,
     /// Async waits: per waiting task name, phase and waker ([`crate::waits`]).
     pub waits: Waits,
-    live: HashMap<TaskId, LiveTask>,
-    live_created: u64,
+    /// The window the figures cover.
+    pub window: crate::window::Window,
+    pub(crate) live: HashMap<TaskId, LiveTask>,
+    pub(crate) live_created: u64,
     wanted: HashMap<StrId, bool>,
-    open_regions: StackBudget,
+    pub(crate) open_regions: StackBudget,
     left_out: LeftOut,
 }
 
@@ -749,9 +755,63 @@ fn live_entry<'a>(
     )
 }
 
+impl Profile {
+    /// Moves the window's start as events arrive ([`crate::window`]); false when the event
+    /// falls after the window's end.
+    fn follow_window(&mut self, cx: &EventCx<'_>) -> bool {
+        use crate::window::{IDLE_GAP_NS, Start, WindowSpec};
+        let ns = cx.ns;
+        match self.opts.window {
+            WindowSpec::All => {}
+            WindowSpec::Range { from_ns, to_ns } => {
+                if to_ns.is_some_and(|t| ns > t) {
+                    return false;
+                }
+                if ns >= from_ns && self.window.start != Start::Asked {
+                    self.reset_at(from_ns, Start::Asked);
+                }
+            }
+            WindowSpec::Active => {
+                let first_data = !matches!(cx.kind, EventKind::Loss { .. })
+                    && self.threads.get(&cx.thread).is_none_or(|t| !t.data);
+                if first_data
+                    && !matches!(cx.kind, EventKind::ThreadStart)
+                    && ns > self.window.from_ns
+                {
+                    // A thread whose history in the trace was cut starts here.
+                    self.reset_at(ns, Start::CommonStart);
+                }
+                if matches!(
+                    cx.kind,
+                    EventKind::TaskCreate { .. }
+                        | EventKind::PollStart { .. }
+                        | EventKind::UserTaskBegin { .. }
+                        | EventKind::BlockBegin { .. }
+                        | EventKind::RegionBegin { .. }
+                ) {
+                    let last = self
+                        .window
+                        .last_work_ns
+                        .unwrap_or(self.window.from_ns)
+                        .max(self.window.from_ns);
+                    if ns.saturating_sub(last) >= IDLE_GAP_NS {
+                        self.reset_at(ns, Start::AfterIdle);
+                        self.window.idle_ns = ns - last;
+                    }
+                    self.window.last_work_ns = Some(ns);
+                }
+            }
+        }
+        true
+    }
+}
+
 impl Visitor for Profile {
     fn event(&mut self, cx: &EventCx<'_>) {
         let ns = cx.ns;
+        if !self.follow_window(cx) {
+            return;
+        }
         self.kinds[cx.kind.index()] += 1;
         self.late_events += cx.late as u64;
         if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
@@ -766,6 +826,15 @@ impl Visitor for Profile {
                 ..ThreadStats::default()
             });
         th.last_ns = th.last_ns.max(ns);
+        if !th.data {
+            if let EventKind::Loss { reason, events, .. } = cx.kind {
+                // Ahead of the thread's history in the trace (or a thread wholly gone): not
+                // inside the window.
+                self.window.note_lost_before(reason.as_str(), events);
+                return;
+            }
+            th.data = true;
+        }
         match cx.kind {
             EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
                 if th.depth == 0 {
@@ -1089,9 +1158,31 @@ impl Visitor for Profile {
     }
 
     fn end(&mut self, cx: &EndCx<'_>) {
-        self.duration_ns = cx.last_ns;
+        use crate::window::{IDLE_GAP_NS, WindowSpec};
         self.read = *cx.stats;
-        let end = cx.last_ns;
+        let mut end = cx.last_ns;
+        match self.opts.window {
+            WindowSpec::Range {
+                to_ns: Some(to), ..
+            } => end = end.min(to),
+            WindowSpec::Active => {
+                // An idle tail does not dilute the window either.
+                if let Some(last) = self.window.last_work_ns
+                    && end.saturating_sub(last) >= IDLE_GAP_NS
+                {
+                    end = last.max(self.window.from_ns);
+                }
+            }
+            _ => {}
+        }
+        self.window.spec = self.opts.window;
+        self.window.to_ns = end.max(self.window.from_ns);
+        self.window.trace_ns = cx.last_ns;
+        self.duration_ns = end;
+        for th in self.threads.values_mut() {
+            th.last_ns = th.last_ns.min(end).max(th.first_ns.min(end));
+            th.first_ns = th.first_ns.min(th.last_ns);
+        }
         // Close what is still open at the end, so totals cover the whole window.
         for th in self.threads.values_mut() {
             if th.depth > 0 {

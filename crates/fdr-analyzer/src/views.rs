@@ -32,7 +32,7 @@ fn span_cells(s: &SpanStats) -> Vec<String> {
 
 /// `{"tasks": [per task name, most total time first], "truncated": [...]}`.
 pub fn tasks_json(p: &Profile) -> Value {
-    json!({"tasks": task_rows(p), "truncated": notes_json(&p.truncated())})
+    json!({"window": p.window.to_json(), "tasks": task_rows(p), "truncated": notes_json(&p.truncated())})
 }
 
 /// Per task name, most total time first.
@@ -69,7 +69,7 @@ pub fn task_rows(p: &Profile) -> Value {
 
 /// Per task name, as a text table.
 pub fn tasks_text(p: &Profile) -> String {
-    let mut out = String::new();
+    let mut out = format!("{}\n", p.window);
     let mut rows: Vec<_> = p.tasks.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
     let awaits = p.waits.by_class();

@@ -183,6 +183,13 @@ impl TaskWait {
         self.phases.last().map_or(NO_PHASE, |p| p.1)
     }
 
+    /// The window restarts at `from_ns`: an await in progress counts from there.
+    pub(crate) fn clip(&mut self, from_ns: u64) {
+        if let Some(p) = &mut self.pending {
+            p.0 = p.0.max(from_ns);
+        }
+    }
+
     /// A poll ended: `Pending` starts an await unless the task was woken during the poll.
     pub(crate) fn poll_end(&mut self, ready: bool, ns: u64) {
         self.pending = if ready || self.woken_in_poll {
@@ -352,6 +359,14 @@ impl Waits {
         }
     }
 
+    /// Forgets every await counted so far (the window restarts); tasks keep their state.
+    pub(crate) fn reset(&mut self) {
+        self.index.clear();
+        self.stats.clear();
+        self.open.clear();
+        self.left_out = 0;
+    }
+
     /// Per waiting task name and waker class, all phases and wakers of the class merged.
     pub fn by_class(&self) -> BTreeMap<(StrId, WakerClass), Histogram> {
         let mut out: BTreeMap<(StrId, WakerClass), Histogram> = BTreeMap::new();
@@ -456,6 +471,7 @@ pub fn waits_json(p: &crate::Profile) -> serde_json::Value {
         })
         .collect();
     json!({
+        "window": p.window.to_json(),
         "waits": rows,
         "open": open,
         "truncated": crate::limits::notes_json(&p.truncated()),
@@ -465,7 +481,7 @@ pub fn waits_json(p: &crate::Profile) -> serde_json::Value {
 /// `fdr waits` as text: a table of awaits, then the tasks still awaiting at the end.
 pub fn waits_text(p: &crate::Profile) -> String {
     use crate::text::dur;
-    let mut out = String::new();
+    let mut out = format!("{}\n", p.window);
     let rows: Vec<Vec<String>> = ranked(p)
         .into_iter()
         .map(|(k, s)| {

@@ -226,6 +226,8 @@ fn a_wake_from_a_thread_that_later_works_is_the_drivers() {
     let w1 = b.thread("worker-1");
     let w2 = b.thread("worker-2");
     let r = TaskId(1);
+    b.push(w1, 0, EventKind::ThreadStart);
+    b.push(w2, 0, EventKind::ThreadStart);
     b.push(
         w1,
         0,

@@ -38,6 +38,16 @@ struct Common {
     json: bool,
 }
 
+/// Which part of the trace the figures cover.
+#[derive(clap::Args)]
+struct Win {
+    /// `active` (the common window where every thread has data, trimmed to its recent
+    /// active part), `all` (the whole trace) or FROM..TO (since the trace's first event,
+    /// like 2s..4.5s; either side may be left out).
+    #[arg(long, default_value = "active", value_parser = fdr_analyzer::window::WindowSpec::parse)]
+    window: fdr_analyzer::window::WindowSpec,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Duration, threads, tasks, events by kind, loss, clock.
@@ -52,12 +62,24 @@ enum Cmd {
         /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
         #[arg(long)]
         otel_trace_id: Option<String>,
+        #[command(flatten)]
+        w: Win,
     },
     /// Async waits: per task name, phase and waker (the runtime's I/O or timer driver,
     /// another task, a thread), count and p50/p99/max; the tasks still awaiting.
-    Waits(Common),
+    Waits {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        w: Win,
+    },
     /// Per region name: count, total, p50/p99/max.
-    Regions(Common),
+    Regions {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        w: Win,
+    },
     /// Blocking sites by cumulative blocked time.
     Blocking {
         #[command(flatten)]
@@ -65,6 +87,8 @@ enum Cmd {
         /// How many sites.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        #[command(flatten)]
+        w: Win,
     },
     /// Scheduling latency and poll duration distributions; the longest polls.
     Sched {
@@ -73,6 +97,8 @@ enum Cmd {
         /// How many of the longest polls.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        #[command(flatten)]
+        w: Win,
     },
     /// Compare two traces: per region, site and task name, sorted by |delta|.
     Diff {
@@ -88,7 +114,12 @@ enum Cmd {
         json: bool,
     },
     /// The on-call runbook as rules: what is wrong, the evidence, the fix.
-    Diagnose(Common),
+    Diagnose {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        w: Win,
+    },
     /// Export for other viewers.
     Export {
         /// The trace file.
@@ -247,6 +278,14 @@ fn export(path: &Path, x: &mut dyn Visitor) -> Result<ReadOutcome> {
     with_progress(path, |read| fdr_analyzer::read_file(path, x, read)).map_err(open_err)
 }
 
+/// Profile options with the window asked for.
+fn windowed(w: Win) -> ProfileOptions {
+    ProfileOptions {
+        window: w.window,
+        ..ProfileOptions::default()
+    }
+}
+
 fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let r = if json {
@@ -280,6 +319,7 @@ fn run(cli: Cli) -> Result<()> {
             c,
             name,
             otel_trace_id,
+            w,
         } => {
             let otel = match otel_trace_id {
                 Some(s) => Some(
@@ -293,14 +333,15 @@ fn run(cli: Cli) -> Result<()> {
                 ProfileOptions {
                     name,
                     otel_trace_id: otel,
+                    window: w.window,
                     ..ProfileOptions::default()
                 },
             )?;
             print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Waits(c) => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Waits { c, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             print(
                 c.json,
                 fdr_analyzer::waits::waits_json(&p),
@@ -308,13 +349,13 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Regions(c) => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Regions { c, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             print(c.json, views::regions_json(&p), views::regions_text(&p))?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Blocking { c, top } => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Blocking { c, top, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             print(
                 c.json,
                 views::blocking_json(&p, top),
@@ -322,19 +363,20 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Sched { c, top } => {
+        Cmd::Sched { c, top, w } => {
             let (p, out) = profile(
                 &c.trace,
                 ProfileOptions {
                     top,
+                    window: w.window,
                     ..ProfileOptions::default()
                 },
             )?;
             print(c.json, views::sched_json(&p), views::sched_text(&p))?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Diagnose(c) => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Diagnose { c, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             let d = diagnose(&p);
             print(c.json, d.to_json(), d.to_text())?;
             check(&c.trace, out.error.as_ref())
