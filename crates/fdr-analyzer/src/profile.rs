@@ -1212,6 +1212,24 @@ impl Visitor for Profile {
             .resolve_threads(|t| threads.get(&t).is_some_and(|t| t.wake.worker));
         let mut oldest: Option<(u64, StrId, SiteId)> = None;
         let live = std::mem::take(&mut self.live);
+        let mut alive: Vec<crate::waits::AliveTask> = live
+            .iter()
+            .filter(|(_, t)| t.kind == TaskKind::Async)
+            .map(|(id, t)| crate::waits::AliveTask {
+                task: *id,
+                name: t.name,
+                site: t.site,
+                since_ns: t.start_ns,
+                created_in_trace: t.name != UNSEEN_NAME,
+                last_poll_ns: t.wait.last_poll_end(),
+                state: t.wait.alive_state(t.poll_start),
+            })
+            .collect();
+        alive.sort_by_key(|a| (a.since_ns, a.task));
+        self.waits.alive_unlisted =
+            alive.len().saturating_sub(crate::waits::MAX_ALIVE_LISTED) as u64;
+        alive.truncate(crate::waits::MAX_ALIVE_LISTED);
+        self.waits.alive = alive;
         for t in live.values() {
             if self.opts.otel_trace_id.is_some_and(|w| t.otel != Some(w))
                 || !self.wanted(t.name, cx.tables)

@@ -175,6 +175,10 @@ pub(crate) struct TaskWait {
     pub(crate) parent: TaskId,
     /// Open async regions, innermost last: (region id, name).
     phases: Vec<(u64, StrId)>,
+    /// When its last poll ended.
+    last_poll_end: Option<u64>,
+    /// The wake that ended its last await, while it waits to be polled: when, and by what.
+    woken: Option<(u64, Waker)>,
 }
 
 impl TaskWait {
@@ -192,6 +196,7 @@ impl TaskWait {
 
     /// A poll ended: `Pending` starts an await unless the task was woken during the poll.
     pub(crate) fn poll_end(&mut self, ready: bool, ns: u64) {
+        self.last_poll_end = Some(ns);
         self.pending = if ready || self.woken_in_poll {
             None
         } else {
@@ -227,6 +232,61 @@ pub(crate) struct ThreadWake {
     pub(crate) last_done: Option<(TaskId, StrId, TaskId, u64)>,
 }
 
+/// Live tasks listed at most (oldest first); the rest are counted.
+pub const MAX_ALIVE_LISTED: usize = 1_000;
+
+/// What a task alive at the end of the window was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliveState {
+    /// Being polled since (ns).
+    Running(u64),
+    /// Awaiting since (ns), in a phase.
+    Awaiting(u64, StrId),
+    /// Woken (by what, when), waiting for a worker.
+    Scheduled(u64, Waker),
+    /// Never polled in the trace, or its state is unknown.
+    Unknown,
+}
+
+/// A task alive at the end of the window (`fdr tasks --alive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliveTask {
+    /// Its id.
+    pub task: TaskId,
+    /// Its name.
+    pub name: StrId,
+    /// Its spawn site.
+    pub site: fdr_format::SiteId,
+    /// When it was created, or first seen when the trace does not hold its creation (ns).
+    pub since_ns: u64,
+    /// The trace holds its creation.
+    pub created_in_trace: bool,
+    /// When its last poll ended.
+    pub last_poll_ns: Option<u64>,
+    /// What it was doing.
+    pub state: AliveState,
+}
+
+impl TaskWait {
+    /// The task's state at `end_ns`, given whether it is in a poll (since when).
+    pub(crate) fn alive_state(&self, poll_start: Option<u64>) -> AliveState {
+        if let Some(s) = poll_start {
+            AliveState::Running(s)
+        } else if let Some((since, phase)) = self.pending {
+            AliveState::Awaiting(since, phase)
+        } else if let Some((at, by)) = self.woken {
+            AliveState::Scheduled(at, by)
+        } else {
+            AliveState::Unknown
+        }
+    }
+
+    /// When its last poll ended.
+    pub(crate) fn last_poll_end(&self) -> Option<u64> {
+        self.last_poll_end
+    }
+}
+
 /// Every await of a trace, per waiting task name, phase and waker.
 #[derive(Debug, Clone, Default)]
 pub struct Waits {
@@ -241,6 +301,10 @@ pub struct Waits {
     pub left_out: u64,
     /// Async region begins not tracked as phases (nested too deep in a task).
     pub phases_left_out: u64,
+    /// Tasks alive at the end of the window, oldest first (at most [`MAX_ALIVE_LISTED`]).
+    pub alive: Vec<AliveTask>,
+    /// Tasks alive at the end past [`MAX_ALIVE_LISTED`], not listed.
+    pub alive_unlisted: u64,
 }
 
 impl Waits {
@@ -284,6 +348,7 @@ impl Waits {
             self.record(name, phase, Waker::Unknown, task, since, ns);
         }
         w.woken_in_poll = false;
+        w.woken = None;
     }
 
     /// `task` was woken by `waker`; `in_poll`: it is being polled now.
@@ -302,6 +367,7 @@ impl Waits {
         }
         if let Some((since, phase)) = w.pending.take() {
             self.record(name, phase, waker, task, since, ns);
+            w.woken = Some((ns, waker));
         }
     }
 
@@ -576,4 +642,110 @@ pub(crate) fn class_cell(by: &BTreeMap<(StrId, WakerClass), Histogram>, task: St
     } else {
         cells.join(", ")
     }
+}
+
+fn alive_state_text(p: &crate::Profile, s: AliveState, end: u64) -> String {
+    use crate::text::dur;
+    match s {
+        AliveState::Running(since) => format!("running for {}", dur(end.saturating_sub(since))),
+        AliveState::Awaiting(since, phase) => {
+            let mut t = format!("awaiting for {}", dur(end.saturating_sub(since)));
+            if phase != NO_PHASE {
+                t.push_str(&format!(" in {}", p.name(phase)));
+            }
+            t
+        }
+        AliveState::Scheduled(at, by) => format!(
+            "woken by {} {} ago, waiting for a worker",
+            waker_text(p, by),
+            dur(end.saturating_sub(at))
+        ),
+        AliveState::Unknown => "not polled in the window".into(),
+    }
+}
+
+/// `fdr tasks --alive` as JSON: `{"window", "alive": [oldest first], "unlisted", "truncated"}`.
+pub fn alive_json(p: &crate::Profile, limit: usize) -> serde_json::Value {
+    use serde_json::json;
+    let end = p.window.to_ns;
+    let rows: Vec<_> = p
+        .waits
+        .alive
+        .iter()
+        .take(limit)
+        .map(|a| {
+            let (state, since, waker) = match a.state {
+                AliveState::Running(s) => ("running", Some(s), None),
+                AliveState::Awaiting(s, _) => ("awaiting", Some(s), None),
+                AliveState::Scheduled(s, by) => ("scheduled", Some(s), Some(waker_json(p, by))),
+                AliveState::Unknown => ("unknown", None, None),
+            };
+            json!({
+                "task": a.task.0,
+                "name": p.name(a.name),
+                "spawn_site": p.site_name(a.site),
+                "age_ns": end.saturating_sub(a.since_ns),
+                "created_in_trace": a.created_in_trace,
+                "last_poll_end_ns": a.last_poll_ns,
+                "state": state,
+                "state_since_ns": since,
+                "phase": match a.state { AliveState::Awaiting(_, ph) if ph != NO_PHASE => Some(p.name(ph)), _ => None },
+                "woken_by": waker,
+            })
+        })
+        .collect();
+    json!({
+        "window": p.window.to_json(),
+        "alive": rows,
+        "unlisted": p.waits.alive_unlisted + p.waits.alive.len().saturating_sub(limit) as u64,
+        "truncated": crate::limits::notes_json(&p.truncated()),
+    })
+}
+
+/// `fdr tasks --alive` as text: one row per live task, oldest first.
+pub fn alive_text(p: &crate::Profile, limit: usize) -> String {
+    use crate::text::dur;
+    let end = p.window.to_ns;
+    let mut out = format!("{}\n", p.window);
+    let rows: Vec<Vec<String>> = p
+        .waits
+        .alive
+        .iter()
+        .take(limit)
+        .map(|a| {
+            vec![
+                a.task.0.to_string(),
+                p.name(a.name).into_owned(),
+                format!(
+                    "{}{}",
+                    if a.created_in_trace { "" } else { ">= " },
+                    dur(end.saturating_sub(a.since_ns))
+                ),
+                a.last_poll_ns.map_or("-".into(), |l| {
+                    format!("{} ago", dur(end.saturating_sub(l)))
+                }),
+                alive_state_text(p, a.state, end),
+                p.site_name(a.site).into_owned(),
+            ]
+        })
+        .collect();
+    crate::text::table(
+        &mut out,
+        &["id", "task", "age", "last poll", "state", "spawn site"],
+        &rows,
+    );
+    let unlisted = p.waits.alive_unlisted + p.waits.alive.len().saturating_sub(limit) as u64;
+    if unlisted > 0 {
+        out.push_str(&format!("({unlisted} more alive, not listed)\n"));
+    }
+    if p.waits
+        .alive
+        .iter()
+        .take(limit)
+        .any(|a| !a.created_in_trace)
+    {
+        out.push_str("(age >= : created before the trace; it does not hold the task's creation)\n");
+    }
+    crate::limits::notes_text(&mut out, &p.truncated());
+    out
 }

@@ -215,6 +215,20 @@ fn awaits_are_classified_by_what_woke_the_task() {
             .any(|r| r["waker"]["class"] == "task" && r["waker"]["task"] == "holder")
     );
     assert_eq!(json["open"][0]["task"], "holder");
+    // `fdr tasks --alive`: the holder is the one task alive, awaiting since its last poll.
+    assert_eq!(p.waits.alive.len(), 1);
+    let a = p.waits.alive[0];
+    assert_eq!((a.task, a.name), (h, holder));
+    assert_eq!(
+        a.state,
+        fdr_analyzer::waits::AliveState::Awaiting(9 * MS + 100, NO_PHASE)
+    );
+    let alive = fdr_analyzer::waits::alive_text(&p, 10);
+    assert!(alive.contains("awaiting for 11.00ms"), "{alive}");
+    assert_eq!(
+        fdr_analyzer::waits::alive_json(&p, 10)["alive"][0]["state"],
+        "awaiting"
+    );
 }
 
 #[test]

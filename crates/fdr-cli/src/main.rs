@@ -62,6 +62,13 @@ enum Cmd {
         /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
         #[arg(long)]
         otel_trace_id: Option<String>,
+        /// The tasks alive at the end of the window instead, oldest first: age, last poll,
+        /// state (running, awaiting, or woken and by what), spawn site.
+        #[arg(long)]
+        alive: bool,
+        /// With --alive: how many tasks to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         #[command(flatten)]
         w: Win,
     },
@@ -319,6 +326,8 @@ fn run(cli: Cli) -> Result<()> {
             c,
             name,
             otel_trace_id,
+            alive,
+            limit,
             w,
         } => {
             let otel = match otel_trace_id {
@@ -337,7 +346,15 @@ fn run(cli: Cli) -> Result<()> {
                     ..ProfileOptions::default()
                 },
             )?;
-            print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
+            if alive {
+                print(
+                    c.json,
+                    fdr_analyzer::waits::alive_json(&p, limit),
+                    fdr_analyzer::waits::alive_text(&p, limit),
+                )?;
+            } else {
+                print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
+            }
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Waits { c, w } => {
