@@ -306,7 +306,7 @@ fn long_polls(p: &Profile) -> Finding {
         0.0
     } else {
         100.0
-            * log_ramp(worker_share, 0.02, 0.3).max(log_ramp(
+            * log_ramp(worker_share, 0.05, 0.5).max(log_ramp(
                 p.poll_duration.p99() as f64,
                 LONG_POLL_NS as f64,
                 50e6,
