@@ -772,15 +772,8 @@ impl Profile {
                 }
             }
             WindowSpec::Active => {
-                let first_data = !matches!(cx.kind, EventKind::Loss { .. })
-                    && self.threads.get(&cx.thread).is_none_or(|t| !t.data);
-                if first_data
-                    && !matches!(cx.kind, EventKind::ThreadStart)
-                    && ns > self.window.from_ns
-                {
-                    // A thread whose history in the trace was cut starts here.
-                    self.reset_at(ns, Start::CommonStart);
-                }
+                // (A thread whose history was cut restarts the window at its first data,
+                // in `event`, where its entry is at hand.)
                 if matches!(
                     cx.kind,
                     EventKind::TaskCreate { .. }
@@ -812,13 +805,12 @@ impl Visitor for Profile {
         if !self.follow_window(cx) {
             return;
         }
-        self.kinds[cx.kind.index()] += 1;
-        self.late_events += cx.late as u64;
         if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
+            self.kinds[cx.kind.index()] += 1;
             self.left_out.thread_events += 1;
             return;
         }
-        let th = self
+        let mut th = self
             .threads
             .entry(cx.thread)
             .or_insert_with(|| ThreadStats {
@@ -830,11 +822,23 @@ impl Visitor for Profile {
             if let EventKind::Loss { reason, events, .. } = cx.kind {
                 // Ahead of the thread's history in the trace (or a thread wholly gone): not
                 // inside the window.
+                self.kinds[cx.kind.index()] += 1;
                 self.window.note_lost_before(reason.as_str(), events);
                 return;
             }
             th.data = true;
+            if self.opts.window == crate::window::WindowSpec::Active
+                && !matches!(cx.kind, EventKind::ThreadStart)
+                && ns > self.window.from_ns
+            {
+                // A thread whose history in the trace was cut starts here: so does the
+                // common window.
+                self.reset_at(ns, crate::window::Start::CommonStart);
+                th = self.threads.get_mut(&cx.thread).expect("inserted above");
+            }
         }
+        self.kinds[cx.kind.index()] += 1;
+        self.late_events += cx.late as u64;
         match cx.kind {
             EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
                 if th.depth == 0 {
