@@ -7,16 +7,16 @@
 //! names the site when its text (title, evidence, any field) holds `path:line` with the line
 //! in one of the accepted markers.
 //!
-//! Rule ids: `sched_delay`, `long_polls`, `lock_contention`, `task_leak`,
-//! `serial_bottleneck`, `slow_downstream`, `recorder_loss`, and the rules of the OS view
-//! (the scenarios record with it on), which split a long poll by where its time went:
+//! Rule ids: `sched_delay`, `long_polls`, `lock_contention`, `async_lock_contention` (async
+//! lock and channel contention, naming the holder task and its phase), `task_leak`,
+//! `serial_bottleneck`, `slow_downstream` (blocking io and, for unannotated async code,
+//! awaits on the runtime's I/O or timer driver), `recorder_loss`, and the rules of the OS
+//! view (the scenarios record with it on), which split a long poll by where its time went:
 //! `blocking_in_async` (off-CPU, naming the stack's top user frame), `cpu_heavy_polls`
 //! (on-CPU, naming the hot frames) and `host_cpu_contention` (waiting for a CPU; info by
 //! design, so the busy-sibling scenario expects nothing above info). With the split, the
 //! long polls it explains are carried by those rules, so `long_polls` is no answer for
-//! the blocking and CPU-heavy scenarios. The id planned for async lock and channel
-//! contention (`async_lock_contention`, naming the holder task) is provisional, and this
-//! table is where it is settled when the rule lands.
+//! the blocking and CPU-heavy scenarios.
 
 use crate::svc::{BoxError, Ctx};
 use crate::{
@@ -158,7 +158,7 @@ pub(crate) const SCENARIOS: &[Scenario] = &[
         name: "tokio_mutex",
         fault: "tokio::sync::Mutex held across a 5 ms store call's .await",
         want: Want::Top {
-            rules: &["async_lock_contention", "lock_contention"],
+            rules: &["async_lock_contention"],
             sites: &[],
         },
         run: tokio_mutex::run,

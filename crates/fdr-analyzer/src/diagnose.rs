@@ -87,6 +87,8 @@ pub struct Diagnosis {
     /// What the profile left out to stay within its memory limits (findings may
     /// under-count it).
     pub truncated: Vec<Truncated>,
+    /// The part of the trace the findings cover.
+    pub window: crate::window::Window,
 }
 
 /// A rule: its id, the event kinds it needs (any of them), its evaluation.
@@ -124,8 +126,13 @@ const RULES: &[Rule] = &[
     },
     Rule {
         id: "slow_downstream",
-        needs: &["block_begin"],
+        needs: &["block_begin", "wake"],
         eval: slow_downstream,
+    },
+    Rule {
+        id: "async_lock_contention",
+        needs: &["wake"],
+        eval: crate::async_rules::async_lock_contention,
     },
     Rule {
         id: "recorder_loss",
@@ -181,12 +188,13 @@ pub fn diagnose(p: &Profile) -> Diagnosis {
         f.severity = Severity::from_score(f.score);
         findings.push(f);
     }
-    findings.sort_by(|a, b| b.score.total_cmp(&a.score));
+    crate::rank::rank(p, &mut findings);
     let mut outcomes: Vec<RuleOutcome> = findings.into_iter().map(RuleOutcome::Finding).collect();
     outcomes.extend(na);
     Diagnosis {
         outcomes,
         truncated: p.truncated(),
+        window: p.window,
     }
 }
 
@@ -222,14 +230,7 @@ pub(crate) fn finding(
     }
 }
 
-/// Maps `x` from `[lo, hi]` (log scale) onto `[0, 1]`.
-pub(crate) fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
-    if x <= lo {
-        0.0
-    } else {
-        ((x / lo).ln() / (hi / lo).ln()).min(1.0)
-    }
-}
+pub(crate) use crate::async_rules::log_ramp;
 
 fn sched_delay(p: &Profile) -> Finding {
     let h = &p.sched_latency;
@@ -310,22 +311,41 @@ fn long_polls(p: &Profile) -> Finding {
     let polls = p.poll_duration.count().max(1);
     let poll_time = p.poll_duration.sum().max(1);
     let share = total as f64 / poll_time as f64;
+    // Above info only for a meaningful share of the workers' time or a real tail: one long
+    // poll among thousands is not a finding.
+    let worker_time = sum(p
+        .threads
+        .values()
+        .filter(|t| t.wake.worker)
+        .map(|t| t.last_ns.saturating_sub(t.first_ns)))
+    .max(1);
+    let worker_share = total as f64 / worker_time as f64;
     let mut score = if n == 0 {
-        100.0 * log_ramp(p.poll_duration.max() as f64, 200e3, LONG_POLL_NS as f64) * 0.2
+        0.0
     } else {
-        30.0 + 40.0 * log_ramp(p.poll_duration.max() as f64, LONG_POLL_NS as f64, 100e6)
-            + 40.0 * share
+        100.0
+            * log_ramp(worker_share, 0.05, 0.5).max(log_ramp(
+                p.poll_duration.p99() as f64,
+                LONG_POLL_NS as f64,
+                50e6,
+            ))
     };
-    let mut evidence = vec![format!(
-        "{} of {} polls took >= {} ({} in total, {} of all poll time); p99 poll {}, max {}",
-        n,
-        polls,
-        dur(LONG_POLL_NS),
-        dur(total),
-        pct(share),
-        dur(p.poll_duration.p99()),
-        dur(p.poll_duration.max())
-    )];
+    let mut evidence = vec![
+        format!(
+            "{} of {} polls took >= {} ({} in total, {} of all poll time); p99 poll {}, max {}",
+            n,
+            polls,
+            dur(LONG_POLL_NS),
+            dur(total),
+            pct(share),
+            dur(p.poll_duration.p99()),
+            dur(p.poll_duration.max())
+        ),
+        format!(
+            "long polls held workers {} of their time",
+            pct(worker_share.min(1.0))
+        ),
+    ];
     for x in p
         .longest_polls
         .iter()
@@ -355,7 +375,6 @@ fn long_polls(p: &Profile) -> Finding {
             s.count,
             dur(s.max_ns)
         ));
-        score += 10.0;
     }
     // The long polls the OS view splits are carried by their cause's rule.
     let explained = crate::osrules::explained_share(p);
@@ -491,7 +510,7 @@ fn task_leak(p: &Profile) -> Finding {
         ),
         score,
         evidence,
-        Some((0, p.duration_ns)),
+        Some((p.window.from_ns, p.window.to_ns)),
         "Task leak: tasks are spawned faster than they finish. Find where the named tasks wait forever (a missing timeout, a channel whose sender is never dropped, a JoinHandle never awaited); bound them with tokio::time::timeout and a cancellation token, and cap how many can be in flight.",
     )
 }
@@ -501,7 +520,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
         .threads
         .iter()
         .map(|(id, t)| {
-            let span = p.duration_ns.max(1) as f64;
+            let span = p.window.len_ns().max(1) as f64;
             (
                 *id,
                 t,
@@ -574,11 +593,12 @@ fn slow_downstream(p: &Profile) -> Finding {
     }
     let thread_time = thread_time(p).max(1);
     let share = all.sum() as f64 / thread_time as f64;
-    let score = if all.count() == 0 {
+    let mut score = if all.count() == 0 {
         0.0
     } else {
         100.0 * log_ramp(all.p99() as f64, 2e6, 200e6) * (0.5 + 0.5 * (share / 0.3).min(1.0))
     };
+    let mut title = format!("io waits p99 {}", dur(all.p99()));
     let mut evidence = vec![format!(
         "{} io waits, {} in total ({} of thread time); p50 {}, p99 {}, max {}",
         all.count(),
@@ -603,9 +623,24 @@ fn slow_downstream(p: &Profile) -> Finding {
             s.longest_at_ns.saturating_add(s.hist.max()),
         ));
     }
+    if let Some(a) = crate::async_rules::async_io(p) {
+        if all.count() == 0 {
+            score = a.score;
+            title = a.title;
+            window = a.window_ns;
+            evidence = a.evidence;
+        } else if a.score > score {
+            score = a.score;
+            title = a.title;
+            window = a.window_ns;
+            evidence.splice(0..0, a.evidence);
+        } else {
+            evidence.extend(a.evidence);
+        }
+    }
     finding(
         "slow_downstream",
-        format!("io waits p99 {}", dur(all.p99())),
+        title,
         score,
         evidence,
         window,
@@ -633,11 +668,26 @@ fn recorder_loss(p: &Profile) -> Finding {
     if p.missing_batches > 0 && lost == 0 {
         score = score.max(30.0);
     }
+    // Discards ahead of the threads' histories happened before the window, at times the
+    // trace does not tell: not loss inside it, but a recorder that cannot keep up (its
+    // window is as short as its buffers let it be). Half weight.
+    let before = p.window.discarded_before;
+    let overrun = before as f64 / before.saturating_add(recorded).max(1) as f64;
+    if before > 0 {
+        score = score.max(0.5 * (30.0 + 70.0 * log_ramp(overrun, 0.001, 0.2)));
+    }
     let mut evidence = vec![format!(
         "{lost} events lost inside the window ({} of events), {} batches missing from thread sequences",
         pct(frac),
         p.missing_batches
     )];
+    if before > 0 {
+        evidence.push(format!(
+            "{before} events discarded before the window (ahead of the threads' histories in the trace, or by threads wholly gone; {} of what was recorded and discarded): the recorder cannot keep up with this event rate, so the window every thread has data for is only {}",
+            pct(overrun),
+            dur(p.window.len_ns())
+        ));
+    }
     for (r, (recs, ev, bytes)) in &p.loss {
         if aged_out(r) {
             evidence.push(format!(
@@ -651,7 +701,12 @@ fn recorder_loss(p: &Profile) -> Finding {
     }
     finding(
         "recorder_loss",
-        if lost == 0 && p.missing_batches == 0 {
+        if lost == 0 && p.missing_batches == 0 && before > 0 {
+            format!(
+                "the recorder discarded {} of events before the window",
+                pct(overrun)
+            )
+        } else if lost == 0 && p.missing_batches == 0 {
             "no events lost inside the window".into()
         } else {
             format!("the recorder lost {} of events", pct(frac))
@@ -680,9 +735,10 @@ impl Diagnosis {
         })
     }
 
-    /// As JSON: `{"outcomes": [...], "truncated": [...]}`.
+    /// As JSON: `{"window": {...}, "outcomes": [...], "truncated": [...]}`.
     pub fn to_json(&self) -> Value {
         json!({
+            "window": self.window.to_json(),
             "outcomes": self.outcomes_json(),
             "truncated": notes_json(&self.truncated),
         })
@@ -711,7 +767,7 @@ impl Diagnosis {
 
     /// As text (strings from the trace escaped with [`esc`]).
     pub fn to_text(&self) -> String {
-        let mut s = String::new();
+        let mut s = format!("{}\n", self.window);
         for (i, o) in self.outcomes.iter().enumerate() {
             match o {
                 RuleOutcome::Finding(f) => {

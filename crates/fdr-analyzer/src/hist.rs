@@ -151,6 +151,35 @@ impl Histogram {
         self.max
     }
 
+    /// The value at time-weighted quantile `q` (0.0..=1.0): the middle of the bucket at
+    /// which the values up to it sum to `q` of all values' sum, clamped to the exact min and
+    /// max (each bucket's values counted at its middle). With `q` = 0.25, three quarters of
+    /// the total lie in values at least this large. 0 when empty.
+    pub fn weighted_quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let mid = |i: usize| {
+            let (lo, hi) = bounds(i);
+            (lo / 2 + hi / 2).clamp(self.min, self.max)
+        };
+        let total: f64 = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| f64::from(c) * mid(self.first + i) as f64)
+            .sum();
+        let want = q.clamp(0.0, 1.0) * total;
+        let mut seen = 0.0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += f64::from(c) * mid(self.first + i) as f64;
+            if c > 0 && seen >= want {
+                return mid(self.first + i);
+            }
+        }
+        self.max
+    }
+
     /// The 50th percentile.
     pub fn p50(&self) -> u64 {
         self.quantile(0.50)
@@ -165,6 +194,23 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_quantile_follows_where_the_total_lies() {
+        let mut h = Histogram::new();
+        // 900 short values (1 us) and 100 long ones (40 ms): the long ones hold nearly all
+        // of the total, so even the weighted 25th percentile is long.
+        for _ in 0..900 {
+            h.record(1_000);
+        }
+        for _ in 0..100 {
+            h.record(40_000_000);
+        }
+        assert!(h.p50() < 2_000);
+        let q = h.weighted_quantile(0.25);
+        assert!((38_000_000..=42_000_000).contains(&q), "{q}");
+        assert_eq!(Histogram::new().weighted_quantile(0.5), 0);
+    }
 
     #[test]
     fn buckets_cover_every_value_in_order() {

@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adversarial;
+mod async_rules;
 pub mod cat;
 pub mod chrome;
 pub mod diagnose;
@@ -63,12 +64,15 @@ pub mod osview;
 pub mod perfetto;
 pub mod pprof;
 pub mod profile;
+pub mod rank;
 pub mod report;
 pub mod scenarios;
 pub mod stream;
 pub mod summary;
 pub mod text;
 pub mod views;
+pub mod waits;
+pub mod window;
 
 use std::path::Path;
 

@@ -19,6 +19,7 @@ use crate::limits::{
 use crate::osview::ScopeKey;
 use crate::stream::{EndCx, EventCx, ReadStats, Visitor};
 use crate::text;
+use crate::waits::{COMPLETION_WAKE_NS, NO_PHASE, TaskWait, ThreadWake, Waits, Waker};
 
 /// A poll at least this long is a long poll (the async task held its worker thread).
 pub const LONG_POLL_NS: u64 = 1_000_000;
@@ -41,6 +42,8 @@ pub struct ProfileOptions {
     pub timeline_slices: usize,
     /// Where the stacks' binaries are found ([`crate::osview`]).
     pub symbols: fdr_symbolize::Options,
+    /// The part of the trace the figures cover ([`crate::window`]).
+    pub window: crate::window::WindowSpec,
 }
 
 /// Count and duration distribution of spans (regions, blocks, tasks).
@@ -200,14 +203,17 @@ pub struct ThreadStats {
     /// Longest stretch with a task current: duration, start, outermost task.
     pub longest_active: (u64, u64, TaskId, StrId),
     // --- live state ---
-    depth: u32,
-    active_since: u64,
+    pub(crate) depth: u32,
+    pub(crate) active_since: u64,
     outer_task: TaskId,
     outer_name: StrId,
-    parked_since: Option<u64>,
-    block: Option<OpenBlock>,
-    poll: Option<(TaskId, u64)>,
-    regions: Vec<(StrId, u64)>,
+    pub(crate) parked_since: Option<u64>,
+    pub(crate) block: Option<OpenBlock>,
+    pub(crate) poll: Option<(TaskId, u64)>,
+    pub(crate) regions: Vec<(StrId, u64)>,
+    pub(crate) wake: ThreadWake,
+    /// The thread recorded something other than a loss record.
+    pub(crate) data: bool,
 }
 
 impl ThreadStats {
@@ -218,28 +224,29 @@ impl ThreadStats {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct OpenBlock {
+pub(crate) struct OpenBlock {
     reason: BlockReason,
     site: SiteId,
-    start: u64,
+    pub(crate) start: u64,
     task: TaskId,
     in_poll: bool,
 }
 
 #[derive(Debug, Clone)]
-struct LiveTask {
+pub(crate) struct LiveTask {
     kind: TaskKind,
     name: StrId,
     site: SiteId,
     start_ns: u64,
-    created_here: bool,
-    running_ns: u64,
-    wait_ns: u64,
-    blocked_ns: [u64; 8],
-    polls: u64,
-    scheduled_at: Option<u64>,
-    poll_start: Option<u64>,
+    pub(crate) created_here: bool,
+    pub(crate) running_ns: u64,
+    pub(crate) wait_ns: u64,
+    pub(crate) blocked_ns: [u64; 8],
+    pub(crate) polls: u64,
+    pub(crate) scheduled_at: Option<u64>,
+    pub(crate) poll_start: Option<u64>,
     otel: Option<[u8; 16]>,
+    pub(crate) wait: TaskWait,
 }
 
 impl LiveTask {
@@ -257,6 +264,7 @@ impl LiveTask {
             scheduled_at: None,
             poll_start: None,
             otel: None,
+            wait: TaskWait::default(),
         }
     }
 }
@@ -416,10 +424,14 @@ pub struct Profile {
     pub filtered_out: u64,
     /// What the reader read, and left out (threads past its limit).
     pub read: ReadStats,
-    live: HashMap<TaskId, LiveTask>,
-    live_created: u64,
+    /// Async waits: per waiting task name, phase and waker ([`crate::waits`]).
+    pub waits: Waits,
+    /// The window the figures cover.
+    pub window: crate::window::Window,
+    pub(crate) live: HashMap<TaskId, LiveTask>,
+    pub(crate) live_created: u64,
     wanted: HashMap<StrId, bool>,
-    open_regions: StackBudget,
+    pub(crate) open_regions: StackBudget,
     left_out: LeftOut,
 }
 
@@ -485,18 +497,47 @@ impl Profile {
         w
     }
 
-    /// The live task `task`, seen now for the first time if need be (created before the
-    /// window); `None` when it is not tracked ([`MAX_LIVE_TASKS`] are alive).
-    fn task_entry(&mut self, task: TaskId, kind: TaskKind, ns: u64) -> Option<&mut LiveTask> {
-        if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
-            self.left_out.tasks += 1;
-            return None;
+    /// What woke `woken`: the waking task `waker` (none: classified by the waking thread's
+    /// state, see [`crate::waits`]).
+    fn waker_of(&self, woken: TaskId, waker: TaskId, thread: ThreadId, ns: u64) -> Waker {
+        if waker != TaskId::NONE {
+            if waker == woken {
+                return Waker::SelfWake;
+            }
+            return match self.live.get(&waker) {
+                Some(w) => Waker::Task {
+                    name: w.name,
+                    phase: w.wait.phase(),
+                    child: w.wait.parent == woken,
+                },
+                None => Waker::Task {
+                    name: UNSEEN_NAME,
+                    phase: NO_PHASE,
+                    child: false,
+                },
+            };
         }
-        Some(
-            self.live
-                .entry(task)
-                .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)),
-        )
+        let Some(th) = self.threads.get(&thread) else {
+            return Waker::Thread(thread);
+        };
+        if th.parked_since.is_some() {
+            return Waker::Driver;
+        }
+        if th.depth == 0 {
+            if let Some((_, name, parent, at)) = th.wake.last_done
+                && ns.saturating_sub(at) <= COMPLETION_WAKE_NS
+            {
+                return Waker::Task {
+                    name,
+                    phase: NO_PHASE,
+                    child: parent == woken,
+                };
+            }
+            if th.wake.worker {
+                return Waker::Driver;
+            }
+        }
+        Waker::Thread(thread)
     }
 
     /// Starts tracking a task created (or begun) now; false when it is not tracked.
@@ -709,20 +750,87 @@ impl Profile {
     }
 }
 
+/// The live task `task`, seen now for the first time if need be (created before the
+/// window); `None` when it is not tracked ([`MAX_LIVE_TASKS`] are alive).
+fn live_entry<'a>(
+    live: &'a mut HashMap<TaskId, LiveTask>,
+    left_out: &mut LeftOut,
+    task: TaskId,
+    kind: TaskKind,
+    ns: u64,
+) -> Option<&'a mut LiveTask> {
+    if live.len() >= MAX_LIVE_TASKS && !live.contains_key(&task) {
+        left_out.tasks += 1;
+        return None;
+    }
+    Some(
+        live.entry(task)
+            .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)),
+    )
+}
+
+impl Profile {
+    /// Moves the window's start as events arrive ([`crate::window`]); false when the event
+    /// falls after the window's end.
+    fn follow_window(&mut self, cx: &EventCx<'_>) -> bool {
+        use crate::window::{IDLE_GAP_NS, Start, WindowSpec};
+        let ns = cx.ns;
+        match self.opts.window {
+            WindowSpec::All => {}
+            WindowSpec::Range { from_ns, to_ns } => {
+                if to_ns.is_some_and(|t| ns > t) {
+                    return false;
+                }
+                if ns >= from_ns && self.window.start != Start::Asked {
+                    self.reset_at(from_ns, Start::Asked);
+                }
+            }
+            WindowSpec::Active => {
+                // (A thread whose history was cut restarts the window at its first data,
+                // in `event`, where its entry is at hand.)
+                if matches!(
+                    cx.kind,
+                    EventKind::TaskCreate { .. }
+                        | EventKind::PollStart { .. }
+                        | EventKind::UserTaskBegin { .. }
+                        | EventKind::BlockBegin { .. }
+                        | EventKind::RegionBegin { .. }
+                ) {
+                    let last = self
+                        .window
+                        .last_work_ns
+                        .unwrap_or(self.window.from_ns)
+                        .max(self.window.from_ns);
+                    if ns.saturating_sub(last) >= IDLE_GAP_NS {
+                        self.reset_at(ns, Start::AfterIdle);
+                        self.window.idle_ns = ns - last;
+                    }
+                    self.window.last_work_ns = Some(ns);
+                }
+            }
+        }
+        true
+    }
+}
+
 impl Visitor for Profile {
     fn event(&mut self, cx: &EventCx<'_>) {
         let ns = cx.ns;
-        self.kinds[cx.kind.index()] += 1;
-        self.late_events += cx.late as u64;
         if let EventKind::Metric { .. } = cx.kind {
             // Written by fdr's samplers on threads of their own: no thread's activity.
+            self.kinds[cx.kind.index()] += 1;
+            self.late_events += cx.late as u64;
+            return;
+        }
+        if !self.follow_window(cx) {
             return;
         }
         if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
+            self.kinds[cx.kind.index()] += 1;
             self.left_out.thread_events += 1;
             return;
         }
-        let th = self
+        let mut th = self
             .threads
             .entry(cx.thread)
             .or_insert_with(|| ThreadStats {
@@ -730,6 +838,27 @@ impl Visitor for Profile {
                 ..ThreadStats::default()
             });
         th.last_ns = th.last_ns.max(ns);
+        if !th.data {
+            if let EventKind::Loss { reason, events, .. } = cx.kind {
+                // Ahead of the thread's history in the trace (or a thread wholly gone): not
+                // inside the window.
+                self.kinds[cx.kind.index()] += 1;
+                self.window.note_lost_before(reason.as_str(), events);
+                return;
+            }
+            th.data = true;
+            if self.opts.window == crate::window::WindowSpec::Active
+                && !matches!(cx.kind, EventKind::ThreadStart)
+                && ns > self.window.from_ns
+            {
+                // A thread whose history in the trace was cut starts here: so does the
+                // common window.
+                self.reset_at(ns, crate::window::Start::CommonStart);
+                th = self.threads.get_mut(&cx.thread).expect("inserted above");
+            }
+        }
+        self.kinds[cx.kind.index()] += 1;
+        self.late_events += cx.late as u64;
         match cx.kind {
             EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
                 if th.depth == 0 {
@@ -764,6 +893,7 @@ impl Visitor for Profile {
                 let mut t = LiveTask::new(TaskKind::Async, name, site, ns, true);
                 t.scheduled_at = Some(ns);
                 t.otel = otel;
+                t.wait.parent = parent;
                 if self.insert_task(task, t) {
                     self.live_created += 1;
                     self.live_series.push(ns, self.live_created);
@@ -795,18 +925,49 @@ impl Visitor for Profile {
             }
             EventKind::TaskDrop { task } => {
                 self.created_dropped.1 += 1;
+                if let Some(t) = self.live.get(&task) {
+                    let th = self.threads.get_mut(&thread).expect("inserted above");
+                    if th.depth == 0 {
+                        th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
+                    }
+                }
                 self.finish_task(task, ns, cx.tables);
             }
-            EventKind::Wake { task, .. } => {
-                if let Some(t) = self.task_entry(task, TaskKind::Async, ns)
-                    && t.scheduled_at.is_none()
-                {
-                    t.scheduled_at = Some(ns);
+            EventKind::Wake { task, waker } => {
+                let by = self.waker_of(task, waker, thread, ns);
+                if let Some(t) = live_entry(
+                    &mut self.live,
+                    &mut self.left_out,
+                    task,
+                    TaskKind::Async,
+                    ns,
+                ) {
+                    if t.scheduled_at.is_none() {
+                        t.scheduled_at = Some(ns);
+                    }
+                    let in_poll = t.poll_start.is_some();
+                    self.waits.wake(task, t.name, &mut t.wait, in_poll, by, ns);
                 }
             }
             EventKind::PollStart { task } => {
                 let mut name = UNSEEN_NAME;
-                if let Some(t) = self.task_entry(task, TaskKind::Async, ns) {
+                let th = self.threads.get_mut(&thread).expect("inserted above");
+                th.wake.worker = true;
+                th.wake.last_done = None;
+                let host = th.poll.map(|p| p.0).filter(|&h| h != task);
+                if let Some(h) = host
+                    && let Some(h) = self.live.get(&h)
+                {
+                    self.waits.host(h.name);
+                }
+                if let Some(t) = live_entry(
+                    &mut self.live,
+                    &mut self.left_out,
+                    task,
+                    TaskKind::Async,
+                    ns,
+                ) {
+                    self.waits.poll_start(task, t.name, &mut t.wait, ns);
                     t.poll_start = Some(ns);
                     t.polls = t.polls.saturating_add(1);
                     name = t.name;
@@ -825,7 +986,7 @@ impl Visitor for Profile {
                     th.outer_name = name;
                 }
             }
-            EventKind::PollEnd { task, .. } => {
+            EventKind::PollEnd { task, ready } => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
                 let start = match th.poll.take() {
                     Some((t, s)) if t == task => Some(s),
@@ -833,11 +994,22 @@ impl Visitor for Profile {
                 };
                 let mut start = start;
                 let (mut name, mut site) = (UNSEEN_NAME, SiteId(0));
-                let t = self.task_entry(task, TaskKind::Async, ns);
+                let t = live_entry(
+                    &mut self.live,
+                    &mut self.left_out,
+                    task,
+                    TaskKind::Async,
+                    ns,
+                );
                 if let Some(t) = t {
                     start = start.or(t.poll_start.take());
                     t.poll_start = None;
                     (name, site) = (t.name, t.site);
+                    t.wait.poll_end(ready, ns);
+                    if ready {
+                        let th = self.threads.get_mut(&thread).expect("inserted above");
+                        th.wake.last_done = Some((task, name, t.wait.parent, ns));
+                    }
                     if let Some(start) = start {
                         t.running_ns = t.running_ns.saturating_add(ns.saturating_sub(start));
                     }
@@ -970,6 +1142,8 @@ impl Visitor for Profile {
             }
             EventKind::Park => {
                 let th = self.threads.get_mut(&thread).expect("inserted above");
+                th.wake.worker = true;
+                th.wake.last_done = None;
                 th.parked_since = Some(ns);
                 th.parks = th.parks.saturating_add(1);
             }
@@ -1006,6 +1180,18 @@ impl Visitor for Profile {
                 frames,
                 ..
             } => self.os.stack(sampled, cause, frames),
+            EventKind::AsyncRegionBegin { region, task, name } => {
+                if let Some(t) = self.live.get_mut(&task)
+                    && !t.wait.region_begin(region, name)
+                {
+                    self.waits.phases_left_out += 1;
+                }
+            }
+            EventKind::AsyncRegionEnd { region, task } => {
+                if let Some(t) = self.live.get_mut(&task) {
+                    t.wait.region_end(region);
+                }
+            }
             EventKind::OtelLink { task, trace_id, .. } => {
                 if let Some(t) = self.live.get_mut(&task) {
                     t.otel = Some(trace_id);
@@ -1032,9 +1218,31 @@ impl Visitor for Profile {
     }
 
     fn end(&mut self, cx: &EndCx<'_>) {
-        self.duration_ns = cx.last_ns;
+        use crate::window::{IDLE_GAP_NS, WindowSpec};
         self.read = *cx.stats;
-        let end = cx.last_ns;
+        let mut end = cx.last_ns;
+        match self.opts.window {
+            WindowSpec::Range {
+                to_ns: Some(to), ..
+            } => end = end.min(to),
+            WindowSpec::Active => {
+                // An idle tail does not dilute the window either.
+                if let Some(last) = self.window.last_work_ns
+                    && end.saturating_sub(last) >= IDLE_GAP_NS
+                {
+                    end = last.max(self.window.from_ns);
+                }
+            }
+            _ => {}
+        }
+        self.window.spec = self.opts.window;
+        self.window.to_ns = end.max(self.window.from_ns);
+        self.window.trace_ns = cx.last_ns;
+        self.duration_ns = end;
+        for th in self.threads.values_mut() {
+            th.last_ns = th.last_ns.min(end).max(th.first_ns.min(end));
+            th.first_ns = th.first_ns.min(th.last_ns);
+        }
         // Close what is still open at the end, so totals cover the whole window.
         for th in self.threads.values_mut() {
             if th.depth > 0 {
@@ -1059,14 +1267,36 @@ impl Visitor for Profile {
             }
             self.open_regions.release(&mut th.regions);
         }
+        let threads = &self.threads;
+        self.waits
+            .resolve_threads(|t| threads.get(&t).is_some_and(|t| t.wake.worker));
         let mut oldest: Option<(u64, StrId, SiteId)> = None;
         let live = std::mem::take(&mut self.live);
+        let mut alive: Vec<crate::waits::AliveTask> = live
+            .iter()
+            .filter(|(_, t)| t.kind == TaskKind::Async)
+            .map(|(id, t)| crate::waits::AliveTask {
+                task: *id,
+                name: t.name,
+                site: t.site,
+                since_ns: t.start_ns,
+                created_in_trace: t.name != UNSEEN_NAME,
+                last_poll_ns: t.wait.last_poll_end(),
+                state: t.wait.alive_state(t.poll_start),
+            })
+            .collect();
+        alive.sort_by_key(|a| (a.since_ns, a.task));
+        self.waits.alive_unlisted =
+            alive.len().saturating_sub(crate::waits::MAX_ALIVE_LISTED) as u64;
+        alive.truncate(crate::waits::MAX_ALIVE_LISTED);
+        self.waits.alive = alive;
         for t in live.values() {
             if self.opts.otel_trace_id.is_some_and(|w| t.otel != Some(w))
                 || !self.wanted(t.name, cx.tables)
             {
                 continue;
             }
+            self.waits.open(t.name, &t.wait, end);
             let Some(s) = stats_entry(
                 &mut self.tasks,
                 (t.kind, t.name),

@@ -158,6 +158,8 @@ pub const SCENARIOS: &[(&str, Option<&str>)] = &[
     ("task_leak", Some("task_leak")),
     ("serial_bottleneck", Some("serial_bottleneck")),
     ("slow_downstream", Some("slow_downstream")),
+    ("async_downstream", Some("slow_downstream")),
+    ("async_lock_contention", Some("async_lock_contention")),
     ("recorder_loss", Some("recorder_loss")),
 ];
 
@@ -172,6 +174,8 @@ pub fn scenario(name: &str) -> Option<Vec<u8>> {
         "task_leak" => healthy(&mut b, 4, Extra::Leak),
         "serial_bottleneck" => serial_bottleneck(&mut b),
         "slow_downstream" => slow_downstream(&mut b),
+        "async_downstream" => async_downstream(&mut b),
+        "async_lock_contention" => async_lock_contention(&mut b),
         "recorder_loss" => {
             healthy(&mut b, 4, Extra::Loss);
             b.lose_batch(ThreadId(2), 3);
@@ -529,6 +533,138 @@ fn slow_downstream(b: &mut TraceBuilder) {
             b.push(th, t, EventKind::UserTaskEnd { task });
             t += rng.range(100_000, 500_000);
         }
+    }
+}
+
+/// Async requests awaiting a backend over async I/O that answers in 30–50 ms: each is
+/// polled (pending), its worker parks, the driver wakes it from the parked worker, and a
+/// last poll renders the answer. Nothing is annotated for fdr.
+fn async_downstream(b: &mut TraceBuilder) {
+    let name = b.string("http GET /product");
+    let site = b.site("src/routes.rs", 31);
+    let mut rng = Rng::new(11);
+    let mut id = 1u64;
+    for w in 1..=2 {
+        let th = b.thread(&format!("tokio-worker-{w}"));
+        b.push(th, 0, EventKind::ThreadStart);
+        let mut t = rng.range(1_000, 50_000);
+        while t < WINDOW_NS {
+            let task = TaskId(id);
+            id += 1;
+            b.push(
+                th,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+            b.push(th, t + 1_000, EventKind::PollStart { task });
+            b.push(th, t + 40_000, EventKind::PollEnd { task, ready: false });
+            b.push(th, t + 41_000, EventKind::Park);
+            t += 41_000 + rng.range(30_000_000, 50_000_000);
+            b.push(
+                th,
+                t,
+                EventKind::Wake {
+                    task,
+                    waker: TaskId::NONE,
+                },
+            );
+            b.push(th, t + 1_000, EventKind::Unpark);
+            b.push(th, t + 2_000, EventKind::PollStart { task });
+            b.push(th, t + 30_000, EventKind::PollEnd { task, ready: true });
+            b.push(th, t + 31_000, EventKind::TaskDrop { task });
+            t += rng.range(100_000, 300_000);
+        }
+    }
+}
+
+/// Requests queue on an async lock held across a 5 ms store call: each request's first poll
+/// finds the lock taken (pending); the holder, in its last poll, releases it and wakes the
+/// next; the next takes it and awaits the store (the driver wakes it 5 ms later). About
+/// eight requests are always queued.
+fn async_lock_contention(b: &mut TraceBuilder) {
+    let name = b.string("http POST /cart");
+    let site = b.site("src/routes.rs", 77);
+    let workers = [b.thread("tokio-worker-1"), b.thread("tokio-worker-2")];
+    for w in workers {
+        b.push(w, 0, EventKind::ThreadStart);
+    }
+    const HOLD: u64 = 5_000_000;
+    let n = WINDOW_NS / HOLD;
+    let task = |k: u64| TaskId(k + 1);
+    // Request k takes the lock at `held(k)` and holds it for HOLD.
+    let held = |k: u64| 100_000 + k * HOLD;
+    for k in 0..n {
+        let w = workers[(k % 2) as usize];
+        let other = workers[((k + 1) % 2) as usize];
+        // Arrives about eight holds before it gets the lock (the first ones at the start).
+        let arrive = held(k)
+            .saturating_sub(8 * HOLD + HOLD / 2)
+            .max(1_000 + k * 10_000);
+        b.push(
+            w,
+            arrive,
+            EventKind::TaskCreate {
+                task: task(k),
+                parent: TaskId::NONE,
+                name,
+                site,
+            },
+        );
+        b.push(w, arrive + 1_000, EventKind::PollStart { task: task(k) });
+        b.push(
+            w,
+            arrive + 3_000,
+            EventKind::PollEnd {
+                task: task(k),
+                ready: false,
+            },
+        );
+        // Takes the lock and starts the store call.
+        let h = held(k);
+        b.push(w, h + 20_000, EventKind::PollStart { task: task(k) });
+        b.push(
+            w,
+            h + 50_000,
+            EventKind::PollEnd {
+                task: task(k),
+                ready: false,
+            },
+        );
+        // The store answers: the driver wakes it on the other worker, between polls.
+        b.push(
+            other,
+            h + HOLD - 200_000,
+            EventKind::Wake {
+                task: task(k),
+                waker: TaskId::NONE,
+            },
+        );
+        // Its last poll releases the lock and wakes the next request.
+        b.push(w, h + HOLD - 10_000, EventKind::PollStart { task: task(k) });
+        if k + 1 < n {
+            b.push(
+                w,
+                h + HOLD - 5_000,
+                EventKind::Wake {
+                    task: task(k + 1),
+                    waker: task(k),
+                },
+            );
+        }
+        b.push(
+            w,
+            h + HOLD - 2_000,
+            EventKind::PollEnd {
+                task: task(k),
+                ready: true,
+            },
+        );
+        b.push(w, h + HOLD - 1_000, EventKind::TaskDrop { task: task(k) });
     }
 }
 

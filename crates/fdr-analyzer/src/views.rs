@@ -32,13 +32,14 @@ fn span_cells(s: &SpanStats) -> Vec<String> {
 
 /// `{"tasks": [per task name, most total time first], "truncated": [...]}`.
 pub fn tasks_json(p: &Profile) -> Value {
-    json!({"tasks": task_rows(p), "truncated": notes_json(&p.truncated())})
+    json!({"window": p.window.to_json(), "tasks": task_rows(p), "truncated": notes_json(&p.truncated())})
 }
 
 /// Per task name, most total time first.
 pub fn task_rows(p: &Profile) -> Value {
     let mut rows: Vec<_> = p.tasks.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
+    let awaits = p.waits.by_class();
     Value::Array(
         rows.into_iter()
             .map(|((kind, name), s)| {
@@ -60,6 +61,7 @@ pub fn task_rows(p: &Profile) -> Value {
                     "blocked_ns": blocked,
                     "idle_ns": s.idle_ns,
                     "long_polls_split": os_split_json(p, *kind, *name),
+                    "awaits": crate::waits::class_json(&awaits, *name),
                 })
             })
             .collect(),
@@ -68,9 +70,10 @@ pub fn task_rows(p: &Profile) -> Value {
 
 /// Per task name, as a text table.
 pub fn tasks_text(p: &Profile) -> String {
-    let mut out = String::new();
+    let mut out = format!("{}\n", p.window);
     let mut rows: Vec<_> = p.tasks.iter().collect();
     rows.sort_by_key(|(_, s)| std::cmp::Reverse(s.lifetime.hist.sum()));
+    let awaits = p.waits.by_class();
     let rows: Vec<Vec<String>> = rows
         .into_iter()
         .map(|((kind, name), s)| {
@@ -104,6 +107,7 @@ pub fn tasks_text(p: &Profile) -> String {
                 blocked.join(", "),
                 share(s.idle_ns),
                 os_split_cell(p, *kind, *name),
+                crate::waits::class_cell(&awaits, *name),
             ]);
             row
         })
@@ -124,6 +128,7 @@ pub fn tasks_text(p: &Profile) -> String {
             "blocked",
             "awaiting",
             "long polls: on-CPU / waiting for CPU / off-CPU",
+            "awaits p50/p99 by waker",
         ],
         &rows,
     );

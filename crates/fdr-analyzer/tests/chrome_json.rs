@@ -76,7 +76,12 @@ fn export_durations_match_the_profile() {
         .filter(|e| e["cat"] == "block")
         .map(|e| e["dur"].as_f64().unwrap())
         .sum();
-    let (p, _) = fdr_analyzer::profile_slice(&trace, Default::default()).unwrap();
+    // The whole trace, as the export covers it.
+    let opts = fdr_analyzer::ProfileOptions {
+        window: fdr_analyzer::window::WindowSpec::All,
+        ..Default::default()
+    };
+    let (p, _) = fdr_analyzer::profile_slice(&trace, opts).unwrap();
     let blocked_ns: u64 = p.blocking.values().map(|s| s.hist.sum()).sum();
     assert!((blocked_us * 1000.0 - blocked_ns as f64).abs() < 1000.0 + blocked_ns as f64 * 1e-6);
 }

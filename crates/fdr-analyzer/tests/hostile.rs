@@ -144,7 +144,9 @@ fn extreme_times_and_counts_saturate_instead_of_overflowing() {
     assert!(p.missing_batches > u64::from(u32::MAX));
     let d = diagnose(&p);
     let loss = d.findings().find(|f| f.rule == "recorder_loss").unwrap();
-    assert_eq!(loss.score, 100.0);
+    // Saturated to the top; a finding tied with one above it is ranked one point below.
+    assert!(loss.score >= 99.0, "{loss:?}");
+    assert_eq!(loss.severity, fdr_analyzer::Severity::Critical);
     analyze_all(&trace);
 }
 

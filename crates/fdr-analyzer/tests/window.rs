@@ -62,3 +62,217 @@ fn tasks_created_before_the_window_are_named_so_not_after_string_zero() {
     assert!(text.contains("http GET /user"), "{text}");
     assert!(!text.contains("<overflow>"), "{text}");
 }
+
+mod analyzed_window {
+    use fdr_analyzer::diagnose::{Severity, diagnose};
+    use fdr_analyzer::scenarios::TraceBuilder;
+    use fdr_analyzer::window::{Start, WindowSpec};
+    use fdr_analyzer::{Profile, ProfileOptions, profile_slice};
+    use fdr_format::{BlockReason, EventKind, LossReason, SiteId, TaskId};
+
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000_000_000;
+
+    fn profile(b: TraceBuilder, window: WindowSpec) -> Profile {
+        let trace = b.write_to(Vec::new()).unwrap();
+        let (p, out) = profile_slice(
+            &trace,
+            ProfileOptions {
+                window,
+                ..ProfileOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(out.error.is_none());
+        p
+    }
+
+    /// A quiet thread's history reaches back 20 s; a busy thread's starts at 18 s (its
+    /// earlier chunks aged out). Requests of 6 ms are created on the quiet thread and
+    /// dropped on the busy one.
+    fn ragged() -> TraceBuilder {
+        let mut b = TraceBuilder::new();
+        let name = b.string("http GET /user");
+        let site = b.site("src/server.rs", 12);
+        let quiet = b.thread("acceptor");
+        let busy = b.thread("worker");
+        b.push(quiet, 0, EventKind::ThreadStart);
+        let mut t = 10 * MS;
+        let mut id = 1;
+        while t < 20 * S {
+            let task = TaskId(id);
+            id += 1;
+            b.push(
+                quiet,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+            // The drop is on the busy thread, whose history before 18 s is gone.
+            if t + 6 * MS >= 18 * S {
+                b.push(busy, t + MS, EventKind::PollStart { task });
+                b.push(busy, t + 6 * MS, EventKind::PollEnd { task, ready: true });
+                b.push(busy, t + 6 * MS + 10, EventKind::TaskDrop { task });
+            }
+            t += 50 * MS;
+        }
+        b
+    }
+
+    #[test]
+    fn a_ragged_history_is_no_task_leak() {
+        let p = profile(ragged(), WindowSpec::Active);
+        assert_eq!(p.window.start, Start::CommonStart);
+        assert!(p.window.from_ns >= 18 * S, "{:?}", p.window);
+        let d = diagnose(&p);
+        let leak = d.findings().find(|f| f.rule == "task_leak").unwrap();
+        assert_eq!(leak.severity, Severity::Info, "{}", d.to_text());
+        assert!(!d.to_text().contains("alive for 19"), "{}", d.to_text());
+        assert!(d.to_text().starts_with("window: 18"), "{}", d.to_text());
+        // The whole trace, asked for, still shows the tasks whose drop it lost.
+        let all = profile(ragged(), WindowSpec::All);
+        assert_eq!(all.window.from_ns, 0);
+        assert!(all.oldest_alive.is_some_and(|o| o.0 > 10 * S));
+    }
+
+    /// Two minutes of idle history, then 6 s in which four threads spend most of their
+    /// time blocked on one lock.
+    fn idle_then_contention() -> TraceBuilder {
+        let mut b = TraceBuilder::new();
+        let lock = b.site("src/cache.rs", 40);
+        let ts: Vec<_> = (0..4).map(|i| b.thread(&format!("worker-{i}"))).collect();
+        for &th in &ts {
+            b.push(th, 0, EventKind::ThreadStart);
+        }
+        // A heartbeat now and then while idle (no task, poll, block or region).
+        for k in 1..120u64 {
+            b.push(ts[0], k * S, EventKind::Park);
+            b.push(ts[0], k * S + 10, EventKind::Unpark);
+        }
+        let start = 120 * S;
+        for (i, &th) in ts.iter().enumerate() {
+            let mut t = start + i as u64 * MS;
+            while t < start + 6 * S {
+                b.push(
+                    th,
+                    t,
+                    EventKind::BlockBegin {
+                        reason: BlockReason::Mutex,
+                        site: lock,
+                    },
+                );
+                b.push(th, t + 8 * MS, EventKind::BlockEnd);
+                t += 10 * MS;
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn idle_history_does_not_dilute_the_window() {
+        let p = profile(idle_then_contention(), WindowSpec::Active);
+        assert_eq!(p.window.start, Start::AfterIdle);
+        assert!(
+            p.window.from_ns >= 120 * S && p.window.len_ns() <= 6 * S + 10 * MS,
+            "{:?}",
+            p.window
+        );
+        let d = diagnose(&p);
+        let top = d.top().unwrap();
+        assert_eq!(top.rule, "lock_contention", "{}", d.to_text());
+        assert_eq!(top.severity, Severity::Critical, "{}", d.to_text());
+        assert!(
+            d.to_text().contains("the recent active part"),
+            "{}",
+            d.to_text()
+        );
+        // Over the whole trace the same contention is diluted to a few percent.
+        let all = diagnose(&profile(idle_then_contention(), WindowSpec::All));
+        let lc = all
+            .findings()
+            .find(|f| f.rule == "lock_contention")
+            .unwrap();
+        assert!(lc.score < top.score, "{}", all.to_text());
+    }
+
+    #[test]
+    fn discards_ahead_of_a_threads_history_are_not_loss_inside_the_window() {
+        let mut b = TraceBuilder::new();
+        let name = b.string("job");
+        let th = b.thread("worker");
+        // The thread's first chunk in the dump carries every discard since it started.
+        b.push(
+            th,
+            1_000,
+            EventKind::Loss {
+                reason: LossReason::PoolExhausted,
+                events: 1_593_251,
+                bytes: 0,
+            },
+        );
+        for i in 0..100u64 {
+            let task = TaskId(i + 1);
+            let t = 2_000 + i * 36_000;
+            b.push(
+                th,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site: SiteId(0),
+                },
+            );
+            b.push(th, t + 1_000, EventKind::PollStart { task });
+            b.push(th, t + 30_000, EventKind::PollEnd { task, ready: true });
+            b.push(th, t + 31_000, EventKind::TaskDrop { task });
+        }
+        let p = profile(b, WindowSpec::Active);
+        assert!(p.loss.is_empty(), "{:?}", p.loss);
+        assert_eq!(p.window.discarded_before, 1_593_251);
+        let d = diagnose(&p);
+        let text = d.to_text();
+        assert!(
+            text.contains("0 events lost inside the window")
+                && text.contains("1593251 events discarded before the window"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_range_is_parsed_and_bounds_the_figures() {
+        assert_eq!(WindowSpec::parse("all"), Ok(WindowSpec::All));
+        assert_eq!(
+            WindowSpec::parse("1.5s..2500ms"),
+            Ok(WindowSpec::Range {
+                from_ns: 1_500_000_000,
+                to_ns: Some(2_500_000_000)
+            })
+        );
+        assert_eq!(
+            WindowSpec::parse("..200us"),
+            Ok(WindowSpec::Range {
+                from_ns: 0,
+                to_ns: Some(200_000)
+            })
+        );
+        for bad in ["2s..1s", "5..6", "x", "1s..2x"] {
+            assert!(WindowSpec::parse(bad).is_err(), "{bad}");
+        }
+        let p = profile(
+            idle_then_contention(),
+            WindowSpec::Range {
+                from_ns: 121 * S,
+                to_ns: Some(122 * S),
+            },
+        );
+        assert_eq!((p.window.from_ns, p.window.to_ns), (121 * S, 122 * S));
+        let blocked: u64 = p.threads.values().map(|t| t.blocked_ns).sum();
+        // Four threads blocked 80% of one second.
+        assert!((3_000 * MS..=3_300 * MS).contains(&blocked), "{blocked}");
+    }
+}

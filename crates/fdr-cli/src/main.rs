@@ -49,6 +49,16 @@ struct Common {
     json: bool,
 }
 
+/// Which part of the trace the figures cover.
+#[derive(clap::Args)]
+struct Win {
+    /// `active` (the common window where every thread has data, trimmed to its recent
+    /// active part), `all` (the whole trace) or FROM..TO (since the trace's first event,
+    /// like 2s..4.5s; either side may be left out).
+    #[arg(long, default_value = "active", value_parser = fdr_analyzer::window::WindowSpec::parse)]
+    window: fdr_analyzer::window::WindowSpec,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Duration, threads, tasks, events by kind, loss, clock.
@@ -63,9 +73,31 @@ enum Cmd {
         /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
         #[arg(long)]
         otel_trace_id: Option<String>,
+        /// The tasks alive at the end of the window instead, oldest first: age, last poll,
+        /// state (running, awaiting, or woken and by what), spawn site.
+        #[arg(long)]
+        alive: bool,
+        /// With --alive: how many tasks to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        w: Win,
+    },
+    /// Async waits: per task name, phase and waker (the runtime's I/O or timer driver,
+    /// another task, a thread), count and p50/p99/max; the tasks still awaiting.
+    Waits {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        w: Win,
     },
     /// Per region name: count, total, p50/p99/max.
-    Regions(Common),
+    Regions {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        w: Win,
+    },
     /// Blocking sites by cumulative blocked time.
     Blocking {
         #[command(flatten)]
@@ -73,6 +105,8 @@ enum Cmd {
         /// How many sites.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        #[command(flatten)]
+        w: Win,
     },
     /// Scheduling latency and poll duration distributions; the longest polls.
     Sched {
@@ -81,6 +115,8 @@ enum Cmd {
         /// How many of the longest polls.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        #[command(flatten)]
+        w: Win,
     },
     /// Compare two traces: per region, site and task name, sorted by |delta|.
     Diff {
@@ -96,7 +132,12 @@ enum Cmd {
         json: bool,
     },
     /// The on-call runbook as rules: what is wrong, the evidence, the fix.
-    Diagnose(Common),
+    Diagnose {
+        #[command(flatten)]
+        c: Common,
+        #[command(flatten)]
+        w: Win,
+    },
     /// Export for other viewers.
     Export {
         /// The trace file.
@@ -292,6 +333,14 @@ fn export(path: &Path, x: &mut dyn Visitor) -> Result<ReadOutcome> {
     with_progress(path, |read| fdr_analyzer::read_file(path, x, read)).map_err(open_err)
 }
 
+/// Profile options with the window asked for.
+fn windowed(w: Win) -> ProfileOptions {
+    ProfileOptions {
+        window: w.window,
+        ..ProfileOptions::default()
+    }
+}
+
 fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let r = if json {
@@ -326,6 +375,9 @@ fn run(cli: Cli) -> Result<()> {
             c,
             name,
             otel_trace_id,
+            alive,
+            limit,
+            w,
         } => {
             let otel = match otel_trace_id {
                 Some(s) => Some(
@@ -339,19 +391,37 @@ fn run(cli: Cli) -> Result<()> {
                 ProfileOptions {
                     name,
                     otel_trace_id: otel,
+                    window: w.window,
                     ..ProfileOptions::default()
                 },
             )?;
-            print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
+            if alive {
+                print(
+                    c.json,
+                    fdr_analyzer::waits::alive_json(&p, limit),
+                    fdr_analyzer::waits::alive_text(&p, limit),
+                )?;
+            } else {
+                print(c.json, views::tasks_json(&p), views::tasks_text(&p))?;
+            }
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Regions(c) => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Waits { c, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
+            print(
+                c.json,
+                fdr_analyzer::waits::waits_json(&p),
+                fdr_analyzer::waits::waits_text(&p),
+            )?;
+            check(&c.trace, out.error.as_ref())
+        }
+        Cmd::Regions { c, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             print(c.json, views::regions_json(&p), views::regions_text(&p))?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Blocking { c, top } => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Blocking { c, top, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             print(
                 c.json,
                 views::blocking_json(&p, top),
@@ -359,19 +429,20 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Sched { c, top } => {
+        Cmd::Sched { c, top, w } => {
             let (p, out) = profile(
                 &c.trace,
                 ProfileOptions {
                     top,
+                    window: w.window,
                     ..ProfileOptions::default()
                 },
             )?;
             print(c.json, views::sched_json(&p), views::sched_text(&p))?;
             check(&c.trace, out.error.as_ref())
         }
-        Cmd::Diagnose(c) => {
-            let (p, out) = profile(&c.trace, ProfileOptions::default())?;
+        Cmd::Diagnose { c, w } => {
+            let (p, out) = profile(&c.trace, windowed(w))?;
             let d = diagnose(&p);
             print(c.json, d.to_json(), d.to_text())?;
             check(&c.trace, out.error.as_ref())

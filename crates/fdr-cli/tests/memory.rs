@@ -53,6 +53,8 @@ fn every_command_within_the_limit(shape: Shape, mib: u64, notes: Notes) {
         vec!["summary".into(), "--json".into(), s(&t)],
         vec!["tasks".into(), s(&t)],
         vec!["tasks".into(), "--json".into(), s(&t)],
+        vec!["tasks".into(), "--alive".into(), s(&t)],
+        vec!["waits".into(), "--json".into(), s(&t)],
         vec!["regions".into(), s(&t)],
         vec!["blocking".into(), "--top".into(), "100000".into(), s(&t)],
         vec!["sched".into(), s(&t)],

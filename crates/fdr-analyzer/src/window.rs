@@ -1,0 +1,272 @@
+//! The analyzed window: which part of a trace the profile's figures cover.
+//!
+//! A flight-recorder dump is ragged: each thread's history starts where its oldest chunk
+//! still in the ring starts, and a quiet thread's can reach back minutes before a busy one's.
+//! Figures over the whole trace count tasks created on one thread whose drop fell in
+//! another thread's lost history as alive (false leaks), and idle history dilutes every
+//! share. So by default ([`WindowSpec::Active`]) the profile covers:
+//!
+//! - the common window where every thread has data: from the latest start of a thread whose
+//!   history was cut (its first event in the trace is not its thread-start event); threads
+//!   that started later have their whole history anyway;
+//! - within it, the recent active part: after a stretch of [`IDLE_GAP_NS`] in which no task,
+//!   poll, user task, block or region began on any thread, the window restarts at the next
+//!   one; and it ends at the last such event, so an idle tail does not dilute it either.
+//!
+//! [`WindowSpec::All`] covers the whole trace; [`WindowSpec::Range`] a fixed span of it.
+//! The profile reads the whole trace either way (names, live tasks and open spans come from
+//! before the window) and counts only what falls inside: a span that crosses the start
+//! counts from the start. Loss is charged to the window only when it happened inside it: a
+//! thread's loss records ahead of its first data (discards and ring aging before its
+//! history in the dump) and the records of threads wholly gone are counted apart, as before
+//! the window.
+
+use std::fmt;
+
+use crate::profile::Profile;
+use crate::text::dur;
+
+/// An idle stretch this long (no task, poll, block or region beginning on any thread)
+/// restarts the default window.
+pub const IDLE_GAP_NS: u64 = 2_000_000_000;
+
+/// Which part of a trace to analyze.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// The common window where every thread has data, trimmed to its recent active part.
+    #[default]
+    Active,
+    /// The whole trace.
+    All,
+    /// From `from_ns` to `to_ns` (ns since the trace's first event; `None`: its end).
+    Range {
+        /// Start.
+        from_ns: u64,
+        /// End.
+        to_ns: Option<u64>,
+    },
+}
+
+impl WindowSpec {
+    /// Parses `all`, `active` or `FROM..TO` (durations since the trace's first event, with a
+    /// unit: `1.5s`, `200ms`, `300us`, `50ns`; either side may be left out).
+    pub fn parse(s: &str) -> Result<WindowSpec, String> {
+        match s {
+            "active" => return Ok(WindowSpec::Active),
+            "all" => return Ok(WindowSpec::All),
+            _ => {}
+        }
+        let Some((a, b)) = s.split_once("..") else {
+            return Err(format!(
+                "window {s:?}: want `all`, `active` or FROM..TO (like 2s..4.5s)"
+            ));
+        };
+        let from_ns = if a.is_empty() { 0 } else { parse_dur(a)? };
+        let to_ns = if b.is_empty() {
+            None
+        } else {
+            Some(parse_dur(b)?)
+        };
+        if to_ns.is_some_and(|t| t <= from_ns) {
+            return Err(format!("window {s:?}: its end is not after its start"));
+        }
+        Ok(WindowSpec::Range { from_ns, to_ns })
+    }
+}
+
+/// A duration with a unit (`s`, `ms`, `us`, `ns`) as nanoseconds.
+fn parse_dur(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e6)
+    } else if let Some(n) = s.strip_suffix("us") {
+        (n, 1e3)
+    } else if let Some(n) = s.strip_suffix("ns") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1e9)
+    } else {
+        return Err(format!("{s:?}: a duration needs a unit (s, ms, us or ns)"));
+    };
+    let v: f64 = num.parse().map_err(|_| format!("{s:?}: not a duration"))?;
+    if !(v.is_finite() && v >= 0.0 && v * mul < 1.8e19) {
+        return Err(format!("{s:?}: out of range"));
+    }
+    Ok((v * mul) as u64)
+}
+
+/// Why the window starts where it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// The trace's first event.
+    #[default]
+    TraceStart,
+    /// The latest start of a thread whose history was cut.
+    CommonStart,
+    /// The first activity after an idle stretch.
+    AfterIdle,
+    /// Asked for.
+    Asked,
+}
+
+/// The window a profile covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    /// What was asked for.
+    pub spec: WindowSpec,
+    /// Start (ns since the trace's first event).
+    pub from_ns: u64,
+    /// End.
+    pub to_ns: u64,
+    /// The trace's length.
+    pub trace_ns: u64,
+    /// Why it starts at `from_ns`.
+    pub start: Start,
+    /// The idle stretch skipped before it (when `start` is [`Start::AfterIdle`]).
+    pub idle_ns: u64,
+    /// Events lost before the window (discards and aging ahead of a thread's history in the
+    /// dump, records of threads wholly gone, records before the start): not charged to it.
+    pub lost_before: u64,
+    /// Of those, the events discarded (every reason but ring aging): a recorder that
+    /// cannot keep up, at times the trace does not tell.
+    pub discarded_before: u64,
+    // --- online state ---
+    pub(crate) last_work_ns: Option<u64>,
+}
+
+impl Window {
+    /// Counts `events` lost for `reason` before the window.
+    pub(crate) fn note_lost_before(&mut self, reason: &str, events: u64) {
+        self.lost_before = self.lost_before.saturating_add(events);
+        if reason != fdr_format::LossReason::RingOverwrite.as_str() {
+            self.discarded_before = self.discarded_before.saturating_add(events);
+        }
+    }
+
+    /// Its length.
+    pub fn len_ns(&self) -> u64 {
+        self.to_ns.saturating_sub(self.from_ns)
+    }
+
+    /// As JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "from_ns": self.from_ns,
+            "to_ns": self.to_ns,
+            "trace_ns": self.trace_ns,
+            "spec": match self.spec {
+                WindowSpec::Active => "active".to_string(),
+                WindowSpec::All => "all".to_string(),
+                WindowSpec::Range { from_ns, to_ns } => format!("{}..{}", dur(from_ns), to_ns.map(dur).unwrap_or_default()),
+            },
+            "starts_at": match self.start {
+                Start::TraceStart => "trace_start",
+                Start::CommonStart => "common_start",
+                Start::AfterIdle => "after_idle",
+                Start::Asked => "asked",
+            },
+            "idle_skipped_ns": self.idle_ns,
+            "lost_before_window_events": self.lost_before,
+            "discarded_before_window_events": self.discarded_before,
+        })
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "window: {} .. {} ({} of the trace's {}",
+            dur(self.from_ns),
+            dur(self.to_ns),
+            dur(self.len_ns()),
+            dur(self.trace_ns)
+        )?;
+        match self.start {
+            Start::TraceStart => {}
+            Start::CommonStart => write!(f, "; from where every thread has data")?,
+            Start::AfterIdle => write!(
+                f,
+                "; the recent active part, after {} idle",
+                dur(self.idle_ns)
+            )?,
+            Start::Asked => write!(f, "; as asked")?,
+        }
+        if self.spec == WindowSpec::Active {
+            write!(f, "; --window all for the whole trace")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl Profile {
+    /// Restarts every figure at `from_ns`, keeping what is alive (tasks, open polls,
+    /// blocks, parks, regions, awaits), each counted from `from_ns` on.
+    pub(crate) fn reset_at(&mut self, from_ns: u64, start: Start) {
+        self.kinds = [0; fdr_format::EVENT_KIND_COUNT];
+        for th in self.threads.values_mut() {
+            th.first_ns = from_ns;
+            th.last_ns = th.last_ns.max(from_ns);
+            th.active_ns = 0;
+            th.blocked_ns = 0;
+            th.blocked_active_ns = 0;
+            th.blocked_lock_ns = 0;
+            th.parked_ns = 0;
+            th.parks = 0;
+            th.longest_active = Default::default();
+            th.active_since = th.active_since.max(from_ns);
+            if let Some(p) = &mut th.parked_since {
+                *p = (*p).max(from_ns);
+            }
+            if let Some(b) = &mut th.block {
+                b.start = b.start.max(from_ns);
+            }
+            if let Some(p) = &mut th.poll {
+                p.1 = p.1.max(from_ns);
+            }
+            for r in &mut th.regions {
+                r.1 = r.1.max(from_ns);
+            }
+        }
+        self.tasks.clear();
+        self.regions.clear();
+        self.blocking.clear();
+        self.blocking_in_poll.clear();
+        self.sched_latency = Default::default();
+        self.worst_latency = Default::default();
+        self.poll_duration = Default::default();
+        self.longest_polls.clear();
+        self.long_polls = (0, 0);
+        for (reason, l) in &self.loss {
+            self.window.note_lost_before(reason, l.1);
+        }
+        self.loss.clear();
+        self.loss_window_ns = None;
+        self.live_series = Default::default();
+        self.created_dropped = (0, 0);
+        self.slices.clear();
+        self.slice_min_ns = 0;
+        self.slices_dropped = 0;
+        self.late_events = 0;
+        self.filtered_out = 0;
+        for t in self.live.values_mut() {
+            // Created before the window: not created in it.
+            t.created_here = false;
+            t.running_ns = 0;
+            t.wait_ns = 0;
+            t.blocked_ns = [0; 8];
+            t.polls = 0;
+            if let Some(s) = &mut t.scheduled_at {
+                *s = (*s).max(from_ns);
+            }
+            if let Some(s) = &mut t.poll_start {
+                *s = (*s).max(from_ns);
+            }
+            t.wait.clip(from_ns);
+        }
+        self.live_created = 0;
+        self.waits.reset();
+        self.window.from_ns = from_ns;
+        self.window.start = start;
+    }
+}
