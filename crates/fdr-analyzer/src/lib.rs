@@ -71,9 +71,9 @@ pub use hist::Histogram;
 pub use profile::{Profile, ProfileOptions};
 pub use stream::{
     Clock, EndCx, EventCx, Progress, ReadOptions, ReadOutcome, ReadStats, Visitor, read_file,
-    read_slice,
+    read_reader, read_slice,
 };
-pub use summary::{Summary, SummaryOptions, summarize_file, summarize_slice};
+pub use summary::{Summary, SummaryOptions, summarize_file, summarize_reader, summarize_slice};
 
 /// Profiles the trace at `path` in one streaming pass.
 pub fn profile_file(
@@ -83,6 +83,19 @@ pub fn profile_file(
 ) -> Result<(Profile, ReadOutcome), AnalyzeError> {
     let mut p = Profile::new(opts);
     let out = read_file(path, &mut p, read)?;
+    Ok((p, out))
+}
+
+/// Profiles a trace from any byte stream, in one pass (`total_bytes`, when known, is for
+/// progress only).
+pub fn profile_reader<R: std::io::Read>(
+    reader: R,
+    total_bytes: Option<u64>,
+    opts: ProfileOptions,
+    read: ReadOptions<'_>,
+) -> Result<(Profile, ReadOutcome), AnalyzeError> {
+    let mut p = Profile::new(opts);
+    let out = read_reader(reader, total_bytes, &mut p, read)?;
     Ok((p, out))
 }
 

@@ -1,37 +1,47 @@
 //! `fdr`: read fdr traces from the command line.
 //!
-//! Exit codes: 0 success; 1 usage or I/O error; 2 the trace file is bad (not a trace, or
-//! damaged: results, if printed, cover the whole batches before the damage).
+//! Exit codes: 0 success; 1 I/O error; 2 usage error; 3 the trace is bad (not a trace, or
+//! damaged: results, if printed, cover the whole batches before the damage). A trace
+//! argument of `-` reads standard input. See [`exit::HELP`].
 #![forbid(unsafe_code)]
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+mod exit;
+mod input;
+mod output;
+
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use fdr_analyzer::{
-    AnalyzeError, Profile, ProfileOptions, Progress, ReadOptions, ReadOutcome, SummaryOptions,
-    TraceError, Visitor, cat::Cat, chrome::ChromeExport, diagnose, diff, perfetto::PerfettoExport,
-    report, text, views,
+    ProfileOptions, TraceError, cat::Cat, chrome::ChromeExport, diagnose, diff,
+    perfetto::PerfettoExport, report, text, views,
 };
+
+use exit::Usage;
+use input::{export, profile, shown};
+use output::{ColorChoice, Stdout, note, print};
 
 #[derive(Parser)]
 #[command(
     name = "fdr",
     version,
-    about = "Read fdr flight-recorder traces: summarize, profile, compare, diagnose, export."
+    about = "Read fdr flight-recorder traces: summarize, profile, compare, diagnose, export.",
+    after_help = exit::HELP
 )]
 struct Cli {
+    /// Colour text output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     cmd: Cmd,
 }
 
 #[derive(clap::Args)]
 struct Common {
-    /// The trace file (.fdr).
+    /// The trace file (.fdr), or `-` for standard input.
     trace: PathBuf,
     /// Machine-readable JSON output.
     #[arg(long)]
@@ -50,8 +60,8 @@ enum Cmd {
         #[arg(long)]
         name: Option<String>,
         /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
-        #[arg(long)]
-        otel_trace_id: Option<String>,
+        #[arg(long, value_parser = parse_trace_id)]
+        otel_trace_id: Option<[u8; 16]>,
     },
     /// Per region name: count, total, p50/p99/max.
     Regions(Common),
@@ -73,9 +83,9 @@ enum Cmd {
     },
     /// Compare two traces: per region, site and task name, sorted by |delta|.
     Diff {
-        /// The baseline trace.
+        /// The baseline trace (`-`: standard input).
         a: PathBuf,
-        /// The trace to compare with it.
+        /// The trace to compare with it (`-`: standard input).
         b: PathBuf,
         /// Rows shown.
         #[arg(long, default_value_t = 30)]
@@ -88,7 +98,7 @@ enum Cmd {
     Diagnose(Common),
     /// Export for other viewers.
     Export {
-        /// The trace file.
+        /// The trace file, or `-` for standard input.
         trace: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::ChromeJson)]
@@ -99,7 +109,7 @@ enum Cmd {
     },
     /// One self-contained HTML page: timeline, findings, tables.
     Report {
-        /// The trace file.
+        /// The trace file, or `-` for standard input.
         trace: PathBuf,
         /// Output file.
         #[arg(short, long, default_value = "report.html")]
@@ -107,7 +117,7 @@ enum Cmd {
     },
     /// Events as text, one a line, in time order.
     Cat {
-        /// The trace file.
+        /// The trace file, or `-` for standard input.
         trace: PathBuf,
         /// Stop after this many events.
         #[arg(long)]
@@ -124,152 +134,32 @@ enum Format {
     Perfetto,
 }
 
-/// A bad trace file: exit code 2.
-#[derive(Debug)]
-struct BadTrace(String);
-
-impl std::fmt::Display for BadTrace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// `--otel-trace-id`'s value: 32 hex digits.
+fn parse_trace_id(s: &str) -> Result<[u8; 16], String> {
+    text::parse_trace_id(s).ok_or_else(|| format!("{s:?} is not 32 hex digits"))
 }
-
-impl std::error::Error for BadTrace {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let color = cli.color;
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            let bad = e.downcast_ref::<BadTrace>().is_some();
-            eprintln!("fdr: error: {e:#}");
-            ExitCode::from(if bad { 2 } else { 1 })
+            exit::report(&e, color.stderr());
+            ExitCode::from(exit::code(&e))
         }
     }
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
-struct Bar {
-    on: bool,
-    last: Instant,
-    label: String,
-}
-
-impl Bar {
-    fn new(path: &Path) -> Self {
-        let big = std::fs::metadata(path).is_ok_and(|m| m.len() > 32 << 20);
-        Bar {
-            on: big && std::io::stderr().is_terminal(),
-            last: Instant::now(),
-            label: path.display().to_string(),
-        }
-    }
-
-    fn tick(&mut self, p: Progress) {
-        if !self.on {
-            return;
-        }
-        let done = p.total_bytes.is_some_and(|t| p.bytes >= t);
-        if !done && self.last.elapsed() < Duration::from_millis(100) {
-            return;
-        }
-        self.last = Instant::now();
-        let mut e = std::io::stderr().lock();
-        match p.total_bytes {
-            Some(t) if t > 0 => {
-                let f = (p.bytes as f64 / t as f64).min(1.0);
-                let n = (f * 30.0) as usize;
-                let _ = write!(
-                    e,
-                    "\r{} [{}{}] {:>5.1}% {} MiB",
-                    self.label,
-                    "#".repeat(n),
-                    " ".repeat(30 - n),
-                    f * 100.0,
-                    p.bytes >> 20
-                );
-            }
-            _ => {
-                let _ = write!(e, "\r{} {} MiB", self.label, p.bytes >> 20);
-            }
-        }
-        if done {
-            let _ = writeln!(e);
-        }
-    }
-}
-
-fn open_err(e: AnalyzeError) -> anyhow::Error {
-    match e {
-        AnalyzeError::Header(t) => BadTrace(format!("not a readable fdr trace: {t}")).into(),
-        e => anyhow::Error::new(e),
-    }
-}
-
-/// After the output: a damaged trace is reported and exits 2.
+/// After the output: a damaged trace is reported (exit code 3; 1 if it could not be read).
 fn check(path: &Path, err: Option<&TraceError>) -> Result<()> {
-    match err {
-        None => Ok(()),
-        Some(e) => {
-            let hint = if e.is_cut_short() {
-                " (the file was cut short)"
-            } else {
-                ""
-            };
-            Err(BadTrace(format!(
-                "{}: damaged trace {e}{hint}; the output above covers what was kept",
-                path.display()
-            ))
-            .into())
-        }
-    }
-}
-
-/// Runs `read` on the trace at `path` with read options that drive a progress bar.
-fn with_progress<R>(path: &Path, read: impl FnOnce(ReadOptions<'_>) -> R) -> R {
-    let mut bar = Bar::new(path);
-    let mut tick = |p: Progress| bar.tick(p);
-    read(ReadOptions {
-        progress: Some(&mut tick),
-        ..ReadOptions::default()
-    })
-}
-
-fn profile(path: &Path, opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
-    with_progress(path, |read| fdr_analyzer::profile_file(path, opts, read)).map_err(open_err)
-}
-
-/// Streams the trace at `path` into an exporter, with a progress bar.
-fn export(path: &Path, x: &mut dyn Visitor) -> Result<ReadOutcome> {
-    with_progress(path, |read| fdr_analyzer::read_file(path, x, read)).map_err(open_err)
-}
-
-fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    let r = if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)
-    } else {
-        write!(out, "{text}")
-    };
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing to stdout"),
-    }
+    exit::check(&shown(path), err)
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Summary(c) => {
-            let mut bar = Bar::new(&c.trace);
-            let mut tick = |p: Progress| bar.tick(p);
-            let s = fdr_analyzer::summarize_file(
-                &c.trace,
-                SummaryOptions {
-                    threads: 0,
-                    progress: Some(&mut tick),
-                },
-            )
-            .map_err(open_err)?;
+            let s = input::summarize(&c.trace)?;
             print(c.json, s.to_json(), s.to_text())?;
             check(&c.trace, s.error.as_ref())
         }
@@ -278,18 +168,11 @@ fn run(cli: Cli) -> Result<()> {
             name,
             otel_trace_id,
         } => {
-            let otel = match otel_trace_id {
-                Some(s) => Some(
-                    text::parse_trace_id(&s)
-                        .with_context(|| format!("--otel-trace-id {s:?} is not 32 hex digits"))?,
-                ),
-                None => None,
-            };
             let (p, out) = profile(
                 &c.trace,
                 ProfileOptions {
                     name,
-                    otel_trace_id: otel,
+                    otel_trace_id,
                     ..ProfileOptions::default()
                 },
             )?;
@@ -351,24 +234,25 @@ fn run(cli: Cli) -> Result<()> {
             format,
             output,
         } => {
-            let file = output.filter(|p| p.as_os_str() != "-");
-            let (out, shown): (Box<dyn Write>, String) = match &file {
+            let file = output.filter(|p| !input::is_stdin(p));
+            let (out, shown_out): (Box<dyn Write>, String) = match &file {
                 Some(path) => {
-                    let f = File::create(path)
+                    let f = std::fs::File::create(path)
                         .with_context(|| format!("cannot create {}", path.display()))?;
-                    (Box::new(BufWriter::new(f)), path.display().to_string())
+                    (
+                        Box::new(std::io::BufWriter::new(f)),
+                        path.display().to_string(),
+                    )
                 }
                 None => {
-                    let stdout = std::io::stdout();
-                    if format == Format::Perfetto && stdout.is_terminal() {
-                        bail!(
+                    if format == Format::Perfetto && std::io::stdout().is_terminal() {
+                        return Err(Usage(
                             "a Perfetto trace is binary: give -o FILE or redirect standard output"
-                        );
+                                .into(),
+                        )
+                        .into());
                     }
-                    (
-                        Box::new(BufWriter::new(stdout.lock())),
-                        "standard output".into(),
-                    )
+                    (Box::new(Stdout::new()), "standard output".into())
                 }
             };
             let (out, written, what, error, truncated) = match format {
@@ -384,11 +268,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
             };
             if let Some(e) = error {
-                bail!("writing {shown}: {e}");
+                return Err(e).with_context(|| format!("writing {shown_out}"));
             }
-            eprintln!("wrote {written} {what} to {shown}");
+            note(&format!("wrote {written} {what} to {shown_out}"));
             for n in &truncated {
-                eprintln!("truncated: {}", n.note);
+                note(&format!("truncated: {}", n.note));
             }
             check(&trace, out.error.as_ref())
         }
@@ -401,29 +285,24 @@ fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             let d = diagnose(&p);
-            let html = report::render(&p, &d, &trace.display().to_string());
+            let html = report::render(&p, &d, &shown(&trace));
             std::fs::write(&output, html)
                 .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!("wrote {}", output.display());
+            note(&format!("wrote {}", output.display()));
             for n in &d.truncated {
-                eprintln!("truncated: {}", n.note);
+                note(&format!("truncated: {}", n.note));
             }
             check(&trace, out.error.as_ref())
         }
         Cmd::Cat { trace, limit } => {
-            let stdout = std::io::stdout().lock();
-            let mut c = Cat::new(BufWriter::new(stdout), limit.unwrap_or(u64::MAX));
-            let out = fdr_analyzer::read_file(&trace, &mut c, ReadOptions::default())
-                .map_err(open_err)?;
-            let err = c.error.take();
-            let mut w = c.into_inner();
-            let flushed = w.flush();
-            match err.map(Err).unwrap_or(flushed) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(e).context("writing to stdout");
-                }
-                _ => {}
+            let mut c = Cat::new(Stdout::new(), limit.unwrap_or(u64::MAX));
+            let out = export(&trace, &mut c)?;
+            if let Some(e) = c.error.take() {
+                return Err(e).context("writing to standard output");
             }
+            c.into_inner()
+                .flush()
+                .context("writing to standard output")?;
             check(&trace, out.error.as_ref())
         }
     }

@@ -74,8 +74,9 @@ fn tasks_filters_by_name_and_otel_trace_id() {
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["tasks"][0]["finished"]["count"], 1);
+    // A malformed id is a usage error.
     let o = fdr(&["tasks", "--otel-trace-id", "nothex", s(&t)]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
@@ -96,22 +97,22 @@ fn diff_sorts_by_delta() {
 }
 
 #[test]
-fn bad_files_exit_2_with_offset_and_what_was_kept() {
+fn bad_files_exit_3_with_offset_and_what_was_kept() {
     let bytes = scenario("healthy").unwrap();
     let cut = dir().join("cut.fdr");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let o = fdr(&["summary", s(&cut)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("at byte") && err.contains("kept"), "{err}");
     assert!(!o.stdout.is_empty(), "the prefix is still summarized");
     let o = fdr(&["diagnose", s(&cut)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
 
     let junk = dir().join("junk.fdr");
     std::fs::write(&junk, b"definitely not a trace").unwrap();
     let o = fdr(&["tasks", s(&junk)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an fdr trace"));
 
     let mut flipped = bytes.clone();
@@ -120,7 +121,7 @@ fn bad_files_exit_2_with_offset_and_what_was_kept() {
     let f = dir().join("flipped.fdr");
     std::fs::write(&f, &flipped).unwrap();
     let o = fdr(&["cat", s(&f)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("checksum"));
 
     let o = fdr(&["summary", "/nonexistent/x.fdr"]);
