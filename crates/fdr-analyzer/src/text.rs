@@ -82,6 +82,43 @@ pub fn signed_dur(ns: i128) -> String {
     )
 }
 
+/// Wall-clock Unix nanoseconds as a UTC time, `2025-06-15T14:13:20.123456Z` (to the
+/// microsecond; years outside 0..=9999 are shown as a count of seconds).
+pub fn wall(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let micros = unix_ns.rem_euclid(1_000_000_000) / 1_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i128::from(m <= 2);
+    if !(0..=9999).contains(&y) {
+        return format!("unix {secs}s");
+    }
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// A time in a trace: `+1.20s`, and the wall clock when the trace has one
+/// (`+1.20s (2025-06-15T14:13:21.200000Z)`).
+pub fn at(ns: u64, origin_wall_unix_ns: Option<i128>) -> String {
+    match origin_wall_unix_ns {
+        Some(w) => format!("+{} ({})", dur(ns), wall(w.saturating_add(i128::from(ns)))),
+        None => format!("+{}", dur(ns)),
+    }
+}
+
 /// A fraction as a percentage with one decimal.
 pub fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -183,6 +220,26 @@ mod tests {
             c.len()
         );
         assert!(c.starts_with("éé"));
+    }
+
+    #[test]
+    fn wall_clock_times_are_utc() {
+        assert_eq!(wall(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            wall(1_750_000_000_123_456_789),
+            "2025-06-15T15:06:40.123456Z"
+        );
+        assert_eq!(wall(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(wall(-1_000), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            wall(i128::MAX),
+            format!("unix {}s", i128::MAX / 1_000_000_000)
+        );
+        assert_eq!(at(1_500_000, None), "+1.50ms");
+        assert_eq!(
+            at(1_500_000, Some(0)),
+            "+1.50ms (1970-01-01T00:00:00.001500Z)"
+        );
     }
 
     #[test]

@@ -81,7 +81,9 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
-    /// Compare two traces: per region, site and task name, sorted by |delta|.
+    /// Compare two traces: per phase (region, block) per request of its task and per
+    /// request, normalized for window and load, window-edge artifacts left out, largest
+    /// normalized change first.
     Diff {
         /// The baseline trace (`-`: standard input).
         a: PathBuf,
@@ -211,21 +213,14 @@ fn run(cli: Cli) -> Result<()> {
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Diff { a, b, top, json } => {
-            // Keep only what the diff shows of A while B is read.
-            let (pa, oa) = profile(&a, ProfileOptions::default())?;
-            let sa = diff::DiffSideSet::of(&pa);
-            drop(pa);
-            let (pb, ob) = profile(&b, ProfileOptions::default())?;
-            let sb = diff::DiffSideSet::of(&pb);
-            drop(pb);
-            let notes = [sa.truncated.clone(), sb.truncated.clone()];
-            let rows = diff::diff_sets(sa, sb);
-            let notes = [notes[0].as_slice(), notes[1].as_slice()];
-            print(
-                json,
-                diff::diff_json(&rows, top, notes),
-                diff::diff_text(&rows, top, notes),
-            )?;
+            // Only what the diff shows of A is kept while B is read.
+            let mut ca = diff::Collect::new();
+            let oa = export(&a, &mut ca)?;
+            let sa = ca.finish_side();
+            let mut cb = diff::Collect::new();
+            let ob = export(&b, &mut cb)?;
+            let d = diff::compare(sa, cb.finish_side());
+            print(json, d.to_json(top), d.to_text(top))?;
             check(&a, oa.error.as_ref())?;
             check(&b, ob.error.as_ref())
         }
