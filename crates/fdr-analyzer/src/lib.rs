@@ -10,7 +10,8 @@
 //! - [`diagnose`](mod@diagnose): the on-call runbook as ranked rules; [`diff`](mod@diff): two traces compared;
 //!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
 //!   export; [`report`]: a self-contained HTML page;
-//!   [`cat`]: events as text; [`scenarios`]: deterministic traces of known problems.
+//!   [`cat`]: events as text; [`request`]: one request (task) as it happened;
+//!   [`scenarios`]: deterministic traces of known problems.
 //!
 //! Memory follows live entities (threads, tasks, open regions and blocks, distinct names
 //! and sites) and a bounded reorder window, never the trace length.
@@ -57,6 +58,7 @@ pub mod limits;
 pub mod perfetto;
 pub mod profile;
 pub mod report;
+pub mod request;
 pub mod scenarios;
 pub mod stream;
 pub mod summary;

@@ -52,16 +52,22 @@ struct Common {
 enum Cmd {
     /// Duration, threads, tasks, events by kind, loss, clock.
     Summary(Common),
-    /// Per task name: count, total, p50/p99/max, and where the time went.
+    /// Per task name: count, total, p50/p99/max, and where the time went; with --task-id
+    /// or --otel-trace-id, those requests themselves: start, duration, polls, phases.
     Tasks {
         #[command(flatten)]
         c: Common,
         /// Only tasks whose name contains this.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["otel_trace_id", "task_id"])]
         name: Option<String>,
-        /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
+        /// The tasks linked to this OpenTelemetry trace id (32 hex digits), and those
+        /// they spawned: each with its start (wall clock), duration, polls and phases.
         #[arg(long, value_parser = parse_trace_id)]
         otel_trace_id: Option<[u8; 16]>,
+        /// The task with this id (as `fdr cat` and `fdr sched` show it): its start (wall
+        /// clock), duration, polls and phases.
+        #[arg(long)]
+        task_id: Option<u64>,
     },
     /// Per region name: count, total, p50/p99/max.
     Regions(Common),
@@ -158,6 +164,31 @@ fn check(path: &Path, err: Option<&TraceError>) -> Result<()> {
     exit::check(&shown(path), err)
 }
 
+/// `fdr tasks --task-id` / `--otel-trace-id`: the requests themselves. The trace is read
+/// twice for a trace id (first to find its tasks), so standard input is spooled then.
+fn requests(c: &Common, task_id: Option<u64>, otel: Option<[u8; 16]>) -> Result<()> {
+    use fdr_analyzer::request::{Linked, Requests};
+    let mut ids: Vec<fdr_format::TaskId> = task_id.map(fdr_format::TaskId).into_iter().collect();
+    let mut more = 0;
+    let second = match otel {
+        Some(id) => {
+            let t = input::Rewindable::new(&c.trace)?;
+            let mut l = Linked::new(id);
+            // Damage, if any, is reported after the second pass, which meets it too.
+            input::read_opened(&c.trace, t.open()?, &mut l)?;
+            ids.extend(l.tasks);
+            more = l.more;
+            t.open()?
+        }
+        None => input::open(&c.trace)?,
+    };
+    let mut r = Requests::new(ids);
+    r.more += more;
+    let out = input::read_opened(&c.trace, second, &mut r)?;
+    print(c.json, r.to_json(), r.to_text())?;
+    check(&c.trace, out.error.as_ref())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Summary(c) => {
@@ -169,12 +200,15 @@ fn run(cli: Cli) -> Result<()> {
             c,
             name,
             otel_trace_id,
+            task_id,
         } => {
+            if otel_trace_id.is_some() || task_id.is_some() {
+                return requests(&c, task_id, otel_trace_id);
+            }
             let (p, out) = profile(
                 &c.trace,
                 ProfileOptions {
                     name,
-                    otel_trace_id,
                     ..ProfileOptions::default()
                 },
             )?;

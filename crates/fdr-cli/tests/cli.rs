@@ -68,12 +68,40 @@ fn tasks_filters_by_name_and_otel_trace_id() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["tasks"].as_array().unwrap().len(), 1);
     assert!(v["tasks"][0]["finished"]["count"].as_u64().unwrap() > 100);
-    // Task 5's trace id, as the scenario links it.
+    // Task 5's trace id, as the scenario links it: the request itself, not aggregates.
     let id = "00000000000000050000000000000001";
-    let o = fdr(&["tasks", "--json", "--otel-trace-id", id, s(&t)]);
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["tasks"][0]["finished"]["count"], 1);
+    for args in [
+        vec!["tasks", "--json", "--otel-trace-id", id, s(&t)],
+        vec!["tasks", "--json", "--task-id", "5", s(&t)],
+    ] {
+        let o = fdr(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let task = &v["tasks"][0];
+        assert_eq!(task["task"], 5, "{v:#}");
+        assert_eq!(task["name"], "handle_request");
+        assert_eq!(task["otel"][0]["trace_id"], id);
+        assert!(task["duration_ns"].as_u64().unwrap() > 0);
+        assert!(task["start_wall_unix_ns"].as_i64().unwrap() > 1_750_000_000_000_000_000);
+        assert!(task["polls"].as_u64().unwrap() > 0);
+        let kinds: Vec<&str> = task["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.contains(&"poll") && kinds.contains(&"region"),
+            "{kinds:?}"
+        );
+    }
+    let o = fdr(&["tasks", "--otel-trace-id", id, s(&t)]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("task 5 async handle_request"), "{text}");
+    assert!(
+        text.contains("  start    +") && text.contains("Z)"),
+        "{text}"
+    );
     // A malformed id is a usage error.
     let o = fdr(&["tasks", "--otel-trace-id", "nothex", s(&t)]);
     assert_eq!(o.status.code(), Some(2));
