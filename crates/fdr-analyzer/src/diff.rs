@@ -719,7 +719,12 @@ impl Diff {
         let mut out = String::new();
         out.push_str(&window_line("A", &self.a));
         out.push_str(&window_line("B", &self.b));
-        out.push_str("\nphases, per request of their task (per second of window outside tasks), largest change first\n");
+        out.push('\n');
+        out.push_str(&text::paint(
+            text::Style::Bold,
+            "phases, per request of their task (per second of window outside tasks), largest change first",
+        ));
+        out.push('\n');
         let cells: Vec<Vec<String>> = self
             .phases
             .iter()
@@ -755,9 +760,12 @@ impl Diff {
             ],
             &cells,
         );
-        out.push_str(
-            "\nrequests (tasks created and finished inside the window), largest change first\n",
-        );
+        out.push('\n');
+        out.push_str(&text::paint(
+            text::Style::Bold,
+            "requests (tasks created and finished inside the window), largest change first",
+        ));
+        out.push('\n');
         let cells: Vec<Vec<String>> = self
             .requests
             .iter()

@@ -362,6 +362,9 @@ pub struct Profile {
     pub kinds: [u64; fdr_format::EVENT_KIND_COUNT],
     /// Nanoseconds from the first to the last event.
     pub duration_ns: u64,
+    /// Wall-clock Unix nanoseconds of the first event (time 0 of every time in the
+    /// profile), when the trace has a clock sync.
+    pub origin_wall_unix_ns: Option<i128>,
     /// Per thread.
     pub threads: BTreeMap<ThreadId, ThreadStats>,
     /// Per task kind and name (at most [`MAX_STATS_KEYS`]).
@@ -979,6 +982,7 @@ impl Visitor for Profile {
 
     fn end(&mut self, cx: &EndCx<'_>) {
         self.duration_ns = cx.last_ns;
+        self.origin_wall_unix_ns = cx.clock.origin_wall_unix_ns;
         self.read = *cx.stats;
         let end = cx.last_ns;
         // Close what is still open at the end, so totals cover the whole window.

@@ -487,13 +487,13 @@ impl Requests {
         let at = |ns: u64| text::at(ns, self.origin_wall_unix_ns);
         for r in self.requests.values() {
             let seen = r.start_ns.is_some() || r.first_seen_ns > 0 || r.polls > 0;
-            let _ = writeln!(
-                s,
+            let head = format!(
                 "task {} {} {}",
                 r.task.0,
                 if r.kind.is_empty() { "-" } else { r.kind },
                 esc(&self.task_name(r))
             );
+            let _ = writeln!(s, "{}", text::paint(text::Style::Bold, &head));
             if !seen {
                 let _ = writeln!(s, "  not in the trace\n");
                 continue;

@@ -524,6 +524,14 @@ impl Summary {
             self.stats.batches,
             self.stats.bytes
         );
+        if let Some(w) = self.start_wall_unix_ns {
+            let _ = writeln!(
+                s,
+                "wall clock {} to {}",
+                text::wall(w),
+                text::wall(w.saturating_add(i128::from(self.duration_ns)))
+            );
+        }
         match self.ticks_per_sec {
             Some(t) => {
                 let _ = writeln!(s, "clock      {:.0} ticks/s", t);

@@ -5,7 +5,54 @@
 //! characters to a terminal or forge an output line; JSON output is escaped by serde.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::Write;
+
+thread_local! {
+    /// Whether text views on this thread colour their output (see [`with_color`]).
+    static COLOR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with colour in the text views it renders on this thread set to `on` (off by
+/// default): table headers bold, severities and notes in colour, as ANSI SGR sequences.
+/// Strings from the trace are escaped before any colour is added, so every escape
+/// character in coloured output is one of these sequences.
+pub fn with_color<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let old = COLOR.with(|c| c.replace(on));
+    let r = f();
+    COLOR.with(|c| c.set(old));
+    r
+}
+
+/// A text style ([`paint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Bold: headers, titles.
+    Bold,
+    /// Bold red: critical findings, errors.
+    Red,
+    /// Yellow: warnings, notes of what was left out.
+    Yellow,
+    /// Green: what improved.
+    Green,
+    /// Dim: informational.
+    Dim,
+}
+
+/// `s` in `style` when colour is on ([`with_color`]), as is otherwise.
+pub fn paint(style: Style, s: &str) -> Cow<'_, str> {
+    if !COLOR.with(Cell::get) {
+        return Cow::Borrowed(s);
+    }
+    let code = match style {
+        Style::Bold => "1",
+        Style::Red => "1;31",
+        Style::Yellow => "33",
+        Style::Green => "32",
+        Style::Dim => "2",
+    };
+    Cow::Owned(format!("\x1b[{code}m{s}\x1b[0m"))
+}
 
 /// Most bytes of a trace's name shown in an analysis (longer ones are cut, ending in `…`).
 pub const MAX_SHOWN_BYTES: usize = 256;
@@ -138,7 +185,7 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>, style: Option<Style>| {
         let mut s = String::new();
         for (i, c) in cells.enumerate().take(n) {
             let pad = w[i].saturating_sub(c.chars().count());
@@ -151,11 +198,15 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(c);
             }
         }
-        let _ = writeln!(out, "{}", s.trim_end());
+        let s = s.trim_end();
+        let _ = match style {
+            Some(st) => writeln!(out, "{}", paint(st, s)),
+            None => writeln!(out, "{s}"),
+        };
     };
-    line(out, &mut header.iter().copied());
+    line(out, &mut header.iter().copied(), Some(Style::Bold));
     for r in &rows {
-        line(out, &mut r.iter().map(|c| &**c));
+        line(out, &mut r.iter().map(|c| &**c), None);
     }
 }
 
@@ -240,6 +291,29 @@ mod tests {
             at(1_500_000, Some(0)),
             "+1.50ms (1970-01-01T00:00:00.001500Z)"
         );
+    }
+
+    #[test]
+    fn colour_is_off_unless_asked_for_and_never_reaches_trace_strings() {
+        let mut plain = String::new();
+        table(
+            &mut plain,
+            &["a", "b"],
+            &[vec!["x\x1b[31m".into(), "1".into()]],
+        );
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = with_color(true, || {
+            let mut out = String::new();
+            table(
+                &mut out,
+                &["a", "b"],
+                &[vec!["x\x1b[31m".into(), "1".into()]],
+            );
+            out
+        });
+        assert!(coloured.starts_with("\x1b[1ma  b\x1b[0m\n"), "{coloured:?}");
+        assert!(coloured.contains("x\\x1b[31m"), "{coloured:?}");
+        assert_eq!(paint(Style::Red, "x"), "x");
     }
 
     #[test]

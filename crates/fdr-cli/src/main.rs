@@ -150,13 +150,25 @@ fn parse_trace_id(s: &str) -> Result<[u8; 16], String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = cli.color;
-    match run(cli) {
+    match text::with_color(color.stdout(), || run(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             exit::report(&e, color.stderr());
             ExitCode::from(exit::code(&e))
         }
     }
+}
+
+/// `v` with `"window"`: the profile's length and wall-clock start, the origin of its
+/// relative times.
+fn windowed(mut v: serde_json::Value, p: &fdr_analyzer::Profile) -> serde_json::Value {
+    v["window"] = serde_json::json!({
+        "duration_ns": p.duration_ns,
+        "start_wall_unix_ns": p
+            .origin_wall_unix_ns
+            .map(|w| w.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
+    });
+    v
 }
 
 /// After the output: a damaged trace is reported (exit code 3; 1 if it could not be read).
@@ -237,13 +249,21 @@ fn run(cli: Cli) -> Result<()> {
                     ..ProfileOptions::default()
                 },
             )?;
-            print(c.json, views::sched_json(&p), views::sched_text(&p))?;
+            print(
+                c.json,
+                windowed(views::sched_json(&p), &p),
+                format!("{}\n{}", views::window_text(&p), views::sched_text(&p)),
+            )?;
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Diagnose(c) => {
             let (p, out) = profile(&c.trace, ProfileOptions::default())?;
             let d = diagnose(&p);
-            print(c.json, d.to_json(), d.to_text())?;
+            print(
+                c.json,
+                windowed(d.to_json(), &p),
+                format!("{}\n{}", views::window_text(&p), d.to_text()),
+            )?;
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Diff { a, b, top, json } => {

@@ -28,15 +28,18 @@ pub(crate) enum ColorChoice {
 }
 
 impl ColorChoice {
-    /// Whether a stream that `is_terminal` gets colour.
-    pub(crate) fn on(self, is_terminal: bool) -> bool {
+    /// Whether a stream that `is_terminal` gets colour, `NO_COLOR` being `no_color`.
+    pub(crate) fn on_with(self, is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
+            ColorChoice::Auto => is_terminal && no_color.is_none_or(|v| v.is_empty()),
         }
+    }
+
+    /// Whether a stream that `is_terminal` gets colour.
+    pub(crate) fn on(self, is_terminal: bool) -> bool {
+        self.on_with(is_terminal, std::env::var_os("NO_COLOR").as_deref())
     }
 
     /// Whether standard output gets colour.
@@ -123,4 +126,28 @@ pub(crate) fn print(json: bool, v: Value, text: String) -> Result<()> {
 /// A line on standard error (nothing if standard error is closed).
 pub(crate) fn note(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn auto_colours_a_terminal_unless_no_color_is_set() {
+        let auto = ColorChoice::Auto;
+        assert!(auto.on_with(true, None));
+        assert!(auto.on_with(true, Some(OsStr::new(""))));
+        assert!(!auto.on_with(true, Some(OsStr::new("1"))));
+        assert!(!auto.on_with(false, None));
+        assert!(ColorChoice::Always.on_with(false, Some(OsStr::new("1"))));
+        assert!(!ColorChoice::Never.on_with(true, None));
+    }
+
+    #[test]
+    fn json_outputs_carry_the_schema_version() {
+        let v = versioned(serde_json::json!({"rows": []}));
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
+        assert!(v["rows"].is_array());
+    }
 }
