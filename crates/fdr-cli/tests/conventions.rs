@@ -8,18 +8,32 @@ use std::process::{Command, Output, Stdio};
 
 use fdr_analyzer::scenarios::scenario;
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fdr-cli-conventions-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory of the test's own, removed when it ends.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str) -> Self {
+        let d =
+            std::env::temp_dir().join(format!("fdr-cli-conventions-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn trace(&self, name: &str) -> PathBuf {
+        let p = self.join(&format!("{name}.fdr"));
+        std::fs::write(&p, scenario(name).unwrap()).unwrap();
+        p
+    }
 }
 
-fn trace(name: &str) -> PathBuf {
-    let p = dir().join(format!("{name}.fdr"));
-    if !p.exists() {
-        std::fs::write(&p, scenario(name).unwrap()).unwrap();
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
-    p
 }
 
 fn fdr(args: &[&str]) -> Output {
@@ -90,7 +104,8 @@ fn with(args: &[&'static str], t: &str) -> Vec<String> {
 
 #[test]
 fn every_command_is_quiet_on_a_closed_pipe() {
-    let t = trace("healthy");
+    let dir = Dir::new("every_command_is_quiet_o");
+    let t = dir.trace("healthy");
     let mut all = commands();
     all.extend(
         commands()
@@ -121,7 +136,8 @@ fn every_command_is_quiet_on_a_closed_pipe() {
 
 #[test]
 fn a_trace_on_standard_input_reads_as_from_a_file() {
-    let t = trace("healthy");
+    let dir = Dir::new("a_trace_on_standard_inpu");
+    let t = dir.trace("healthy");
     for args in commands() {
         let from_file = fdr(&with(&args, s(&t)).iter().map(|x| &**x).collect::<Vec<_>>());
         assert!(from_file.status.success(), "{args:?}");
@@ -152,7 +168,7 @@ fn a_trace_on_standard_input_reads_as_from_a_file() {
     );
     // A damaged stream is a bad trace, as a damaged file is.
     let bytes = std::fs::read(&t).unwrap();
-    let cut = dir().join("cut.fdr");
+    let cut = dir.join("cut.fdr");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let o = fdr_stdin(&["diagnose", "-"], &cut);
     assert_eq!(o.status.code(), Some(3));
@@ -161,7 +177,8 @@ fn a_trace_on_standard_input_reads_as_from_a_file() {
 
 #[test]
 fn every_json_output_is_an_object_with_a_schema_version() {
-    let t = trace("healthy");
+    let dir = Dir::new("every_json_output_is_an_");
+    let t = dir.trace("healthy");
     for mut args in commands()
         .into_iter()
         .filter(|c| !matches!(c[0], "cat" | "export"))
@@ -179,6 +196,7 @@ fn every_json_output_is_an_object_with_a_schema_version() {
 
 #[test]
 fn exit_codes_and_errors_say_each_thing_once() {
+    let dir = Dir::new("exit_codes_and_errors_sa");
     let o = fdr(&["summary", "/nonexistent/x.fdr"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8(o.stderr).unwrap();
@@ -194,7 +212,7 @@ fn exit_codes_and_errors_say_each_thing_once() {
     let o = fdr(&["tasks", "--name", "x", "--task-id", "1", "x.fdr"]);
     assert_eq!(o.status.code(), Some(2));
 
-    let junk = dir().join("junk.fdr");
+    let junk = dir.join("junk.fdr");
     std::fs::write(&junk, b"definitely not a trace").unwrap();
     let o = fdr(&["regions", s(&junk)]);
     assert_eq!(o.status.code(), Some(3));
@@ -209,7 +227,8 @@ fn exit_codes_and_errors_say_each_thing_once() {
 
 #[test]
 fn colour_is_asked_for_and_never_comes_from_the_trace() {
-    let t = trace("long_polls");
+    let dir = Dir::new("colour_is_asked_for_and_");
+    let t = dir.trace("long_polls");
     let never = fdr(&["diagnose", s(&t)]);
     assert!(
         !never.stdout.contains(&0x1b),
@@ -246,7 +265,7 @@ fn colour_is_asked_for_and_never_comes_from_the_trace() {
     b.push(th, 2_000_000, EventKind::RegionEnd { name: region });
     b.push(th, 2_000_001, EventKind::PollEnd { task, ready: true });
     b.push(th, 2_000_002, EventKind::TaskDrop { task });
-    let forged = dir().join("forged-colour.fdr");
+    let forged = dir.join("forged-colour.fdr");
     std::fs::write(&forged, b.build()).unwrap();
     for args in [
         vec!["tasks"],
