@@ -201,19 +201,19 @@ impl Collect {
     /// What the trace contributes to a diff, names resolved.
     pub fn finish_side(self) -> DiffSideSet {
         let t = &self.tables;
-        let name = |id: StrId| t.name(id).into_owned();
+        let name = |id: StrId| Name::of(&t.name(id));
         let phase = |p: PhaseId| match p {
             PhaseId::Region(n) => ("region", name(n)),
             PhaseId::Block(r, site) => (
                 "block",
-                format!(
+                Name::of(&format!(
                     "{} {}",
                     REASON_NAMES[r],
                     match t.site(site) {
                         Some(s) => format!("{}:{}:{}", s.file, s.line, s.col),
                         None => t.site_name(site).into_owned(),
                     }
-                ),
+                )),
             ),
         };
         let mut phases: BTreeMap<PhaseKey, DiffSide> = BTreeMap::new();
@@ -228,7 +228,7 @@ impl Collect {
             let side = phases.entry(key).or_default();
             side.merge(h);
         }
-        let mut requests: BTreeMap<String, RequestSide> = BTreeMap::new();
+        let mut requests: BTreeMap<Name, RequestSide> = BTreeMap::new();
         for (n, r) in &self.requests {
             let e = requests.entry(name(*n)).or_default();
             e.complete.merge(&r.complete);
@@ -379,15 +379,35 @@ impl Visitor for Collect {
     }
 }
 
+/// A name across traces: as shown (cut to [`text::MAX_SHOWN_BYTES`]) and a hash of it
+/// whole, so long names are matched whole but never held whole.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Name {
+    shown: String,
+    hash: u64,
+}
+
+impl Name {
+    fn of(full: &str) -> Self {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        full.hash(&mut h);
+        Name {
+            shown: text::clip(full.into()).into_owned(),
+            hash: h.finish(),
+        }
+    }
+}
+
 /// A phase's identity across traces.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct PhaseKey {
     /// The name of the tasks it ran in, or `None` outside tasks.
-    task: Option<String>,
+    task: Option<Name>,
     /// `region` or `block`.
     what: &'static str,
     /// Region name, or `reason file:line:col`.
-    name: String,
+    name: Name,
 }
 
 /// A distribution of spans as a diff shows it.
@@ -437,7 +457,7 @@ pub struct DiffSideSet {
     /// Wall-clock Unix ns of the window's start, when the trace has a clock sync.
     pub origin_wall_unix_ns: Option<i128>,
     phases: BTreeMap<PhaseKey, DiffSide>,
-    requests: BTreeMap<String, RequestSide>,
+    requests: BTreeMap<Name, RequestSide>,
     /// What the window's edges cut, left out.
     pub excluded: Excluded,
     /// What the reader and the collector left out to stay within their limits.
@@ -457,7 +477,7 @@ impl DiffSideSet {
     }
 
     /// Complete requests of `task` per second of window.
-    fn rate(&self, task: &str) -> f64 {
+    fn rate(&self, task: &Name) -> f64 {
         self.requests
             .get(task)
             .map_or(0.0, |r| r.complete.count() as f64 / self.window_s())
@@ -603,9 +623,9 @@ pub fn compare(mut a: DiffSideSet, mut b: DiffSideSet) -> Diff {
             _ => 0.0,
         };
         phases.push(PhaseRow {
-            task: k.task,
+            task: k.task.map(|t| t.shown),
             what: k.what,
-            name: k.name,
+            name: k.name.shown,
             per,
             a: sa,
             b: sb,
@@ -619,7 +639,7 @@ pub fn compare(mut a: DiffSideSet, mut b: DiffSideSet) -> Diff {
         |r| r.score,
         |r| format!("{:?}{}", r.task, r.name),
     );
-    let mut names: Vec<String> = a.requests.keys().cloned().collect();
+    let mut names: Vec<Name> = a.requests.keys().cloned().collect();
     names.extend(
         b.requests
             .keys()
@@ -633,7 +653,7 @@ pub fn compare(mut a: DiffSideSet, mut b: DiffSideSet) -> Diff {
             let rb = b.requests.get(&n).cloned().unwrap_or_default();
             let (a_rate, b_rate) = (a.rate(&n), b.rate(&n));
             let mut r = RequestRow {
-                name: n,
+                name: n.shown,
                 a: ra,
                 b: rb,
                 a_rate,

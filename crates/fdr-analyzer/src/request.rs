@@ -24,7 +24,7 @@ pub const MAX_REQUESTS: usize = 64;
 /// Most phases kept per task.
 pub const MAX_PHASES: usize = 2_000;
 /// Most bytes of a log message kept.
-const MAX_MESSAGE_BYTES: usize = 512;
+const MAX_MESSAGE_BYTES: usize = text::MAX_SHOWN_BYTES;
 
 /// First pass for `--otel-trace-id`: the tasks linked to a trace id, and the tasks they
 /// create once linked.
@@ -92,7 +92,7 @@ pub enum PhaseKind {
     },
     /// A log line: category and message.
     Log {
-        /// The message (cut to 512 bytes).
+        /// The message (cut to [`text::MAX_SHOWN_BYTES`]).
         message: String,
     },
     /// One of its polls (async tasks): running on a thread.

@@ -108,20 +108,30 @@ fn tasks_filters_by_name_and_otel_trace_id() {
 }
 
 #[test]
-fn diff_sorts_by_delta() {
+fn diff_ranks_by_normalized_change() {
     let a = trace("healthy");
     let b = trace("long_polls");
     let o = fdr(&["diff", "--json", s(&a), s(&b)]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let deltas: Vec<i64> = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["delta_ns"].as_i64().unwrap().abs())
-        .collect();
-    assert!(deltas.windows(2).all(|w| w[0] >= w[1]));
-    assert!(v["rows"][0]["name"].as_str().unwrap().contains("report"));
+    for table in ["phases", "requests"] {
+        let scores: Vec<f64> = v[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["score_ns_per_s"].as_f64().unwrap())
+            .collect();
+        assert!(scores.len() >= 2, "{table}: {v:#}");
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "{table}: {scores:?}"
+        );
+    }
+    // generate_report runs only in B: not compared per request, listed last.
+    let last = v["requests"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["name"], "generate_report");
+    assert_eq!(last["delta_mean_ns"], serde_json::Value::Null);
+    assert_eq!(v["a"]["duration_ns"].as_u64().unwrap() > 0, true);
 }
 
 #[test]
