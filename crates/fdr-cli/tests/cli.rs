@@ -131,7 +131,7 @@ fn diff_ranks_by_normalized_change() {
     let last = v["requests"].as_array().unwrap().last().unwrap();
     assert_eq!(last["name"], "generate_report");
     assert_eq!(last["delta_mean_ns"], serde_json::Value::Null);
-    assert_eq!(v["a"]["duration_ns"].as_u64().unwrap() > 0, true);
+    assert!(v["a"]["duration_ns"].as_u64().unwrap() > 0);
 }
 
 #[test]
