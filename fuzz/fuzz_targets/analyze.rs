@@ -166,9 +166,11 @@ fn analyze(data: &[u8]) {
             let html = r.render("fuzz");
             assert!(html.ends_with("</html>\n"));
         }
-        let rows = diff::diff(&p, &p);
-        assert!(rows.iter().all(|r| r.delta_ns() == 0));
-        let _ = diff::diff_text(&rows, 10, [&d.truncated, &d.truncated]);
+        if let Ok((side, _)) = diff::DiffSideSet::of_slice(data) {
+            let d = diff::compare(side.clone(), side);
+            assert!(d.phases.iter().all(|r| r.delta_ns().is_none_or(|x| x == 0.0)));
+            let _ = (d.to_text(10), d.to_json(10));
+        }
     }
     if let Ok(s) = summarize_slice(
         data,

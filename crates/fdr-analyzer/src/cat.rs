@@ -9,7 +9,8 @@ use crate::limits::{Truncated, read_notes, table_notes};
 use crate::stream::{EndCx, EventCx, Visitor};
 use crate::text::{esc, hex};
 
-/// Writes each event as a line: time, thread, task, kind, fields with names resolved.
+/// Writes each event as a line: time (ns since the trace's start, then the wall clock in
+/// UTC, or `-` without a clock sync), thread, task, kind, fields with names resolved.
 pub struct Cat<W: Write> {
     out: W,
     /// First write error, if any (writing stops there).
@@ -160,9 +161,13 @@ impl<W: Write> Visitor for Cat<W> {
         if self.error.is_some() || self.lines >= self.limit {
             return;
         }
+        let wall = cx.clock.origin_wall_unix_ns.map_or_else(
+            || "-".to_string(),
+            |w| crate::text::wall(w.saturating_add(i128::from(cx.ns))),
+        );
         let r = writeln!(
             self.out,
-            "{:>15} t{:<3} task={:<6} {}{}",
+            "{:>15} {wall} t{:<3} task={:<6} {}{}",
             cx.ns,
             cx.thread.0,
             cx.task.0,

@@ -10,7 +10,7 @@ use fdr_format::{EVENT_KIND_NAMES, LossReason};
 
 use crate::limits::{Truncated, notes_json, notes_text};
 use crate::profile::{LONG_POLL_NS, Profile, REASON_NAMES, TaskKind};
-use crate::text::{dur, esc, pct};
+use crate::text::{self, dur, esc, pct};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -771,10 +771,15 @@ impl Diagnosis {
         for (i, o) in self.outcomes.iter().enumerate() {
             match o {
                 RuleOutcome::Finding(f) => {
+                    let style = match f.severity {
+                        Severity::Critical => text::Style::Red,
+                        Severity::Warning => text::Style::Yellow,
+                        Severity::Info => text::Style::Dim,
+                    };
                     s.push_str(&format!(
                         "{}. [{} {:.0}] {}: {}\n",
                         i + 1,
-                        f.severity.as_str(),
+                        text::paint(style, f.severity.as_str()),
                         f.score,
                         f.rule,
                         esc(&f.title)

@@ -14,7 +14,8 @@
 //!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
 //!   export; [`pprof`](mod@pprof): CPU samples as a pprof profile; [`report`]: a
 //!   self-contained HTML page;
-//!   [`cat`]: events as text; [`scenarios`]: deterministic traces of known problems.
+//!   [`cat`]: events as text; [`request`]: one request (task) as it happened;
+//!   [`scenarios`]: deterministic traces of known problems.
 //!
 //! Memory follows live entities (threads, tasks, open regions and blocks, distinct names
 //! and sites) and a bounded reorder window, never the trace length.
@@ -66,6 +67,7 @@ pub mod pprof;
 pub mod profile;
 pub mod rank;
 pub mod report;
+pub mod request;
 pub mod scenarios;
 pub mod stream;
 pub mod summary;
@@ -82,9 +84,9 @@ pub use hist::Histogram;
 pub use profile::{Profile, ProfileOptions};
 pub use stream::{
     Clock, EndCx, EventCx, Progress, ReadOptions, ReadOutcome, ReadStats, Visitor, read_file,
-    read_slice,
+    read_reader, read_slice,
 };
-pub use summary::{Summary, SummaryOptions, summarize_file, summarize_slice};
+pub use summary::{Summary, SummaryOptions, summarize_file, summarize_reader, summarize_slice};
 
 /// Profiles the trace at `path` in one streaming pass.
 pub fn profile_file(
@@ -94,6 +96,19 @@ pub fn profile_file(
 ) -> Result<(Profile, ReadOutcome), AnalyzeError> {
     let mut p = Profile::new(opts);
     let out = read_file(path, &mut p, read)?;
+    Ok((p, out))
+}
+
+/// Profiles a trace from any byte stream, in one pass (`total_bytes`, when known, is for
+/// progress only).
+pub fn profile_reader<R: std::io::Read>(
+    reader: R,
+    total_bytes: Option<u64>,
+    opts: ProfileOptions,
+    read: ReadOptions<'_>,
+) -> Result<(Profile, ReadOutcome), AnalyzeError> {
+    let mut p = Profile::new(opts);
+    let out = read_reader(reader, total_bytes, &mut p, read)?;
     Ok((p, out))
 }
 

@@ -153,7 +153,11 @@ pub fn notes_json(notes: &[Truncated]) -> Value {
 /// Appends one `truncated: ...` line per note.
 pub fn notes_text(out: &mut String, notes: &[Truncated]) {
     for n in notes {
-        out.push_str("truncated: ");
+        out.push_str(&crate::text::paint(
+            crate::text::Style::Yellow,
+            "truncated:",
+        ));
+        out.push(' ');
         out.push_str(&n.note);
         out.push('\n');
     }

@@ -376,6 +376,9 @@ pub struct Profile {
     pub kinds: [u64; fdr_format::EVENT_KIND_COUNT],
     /// Nanoseconds from the first to the last event.
     pub duration_ns: u64,
+    /// Wall-clock Unix nanoseconds of the first event (time 0 of every time in the
+    /// profile), when the trace has a clock sync.
+    pub origin_wall_unix_ns: Option<i128>,
     /// Per thread.
     pub threads: BTreeMap<ThreadId, ThreadStats>,
     /// Per task kind and name (at most [`MAX_STATS_KEYS`]).
@@ -1219,6 +1222,7 @@ impl Visitor for Profile {
 
     fn end(&mut self, cx: &EndCx<'_>) {
         use crate::window::{IDLE_GAP_NS, WindowSpec};
+        self.origin_wall_unix_ns = cx.clock.origin_wall_unix_ns;
         self.read = *cx.stats;
         let mut end = cx.last_ns;
         match self.opts.window {

@@ -31,7 +31,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use fdr_format::decode::{Input, ReadInput};
@@ -261,9 +261,7 @@ pub(crate) fn open_trace(path: &Path) -> Result<(FileDecoder, Option<u64>), Anal
         source: e,
     })?;
     let total = file.metadata().ok().map(|m| m.len());
-    let decoder = Decoder::from_reader(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
-    Ok((decoder, total))
+    Ok((decode_reader(file)?, total))
 }
 
 /// Reads the trace at `path` into `visitor`.
@@ -277,6 +275,30 @@ pub fn read_file(
 ) -> Result<ReadOutcome, AnalyzeError> {
     let (decoder, total) = open_trace(path)?;
     Ok(drive(decoder, total, visitor, opts))
+}
+
+/// Reads a trace from any byte stream (standard input, a pipe, a socket) into `visitor`,
+/// in one pass: nothing is seeked and memory is bounded as for a file. `total_bytes`, when
+/// known, is the stream's length, for progress only.
+///
+/// Fails only if the header is unreadable; a read error later on is reported in
+/// [`ReadOutcome::error`] (its kind [`fdr_format::ErrorKind::Io`]) after everything
+/// before it was delivered.
+pub fn read_reader<R: Read>(
+    reader: R,
+    total_bytes: Option<u64>,
+    visitor: &mut dyn Visitor,
+    opts: ReadOptions<'_>,
+) -> Result<ReadOutcome, AnalyzeError> {
+    Ok(drive(decode_reader(reader)?, total_bytes, visitor, opts))
+}
+
+/// A decoder over a byte stream, through a buffer.
+pub(crate) fn decode_reader<R: Read>(
+    reader: R,
+) -> Result<Decoder<ReadInput<BufReader<R>>>, AnalyzeError> {
+    Decoder::from_reader(BufReader::with_capacity(1 << 20, reader))
+        .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))
 }
 
 /// Reads a trace held in memory into `visitor`.

@@ -310,6 +310,20 @@ pub fn summarize_file(path: &Path, opts: SummaryOptions<'_>) -> Result<Summary, 
     Ok(run(decoder, total, opts))
 }
 
+/// Summarizes a trace from any byte stream, in one pass (`total_bytes`, when known, is
+/// for progress only).
+pub fn summarize_reader<R: std::io::Read>(
+    reader: R,
+    total_bytes: Option<u64>,
+    opts: SummaryOptions<'_>,
+) -> Result<Summary, AnalyzeError> {
+    Ok(run(
+        crate::stream::decode_reader(reader)?,
+        total_bytes,
+        opts,
+    ))
+}
+
 /// Summarizes a trace held in memory.
 pub fn summarize_slice(bytes: &[u8], opts: SummaryOptions<'_>) -> Result<Summary, AnalyzeError> {
     let decoder = Decoder::new(bytes)
@@ -510,6 +524,14 @@ impl Summary {
             self.stats.batches,
             self.stats.bytes
         );
+        if let Some(w) = self.start_wall_unix_ns {
+            let _ = writeln!(
+                s,
+                "wall clock {} to {}",
+                text::wall(w),
+                text::wall(w.saturating_add(i128::from(self.duration_ns)))
+            );
+        }
         match self.ticks_per_sec {
             Some(t) => {
                 let _ = writeln!(s, "clock      {:.0} ticks/s", t);

@@ -5,7 +5,54 @@
 //! characters to a terminal or forge an output line; JSON output is escaped by serde.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::Write;
+
+thread_local! {
+    /// Whether text views on this thread colour their output (see [`with_color`]).
+    static COLOR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with colour in the text views it renders on this thread set to `on` (off by
+/// default): table headers bold, severities and notes in colour, as ANSI SGR sequences.
+/// Strings from the trace are escaped before any colour is added, so every escape
+/// character in coloured output is one of these sequences.
+pub fn with_color<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let old = COLOR.with(|c| c.replace(on));
+    let r = f();
+    COLOR.with(|c| c.set(old));
+    r
+}
+
+/// A text style ([`paint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Bold: headers, titles.
+    Bold,
+    /// Bold red: critical findings, errors.
+    Red,
+    /// Yellow: warnings, notes of what was left out.
+    Yellow,
+    /// Green: what improved.
+    Green,
+    /// Dim: informational.
+    Dim,
+}
+
+/// `s` in `style` when colour is on ([`with_color`]), as is otherwise.
+pub fn paint(style: Style, s: &str) -> Cow<'_, str> {
+    if !COLOR.with(Cell::get) {
+        return Cow::Borrowed(s);
+    }
+    let code = match style {
+        Style::Bold => "1",
+        Style::Red => "1;31",
+        Style::Yellow => "33",
+        Style::Green => "32",
+        Style::Dim => "2",
+    };
+    Cow::Owned(format!("\x1b[{code}m{s}\x1b[0m"))
+}
 
 /// Most bytes of a trace's name shown in an analysis (longer ones are cut, ending in `…`).
 pub const MAX_SHOWN_BYTES: usize = 256;
@@ -82,6 +129,43 @@ pub fn signed_dur(ns: i128) -> String {
     )
 }
 
+/// Wall-clock Unix nanoseconds as a UTC time, `2025-06-15T14:13:20.123456Z` (to the
+/// microsecond; years outside 0..=9999 are shown as a count of seconds).
+pub fn wall(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let micros = unix_ns.rem_euclid(1_000_000_000) / 1_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i128::from(m <= 2);
+    if !(0..=9999).contains(&y) {
+        return format!("unix {secs}s");
+    }
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// A time in a trace: `+1.20s`, and the wall clock when the trace has one
+/// (`+1.20s (2025-06-15T14:13:21.200000Z)`).
+pub fn at(ns: u64, origin_wall_unix_ns: Option<i128>) -> String {
+    match origin_wall_unix_ns {
+        Some(w) => format!("+{} ({})", dur(ns), wall(w.saturating_add(i128::from(ns)))),
+        None => format!("+{}", dur(ns)),
+    }
+}
+
 /// A fraction as a percentage with one decimal.
 pub fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -101,7 +185,7 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>, style: Option<Style>| {
         let mut s = String::new();
         for (i, c) in cells.enumerate().take(n) {
             let pad = w[i].saturating_sub(c.chars().count());
@@ -114,11 +198,15 @@ pub fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(c);
             }
         }
-        let _ = writeln!(out, "{}", s.trim_end());
+        let s = s.trim_end();
+        let _ = match style {
+            Some(st) => writeln!(out, "{}", paint(st, s)),
+            None => writeln!(out, "{s}"),
+        };
     };
-    line(out, &mut header.iter().copied());
+    line(out, &mut header.iter().copied(), Some(Style::Bold));
     for r in &rows {
-        line(out, &mut r.iter().map(|c| &**c));
+        line(out, &mut r.iter().map(|c| &**c), None);
     }
 }
 
@@ -183,6 +271,52 @@ mod tests {
             c.len()
         );
         assert!(c.starts_with("éé"));
+    }
+
+    #[test]
+    fn wall_clock_times_are_utc() {
+        assert_eq!(wall(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            wall(1_750_000_000_123_456_789),
+            "2025-06-15T15:06:40.123456Z"
+        );
+        assert_eq!(wall(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(wall(-1_000), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            wall(i128::MAX),
+            format!("unix {}s", i128::MAX / 1_000_000_000)
+        );
+        assert_eq!(at(1_500_000, None), "+1.50ms");
+        assert_eq!(
+            at(1_500_000, Some(0)),
+            "+1.50ms (1970-01-01T00:00:00.001500Z)"
+        );
+    }
+
+    #[test]
+    fn colour_is_off_unless_asked_for_and_never_reaches_trace_strings() {
+        let mut plain = String::new();
+        table(
+            &mut plain,
+            &["a", "b"],
+            &[vec!["x\x1b[31m".into(), "1".into()]],
+        );
+        assert!(!plain.contains('\x1b'), "{plain}");
+        let coloured = with_color(true, || {
+            let mut out = String::new();
+            table(
+                &mut out,
+                &["a", "b"],
+                &[vec!["x\x1b[31m".into(), "1".into()]],
+            );
+            out
+        });
+        assert!(
+            coloured.starts_with("\x1b[1ma ") && coloured.contains(" b\x1b[0m\n"),
+            "{coloured:?}"
+        );
+        assert!(coloured.contains("x\\x1b[31m"), "{coloured:?}");
+        assert_eq!(paint(Style::Red, "x"), "x");
     }
 
     #[test]

@@ -306,6 +306,23 @@ pub fn sched_json(p: &Profile) -> Value {
     })
 }
 
+/// The window a profile covers, as a line: its length and, when the trace has a clock
+/// sync, its wall-clock start and end (UTC); relative times (`+1.20s`) count from its start.
+pub fn window_text(p: &Profile) -> String {
+    match p.origin_wall_unix_ns {
+        Some(w) => format!(
+            "window {} from {} to {} (times +N are from its start)\n",
+            dur(p.duration_ns),
+            text::wall(w),
+            text::wall(w.saturating_add(i128::from(p.duration_ns)))
+        ),
+        None => format!(
+            "window {} (no clock sync: no wall-clock time)\n",
+            dur(p.duration_ns)
+        ),
+    }
+}
+
 /// Scheduling as text.
 pub fn sched_text(p: &Profile) -> String {
     let mut out = String::new();
@@ -340,7 +357,7 @@ pub fn sched_text(p: &Profile) -> String {
         .map(|x| {
             vec![
                 dur(x.dur_ns),
-                format!("@{}", dur(x.start_ns)),
+                text::at(x.start_ns, p.origin_wall_unix_ns),
                 p.name(x.name).into_owned(),
                 x.task.0.to_string(),
                 p.site_name(x.site).into_owned(),

@@ -118,7 +118,9 @@ fn analyze_all(trace: &[u8]) -> (Vec<String>, Vec<String>) {
     let (r, _) = report::Report::from_slice(trace, None).unwrap();
     assert!(r.slices.len() <= report::timeline::MAX_REPORT_SLICES);
     let _ = r.render("hostile");
-    let _ = fdr_analyzer::diff::diff(&p, &p);
+    let (side, _) = fdr_analyzer::diff::DiffSideSet::of_slice(trace).unwrap();
+    let d = fdr_analyzer::diff::compare(side.clone(), side);
+    let _ = (d.to_text(10), d.to_json(10));
     let s = summarize_slice(trace, SummaryOptions::default()).unwrap();
     assert!(s.error.is_none());
     let _ = (s.to_text(), s.to_json());

@@ -1,32 +1,41 @@
 //! `fdr`: read fdr traces from the command line.
 //!
-//! Exit codes: 0 success; 1 usage or I/O error; 2 the trace file is bad (not a trace, or
-//! damaged: results, if printed, cover the whole batches before the damage).
+//! Exit codes: 0 success; 1 I/O error; 2 usage error; 3 the trace is bad (not a trace, or
+//! damaged: results, if printed, cover the whole batches before the damage). A trace
+//! argument of `-` reads standard input. See [`exit::HELP`].
 #![forbid(unsafe_code)]
 
+mod exit;
+mod input;
+mod output;
 mod pprof;
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use fdr_analyzer::{
-    AnalyzeError, Profile, ProfileOptions, Progress, ReadOptions, ReadOutcome, SummaryOptions,
-    TraceError, Visitor, cat::Cat, chrome::ChromeExport, diagnose, diff, perfetto::PerfettoExport,
-    report, text, views,
+    ProfileOptions, TraceError, cat::Cat, chrome::ChromeExport, diagnose, diff,
+    perfetto::PerfettoExport, report, text, views,
 };
+
+use exit::Usage;
+use input::{export, profile, shown};
+use output::{ColorChoice, Stdout, note, print};
 
 #[derive(Parser)]
 #[command(
     name = "fdr",
     version,
-    about = "Read fdr flight-recorder traces: summarize, profile, compare, diagnose, export."
+    about = "Read fdr flight-recorder traces: summarize, profile, compare, diagnose, export.",
+    after_help = exit::HELP
 )]
 struct Cli {
+    /// Colour text output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
     #[command(subcommand)]
     cmd: Cmd,
     /// The recorded program's binary (or a shared library), to symbolize the trace's
@@ -42,7 +51,7 @@ static BINARIES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
 
 #[derive(clap::Args)]
 struct Common {
-    /// The trace file (.fdr).
+    /// The trace file (.fdr), or `-` for standard input.
     trace: PathBuf,
     /// Machine-readable JSON output.
     #[arg(long)]
@@ -63,19 +72,25 @@ struct Win {
 enum Cmd {
     /// Duration, threads, tasks, events by kind, loss, clock.
     Summary(Common),
-    /// Per task name: count, total, p50/p99/max, and where the time went.
+    /// Per task name: count, total, p50/p99/max, and where the time went; with --task-id
+    /// or --otel-trace-id, those requests themselves: start, duration, polls, phases.
     Tasks {
         #[command(flatten)]
         c: Common,
         /// Only tasks whose name contains this.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["otel_trace_id", "task_id"])]
         name: Option<String>,
-        /// Only tasks linked to this OpenTelemetry trace id (32 hex digits).
+        /// The tasks linked to this OpenTelemetry trace id (32 hex digits), and those
+        /// they spawned: each with its start (wall clock), duration, polls and phases.
+        #[arg(long, value_parser = parse_trace_id)]
+        otel_trace_id: Option<[u8; 16]>,
+        /// The task with this id (as `fdr cat` and `fdr sched` show it): its start (wall
+        /// clock), duration, polls and phases.
         #[arg(long)]
-        otel_trace_id: Option<String>,
+        task_id: Option<u64>,
         /// The tasks alive at the end of the window instead, oldest first: age, last poll,
         /// state (running, awaiting, or woken and by what), spawn site.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["otel_trace_id", "task_id"])]
         alive: bool,
         /// With --alive: how many tasks to list.
         #[arg(long, default_value_t = 50)]
@@ -118,11 +133,13 @@ enum Cmd {
         #[command(flatten)]
         w: Win,
     },
-    /// Compare two traces: per region, site and task name, sorted by |delta|.
+    /// Compare two traces: per phase (region, block) per request of its task and per
+    /// request, normalized for window and load, window-edge artifacts left out, largest
+    /// normalized change first.
     Diff {
-        /// The baseline trace.
+        /// The baseline trace (`-`: standard input).
         a: PathBuf,
-        /// The trace to compare with it.
+        /// The trace to compare with it (`-`: standard input).
         b: PathBuf,
         /// Rows shown.
         #[arg(long, default_value_t = 30)]
@@ -140,7 +157,7 @@ enum Cmd {
     },
     /// Export for other viewers.
     Export {
-        /// The trace file.
+        /// The trace file, or `-` for standard input.
         trace: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::ChromeJson)]
@@ -154,7 +171,7 @@ enum Cmd {
     /// One self-contained HTML page, an incident view: the trigger, findings, a timeline
     /// of the lanes they involve, tables.
     Report {
-        /// The trace file.
+        /// The trace file, or `-` for standard input.
         trace: PathBuf,
         /// Output file.
         #[arg(short, long, default_value = "report.html")]
@@ -166,7 +183,7 @@ enum Cmd {
     },
     /// Events as text, one a line, in time order.
     Cat {
-        /// The trace file.
+        /// The trace file, or `-` for standard input.
         trace: PathBuf,
         /// Stop after this many events.
         #[arg(long)]
@@ -186,188 +203,70 @@ enum Format {
     Pprof,
 }
 
-/// A bad trace file: exit code 2.
-#[derive(Debug)]
-struct BadTrace(String);
-
-impl std::fmt::Display for BadTrace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// `--otel-trace-id`'s value: 32 hex digits.
+fn parse_trace_id(s: &str) -> Result<[u8; 16], String> {
+    text::parse_trace_id(s).ok_or_else(|| format!("{s:?} is not 32 hex digits"))
 }
-
-impl std::error::Error for BadTrace {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let color = cli.color;
+    match text::with_color(color.stdout(), || run(cli)) {
+        Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            let bad = e.downcast_ref::<BadTrace>().is_some();
-            eprintln!("fdr: error: {e:#}");
-            ExitCode::from(if bad { 2 } else { 1 })
+            exit::report(&e, color.stderr());
+            ExitCode::from(exit::code(&e))
         }
     }
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal.
-struct Bar {
-    on: bool,
-    last: Instant,
-    label: String,
+/// `v` with `"window"`: the profile's length and wall-clock start, the origin of its
+/// relative times.
+fn windowed(mut v: serde_json::Value, p: &fdr_analyzer::Profile) -> serde_json::Value {
+    v["window"] = serde_json::json!({
+        "duration_ns": p.duration_ns,
+        "start_wall_unix_ns": p
+            .origin_wall_unix_ns
+            .map(|w| w.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
+    });
+    v
 }
 
-impl Bar {
-    fn new(path: &Path) -> Self {
-        let big = std::fs::metadata(path).is_ok_and(|m| m.len() > 32 << 20);
-        Bar {
-            on: big && std::io::stderr().is_terminal(),
-            last: Instant::now(),
-            label: path.display().to_string(),
-        }
-    }
-
-    fn tick(&mut self, p: Progress) {
-        if !self.on {
-            return;
-        }
-        let done = p.total_bytes.is_some_and(|t| p.bytes >= t);
-        if !done && self.last.elapsed() < Duration::from_millis(100) {
-            return;
-        }
-        self.last = Instant::now();
-        let mut e = std::io::stderr().lock();
-        match p.total_bytes {
-            Some(t) if t > 0 => {
-                let f = (p.bytes as f64 / t as f64).min(1.0);
-                let n = (f * 30.0) as usize;
-                let _ = write!(
-                    e,
-                    "\r{} [{}{}] {:>5.1}% {} MiB",
-                    self.label,
-                    "#".repeat(n),
-                    " ".repeat(30 - n),
-                    f * 100.0,
-                    p.bytes >> 20
-                );
-            }
-            _ => {
-                let _ = write!(e, "\r{} {} MiB", self.label, p.bytes >> 20);
-            }
-        }
-        if done {
-            let _ = writeln!(e);
-        }
-    }
-}
-
-fn open_err(e: AnalyzeError) -> anyhow::Error {
-    match e {
-        AnalyzeError::Header(t) => BadTrace(format!("not a readable fdr trace: {t}")).into(),
-        e => anyhow::Error::new(e),
-    }
-}
-
-/// After the output: a damaged trace is reported and exits 2.
+/// After the output: a damaged trace is reported (exit code 3; 1 if it could not be read).
 fn check(path: &Path, err: Option<&TraceError>) -> Result<()> {
-    match err {
-        None => Ok(()),
-        Some(e) => {
-            let hint = if e.is_cut_short() {
-                " (the file was cut short)"
-            } else {
-                ""
-            };
-            Err(BadTrace(format!(
-                "{}: damaged trace {e}{hint}; the output above covers what was kept",
-                path.display()
-            ))
-            .into())
+    exit::check(&shown(path), err)
+}
+
+/// `fdr tasks --task-id` / `--otel-trace-id`: the requests themselves. The trace is read
+/// twice for a trace id (first to find its tasks), so standard input is spooled then.
+fn requests(c: &Common, task_id: Option<u64>, otel: Option<[u8; 16]>) -> Result<()> {
+    use fdr_analyzer::request::{Linked, Requests};
+    let mut ids: Vec<fdr_format::TaskId> = task_id.map(fdr_format::TaskId).into_iter().collect();
+    let mut more = 0;
+    let second = match otel {
+        Some(id) => {
+            let t = input::Rewindable::new(&c.trace)?;
+            let mut l = Linked::new(id);
+            // Damage, if any, is reported after the second pass, which meets it too.
+            input::read_opened(&c.trace, t.open()?, &mut l)?;
+            ids.extend(l.tasks);
+            more = l.more;
+            t.open()?
         }
-    }
-}
-
-/// Runs `read` on the trace at `path` with read options that drive a progress bar.
-fn with_progress<R>(path: &Path, read: impl FnOnce(ReadOptions<'_>) -> R) -> R {
-    let mut bar = Bar::new(path);
-    let mut tick = |p: Progress| bar.tick(p);
-    read(ReadOptions {
-        progress: Some(&mut tick),
-        ..ReadOptions::default()
-    })
-}
-
-/// The incident's sidecar for the report: `given`, or the one beside the dump if any (one
-/// that cannot be read is then skipped with a warning).
-fn report_incident(trace: &Path, given: Option<&Path>) -> Result<Option<report::Incident>> {
-    let read = |p: &Path| -> Result<report::Incident> {
-        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
-        report::Incident::from_json(&bytes)
-            .map_err(|why| anyhow::anyhow!("{} is not an incident sidecar: {why}", p.display()))
+        None => input::open(&c.trace)?,
     };
-    match given {
-        Some(p) => read(p).map(Some),
-        None => {
-            let beside = report::Incident::sidecar_path(trace);
-            if beside == trace || !beside.is_file() {
-                return Ok(None);
-            }
-            match read(&beside) {
-                Ok(i) => Ok(Some(i)),
-                Err(e) => {
-                    eprintln!("warning: {e:#}; the report shows no trigger");
-                    Ok(None)
-                }
-            }
-        }
-    }
-}
-
-fn profile(path: &Path, mut opts: ProfileOptions) -> Result<(Profile, ReadOutcome)> {
-    opts.symbols.binaries = BINARIES.get().cloned().unwrap_or_default();
-    with_progress(path, |read| fdr_analyzer::profile_file(path, opts, read)).map_err(open_err)
-}
-
-/// Streams the trace at `path` into an exporter, with a progress bar.
-fn export(path: &Path, x: &mut dyn Visitor) -> Result<ReadOutcome> {
-    with_progress(path, |read| fdr_analyzer::read_file(path, x, read)).map_err(open_err)
-}
-
-/// Profile options with the window asked for.
-fn windowed(w: Win) -> ProfileOptions {
-    ProfileOptions {
-        window: w.window,
-        ..ProfileOptions::default()
-    }
-}
-
-fn print(json: bool, v: serde_json::Value, text: String) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    let r = if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)
-    } else {
-        write!(out, "{text}")
-    };
-    match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing to stdout"),
-    }
+    let mut r = Requests::new(ids);
+    r.more += more;
+    let out = input::read_opened(&c.trace, second, &mut r)?;
+    print(c.json, r.to_json(), r.to_text())?;
+    check(&c.trace, out.error.as_ref())
 }
 
 fn run(cli: Cli) -> Result<()> {
     let _ = BINARIES.set(cli.binaries);
     match cli.cmd {
         Cmd::Summary(c) => {
-            let mut bar = Bar::new(&c.trace);
-            let mut tick = |p: Progress| bar.tick(p);
-            let s = fdr_analyzer::summarize_file(
-                &c.trace,
-                SummaryOptions {
-                    threads: 0,
-                    progress: Some(&mut tick),
-                },
-            )
-            .map_err(open_err)?;
+            let s = input::summarize(&c.trace)?;
             print(c.json, s.to_json(), s.to_text())?;
             check(&c.trace, s.error.as_ref())
         }
@@ -375,22 +274,18 @@ fn run(cli: Cli) -> Result<()> {
             c,
             name,
             otel_trace_id,
+            task_id,
             alive,
             limit,
             w,
         } => {
-            let otel = match otel_trace_id {
-                Some(s) => Some(
-                    text::parse_trace_id(&s)
-                        .with_context(|| format!("--otel-trace-id {s:?} is not 32 hex digits"))?,
-                ),
-                None => None,
-            };
+            if otel_trace_id.is_some() || task_id.is_some() {
+                return requests(&c, task_id, otel_trace_id);
+            }
             let (p, out) = profile(
                 &c.trace,
                 ProfileOptions {
                     name,
-                    otel_trace_id: otel,
                     window: w.window,
                     ..ProfileOptions::default()
                 },
@@ -407,7 +302,7 @@ fn run(cli: Cli) -> Result<()> {
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Waits { c, w } => {
-            let (p, out) = profile(&c.trace, windowed(w))?;
+            let (p, out) = profile(&c.trace, window_opts(w))?;
             print(
                 c.json,
                 fdr_analyzer::waits::waits_json(&p),
@@ -416,12 +311,12 @@ fn run(cli: Cli) -> Result<()> {
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Regions { c, w } => {
-            let (p, out) = profile(&c.trace, windowed(w))?;
+            let (p, out) = profile(&c.trace, window_opts(w))?;
             print(c.json, views::regions_json(&p), views::regions_text(&p))?;
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Blocking { c, top, w } => {
-            let (p, out) = profile(&c.trace, windowed(w))?;
+            let (p, out) = profile(&c.trace, window_opts(w))?;
             print(
                 c.json,
                 views::blocking_json(&p, top),
@@ -438,31 +333,32 @@ fn run(cli: Cli) -> Result<()> {
                     ..ProfileOptions::default()
                 },
             )?;
-            print(c.json, views::sched_json(&p), views::sched_text(&p))?;
+            print(
+                c.json,
+                windowed(views::sched_json(&p), &p),
+                format!("{}\n{}", views::window_text(&p), views::sched_text(&p)),
+            )?;
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Diagnose { c, w } => {
-            let (p, out) = profile(&c.trace, windowed(w))?;
+            let (p, out) = profile(&c.trace, window_opts(w))?;
             let d = diagnose(&p);
-            print(c.json, d.to_json(), d.to_text())?;
+            print(
+                c.json,
+                windowed(d.to_json(), &p),
+                format!("{}\n{}", views::window_text(&p), d.to_text()),
+            )?;
             check(&c.trace, out.error.as_ref())
         }
         Cmd::Diff { a, b, top, json } => {
-            // Keep only what the diff shows of A while B is read.
-            let (pa, oa) = profile(&a, ProfileOptions::default())?;
-            let sa = diff::DiffSideSet::of(&pa);
-            drop(pa);
-            let (pb, ob) = profile(&b, ProfileOptions::default())?;
-            let sb = diff::DiffSideSet::of(&pb);
-            drop(pb);
-            let notes = [sa.truncated.clone(), sb.truncated.clone()];
-            let rows = diff::diff_sets(sa, sb);
-            let notes = [notes[0].as_slice(), notes[1].as_slice()];
-            print(
-                json,
-                diff::diff_json(&rows, top, notes),
-                diff::diff_text(&rows, top, notes),
-            )?;
+            // Only what the diff shows of A is kept while B is read.
+            let mut ca = diff::Collect::new();
+            let oa = export(&a, &mut ca)?;
+            let sa = ca.finish_side();
+            let mut cb = diff::Collect::new();
+            let ob = export(&b, &mut cb)?;
+            let d = diff::compare(sa, cb.finish_side());
+            print(json, d.to_json(top), d.to_text(top))?;
             check(&a, oa.error.as_ref())?;
             check(&b, ob.error.as_ref())
         }
@@ -473,34 +369,40 @@ fn run(cli: Cli) -> Result<()> {
             pprof,
         } => {
             if format != Format::Pprof && pprof.any() {
-                bail!("--task, --from, --to, --long-scopes and --binary go with --format pprof");
+                return Err(Usage(
+                    "--task, --from, --to, --long-scopes and --binary go with --format pprof"
+                        .into(),
+                )
+                .into());
             }
-            let file = output.filter(|p| p.as_os_str() != "-");
-            let (out, shown): (Box<dyn Write>, String) = match &file {
+            let file = output.filter(|p| !input::is_stdin(p));
+            let (out, shown_out): (Box<dyn Write>, String) = match &file {
                 Some(path) => {
-                    let f = File::create(path)
+                    let f = std::fs::File::create(path)
                         .with_context(|| format!("cannot create {}", path.display()))?;
-                    (Box::new(BufWriter::new(f)), path.display().to_string())
+                    (
+                        Box::new(std::io::BufWriter::new(f)),
+                        path.display().to_string(),
+                    )
                 }
                 None => {
-                    let stdout = std::io::stdout();
-                    if format != Format::ChromeJson && stdout.is_terminal() {
+                    if format != Format::ChromeJson && std::io::stdout().is_terminal() {
                         let what = if format == Format::Perfetto {
                             "Perfetto trace"
                         } else {
                             "pprof profile"
                         };
-                        bail!("a {what} is binary: give -o FILE or redirect standard output");
+                        return Err(Usage(format!(
+                            "a {what} is binary: give -o FILE or redirect standard output"
+                        ))
+                        .into());
                     }
-                    (
-                        Box::new(BufWriter::new(stdout.lock())),
-                        "standard output".into(),
-                    )
+                    (Box::new(Stdout::new()), "standard output".into())
                 }
             };
             if format == Format::Pprof {
                 let mut out = out;
-                return pprof::export(&trace, pprof, &mut out, &shown);
+                return pprof::export(&trace, pprof, &mut out, &shown_out);
             }
             let (out, written, what, error, truncated) = match format {
                 Format::ChromeJson => {
@@ -516,11 +418,11 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Pprof => unreachable!("exported above"),
             };
             if let Some(e) = error {
-                bail!("writing {shown}: {e}");
+                return Err(e).with_context(|| format!("writing {shown_out}"));
             }
-            eprintln!("wrote {written} {what} to {shown}");
+            note(&format!("wrote {written} {what} to {shown_out}"));
             for n in &truncated {
-                eprintln!("truncated: {}", n.note);
+                note(&format!("truncated: {}", n.note));
             }
             check(&trace, out.error.as_ref())
         }
@@ -530,31 +432,86 @@ fn run(cli: Cli) -> Result<()> {
             incident,
         } => {
             let incident = report_incident(&trace, incident.as_deref())?;
-            let (r, out) = report::Report::from_file(&trace, incident).map_err(open_err)?;
-            let html = r.render(&trace.display().to_string());
+            // The report reads its trace three times: standard input is spooled first.
+            let t = input::Rewindable::new(&trace)?;
+            let mut open_failed = None;
+            let built = report::Report::build(
+                &mut |v: &mut dyn fdr_analyzer::stream::Visitor| match t.open() {
+                    Ok(o) => fdr_analyzer::read_reader(
+                        o.reader,
+                        o.total_bytes,
+                        v,
+                        fdr_analyzer::ReadOptions::default(),
+                    ),
+                    Err(e) => {
+                        let io = std::io::Error::other(format!("{e:#}"));
+                        open_failed = Some(e);
+                        Err(fdr_analyzer::AnalyzeError::Open {
+                            path: shown(&trace),
+                            source: io,
+                        })
+                    }
+                },
+                incident,
+            );
+            if let Some(e) = open_failed {
+                return Err(e);
+            }
+            let (r, out) = built.map_err(|e| exit::open_err(e, &shown(&trace)))?;
+            let html = r.render(&shown(&trace));
             std::fs::write(&output, html)
                 .with_context(|| format!("cannot write {}", output.display()))?;
-            eprintln!("wrote {}", output.display());
+            note(&format!("wrote {}", output.display()));
             for n in &r.diagnosis.truncated {
-                eprintln!("truncated: {}", n.note);
+                note(&format!("truncated: {}", n.note));
             }
             check(&trace, out.error.as_ref())
         }
         Cmd::Cat { trace, limit } => {
-            let stdout = std::io::stdout().lock();
-            let mut c = Cat::new(BufWriter::new(stdout), limit.unwrap_or(u64::MAX));
-            let out = fdr_analyzer::read_file(&trace, &mut c, ReadOptions::default())
-                .map_err(open_err)?;
-            let err = c.error.take();
-            let mut w = c.into_inner();
-            let flushed = w.flush();
-            match err.map(Err).unwrap_or(flushed) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(e).context("writing to stdout");
-                }
-                _ => {}
+            let mut c = Cat::new(Stdout::new(), limit.unwrap_or(u64::MAX));
+            let out = export(&trace, &mut c)?;
+            if let Some(e) = c.error.take() {
+                return Err(e).context("writing to standard output");
             }
+            c.into_inner()
+                .flush()
+                .context("writing to standard output")?;
             check(&trace, out.error.as_ref())
+        }
+    }
+}
+
+/// Profile options with the window asked for.
+fn window_opts(w: Win) -> ProfileOptions {
+    ProfileOptions {
+        window: w.window,
+        ..ProfileOptions::default()
+    }
+}
+
+/// The incident's sidecar for the report: `given`, or the one beside the dump if any (one
+/// that cannot be read is then skipped with a warning).
+fn report_incident(trace: &Path, given: Option<&Path>) -> Result<Option<report::Incident>> {
+    let read = |p: &Path| -> Result<report::Incident> {
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+        report::Incident::from_json(&bytes)
+            .map_err(|why| anyhow::anyhow!("{} is not an incident sidecar: {why}", p.display()))
+    };
+    match given {
+        Some(p) => read(p).map(Some),
+        None if input::is_stdin(trace) => Ok(None),
+        None => {
+            let beside = report::Incident::sidecar_path(trace);
+            if beside == trace || !beside.is_file() {
+                return Ok(None);
+            }
+            match read(&beside) {
+                Ok(i) => Ok(Some(i)),
+                Err(e) => {
+                    note(&format!("warning: {e:#}; the report shows no trigger"));
+                    Ok(None)
+                }
+            }
         }
     }
 }

@@ -74,50 +74,89 @@ fn tasks_filters_by_name_and_otel_trace_id() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["tasks"].as_array().unwrap().len(), 1);
     assert!(v["tasks"][0]["finished"]["count"].as_u64().unwrap() > 100);
-    // Task 5's trace id, as the scenario links it.
+    // Task 5's trace id, as the scenario links it: the request itself, not aggregates.
     let id = "00000000000000050000000000000001";
-    let o = fdr(&["tasks", "--json", "--otel-trace-id", id, s(&t)]);
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["tasks"][0]["finished"]["count"], 1);
+    for args in [
+        vec!["tasks", "--json", "--otel-trace-id", id, s(&t)],
+        vec!["tasks", "--json", "--task-id", "5", s(&t)],
+    ] {
+        let o = fdr(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let task = &v["tasks"][0];
+        assert_eq!(task["task"], 5, "{v:#}");
+        assert_eq!(task["name"], "handle_request");
+        assert_eq!(task["otel"][0]["trace_id"], id);
+        assert!(task["duration_ns"].as_u64().unwrap() > 0);
+        assert!(task["start_wall_unix_ns"].as_i64().unwrap() > 1_750_000_000_000_000_000);
+        assert!(task["polls"].as_u64().unwrap() > 0);
+        let kinds: Vec<&str> = task["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.contains(&"poll") && kinds.contains(&"region"),
+            "{kinds:?}"
+        );
+    }
+    let o = fdr(&["tasks", "--otel-trace-id", id, s(&t)]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("task 5 async handle_request"), "{text}");
+    assert!(
+        text.contains("  start    +") && text.contains("Z)"),
+        "{text}"
+    );
+    // A malformed id is a usage error.
     let o = fdr(&["tasks", "--otel-trace-id", "nothex", s(&t)]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]
-fn diff_sorts_by_delta() {
+fn diff_ranks_by_normalized_change() {
     let a = trace("healthy");
     let b = trace("long_polls");
     let o = fdr(&["diff", "--json", s(&a), s(&b)]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let deltas: Vec<i64> = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["delta_ns"].as_i64().unwrap().abs())
-        .collect();
-    assert!(deltas.windows(2).all(|w| w[0] >= w[1]));
-    assert!(v["rows"][0]["name"].as_str().unwrap().contains("report"));
+    for table in ["phases", "requests"] {
+        let scores: Vec<f64> = v[table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["score_ns_per_s"].as_f64().unwrap())
+            .collect();
+        assert!(scores.len() >= 2, "{table}: {v:#}");
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "{table}: {scores:?}"
+        );
+    }
+    // generate_report runs only in B: not compared per request, listed last.
+    let last = v["requests"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["name"], "generate_report");
+    assert_eq!(last["delta_mean_ns"], serde_json::Value::Null);
+    assert!(v["a"]["duration_ns"].as_u64().unwrap() > 0);
 }
 
 #[test]
-fn bad_files_exit_2_with_offset_and_what_was_kept() {
+fn bad_files_exit_3_with_offset_and_what_was_kept() {
     let bytes = scenario("healthy").unwrap();
     let cut = dir().join("cut.fdr");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let o = fdr(&["summary", s(&cut)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("at byte") && err.contains("kept"), "{err}");
     assert!(!o.stdout.is_empty(), "the prefix is still summarized");
     let o = fdr(&["diagnose", s(&cut)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
 
     let junk = dir().join("junk.fdr");
     std::fs::write(&junk, b"definitely not a trace").unwrap();
     let o = fdr(&["tasks", s(&junk)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an fdr trace"));
 
     let mut flipped = bytes.clone();
@@ -126,7 +165,7 @@ fn bad_files_exit_2_with_offset_and_what_was_kept() {
     let f = dir().join("flipped.fdr");
     std::fs::write(&f, &flipped).unwrap();
     let o = fdr(&["cat", s(&f)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("checksum"));
 
     let o = fdr(&["summary", "/nonexistent/x.fdr"]);

@@ -1,0 +1,65 @@
+//! The text outputs people read, for fixed traces (the analyzer's deterministic scenarios),
+//! against files under `tests/golden/`: a change to what `fdr` prints shows up in review.
+//! `UPDATE_EXPECT=1 cargo test -p fdr-cli --test golden` rewrites them.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use expect_test::expect_file;
+use fdr_analyzer::scenarios::scenario;
+
+/// `fdr ARGS` with traces named by scenario, its standard output as text. The traces are
+/// written into a directory of the call's own, removed after.
+fn fdr(args: &[&str], traces: &[&str]) -> String {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "fdr-cli-golden-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    let paths: Vec<PathBuf> = traces
+        .iter()
+        .map(|t| {
+            let p = d.join(format!("{t}.fdr"));
+            std::fs::write(&p, scenario(t).unwrap()).unwrap();
+            p
+        })
+        .collect();
+    let o = Command::new(env!("CARGO_BIN_EXE_fdr"))
+        .args(args)
+        .args(&paths)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&d);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn a_request_as_it_happened() {
+    expect_file!["golden/tasks_task_id.txt"]
+        .assert_eq(&fdr(&["tasks", "--task-id", "5"], &["healthy"]));
+}
+
+#[test]
+fn a_diff_of_two_scenarios() {
+    expect_file!["golden/diff.txt"].assert_eq(&fdr(&["diff"], &["healthy", "long_polls"]));
+}
+
+#[test]
+fn scheduling_with_wall_clock_times() {
+    expect_file!["golden/sched.txt"].assert_eq(&fdr(&["sched"], &["long_polls"]));
+}
+
+#[test]
+fn regions_and_blocking() {
+    let text = format!(
+        "{}\n{}",
+        fdr(&["regions"], &["lock_contention"]),
+        fdr(&["blocking"], &["lock_contention"])
+    );
+    expect_file!["golden/regions_blocking.txt"].assert_eq(&text);
+}
