@@ -220,15 +220,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// `v` with `"window"`: the profile's length and wall-clock start, the origin of its
-/// relative times.
+/// `v` with its `"window"` (the analyzed window) and the wall clock of the trace's start, the
+/// origin of its relative times.
 fn windowed(mut v: serde_json::Value, p: &fdr_analyzer::Profile) -> serde_json::Value {
-    v["window"] = serde_json::json!({
-        "duration_ns": p.duration_ns,
-        "start_wall_unix_ns": p
-            .origin_wall_unix_ns
-            .map(|w| w.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
-    });
+    let wall = p
+        .origin_wall_unix_ns
+        .map(|w| w.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
+    if !v["window"].is_object() {
+        v["window"] = p.window.to_json();
+    }
+    if let Some(w) = v["window"].as_object_mut() {
+        // The wall clock of the trace's start, which the window's times count from.
+        w.insert("trace_start_wall_unix_ns".into(), wall.into());
+    }
     v
 }
 

@@ -236,7 +236,7 @@ fn colour_is_asked_for_and_never_comes_from_the_trace() {
     );
     let always = fdr(&["--color", "always", "diagnose", s(&t)]);
     let text = String::from_utf8(always.stdout).unwrap();
-    assert!(text.contains("\x1b[1;31mcritical\x1b[0m"), "{text}");
+    assert!(text.contains("\x1b[33mwarning\x1b[0m"), "{text}");
     let o = fdr(&["--color", "never", "regions", s(&t)]);
     assert!(!o.stdout.contains(&0x1b));
 
