@@ -111,8 +111,12 @@ fn main() {
         program: "compile-out".into(),
         service_version: String::new(),
         os: fdr::OsConfig::platform_default().filter(|_| false),
+        metrics_interval: Some(fdr::DEFAULT_METRICS_INTERVAL.max(fdr::MIN_METRICS_INTERVAL)),
     };
     let recorder = fdr::start(config).expect("start never fails");
+    let _source = fdr::register_metric("compile_out_iterations", || 1.0)
+        .expect("a valid metric name is registered");
+    fdr::record_metrics();
     assert_eq!(fdr::is_running(), recording);
     let shared = fdr::sync::Mutex::new(0);
     let mut total = 0;
