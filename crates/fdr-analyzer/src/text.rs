@@ -129,14 +129,9 @@ pub fn signed_dur(ns: i128) -> String {
     )
 }
 
-/// Wall-clock Unix nanoseconds as a UTC time, `2025-06-15T14:13:20.123456Z` (to the
-/// microsecond; years outside 0..=9999 are shown as a count of seconds).
-pub fn wall(unix_ns: i128) -> String {
-    let secs = unix_ns.div_euclid(1_000_000_000);
-    let micros = unix_ns.rem_euclid(1_000_000_000) / 1_000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+/// Days since 1970-01-01 to a civil date (proleptic Gregorian): year, month, day (Howard
+/// Hinnant's `civil_from_days`).
+pub(crate) fn civil_from_days(days: i128) -> (i128, i128, i128) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -145,7 +140,16 @@ pub fn wall(unix_ns: i128) -> String {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i128::from(m <= 2);
+    (yoe + era * 400 + i128::from(m <= 2), m, d)
+}
+
+/// Wall-clock Unix nanoseconds as a UTC time, `2025-06-15T14:13:20.123456Z` (to the
+/// microsecond; years outside 0..=9999 are shown as a count of seconds).
+pub fn wall(unix_ns: i128) -> String {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let micros = unix_ns.rem_euclid(1_000_000_000) / 1_000;
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     if !(0..=9999).contains(&y) {
         return format!("unix {secs}s");
     }
