@@ -1,9 +1,9 @@
 //! The report's timeline: which lanes the findings involve, and every slice of those lanes.
 //!
-//! One state machine ([`Slicer`]) turns events into slices (polls, regions, blocks, parks,
+//! One state machine (`Slicer`) turns events into slices (polls, regions, blocks, parks,
 //! user tasks on thread lanes; task lives, polls, blocks and async regions on task lanes);
-//! a first pass scores every lane by its time inside the findings' windows ([`Scores`]),
-//! a second keeps every slice of the chosen lanes ([`Keep`]). Memory is bounded: lanes
+//! a first pass scores every lane by its time inside the findings' windows (`Scores`),
+//! a second keeps every slice of the chosen lanes (`Keep`). Memory is bounded: lanes
 //! scored, tasks named and slices kept each have a cap, and past the slice cap the kept
 //! time range narrows around the findings, so what the page holds is complete within the
 //! range it states.
