@@ -39,7 +39,7 @@
 )]
 #![allow(
     unreachable_pub,
-    reason = "public so that the loom build can export the capture area to its model"
+    reason = "the capture-area protocol's items are `pub` inside this private module, which the in-crate loom model (src/tests/loom_signal.rs) shares"
 )]
 
 use crate::sync::{AtomicU32, AtomicU64, ByteCell, Ordering};
