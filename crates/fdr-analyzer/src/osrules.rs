@@ -12,7 +12,7 @@
 //! carries them as evidence.
 
 use crate::diagnose::{Finding, finding, log_ramp};
-use crate::osview::{SplitClass, SplitTotals};
+use crate::osview::{FrameTotals, SplitClass, SplitTotals};
 use crate::profile::{LONG_POLL_NS, Profile};
 use crate::text::{dur, pct};
 
@@ -62,6 +62,29 @@ fn symbols_line(p: &Profile, out: &mut Vec<String>) {
             "some frames are not symbolized ({problem}): shown as address, module and offset; give the binary to symbolize them"
         ));
     }
+}
+
+/// The evidence both stack rules end with: the top frame's stack, how much the OS view
+/// measured, and what could not be symbolized.
+fn top_frame_evidence(p: &Profile, top: Option<&FrameTotals>, evidence: &mut Vec<String>) {
+    if let Some(f) = top
+        && let Some(info) =
+            p.os.stacks
+                .get(f.stack as usize)
+                .and_then(|s| s.info.as_ref())
+    {
+        evidence.push(format!("stack: {}", info.shown.join(" <- ")));
+    }
+    evidence.push(coverage_line(p));
+    symbols_line(p, evidence);
+}
+
+/// The window of a frame's longest poll.
+fn longest_poll_window(f: &FrameTotals) -> (u64, u64) {
+    (
+        f.max_poll_at_ns,
+        f.max_poll_at_ns.saturating_add(f.max_poll_ns),
+    )
 }
 
 /// Above info only for a meaningful share of the threads' time (1%), with measured
@@ -117,16 +140,7 @@ pub(crate) fn blocking_in_async(p: &Profile) -> Finding {
             dur(f.max_poll_at_ns)
         ));
     }
-    if let Some(f) = frames.first()
-        && let Some(info) =
-            p.os.stacks
-                .get(f.stack as usize)
-                .and_then(|s| s.info.as_ref())
-    {
-        evidence.push(format!("stack: {}", info.shown.join(" <- ")));
-    }
-    evidence.push(coverage_line(p));
-    symbols_line(p, &mut evidence);
+    top_frame_evidence(p, frames.first(), &mut evidence);
     let title = match frames.first() {
         Some(f) => format!(
             "long polls blocked off-CPU{} in {}",
@@ -135,12 +149,7 @@ pub(crate) fn blocking_in_async(p: &Profile) -> Finding {
         ),
         None => format!("{} long polls mostly off-CPU", mn + en),
     };
-    let window = frames.first().map(|f| {
-        (
-            f.max_poll_at_ns,
-            f.max_poll_at_ns.saturating_add(f.max_poll_ns),
-        )
-    });
+    let window = frames.first().map(longest_poll_window);
     finding(
         "blocking_in_async",
         title,
@@ -154,12 +163,11 @@ pub(crate) fn blocking_in_async(p: &Profile) -> Finding {
 /// `cpu_heavy_polls`: long polls mostly on a CPU.
 pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
     let ((mn, mw), (en, ew)) = of_class(p, SplitClass::OnCpu);
-    let frames: Vec<_> =
+    let mut frames: Vec<_> =
         p.os.by_top_frame(true)
             .into_iter()
             .filter(|f| f.split.on_cpu_ns > f.split.off_cpu_ns && f.user_on_cpu_ns > 0)
             .collect();
-    let mut frames = frames;
     frames.sort_by_key(|f| std::cmp::Reverse(f.user_on_cpu_ns));
     let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
     // Only stacks in the application's code count as hot (a thread inside a system call
@@ -181,38 +189,23 @@ pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
         en,
         dur(ew)
     )];
-    let on_total: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
     for f in frames.iter().take(3) {
         evidence.push(format!(
             "hot: {}: {} long polls, {} on-CPU in the application's code ({} of the measured), longest {} at {}",
             f.frame,
             f.polls,
             dur(f.user_on_cpu_ns),
-            pct(f.user_on_cpu_ns as f64 / on_total.max(1) as f64),
+            pct(f.user_on_cpu_ns as f64 / user_on.max(1) as f64),
             dur(f.max_poll_ns),
             dur(f.max_poll_at_ns)
         ));
     }
-    if let Some(f) = frames.first()
-        && let Some(info) =
-            p.os.stacks
-                .get(f.stack as usize)
-                .and_then(|s| s.info.as_ref())
-    {
-        evidence.push(format!("stack: {}", info.shown.join(" <- ")));
-    }
-    evidence.push(coverage_line(p));
-    symbols_line(p, &mut evidence);
+    top_frame_evidence(p, frames.first(), &mut evidence);
     let title = match frames.first() {
         Some(f) => format!("long polls busy on a CPU in {}", f.frame),
         None => format!("{} long polls mostly on a CPU", mn + en),
     };
-    let window = frames.first().map(|f| {
-        (
-            f.max_poll_at_ns,
-            f.max_poll_at_ns.saturating_add(f.max_poll_ns),
-        )
-    });
+    let window = frames.first().map(longest_poll_window);
     finding(
         "cpu_heavy_polls",
         title,
