@@ -9,6 +9,10 @@ use std::process::Command;
 /// Scenarios today's analyzer diagnoses wrongly, and why.
 const KNOWN_MISSES: &[(&str, &str)] = &[
     (
+        "recorder_loss",
+        "right in 2 of 3 debug runs; in the third, serial_bottleneck (critical 89.9) ranked above recorder_loss: why one thread looked busy alone is not yet known",
+    ),
+    (
         "slow_downstream",
         "right in a release run (slow_downstream from the async I/O awaits), but in a debug build on a loaded host, polls preempted for up to 112 ms can rank long_polls above it",
     ),
