@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use expect_test::expect_file;
-use fdr_analyzer::scenarios::scenario;
+use fdr_test_support::scenarios::scenario;
 
 /// `fdr ARGS` with traces named by scenario, its standard output as text. The traces are
 /// written into a directory of the call's own, removed after.
