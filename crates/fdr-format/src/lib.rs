@@ -64,6 +64,7 @@ pub mod checksum;
 pub mod decode;
 pub mod encode;
 pub mod event;
+pub mod framing;
 pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
