@@ -411,7 +411,10 @@ impl Report {
                     );
                 }
                 RuleOutcome::NotApplicable { rule, needs } => {
-                    na.push(format!("{rule} (no {} events)", needs.join(" / ")));
+                    na.push(format!(
+                        "{rule} (no {} events)",
+                        crate::diagnose::kind_names(needs)
+                    ));
                 }
             }
         }
