@@ -98,7 +98,13 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
     let scored = by_name.iter().map(|(name, w)| {
         let life = lifetime_ns(p, *name).max(1);
         let share = (w.all.sum() as f64 / life as f64).min(1.0);
-        let q25 = w.all.weighted_quantile(0.25);
+        let mut q25 = w.all.weighted_quantile(0.25);
+        if preempted.is_some() {
+            // Preemption stretches a minority of awaits, each by a whole stall, so they
+            // carry most of the awaited time; a slow downstream slows the calls
+            // themselves, so the ordinary await (by count) is long too.
+            q25 = q25.min(w.all.quantile(0.75));
+        }
         let score = 100.0
             * log_ramp(
                 q25 as f64,
@@ -128,9 +134,10 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
     )];
     if let Some(x) = preempted {
         evidence.push(format!(
-            "the host preempted the trace's threads for {} on average ({} measured long polls mostly waiting for a CPU): only awaits beyond that count as slow, since a preempted worker issues the driver's wake late",
+            "the host preempted the trace's threads for {} on average ({} measured long polls mostly waiting for a CPU), and a preempted worker issues the driver's wake late: only awaits beyond that count as slow, judged by the longest of three quarters of the awaits ({}), not by the few a stall stretched",
             dur(x.stall_ns),
-            x.polls
+            x.polls,
+            dur(w.all.quantile(0.75))
         ));
     }
     if let Some((phase, h)) = w.top_phase() {

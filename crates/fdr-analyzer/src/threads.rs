@@ -117,4 +117,135 @@ mod tests {
             assert!(!is_own_thread_name(name), "{name}");
         }
     }
+
+    use crate::diagnose::Severity;
+    use crate::scenarios::TraceBuilder;
+    use fdr_format::{EventKind, LossReason, Message};
+
+    const MS: u64 = 1_000_000;
+
+    /// A flight-recorder dump of import threads that all log a row every 20 us: one shows
+    /// its batch's begin, the others' histories start mid-batch (their begins aged out of
+    /// the ring, a loss record ahead of their first row), one of them ends its batch; fdr's
+    /// metrics thread has its whole history and its sampler's history is cut late.
+    fn dump() -> crate::Profile {
+        let mut b = TraceBuilder::new();
+        let import = b.string("import batch");
+        let cat = b.string("import");
+        let row = b.string("row");
+        let log = EventKind::Log {
+            category: cat,
+            message: Message::Interned(row),
+        };
+        let end = 400 * MS;
+        let metrics = b.thread("fdr-metrics");
+        b.push(metrics, 0, EventKind::ThreadStart);
+        let mut t = 0;
+        while t < end {
+            b.push(
+                metrics,
+                t + 1,
+                EventKind::Metric {
+                    name: row,
+                    value: 1.0,
+                },
+            );
+            t += 100 * MS;
+        }
+        let seen = b.thread("import");
+        b.push(seen, 5 * MS, EventKind::ThreadStart);
+        b.push(
+            seen,
+            10 * MS,
+            EventKind::UserTaskBegin {
+                task: TaskId(1),
+                parent: TaskId::NONE,
+                name: import,
+            },
+        );
+        let mut cut = Vec::new();
+        for i in 0..3u64 {
+            let th = b.thread("import");
+            let first = 20 * MS + i * MS;
+            b.push(
+                th,
+                first,
+                EventKind::Loss {
+                    reason: LossReason::RingOverwrite,
+                    events: 5000,
+                    bytes: 1 << 20,
+                },
+            );
+            cut.push((th, first));
+        }
+        let mut t = 10 * MS;
+        while t < end {
+            b.push(seen, t + 1, log);
+            for (th, first) in &cut {
+                if t > *first {
+                    b.push(*th, t + 2, log);
+                }
+            }
+            t += 20_000;
+        }
+        // The last cut thread finishes its batch half-way (it was inside it all along) and
+        // begins the next.
+        let (done, _) = cut[2];
+        b.push(done, 200 * MS, EventKind::UserTaskEnd { task: TaskId(9) });
+        b.push(
+            done,
+            200 * MS + 1,
+            EventKind::UserTaskBegin {
+                task: TaskId(10),
+                parent: TaskId::NONE,
+                name: import,
+            },
+        );
+        let sampler = b.thread("fdr-sampler");
+        b.push(
+            sampler,
+            350 * MS,
+            EventKind::Loss {
+                reason: LossReason::RingOverwrite,
+                events: 10,
+                bytes: 100,
+            },
+        );
+        b.push(sampler, 350 * MS + 1, log);
+        b.push(seen, end, EventKind::UserTaskEnd { task: TaskId(1) });
+        let bytes = b.write_to(Vec::new()).expect("written");
+        crate::profile_slice(&bytes, crate::ProfileOptions::default())
+            .expect("read")
+            .0
+    }
+
+    #[test]
+    fn fdr_threads_and_threads_cut_inside_a_task_do_not_make_a_serial_bottleneck() {
+        let p = dump();
+        // The common window starts at the last import thread's first data, not at the
+        // sampler's late first data.
+        assert!(
+            (22 * MS..23 * MS).contains(&p.window.from_ns),
+            "{}",
+            p.window
+        );
+        let (compared, own, unknown) = compared(&p);
+        assert_eq!((own, unknown), (2, 2));
+        let busy: Vec<f64> = compared.iter().map(|c| c.busy).collect();
+        assert_eq!(busy.len(), 2, "{busy:?}");
+        assert!(busy.iter().all(|b| *b > 0.9), "{busy:?}");
+        let d = crate::diagnose(&p);
+        let serial = d
+            .findings()
+            .find(|f| f.rule == "serial_bottleneck")
+            .expect("the rule applies");
+        assert_eq!(serial.severity, Severity::Info, "{serial:?}");
+        assert!(
+            serial
+                .evidence
+                .iter()
+                .any(|e| e.contains("2 of fdr's own threads")),
+            "{serial:?}"
+        );
+    }
 }
