@@ -387,6 +387,7 @@ fn long_polls(p: &Profile) -> Finding {
             pct(explained)
         ));
     }
+    crate::preempt::long_polls_stalled(p, in_poll, &mut score, &mut evidence);
     let window = p
         .longest_polls
         .first()
