@@ -209,12 +209,14 @@ fn sum(v: impl IntoIterator<Item = u64>) -> u64 {
     v.into_iter().fold(0, u64::saturating_add)
 }
 
-/// The busy time of every thread's span, first to last event.
+/// The busy time of every application thread's span, first to last event (fdr's own
+/// threads left out: [`crate::threads`]).
 pub(crate) fn thread_time(p: &Profile) -> u64 {
     sum(p
         .threads
-        .values()
-        .map(|t| t.last_ns.saturating_sub(t.first_ns)))
+        .iter()
+        .filter(|(id, _)| !crate::threads::is_own(&p.tables, **id))
+        .map(|(_, t)| t.last_ns.saturating_sub(t.first_ns)))
 }
 
 pub(crate) fn finding(
@@ -391,6 +393,7 @@ fn long_polls(p: &Profile) -> Finding {
             pct(explained)
         ));
     }
+    crate::preempt::long_polls_stalled(p, in_poll, &mut score, &mut evidence);
     let window = p
         .longest_polls
         .first()
@@ -522,26 +525,23 @@ fn task_leak(p: &Profile) -> Finding {
 }
 
 fn serial_bottleneck(p: &Profile) -> Finding {
-    let mut threads: Vec<_> = p
-        .threads
+    // Application threads whose state is known, busy and blocked over that part.
+    let (compared, own, unknown) = crate::threads::compared(p);
+    let mut threads: Vec<_> = compared
         .iter()
-        .map(|(id, t)| {
-            let span = p.window.len_ns().max(1) as f64;
-            (
-                *id,
-                t,
-                t.busy_ns() as f64 / span,
-                t.blocked_ns as f64 / span,
-            )
-        })
+        .map(|c| (c.id, c.stats, c.busy, c.blocked))
         .collect();
-    threads.sort_by(|a, b| b.2.total_cmp(&a.2));
+    threads.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
     let Some(&(top, t, busy, _)) = threads.first() else {
         return finding(
             "serial_bottleneck",
             "no thread activity".into(),
             0.0,
-            vec![],
+            {
+                let mut evidence = Vec::new();
+                crate::threads::left_out_line(own, unknown, &mut evidence);
+                evidence
+            },
             None,
             "",
         );
@@ -558,7 +558,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
     // Others blocked on locks is lock contention, not a serial program.
     score *= (1.0 - others_blocked * 2.0).clamp(0.0, 1.0);
     let (d, at, task, name) = t.longest_active;
-    let evidence = vec![
+    let mut evidence = vec![
         format!(
             "{} busy {} of the window; the other {} threads busy {} on average (blocked {})",
             p.thread_name(top),
@@ -576,6 +576,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
             dur(at)
         ),
     ];
+    crate::threads::left_out_line(own, unknown, &mut evidence);
     finding(
         "serial_bottleneck",
         format!(

@@ -236,6 +236,7 @@ impl Profile {
             th.parks = 0;
             th.longest_active = Default::default();
             th.active_since = th.active_since.max(from_ns);
+            th.known_from_ns = th.known_from_ns.map(|k| k.max(from_ns));
             if let Some(p) = &mut th.parked_since {
                 *p = (*p).max(from_ns);
             }
