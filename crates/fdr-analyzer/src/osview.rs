@@ -674,16 +674,36 @@ impl OsView {
 
     /// A split as JSON, or the not-applicable string.
     pub fn json(&self, measured: SplitTotals, estimated: SplitTotals) -> serde_json::Value {
-        if !self.has_data() {
-            return serde_json::json!(NO_OS_DATA);
+        /// One set of scopes' split.
+        #[derive(serde::Serialize)]
+        struct One {
+            count: u64,
+            wall_ns: u64,
+            on_cpu_ns: u64,
+            waiting_for_cpu_ns: u64,
+            off_cpu_ns: u64,
         }
-        let one = |t: &SplitTotals| {
-            serde_json::json!({
-                "count": t.count, "wall_ns": t.wall_ns, "on_cpu_ns": t.split.on_cpu_ns,
-                "waiting_for_cpu_ns": t.split.runq_ns, "off_cpu_ns": t.split.off_cpu_ns,
-            })
+        /// The measured and the estimated split.
+        #[derive(serde::Serialize)]
+        struct Both {
+            measured: One,
+            estimated: One,
+        }
+        if !self.has_data() {
+            return serde_json::Value::from(NO_OS_DATA);
+        }
+        let one = |t: &SplitTotals| One {
+            count: t.count,
+            wall_ns: t.wall_ns,
+            on_cpu_ns: t.split.on_cpu_ns,
+            waiting_for_cpu_ns: t.split.runq_ns,
+            off_cpu_ns: t.split.off_cpu_ns,
         };
-        serde_json::json!({"measured": one(&measured), "estimated": one(&estimated)})
+        serde_json::to_value(Both {
+            measured: one(&measured),
+            estimated: one(&estimated),
+        })
+        .expect("a split serializes")
     }
 
     /// The long polls' top user frames, most off-CPU and on-CPU time first (`n` each), as
@@ -745,30 +765,55 @@ impl OsView {
 
     /// [`OsView::frames_text`] as JSON.
     pub fn frames_json(&self, n: usize) -> serde_json::Value {
-        if !self.has_data() {
-            return serde_json::json!(NO_OS_DATA);
+        /// One top frame's long polls.
+        #[derive(serde::Serialize)]
+        struct Frame {
+            frame: String,
+            waits_in: Option<&'static str>,
+            polls: u64,
+            on_cpu_ns: u64,
+            waiting_for_cpu_ns: u64,
+            off_cpu_ns: u64,
+            max_poll_ns: u64,
+            max_poll_at_ns: u64,
+            stack: Vec<String>,
         }
-        let rows = |on_cpu: bool| -> Vec<serde_json::Value> {
+        /// The top frames by off-CPU and by on-CPU time.
+        #[derive(serde::Serialize)]
+        struct Frames {
+            by_off_cpu: Vec<Frame>,
+            by_on_cpu: Vec<Frame>,
+        }
+        if !self.has_data() {
+            return serde_json::Value::from(NO_OS_DATA);
+        }
+        let rows = |on_cpu: bool| -> Vec<Frame> {
             self.by_top_frame(on_cpu)
                 .into_iter()
                 .take(n)
-                .map(|f| {
-                    let stack = self
+                .map(|f| Frame {
+                    stack: self
                         .stacks
                         .get(f.stack as usize)
                         .and_then(|s| s.info.as_ref())
                         .map(|i| i.shown.clone())
-                        .unwrap_or_default();
-                    serde_json::json!({
-                        "frame": f.frame, "waits_in": f.waits_in, "polls": f.polls,
-                        "on_cpu_ns": f.split.on_cpu_ns, "waiting_for_cpu_ns": f.split.runq_ns,
-                        "off_cpu_ns": f.split.off_cpu_ns, "max_poll_ns": f.max_poll_ns,
-                        "max_poll_at_ns": f.max_poll_at_ns, "stack": stack,
-                    })
+                        .unwrap_or_default(),
+                    frame: f.frame,
+                    waits_in: f.waits_in,
+                    polls: f.polls,
+                    on_cpu_ns: f.split.on_cpu_ns,
+                    waiting_for_cpu_ns: f.split.runq_ns,
+                    off_cpu_ns: f.split.off_cpu_ns,
+                    max_poll_ns: f.max_poll_ns,
+                    max_poll_at_ns: f.max_poll_at_ns,
                 })
                 .collect()
         };
-        serde_json::json!({"by_off_cpu": rows(false), "by_on_cpu": rows(true)})
+        serde_json::to_value(Frames {
+            by_off_cpu: rows(false),
+            by_on_cpu: rows(true),
+        })
+        .expect("frames serialize")
     }
 }
 
