@@ -17,6 +17,8 @@
 //! (`fdr_recorder::os::stack_of`) of a recorded thread blocked in the kernel inside a scope,
 //! in this process (E2: <= 20 us); `os.stack_capture_running_ns` the same for a thread
 //! spinning on a CPU (the capture signal: it includes the wait for that thread to run).
+//! `os.cpu_samples_kept_share` is the share of the CPU-timer stacks a spinning thread's CPU
+//! time asks for (at 99 Hz) that reach the trace.
 //!
 //! The traced service's flight recorder is kept as the run's artifact: when the driver is
 //! done, the service dumps it to `$FDR_E2E_TRACE` (`cargo xtask bench` sets it to
@@ -56,7 +58,7 @@ fn main() {
             }) {
                 drive();
             }
-            if filter.is_none_or(|f| f.starts_with("os.stack_capture")) {
+            if filter.is_none_or(|f| f.starts_with("os.stack_capture") || f.starts_with("os.cpu")) {
                 stack_capture();
             }
         }
@@ -352,8 +354,47 @@ fn stack_capture() {
         .expect("thread");
     let tid = rx.recv().expect("tid");
     captures("os.stack_capture_running_ns", tid);
+    cpu_samples_kept(tid);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     spinner.join().expect("spinner");
+}
+
+/// `os.cpu_samples_kept_share`: with CPU profiling at 99 Hz for 3 s, the CPU-timer stacks
+/// recorded of the spinning thread `tid` over the stacks its CPU time asked for (its
+/// `schedstat` on-CPU time times the rate). Every other recorded thread is idle meanwhile.
+fn cpu_samples_kept(tid: u64) {
+    const HZ: u32 = 99;
+    let cpu_ns = || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("schedstat")
+    };
+    let before = fdr_recorder::os::stats();
+    let cpu_before = cpu_ns();
+    let profile = match fdr_recorder::os::cpu_profile(HZ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("os: os.cpu_samples_kept_share: no CPU profiling ({e})");
+            return;
+        }
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = cpu_ns() - cpu_before;
+    drop(profile);
+    // Let the sampler take the copies still waiting.
+    std::thread::sleep(Duration::from_millis(100));
+    let after = fdr_recorder::os::stats();
+    let asked = cpu as f64 * f64::from(HZ) / 1e9;
+    let kept = (after.cpu_samples - before.cpu_samples) as f64;
+    eprintln!(
+        "os: os.cpu_samples_kept_share: {kept} CPU samples of {asked:.0} asked ({:.2} s on CPU), {} dropped in the handler (a copy still waiting)",
+        cpu as f64 / 1e9,
+        after.cpu_samples_dropped - before.cpu_samples_dropped
+    );
+    if asked >= 1.0 {
+        report("os.cpu_samples_kept_share", kept / asked);
+    }
 }
 
 /// The calling thread's OS id.

@@ -95,6 +95,9 @@ pub(crate) struct SavedRegs {
 pub(crate) struct BlockedFiles {
     schedstat: File,
     syscall: File,
+    /// The counters the last read of this thread ended with (a reading from before the
+    /// next read's registers, for as long as they stay equal).
+    pub(crate) last: Option<SchedStat>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -104,6 +107,7 @@ impl BlockedFiles {
         Ok(BlockedFiles {
             schedstat: File::open(format!("/proc/self/task/{tid}/schedstat"))?,
             syscall: File::open(format!("/proc/self/task/{tid}/syscall"))?,
+            last: None,
         })
     }
 
