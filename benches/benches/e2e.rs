@@ -2,18 +2,21 @@
 //! and a log per request, the flight recorder and the sentinel on, against the same service
 //! without fdr.
 //!
-//! The two services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
+//! The services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
 //! each serving on a loopback port from one thread; the driver sends them the same requests
-//! in rounds, alternating which goes first, and reads each child's CPU time (every thread's
+//! in rounds, rotating which goes first, and reads each child's CPU time (every thread's
 //! time on CPU, `/proc/PID/task/*/schedstat`) before and after its batch. Figures:
 //! `e2e.cpu_per_request_ns_off`, `e2e.cpu_per_request_ns_on` (medians over rounds) and
 //! `e2e.cpu_per_request_ratio` (the median of the rounds' on/off ratios; target <= 1.01).
 //! Linux only (elsewhere the bench reports nothing).
 //!
 //! The traced service runs with the OS view on (`OsConfig::platform_default()`), so E1's
-//! ratio includes the sampler; `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`,
-//! found by name in `/proc/PID/task`) CPU time over the rounds' wall time: its share of one
-//! core (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
+//! ratio includes the sampler; a third service, traced the same way without the OS view
+//! (`FDR_E2E_SERVER=noos`), takes its turn in every round, and `os.cpu_per_request_ratio` is
+//! the median of the rounds' view-on over view-off ratios: the OS view's own cost per
+//! request. `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`, found by name in
+//! `/proc/PID/task`) CPU time over the rounds' wall time: its share of one core
+//! (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
 //! (`fdr_recorder::os::stack_of`) of a recorded thread blocked in the kernel inside a scope,
 //! in this process (E2: <= 20 us); `os.stack_capture_running_ns` the same for a thread
 //! spinning on a CPU (the capture signal: it includes the wait for that thread to run).
@@ -48,13 +51,17 @@ const FIGURE: &str = "e2e.cpu_per_request_ratio";
 
 fn main() {
     match std::env::var("FDR_E2E_SERVER").as_deref() {
-        Ok("on") => serve(true),
-        Ok("off") => serve(false),
+        Ok("on") => serve(true, true),
+        Ok("noos") => serve(true, false),
+        Ok("off") => serve(false, false),
         _ => {
             // `cargo bench -- FILTER`: run only if the filter names this bench's figures.
             let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
             if filter.as_deref().is_none_or(|f| {
-                FIGURE.contains(f) || f.starts_with("e2e") || "os.sampler_cpu_share".contains(f)
+                FIGURE.contains(f)
+                    || f.starts_with("e2e")
+                    || "os.sampler_cpu_share".contains(f)
+                    || "os.cpu_per_request_ratio".contains(f)
             }) {
                 drive();
             }
@@ -98,12 +105,13 @@ async fn handle(req: Request<Incoming>, fdr: bool) -> Result<Response<Full<Bytes
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
-/// A service process: prints its port, serves until its standard input closes.
-fn serve(fdr: bool) {
+/// A service process: prints its port, serves until its standard input closes. With `fdr`,
+/// the recorder and sentinel run, with the OS view if `os`.
+fn serve(fdr: bool, os: bool) {
     let dir = std::env::temp_dir().join(format!("fdr-e2e-incidents-{}", std::process::id()));
     let _sentinel = fdr.then(|| {
         fdr_recorder::start(fdr_recorder::Config {
-            os: fdr_recorder::OsConfig::platform_default(),
+            os: fdr_recorder::OsConfig::platform_default().filter(|_| os),
             ..fdr_recorder::Config::default()
         })
         .expect("recorder starts");
@@ -261,22 +269,25 @@ fn drive() {
     }
     let off = Service::start("off");
     let on = Service::start("on");
+    let noos = Service::start("noos");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .expect("runtime");
-    // Warm both up (connections, allocator, the recorder's pool).
-    for s in [&off, &on] {
+    // Warm them up (connections, allocator, the recorder's pool).
+    for s in [&off, &on, &noos] {
         rt.block_on(load(s.port, REQUESTS_PER_ROUND));
     }
     let started = Instant::now();
     let sampler_before = on.thread_cpu_ns("fdr-sampler");
-    let (mut per_off, mut per_on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut per_off, mut per_on, mut ratios, mut os_ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let mut cost = [0.0; 2];
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let s = [&off, &on][i];
+        let mut cost = [0.0; 3];
+        // Each service goes first, second and third in turn.
+        for k in 0..3 {
+            let i = (round + k) % 3;
+            let s = [&off, &on, &noos][i];
             let before = s.cpu_ns();
             rt.block_on(load(s.port, REQUESTS_PER_ROUND));
             cost[i] = (s.cpu_ns() - before) as f64 / REQUESTS_PER_ROUND as f64;
@@ -284,9 +295,10 @@ fn drive() {
         per_off.push(cost[0]);
         per_on.push(cost[1]);
         ratios.push(cost[1] / cost[0]);
+        os_ratios.push(cost[1] / cost[2]);
     }
     eprintln!(
-        "e2e: {} rounds of {} requests each way in {:.1?}",
+        "e2e: {} rounds of {} requests to each of three services in {:.1?}",
         ROUNDS,
         REQUESTS_PER_ROUND,
         started.elapsed()
@@ -301,6 +313,8 @@ fn drive() {
     report("e2e.cpu_per_request_ns_off", median(per_off));
     report("e2e.cpu_per_request_ns_on", median(per_on));
     report(FIGURE, median(ratios));
+    report("os.cpu_per_request_ratio", median(os_ratios));
+    drop(noos);
     drop(on);
     if let Some(path) = std::env::var_os("FDR_E2E_TRACE") {
         eprintln!(
