@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[cfg(target_arch = "x86_64")]
-use super::procfs::BlockedFiles;
+use super::procfs::{BlockedFiles, LastRead};
 use super::signal::{self, Area, CpuTimer, DONE, MAX_AREAS, OUTCOME_COPIED, OUTCOME_SP_OUTSIDE};
 #[cfg(target_arch = "x86_64")]
 use super::unwind::BlockedUnwind;
@@ -291,15 +291,12 @@ impl Capturer {
 
     /// Reads thread `tid`'s stack if it is blocked in the kernel (see the module docs):
     /// saved registers, one copy of the live stack, unwound, kept only if the thread's
-    /// scheduler counters did not move from a reading taken before the registers to one
-    /// taken after the copy.
+    /// scheduler counters did not move from before the registers were read to after the copy.
     ///
-    /// The reading before may be the one after the thread's previous read (kept in
-    /// [`BlockedFiles`]): a thread's counters move whenever it is scheduled in, so counters
-    /// equal to any earlier reading mean it was not scheduled in since, the registers and
-    /// copy included. A thread read again while it stays blocked (the stacks of one long
-    /// scope) so costs three system calls, not four. If the counters moved since that
-    /// reading, the one just taken is the new reading before and the read is tried once more.
+    /// A thread whose counters still equal those its last read ended with was not scheduled
+    /// in since: it has stayed blocked where that read found it, so its stack is that read's
+    /// (kept in [`BlockedFiles`]) and costs one system call. That is the stacks of one long
+    /// scope after the first.
     #[cfg(target_arch = "x86_64")]
     fn read_blocked(&mut self, tid: u64, bounds: Option<(u64, u64)>) -> Blocked {
         let Some((lo, hi)) = bounds else {
@@ -312,54 +309,48 @@ impl Capturer {
                 Err(_) => return Blocked::Signal,
             },
         };
-        let (mut before, mut kept) = match files.last {
-            Some(s) => (s, true),
-            None => match files.schedstat() {
-                Ok(s) => (s, false),
-                Err(_) => return Blocked::Signal,
-            },
+        let Ok(before) = files.schedstat() else {
+            return Blocked::Signal;
         };
         if before.timeslices == 0 {
             // No scheduler statistics (the kernel keeps them off): nothing would tell
             // whether the thread ran during the copy.
-            files.last = None;
             return Blocked::Signal;
         }
-        loop {
-            let r = self.read_once(tid, (lo, hi));
-            let files = self.blocked.get_mut(&tid).expect("opened above");
-            let after = files.schedstat().ok();
-            files.last = after;
-            let still = after == Some(before);
-            match r {
-                Once::Stack(truncated) if still => {
-                    self.unwind_misses = 0;
-                    if self.frames.is_empty() {
-                        return Blocked::Failed(Failure::Unwind);
-                    }
-                    return Blocked::Stack(truncated);
+        if let Some(last) = &files.last
+            && last.counters == before
+        {
+            self.frames.clone_from(&last.frames);
+            return Blocked::Stack(last.truncated);
+        }
+        files.last = None;
+        let r = self.read_once(tid, (lo, hi));
+        let files = self.blocked.get_mut(&tid).expect("opened above");
+        let still = files.schedstat().is_ok_and(|after| after == before);
+        match r {
+            Once::Stack(truncated) if still => {
+                self.unwind_misses = 0;
+                if self.frames.is_empty() {
+                    return Blocked::Failed(Failure::Unwind);
                 }
-                Once::Stack(_) => {}
-                Once::NoRoot if still => {
-                    // A miss of one moment: code the unwinder cannot leave this way.
-                    self.unwind_misses += 1;
-                    if self.unwind_misses >= BLOCKED_MISSES_MAX {
-                        self.blocked_ok = false;
-                    }
-                    return Blocked::Signal;
-                }
-                Once::NoRoot => {}
-                Once::Done(b) => return b,
+                files.last = Some(LastRead {
+                    counters: before,
+                    frames: self.frames.clone(),
+                    truncated,
+                });
+                Blocked::Stack(truncated)
             }
-            // The thread was scheduled in since `before`: if that reading was an old one,
-            // the one just taken is fresh; try once more from it.
-            match after {
-                Some(a) if kept => {
-                    before = a;
-                    kept = false;
+            Once::NoRoot if still => {
+                // A miss of one moment: code the unwinder cannot leave this way.
+                self.unwind_misses += 1;
+                if self.unwind_misses >= BLOCKED_MISSES_MAX {
+                    self.blocked_ok = false;
                 }
-                _ => return Blocked::Signal,
+                Blocked::Signal
             }
+            Once::Done(b) => b,
+            // The thread ran meanwhile.
+            Once::Stack(_) | Once::NoRoot => Blocked::Signal,
         }
     }
 
@@ -591,6 +582,32 @@ mod tests {
         // The innermost address may differ (the kernel rewinds an interrupted call to
         // restart it); every return address agrees.
         assert_eq!(read[1..], signalled[1..], "{read:x?} vs {signalled:x?}");
+        drop(c);
+        t.join().unwrap();
+    }
+
+    /// A thread read again while still blocked gives the same stack; one that ran and
+    /// blocked elsewhere meanwhile gives its new stack, never the one kept from before.
+    #[test]
+    fn a_thread_read_again_gives_its_stack_of_now() {
+        let mut c = capturer();
+        let cap = c.as_mut().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        // Blocks in `recv` (a futex wait), then, woken, in the C library's `sleep`.
+        let (tid, bounds, t) = spawn_thread(move || {
+            let _ = rx.recv();
+            signal::testing::sleep_in_libc(2);
+        });
+        let waiting = read_blocked_frames(cap, tid, bounds);
+        assert_eq!(read_blocked_frames(cap, tid, bounds), waiting);
+        tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let sleeping = read_blocked_frames(cap, tid, bounds);
+        assert_ne!(
+            sleeping[0], waiting[0],
+            "the stack kept from the wait: {waiting:x?} then {sleeping:x?}"
+        );
+        assert_eq!(read_blocked_frames(cap, tid, bounds), sleeping);
         drop(c);
         t.join().unwrap();
     }

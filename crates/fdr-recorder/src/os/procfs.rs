@@ -95,9 +95,18 @@ pub(crate) struct SavedRegs {
 pub(crate) struct BlockedFiles {
     schedstat: File,
     syscall: File,
-    /// The counters the last read of this thread ended with (a reading from before the
-    /// next read's registers, for as long as they stay equal).
-    pub(crate) last: Option<SchedStat>,
+    /// The last read of this thread's stack while it was blocked.
+    pub(crate) last: Option<LastRead>,
+}
+
+/// A blocked thread's stack as a read found it, and its counters then: while they stay
+/// equal, the thread has not been scheduled in, and its stack is the same.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug)]
+pub(crate) struct LastRead {
+    pub(crate) counters: SchedStat,
+    pub(crate) frames: Vec<u64>,
+    pub(crate) truncated: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
