@@ -389,9 +389,7 @@ mod tests {
         );
         for s in &same_home {
             assert_eq!(cache.get(s), ids[0]);
-            assert!(
-                matches!(STATIC_NAMES.lookup(s), None) || STATIC_NAMES.lookup(s) == Some(ids[0])
-            );
+            assert!(STATIC_NAMES.lookup(s).is_none_or(|id| id == ids[0]));
         }
     }
 
