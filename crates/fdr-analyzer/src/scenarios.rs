@@ -91,7 +91,13 @@ impl TraceBuilder {
             table.thread(ThreadId(i as u32 + 1), 100 + i as u64, name);
         }
         for m in &self.modules {
-            table.module(m.start, m.end, m.file_offset, m.path.as_bytes(), &m.build_id);
+            table.module(
+                m.start,
+                m.end,
+                m.file_offset,
+                m.path.as_bytes(),
+                &m.build_id,
+            );
         }
         table.clock(&ClockSync {
             ticks: 1_000_000,

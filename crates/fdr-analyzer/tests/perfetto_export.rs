@@ -128,8 +128,16 @@ fn decode(trace: &[u8], name: &str) -> Option<(Value, Counts)> {
     );
     let v: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(v["packets"].as_u64(), Some(counts.packets), "{name}");
-    assert_eq!(v["states"].as_array().unwrap().len() as u64, states, "{name}");
-    assert_eq!(v["samples"].as_array().unwrap().len() as u64, samples, "{name}");
+    assert_eq!(
+        v["states"].as_array().unwrap().len() as u64,
+        states,
+        "{name}"
+    );
+    assert_eq!(
+        v["samples"].as_array().unwrap().len() as u64,
+        samples,
+        "{name}"
+    );
     Some((v, counts))
 }
 
@@ -596,11 +604,15 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
     };
     use fdr_format::SampleCause;
     b.push(sampler, 0, sample(SampleCause::Periodic, 0, 0, b'R'));
-    b.push(sampler, 12 * ms, sample(SampleCause::LongScope, 11 * ms, 0, b'S'));
+    b.push(
+        sampler,
+        12 * ms,
+        sample(SampleCause::LongScope, 11 * ms, 0, b'S'),
+    );
     let mut bytes = Vec::new();
     fdr_format::StackFrames::encode(&[ip], &mut bytes);
-    let frames = fdr_format::StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1)
-        .unwrap();
+    let frames =
+        fdr_format::StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).unwrap();
     b.push(
         sampler,
         12 * ms + 500_000,
@@ -651,7 +663,10 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
         str_of(&leaf["function"]).ends_with("perfetto_test_blocking_call"),
         "{frames:?}"
     );
-    assert!(str_of(&leaf["file"]).ends_with("perfetto_export.rs"), "{leaf}");
+    assert!(
+        str_of(&leaf["file"]).ends_with("perfetto_export.rs"),
+        "{leaf}"
+    );
     assert!(leaf["line"].as_u64().is_some(), "{leaf}");
     assert_eq!(leaf["mapping"], module_of(ip).path.as_str());
 }

@@ -203,11 +203,14 @@ impl<W: Write> PerfettoExport<W> {
         }
     }
 
-    /// Where to find the binaries that symbolize the stacks' frames (by default, the paths
-    /// the recorded process saw); a frame whose binary is not found keeps its module and
-    /// offset.
-    pub fn with_symbols(mut self, options: fdr_symbolize::Options) -> Self {
-        self.symbolizer = fdr_symbolize::Symbolizer::new(options);
+    /// Binaries to symbolize the stacks' frames with, matched by build id (the paths the
+    /// recorded process saw are tried after these); a frame whose binary is not found
+    /// keeps its module and offset.
+    pub fn with_binaries(mut self, binaries: Vec<std::path::PathBuf>) -> Self {
+        self.symbolizer = fdr_symbolize::Symbolizer::new(fdr_symbolize::Options {
+            binaries,
+            ..fdr_symbolize::Options::default()
+        });
         self
     }
 

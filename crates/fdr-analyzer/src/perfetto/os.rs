@@ -14,7 +14,7 @@
 //! - **Callstack samples.** Every stack (long scopes, CPU timers) is a `PerfSample` of its
 //!   thread with an interned callstack: frames (one per source frame, inlined ones too)
 //!   with their function, file and line when the module's binary is found (see
-//!   [`PerfettoExport::with_symbols`]), and the module's mapping (path, build id, start,
+//!   [`PerfettoExport::with_binaries`]), and the module's mapping (path, build id, start,
 //!   end, file offset) either way, so the UI shows the stack of a long poll next to it and
 //!   a flame graph of any selection.
 
