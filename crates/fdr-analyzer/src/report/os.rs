@@ -8,7 +8,7 @@ use crate::profile::{PollRecord, Profile, TaskKind};
 use crate::text::{dur, pct};
 
 /// What the report says where the OS view does not apply.
-pub const NO_OS_VIEW: &str = "no OS view in this trace";
+pub(super) const NO_OS_VIEW: &str = "no OS view in this trace";
 
 /// Frames of a long poll's stack shown in its row.
 const SHOWN_FRAMES: usize = 3;
@@ -109,7 +109,7 @@ mod tests {
     use fdr_format::{EventKind, Module, SampleCause, StackFrames, TaskId};
 
     use crate::report::Report;
-    use crate::scenarios::{TraceBuilder, scenario};
+    use fdr_test_support::scenarios::{TraceBuilder, scenario};
 
     /// Where a long poll of the test below blocks.
     #[inline(never)]
