@@ -539,7 +539,7 @@ fn module_of(addr: u64) -> fdr_format::Module {
 /// function it blocked in, with file and line.
 #[test]
 fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
-    let ip = perfetto_test_blocking_call as usize as u64 + 1;
+    let ip = perfetto_test_blocking_call as *const () as usize as u64 + 1;
     let module = module_of(ip);
     let mut b = TraceBuilder::new();
     b.module(module);

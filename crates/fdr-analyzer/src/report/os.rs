@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_long_poll_shows_its_split_and_the_top_frames_of_its_stack() {
-        let ip = report_test_blocking_call as usize as u64 + 1;
+        let ip = report_test_blocking_call as *const () as usize as u64 + 1;
         let mut b = TraceBuilder::new();
         b.module(module_of(ip));
         let worker = b.thread("worker");
