@@ -1,7 +1,8 @@
 //! `fdr export --format perfetto`: a native Perfetto trace, the protobuf `Trace` message
 //! (a stream of `TracePacket`s), which Perfetto UI and `trace_processor` open.
 //!
-//! Written as the trace streams, one packet per event, in the reader's time order:
+//! Written as the trace streams, one packet per event, in the reader's time order (but
+//! the OS state slices, written when their interval closes):
 //!
 //! - a process track (`ProcessDescriptor`: pid, program) and, the first time a thread
 //!   shows up, its thread track (`ThreadDescriptor`: pid, fdr's thread id, name); names
