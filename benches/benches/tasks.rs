@@ -164,7 +164,7 @@ fn bench_tasks(c: &mut Criterion) {
     // executor's own work, the bare future's creation and drop subtracted.
     let (bare_ns, spawn_ns) = paired(
         || {
-            drop(black_box(Spin));
+            black_box(Spin);
         },
         || {
             drop(black_box(Spin.traced("bench spawn")));
