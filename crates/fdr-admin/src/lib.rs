@@ -134,6 +134,7 @@ mod routes;
 mod server;
 mod spool;
 mod stream;
+mod tasks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -63,6 +63,8 @@ mod hot;
 #[cfg(not(loom))]
 mod intern;
 #[cfg(not(loom))]
+mod live;
+#[cfg(not(loom))]
 mod local;
 #[cfg(not(loom))]
 mod state;
