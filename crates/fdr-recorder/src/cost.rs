@@ -33,8 +33,10 @@
 //!
 //! The meter picks the least shedding whose projected share (the interval's cost with the
 //! shed events' cost added back, or taken out) is within the budget, and, to restore a
-//! level, within [`RESTORE_FRACTION`] of it, so detail does not flap; with nothing left to
-//! shed (no polls or wakes: the load fell) it restores full detail. Each interval's level
+//! level, within [`RESTORE_FRACTION`] of it, so detail does not flap. It sheds only what
+//! would save at least [`MIN_SAVING_FRACTION`] of the budget and of the excess: with little left to shed (the
+//! load fell, or fdr's own threads are what costs in a quiet process) it keeps or restores
+//! full detail. Each interval's level
 //! is written into the trace as the metric sample `fdr_cost_shed_level` beside
 //! `fdr_cost_share` and `fdr_cost_events_per_second` (`docs/FORMAT.md`), and each change as
 //! a log in category `fdr.cost`.
@@ -61,6 +63,11 @@ pub const DEFAULT_BUDGET: f64 = 0.01;
 /// A shed level is restored only when the projected share with its detail back is within
 /// this fraction of the budget.
 pub const RESTORE_FRACTION: f64 = 0.8;
+
+/// Detail is shed only when what a level sheds would cost at least this fraction of the
+/// budget and of the share's excess over it: in a quiet process fdr's own threads may be
+/// most of its CPU time, and shedding polls would barely change the share.
+pub const MIN_SAVING_FRACTION: f64 = 0.25;
 
 /// Most of fdr's threads the meter follows at once; a thread registered past it is counted
 /// in [`Cost::unmetered_threads`].
@@ -416,24 +423,31 @@ impl Interval {
         (self.threads_ns + events * self.per_event_ns) / self.process_ns
     }
 
-    /// The level to record at next: the least shedding within the budget (within
-    /// [`RESTORE_FRACTION`] of it for less shedding than `now`), the most if none is; full
-    /// detail when shedding saves nothing (no polls or wakes).
+    /// The level to record at next, among full detail and the levels whose shed events
+    /// would cost at least [`MIN_SAVING_FRACTION`] of the budget and of the excess over
+    /// it: the least shedding within
+    /// the budget (within [`RESTORE_FRACTION`] of it for less shedding than `now`), the
+    /// most if none is; full detail when shedding would save next to nothing (few or no
+    /// polls and wakes: the load fell, or fdr's own threads are the cost).
     fn choose(&self, now: Detail, budget: f64) -> Detail {
-        if self.wakes == 0.0 && self.polls == 0.0 {
-            return Detail::Full;
+        let full = self.share_at(now, Detail::Full);
+        let excess = (full - budget).max(budget);
+        let worth = |l: Detail| {
+            l == Detail::Full || full - self.share_at(now, l) >= excess * MIN_SAVING_FRACTION
+        };
+        let mut most = Detail::Full;
+        for l in Detail::ALL.into_iter().filter(|&l| worth(l)) {
+            let limit = if l < now {
+                budget * RESTORE_FRACTION
+            } else {
+                budget
+            };
+            if self.share_at(now, l) <= limit {
+                return l;
+            }
+            most = l;
         }
-        Detail::ALL
-            .into_iter()
-            .find(|&l| {
-                let limit = if l < now {
-                    budget * RESTORE_FRACTION
-                } else {
-                    budget
-                };
-                self.share_at(now, l) <= limit
-            })
-            .unwrap_or(Detail::NoPolls)
+        most
     }
 }
 
@@ -524,12 +538,26 @@ mod tests {
         let i = interval(1e9, 0.0, 1000.0, 1000.0, 1000.0);
         let full = i.share_at(Detail::NoPolls, Detail::Full);
         assert!((full - 4000.0 * 10.0 / 1e9).abs() < 1e-12, "{full}");
-        // Full detail would be just within the budget, not within the restore fraction.
-        assert_eq!(i.choose(Detail::NoPolls, full * 1.01), Detail::NoWakes);
+        // Full detail would be just within the budget, not within the restore fraction:
+        // not restored.
+        assert_ne!(i.choose(Detail::NoPolls, full * 1.01), Detail::Full);
         assert_eq!(i.choose(Detail::NoPolls, full * 2.0), Detail::Full);
         // No polls or wakes: nothing to save, full detail whatever the share.
         let idle = interval(1e6, 5e5, 0.0, 0.0, 0.0);
         assert_eq!(idle.choose(Detail::NoPolls, 0.01), Detail::Full);
+    }
+
+    #[test]
+    fn a_quiet_process_whose_cost_is_fdrs_threads_keeps_full_detail() {
+        // 5 ms of process CPU, 2 ms of it fdr's threads: 40% over a 1% budget. A thousand
+        // polls and wakes (30 us of recording) would save 0.6% of it: not worth shedding.
+        let quiet = interval(5e6, 2e6, 3000.0, 1000.0, 1000.0);
+        assert!(quiet.share_at(Detail::Full, Detail::Full) > 0.01);
+        assert_eq!(quiet.choose(Detail::Full, 0.01), Detail::Full);
+        assert_eq!(quiet.choose(Detail::NoPolls, 0.01), Detail::Full);
+        // The same threads with a flood of polls: those are shed.
+        let busy = interval(5e6, 2e6, 300_000.0, 100_000.0, 100_000.0);
+        assert_eq!(busy.choose(Detail::Full, 0.01), Detail::NoPolls);
     }
 
     #[test]
