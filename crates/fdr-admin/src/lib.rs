@@ -126,6 +126,7 @@ mod auth;
 mod body;
 mod capture;
 mod conn;
+mod cost;
 mod host;
 #[cfg(feature = "pprof")]
 mod profile;

@@ -48,7 +48,7 @@ thread_local! {
 /// Whether recording is on: one relaxed load. Instrumentation may skip work when it is off.
 #[inline(always)]
 pub fn enabled() -> bool {
-    crate::ENABLED.load(Ordering::Relaxed)
+    crate::SWITCHES.enabled.load(Ordering::Relaxed)
 }
 
 /// Runs `f` with this thread's recorder, registering the thread on its first event.

@@ -183,7 +183,7 @@ impl Shim {
         let task = self.id;
         let current = current_task();
         let now = stamp(
-            enabled(),
+            enabled() && crate::cost::record_wakes(),
             || wake_fast(task, current),
             || wake_slow(task, current),
         )
@@ -312,7 +312,8 @@ impl<F: Future> Future for Traced<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let task = *this.id;
-        let on = enabled();
+        // Start and end are recorded or not together, whatever the budget does meanwhile.
+        let on = enabled() && crate::cost::record_polls();
         let start = stamp(on, || poll_start_fast(task), || poll_start_slow(task));
         let (woken, waker) = match &*this.waker {
             Some((shim, w)) if shim.inner.will_wake(cx.waker()) => {
