@@ -36,7 +36,7 @@ pub(crate) enum Shape {
 const PIPELINE_DEPTH: usize = 64;
 /// The tenant's quota before and during the fault (requests per second).
 const QUOTA_HEALTHY: f64 = 1_000_000.0;
-const QUOTA_LOWERED: f64 = 400.0;
+const QUOTA_LOWERED: f64 = 100.0;
 
 /// A token bucket, the way a synchronous client library writes one.
 struct RateLimiter {

@@ -209,14 +209,12 @@ fn sum(v: impl IntoIterator<Item = u64>) -> u64 {
     v.into_iter().fold(0, u64::saturating_add)
 }
 
-/// The busy time of every application thread's span, first to last event (fdr's own
-/// threads left out: [`crate::threads`]).
+/// The busy time of every thread's span, first to last event.
 pub(crate) fn thread_time(p: &Profile) -> u64 {
     sum(p
         .threads
-        .iter()
-        .filter(|(id, _)| !crate::threads::is_own(&p.tables, **id))
-        .map(|(_, t)| t.last_ns.saturating_sub(t.first_ns)))
+        .values()
+        .map(|t| t.last_ns.saturating_sub(t.first_ns)))
 }
 
 pub(crate) fn finding(

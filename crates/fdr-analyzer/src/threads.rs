@@ -6,8 +6,9 @@
 //!   `fdr-tokio-watch`, the sentinel's and the admin endpoint's: every name starting with
 //!   [`OWN_THREAD_PREFIX`]). They record at a low rate, so their chunks stay in the ring
 //!   long after the application's have aged out: their history reaches back further, or
-//!   (when cut) starts late. They never restart the common window, never count in the
-//!   thread time shares are taken of, and are never compared by `serial_bottleneck`.
+//!   (when cut) starts late. They never restart the common window and are never compared
+//!   by `serial_bottleneck`. (They still count in the thread time the rules' shares are
+//!   taken of, which the rules' thresholds were set with.)
 //! - **threads of unknown state**: a thread whose history in the dump was cut (its first
 //!   event is not its thread start) inside a task shows events with no task current, its
 //!   task's begin aged out. Until its first poll or user-task begin or end, park or unpark,
