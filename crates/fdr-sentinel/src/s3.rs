@@ -1529,6 +1529,10 @@ mod tests {
             host: "h".into(),
             pid: 1,
             service_version: None,
+            service: None,
+            process_start_unix_ms: None,
+            fdr_version: None,
+            build_id: None,
             bytes,
         }
     }

@@ -694,6 +694,9 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
             }
         }
     }
+    // The identity the recorder writes in the dump's header, in the sidecar too.
+    let process = fdr_recorder::process_info();
+    let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
     let meta = IncidentMeta {
         id: incident_id(req.time_unix_ms, &rule.name),
         rule: rule.name.clone(),
@@ -703,9 +706,19 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
         threshold: rule.threshold,
         values: req.values.clone(),
         time_unix_ms: req.time_unix_ms,
-        host: host_name(),
+        host: Some(process.host.clone())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(host_name),
         pid: std::process::id(),
-        service_version: shared.service_version.clone(),
+        service_version: shared
+            .service_version
+            .clone()
+            .or_else(|| nonempty(&process.service_version)),
+        service: nonempty(&process.service),
+        process_start_unix_ms: Some(process.process_start_unix_ns / 1_000_000)
+            .filter(|&ms| ms > 0),
+        fdr_version: nonempty(&process.fdr_version),
+        build_id: nonempty(&process.build_id),
         bytes: 0,
     };
     // A store is user code: its panic is a failed dump, not a dead sentinel.

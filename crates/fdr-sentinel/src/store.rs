@@ -42,8 +42,16 @@ pub struct IncidentMeta {
     pub host: String,
     /// The process.
     pub pid: u32,
-    /// The service's version, if the sentinel was told it.
+    /// The service's version, if the sentinel or the recorder was told it.
     pub service_version: Option<String>,
+    /// The service's name, from the recorder's identity (absent from older sidecars).
+    pub service: Option<String>,
+    /// When the process started, in milliseconds since the Unix epoch (absent if unknown).
+    pub process_start_unix_ms: Option<u64>,
+    /// The version of fdr that wrote the dump.
+    pub fdr_version: Option<String>,
+    /// The program's build id, in hex (absent if it has none).
+    pub build_id: Option<String>,
     /// The dump's size (set by the store).
     pub bytes: u64,
 }
@@ -63,6 +71,10 @@ impl IncidentMeta {
             "host": self.host,
             "pid": self.pid,
             "service_version": self.service_version,
+            "service": self.service,
+            "process_start_unix_ms": self.process_start_unix_ms,
+            "fdr_version": self.fdr_version,
+            "build_id": self.build_id,
             "bytes": self.bytes,
         })
     }
@@ -85,6 +97,7 @@ impl IncidentMeta {
                 .and_then(|x| x.as_u64())
                 .ok_or_else(|| format!("field `{k}`: expected a whole number"))
         };
+        let opt_s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         let (id, rule, condition, metric) = (s("id")?, s("rule")?, s("condition")?, s("metric")?);
         let (value, threshold) = (f("value")?, f("threshold")?);
         let values = v
@@ -111,10 +124,12 @@ impl IncidentMeta {
             time_unix_ms: u("time_unix_ms")?,
             host: s("host")?,
             pid: u32::try_from(u("pid")?).map_err(|_| "field `pid`: out of range")?,
-            service_version: v
-                .get("service_version")
-                .and_then(|x| x.as_str())
-                .map(str::to_owned),
+            service_version: opt_s("service_version"),
+            // Written since sidecars name the process; older ones have none.
+            service: opt_s("service"),
+            process_start_unix_ms: v.get("process_start_unix_ms").and_then(|x| x.as_u64()),
+            fdr_version: opt_s("fdr_version"),
+            build_id: opt_s("build_id"),
             bytes: u("bytes")?,
         })
     }
@@ -576,6 +591,10 @@ fn adopted(id: &str, bytes: u64, modified_ms: u64) -> IncidentMeta {
         host: layout::host_name(),
         pid,
         service_version: None,
+        service: None,
+        process_start_unix_ms: None,
+        fdr_version: None,
+        build_id: None,
         bytes,
     }
 }
@@ -719,6 +738,10 @@ mod tests {
             host: "h".into(),
             pid: 7,
             service_version: Some("1.2.3".into()),
+            service: None,
+            process_start_unix_ms: None,
+            fdr_version: None,
+            build_id: None,
             bytes: 0,
         }
     }
