@@ -103,11 +103,9 @@ pub(crate) fn start_from_proc(stat: &str, proc_stat: &str) -> Option<u64> {
         .trim()
         .parse()
         .ok()?;
-    Some(
-        btime
-            .checked_mul(1_000_000_000)?
-            .checked_add(ticks.checked_mul(1_000_000_000 / USER_HZ)?)?,
-    )
+    btime
+        .checked_mul(1_000_000_000)?
+        .checked_add(ticks.checked_mul(1_000_000_000 / USER_HZ)?)
 }
 
 /// The executable's GNU build id in lowercase hex; empty if it has none or cannot be
@@ -189,7 +187,10 @@ mod tests {
         // Started before now and within the last day (the test binary was just run).
         // `/proc` counts in whole seconds (boot) and hundredths (start): allow a second.
         let now = now + 1_000_000_000;
-        assert!(start <= now && now - start < 86_400_000_000_000, "{start} vs {now}");
+        assert!(
+            start <= now && now - start < 86_400_000_000_000,
+            "{start} vs {now}"
+        );
         let id = build_id();
         assert!(
             id.len() >= 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),

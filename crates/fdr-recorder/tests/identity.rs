@@ -31,7 +31,11 @@ fn the_dump_header_carries_the_configured_and_the_systems_identity() {
     })
     .unwrap();
     let info = header_of_a_dump();
-    assert_eq!(info, fdr_recorder::process_info(), "what the recorder says it writes");
+    assert_eq!(
+        info,
+        fdr_recorder::process_info(),
+        "what the recorder says it writes"
+    );
     assert_eq!(info.service, "checkout-api");
     assert_eq!(info.service_version, "42.1");
     assert_eq!(info.host, "web-7.example");

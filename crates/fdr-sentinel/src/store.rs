@@ -185,7 +185,7 @@ pub enum StoreError {
         object: String,
         /// The HTTP status, if the store answered.
         status: Option<u16>,
-        /// The store's error code (S3's `<Code>`: `NoSuchBucket`, `SignatureDoesNotMatch`).
+        /// The kind of error (object_store's: `NotFound`, `PermissionDenied`, `Unauthenticated`, `Generic`).
         code: Option<String>,
         /// The store's message, or why there was no answer.
         message: String,
@@ -212,7 +212,8 @@ fn remote_why(status: Option<u16>, code: Option<&str>, message: &str) -> String 
     match (status, code) {
         (Some(s), Some(c)) => format!("HTTP {s} {c}: {message}"),
         (Some(s), None) => format!("HTTP {s}: {message}"),
-        (None, _) => format!("no answer: {message}"),
+        (None, Some(c)) => format!("{c}: {message}"),
+        (None, None) => format!("no answer: {message}"),
     }
 }
 

@@ -85,7 +85,10 @@ pub fn the_deep_incident(
     assert_eq!(dump.len() as u64, m.bytes);
     assert_eq!(stats.bytes_written, m.bytes);
     // The sidecar names the process as the dump's header does.
-    let header = fdr_format::Decoder::new(&dump).unwrap().process_info().clone();
+    let header = fdr_format::Decoder::new(&dump)
+        .unwrap()
+        .process_info()
+        .clone();
     assert_eq!(m.host, header.host);
     assert!(!m.host.is_empty());
     assert_eq!(m.pid, header.pid);
