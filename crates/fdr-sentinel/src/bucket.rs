@@ -324,6 +324,16 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The variables named `PREFIX...`, lowercased as object_store's configuration keys.
+#[allow(dead_code, reason = "used by the providers this build has")]
+fn client_vars(prefix: &str) -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
 /// The store for `config`'s URL, over the environment and `options`.
 fn build(
     config: &BucketConfig,
@@ -341,6 +351,13 @@ fn build(
                 .with_url(format!("s3://{bucket}"))
                 .with_client_options(client)
                 .with_retry(retry);
+            // The environment's client settings (`AWS_ALLOW_HTTP`, ...), which the
+            // client options just set replaced.
+            for (k, v) in client_vars("AWS_") {
+                if let Ok(key @ AmazonS3ConfigKey::Client(_)) = k.parse::<AmazonS3ConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
             for (k, v) in &config.options {
                 let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k))?;
                 b = b.with_config(key, v);
@@ -355,6 +372,13 @@ fn build(
                 .with_url(format!("gs://{bucket}"))
                 .with_client_options(client)
                 .with_retry(retry);
+            // The environment's client settings (`GOOGLE_ALLOW_HTTP`, ...), which the
+            // client options just set replaced.
+            for (k, v) in client_vars("GOOGLE_") {
+                if let Ok(key @ GoogleConfigKey::Client(_)) = k.parse::<GoogleConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
             for (k, v) in &config.options {
                 let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k))?;
                 b = b.with_config(key, v);
@@ -369,6 +393,13 @@ fn build(
                 .with_url(format!("az://{bucket}"))
                 .with_client_options(client)
                 .with_retry(retry);
+            // The environment's client settings (`AZURE_ALLOW_HTTP`, ...), which the
+            // client options just set replaced.
+            for (k, v) in client_vars("AZURE_") {
+                if let Ok(key @ AzureConfigKey::Client(_)) = k.parse::<AzureConfigKey>() {
+                    b = b.with_config(key, v);
+                }
+            }
             for (k, v) in &config.options {
                 let key: AzureConfigKey = k.parse().map_err(|_| unknown(k))?;
                 b = b.with_config(key, v);
