@@ -202,6 +202,9 @@ pub struct ThreadStats {
     pub parks: u64,
     /// Longest stretch with a task current: duration, start, outermost task.
     pub longest_active: (u64, u64, TaskId, StrId),
+    /// From when its task state is known (`None`: its history was cut inside a task and
+    /// shows no task begin or end, park or unpark yet; see [`crate::threads`]).
+    pub known_from_ns: Option<u64>,
     // --- live state ---
     pub(crate) depth: u32,
     pub(crate) active_since: u64,
@@ -850,9 +853,13 @@ impl Visitor for Profile {
                 return;
             }
             th.data = true;
+            if matches!(cx.kind, EventKind::ThreadStart) {
+                th.known_from_ns = Some(ns);
+            }
             if self.opts.window == crate::window::WindowSpec::Active
                 && !matches!(cx.kind, EventKind::ThreadStart)
                 && ns > self.window.from_ns
+                && !crate::threads::is_own(cx.tables, cx.thread)
             {
                 // A thread whose history in the trace was cut starts here: so does the
                 // common window.
@@ -864,6 +871,7 @@ impl Visitor for Profile {
         self.late_events += cx.late as u64;
         match cx.kind {
             EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
+                th.known_from_ns.get_or_insert(ns);
                 if th.depth == 0 {
                     th.active_since = ns;
                     th.outer_task = cx.task;
@@ -880,6 +888,12 @@ impl Visitor for Profile {
                         th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
                     }
                 }
+            }
+            EventKind::PollEnd { .. } | EventKind::UserTaskEnd { .. } => {
+                crate::threads::unmatched_end(th, cx.task, ns)
+            }
+            EventKind::Park | EventKind::Unpark => {
+                th.known_from_ns.get_or_insert(ns);
             }
             _ => {}
         }

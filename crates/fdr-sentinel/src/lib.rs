@@ -74,7 +74,7 @@ pub use bucket::{BucketConfig, BucketStore};
 pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
-pub use rule::{Limits, Rule, RuleError, Stat};
+pub use rule::{Limits, NameError, Rule, RuleError, Stat};
 pub use sentinel::{
     DEFAULT_SNAPSHOT_WAIT, Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats,
 };
