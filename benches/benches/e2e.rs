@@ -2,21 +2,28 @@
 //! and a log per request, the flight recorder and the sentinel on, against the same service
 //! without fdr.
 //!
-//! The two services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
+//! The services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
 //! each serving on a loopback port from one thread; the driver sends them the same requests
-//! in rounds, alternating which goes first, and reads each child's CPU time (every thread's
+//! in rounds, rotating which goes first, and reads each child's CPU time (every thread's
 //! time on CPU, `/proc/PID/task/*/schedstat`) before and after its batch. Figures:
 //! `e2e.cpu_per_request_ns_off`, `e2e.cpu_per_request_ns_on` (medians over rounds) and
 //! `e2e.cpu_per_request_ratio` (the median of the rounds' on/off ratios; target <= 1.01).
 //! Linux only (elsewhere the bench reports nothing).
 //!
 //! The traced service runs with the OS view on (`OsConfig::platform_default()`), so E1's
-//! ratio includes the sampler; `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`,
-//! found by name in `/proc/PID/task`) CPU time over the rounds' wall time: its share of one
-//! core (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
+//! ratio includes the sampler; a third service, traced the same way without the OS view
+//! (`FDR_E2E_SERVER=noos`), takes its turn in every round, and `os.cpu_per_request_ratio` is
+//! the median of the rounds' view-on over view-off ratios: the OS view's own cost per
+//! request. `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`, found by name in
+//! `/proc/PID/task`) CPU time over the rounds' wall time: its share of one core
+//! (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
 //! (`fdr_recorder::os::stack_of`) of a recorded thread blocked in the kernel inside a scope,
-//! in this process (E2: <= 20 us); `os.stack_capture_running_ns` the same for a thread
+//! in this process, each of a new block (E2: <= 20 us); `os.stack_capture_again_ns` the same
+//! thread captured again at once, still blocked where the first found it (the later stacks of
+//! one long scope); `os.stack_capture_running_ns` the same for a thread
 //! spinning on a CPU (the capture signal: it includes the wait for that thread to run).
+//! `os.cpu_samples_kept_share` is the share of the CPU-timer stacks a spinning thread's CPU
+//! time asks for (at 99 Hz) that reach the trace.
 //!
 //! The traced service's flight recorder is kept as the run's artifact: when the driver is
 //! done, the service dumps it to `$FDR_E2E_TRACE` (`cargo xtask bench` sets it to
@@ -46,17 +53,21 @@ const FIGURE: &str = "e2e.cpu_per_request_ratio";
 
 fn main() {
     match std::env::var("FDR_E2E_SERVER").as_deref() {
-        Ok("on") => serve(true),
-        Ok("off") => serve(false),
+        Ok("on") => serve(true, true),
+        Ok("noos") => serve(true, false),
+        Ok("off") => serve(false, false),
         _ => {
             // `cargo bench -- FILTER`: run only if the filter names this bench's figures.
             let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
             if filter.as_deref().is_none_or(|f| {
-                FIGURE.contains(f) || f.starts_with("e2e") || "os.sampler_cpu_share".contains(f)
+                FIGURE.contains(f)
+                    || f.starts_with("e2e")
+                    || "os.sampler_cpu_share".contains(f)
+                    || "os.cpu_per_request_ratio".contains(f)
             }) {
                 drive();
             }
-            if filter.is_none_or(|f| f.starts_with("os.stack_capture")) {
+            if filter.is_none_or(|f| f.starts_with("os.stack_capture") || f.starts_with("os.cpu")) {
                 stack_capture();
             }
         }
@@ -96,12 +107,13 @@ async fn handle(req: Request<Incoming>, fdr: bool) -> Result<Response<Full<Bytes
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
-/// A service process: prints its port, serves until its standard input closes.
-fn serve(fdr: bool) {
+/// A service process: prints its port, serves until its standard input closes. With `fdr`,
+/// the recorder and sentinel run, with the OS view if `os`.
+fn serve(fdr: bool, os: bool) {
     let dir = std::env::temp_dir().join(format!("fdr-e2e-incidents-{}", std::process::id()));
     let _sentinel = fdr.then(|| {
         fdr_recorder::start(fdr_recorder::Config {
-            os: fdr_recorder::OsConfig::platform_default(),
+            os: fdr_recorder::OsConfig::platform_default().filter(|_| os),
             ..fdr_recorder::Config::default()
         })
         .expect("recorder starts");
@@ -259,22 +271,25 @@ fn drive() {
     }
     let off = Service::start("off");
     let on = Service::start("on");
+    let noos = Service::start("noos");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .expect("runtime");
-    // Warm both up (connections, allocator, the recorder's pool).
-    for s in [&off, &on] {
+    // Warm them up (connections, allocator, the recorder's pool).
+    for s in [&off, &on, &noos] {
         rt.block_on(load(s.port, REQUESTS_PER_ROUND));
     }
     let started = Instant::now();
     let sampler_before = on.thread_cpu_ns("fdr-sampler");
-    let (mut per_off, mut per_on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut per_off, mut per_on, mut ratios, mut os_ratios) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let mut cost = [0.0; 2];
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let s = [&off, &on][i];
+        let mut cost = [0.0; 3];
+        // Each service goes first, second and third in turn.
+        for k in 0..3 {
+            let i = (round + k) % 3;
+            let s = [&off, &on, &noos][i];
             let before = s.cpu_ns();
             rt.block_on(load(s.port, REQUESTS_PER_ROUND));
             cost[i] = (s.cpu_ns() - before) as f64 / REQUESTS_PER_ROUND as f64;
@@ -282,9 +297,10 @@ fn drive() {
         per_off.push(cost[0]);
         per_on.push(cost[1]);
         ratios.push(cost[1] / cost[0]);
+        os_ratios.push(cost[1] / cost[2]);
     }
     eprintln!(
-        "e2e: {} rounds of {} requests each way in {:.1?}",
+        "e2e: {} rounds of {} requests to each of three services in {:.1?}",
         ROUNDS,
         REQUESTS_PER_ROUND,
         started.elapsed()
@@ -299,6 +315,8 @@ fn drive() {
     report("e2e.cpu_per_request_ns_off", median(per_off));
     report("e2e.cpu_per_request_ns_on", median(per_on));
     report(FIGURE, median(ratios));
+    report("os.cpu_per_request_ratio", median(os_ratios));
+    drop(noos);
     drop(on);
     if let Some(path) = std::env::var_os("FDR_E2E_TRACE") {
         eprintln!(
@@ -328,12 +346,18 @@ fn stack_capture() {
         .spawn(move || {
             let _r = fdr_recorder::region("asleep");
             tx.send(os_tid()).expect("send");
-            // Blocked in the kernel until the captures are done, as a long scope is.
-            let _ = wake.recv();
+            // Blocked in the kernel, as a long scope is; woken (and blocked again at once)
+            // before each capture, so each finds a new block.
+            while wake.recv().is_ok() {}
         })
         .expect("thread");
     let tid = rx.recv().expect("tid");
-    captures("os.stack_capture_ns", tid);
+    let mut again = Vec::new();
+    let mut wake_up = || wake_tx.send(()).expect("wake");
+    captures("os.stack_capture_ns", tid, &mut wake_up, Some(&mut again));
+    if !again.is_empty() {
+        report("os.stack_capture_again_ns", median(again));
+    }
     drop(wake_tx);
     sleeper.join().expect("sleeper");
 
@@ -351,9 +375,48 @@ fn stack_capture() {
         })
         .expect("thread");
     let tid = rx.recv().expect("tid");
-    captures("os.stack_capture_running_ns", tid);
+    captures("os.stack_capture_running_ns", tid, &mut || {}, None);
+    cpu_samples_kept(tid);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     spinner.join().expect("spinner");
+}
+
+/// `os.cpu_samples_kept_share`: with CPU profiling at 99 Hz for 3 s, the CPU-timer stacks
+/// recorded of the spinning thread `tid` over the stacks its CPU time asked for (its
+/// `schedstat` on-CPU time times the rate). Every other recorded thread is idle meanwhile.
+fn cpu_samples_kept(tid: u64) {
+    const HZ: u32 = 99;
+    let cpu_ns = || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("schedstat")
+    };
+    let before = fdr_recorder::os::stats();
+    let cpu_before = cpu_ns();
+    let profile = match fdr_recorder::os::cpu_profile(HZ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("os: os.cpu_samples_kept_share: no CPU profiling ({e})");
+            return;
+        }
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = cpu_ns() - cpu_before;
+    drop(profile);
+    // Let the sampler take the copies still waiting.
+    std::thread::sleep(Duration::from_millis(100));
+    let after = fdr_recorder::os::stats();
+    let asked = cpu as f64 * f64::from(HZ) / 1e9;
+    let kept = (after.cpu_samples - before.cpu_samples) as f64;
+    eprintln!(
+        "os: os.cpu_samples_kept_share: {kept} CPU samples of {asked:.0} asked ({:.2} s on CPU), {} dropped in the handler (a copy still waiting)",
+        cpu as f64 / 1e9,
+        after.cpu_samples_dropped - before.cpu_samples_dropped
+    );
+    if asked >= 1.0 {
+        report("os.cpu_samples_kept_share", kept / asked);
+    }
 }
 
 /// The calling thread's OS id.
@@ -364,11 +427,15 @@ fn os_tid() -> u64 {
         .expect("thread id")
 }
 
-/// Captures thread `tid` 201 times, 2 ms apart, and reports the median time as `figure`.
-fn captures(figure: &str, tid: u64) {
+/// Captures thread `tid` 201 times, 2 ms apart (each after `before`), and reports the median
+/// time as `figure`; with `again`, captures it once more right after each and collects those
+/// times (a thread still blocked where the first capture found it).
+fn captures(figure: &str, tid: u64, before: &mut dyn FnMut(), mut again: Option<&mut Vec<f64>>) {
     let mut times = Vec::new();
     let (mut failed, mut interrupted) = (0, 0);
     for _ in 0..201 {
+        before();
+        std::thread::sleep(Duration::from_millis(2));
         let t = Instant::now();
         match fdr_recorder::os::stack_of(tid) {
             Ok(s) if !s.frames.is_empty() => {
@@ -377,7 +444,13 @@ fn captures(figure: &str, tid: u64) {
             }
             _ => failed += 1,
         }
-        std::thread::sleep(Duration::from_millis(2));
+        if let Some(again) = again.as_deref_mut() {
+            let t = Instant::now();
+            if fdr_recorder::os::stack_of(tid).is_ok_and(|s| !s.frames.is_empty() && !s.interrupted)
+            {
+                again.push(t.elapsed().as_nanos() as f64);
+            }
+        }
     }
     if times.is_empty() {
         eprintln!("os: {figure}: no stack captured ({failed} failures)");
