@@ -31,6 +31,7 @@ fn meta(id: &str, t: u64, host: &str) -> IncidentMeta {
         fdr_version: Some("0.1.0".into()),
         build_id: Some("0a1b2c3d".into()),
         bytes: 0,
+        cost: None,
     }
 }
 

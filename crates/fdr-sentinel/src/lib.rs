@@ -61,6 +61,7 @@
 
 #[cfg(feature = "object-store")]
 pub mod bucket;
+mod cost;
 pub mod engine;
 pub mod env;
 mod layout;
@@ -71,6 +72,7 @@ mod store;
 
 #[cfg(feature = "object-store")]
 pub use bucket::{BucketConfig, BucketStore};
+pub use cost::IncidentCost;
 pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};

@@ -281,7 +281,10 @@ impl SentinelBuilder {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("fdr-sentinel-dump".into())
-                .spawn(move || dump_loop(&shared, &dump_rx, &dump_stop_rx))
+                .spawn(move || {
+                    fdr_recorder::cost::register_thread(fdr_recorder::cost::Role::Sentinel);
+                    dump_loop(&shared, &dump_rx, &dump_stop_rx)
+                })
                 .map_err(Error::Spawn)?
         };
         let watcher = {
@@ -295,6 +298,7 @@ impl SentinelBuilder {
             std::thread::Builder::new()
                 .name("fdr-sentinel".into())
                 .spawn(move || {
+                    fdr_recorder::cost::register_thread(fdr_recorder::cost::Role::Sentinel);
                     watch_loop(&shared, &sources, interval, &stop_rx, &dump_tx);
                 })
                 .map_err(Error::Spawn)?
@@ -722,6 +726,7 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
         fdr_version: nonempty(&process.fdr_version),
         build_id: nonempty(&process.build_id),
         bytes: 0,
+        cost: crate::IncidentCost::now(),
     };
     // A store is user code: its panic is a failed dump, not a dead sentinel.
     let outcome =
@@ -763,7 +768,7 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
 
 /// How writing an incident went.
 enum Attempt {
-    Written(IncidentMeta),
+    Written(Box<IncidentMeta>),
     Failed(StoreError),
     Stopped,
 }
@@ -794,7 +799,7 @@ fn write_incident(shared: &Shared, meta: &IncidentMeta, stop: &Receiver<()>) -> 
                 })
         });
         let e = match result {
-            Ok(stored) => return Attempt::Written(stored),
+            Ok(stored) => return Attempt::Written(Box::new(stored)),
             Err(e) if !busy => return Attempt::Failed(e),
             Err(e) => e,
         };

@@ -54,6 +54,9 @@ pub struct IncidentMeta {
     pub build_id: Option<String>,
     /// The dump's size (set by the store).
     pub bytes: u64,
+    /// What fdr cost the process then (the recorder's cost meter); `None` when it had not
+    /// metered yet, or in a sidecar written before it was kept.
+    pub cost: Option<crate::IncidentCost>,
 }
 
 impl IncidentMeta {
@@ -76,6 +79,7 @@ impl IncidentMeta {
             "fdr_version": self.fdr_version,
             "build_id": self.build_id,
             "bytes": self.bytes,
+            "cost": self.cost.as_ref().map(crate::IncidentCost::to_json),
         })
     }
 
@@ -131,6 +135,10 @@ impl IncidentMeta {
             fdr_version: opt_s("fdr_version"),
             build_id: opt_s("build_id"),
             bytes: u("bytes")?,
+            cost: match v.get("cost") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(c) => Some(crate::IncidentCost::from_json(c)?),
+            },
         })
     }
 }
@@ -598,6 +606,7 @@ fn adopted(id: &str, bytes: u64, modified_ms: u64) -> IncidentMeta {
         fdr_version: None,
         build_id: None,
         bytes,
+        cost: None,
     }
 }
 
@@ -745,6 +754,7 @@ mod tests {
             fdr_version: None,
             build_id: None,
             bytes: 0,
+            cost: None,
         }
     }
 

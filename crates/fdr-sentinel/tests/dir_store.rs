@@ -29,6 +29,7 @@ fn meta(id: &str, t: u64) -> IncidentMeta {
         fdr_version: None,
         build_id: None,
         bytes: 0,
+        cost: None,
     }
 }
 

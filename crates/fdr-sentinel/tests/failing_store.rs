@@ -168,6 +168,7 @@ fn full_disk() {
         fdr_version: None,
         build_id: None,
         bytes: 0,
+        cost: None,
     };
     store
         .put(&meta, &mut |out| out.write_all(&[1; 1000]).map(|()| 1000))

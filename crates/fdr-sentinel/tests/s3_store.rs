@@ -43,6 +43,7 @@ fn meta(id: &str, t: u64) -> IncidentMeta {
         fdr_version: Some("0.1.0".into()),
         build_id: Some("0a1b2c".into()),
         bytes: 0,
+        cost: None,
     }
 }
 
