@@ -139,7 +139,7 @@ fn ensure_cargo_fuzz() -> Result<()> {
 }
 
 /// Writes the seed inputs: small sample traces, and one trace with every event kind,
-/// unknown sized kinds and records, and an inline log.
+/// unknown sized kinds and records, and an inline log (also with a minor-1 file header).
 fn write_seeds(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir)?;
     let specs = [
@@ -158,6 +158,10 @@ fn write_seeds(dir: &Path) -> Result<()> {
         fs::write(dir.join(format!("seed-sample-{seed}.fdr")), bytes)?;
     }
     fs::write(dir.join("seed-every-kind.fdr"), every_kind_trace())?;
+    fs::write(
+        dir.join("seed-every-kind-minor-1.fdr"),
+        fdr_format::testing::every_kind_trace_minor_1(),
+    )?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod exit;
+mod incidents;
 mod input;
 mod output;
 mod pprof;
@@ -181,6 +182,9 @@ enum Cmd {
         #[arg(long)]
         incident: Option<PathBuf>,
     },
+    /// The sentinel's incidents in a directory or a bucket (s3://, gs://, az://, file://),
+    /// newest first: time, host, service, rule and values, and each dump's top finding.
+    Incidents(incidents::IncidentsArgs),
     /// Events as text, one a line, in time order.
     Cat {
         /// The trace file, or `-` for standard input.
@@ -478,6 +482,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             check(&trace, out.error.as_ref())
         }
+        Cmd::Incidents(args) => incidents::run(args),
         Cmd::Cat { trace, limit } => {
             let mut c = Cat::new(Stdout::new(), limit.unwrap_or(u64::MAX));
             let out = export(&trace, &mut c)?;

@@ -832,27 +832,51 @@ pub fn batch_at(data: &[u8], span: BatchSpan) -> Result<Batch<'_>, DecodeError> 
     Ok(batch_from(span.offset as u64, &h, payload))
 }
 
+/// Reads the process-info block's fields in order.
+struct InfoFields<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> InfoFields<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let field = self.b.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(field)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
+        Some(lossy_exact(self.take(n)?))
+    }
+}
+
 fn parse_process_info(b: &[u8]) -> Option<ProcessInfo> {
-    let pid = u32::from_le_bytes(b.get(0..4)?.try_into().ok()?);
-    let start_unix_ns = u64::from_le_bytes(b.get(4..12)?.try_into().ok()?);
-    let mut pos = 12;
-    let mut s = || -> Option<String> {
-        let n = u16::from_le_bytes(b.get(pos..pos + 2)?.try_into().ok()?) as usize;
-        let text = b.get(pos + 2..pos + 2 + n)?;
-        pos += 2 + n;
-        Some(lossy_exact(text))
-    };
-    let program = s()?;
-    let service_version = s()?;
-    let host = s()?;
-    // Bytes beyond these fields are newer minor versions' additions: ignored.
-    Some(ProcessInfo {
+    let mut f = InfoFields { b, pos: 0 };
+    let pid = u32::from_le_bytes(f.take(4)?.try_into().ok()?);
+    let start_unix_ns = f.u64()?;
+    let mut info = ProcessInfo {
         pid,
         start_unix_ns,
-        program,
-        service_version,
-        host,
-    })
+        program: f.text()?,
+        service_version: f.text()?,
+        host: f.text()?,
+        ..ProcessInfo::default()
+    };
+    // Minor version 2's identity fields: a header of minor 1 ends before them (they stay
+    // empty); one cut inside them is corrupt.
+    if f.pos < b.len() {
+        info.service = f.text()?;
+        info.process_start_unix_ns = f.u64()?;
+        info.fdr_version = f.text()?;
+        info.build_id = f.text()?;
+    }
+    // Bytes beyond these fields are newer minor versions' additions: ignored.
+    Some(info)
 }
 
 /// `text` as UTF-8, each invalid sequence shown as U+FFFD, in a `String` of exactly the

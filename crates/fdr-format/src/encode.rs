@@ -543,11 +543,19 @@ pub fn file_header(info: &ProcessInfo) -> Vec<u8> {
     let mut body = Vec::with_capacity(64);
     body.extend_from_slice(&info.pid.to_le_bytes());
     body.extend_from_slice(&info.start_unix_ns.to_le_bytes());
-    for s in [&info.program, &info.service_version, &info.host] {
+    let text = |body: &mut Vec<u8>, s: &str| {
         let b = &s.as_bytes()[..s.len().min(1024)];
         body.extend_from_slice(&(b.len() as u16).to_le_bytes());
         body.extend_from_slice(b);
+    };
+    for s in [&info.program, &info.service_version, &info.host] {
+        text(&mut body, s);
     }
+    // Minor version 2's identity fields, after the first version's.
+    text(&mut body, &info.service);
+    body.extend_from_slice(&info.process_start_unix_ns.to_le_bytes());
+    text(&mut body, &info.fdr_version);
+    text(&mut body, &info.build_id);
     let mut out = Vec::with_capacity(FILE_HEADER_FIXED_LEN + body.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION_MAJOR.to_le_bytes());

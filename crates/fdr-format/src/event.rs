@@ -664,4 +664,13 @@ pub struct ProcessInfo {
     pub service_version: String,
     /// Host name (may be empty).
     pub host: String,
+    /// Service name (may be empty; from minor version 2 on).
+    pub service: String,
+    /// When the process started, Unix nanoseconds (0 if unknown; from minor version 2 on).
+    pub process_start_unix_ns: u64,
+    /// The version of fdr that wrote the trace (may be empty; from minor version 2 on).
+    pub fdr_version: String,
+    /// The program's build id, in lowercase hex (the ELF GNU build id; may be empty; from
+    /// minor version 2 on).
+    pub build_id: String,
 }

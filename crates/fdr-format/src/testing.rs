@@ -66,6 +66,7 @@ pub fn sample_trace_with(spec: SampleSpec) -> Vec<u8> {
         program: "sample".into(),
         service_version: "1.0.0".into(),
         host: "localhost".into(),
+        ..ProcessInfo::default()
     };
     let mut w = TraceWriter::new(Vec::new(), &info).expect("Vec write");
     let mut table = TableEncoder::new();
@@ -188,6 +189,33 @@ fn request_events(request: u64, task: TaskId, thread: u32, out: &mut Vec<EventKi
     out.push(UserTaskEnd { task });
 }
 
+/// [`every_kind_trace`] with the file header a minor-1 writer made: its process info ends
+/// after the host (no service, process start, fdr version or build id).
+pub fn every_kind_trace_minor_1() -> Vec<u8> {
+    use crate::checksum::batch_checksum;
+    use crate::wire::{FILE_HEADER_CHECKSUM_LEN, FILE_HEADER_FIXED_LEN, MAGIC, VERSION_MAJOR};
+    let trace = every_kind_trace();
+    let info_len = u32::from_le_bytes([trace[12], trace[13], trace[14], trace[15]]) as usize;
+    let rest = &trace[FILE_HEADER_FIXED_LEN + info_len + FILE_HEADER_CHECKSUM_LEN..];
+    let mut body = Vec::new();
+    body.extend_from_slice(&7u32.to_le_bytes());
+    body.extend_from_slice(&1u64.to_le_bytes());
+    for s in ["seed", "0", "h"] {
+        body.extend_from_slice(&(s.len() as u16).to_le_bytes());
+        body.extend_from_slice(s.as_bytes());
+    }
+    let mut out = Vec::with_capacity(trace.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION_MAJOR.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    let sum = batch_checksum(&[], &out[MAGIC.len()..]);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out.extend_from_slice(rest);
+    out
+}
+
 /// A small trace holding every event kind and table record, an inline log, and a sized
 /// event kind and table record from a newer minor version (which readers skip and count):
 /// one full table batch, one event batch of thread 1, the end marker.
@@ -198,6 +226,10 @@ pub fn every_kind_trace() -> Vec<u8> {
         program: "seed".into(),
         service_version: "0".into(),
         host: "h".into(),
+        service: "svc".into(),
+        process_start_unix_ns: 2,
+        fdr_version: "0.1.0".into(),
+        build_id: "0a1b".into(),
     };
     // Framed by hand: the table carries a record no encoder method writes.
     let mut out = file_header(&info);

@@ -9,7 +9,7 @@ pub const MAGIC: [u8; 8] = *b"\x89FDR\r\n\x1a\n";
 /// Major version: a reader refuses a file with a different major version.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: may only add length-prefixed kinds and records, which older readers skip.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Size of the fixed part of the file header (magic, versions, process-info length).
 pub const FILE_HEADER_FIXED_LEN: usize = 16;
 /// Size of the file-header checksum that follows the process-info block; it covers

@@ -61,6 +61,8 @@ mod flight;
 #[cfg(not(loom))]
 mod hot;
 #[cfg(not(loom))]
+mod identity;
+#[cfg(not(loom))]
 mod intern;
 #[cfg(not(loom))]
 mod live;
@@ -171,8 +173,15 @@ mod recorder {
         pub flight: Option<FlightConfig>,
         /// Program name for trace headers (default: the executable's file name).
         pub program: String,
-        /// Service version for trace headers.
+        /// Service version for trace headers (default: `service.version` in
+        /// `OTEL_RESOURCE_ATTRIBUTES`, else empty).
         pub service_version: String,
+        /// Service name for trace headers (default: `OTEL_SERVICE_NAME`, else `service.name`
+        /// in `OTEL_RESOURCE_ATTRIBUTES`, else the program name).
+        pub service: String,
+        /// Host name for trace headers (default: `host.name` in `OTEL_RESOURCE_ATTRIBUTES`,
+        /// else the system's host name).
+        pub host: String,
         /// The OS view: per-thread CPU and scheduler samples and the stacks of long scopes
         /// (see [`os`](crate::os)); `None` turns it off. Off by default for now (the
         /// analyzer does not read its samples yet); `OsConfig::platform_default()` turns it
@@ -188,15 +197,18 @@ mod recorder {
 
     impl Default for Config {
         fn default() -> Self {
+            let program = std::env::current_exe()
+                .ok()
+                .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+                .unwrap_or_default();
             Config {
                 flight: Some(FlightConfig::default()),
                 os: None,
                 metrics_interval: Some(crate::DEFAULT_METRICS_INTERVAL),
-                program: std::env::current_exe()
-                    .ok()
-                    .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
-                    .unwrap_or_default(),
-                service_version: String::new(),
+                service: crate::identity::default_service(&program),
+                program,
+                service_version: crate::identity::default_service_version(),
+                host: crate::identity::default_host(),
             }
         }
     }
@@ -249,7 +261,11 @@ mod recorder {
                 start_unix_ns: crate::clock::clock_sync().wall_unix_ns,
                 program: config.program.clone(),
                 service_version: config.service_version.clone(),
-                host: String::new(),
+                host: config.host.clone(),
+                service: config.service.clone(),
+                process_start_unix_ns: crate::identity::process_start_unix_ns(),
+                fdr_version: env!("CARGO_PKG_VERSION").to_owned(),
+                build_id: crate::identity::build_id(),
             };
         }
         if sh.collector.get().is_none() {
@@ -278,6 +294,12 @@ mod recorder {
     pub fn stop() {
         RUNNING.store(false, Ordering::Relaxed);
         SWITCHES.enabled.store(false, Ordering::Relaxed);
+    }
+
+    /// The identity written in trace headers (host, service, version, pid, process start,
+    /// fdr version, build id), as the last [`start`] set it; all empty before.
+    pub fn process_info() -> ProcessInfo {
+        lock(&shared().process).clone()
     }
 
     /// Whether the recorder was started and not stopped.

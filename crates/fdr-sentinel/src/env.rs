@@ -6,10 +6,10 @@
 //! | `FDR_SENTINEL_RULES` | `slow: fdr_sched_latency_ns p99 > 20ms for 3; leak: fdr_tasks_alive growth > 1000` | the rules (replacing the code's), `;`-separated ([`Rule::parse`]) |
 //! | `FDR_SENTINEL_INTERVAL` | `5s` | sampling interval |
 //! | `FDR_SENTINEL_DIR` | `/var/lib/app/incidents` | incident directory |
-//! | `FDR_SENTINEL_S3_URL` | `http://127.0.0.1:9000/bucket/prefix` | incidents in an S3-compatible store, path-style (feature `s3`; `http://` only) |
-//! | `FDR_SENTINEL_S3_REGION` | `eu-west-1` | the region requests are signed for (default `us-east-1`) |
-//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` | | the S3 store's credentials, read only when `FDR_SENTINEL_S3_URL` is set (both needed) |
-//! | `FDR_SENTINEL_RETAIN_COUNT` | `20` | incidents kept (in the directory or the S3 store) |
+//! | `FDR_SENTINEL_URL` | `s3://bucket/svc/incidents` | incidents in an object store: `s3://`, `gs://`, `az://` or `file:///dir` (features `aws`, `gcp`, `azure`, `local`) |
+//! | `AWS_*`, `GOOGLE_*`, `AZURE_*` | `AWS_ENDPOINT_URL=https://minio:9000` | the object store's settings and credentials, as object_store reads them (read only when `FDR_SENTINEL_URL` is set) |
+//! | `FDR_SENTINEL_CA_FILE` | `/etc/ssl/private-ca.pem` | root certificates (PEM) the object store trusts besides the system's |
+//! | `FDR_SENTINEL_RETAIN_COUNT` | `20` | incidents kept (in the directory or the object store) |
 //! | `FDR_SENTINEL_RETAIN_BYTES` | `1GiB` | bytes of dumps kept |
 //! | `FDR_SENTINEL_COOLDOWN` | `1m` | at least this long between any two dumps |
 //! | `FDR_SENTINEL_MAX_DUMPS` | `10 per 1h` | at most N dumps per window, across rules |
@@ -17,8 +17,8 @@
 //! | `FDR_SENTINEL_SNAPSHOT_WAIT` | `90s` | how long a trigger waits for the flight recorder while another snapshot is written |
 //! | `FDR_SENTINEL_FILE_MODE` | `0640` | the mode (octal) of the dumps, sidecars and spool files the store creates (default `0600`) |
 //!
-//! `FDR_SENTINEL_DIR` and `FDR_SENTINEL_S3_URL` each replace the store the code chose; set
-//! one of them at most. Without the `s3` feature, `FDR_SENTINEL_S3_URL` is an error (not
+//! `FDR_SENTINEL_DIR` and `FDR_SENTINEL_URL` each replace the store the code chose; set one
+//! of them at most. A URL whose store this build lacks is an error naming the feature (not
 //! ignored), so a build that cannot honour it says so at start.
 
 use crate::rule::{Rule, parse_bytes, parse_duration};
@@ -66,19 +66,30 @@ impl SentinelBuilder {
                 parse_bytes(&v).map_err(|e| bad("FDR_SENTINEL_RETAIN_BYTES", &v, e))?;
             retention_set = Some("FDR_SENTINEL_RETAIN_BYTES");
         }
+        for old in ["FDR_SENTINEL_S3_URL", "FDR_SENTINEL_S3_REGION"] {
+            if let Some(v) = var(old) {
+                return Err(bad(
+                    old,
+                    &v,
+                    "no longer read: set FDR_SENTINEL_URL=s3://BUCKET/PREFIX, with \
+                     AWS_ENDPOINT_URL and AWS_REGION for the server and its region"
+                        .into(),
+                ));
+            }
+        }
         let dir = var("FDR_SENTINEL_DIR");
-        let s3_url = var("FDR_SENTINEL_S3_URL");
-        if let (Some(_), Some(url)) = (&dir, &s3_url) {
+        let url = var("FDR_SENTINEL_URL");
+        if let (Some(_), Some(url)) = (&dir, &url) {
             return Err(bad(
-                "FDR_SENTINEL_S3_URL",
+                "FDR_SENTINEL_URL",
                 url,
                 "FDR_SENTINEL_DIR is set too: choose one store".into(),
             ));
         }
         if let Some(v) = dir {
             self = self.dir(v, retention);
-        } else if let Some(url) = s3_url {
-            self = self.s3_from_env(&url, retention, &var)?;
+        } else if let Some(url) = url {
+            self = self.bucket_from_env(&url, retention, &var)?;
         } else if let Some(retain_var) = retention_set {
             if let Some(r) = self.store.retention_mut() {
                 *r = retention;
@@ -86,9 +97,9 @@ impl SentinelBuilder {
                 return Err(bad(
                     retain_var,
                     "",
-                    if cfg!(feature = "s3") {
-                        "retention applies to a directory or S3 store: set FDR_SENTINEL_DIR \
-                         (or FDR_SENTINEL_S3_URL) too"
+                    if cfg!(feature = "object-store") {
+                        "retention applies to a directory or object store: set \
+                         FDR_SENTINEL_DIR (or FDR_SENTINEL_URL) too"
                     } else {
                         "retention applies to a directory store: set FDR_SENTINEL_DIR too"
                     }
@@ -96,8 +107,8 @@ impl SentinelBuilder {
                 ));
             }
         }
-        if let Some(v) = var("FDR_SENTINEL_S3_REGION") {
-            self = self.s3_region_from_env(&v)?;
+        if let Some(v) = var("FDR_SENTINEL_CA_FILE") {
+            self = self.ca_file_from_env(&v)?;
         }
         if let Some(v) = var("FDR_SENTINEL_COOLDOWN") {
             self.limits.cooldown =
@@ -135,85 +146,93 @@ impl SentinelBuilder {
         Ok(self)
     }
 
-    /// `FDR_SENTINEL_S3_URL`, with the credentials from `AWS_*`.
-    #[cfg(feature = "s3")]
-    fn s3_from_env(
+    /// `FDR_SENTINEL_URL`; for `s3://`, the AWS variables too (object_store reads the
+    /// process environment itself; these make [`SentinelBuilder::with_vars`] whole).
+    #[cfg(feature = "object-store")]
+    fn bucket_from_env(
         self,
         url: &str,
         retention: crate::Retention,
         var: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
-        let config = crate::S3Config::from_url(url).map_err(|reason| Error::Env {
-            var: "FDR_SENTINEL_S3_URL",
+        let config = crate::BucketConfig::from_url(url).map_err(|reason| Error::Env {
+            var: "FDR_SENTINEL_URL",
             value: url.to_owned(),
             reason,
         })?;
-        let credential = |name: &'static str| {
-            var(name).filter(|v| !v.is_empty()).ok_or(Error::Env {
-                var: name,
-                // Never echoed: it may be a secret.
-                value: String::new(),
-                reason: "FDR_SENTINEL_S3_URL needs credentials: set AWS_ACCESS_KEY_ID and \
-                         AWS_SECRET_ACCESS_KEY"
-                    .into(),
-            })
-        };
-        let access_key_id = credential("AWS_ACCESS_KEY_ID")?;
-        let secret_access_key = credential("AWS_SECRET_ACCESS_KEY")?;
-        Ok(self.s3(crate::S3Config {
-            access_key_id,
-            secret_access_key,
+        let mut options = Vec::new();
+        if url.starts_with("s3://") {
+            for name in AWS_VARS {
+                if let Some(v) = var(name) {
+                    options.push((name.to_ascii_lowercase(), v));
+                }
+            }
+        }
+        Ok(self.bucket(crate::BucketConfig {
+            options,
             retention,
             ..config
         }))
     }
 
-    #[cfg(not(feature = "s3"))]
-    fn s3_from_env(
+    #[cfg(not(feature = "object-store"))]
+    fn bucket_from_env(
         self,
         url: &str,
         _: crate::Retention,
         _: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
         Err(Error::Env {
-            var: "FDR_SENTINEL_S3_URL",
+            var: "FDR_SENTINEL_URL",
             value: url.to_owned(),
-            reason: "this build has no S3 store: enable fdr-sentinel's `s3` feature".into(),
+            reason: "this build has no object store: enable fdr-sentinel's `aws`, `gcp`, \
+                     `azure` or `local` feature"
+                .into(),
         })
     }
 
-    /// `FDR_SENTINEL_S3_REGION`, over the S3 store's configuration.
-    fn s3_region_from_env(self, region: &str) -> Result<Self, Error> {
+    /// `FDR_SENTINEL_CA_FILE`, over the object store's configuration.
+    fn ca_file_from_env(self, path: &str) -> Result<Self, Error> {
         let bad = |reason: &str| Error::Env {
-            var: "FDR_SENTINEL_S3_REGION",
-            value: region.to_owned(),
+            var: "FDR_SENTINEL_CA_FILE",
+            value: path.to_owned(),
             reason: reason.into(),
         };
-        if region.is_empty()
-            || !region
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        {
-            return Err(bad("expected a region name, like `us-east-1`"));
-        }
-        #[cfg(feature = "s3")]
+        #[cfg(feature = "object-store")]
         {
             let mut this = self;
             match &mut this.store {
-                crate::sentinel::StoreChoice::S3(c) => c.region = region.to_owned(),
-                _ => return Err(bad("applies to an S3 store: set FDR_SENTINEL_S3_URL too")),
+                crate::sentinel::StoreChoice::Bucket(c) => {
+                    c.root_certificates = Some(path.into());
+                }
+                _ => return Err(bad("applies to an object store: set FDR_SENTINEL_URL too")),
             }
             Ok(this)
         }
-        #[cfg(not(feature = "s3"))]
+        #[cfg(not(feature = "object-store"))]
         {
             let _ = self;
             Err(bad(
-                "this build has no S3 store: enable fdr-sentinel's `s3` feature",
+                "this build has no object store: enable fdr-sentinel's `aws`, `gcp`, `azure` \
+                 or `local` feature",
             ))
         }
     }
 }
+
+/// The AWS variables an `s3://` store takes from [`SentinelBuilder::with_vars`], as
+/// object_store's configuration keys (lowercased).
+#[cfg(feature = "object-store")]
+const AWS_VARS: [&str; 8] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ALLOW_HTTP",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+];
 
 #[cfg(test)]
 mod tests {
@@ -312,33 +331,38 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "s3")]
+    #[cfg(feature = "aws")]
     #[test]
-    fn the_s3_store_comes_from_the_environment() {
+    fn the_object_store_comes_from_the_environment() {
         let b = Sentinel::builder()
             .dir("/tmp/incidents", Retention::default())
             .with_vars(vars(&[
-                (
-                    "FDR_SENTINEL_S3_URL",
-                    "http://127.0.0.1:9000/bucket/svc/incidents",
-                ),
-                ("FDR_SENTINEL_S3_REGION", "eu-west-1"),
+                ("FDR_SENTINEL_URL", "s3://bucket/svc/incidents"),
+                ("AWS_ENDPOINT_URL", "https://127.0.0.1:9000"),
+                ("AWS_REGION", "eu-west-1"),
                 ("AWS_ACCESS_KEY_ID", "AKID"),
                 ("AWS_SECRET_ACCESS_KEY", "SECRET"),
                 ("FDR_SENTINEL_RETAIN_COUNT", "5"),
+                ("FDR_SENTINEL_CA_FILE", "/etc/ssl/ca.pem"),
             ]))
             .unwrap();
-        let StoreChoice::S3(c) = b.store else {
-            panic!("the S3 store replaces the code's: {:?}", b.store)
+        let StoreChoice::Bucket(c) = b.store else {
+            panic!("the object store replaces the code's: {:?}", b.store)
         };
+        assert_eq!(c.url, "s3://bucket/svc/incidents");
+        let option = |k: &str| {
+            c.options
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(option("aws_endpoint_url"), Some("https://127.0.0.1:9000"));
+        assert_eq!(option("aws_region"), Some("eu-west-1"));
+        assert_eq!(option("aws_access_key_id"), Some("AKID"));
+        assert_eq!(option("aws_secret_access_key"), Some("SECRET"));
         assert_eq!(
-            (c.endpoint.as_str(), c.bucket.as_str(), c.prefix.as_str()),
-            ("http://127.0.0.1:9000", "bucket", "svc/incidents")
-        );
-        assert_eq!(c.region, "eu-west-1");
-        assert_eq!(
-            (c.access_key_id.as_str(), c.secret_access_key.as_str()),
-            ("AKID", "SECRET")
+            c.root_certificates.as_deref(),
+            Some(std::path::Path::new("/etc/ssl/ca.pem"))
         );
         assert_eq!(
             c.retention,
@@ -348,67 +372,46 @@ mod tests {
             }
         );
 
-        // Retention and region alone change the code's S3 store.
-        let code = crate::S3Config {
-            access_key_id: "k".into(),
-            secret_access_key: "s".into(),
-            ..crate::S3Config::from_url("http://minio:9000/b").unwrap()
-        };
+        // Retention alone changes the code's object store; AWS_* are read only with
+        // FDR_SENTINEL_URL.
+        let code = crate::BucketConfig::from_url("s3://b").unwrap();
         let b = Sentinel::builder()
-            .s3(code.clone())
+            .bucket(code)
             .with_vars(vars(&[
                 ("FDR_SENTINEL_RETAIN_BYTES", "1MiB"),
-                ("FDR_SENTINEL_S3_REGION", "local"),
-                // Read only with FDR_SENTINEL_S3_URL.
                 ("AWS_ACCESS_KEY_ID", "other"),
             ]))
             .unwrap();
-        let StoreChoice::S3(c) = b.store else {
+        let StoreChoice::Bucket(c) = b.store else {
             panic!("{:?}", b.store)
         };
         assert_eq!(c.retention.max_bytes, 1 << 20);
-        assert_eq!(c.region, "local");
-        assert_eq!(c.access_key_id, "k");
+        assert!(c.options.is_empty(), "{:?}", c.options);
     }
 
-    #[cfg(feature = "s3")]
+    #[cfg(feature = "aws")]
     #[test]
-    fn a_bad_s3_variable_is_named_and_secrets_are_not_echoed() {
-        const URL: (&str, &str) = ("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/b/p");
-        const KEY: (&str, &str) = ("AWS_ACCESS_KEY_ID", "AKID");
+    fn a_bad_object_store_variable_is_named_and_secrets_are_not_echoed() {
+        const URL: (&str, &str) = ("FDR_SENTINEL_URL", "s3://b/p");
         const SECRET: (&str, &str) = ("AWS_SECRET_ACCESS_KEY", "hunter2");
-        let cases: [(&'static [(&'static str, &'static str)], &str); 6] = [
+        let cases: [(&'static [(&'static str, &'static str)], &str); 5] = [
             (
-                &[URL, KEY],
-                "AWS_SECRET_ACCESS_KEY=\"\": FDR_SENTINEL_S3_URL needs credentials",
+                &[("FDR_SENTINEL_URL", "ftp://b"), SECRET],
+                "FDR_SENTINEL_URL=\"ftp://b\": unknown scheme `ftp://`",
             ),
+            (&[("FDR_SENTINEL_URL", "s3://"), SECRET], "no bucket"),
             (
-                &[
-                    ("FDR_SENTINEL_S3_URL", "https://s3.amazonaws.com/b"),
-                    KEY,
-                    SECRET,
-                ],
-                "https is not supported",
-            ),
-            (
-                &[
-                    ("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/"),
-                    KEY,
-                    SECRET,
-                ],
-                "no bucket",
-            ),
-            (
-                &[URL, KEY, SECRET, ("FDR_SENTINEL_DIR", "/tmp/x")],
+                &[URL, SECRET, ("FDR_SENTINEL_DIR", "/tmp/x")],
                 "FDR_SENTINEL_DIR is set too",
             ),
             (
-                &[("FDR_SENTINEL_S3_REGION", "eu-west-1")],
-                "set FDR_SENTINEL_S3_URL too",
+                &[("FDR_SENTINEL_CA_FILE", "/etc/ca.pem")],
+                "set FDR_SENTINEL_URL too",
             ),
             (
-                &[URL, KEY, SECRET, ("FDR_SENTINEL_S3_REGION", "eu west")],
-                "FDR_SENTINEL_S3_REGION=\"eu west\": expected a region name",
+                &[("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/b"), SECRET],
+                "FDR_SENTINEL_S3_URL=\"http://127.0.0.1:9000/b\": no longer read: set \
+                 FDR_SENTINEL_URL=s3://BUCKET/PREFIX",
             ),
         ];
         for (v, want) in cases {
@@ -422,24 +425,26 @@ mod tests {
             .unwrap_err();
         assert!(
             e.to_string().contains(
-                "FDR_SENTINEL_RETAIN_BYTES=\"\": retention applies to a directory or S3 store"
+                "FDR_SENTINEL_RETAIN_BYTES=\"\": retention applies to a directory or object store"
             ),
             "{e}"
         );
     }
 
-    #[cfg(not(feature = "s3"))]
+    #[cfg(not(feature = "object-store"))]
     #[test]
-    fn without_the_s3_feature_its_variables_are_errors() {
+    fn without_an_object_store_feature_its_variables_are_errors() {
         const CASES: [&[(&str, &str)]; 2] = [
-            &[("FDR_SENTINEL_S3_URL", "http://127.0.0.1:9000/b")],
-            &[("FDR_SENTINEL_S3_REGION", "eu-west-1")],
+            &[("FDR_SENTINEL_URL", "s3://b")],
+            &[("FDR_SENTINEL_CA_FILE", "/etc/ca.pem")],
         ];
         for v in CASES {
             let e = Sentinel::builder().with_vars(vars(v)).unwrap_err();
             assert!(
-                e.to_string()
-                    .contains("this build has no S3 store: enable fdr-sentinel's `s3` feature"),
+                e.to_string().contains(
+                    "this build has no object store: enable fdr-sentinel's `aws`, `gcp`, \
+                     `azure` or `local` feature"
+                ),
                 "{e}"
             );
         }

@@ -46,35 +46,37 @@
 //!
 //! # Feature flags
 //!
-//! - `s3`: `S3Store` (module `s3`), incidents in an S3-compatible object store (AWS S3,
-//!   MinIO, Ceph), addressed path-style over plain HTTP and signed with AWS Signature
-//!   Version 4, with the directory store's guarantees (complete or invisible, bounded
-//!   memory, retention by count and bytes). `SentinelBuilder::s3`,
-//!   `.store(S3Store::new(..)?)` or `FDR_SENTINEL_S3_URL` select it. It brings in hyper's
-//!   HTTP/1 client on a small tokio runtime the store owns, and `hmac` and `sha2`.
+//! - `aws`, `gcp`, `azure`, `local`: [`BucketStore`] (module [`bucket`]), incidents in an
+//!   object store through Apache Arrow's `object_store`: Amazon S3 and S3-compatible servers
+//!   (`s3://`, HTTPS, the standard AWS credential chain), Google Cloud Storage (`gs://`),
+//!   Azure Blob Storage (`az://`) and local files (`file://`), with the directory store's
+//!   guarantees (complete or invisible, bounded memory, retention by count and bytes).
+//!   `SentinelBuilder::bucket`, `.store(BucketStore::new(..)?)` or `FDR_SENTINEL_URL` select
+//!   it. They bring in object_store with reqwest and rustls, and a small tokio runtime the
+//!   store owns.
 //!
 //! Without features, the directory store ([`DirStore`]) is the one built in; any other
 //! [`IncidentStore`] can be handed to [`SentinelBuilder::store`].
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "object-store")]
+pub mod bucket;
 mod cost;
 pub mod engine;
 pub mod env;
 mod layout;
 pub mod metric;
 mod rule;
-#[cfg(feature = "s3")]
-pub mod s3;
 mod sentinel;
 mod store;
 
+#[cfg(feature = "object-store")]
+pub use bucket::{BucketConfig, BucketStore};
 pub use cost::IncidentCost;
 pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
 pub use rule::{Limits, NameError, Rule, RuleError, Stat};
-#[cfg(feature = "s3")]
-pub use s3::{S3Config, S3Store};
 pub use sentinel::{
     DEFAULT_SNAPSHOT_WAIT, Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats,
 };

@@ -37,9 +37,9 @@ pub(crate) enum StoreChoice {
     Custom(Arc<dyn IncidentStore>),
     /// A [`DirStore`], made at start.
     Dir(std::path::PathBuf, Retention),
-    /// An [`crate::S3Store`], made at start.
-    #[cfg(feature = "s3")]
-    S3(crate::s3::S3Config),
+    /// A [`crate::BucketStore`], made at start.
+    #[cfg(feature = "object-store")]
+    Bucket(crate::bucket::BucketConfig),
 }
 
 impl StoreChoice {
@@ -47,8 +47,8 @@ impl StoreChoice {
     pub(crate) fn retention_mut(&mut self) -> Option<&mut Retention> {
         match self {
             StoreChoice::Dir(_, r) => Some(r),
-            #[cfg(feature = "s3")]
-            StoreChoice::S3(c) => Some(&mut c.retention),
+            #[cfg(feature = "object-store")]
+            StoreChoice::Bucket(c) => Some(&mut c.retention),
             StoreChoice::Unset | StoreChoice::Custom(_) => None,
         }
     }
@@ -60,8 +60,8 @@ impl std::fmt::Debug for StoreChoice {
             StoreChoice::Unset => f.write_str("Unset"),
             StoreChoice::Custom(_) => f.write_str("Custom"),
             StoreChoice::Dir(d, r) => f.debug_tuple("Dir").field(d).field(r).finish(),
-            #[cfg(feature = "s3")]
-            StoreChoice::S3(c) => f.debug_tuple("S3").field(c).finish(),
+            #[cfg(feature = "object-store")]
+            StoreChoice::Bucket(c) => f.debug_tuple("Bucket").field(c).finish(),
         }
     }
 }
@@ -144,11 +144,11 @@ impl SentinelBuilder {
         self
     }
 
-    /// Keep incidents in an S3-compatible object store ([`crate::S3Store`], made at
+    /// Keep incidents in an object store ([`crate::BucketStore`], made at
     /// [`SentinelBuilder::start`]; `FDR_SENTINEL_RETAIN_*` can still change its retention).
-    #[cfg(feature = "s3")]
-    pub fn s3(mut self, config: crate::s3::S3Config) -> Self {
-        self.store = StoreChoice::S3(config);
+    #[cfg(feature = "object-store")]
+    pub fn bucket(mut self, config: crate::bucket::BucketConfig) -> Self {
+        self.store = StoreChoice::Bucket(config);
         self
     }
 
@@ -185,7 +185,7 @@ impl SentinelBuilder {
         self
     }
 
-    /// The mode of the files a directory or S3 store made at start creates (dumps,
+    /// The mode of the files a directory or object store made at start creates (dumps,
     /// sidecars, spool files; default 0o600, [`crate::DEFAULT_FILE_MODE`]). The owner must
     /// read and write them and no one else may write them (0o640 lets a group read them).
     pub fn file_mode(mut self, mode: u32) -> Self {
@@ -242,15 +242,17 @@ impl SentinelBuilder {
             StoreChoice::Dir(dir, retention) => {
                 Arc::new(DirStore::with_file_mode(dir, retention, file_mode)?)
             }
-            #[cfg(feature = "s3")]
-            StoreChoice::S3(config) => Arc::new(crate::s3::S3Store::new(crate::s3::S3Config {
-                file_mode: self.file_mode.unwrap_or(config.file_mode),
-                ..config
-            })?),
+            #[cfg(feature = "object-store")]
+            StoreChoice::Bucket(config) => Arc::new(crate::bucket::BucketStore::new(
+                crate::bucket::BucketConfig {
+                    file_mode: self.file_mode.unwrap_or(config.file_mode),
+                    ..config
+                },
+            )?),
             StoreChoice::Unset => {
-                return Err(Error::Config(if cfg!(feature = "s3") {
-                    "no incident store: set .dir(..), .s3(..), .store(..), FDR_SENTINEL_DIR or \
-                     FDR_SENTINEL_S3_URL"
+                return Err(Error::Config(if cfg!(feature = "object-store") {
+                    "no incident store: set .dir(..), .bucket(..), .store(..), FDR_SENTINEL_DIR \
+                     or FDR_SENTINEL_URL"
                         .into()
                 } else {
                     "no incident store: set .dir(..), .store(..) or FDR_SENTINEL_DIR".into()
@@ -699,6 +701,9 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
             }
         }
     }
+    // The identity the recorder writes in the dump's header, in the sidecar too.
+    let process = fdr_recorder::process_info();
+    let nonempty = |s: &str| Some(s.to_owned()).filter(|s| !s.is_empty());
     let meta = IncidentMeta {
         id: incident_id(req.time_unix_ms, &rule.name),
         rule: rule.name.clone(),
@@ -708,9 +713,18 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
         threshold: rule.threshold,
         values: req.values.clone(),
         time_unix_ms: req.time_unix_ms,
-        host: host_name(),
+        host: Some(process.host.clone())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(host_name),
         pid: std::process::id(),
-        service_version: shared.service_version.clone(),
+        service_version: shared
+            .service_version
+            .clone()
+            .or_else(|| nonempty(&process.service_version)),
+        service: nonempty(&process.service),
+        process_start_unix_ms: Some(process.process_start_unix_ns / 1_000_000).filter(|&ms| ms > 0),
+        fdr_version: nonempty(&process.fdr_version),
+        build_id: nonempty(&process.build_id),
         bytes: 0,
         cost: crate::IncidentCost::now(),
     };
@@ -754,7 +768,7 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
 
 /// How writing an incident went.
 enum Attempt {
-    Written(IncidentMeta),
+    Written(Box<IncidentMeta>),
     Failed(StoreError),
     Stopped,
 }
@@ -785,7 +799,7 @@ fn write_incident(shared: &Shared, meta: &IncidentMeta, stop: &Receiver<()>) -> 
                 })
         });
         let e = match result {
-            Ok(stored) => return Attempt::Written(stored),
+            Ok(stored) => return Attempt::Written(Box::new(stored)),
             Err(e) if !busy => return Attempt::Failed(e),
             Err(e) => e,
         };

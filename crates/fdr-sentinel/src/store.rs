@@ -42,8 +42,16 @@ pub struct IncidentMeta {
     pub host: String,
     /// The process.
     pub pid: u32,
-    /// The service's version, if the sentinel was told it.
+    /// The service's version, if the sentinel or the recorder was told it.
     pub service_version: Option<String>,
+    /// The service's name, from the recorder's identity (absent from older sidecars).
+    pub service: Option<String>,
+    /// When the process started, in milliseconds since the Unix epoch (absent if unknown).
+    pub process_start_unix_ms: Option<u64>,
+    /// The version of fdr that wrote the dump.
+    pub fdr_version: Option<String>,
+    /// The program's build id, in hex (absent if it has none).
+    pub build_id: Option<String>,
     /// The dump's size (set by the store).
     pub bytes: u64,
     /// What fdr cost the process then (the recorder's cost meter); `None` when it had not
@@ -66,6 +74,10 @@ impl IncidentMeta {
             "host": self.host,
             "pid": self.pid,
             "service_version": self.service_version,
+            "service": self.service,
+            "process_start_unix_ms": self.process_start_unix_ms,
+            "fdr_version": self.fdr_version,
+            "build_id": self.build_id,
             "bytes": self.bytes,
             "cost": self.cost.as_ref().map(crate::IncidentCost::to_json),
         })
@@ -89,6 +101,7 @@ impl IncidentMeta {
                 .and_then(|x| x.as_u64())
                 .ok_or_else(|| format!("field `{k}`: expected a whole number"))
         };
+        let opt_s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         let (id, rule, condition, metric) = (s("id")?, s("rule")?, s("condition")?, s("metric")?);
         let (value, threshold) = (f("value")?, f("threshold")?);
         let values = v
@@ -115,10 +128,12 @@ impl IncidentMeta {
             time_unix_ms: u("time_unix_ms")?,
             host: s("host")?,
             pid: u32::try_from(u("pid")?).map_err(|_| "field `pid`: out of range")?,
-            service_version: v
-                .get("service_version")
-                .and_then(|x| x.as_str())
-                .map(str::to_owned),
+            service_version: opt_s("service_version"),
+            // Written since sidecars name the process; older ones have none.
+            service: opt_s("service"),
+            process_start_unix_ms: v.get("process_start_unix_ms").and_then(|x| x.as_u64()),
+            fdr_version: opt_s("fdr_version"),
+            build_id: opt_s("build_id"),
             bytes: u("bytes")?,
             cost: match v.get("cost") {
                 None | Some(serde_json::Value::Null) => None,
@@ -179,7 +194,7 @@ pub enum StoreError {
         object: String,
         /// The HTTP status, if the store answered.
         status: Option<u16>,
-        /// The store's error code (S3's `<Code>`: `NoSuchBucket`, `SignatureDoesNotMatch`).
+        /// The kind of error (object_store's: `NotFound`, `PermissionDenied`, `Unauthenticated`, `Generic`).
         code: Option<String>,
         /// The store's message, or why there was no answer.
         message: String,
@@ -206,7 +221,8 @@ fn remote_why(status: Option<u16>, code: Option<&str>, message: &str) -> String 
     match (status, code) {
         (Some(s), Some(c)) => format!("HTTP {s} {c}: {message}"),
         (Some(s), None) => format!("HTTP {s}: {message}"),
-        (None, _) => format!("no answer: {message}"),
+        (None, Some(c)) => format!("{c}: {message}"),
+        (None, None) => format!("no answer: {message}"),
     }
 }
 
@@ -585,6 +601,10 @@ fn adopted(id: &str, bytes: u64, modified_ms: u64) -> IncidentMeta {
         host: layout::host_name(),
         pid,
         service_version: None,
+        service: None,
+        process_start_unix_ms: None,
+        fdr_version: None,
+        build_id: None,
         bytes,
         cost: None,
     }
@@ -729,6 +749,10 @@ mod tests {
             host: "h".into(),
             pid: 7,
             service_version: Some("1.2.3".into()),
+            service: None,
+            process_start_unix_ms: None,
+            fdr_version: None,
+            build_id: None,
             bytes: 0,
             cost: None,
         }

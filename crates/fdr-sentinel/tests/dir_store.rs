@@ -24,6 +24,10 @@ fn meta(id: &str, t: u64) -> IncidentMeta {
         host: "h".into(),
         pid: 7,
         service_version: Some("1.2.3".into()),
+        service: None,
+        process_start_unix_ms: None,
+        fdr_version: None,
+        build_id: None,
         bytes: 0,
         cost: None,
     }

@@ -163,6 +163,10 @@ fn full_disk() {
         host: "h".into(),
         pid: 1,
         service_version: None,
+        service: None,
+        process_start_unix_ms: None,
+        fdr_version: None,
+        build_id: None,
         bytes: 0,
         cost: None,
     };

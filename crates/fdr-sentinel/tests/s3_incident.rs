@@ -1,6 +1,7 @@
-//! A rule held for its samples writes one incident into an S3-compatible store (moto, on
-//! 127.0.0.1): the flight recorder's dump, decodable, and its sidecar, read back through the
-//! store. (Own test binary: the recorder is process-wide.)
+//! A rule held for its samples writes one incident into an S3-compatible store over HTTPS
+//! (moto, on 127.0.0.1, with a certificate of a CA made for the test): the flight
+//! recorder's dump, decodable, and its sidecar naming the process as the dump's header
+//! does, read back through the store. (Own test binary: the recorder is process-wide.)
 
 mod common;
 #[path = "common/moto.rs"]
@@ -8,14 +9,13 @@ mod moto;
 
 use std::time::Duration;
 
-use fdr_sentinel::{Rule, S3Store, Sentinel};
+use fdr_sentinel::{Rule, Sentinel};
 
 #[test]
 fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
-    let mut moto = moto::Moto::start();
+    let mut moto = moto::Moto::start_tls();
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
-    let store = S3Store::new(moto.config("incidents", "checkout")).unwrap();
-    store.create_bucket().unwrap();
+    moto.mkbucket("incidents");
     let registry = prometheus::Registry::new();
     let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();
     registry.register(Box::new(queue.clone())).unwrap();
@@ -24,7 +24,7 @@ fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
         .interval(Duration::from_millis(20))
         .registry(registry)
         .rule(Rule::parse("deep: queue_depth value > 100 for 2 cooldown 1h").unwrap())
-        .store(store)
+        .bucket(moto.config("incidents", "checkout"))
         .service_version("9.9.9")
         .log_with(log)
         .start()

@@ -1,7 +1,9 @@
-//! The S3 store against a real S3-compatible server (moto, on 127.0.0.1, checking every
-//! request's signature): incidents round trip, list in pages, keep to their retention, and
-//! a failure (a dump that fails midway, wrong credentials, a missing bucket, a stopped or
-//! silent server) leaves nothing visible and says what failed.
+//! The object store over S3 against a real S3-compatible server (moto, on 127.0.0.1,
+//! checking every request's signature), over plain HTTP and over TLS with a CA made for the
+//! test: incidents round trip (large dumps as multipart uploads), keep to their retention,
+//! and a failure (a dump that fails midway, wrong credentials, a missing bucket, an
+//! untrusted certificate, a stopped or silent server) leaves nothing visible and says what
+//! failed, in object_store's words.
 
 #[path = "common/moto.rs"]
 mod moto;
@@ -11,7 +13,7 @@ use std::net::TcpListener;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use fdr_sentinel::{IncidentMeta, IncidentStore, Retention, S3Config, S3Store, StoreError};
+use fdr_sentinel::{BucketConfig, BucketStore, IncidentMeta, IncidentStore, Retention, StoreError};
 use moto::Moto;
 
 /// The binary's server, shared by its tests (each in its own bucket); it exits with the
@@ -36,6 +38,10 @@ fn meta(id: &str, t: u64) -> IncidentMeta {
         host: "h".into(),
         pid: 7,
         service_version: Some("1.2.3".into()),
+        service: Some("checkout".into()),
+        process_start_unix_ms: Some(1_700_000_000_000),
+        fdr_version: Some("0.1.0".into()),
+        build_id: Some("0a1b2c".into()),
         bytes: 0,
         cost: None,
     }
@@ -50,7 +56,7 @@ fn write(bytes: Vec<u8>) -> impl FnMut(&mut dyn Write) -> io::Result<u64> {
     move |out| out.write_all(&bytes).map(|()| bytes.len() as u64)
 }
 
-fn ids(store: &S3Store) -> Vec<String> {
+fn ids(store: &BucketStore) -> Vec<String> {
     store
         .list()
         .unwrap()
@@ -60,7 +66,7 @@ fn ids(store: &S3Store) -> Vec<String> {
         .collect()
 }
 
-fn assert_spool_empty(config: &S3Config) {
+fn assert_spool_empty(config: &BucketConfig) {
     let left: Vec<_> = std::fs::read_dir(&config.spool_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -72,22 +78,23 @@ fn keys(names: &[(&str, u64)]) -> Vec<(String, u64)> {
     names.iter().map(|(k, n)| (k.to_string(), *n)).collect()
 }
 
-#[test]
-fn incidents_round_trip_and_list_newest_first_in_pages() {
-    let mut moto = server();
-    let config = moto.config("round-trip", "svc/incidents");
-    let store = S3Store::new(config.clone()).unwrap();
-    store.create_bucket().unwrap();
-    store
-        .create_bucket()
-        .expect("a bucket already ours is fine");
+/// Incidents round trip through `moto`'s bucket: a small dump in one `PUT`, a large one as
+/// a multipart upload, both read back whole; another prefix sees none of them.
+fn round_trip(moto: &mut Moto, bucket: &str) {
+    let config = BucketConfig {
+        part_bytes: 5 << 20,
+        ..moto.config(bucket, "svc/incidents")
+    };
+    moto.mkbucket(bucket);
+    let store = BucketStore::new(config.clone()).unwrap();
 
     let stored = store.put(&meta("a", 1), &mut write(data(10))).unwrap();
     assert_eq!(stored.bytes, 10);
-    // Over one 256 KiB frame of the upload.
-    let big = data(600 << 10);
+    // Three parts of a multipart upload (5, 5 and 2 MiB).
+    let big = data(12 << 20);
     store.put(&meta("b", 2), &mut write(big.clone())).unwrap();
     assert_spool_empty(&config);
+    assert_eq!(moto.open_uploads(bucket), 0, "the upload was completed");
 
     let listing = store.list().unwrap();
     assert!(listing.unreadable.is_empty());
@@ -119,38 +126,21 @@ fn incidents_round_trip_and_list_newest_first_in_pages() {
     ));
 
     // What the server holds, as another client lists it.
-    let a_json = moto
-        .keys("round-trip")
-        .into_iter()
-        .find(|(k, _)| k == "svc/incidents/a.json")
-        .unwrap()
-        .1;
-    let b_json = moto
-        .keys("round-trip")
-        .into_iter()
-        .find(|(k, _)| k == "svc/incidents/b.json")
-        .unwrap()
-        .1;
+    let all = moto.keys(bucket);
+    let size = |k: &str| all.iter().find(|(n, _)| n == k).unwrap().1;
     assert_eq!(
-        moto.keys("round-trip"),
+        all,
         keys(&[
             ("svc/incidents/a.fdr", 10),
-            ("svc/incidents/a.json", a_json),
-            ("svc/incidents/b.fdr", 600 << 10),
-            ("svc/incidents/b.json", b_json),
+            ("svc/incidents/a.json", size("svc/incidents/a.json")),
+            ("svc/incidents/b.fdr", 12 << 20),
+            ("svc/incidents/b.json", size("svc/incidents/b.json")),
         ])
     );
 
-    // One key per page: the listing follows the continuation tokens.
-    let paged = S3Store::new(S3Config {
-        list_page_keys: 1,
-        ..config.clone()
-    })
-    .unwrap();
-    assert_eq!(ids(&paged), ["b", "a"]);
     // Another prefix sees none of them.
-    let other = S3Store::new(S3Config {
-        prefix: "svc".into(),
+    let other = BucketStore::new(BucketConfig {
+        url: format!("s3://{bucket}/svc"),
         ..config
     })
     .unwrap();
@@ -158,17 +148,61 @@ fn incidents_round_trip_and_list_newest_first_in_pages() {
 }
 
 #[test]
+fn incidents_round_trip_over_http() {
+    round_trip(&mut server(), "round-trip");
+}
+
+#[test]
+fn incidents_round_trip_over_tls_with_a_private_ca() {
+    let mut moto = Moto::start_tls();
+    round_trip(&mut moto, "round-trip-tls");
+    // Without the CA, the server's certificate is not trusted: named, and nothing stored.
+    let untrusting = BucketStore::new(BucketConfig {
+        root_certificates: None,
+        timeout: Duration::from_secs(5),
+        ..moto.config("round-trip-tls", "untrusted")
+    })
+    .unwrap();
+    let e = untrusting
+        .put(&meta("c", 3), &mut write(data(10)))
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "incident store: uploading the dump s3://round-trip-tls/untrusted/c.fdr: Generic: "
+        ) && text.to_ascii_lowercase().contains("certificate"),
+        "{text}"
+    );
+    assert!(
+        !moto
+            .keys("round-trip-tls")
+            .iter()
+            .any(|(k, _)| k.starts_with("untrusted/")),
+    );
+    // A CA file with no certificate in it is refused at once.
+    let empty = std::env::temp_dir().join(format!("fdr-empty-ca-{}.pem", std::process::id()));
+    std::fs::write(&empty, b"not a certificate\n").unwrap();
+    let e = BucketStore::new(BucketConfig {
+        root_certificates: Some(empty.clone()),
+        ..moto.config("round-trip-tls", "")
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("root certificates"), "{e}");
+    std::fs::remove_file(&empty).unwrap();
+}
+
+#[test]
 fn retention_drops_the_oldest_by_count_and_bytes() {
     let mut moto = server();
-    let config = S3Config {
+    let config = BucketConfig {
         retention: Retention {
             max_count: 3,
             max_bytes: 250,
         },
         ..moto.config("retention", "")
     };
-    let store = S3Store::new(config).unwrap();
-    store.create_bucket().unwrap();
+    moto.mkbucket("retention");
+    let store = BucketStore::new(config).unwrap();
     for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
         store
             .put(&meta(id, i as u64), &mut write(data(100)))
@@ -177,7 +211,7 @@ fn retention_drops_the_oldest_by_count_and_bytes() {
     // Three fit the count but not the bytes: two are kept.
     assert_eq!(ids(&store), ["d", "c"]);
     // By count alone.
-    let by_count = S3Store::new(S3Config {
+    let by_count = BucketStore::new(BucketConfig {
         retention: Retention {
             max_count: 1,
             max_bytes: 1 << 30,
@@ -198,8 +232,8 @@ fn retention_drops_the_oldest_by_count_and_bytes() {
 fn a_dump_that_fails_midway_leaves_no_object() {
     let mut moto = server();
     let config = moto.config("fails-midway", "p");
-    let store = S3Store::new(config.clone()).unwrap();
-    store.create_bucket().unwrap();
+    moto.mkbucket("fails-midway");
+    let store = BucketStore::new(config.clone()).unwrap();
     let e = store
         .put(&meta("a", 1), &mut |out| {
             out.write_all(&[1; 100])?;
@@ -216,8 +250,8 @@ fn a_dump_that_fails_midway_leaves_no_object() {
 #[test]
 fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
     let mut moto = server();
-    let store = S3Store::new(moto.config("unreadable", "p")).unwrap();
-    store.create_bucket().unwrap();
+    moto.mkbucket("unreadable");
+    let store = BucketStore::new(moto.config("unreadable", "p")).unwrap();
     store.put(&meta("good", 1), &mut write(data(5))).unwrap();
     moto.put("unreadable", "p/bad.fdr", b"dump");
     moto.put("unreadable", "p/bad.json", b"{\"id\": 3}");
@@ -244,15 +278,15 @@ fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
 #[test]
 fn ids_and_sizes_come_from_keys_never_from_sidecars() {
     let mut moto = server();
-    let config = S3Config {
+    let config = BucketConfig {
         retention: Retention {
             max_count: 1,
             max_bytes: 1 << 30,
         },
         ..moto.config("ids-from-keys", "p")
     };
-    let store = S3Store::new(config).unwrap();
-    store.create_bucket().unwrap();
+    moto.mkbucket("ids-from-keys");
+    let store = BucketStore::new(config).unwrap();
     // Outside the prefix: what retention must never reach.
     moto.put("ids-from-keys", "victim.fdr", b"not an incident");
     moto.put("ids-from-keys", "victim.json", b"not an incident");
@@ -293,11 +327,11 @@ fn ids_and_sizes_come_from_keys_never_from_sidecars() {
 #[test]
 fn spool_files_are_private_and_never_follow_a_planted_symlink() {
     use std::os::unix::fs::{PermissionsExt, symlink};
-    let moto = server();
+    let mut moto = server();
     let config = moto.config("spool", "");
+    moto.mkbucket("spool");
     drop(moto);
-    let store = S3Store::new(config.clone()).unwrap();
-    store.create_bucket().unwrap();
+    let store = BucketStore::new(config.clone()).unwrap();
     let victim = config.spool_dir.with_extension("victim");
     std::fs::write(&victim, b"precious").unwrap();
     // Symlinks at the first spool names the store would take.
@@ -305,7 +339,7 @@ fn spool_files_are_private_and_never_follow_a_planted_symlink() {
         .map(|n| {
             let path = config
                 .spool_dir
-                .join(format!(".fdr-s3.spool.tmp-{}-{n}", std::process::id()));
+                .join(format!(".fdr-bucket.spool.tmp-{}-{n}", std::process::id()));
             symlink(&victim, &path).unwrap();
             path
         })
@@ -337,8 +371,9 @@ fn spool_files_are_private_and_never_follow_a_planted_symlink() {
 
 #[test]
 fn inside_a_service_runtime_the_store_works_and_drops() {
-    let moto = server();
+    let mut moto = server();
     let config = moto.config("in-runtime", "");
+    moto.mkbucket("in-runtime");
     drop(moto);
     let service = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -346,17 +381,21 @@ fn inside_a_service_runtime_the_store_works_and_drops() {
     service.block_on(async move {
         // Blocking, as documented (an async service would use `spawn_blocking`), but
         // neither a panic nor a deadlock on the service's runtime.
-        let store = S3Store::new(config).unwrap();
-        store.create_bucket().unwrap();
+        let store = BucketStore::new(config).unwrap();
         store.put(&meta("a", 1), &mut write(data(10))).unwrap();
         assert_eq!(ids(&store), ["a"]);
         drop(store);
     });
 }
 
-fn remote(e: &StoreError) -> (Option<u16>, Option<&str>) {
+fn remote(e: &StoreError) -> (Option<u16>, Option<&str>, &str) {
     match e {
-        StoreError::Remote { status, code, .. } => (*status, code.as_deref()),
+        StoreError::Remote {
+            status,
+            code,
+            message,
+            ..
+        } => (*status, code.as_deref(), message.as_str()),
         other => panic!("not a remote error: {other}"),
     }
 }
@@ -365,61 +404,62 @@ fn remote(e: &StoreError) -> (Option<u16>, Option<&str>) {
 fn wrong_credentials_and_a_missing_bucket_are_named() {
     let mut moto = server();
     let config = moto.config("credentials", "p");
-    S3Store::new(config.clone())
-        .unwrap()
-        .create_bucket()
-        .unwrap();
+    moto.mkbucket("credentials");
 
-    let wrong_secret = S3Store::new(S3Config {
-        secret_access_key: "not-the-secret".into(),
-        ..config.clone()
-    })
+    let wrong_secret = BucketStore::new(Moto::with_option(
+        config.clone(),
+        "aws_secret_access_key",
+        "not-the-secret",
+    ))
     .unwrap();
     let e = wrong_secret
         .put(&meta("a", 1), &mut write(data(10)))
         .unwrap_err();
-    assert_eq!(
-        remote(&e),
-        (Some(403), Some("SignatureDoesNotMatch")),
-        "{e}"
-    );
+    let (status, code, message) = remote(&e);
+    assert_eq!((status, code), (None, Some("PermissionDenied")), "{e}");
+    assert!(message.contains("SignatureDoesNotMatch"), "{e}");
     let text = e.to_string();
     assert!(
         text.starts_with(
-            "incident store: uploading the dump s3://credentials/p/a.fdr: HTTP 403 \
-             SignatureDoesNotMatch: "
+            "incident store: uploading the dump s3://credentials/p/a.fdr: PermissionDenied: "
         ),
         "{text}"
     );
     let e = wrong_secret.list().unwrap_err();
-    assert_eq!(
-        remote(&e),
-        (Some(403), Some("SignatureDoesNotMatch")),
-        "{e}"
-    );
+    assert!(remote(&e).2.contains("SignatureDoesNotMatch"), "{e}");
 
-    let unknown_key = S3Store::new(S3Config {
-        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-        ..config.clone()
-    })
+    let unknown_key = BucketStore::new(Moto::with_option(
+        config.clone(),
+        "aws_access_key_id",
+        "AKIAIOSFODNN7EXAMPLE",
+    ))
     .unwrap();
     let e = unknown_key
         .put(&meta("a", 1), &mut write(data(10)))
         .unwrap_err();
-    assert_eq!(remote(&e), (Some(403), Some("InvalidAccessKeyId")), "{e}");
+    assert!(remote(&e).2.contains("InvalidAccessKeyId"), "{e}");
     assert_eq!(moto.keys("credentials"), []);
 
-    let missing = S3Store::new(S3Config {
-        bucket: "no-such-bucket".into(),
+    let missing = BucketStore::new(BucketConfig {
+        url: "s3://no-such-bucket/p".into(),
         ..config.clone()
     })
     .unwrap();
     let e = missing
         .put(&meta("a", 1), &mut write(data(10)))
         .unwrap_err();
-    assert_eq!(remote(&e), (Some(404), Some("NoSuchBucket")), "{e}");
+    assert_eq!(remote(&e).1, Some("NotFound"), "{e}");
+    assert!(remote(&e).2.contains("NoSuchBucket"), "{e}");
     assert!(e.to_string().contains("s3://no-such-bucket/p/a.fdr"), "{e}");
     assert_spool_empty(&config);
+
+    // A configuration key object_store does not know is refused at once.
+    let e = BucketStore::new(Moto::with_option(config, "aws_colour", "blue")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("option `aws_colour`: not a s3:// configuration key"),
+        "{e}"
+    );
 }
 
 /// A key allowed everything in S3 but `denied` on `resource`.
@@ -433,27 +473,27 @@ fn restricted(moto: &mut Moto, denied: &str, resource: &str) -> (String, String)
     }))
 }
 
+fn with_key(config: BucketConfig, (id, secret): (String, String)) -> BucketConfig {
+    Moto::with_option(
+        Moto::with_option(config, "aws_access_key_id", &id),
+        "aws_secret_access_key",
+        &secret,
+    )
+}
+
 #[test]
 fn a_refused_sidecar_takes_its_dump_away() {
     let mut moto = server();
     let config = moto.config("refused-sidecar", "p");
-    S3Store::new(config.clone())
-        .unwrap()
-        .create_bucket()
-        .unwrap();
-    let (access_key_id, secret_access_key) = restricted(
+    moto.mkbucket("refused-sidecar");
+    let key = restricted(
         &mut moto,
         "s3:PutObject",
         "arn:aws:s3:::refused-sidecar/*.json",
     );
-    let store = S3Store::new(S3Config {
-        access_key_id,
-        secret_access_key,
-        ..config.clone()
-    })
-    .unwrap();
+    let store = BucketStore::new(with_key(config.clone(), key)).unwrap();
     let e = store.put(&meta("a", 1), &mut write(data(10))).unwrap_err();
-    assert_eq!(remote(&e), (Some(403), Some("AccessDenied")), "{e}");
+    assert!(remote(&e).2.contains("AccessDenied"), "{e}");
     assert!(
         e.to_string()
             .starts_with("incident store: uploading the sidecar s3://refused-sidecar/p/a.json"),
@@ -467,51 +507,45 @@ fn a_refused_sidecar_takes_its_dump_away() {
 #[test]
 fn a_key_that_may_not_delete_says_retention_failed() {
     let mut moto = server();
-    let config = S3Config {
+    let config = BucketConfig {
         retention: Retention {
             max_count: 1,
             max_bytes: 1 << 30,
         },
         ..moto.config("no-delete", "")
     };
-    S3Store::new(config.clone())
-        .unwrap()
-        .create_bucket()
-        .unwrap();
-    let (access_key_id, secret_access_key) =
-        restricted(&mut moto, "s3:DeleteObject", "arn:aws:s3:::no-delete/*");
-    let store = S3Store::new(S3Config {
-        access_key_id,
-        secret_access_key,
-        ..config
-    })
-    .unwrap();
+    moto.mkbucket("no-delete");
+    let key = restricted(&mut moto, "s3:DeleteObject", "arn:aws:s3:::no-delete/*");
+    // One DELETE per object: moto checks a policy on those, not on a bulk DeleteObjects.
+    let config = Moto::with_option(config, "aws_disable_bulk_delete", "true");
+    let store = BucketStore::new(with_key(config, key)).unwrap();
     store.put(&meta("a", 1), &mut write(data(10))).unwrap();
     let e = store.put(&meta("b", 2), &mut write(data(10))).unwrap_err();
     assert!(
         e.to_string().starts_with(
             "incident store: incident `b` was stored, but applying the retention failed: \
-             incident store: deleting past the retention s3://no-delete/a.json: HTTP 403 \
-             AccessDenied: "
-        ),
+             incident store: deleting past the retention s3://no-delete/a.json: "
+        ) && e.to_string().contains("AccessDenied"),
         "{e}"
     );
     assert_eq!(ids(&store), ["b", "a"]);
 }
 
 #[test]
-fn a_stopped_server_and_a_silent_one_are_no_answer() {
+fn a_stopped_server_and_a_silent_one_are_errors() {
     let mut moto = Moto::start();
-    let store = S3Store::new(moto.config("stopped", "")).unwrap();
-    store.create_bucket().unwrap();
+    moto.mkbucket("stopped");
+    let store = BucketStore::new(BucketConfig {
+        timeout: Duration::from_secs(2),
+        ..moto.config("stopped", "")
+    })
+    .unwrap();
     store.put(&meta("a", 1), &mut write(data(10))).unwrap();
     moto.stop();
     let e = store.put(&meta("b", 2), &mut write(data(10))).unwrap_err();
-    assert_eq!(remote(&e), (None, None), "{e}");
     let text = e.to_string();
     assert!(
-        text.starts_with("incident store: uploading the dump s3://stopped/b.fdr: no answer: ")
-            && text.contains("connecting to 127.0.0.1:"),
+        text.starts_with("incident store: uploading the dump s3://stopped/b.fdr: Generic: "),
         "{text}"
     );
     assert!(store.list().is_err());
@@ -525,22 +559,19 @@ fn a_stopped_server_and_a_silent_one_are_no_answer() {
         std::thread::sleep(Duration::from_secs(3));
         drop(conn);
     });
-    let store = S3Store::new(S3Config {
-        endpoint: format!("http://127.0.0.1:{port}"),
+    let store = BucketStore::new(BucketConfig {
         timeout: Duration::from_millis(500),
-        ..moto.config("silent", "")
+        ..Moto::with_option(
+            moto.config("silent", ""),
+            "aws_endpoint",
+            &format!("http://127.0.0.1:{port}"),
+        )
     })
     .unwrap();
-    let started = std::time::Instant::now();
     let e = store.list().unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(
         e.to_string()
-            .ends_with("listing s3://silent/: no answer: no complete answer within 500ms"),
+            .starts_with("incident store: listing s3://silent/: Generic: "),
         "{e}"
     );
     silent.join().unwrap();

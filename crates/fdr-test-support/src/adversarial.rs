@@ -85,6 +85,7 @@ pub fn write<W: Write>(shape: Shape, out: W, min_bytes: u64) -> io::Result<W> {
         program: format!("adversarial-{}", shape.name()),
         service_version: "1.0.0".into(),
         host: "localhost".into(),
+        ..ProcessInfo::default()
     };
     let mut w = TraceWriter::new(out, &info)?;
     match shape {

@@ -78,6 +78,7 @@ impl TraceBuilder {
             program: "scenario".into(),
             service_version: "1.0.0".into(),
             host: "localhost".into(),
+            ..ProcessInfo::default()
         };
         let mut w = TraceWriter::new(out, &info)?;
         let mut table = TableEncoder::new();

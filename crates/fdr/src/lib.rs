@@ -65,11 +65,13 @@
 //!   `capture`) return [`Error`] or do nothing, and `fdr-recorder` is not linked: libraries can
 //!   instrument freely and a binary decides.
 //! - `sentinel`: [`sentinel`], rules over fdr's runtime metrics, Prometheus registries and
-//!   process metrics that dump the flight recorder into an incident store (a directory, or S3) when
+//!   process metrics that dump the flight recorder into an incident store (a directory, or an object store) when
 //!   an SLO is breached, with limits that stop a flapping rule from causing a dump storm.
 //!   (Implies `record`.)
-//! - `s3`: the sentinel's S3-compatible incident store (`sentinel::S3Store`, or
-//!   `FDR_SENTINEL_S3_URL`). (Implies `sentinel`.)
+//! - `aws`, `gcp`, `azure`, `local`: the sentinel's object-store incident store
+//!   (`sentinel::BucketStore`, or `FDR_SENTINEL_URL=s3://...`, `gs://`, `az://`, `file://`)
+//!   over Amazon S3 and S3-compatible servers, Google Cloud Storage, Azure Blob Storage or
+//!   local files. (Imply `sentinel`.)
 //! - `admin`: [`admin`], the admin HTTP endpoint on its own listener and thread: the flight
 //!   recorder, throttled on-demand captures, the sentinel's incidents and Prometheus
 //!   `/metrics`; loopback by default, authentication required anywhere else. (Implies

@@ -58,6 +58,10 @@ pub struct Config {
     pub program: String,
     /// Service version for trace headers.
     pub service_version: String,
+    /// Service name for trace headers.
+    pub service: String,
+    /// Host name for trace headers.
+    pub host: String,
     /// The OS view.
     pub os: Option<OsConfig>,
     /// How often metric samples are written into the trace.

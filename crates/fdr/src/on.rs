@@ -33,14 +33,14 @@ pub mod sync {
 /// breached.
 #[cfg(feature = "sentinel")]
 pub mod sentinel {
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure", feature = "local"))]
+    pub use fdr_sentinel::{BucketConfig, BucketStore, bucket};
     pub use fdr_sentinel::{
         DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, Error, Histogram,
         IncidentMeta, IncidentStore, Limits, Listing, LogFn, MAX_ID_BYTES, MetricValue, Metrics,
         NameError, Retention, Rule, RuleError, Sentinel, SentinelBuilder, SentinelHandle,
         SentinelStats, Stat, Step, StoreError, Suppressed, Trigger, engine, env, metric,
     };
-    #[cfg(feature = "s3")]
-    pub use fdr_sentinel::{S3Config, S3Store, s3};
 }
 
 /// The admin endpoint (`fdr-admin`): a dedicated, locked-down HTTP server for flight-recorder

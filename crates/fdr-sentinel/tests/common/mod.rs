@@ -67,6 +67,22 @@ pub fn the_deep_incident(
     std::io::Read::read_to_end(&mut sentinel.store().open(&m.id).unwrap(), &mut dump).unwrap();
     assert_eq!(dump.len() as u64, m.bytes);
     assert_eq!(stats.bytes_written, m.bytes);
+    // The sidecar names the process as the dump's header does.
+    let header = fdr_format::Decoder::new(&dump)
+        .unwrap()
+        .process_info()
+        .clone();
+    assert_eq!(m.host, header.host);
+    assert!(!m.host.is_empty());
+    assert_eq!(m.pid, header.pid);
+    assert_eq!(m.service.as_deref(), Some(header.service.as_str()));
+    assert_eq!(m.fdr_version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(m.fdr_version.as_deref(), Some(header.fdr_version.as_str()));
+    assert_eq!(m.build_id.as_deref(), Some(header.build_id.as_str()));
+    assert_eq!(
+        m.process_start_unix_ms,
+        Some(header.process_start_unix_ns / 1_000_000)
+    );
     let regions = region_names(&dump);
     assert!(
         regions.iter().any(|r| r == "before the breach"),

@@ -1,9 +1,11 @@
-//! A real S3-compatible server for the S3 store's tests: moto's server, on 127.0.0.1, with
-//! AWS Signature Version 4 checked (`tests/s3/moto_server.py`).
+//! A real S3-compatible server for the object store's S3 tests: moto's server, on
+//! 127.0.0.1, with AWS Signature Version 4 checked (`tests/s3/moto_server.py`), over plain
+//! HTTP or over TLS with a certificate of a CA made for the test by the `openssl` command.
 //!
 //! moto is installed with pip into this target directory on first use (pinned versions,
 //! nothing outside `target/`). Without Python, pip or PyPI the tests fail, saying why: they
-//! never pass without having run (`cargo xtask ci` installs python3-pip when missing).
+//! never pass without having run (`cargo xtask ci` installs python3-pip when missing). The
+//! TLS tests fail, saying why, without the `openssl` command.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "a test helper module")]
 
@@ -14,7 +16,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use fdr_sentinel::{Retention, S3Config};
+use fdr_sentinel::{BucketConfig, Retention};
 use fdr_test_support::tools::PythonPackages;
 
 const MOTO_PY: &str = "moto[server]==5.2.5";
@@ -55,11 +57,119 @@ pub struct Moto {
     pub access_key_id: String,
     /// Its secret.
     pub secret_access_key: String,
+    /// The CA that signed the server's certificate, when it speaks TLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Runs `openssl` with `args` in `dir`; panics, saying why, when it fails or is missing.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "the TLS tests make their CA with the `openssl` command, which could not \
+                 run: {e}. Install it (Debian: openssl)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a certificate it signed for 127.0.0.1, made in a fresh directory: `(cert, key,
+/// ca)`.
+fn make_certificates() -> (PathBuf, PathBuf, PathBuf) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = tmp().join(format!(
+        "tls-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=fdr test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
+    (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("ca.pem"),
+    )
 }
 
 impl Moto {
-    /// Starts a server; panics, saying why, when moto cannot be had.
+    /// Starts a server over plain HTTP; panics, saying why, when moto cannot be had.
     pub fn start() -> Moto {
+        Moto::start_with(None)
+    }
+
+    /// Starts a server over TLS, its certificate signed by a CA made for it
+    /// ([`Moto::ca_file`]); panics, saying why, when moto or openssl cannot be had.
+    pub fn start_tls() -> Moto {
+        Moto::start_with(Some(make_certificates()))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf, PathBuf)>) -> Moto {
         let site = site().unwrap_or_else(|why| {
             panic!(
                 "the S3 store's tests run against moto's S3 server, which could not be \
@@ -69,11 +179,17 @@ impl Moto {
                 tmp().join("moto-python").display()
             )
         });
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/moto_server.py");
+        // Through the crates directory, so that other crates' tests can use this module.
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fdr-sentinel/tests/s3/moto_server.py");
         let log = std::fs::File::create(tmp().join(format!("moto-{}.log", std::process::id())))
             .expect("moto's log file");
-        let mut child = Command::new("python3")
-            .arg(&script)
+        let mut command = Command::new("python3");
+        command.arg(&script);
+        if let Some((cert, key, ca)) = &tls {
+            command.args([cert, key, ca]);
+        }
+        let mut child = command
             .env("PYTHONPATH", site)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -89,6 +205,7 @@ impl Moto {
             port: 0,
             access_key_id: String::new(),
             secret_access_key: String::new(),
+            ca_file: tls.map(|(_, _, ca)| ca),
         };
         let hello = moto.read_line(Duration::from_secs(120));
         moto.port = hello["port"].as_u64().expect("moto's port") as u16;
@@ -133,26 +250,61 @@ impl Moto {
         answer
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` over TLS.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// A store's configuration for `bucket` and `prefix` here, with a fresh spool directory.
-    pub fn config(&self, bucket: &str, prefix: &str) -> S3Config {
+    /// A store's configuration for `bucket` and `prefix` here (this server, its key, its CA),
+    /// with a fresh spool directory.
+    pub fn config(&self, bucket: &str, prefix: &str) -> BucketConfig {
         let spool_dir = tmp().join(format!("spool-{bucket}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&spool_dir);
-        S3Config {
-            endpoint: self.endpoint(),
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-            access_key_id: self.access_key_id.clone(),
-            secret_access_key: self.secret_access_key.clone(),
+        let mut options = vec![
+            ("aws_endpoint".to_owned(), self.endpoint()),
+            ("aws_region".to_owned(), "us-east-1".to_owned()),
+            ("aws_access_key_id".to_owned(), self.access_key_id.clone()),
+            (
+                "aws_secret_access_key".to_owned(),
+                self.secret_access_key.clone(),
+            ),
+        ];
+        if self.ca_file.is_none() {
+            options.push(("aws_allow_http".to_owned(), "true".to_owned()));
+        }
+        BucketConfig {
+            url: format!("s3://{bucket}/{prefix}"),
+            options,
+            root_certificates: self.ca_file.clone(),
             retention: Retention::default(),
             timeout: Duration::from_secs(20),
             spool_dir,
-            ..S3Config::default()
+            ..BucketConfig::default()
         }
+    }
+
+    /// Replaces the option `key` of `config` (or adds it).
+    pub fn with_option(mut config: BucketConfig, key: &str, value: &str) -> BucketConfig {
+        config.options.retain(|(k, _)| k != key);
+        config.options.push((key.to_owned(), value.to_owned()));
+        config
+    }
+
+    /// Creates `bucket` with boto3.
+    pub fn mkbucket(&mut self, bucket: &str) {
+        self.command(&format!("mkbucket {bucket}"));
+    }
+
+    /// Multipart uploads begun in `bucket` and neither completed nor aborted.
+    pub fn open_uploads(&mut self, bucket: &str) -> u64 {
+        self.command(&format!("uploads {bucket}"))["uploads"]
+            .as_u64()
+            .unwrap()
     }
 
     /// Every object in `bucket`, sorted, as boto3 lists them.

@@ -1,7 +1,9 @@
 """moto's S3 server on 127.0.0.1 for fdr-sentinel's S3 tests, with SigV4 signatures checked.
 
-Run by tests/common/moto.rs with moto (and boto3) on PYTHONPATH. It
-- starts moto in this process on a free loopback port with IAM authentication on: the
+Run by tests/common/moto.rs with moto (and boto3) on PYTHONPATH, as
+`moto_server.py [CERT.pem KEY.pem CA.pem]`. It
+- starts moto in this process on a free loopback port, over TLS with the given certificate
+  and key when they are given (boto3 then trusts only CA.pem), with IAM authentication on: the
   first three actions (creating the test's user, its policy and its access key) go
   unchecked, and every request after them must carry a valid AWS Signature Version 4 of a
   known access key (moto recomputes it with botocore and answers 403 otherwise);
@@ -10,6 +12,8 @@ Run by tests/common/moto.rs with moto (and boto3) on PYTHONPATH. It
   (a client independent of the one under test):
     keys BUCKET          -> {"keys": [[key, size], ...]}   every object in the bucket
     put BUCKET KEY HEX   -> {"ok": true}                    writes an object
+    mkbucket BUCKET      -> {"ok": true}                    creates a bucket
+    uploads BUCKET       -> {"uploads": n}                  multipart uploads not completed
     user POLICY_HEX      -> {"access_key_id": ..., "secret_access_key": ...}
                             a new user's key, allowed what the IAM policy (JSON, in hex) says
 - and exits when stdin closes: when the test drops its handle or its process ends.
@@ -17,7 +21,9 @@ Run by tests/common/moto.rs with moto (and boto3) on PYTHONPATH. It
 
 import json
 import os
+import ssl
 import sys
+import threading
 
 # Read by moto.settings when it is imported.
 os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
@@ -27,20 +33,33 @@ for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
 
 
 def main() -> None:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    endpoint = f"http://127.0.0.1:{port}"
+    tls = None
+    verify = None
+    if len(sys.argv) == 4:
+        cert, key, verify = sys.argv[1:]
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=tls)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    scheme = "https" if tls else "http"
+    endpoint = f"{scheme}://127.0.0.1:{port}"
     iam = boto3.client(
         "iam",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="unchecked",
         aws_secret_access_key="unchecked",
+        verify=verify,
     )
     # The test's key may do anything (in S3, and in IAM to make other users).
     iam.create_user(UserName="fdr-tests")
@@ -61,6 +80,7 @@ def main() -> None:
         region_name="us-east-1",
         aws_access_key_id=key["AccessKeyId"],
         aws_secret_access_key=key["SecretAccessKey"],
+        verify=verify,
     )
     users = 0
     s3 = boto3.client(
@@ -70,6 +90,7 @@ def main() -> None:
         aws_access_key_id=key["AccessKeyId"],
         aws_secret_access_key=key["SecretAccessKey"],
         config=Config(s3={"addressing_style": "path"}),
+        verify=verify,
     )
     say(
         {
@@ -89,6 +110,12 @@ def main() -> None:
             elif words[0] == "put":
                 s3.put_object(Bucket=words[1], Key=words[2], Body=bytes.fromhex(words[3]))
                 say({"ok": True})
+            elif words[0] == "mkbucket":
+                s3.create_bucket(Bucket=words[1])
+                say({"ok": True})
+            elif words[0] == "uploads":
+                up = s3.list_multipart_uploads(Bucket=words[1]).get("Uploads", [])
+                say({"uploads": len(up)})
             elif words[0] == "user":
                 users += 1
                 name = f"fdr-tests-{users}"
@@ -109,7 +136,7 @@ def main() -> None:
                 say({"error": f"unknown command {words[0]!r}"})
         except Exception as e:  # answered, so the test fails with the reason
             say({"error": repr(e)})
-    server.stop()
+    server.shutdown()
 
 
 def say(v: object) -> None:

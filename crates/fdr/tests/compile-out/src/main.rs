@@ -110,6 +110,8 @@ fn main() {
         flight: Some(fdr::FlightConfig { min_age, max_bytes }),
         program: "compile-out".into(),
         service_version: String::new(),
+        service: "compile-out".into(),
+        host: "localhost".into(),
         os: fdr::OsConfig::platform_default().filter(|_| false),
         metrics_interval: Some(fdr::DEFAULT_METRICS_INTERVAL.max(fdr::MIN_METRICS_INTERVAL)),
     };
