@@ -24,7 +24,7 @@
 //! async region when the await began, and the waker, in log-bucketed histograms (at most
 //! [`MAX_STATS_KEYS`] keys; past them, waits are counted as left out).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use fdr_format::{StrId, TaskId, ThreadId};
 
@@ -290,7 +290,7 @@ impl TaskWait {
 /// Every await of a trace, per waiting task name, phase and waker.
 #[derive(Debug, Clone, Default)]
 pub struct Waits {
-    index: HashMap<WaitKey, usize>,
+    index: crate::fasthash::FastMap<WaitKey, usize>,
     stats: Vec<(WaitKey, WaitStats)>,
     /// Names of tasks that polled other traced tasks inside their polls (hosts, such as a
     /// connection task polling its requests): their awaits repeat their guests'.
