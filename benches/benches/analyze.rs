@@ -22,7 +22,7 @@ use fdr_analyzer::{
 use fdr_benches::report;
 
 fn bench(c: &mut Criterion) {
-    let trace = fdr_analyzer::scenarios::write_large(Vec::new(), 96 << 20).expect("Vec write");
+    let trace = fdr_test_support::scenarios::write_large(Vec::new(), 96 << 20).expect("Vec write");
     let events = summarize_slice(&trace, SummaryOptions::default())
         .expect("valid")
         .stats

@@ -7,20 +7,10 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// Scenarios today's analyzer diagnoses wrongly, and why.
-const KNOWN_MISSES: &[(&str, &str)] = &[
-    (
-        "recorder_loss",
-        "right in 2 of 3 debug runs; in the third, serial_bottleneck (critical 89.9) ranked above recorder_loss: why one thread looked busy alone is not yet known",
-    ),
-    (
-        "slow_downstream",
-        "right in a release run (slow_downstream from the async I/O awaits), but in a debug build on a loaded host, polls preempted for up to 112 ms can rank long_polls above it",
-    ),
-    (
-        "oversubscribed",
-        "the fan-out's tasks are CPU-bound, so cpu_heavy_polls (their on-CPU long polls) outranks sched_delay: ranking by cause does not yet tell a symptom of oversubscription from its cause",
-    ),
-];
+const KNOWN_MISSES: &[(&str, &str)] = &[(
+    "blocking_sleep",
+    "right in 2 of 3 debug runs beside a CPU burner; in the third, blocking_in_async (critical 98) was first but named no line of the scenario: every captured stack of the sleeping workers ended after std::thread::sleep in a stale tokio frame (the recorder's unwind of a thread blocked in the kernel found a wrong frame pointer on the stack), so the stacks held no frame of the handler",
+)];
 
 #[test]
 fn every_scenario_is_diagnosed_as_expected_but_the_known_misses() {

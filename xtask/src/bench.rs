@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 
 use crate::{cargo, target_dir};
 
-pub(crate) fn run(args: &[String]) -> Result<()> {
+pub(crate) fn run(filter: Option<&str>) -> Result<()> {
     let out = target_dir().join("xtask/bench");
     fs::create_dir_all(&out)?;
     let extra = out.join("extra.jsonl");
@@ -48,37 +48,18 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         .env("FDR_BENCH_EXTRA", &extra)
         .env("FDR_E2E_TRACE", &trace);
     // `--filter NAME` runs only the benches whose id contains NAME.
-    let mut bench_args = vec!["--".to_string()];
-    let mut filter = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--filter" {
-            let f = it.next().cloned().unwrap_or_default();
-            bench_args.push(f.clone());
-            filter = Some(f);
-        }
-    }
-    cmd.args(&bench_args);
+    cmd.arg("--").args(filter);
     crate::run(&mut cmd)?;
     // The 1 GiB memory check runs in a full bench, or when the filter names it.
-    if filter
-        .as_deref()
-        .is_none_or(|f| PEAK_RSS_FIGURE.contains(f))
-    {
+    if filter.is_none_or(|f| PEAK_RSS_FIGURE.contains(f)) {
         let rss = summary_peak_rss(&out)?;
         fdr_line(&extra, PEAK_RSS_FIGURE, rss as f64)?;
     }
     // The scenario suite's score, likewise.
-    if filter
-        .as_deref()
-        .is_none_or(|f| SCENARIO_FIGURES.iter().any(|n| n.contains(f)))
-    {
+    if filter.is_none_or(|f| SCENARIO_FIGURES.iter().any(|n| n.contains(f))) {
         scenarios(&out, &extra)?;
     }
-    if filter
-        .as_deref()
-        .is_none_or(|f| ADVERSARIAL_RSS_FIGURE.contains(f))
-    {
+    if filter.is_none_or(|f| ADVERSARIAL_RSS_FIGURE.contains(f)) {
         let rss = adversarial_peak_rss(&out)?;
         fdr_line(&extra, ADVERSARIAL_RSS_FIGURE, rss as f64)?;
         anyhow::ensure!(
@@ -266,7 +247,7 @@ fn summary_peak_rss(dir: &Path) -> Result<u64> {
     let path = dir.join("large.fdr");
     let t = std::time::Instant::now();
     let f = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = fdr_analyzer::scenarios::write_large(BufWriter::new(f), 1 << 30)?;
+    let mut w = fdr_test_support::scenarios::write_large(BufWriter::new(f), 1 << 30)?;
     w.flush()?;
     drop(w);
     let size = fs::metadata(&path)?.len();
@@ -332,7 +313,7 @@ fn run_peak_rss(cmd: &mut std::process::Command) -> Result<(std::process::ExitSt
 fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
     use std::io::{BufWriter, Write};
 
-    use fdr_analyzer::adversarial::{Shape, write};
+    use fdr_test_support::adversarial::{Shape, write};
     crate::run(cargo().args(["build", "--release", "-p", "fdr-cli"]))?;
     let mib: u64 = std::env::var("FDR_BENCH_ADVERSARIAL_MIB")
         .ok()

@@ -18,36 +18,11 @@ use std::process::Stdio;
 use anyhow::{Context, Result, bail};
 use fdr_format::testing::{SampleSpec, every_kind_trace, sample_trace_with};
 
+use crate::cli::FuzzTarget;
 use crate::{cargo, root, target_dir};
 
-const TARGETS: [&str; 2] = ["decode", "analyze"];
-
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    let mut seconds = 60u64;
-    let mut jobs = 1u32;
-    let mut target = "decode";
-    let usage = "usage: cargo xtask fuzz [--target decode|analyze] [--seconds N] [--jobs J]";
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seconds" => {
-                let v = it.next().context("--seconds needs a value")?;
-                seconds = v.parse().with_context(|| format!("bad --seconds {v}"))?;
-            }
-            "--jobs" => {
-                let v = it.next().context("--jobs needs a value")?;
-                jobs = v.parse().with_context(|| format!("bad --jobs {v}"))?;
-            }
-            "--target" => {
-                let v = it.next().context("--target needs a value")?;
-                target = TARGETS
-                    .iter()
-                    .find(|t| **t == v.as_str())
-                    .with_context(|| format!("unknown fuzz target `{v}` ({usage})"))?;
-            }
-            other => bail!("unknown fuzz option `{other}` ({usage})"),
-        }
-    }
+pub(crate) fn run(target: FuzzTarget, seconds: u64, jobs: u32) -> Result<()> {
+    let target = target.name();
     ensure_cargo_fuzz()?;
     let corpus = root().join("fuzz/corpus").join(target);
     write_seeds(&corpus)?;
@@ -189,7 +164,7 @@ fn write_seeds(dir: &Path) -> Result<()> {
 /// Seeds of the analyzer target: a small trace of every hostile shape but the two whose
 /// smallest trace is megabytes.
 fn write_hostile_seeds(dir: &Path) -> Result<()> {
-    use fdr_analyzer::adversarial::{Shape, build};
+    use fdr_test_support::adversarial::{Shape, build};
     for shape in Shape::ALL {
         if matches!(shape, Shape::LongStrings | Shape::BigBatches) {
             continue;

@@ -1,4 +1,5 @@
 //! `cargo xtask <verb>`: the project's automation, in Rust so it runs wherever cargo does.
+//! The verbs and their options are declared in `cli.rs`.
 //!
 //! - `ci`: everything CI checks (fmt, clippy, tests, docs, the recorder's loom models), with
 //!   every feature; features that also need a cfg are tested apart, with it (see `features.rs`).
@@ -15,35 +16,31 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+use fdr_test_support::tools;
+
+use crate::cli::Verb;
 
 mod axum_service;
 mod bench;
+mod cli;
 mod features;
 mod fresh;
 mod fuzz;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let verb = args.first().map(String::as_str).unwrap_or("help");
-    let rest = &args[args.len().min(1)..];
-    match verb {
-        "ci" => ci(),
-        "bench" => bench::run(rest),
-        "demo" => demo(rest),
-        "axum-service" => axum_service::standalone(),
-        "fresh-integration" => fresh::check(),
-        "fuzz" => fuzz::run(rest),
-        "tidy" => run(cargo().args(["test", "-p", "xtask", "--", "tidy"])),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <ci | bench [--filter NAME] | demo | axum-service | fresh-integration | fuzz [--target decode|analyze] [--seconds N] [--jobs J] | tidy>"
-            );
-            if verb == "help" {
-                Ok(())
-            } else {
-                bail!("unknown verb `{verb}`")
-            }
-        }
+    use clap::Parser;
+    match cli::Xtask::parse().verb {
+        Verb::Ci => ci(),
+        Verb::Bench { filter } => bench::run(filter.as_deref()),
+        Verb::Demo { args } => demo(&args),
+        Verb::AxumService => axum_service::standalone(),
+        Verb::FreshIntegration => fresh::check(),
+        Verb::Fuzz {
+            target,
+            seconds,
+            jobs,
+        } => fuzz::run(target, seconds, jobs),
+        Verb::Tidy => run(cargo().args(["test", "-p", "xtask", "--", "tidy"])),
     }
 }
 
@@ -121,17 +118,12 @@ fn ci() -> Result<()> {
 /// The HTML report test renders the page in Debian's headless Chromium: install it when
 /// missing; CI fails here, saying so, when it cannot be installed (the test would fail too).
 fn ensure_chromium() -> Result<()> {
-    let have = |c: &str| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let have = |c: &str| tools::runs(c, &["--version"]);
     if have("chromium") {
         return Ok(());
     }
     eprintln!("xtask ci: installing chromium for the report test");
-    if !apt_install("chromium") || !have("chromium") {
+    if !tools::apt_install("chromium") || !have("chromium") {
         bail!(
             "xtask ci: could not install chromium (apt-get install chromium); the HTML report test needs it"
         );
@@ -139,30 +131,14 @@ fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
-/// Installs a Debian package (apt-get, no questions asked); whether it worked.
-fn apt_install(package: &str) -> bool {
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    apt(&["update"]) && apt(&["install", "-y", package])
-}
-
 /// The Perfetto-export and S3-store tests pip-install their Python packages: make sure pip
 /// is there.
 fn ensure_pip() {
-    let have = Command::new("python3")
-        .args(["-m", "pip", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have {
+    if tools::have_pip() {
         return;
     }
     eprintln!("xtask ci: installing python3-pip for the Perfetto and S3 tests");
-    if !apt_install("python3-pip") {
+    if !tools::apt_install("python3-pip") {
         eprintln!("xtask ci: could not install python3-pip; those tests will fail under CI");
     }
 }
@@ -176,7 +152,7 @@ fn ensure_profile_proto() {
         return;
     }
     eprintln!("xtask ci: installing golang-github-google-pprof-dev for the pprof tests");
-    if !apt_install("golang-github-google-pprof-dev") {
+    if !tools::apt_install("golang-github-google-pprof-dev") {
         eprintln!(
             "xtask ci: could not install golang-github-google-pprof-dev; the pprof tests will fail under CI"
         );

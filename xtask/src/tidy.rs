@@ -40,6 +40,56 @@ fn tidy_docs_present() {
     assert!(readme.contains("cargo xtask demo") && readme.contains("cargo xtask ci"));
 }
 
+/// Where a Rust file lacks its module doc: the first line that is not blank, when it is not
+/// a `//!` line.
+fn missing_module_doc(text: &str) -> Option<&str> {
+    let Some(first) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return Some("(nothing: the file is empty)");
+    };
+    (!first.starts_with("//!")).then_some(first)
+}
+
+#[test]
+fn tidy_the_module_doc_check_finds_a_file_without_one() {
+    assert_eq!(missing_module_doc("//! What it is.\nfn f() {}\n"), None);
+    assert_eq!(missing_module_doc("\n  //! Indented.\n"), None);
+    assert_eq!(
+        missing_module_doc("// A comment.\n//! Late.\n"),
+        Some("// A comment.")
+    );
+    assert_eq!(missing_module_doc("use std::fs;\n"), Some("use std::fs;"));
+    assert!(missing_module_doc(" \n").is_some());
+    assert_eq!(
+        missing_module_doc("#![allow(dead_code)]\n//! Late.\n"),
+        Some("#![allow(dead_code)]")
+    );
+}
+
+/// Every Rust file of the repository (crates, tests, benches, examples, xtask, fuzz
+/// targets) opens with a `//!` doc saying what it is.
+#[test]
+fn tidy_every_rust_file_opens_with_a_module_doc() {
+    let mut files = Vec::new();
+    rust_files(&root(), &mut files);
+    assert!(files.len() > 100, "only {} Rust files found", files.len());
+    let missing: Vec<String> = files
+        .iter()
+        .filter_map(|p| {
+            let text = fs::read_to_string(p).ok()?;
+            let first = missing_module_doc(&text)?;
+            Some(format!(
+                "{}: starts with `{first}`",
+                p.strip_prefix(root()).unwrap_or(p).display()
+            ))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "Rust files without a `//!` doc:\n{}",
+        missing.join("\n")
+    );
+}
+
 #[test]
 fn tidy_only_the_recorder_lifts_unsafe() {
     let Ok(crates) = fs::read_dir(root().join("crates")) else {

@@ -14,12 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fdr_format::ThreadId;
-use fdr_format::encode::batch_header;
-use fdr_format::wire::{
-    BATCH_HEADER_LEN, FILE_HEADER_CHECKSUM_LEN, FILE_HEADER_FIXED_LEN, MAX_BATCH_PAYLOAD,
-    MAX_PROCESS_INFO_LEN, TAG_END, TAG_EVENTS, TAG_TABLE,
-};
+use fdr_format::framing::{self, END_MARKER_MAX_LEN, Unit};
 use hyper::StatusCode;
 use tokio::sync::{Notify, mpsc};
 
@@ -32,8 +27,6 @@ pub(crate) const QUEUE_BATCHES: usize = 128;
 /// `Retry-After` when a capture started outside this endpoint is running (its end is
 /// unknown).
 const RETRY_FOREIGN_SECS: u64 = 5;
-/// The largest end marker: a batch header and a varint batch count.
-const END_MARKER_MAX: u64 = BATCH_HEADER_LEN as u64 + 10;
 
 /// Why a capture ended before its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,31 +55,26 @@ impl fmt::Display for Ended {
     }
 }
 
-/// Splits a trace's byte stream into its units (the file header, then whole batches), and
-/// lets them through while they fit under the cap.
+/// Lets a trace's units ([`framing::Framer`]: the file header, then whole batches) through
+/// while they fit under the cap, then closes the trace with an end marker.
 #[derive(Debug)]
 pub(crate) struct Framer {
-    unit: Vec<u8>,
-    /// The current unit's full length, once its fixed prefix has been read.
-    need: Option<usize>,
-    header_done: bool,
-    /// Batches let through (the end marker's count).
+    units: framing::Framer,
+    /// Event and table batches let through (what the end marker counts).
     batches: u64,
     sent: u64,
     cap: u64,
-    done: bool,
+    capped: bool,
 }
 
 impl Framer {
     pub(crate) fn new(cap: u64) -> Framer {
         Framer {
-            unit: Vec::new(),
-            need: None,
-            header_done: false,
+            units: framing::Framer::new(),
             batches: 0,
             sent: 0,
             cap,
-            done: false,
+            capped: false,
         }
     }
 
@@ -104,103 +92,36 @@ impl Framer {
         emit: &mut dyn FnMut(Bytes) -> Result<(), Ended>,
     ) -> Result<(), Ended> {
         while !buf.is_empty() {
-            if self.done {
-                return Err(Ended::Malformed(format!(
-                    "{} bytes after the end of the trace",
-                    buf.len()
-                )));
+            if self.capped {
+                return Err(Ended::Capped);
             }
-            let prefix = if self.header_done {
-                BATCH_HEADER_LEN
-            } else {
-                FILE_HEADER_FIXED_LEN
+            let unit = match self.units.next_unit(&mut buf) {
+                Ok(Some(unit)) => unit,
+                Ok(None) => break,
+                Err(e) => return Err(Ended::Malformed(e.to_string())),
             };
-            let target = self.need.unwrap_or(prefix);
-            let take = (target - self.unit.len()).min(buf.len());
-            self.unit.extend_from_slice(&buf[..take]);
-            buf = &buf[take..];
-            if self.unit.len() < target {
-                break;
-            }
-            if self.need.is_none() {
-                let len = self.unit_len()?;
-                self.need = Some(len);
-                if self.unit.len() < len {
+            let is_batch = matches!(unit, Unit::Batch(_));
+            let unit = match unit {
+                Unit::End(end) => {
+                    self.sent += end.len() as u64;
+                    emit(end)?;
                     continue;
                 }
+                Unit::Header(b) | Unit::Batch(b) => b,
+            };
+            if self.sent + (unit.len() + END_MARKER_MAX_LEN) as u64 > self.cap {
+                self.capped = true;
+                let end = framing::end_marker(self.batches);
+                self.sent += end.len() as u64;
+                emit(end)?;
+                return Err(Ended::Capped);
             }
-            self.complete(emit)?;
+            self.batches += u64::from(is_batch);
+            self.sent += unit.len() as u64;
+            emit(unit)?;
         }
         Ok(())
     }
-
-    /// The current unit's length, from its fixed prefix.
-    fn unit_len(&self) -> Result<usize, Ended> {
-        let u32_at = |i: usize| {
-            u32::from_le_bytes([
-                self.unit[i],
-                self.unit[i + 1],
-                self.unit[i + 2],
-                self.unit[i + 3],
-            ])
-        };
-        if !self.header_done {
-            let n = u32_at(12);
-            if n > MAX_PROCESS_INFO_LEN {
-                return Err(Ended::Malformed(format!(
-                    "a process-info block of {n} bytes"
-                )));
-            }
-            return Ok(FILE_HEADER_FIXED_LEN + n as usize + FILE_HEADER_CHECKSUM_LEN);
-        }
-        let tag = self.unit[0];
-        if ![TAG_EVENTS, TAG_TABLE, TAG_END].contains(&tag) {
-            return Err(Ended::Malformed(format!(
-                "batch tag {tag:#04x} at byte {}",
-                self.sent
-            )));
-        }
-        let n = u32_at(4);
-        if n > MAX_BATCH_PAYLOAD {
-            return Err(Ended::Malformed(format!("a batch of {n} bytes")));
-        }
-        Ok(BATCH_HEADER_LEN + n as usize)
-    }
-
-    fn complete(&mut self, emit: &mut dyn FnMut(Bytes) -> Result<(), Ended>) -> Result<(), Ended> {
-        let unit = Bytes::from(std::mem::take(&mut self.unit));
-        self.need = None;
-        let is_header = !self.header_done;
-        self.header_done = true;
-        if !is_header && unit[0] == TAG_END {
-            self.done = true;
-            self.sent += unit.len() as u64;
-            return emit(unit);
-        }
-        if self.sent + unit.len() as u64 + END_MARKER_MAX > self.cap {
-            self.done = true;
-            let end = end_marker(self.batches);
-            self.sent += end.len() as u64;
-            emit(end)?;
-            return Err(Ended::Capped);
-        }
-        if !is_header {
-            self.batches += 1;
-        }
-        self.sent += unit.len() as u64;
-        emit(unit)
-    }
-}
-
-/// The end marker after `batches` batches, as `TraceWriter::finish` writes it.
-fn end_marker(batches: u64) -> Bytes {
-    let mut payload = Vec::new();
-    fdr_format::varint::push(&mut payload, batches);
-    let header = batch_header(TAG_END, 0, ThreadId(0), 0, 0, &payload);
-    let mut out = Vec::with_capacity(header.len() + payload.len());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&payload);
-    Bytes::from(out)
 }
 
 /// What the capture's writer, its body and its controller share.
@@ -433,7 +354,8 @@ pub(crate) fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fdr_format::{Batch, Decoder, ProcessInfo, TableEncoder, TraceWriter};
+    use fdr_format::wire::{FILE_HEADER_CHECKSUM_LEN, FILE_HEADER_FIXED_LEN};
+    use fdr_format::{Batch, Decoder, ProcessInfo, TableEncoder, ThreadId, TraceWriter};
 
     /// A trace with `n` event batches of `payload` bytes each.
     fn trace(n: usize, payload: usize) -> Vec<u8> {

@@ -416,6 +416,7 @@ impl AdminBuilder {
 
 /// The admin endpoint could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A non-loopback address without authentication.
     #[error(

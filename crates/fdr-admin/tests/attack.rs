@@ -19,7 +19,6 @@ use std::time::Duration;
 use common::hostile::{Hostiles, raise_fd_limit};
 use common::{Resp, rss_bytes};
 use fdr_admin::Admin;
-use fdr_format::{Batch, Decoder};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -627,15 +626,7 @@ fn fill_a_big_window() {
 }
 
 fn decodes_whole(trace: &[u8]) -> bool {
-    let Ok(mut d) = Decoder::new(trace) else {
-        return false;
-    };
-    while let Some(b) = d.next_batch() {
-        if !matches!(b, Ok(Batch::Events(_) | Batch::Table(_))) {
-            return false;
-        }
-    }
-    true
+    fdr_test_support::trace::try_decode(trace).is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::rss_bytes;
 use fdr_admin::Admin;
-use fdr_format::{Batch, Decoder};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -113,16 +112,7 @@ fn rss_sampler(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
 }
 
 fn decodes_whole(trace: &[u8]) -> bool {
-    let Ok(mut d) = Decoder::new(trace) else {
-        return false;
-    };
-    while let Some(b) = d.next_batch() {
-        match b {
-            Ok(Batch::Events(_) | Batch::Table(_)) => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    fdr_test_support::trace::try_decode(trace).is_ok()
 }
 
 #[derive(Debug)]

@@ -24,7 +24,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mib: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let rounds: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
-    let trace = fdr_analyzer::scenarios::write_large(Vec::new(), mib << 20).expect("Vec write");
+    let trace = fdr_test_support::scenarios::write_large(Vec::new(), mib << 20).expect("Vec write");
     let events = summarize_slice(&trace, SummaryOptions::default())
         .expect("valid")
         .stats

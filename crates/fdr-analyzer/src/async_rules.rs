@@ -25,6 +25,10 @@ pub(crate) fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
     }
 }
 
+/// Awaits this long or longer (for three quarters of the awaited time) make a slow
+/// downstream; the score reaches 100 at ten times it.
+const SLOW_AWAIT_NS: u64 = 10_000_000;
+
 /// Awaits of one task name: all of them, and per phase.
 #[derive(Default)]
 struct NameWaits {
@@ -88,12 +92,26 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
             by_name.entry(k.task).or_default().add(k.phase, s);
         }
     }
+    // Awaits count as slow only beyond what the host's preemption alone stretches them to.
+    let preempted = crate::preempt::stall(p);
+    let slow_from = preempted.map_or(SLOW_AWAIT_NS, |x| x.stall_ns.max(SLOW_AWAIT_NS)) as f64;
     let scored = by_name.iter().map(|(name, w)| {
         let life = lifetime_ns(p, *name).max(1);
         let share = (w.all.sum() as f64 / life as f64).min(1.0);
-        let q25 = w.all.weighted_quantile(0.25);
-        let score =
-            100.0 * log_ramp(q25 as f64, 10e6, 100e6) * (0.5 + 0.5 * (share / 0.5).min(1.0));
+        let mut q25 = w.all.weighted_quantile(0.25);
+        if preempted.is_some() {
+            // Preemption stretches a minority of awaits, each by a whole stall, so they
+            // carry most of the awaited time; a slow downstream slows the calls
+            // themselves, so the ordinary await (by count) is long too.
+            q25 = q25.min(w.all.quantile(0.75));
+        }
+        let score = 100.0
+            * log_ramp(
+                q25 as f64,
+                slow_from,
+                (10.0 * SLOW_AWAIT_NS as f64).max(2.0 * slow_from),
+            )
+            * (0.5 + 0.5 * (share / 0.5).min(1.0));
         (score, *name, w, share, q25)
     });
     let (score, name, w, share, q25) =
@@ -114,6 +132,14 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
         dur(w.all.max()),
         dur(q25)
     )];
+    if let Some(x) = preempted {
+        evidence.push(format!(
+            "the host preempted the trace's threads for {} on average ({} measured long polls mostly waiting for a CPU), and a preempted worker issues the driver's wake late: only awaits beyond that count as slow, judged by the longest of three quarters of the awaits ({}), not by the few a stall stretched",
+            dur(x.stall_ns),
+            x.polls,
+            dur(w.all.quantile(0.75))
+        ));
+    }
     if let Some((phase, h)) = w.top_phase() {
         evidence.push(format!(
             "in phase {}: {} awaits, {} in total, p99 {}",

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use fdr_format::{EVENT_KIND_NAMES, LossReason};
+use fdr_format::{Kind, LossReason};
 
 use crate::limits::{Truncated, notes_json, notes_text};
 use crate::profile::{LONG_POLL_NS, Profile, REASON_NAMES, TaskKind};
@@ -72,7 +72,7 @@ pub enum RuleOutcome {
         /// The rule.
         rule: &'static str,
         /// Event kinds it needs, none of which the trace has.
-        needs: &'static [&'static str],
+        needs: &'static [Kind],
     },
     /// The rule found something (maybe only info).
     Finding(Finding),
@@ -94,44 +94,44 @@ pub struct Diagnosis {
 /// A rule: its id, the event kinds it needs (any of them), its evaluation.
 struct Rule {
     id: &'static str,
-    needs: &'static [&'static str],
+    needs: &'static [Kind],
     eval: fn(&Profile) -> Finding,
 }
 
 const RULES: &[Rule] = &[
     Rule {
         id: "sched_delay",
-        needs: &["poll_start"],
+        needs: &[Kind::PollStart],
         eval: sched_delay,
     },
     Rule {
         id: "long_polls",
-        needs: &["poll_end"],
+        needs: &[Kind::PollEnd],
         eval: long_polls,
     },
     Rule {
         id: "lock_contention",
-        needs: &["block_begin"],
+        needs: &[Kind::BlockBegin],
         eval: lock_contention,
     },
     Rule {
         id: "task_leak",
-        needs: &["task_create"],
+        needs: &[Kind::TaskCreate],
         eval: task_leak,
     },
     Rule {
         id: "serial_bottleneck",
-        needs: &["poll_start", "user_task_begin", "park"],
+        needs: &[Kind::PollStart, Kind::UserTaskBegin, Kind::Park],
         eval: serial_bottleneck,
     },
     Rule {
         id: "slow_downstream",
-        needs: &["block_begin", "wake"],
+        needs: &[Kind::BlockBegin, Kind::Wake],
         eval: slow_downstream,
     },
     Rule {
         id: "async_lock_contention",
-        needs: &["wake"],
+        needs: &[Kind::Wake],
         eval: crate::async_rules::async_lock_contention,
     },
     Rule {
@@ -157,18 +157,24 @@ const RULES: &[Rule] = &[
 ];
 
 /// What the rules of the OS view need: the OS sampler's samples.
-const OS_DATA: &[&str] = &["os_sample"];
+const OS_DATA: &[Kind] = &[Kind::OsSample];
 
 /// The ids of every rule, in evaluation order.
 pub fn rule_ids() -> Vec<&'static str> {
     RULES.iter().map(|r| r.id).collect()
 }
 
-fn count(p: &Profile, kind: &str) -> u64 {
-    EVENT_KIND_NAMES
+/// Kinds' names joined with ` / `, as the outputs list what a rule needs.
+pub(crate) fn kind_names(kinds: &[Kind]) -> String {
+    kinds
         .iter()
-        .position(|k| *k == kind)
-        .map_or(0, |i| p.kinds[i])
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn count(p: &Profile, kind: Kind) -> u64 {
+    p.kinds[kind.index()]
 }
 
 /// Runs every rule.
@@ -176,7 +182,7 @@ pub fn diagnose(p: &Profile) -> Diagnosis {
     let mut findings = Vec::new();
     let mut na = Vec::new();
     for r in RULES {
-        if !r.needs.is_empty() && r.needs.iter().all(|k| count(p, k) == 0) {
+        if !r.needs.is_empty() && r.needs.iter().all(|k| count(p, *k) == 0) {
             na.push(RuleOutcome::NotApplicable {
                 rule: r.id,
                 needs: r.needs,
@@ -203,12 +209,14 @@ fn sum(v: impl IntoIterator<Item = u64>) -> u64 {
     v.into_iter().fold(0, u64::saturating_add)
 }
 
-/// The busy time of every thread's span, first to last event.
+/// The busy time of every application thread's span, first to last event (fdr's own
+/// threads left out: [`crate::threads`]).
 pub(crate) fn thread_time(p: &Profile) -> u64 {
     sum(p
         .threads
-        .values()
-        .map(|t| t.last_ns.saturating_sub(t.first_ns)))
+        .iter()
+        .filter(|(id, _)| !crate::threads::is_own(&p.tables, **id))
+        .map(|(_, t)| t.last_ns.saturating_sub(t.first_ns)))
 }
 
 pub(crate) fn finding(
@@ -385,6 +393,7 @@ fn long_polls(p: &Profile) -> Finding {
             pct(explained)
         ));
     }
+    crate::preempt::long_polls_stalled(p, in_poll, &mut score, &mut evidence);
     let window = p
         .longest_polls
         .first()
@@ -516,26 +525,23 @@ fn task_leak(p: &Profile) -> Finding {
 }
 
 fn serial_bottleneck(p: &Profile) -> Finding {
-    let mut threads: Vec<_> = p
-        .threads
+    // Application threads whose state is known, busy and blocked over that part.
+    let (compared, own, unknown) = crate::threads::compared(p);
+    let mut threads: Vec<_> = compared
         .iter()
-        .map(|(id, t)| {
-            let span = p.window.len_ns().max(1) as f64;
-            (
-                *id,
-                t,
-                t.busy_ns() as f64 / span,
-                t.blocked_ns as f64 / span,
-            )
-        })
+        .map(|c| (c.id, c.stats, c.busy, c.blocked))
         .collect();
-    threads.sort_by(|a, b| b.2.total_cmp(&a.2));
+    threads.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
     let Some(&(top, t, busy, _)) = threads.first() else {
         return finding(
             "serial_bottleneck",
             "no thread activity".into(),
             0.0,
-            vec![],
+            {
+                let mut evidence = Vec::new();
+                crate::threads::left_out_line(own, unknown, &mut evidence);
+                evidence
+            },
             None,
             "",
         );
@@ -552,7 +558,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
     // Others blocked on locks is lock contention, not a serial program.
     score *= (1.0 - others_blocked * 2.0).clamp(0.0, 1.0);
     let (d, at, task, name) = t.longest_active;
-    let evidence = vec![
+    let mut evidence = vec![
         format!(
             "{} busy {} of the window; the other {} threads busy {} on average (blocked {})",
             p.thread_name(top),
@@ -570,6 +576,7 @@ fn serial_bottleneck(p: &Profile) -> Finding {
             dur(at)
         ),
     ];
+    crate::threads::left_out_line(own, unknown, &mut evidence);
     finding(
         "serial_bottleneck",
         format!(
@@ -751,7 +758,8 @@ impl Diagnosis {
                 .iter()
                 .map(|o| match o {
                     RuleOutcome::NotApplicable { rule, needs } => json!({
-                        "rule": rule, "applicable": false, "needs_any_of": needs,
+                        "rule": rule, "applicable": false,
+                        "needs_any_of": needs.iter().map(|k| k.name()).collect::<Vec<_>>(),
                     }),
                     RuleOutcome::Finding(f) => json!({
                         "rule": f.rule, "applicable": true, "title": f.title,
@@ -800,7 +808,7 @@ impl Diagnosis {
                 RuleOutcome::NotApplicable { rule, needs } => {
                     s.push_str(&format!(
                         "-  {rule}: not applicable (the trace has no {} events)\n",
-                        needs.join(" / ")
+                        kind_names(needs)
                     ));
                 }
             }

@@ -891,8 +891,8 @@ impl Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenarios::TraceBuilder;
     use fdr_format::BlockReason;
+    use fdr_test_support::scenarios::TraceBuilder;
 
     /// A trace of `n` requests `GET` (each with a `db` region of `db_ns`) over `window_ns`,
     /// plus a `conn` task created before the requests and, if `conn_ends`, dropped at the end.

@@ -52,6 +52,7 @@ impl std::error::Error for TraceError {}
 
 /// Why an analysis could not run at all.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AnalyzeError {
     /// The file could not be opened.
     #[error("cannot open {path}: {source}")]

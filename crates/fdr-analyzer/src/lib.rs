@@ -14,8 +14,10 @@
 //!   [`chrome`]: Chrome Trace Event JSON export; [`perfetto`]: native Perfetto protobuf
 //!   export; [`pprof`](mod@pprof): CPU samples as a pprof profile; [`report`]: a
 //!   self-contained HTML page;
-//!   [`cat`]: events as text; [`request`]: one request (task) as it happened;
-//!   [`scenarios`]: deterministic traces of known problems.
+//!   [`cat`]: events as text; [`request`]: one request (task) as it happened.
+//!
+//! The deterministic traces of known problems its tests and examples read are in the
+//! workspace's unpublished `fdr-test-support` crate.
 //!
 //! Memory follows live entities (threads, tasks, open regions and blocks, distinct names
 //! and sites) and a bounded reorder window, never the trace length.
@@ -40,7 +42,7 @@
 //!         }
 //!     }
 //! }
-//! let trace = fdr_analyzer::scenarios::scenario("lock_contention").unwrap();
+//! let trace = fdr_test_support::scenarios::scenario("lock_contention").unwrap();
 //! let mut b = Blocked::default();
 //! read_slice(&trace, &mut b, ReadOptions::default()).unwrap();
 //! assert_eq!(b.total_ns.len(), 1);
@@ -51,7 +53,6 @@
 //! None: everything is always built.
 #![forbid(unsafe_code)]
 
-pub mod adversarial;
 mod async_rules;
 pub mod cat;
 pub mod chrome;
@@ -65,14 +66,15 @@ pub mod osrules;
 pub mod osview;
 pub mod perfetto;
 pub mod pprof;
+mod preempt;
 pub mod profile;
 pub mod rank;
 pub mod report;
 pub mod request;
-pub mod scenarios;
 pub mod stream;
 pub mod summary;
 pub mod text;
+pub mod threads;
 pub mod views;
 pub mod waits;
 pub mod window;

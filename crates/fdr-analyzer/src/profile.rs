@@ -204,6 +204,9 @@ pub struct ThreadStats {
     pub parks: u64,
     /// Longest stretch with a task current: duration, start, outermost task.
     pub longest_active: (u64, u64, TaskId, StrId),
+    /// From when its task state is known (`None`: its history was cut inside a task and
+    /// shows no task begin or end, park or unpark yet; see [`crate::threads`]).
+    pub known_from_ns: Option<u64>,
     // --- live state ---
     pub(crate) depth: u32,
     pub(crate) active_since: u64,

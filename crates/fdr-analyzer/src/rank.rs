@@ -10,6 +10,8 @@
 //! - `sched_delay` explains `long_polls` when the runtime is oversubscribed: tasks spent
 //!   most of their active time waiting for a worker and the p99 wait is over twice the
 //!   longest poll, so queueing, not any one poll, is where the time goes;
+//! - `sched_delay` explains `cpu_heavy_polls` then too (above info): the on-CPU long polls
+//!   are the runnable tasks a saturated runtime runs, not the cause of its queue;
 //! - `long_polls` explains `sched_delay` otherwise (the longest poll is at least half the
 //!   p99 wait: tasks wait behind long polls);
 //! - `serial_bottleneck` explains `async_lock_contention` when the holder the tasks queue
@@ -151,6 +153,18 @@ fn explanations(p: &Profile, findings: &[Finding]) -> Vec<Explains> {
             }
         }
         if oversubscribed(p) {
+            // The fan-out's own on-CPU polls are what a saturated runtime runs: the queue,
+            // not any one poll, is where the time goes.
+            if above_info("cpu_heavy_polls") {
+                out.push(Explains {
+                    cause: "sched_delay",
+                    symptom: "cpu_heavy_polls",
+                    because: format!(
+                        "explains the on-CPU long polls: tasks spent most of their active time waiting for a worker, {} (p99), over twice the longest poll; more CPU-bound runnable tasks than workers, so each worker always has one to run",
+                        dur(p.sched_latency.p99())
+                    ),
+                });
+            }
             out.push(Explains {
                 cause: "sched_delay",
                 symptom: "long_polls",

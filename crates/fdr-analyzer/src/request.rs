@@ -675,9 +675,9 @@ impl Requests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenarios::TraceBuilder;
     use crate::stream::{ReadOptions, read_slice};
     use fdr_format::BlockReason;
+    use fdr_test_support::scenarios::TraceBuilder;
 
     #[test]
     fn a_request_shows_its_phases_in_order_with_wall_clock_times() {

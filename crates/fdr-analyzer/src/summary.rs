@@ -12,7 +12,7 @@ use std::path::Path;
 
 use fdr_format::decode::Input;
 use fdr_format::{
-    Batch, DecodeError, Decoder, EVENT_KIND_COUNT, EVENT_KIND_NAMES, EventBatch, EventKind,
+    Batch, DecodeError, Decoder, EVENT_KIND_COUNT, EVENT_KIND_NAMES, EventBatch, EventKind, Kind,
     ProcessInfo, Tables, ThreadId,
 };
 use serde_json::json;
@@ -473,8 +473,8 @@ impl Summary {
             "ticks_per_sec": self.ticks_per_sec,
             "start_wall_unix_ns": self.start_wall_unix_ns.map(|x| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
             "events_by_kind": kinds,
-            "async_tasks_created": self.events_by_kind[5],
-            "user_tasks_begun": self.events_by_kind[10],
+            "async_tasks_created": self.events_by_kind[Kind::TaskCreate.index()],
+            "user_tasks_begun": self.events_by_kind[Kind::UserTaskBegin.index()],
             "threads": self.threads.iter().map(|(id, t)| json!({
                 "thread": id, "name": t.name, "events": t.events,
                 "batches": t.batches, "missing_batches": t.missing_batches,
@@ -543,7 +543,8 @@ impl Summary {
         let _ = writeln!(
             s,
             "tasks      {} async created, {} user tasks begun",
-            self.events_by_kind[5], self.events_by_kind[10]
+            self.events_by_kind[Kind::TaskCreate.index()],
+            self.events_by_kind[Kind::UserTaskBegin.index()]
         );
         let lost = self.lost_events();
         let _ = writeln!(

@@ -50,16 +50,14 @@ pub enum WindowSpec {
 impl WindowSpec {
     /// Parses `all`, `active` or `FROM..TO` (durations since the trace's first event, with a
     /// unit: `1.5s`, `200ms`, `300us`, `50ns`; either side may be left out).
-    pub fn parse(s: &str) -> Result<WindowSpec, String> {
+    pub fn parse(s: &str) -> Result<WindowSpec, WindowError> {
         match s {
             "active" => return Ok(WindowSpec::Active),
             "all" => return Ok(WindowSpec::All),
             _ => {}
         }
         let Some((a, b)) = s.split_once("..") else {
-            return Err(format!(
-                "window {s:?}: want `all`, `active` or FROM..TO (like 2s..4.5s)"
-            ));
+            return Err(WindowError::Shape(s.to_owned()));
         };
         let from_ns = if a.is_empty() { 0 } else { parse_dur(a)? };
         let to_ns = if b.is_empty() {
@@ -68,14 +66,35 @@ impl WindowSpec {
             Some(parse_dur(b)?)
         };
         if to_ns.is_some_and(|t| t <= from_ns) {
-            return Err(format!("window {s:?}: its end is not after its start"));
+            return Err(WindowError::Empty(s.to_owned()));
         }
         Ok(WindowSpec::Range { from_ns, to_ns })
     }
 }
 
+/// Why a window could not be parsed; each variant holds the text it refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WindowError {
+    /// Neither `all`, `active` nor `FROM..TO`.
+    #[error("window {0:?}: want `all`, `active` or FROM..TO (like 2s..4.5s)")]
+    Shape(String),
+    /// `FROM..TO` whose end is not after its start.
+    #[error("window {0:?}: its end is not after its start")]
+    Empty(String),
+    /// A duration without a unit.
+    #[error("{0:?}: a duration needs a unit (s, ms, us or ns)")]
+    NoUnit(String),
+    /// A duration whose number does not parse.
+    #[error("{0:?}: not a duration")]
+    NotADuration(String),
+    /// A negative, infinite or too long duration (at most about 584 years in ns).
+    #[error("{0:?}: out of range")]
+    OutOfRange(String),
+}
+
 /// A duration with a unit (`s`, `ms`, `us`, `ns`) as nanoseconds.
-fn parse_dur(s: &str) -> Result<u64, String> {
+fn parse_dur(s: &str) -> Result<u64, WindowError> {
     let s = s.trim();
     let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1e6)
@@ -86,11 +105,13 @@ fn parse_dur(s: &str) -> Result<u64, String> {
     } else if let Some(n) = s.strip_suffix('s') {
         (n, 1e9)
     } else {
-        return Err(format!("{s:?}: a duration needs a unit (s, ms, us or ns)"));
+        return Err(WindowError::NoUnit(s.to_owned()));
     };
-    let v: f64 = num.parse().map_err(|_| format!("{s:?}: not a duration"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| WindowError::NotADuration(s.to_owned()))?;
     if !(v.is_finite() && v >= 0.0 && v * mul < 1.8e19) {
-        return Err(format!("{s:?}: out of range"));
+        return Err(WindowError::OutOfRange(s.to_owned()));
     }
     Ok((v * mul) as u64)
 }
@@ -215,6 +236,7 @@ impl Profile {
             th.parks = 0;
             th.longest_active = Default::default();
             th.active_since = th.active_since.max(from_ns);
+            th.known_from_ns = th.known_from_ns.map(|k| k.max(from_ns));
             if let Some(p) = &mut th.parked_since {
                 *p = (*p).max(from_ns);
             }

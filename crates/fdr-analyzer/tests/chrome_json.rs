@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use fdr_analyzer::chrome::ChromeExport;
-use fdr_analyzer::scenarios::{SCENARIOS, scenario};
 use fdr_analyzer::{ReadOptions, read_slice};
+use fdr_test_support::scenarios::{SCENARIOS, scenario};
 use serde_json::Value;
 
 #[test]

@@ -1,7 +1,6 @@
 //! Hostile traces: every analysis finishes, never overflows, stays within its limits and
 //! says where it capped.
 
-use fdr_analyzer::adversarial::{Shape, build};
 use fdr_analyzer::chrome::ChromeExport;
 use fdr_analyzer::limits::{MAX_LIVE_TASKS, MAX_STATS_KEYS, MAX_THREADS};
 use fdr_analyzer::perfetto::PerfettoExport;
@@ -14,6 +13,7 @@ use fdr_format::{
     BlockReason, ClockSync, EventKind, ProcessInfo, SiteId, StrId, TableEncoder, TaskId, ThreadId,
     TraceWriter,
 };
+use fdr_test_support::adversarial::{Shape, build};
 
 /// About 227 KB: 4,800 rounds, each a region, a park, a block and a poll (two timeline
 /// slices) begun at one instant and ended 2^63 ticks later, the timestamp wrapping back
@@ -154,8 +154,8 @@ fn extreme_times_and_counts_saturate_instead_of_overflowing() {
 
 #[test]
 fn a_trace_within_the_limits_is_not_truncated() {
-    for (name, _) in fdr_analyzer::scenarios::SCENARIOS {
-        let trace = fdr_analyzer::scenarios::scenario(name).unwrap();
+    for (name, _) in fdr_test_support::scenarios::SCENARIOS {
+        let trace = fdr_test_support::scenarios::scenario(name).unwrap();
         let (p, s) = analyze_all(&trace);
         assert!(p.is_empty() && s.is_empty(), "{name}: {p:?} {s:?}");
     }

@@ -14,9 +14,10 @@ use std::sync::OnceLock;
 
 use fdr_analyzer::chrome::ChromeExport;
 use fdr_analyzer::perfetto::PerfettoExport;
-use fdr_analyzer::scenarios::{SCENARIOS, TraceBuilder, scenario};
 use fdr_analyzer::{EventCx, ReadOptions, Visitor, read_slice};
 use fdr_format::{EventKind, StrId, TaskId};
+use fdr_test_support::scenarios::{SCENARIOS, TraceBuilder, scenario};
+use fdr_test_support::tools::PythonPackages;
 use serde_json::Value;
 
 const PERFETTO_PY: &str = "perfetto==0.59.1";
@@ -26,54 +27,20 @@ fn tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
-fn import_ok(site: &Path) -> bool {
-    Command::new("python3")
-        .args([
-            "-c",
-            "import perfetto.protos.perfetto.trace.perfetto_trace_pb2",
-        ])
-        .env("PYTHONPATH", site)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+/// Perfetto's generated protobuf classes and the protobuf runtime, pinned.
+const DECODER: PythonPackages<'static> = PythonPackages {
+    dir_name: "perfetto-python",
+    requirements: &[PERFETTO_PY, PROTOBUF_PY],
+    check: "import perfetto.protos.perfetto.trace.perfetto_trace_pb2",
+};
 
 /// The directory holding the decoder's Python packages, installed there when missing.
 fn decoder() -> Result<&'static Path, String> {
     static SITE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let site = tmp().join("perfetto-python");
-        if import_ok(&site) {
-            return Ok(site);
-        }
-        let st = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "--upgrade",
-                "--target",
-            ])
-            .arg(&site)
-            .args([PERFETTO_PY, PROTOBUF_PY])
-            .status()
-            .map_err(|e| format!("python3 is not available: {e}"))?;
-        if !st.success() {
-            return Err(format!(
-                "pip install {PERFETTO_PY} {PROTOBUF_PY} failed: {st}"
-            ));
-        }
-        if import_ok(&site) {
-            Ok(site)
-        } else {
-            Err("installed, but perfetto_trace_pb2 does not import".into())
-        }
-    })
-    .as_ref()
-    .map(PathBuf::as_path)
-    .map_err(Clone::clone)
+    SITE.get_or_init(|| DECODER.site_in(&tmp()))
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
 }
 
 /// The exporter's counters.

@@ -2,9 +2,9 @@
 //! they stand for.
 
 use fdr_analyzer::diagnose::{Severity, diagnose};
-use fdr_analyzer::scenarios::TraceBuilder;
 use fdr_analyzer::{Diagnosis, ProfileOptions, profile_slice};
 use fdr_format::{BlockReason, EventKind, SiteId, TaskId, ThreadId};
+use fdr_test_support::scenarios::TraceBuilder;
 
 const US: u64 = 1_000;
 const MS: u64 = 1_000_000;

@@ -3,8 +3,8 @@
 
 use expect_test::expect_file;
 use fdr_analyzer::diagnose::{Severity, diagnose};
-use fdr_analyzer::scenarios::{SCENARIOS, scenario};
 use fdr_analyzer::{ProfileOptions, profile_slice};
+use fdr_test_support::scenarios::{SCENARIOS, scenario};
 
 #[test]
 fn diagnose_ranks_the_injected_cause_first() {

@@ -1,10 +1,10 @@
 //! Async waits: each await (a `Pending` poll to the wake that ends it) is classified by what
 //! woke the task, as `fdr waits` and `fdr tasks` show it.
 
-use fdr_analyzer::scenarios::TraceBuilder;
 use fdr_analyzer::waits::{NO_PHASE, Waker, WakerClass, waits_json, waits_text};
 use fdr_analyzer::{Profile, ProfileOptions, profile_slice};
 use fdr_format::{EventKind, StrId, TaskId};
+use fdr_test_support::scenarios::TraceBuilder;
 
 const MS: u64 = 1_000_000;
 

@@ -65,10 +65,10 @@ fn tasks_created_before_the_window_are_named_so_not_after_string_zero() {
 
 mod analyzed_window {
     use fdr_analyzer::diagnose::{Severity, diagnose};
-    use fdr_analyzer::scenarios::TraceBuilder;
     use fdr_analyzer::window::{Start, WindowSpec};
     use fdr_analyzer::{Profile, ProfileOptions, profile_slice};
     use fdr_format::{BlockReason, EventKind, LossReason, SiteId, TaskId};
+    use fdr_test_support::scenarios::TraceBuilder;
 
     const MS: u64 = 1_000_000;
     const S: u64 = 1_000_000_000;

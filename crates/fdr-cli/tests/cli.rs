@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fdr_analyzer::scenarios::scenario;
+use fdr_test_support::scenarios::scenario;
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("fdr-cli-test-{}", std::process::id()));
@@ -333,8 +333,8 @@ fn report_renders_in_headless_chromium() {
 /// a task name, a region name, a site's file name and a thread name with newlines, carriage
 /// returns, escape sequences and other control characters.
 fn forged_trace() -> PathBuf {
-    use fdr_analyzer::scenarios::TraceBuilder;
     use fdr_format::{BlockReason, EventKind, Message, TaskId};
+    use fdr_test_support::scenarios::TraceBuilder;
     let mut b = TraceBuilder::new();
     let th = b.thread("worker\n    FORGED thread\x1b[2J");
     let task_name = b.string("handler\n1. [critical 100] FORGED: task\x07");

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use fdr_analyzer::scenarios::scenario;
+use fdr_test_support::scenarios::scenario;
 
 /// A directory of the test's own, removed when it ends.
 struct Dir(PathBuf);
@@ -242,8 +242,8 @@ fn colour_is_asked_for_and_never_comes_from_the_trace() {
 
     // A trace's own escape sequences stay escaped with colour on: every escape character
     // in the output starts one of the command's own SGR sequences.
-    use fdr_analyzer::scenarios::TraceBuilder;
     use fdr_format::{EventKind, TaskId};
+    use fdr_test_support::scenarios::TraceBuilder;
     let mut b = TraceBuilder::new();
     let th = b.thread("w\x1b[2J");
     let name = b.string("evil\x1b]0;title\x07\x1b[31m");

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use expect_test::expect_file;
-use fdr_analyzer::scenarios::scenario;
+use fdr_test_support::scenarios::scenario;
 
 /// `fdr ARGS` with traces named by scenario, its standard output as text. The traces are
 /// written into a directory of the call's own, removed after.
@@ -62,4 +62,73 @@ fn regions_and_blocking() {
         fdr(&["blocking"], &["lock_contention"])
     );
     expect_file!["golden/regions_blocking.txt"].assert_eq(&text);
+}
+
+/// The other text outputs: the summary, tasks (and the live ones), waits, the diagnosis and
+/// the first events of `cat`.
+#[test]
+fn the_other_text_outputs() {
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("summary.txt", &["summary"], "healthy"),
+        ("tasks.txt", &["tasks"], "healthy"),
+        ("tasks_alive.txt", &["tasks", "--alive"], "task_leak"),
+        ("waits.txt", &["waits"], "async_lock_contention"),
+        ("diagnose.txt", &["diagnose"], "lock_contention"),
+        ("cat.txt", &["cat", "--limit", "40"], "healthy"),
+    ];
+    for (file, args, trace) in cases {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/text")
+            .join(file);
+        expect_test::expect_file![path].assert_eq(&fdr(args, &[trace]));
+    }
+}
+
+/// Every `--json` output, byte for byte: what scripts parse. A change to a field's name,
+/// type or order shows up here.
+#[test]
+fn every_json_output() {
+    let cases: [(&str, &[&str], &[&str]); 11] = [
+        ("summary.json", &["summary", "--json"], &["healthy"]),
+        ("tasks.json", &["tasks", "--json"], &["healthy"]),
+        (
+            "tasks_task_id.json",
+            &["tasks", "--json", "--task-id", "5"],
+            &["healthy"],
+        ),
+        (
+            "tasks_alive.json",
+            &["tasks", "--json", "--alive"],
+            &["task_leak"],
+        ),
+        (
+            "waits.json",
+            &["waits", "--json"],
+            &["async_lock_contention"],
+        ),
+        ("regions.json", &["regions", "--json"], &["lock_contention"]),
+        (
+            "blocking.json",
+            &["blocking", "--json"],
+            &["lock_contention"],
+        ),
+        ("sched.json", &["sched", "--json"], &["long_polls"]),
+        (
+            "diagnose.json",
+            &["diagnose", "--json"],
+            &["lock_contention"],
+        ),
+        (
+            "diagnose_loss.json",
+            &["diagnose", "--json"],
+            &["recorder_loss"],
+        ),
+        ("diff.json", &["diff", "--json"], &["healthy", "long_polls"]),
+    ];
+    for (file, args, traces) in cases {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/json")
+            .join(file);
+        expect_test::expect_file![path].assert_eq(&fdr(args, traces));
+    }
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fdr_analyzer::adversarial::{Shape, write};
+use fdr_test_support::adversarial::{Shape, write};
 use nix::sys::resource::{UsageWho, getrusage};
 
 const LIMIT_BYTES: u64 = 256 << 20;

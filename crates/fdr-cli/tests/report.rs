@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fdr_analyzer::scenarios::scenario;
 use fdr_analyzer::{EndCx, EventCx, ReadOptions, Visitor, read_slice};
 use fdr_format::{EventKind, TaskId, ThreadId};
+use fdr_test_support::scenarios::scenario;
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("fdr-report-test-{}", std::process::id()));

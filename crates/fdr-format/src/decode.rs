@@ -43,6 +43,7 @@ pub struct DecodeError {
 
 /// What is wrong with the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The first bytes are not the fdr magic.
     #[error("not an fdr trace (the file does not start with the fdr magic bytes)")]

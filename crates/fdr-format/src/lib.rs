@@ -64,6 +64,8 @@ pub mod checksum;
 pub mod decode;
 pub mod encode;
 pub mod event;
+pub mod framing;
+pub mod kind;
 pub mod tables;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -79,4 +81,5 @@ pub use event::{
     BlockReason, ClockSync, EVENT_KIND_COUNT, EVENT_KIND_NAMES, Event, EventKind, LossReason,
     Message, ProcessInfo, SampleCause, SiteId, StackFrames, StrId, TableRecord, TaskId, ThreadId,
 };
+pub use kind::Kind;
 pub use tables::{Module, Site, TableDrops, TableLimits, Tables, ThreadInfo};

@@ -30,6 +30,7 @@ enum Part {
 
 /// Why a URL template was refused. Offsets count bytes from the template's start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UrlTemplateError {
     /// A `{` without a matching `}`.
     #[error("URL template byte {offset}: '{{' is never closed")]

@@ -66,6 +66,7 @@ impl fmt::Display for Field {
 /// has a span), and a log in the trace (category `fdr-otel`) gives the task id and this
 /// error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TraceParentError {
     /// The version is valid hex but not `00`, the only version this parser accepts.
     #[error("traceparent version {found:?} is not supported (only \"00\" is)")]

@@ -89,6 +89,7 @@ pub struct Options {
 
 /// Why [`read_trace`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The trace is not a trace, or is damaged. The samples before the damage are kept in
     /// the collector.

@@ -70,7 +70,7 @@ mod store;
 pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
-pub use rule::{Limits, Rule, RuleError, Stat};
+pub use rule::{Limits, NameError, Rule, RuleError, Stat};
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
 pub use sentinel::{

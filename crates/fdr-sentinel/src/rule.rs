@@ -152,25 +152,21 @@ impl Rule {
 
     /// Whether `name` can name a rule: letters, digits, `_` or `-`, at most
     /// [`Rule::MAX_NAME_BYTES`]; the error says what is wrong.
-    pub fn check_name(name: &str) -> Result<(), String> {
+    pub fn check_name(name: &str) -> Result<(), NameError> {
         if name.is_empty()
             || !name
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
         {
-            return Err(format!(
-                "the name `{name}` must be letters, digits, `_` or `-`"
-            ));
+            return Err(NameError::Characters {
+                name: name.to_owned(),
+            });
         }
         if name.len() > Rule::MAX_NAME_BYTES {
-            let start: String = name.chars().take(24).collect();
-            return Err(format!(
-                "the name `{start}...` is {} bytes long; a rule name is at most {} (its \
-                 incidents are named `TIME-NAME`, at most {} bytes)",
-                name.len(),
-                Rule::MAX_NAME_BYTES,
-                crate::layout::MAX_ID_BYTES
-            ));
+            return Err(NameError::TooLong {
+                start: name.chars().take(24).collect(),
+                bytes: name.len(),
+            });
         }
         Ok(())
     }
@@ -254,7 +250,7 @@ impl Rule {
             .split_once(':')
             .ok_or_else(|| err("expected `NAME: METRIC STAT > THRESHOLD`, found no `:`".into()))?;
         let name = name.trim();
-        Rule::check_name(name).map_err(err)?;
+        Rule::check_name(name).map_err(|e| err(e.to_string()))?;
         let mut words = rest.split_ascii_whitespace();
         let mut next = |what: &str| {
             words
@@ -333,6 +329,31 @@ impl fmt::Display for Rule {
             self.name, self.metric, self.stat, self.threshold, self.for_samples
         )
     }
+}
+
+/// Why a rule name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// Empty, or a character other than letters, digits, `_` and `-`.
+    #[error("the name `{name}` must be letters, digits, `_` or `-`")]
+    Characters {
+        /// The name.
+        name: String,
+    },
+    /// Longer than [`Rule::MAX_NAME_BYTES`].
+    #[error(
+        "the name `{start}...` is {bytes} bytes long; a rule name is at most {max} (its \
+         incidents are named `TIME-NAME`, at most {id_max} bytes)",
+        max = Rule::MAX_NAME_BYTES,
+        id_max = crate::layout::MAX_ID_BYTES
+    )]
+    TooLong {
+        /// Its first 24 characters.
+        start: String,
+        /// Its length in bytes.
+        bytes: usize,
+    },
 }
 
 /// A rule that could not be parsed.

@@ -307,6 +307,7 @@ impl SentinelBuilder {
 
 /// The sentinel could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration is incomplete or wrong.
     #[error("fdr-sentinel: {0}")]

@@ -131,6 +131,7 @@ pub struct Listing {
 
 /// A store failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// A file operation failed.
     #[error("incident store: {op} {}: {source}", path.display())]

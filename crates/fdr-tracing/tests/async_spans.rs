@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fdr_format::{Batch, Decoder, EventKind, Message, Tables};
+use fdr_format::{EventKind, Message};
 use fdr_recorder::task::FdrFutureExt;
 use fdr_recorder::{Config, FlightConfig};
 use fdr_tracing::FdrLayer;
@@ -42,51 +42,39 @@ struct Seen {
 fn seen() -> Seen {
     let mut bytes = Vec::new();
     fdr_recorder::flight().write_to(&mut bytes).unwrap();
-    let mut d = Decoder::new(&bytes[..]).unwrap();
-    let mut tables = Tables::new();
+    let trace = fdr_test_support::trace::decode(&bytes);
+    let tables = &trace.tables;
     let mut s = Seen::default();
-    while let Some(b) = d.next_batch() {
-        match b.unwrap() {
-            Batch::Table(t) => tables.apply(&t).unwrap(),
-            Batch::Events(b) => {
-                for e in b.events() {
-                    let e = e.unwrap();
-                    let ns = tables.clock().unwrap().duration_ns(e.ts);
-                    let name = |id| tables.name(id).into_owned();
-                    match e.kind {
-                        EventKind::AsyncRegionBegin {
-                            region,
-                            task,
-                            name: n,
-                        } => {
-                            s.async_regions.insert(region, (name(n), task.0, ns, None));
-                        }
-                        EventKind::AsyncRegionEnd { region, task } => {
-                            let r = s.async_regions.get_mut(&region).expect("begun");
-                            assert_eq!(r.1, task.0);
-                            assert!(r.3.replace(ns).is_none(), "ended twice");
-                        }
-                        EventKind::RegionBegin { name: n } => {
-                            *s.region_begins.entry(name(n)).or_default() += 1
-                        }
-                        EventKind::RegionEnd { name: n } => {
-                            *s.region_ends.entry(name(n)).or_default() += 1
-                        }
-                        EventKind::Log { category, message } => s.logs.push((
-                            name(category),
-                            match message {
-                                Message::Interned(id) => name(id),
-                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
-                            },
-                        )),
-                        EventKind::TaskCreate { task, name: n, .. } => {
-                            s.tasks.insert(task.0, name(n));
-                        }
-                        EventKind::PollStart { task } => *s.polls.entry(task.0).or_default() += 1,
-                        _ => {}
-                    }
-                }
+    for e in trace.events.iter().map(|r| r.event) {
+        let ns = tables.clock().unwrap().duration_ns(e.ts);
+        let name = |id| tables.name(id).into_owned();
+        match e.kind {
+            EventKind::AsyncRegionBegin {
+                region,
+                task,
+                name: n,
+            } => {
+                s.async_regions.insert(region, (name(n), task.0, ns, None));
             }
+            EventKind::AsyncRegionEnd { region, task } => {
+                let r = s.async_regions.get_mut(&region).expect("begun");
+                assert_eq!(r.1, task.0);
+                assert!(r.3.replace(ns).is_none(), "ended twice");
+            }
+            EventKind::RegionBegin { name: n } => *s.region_begins.entry(name(n)).or_default() += 1,
+            EventKind::RegionEnd { name: n } => *s.region_ends.entry(name(n)).or_default() += 1,
+            EventKind::Log { category, message } => s.logs.push((
+                name(category),
+                match message {
+                    Message::Interned(id) => name(id),
+                    Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
+                },
+            )),
+            EventKind::TaskCreate { task, name: n, .. } => {
+                s.tasks.insert(task.0, name(n));
+            }
+            EventKind::PollStart { task } => *s.polls.entry(task.0).or_default() += 1,
+            _ => {}
         }
     }
     s

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fdr_format::{Batch, Decoder, EventKind, Message, Tables};
+use fdr_format::{EventKind, Message};
 use fdr_recorder::{Config, FlightConfig};
 use fdr_tracing::FdrLayer;
 use tracing_subscriber::filter::filter_fn;
@@ -19,42 +19,27 @@ enum Ev {
 
 /// The events of the thread named `thread`, regions and logs only.
 fn thread_events(bytes: &[u8], thread: &str) -> Vec<Ev> {
-    let mut d = Decoder::new(bytes).unwrap();
-    let mut tables = Tables::new();
-    let mut by_thread: Vec<(u32, Vec<Ev>)> = Vec::new();
-    while let Some(b) = d.next_batch() {
-        match b.unwrap() {
-            Batch::Table(t) => tables.apply(&t).unwrap(),
-            Batch::Events(b) => {
-                let mut evs = Vec::new();
-                for e in b.events() {
-                    let name = |id| tables.name(id).into_owned();
-                    evs.push(match e.unwrap().kind {
-                        EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
-                        EventKind::RegionEnd { name: n } => Ev::End(name(n)),
-                        EventKind::Log { category, message } => Ev::Log(
-                            name(category),
-                            match message {
-                                Message::Interned(id) => name(id),
-                                Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
-                            },
-                        ),
-                        _ => continue,
-                    });
-                }
-                by_thread.push((b.thread.0, evs));
-            }
-        }
-    }
-    let id = tables
-        .threads()
-        .find(|(_, i)| i.name == thread)
-        .map(|(t, _)| t.0)
-        .expect("thread in the table");
-    by_thread
-        .into_iter()
-        .filter(|(t, _)| *t == id)
-        .flat_map(|(_, e)| e)
+    let trace = fdr_test_support::trace::decode(bytes);
+    let id = trace.thread_named(thread).expect("thread in the table");
+    let name = |id| trace.tables.name(id).into_owned();
+    trace
+        .events
+        .iter()
+        .filter(|r| r.thread == id)
+        .filter_map(|r| {
+            Some(match r.event.kind {
+                EventKind::RegionBegin { name: n } => Ev::Begin(name(n)),
+                EventKind::RegionEnd { name: n } => Ev::End(name(n)),
+                EventKind::Log { category, message } => Ev::Log(
+                    name(category),
+                    match message {
+                        Message::Interned(id) => name(id),
+                        Message::Inline(t) => String::from_utf8_lossy(t).into_owned(),
+                    },
+                ),
+                _ => return None,
+            })
+        })
         .collect()
 }
 

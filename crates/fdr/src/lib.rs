@@ -139,6 +139,11 @@
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "record")]
+mod control;
+mod error;
+pub use error::Error;
+
+#[cfg(feature = "record")]
 mod on;
 #[cfg(feature = "record")]
 pub use on::*;

@@ -1,6 +1,6 @@
 //! The recording API when the `record` feature is off: the same names and signatures,
 //! doing nothing. Recording calls inline to nothing; control calls report
-//! [`Error::CompiledOut`].
+//! an error that [`Error::is_compiled_out`].
 
 use std::fmt;
 use std::future::Future;
@@ -10,55 +10,7 @@ use std::time::Duration;
 
 use fdr_format::{BlockReason, TaskId};
 
-/// What went wrong with a control call: without `record`, always [`Error::CompiledOut`];
-/// the other variants are those of the recording build, so code matching them compiles
-/// both ways.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// Too many flight-recorder snapshots are being written at once.
-    SnapshotInProgress,
-    /// A capture is running; captures run one at a time.
-    CaptureInProgress,
-    /// The recorder was never started.
-    NotStarted,
-    /// The configuration is unusable.
-    Config(ConfigError),
-    /// Writing a trace failed; the bytes before `written` were written.
-    Io {
-        /// Bytes written before the failure.
-        written: u64,
-        /// The writer's error.
-        source: std::io::Error,
-    },
-    /// The collector thread could not be started.
-    Spawn(std::io::Error),
-    /// fdr was built without the `record` feature.
-    CompiledOut,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::CompiledOut => {
-                f.write_str("fdr was built without the `record` feature: nothing is recorded")
-            }
-            Error::Config(why) => write!(f, "invalid recorder configuration: {why}"),
-            Error::Io { written, source } => {
-                write!(
-                    f,
-                    "writing the trace failed after {written} bytes: {source}"
-                )
-            }
-            Error::Spawn(e) => write!(f, "could not start the collector thread: {e}"),
-            Error::SnapshotInProgress => f.write_str("too many flight-recorder snapshots"),
-            Error::CaptureInProgress => f.write_str("a capture is already running"),
-            Error::NotStarted => f.write_str("the recorder is not started"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
+use crate::Error;
 
 /// Why a configuration was refused (never, without `record`: nothing is checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,9 +283,9 @@ pub fn flight() -> FlightRecorder {
 }
 
 impl FlightRecorder {
-    /// Reports [`Error::CompiledOut`].
+    /// Reports an error that [`Error::is_compiled_out`].
     pub fn start(&self, _config: FlightConfig) -> Result<(), Error> {
-        Err(Error::CompiledOut)
+        Err(Error::compiled_out())
     }
     /// Does nothing.
     pub fn stop(&self) {}
@@ -345,13 +297,13 @@ impl FlightRecorder {
     pub fn config(&self) -> Option<FlightConfig> {
         None
     }
-    /// Writes nothing; reports [`Error::CompiledOut`].
+    /// Writes nothing; reports an error that [`Error::is_compiled_out`].
     pub fn write_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
-        Err(Error::CompiledOut)
+        Err(Error::compiled_out())
     }
-    /// Writes nothing; reports [`Error::CompiledOut`].
+    /// Writes nothing; reports an error that [`Error::is_compiled_out`].
     pub fn write_incident_to<W: Write>(&self, _out: &mut W) -> Result<u64, Error> {
-        Err(Error::CompiledOut)
+        Err(Error::compiled_out())
     }
 }
 
@@ -360,15 +312,15 @@ impl FlightRecorder {
 pub struct CaptureGuard<W>(PhantomData<fn() -> W>);
 
 impl<W> CaptureGuard<W> {
-    /// Reports [`Error::CompiledOut`].
+    /// Reports an error that [`Error::is_compiled_out`].
     pub fn stop(self) -> Result<W, Error> {
-        Err(Error::CompiledOut)
+        Err(Error::compiled_out())
     }
 }
 
-/// Reports [`Error::CompiledOut`]; the writer is dropped untouched.
+/// Reports an error that [`Error::is_compiled_out`]; the writer is dropped untouched.
 pub fn capture<W: Write + Send + 'static>(_writer: W) -> Result<CaptureGuard<W>, Error> {
-    Err(Error::CompiledOut)
+    Err(Error::compiled_out())
 }
 
 /// A region that records nothing.

@@ -6,11 +6,14 @@ pub use fdr_recorder::locks::blocking;
 pub use fdr_recorder::task::FutureExt;
 pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
-    AsyncRegionGuard, CaptureGuard, Config, ConfigError, DEFAULT_METRICS_INTERVAL, Error,
-    FlightConfig, FlightRecorder, HistogramSnapshot, InRegion, Lost, MIN_METRICS_INTERVAL,
-    MetricSource, MetricsSnapshot, Recorder, RegionGuard, Scalar, Stats, TaskGuard, async_region,
-    capture, enabled, flight, is_running, log, log_fmt, metrics, record_metrics, region,
-    register_metric, start, stats, stop, task, with_region,
+    AsyncRegionGuard, Config, ConfigError, DEFAULT_METRICS_INTERVAL, FlightConfig,
+    HistogramSnapshot, InRegion, Lost, MIN_METRICS_INTERVAL, MetricSource, MetricsSnapshot,
+    RegionGuard, Scalar, Stats, TaskGuard, async_region, enabled, is_running, log, log_fmt,
+    metrics, record_metrics, region, stats, stop, task, with_region,
+};
+// The control calls, with the facade's opaque error.
+pub use crate::control::{
+    CaptureGuard, FlightRecorder, Recorder, capture, flight, register_metric, start,
 };
 
 /// Spawns `future` on the current tokio runtime as a traced task named `name`.
@@ -33,8 +36,8 @@ pub mod sentinel {
     pub use fdr_sentinel::{
         DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, Error, Histogram,
         IncidentMeta, IncidentStore, Limits, Listing, LogFn, MAX_ID_BYTES, MetricValue, Metrics,
-        Retention, Rule, RuleError, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats, Stat,
-        Step, StoreError, Suppressed, Trigger, engine, env, metric,
+        NameError, Retention, Rule, RuleError, Sentinel, SentinelBuilder, SentinelHandle,
+        SentinelStats, Stat, Step, StoreError, Suppressed, Trigger, engine, env, metric,
     };
     #[cfg(feature = "s3")]
     pub use fdr_sentinel::{S3Config, S3Store, s3};
@@ -74,13 +77,13 @@ pub mod admin {
 /// ```
 #[cfg(feature = "tokio")]
 pub mod tokio {
+    #[cfg(target_has_atomic = "64")]
+    pub use crate::control::tokio::{watch, watch_every};
     pub use fdr_recorder::tokio_hooks::{
         Hooks, TOKIO_TASK_ID_BIT, UserHooks, instrument, instrument_with,
     };
     #[cfg(target_has_atomic = "64")]
-    pub use fdr_recorder::tokio_watch::{
-        DEFAULT_WATCH_INTERVAL, MIN_WATCH_INTERVAL, RuntimeWatch, watch, watch_every,
-    };
+    pub use fdr_recorder::tokio_watch::{DEFAULT_WATCH_INTERVAL, MIN_WATCH_INTERVAL, RuntimeWatch};
 }
 
 /// `tracing` integration: a layer that records spans as regions (the first entry) and async

@@ -313,20 +313,19 @@ mod imp {
         loop {
             match crate::flight().write_incident_to(out) {
                 Ok(bytes) => return Ok(bytes),
-                Err(crate::Error::SnapshotInProgress) if Instant::now() < deadline => {
+                Err(e) if e.is_snapshot_in_progress() && Instant::now() < deadline => {
                     std::thread::sleep(
                         pause.min(deadline.saturating_duration_since(Instant::now())),
                     );
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
-                Err(crate::Error::SnapshotInProgress) => {
+                Err(e) if e.is_snapshot_in_progress() => {
                     return Err(io::Error::new(
                         io::ErrorKind::ResourceBusy,
                         format!("the flight recorder was busy with another snapshot for {wait:?}"),
                     ));
                 }
-                Err(crate::Error::Io { source, .. }) => return Err(source),
-                Err(e) => return Err(io::Error::other(e)),
+                Err(e) => return Err(e.into_io().unwrap_or_else(io::Error::other)),
             }
         }
     }

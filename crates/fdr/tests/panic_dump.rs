@@ -64,22 +64,7 @@ fn incidents(dir: &Path) -> (DirStore, Vec<IncidentMeta>) {
 fn regions(store: &DirStore, id: &str) -> Vec<String> {
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut store.open(id).unwrap(), &mut bytes).unwrap();
-    let mut d = fdr_format::Decoder::new(&bytes).unwrap();
-    let mut tables = fdr_format::Tables::new();
-    let mut names = Vec::new();
-    while let Some(b) = d.next_batch() {
-        match b.unwrap() {
-            fdr_format::Batch::Table(t) => tables.apply(&t).unwrap(),
-            fdr_format::Batch::Events(b) => {
-                for e in b.events() {
-                    if let fdr_format::EventKind::RegionBegin { name } = e.unwrap().kind {
-                        names.push(tables.name(name).into_owned());
-                    }
-                }
-            }
-        }
-    }
-    names
+    fdr_test_support::trace::decode(&bytes).region_names()
 }
 
 #[test]
@@ -240,10 +225,8 @@ fn a_panic_while_another_snapshot_is_written_still_dumps() {
             });
             if started_rx.recv().is_err() {
                 // Refused before writing a byte: every slot is held.
-                assert!(matches!(
-                    done_rx.recv().unwrap(),
-                    Err(fdr::Error::SnapshotInProgress)
-                ));
+                let refused = done_rx.recv().unwrap().unwrap_err();
+                assert!(refused.is_snapshot_in_progress(), "{refused}");
                 break;
             }
             std::mem::forget(open_tx);

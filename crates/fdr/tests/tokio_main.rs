@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fdr_format::{Batch, Decoder, EventKind, Tables};
+use fdr_format::EventKind;
 use tokio::runtime::Handle;
 
 const WORKERS: usize = 2;
@@ -56,25 +56,17 @@ async fn main() {
 
     let mut bytes = Vec::new();
     fdr::flight().write_to(&mut bytes).unwrap();
-    let mut d = Decoder::new(&bytes[..]).unwrap();
-    let mut tables = Tables::new();
+    let trace = fdr_test_support::trace::decode(&bytes);
+    let tables = &trace.tables;
     // name -> (thread, ns, value) in order
     let mut series: BTreeMap<String, Vec<(u32, u64, f64)>> = BTreeMap::new();
-    while let Some(b) = d.next_batch() {
-        match b.unwrap() {
-            Batch::Table(t) => tables.apply(&t).unwrap(),
-            Batch::Events(b) => {
-                for e in b.events() {
-                    let e = e.unwrap();
-                    if let EventKind::Metric { name, value } = e.kind {
-                        let ns = tables.clock().unwrap().duration_ns(e.ts);
-                        series
-                            .entry(tables.name(name).into_owned())
-                            .or_default()
-                            .push((b.thread.0, ns, value));
-                    }
-                }
-            }
+    for r in &trace.events {
+        if let EventKind::Metric { name, value } = r.event.kind {
+            let ns = tables.clock().unwrap().duration_ns(r.event.ts);
+            series
+                .entry(tables.name(name).into_owned())
+                .or_default()
+                .push((r.thread.0, ns, value));
         }
     }
     let watcher = tables

@@ -122,9 +122,13 @@ impl Profile {
                 return false;
             }
             th.data = true;
+            if matches!(cx.kind, EventKind::ThreadStart) {
+                th.known_from_ns = Some(ns);
+            }
             if self.opts.window == crate::window::WindowSpec::Active
                 && !matches!(cx.kind, EventKind::ThreadStart)
                 && ns > self.window.from_ns
+                && !crate::threads::is_own(cx.tables, cx.thread)
             {
                 // A thread whose history in the trace was cut starts here: so does the
                 // common window.
@@ -448,12 +452,13 @@ impl Profile {
     }
 }
 
-/// A thread's activity: the depth of polls and user tasks open on it, and its active
-/// time (a task current, outermost first).
+/// A thread's activity: the depth of polls and user tasks open on it, its active time (a
+/// task current, outermost first), and from when its task state is known.
 fn activity(th: &mut ThreadStats, cx: &EventCx<'_>) {
     let ns = cx.ns;
     match cx.kind {
         EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
+            th.known_from_ns.get_or_insert(ns);
             if th.depth == 0 {
                 th.active_since = ns;
                 th.outer_task = cx.task;
@@ -470,6 +475,12 @@ fn activity(th: &mut ThreadStats, cx: &EventCx<'_>) {
                     th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
                 }
             }
+        }
+        EventKind::PollEnd { .. } | EventKind::UserTaskEnd { .. } => {
+            crate::threads::unmatched_end(th, cx.task, ns)
+        }
+        EventKind::Park | EventKind::Unpark => {
+            th.known_from_ns.get_or_insert(ns);
         }
         _ => {}
     }

@@ -33,31 +33,55 @@ pub struct Incident {
     pub service_version: Option<String>,
 }
 
+/// Why a sidecar could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SidecarError {
+    /// Longer than [`MAX_SIDECAR_BYTES`].
+    #[error("{bytes} bytes, over the {MAX_SIDECAR_BYTES} a sidecar may have")]
+    TooLarge {
+        /// Its length.
+        bytes: usize,
+    },
+    /// Not a JSON document.
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A field missing or of the wrong type (the first such).
+    #[error("field `{field}`: expected {expected}")]
+    Field {
+        /// The field's name.
+        field: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+}
+
 impl Incident {
     /// Reads a sidecar; the error names the first field missing or of the wrong type.
-    pub fn from_json(bytes: &[u8]) -> Result<Incident, String> {
+    pub fn from_json(bytes: &[u8]) -> Result<Incident, SidecarError> {
         if bytes.len() > MAX_SIDECAR_BYTES {
-            return Err(format!(
-                "{} bytes, over the {MAX_SIDECAR_BYTES} a sidecar may have",
-                bytes.len()
-            ));
+            return Err(SidecarError::TooLarge { bytes: bytes.len() });
         }
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        let s = |k: &str| {
+        let v: Value = serde_json::from_slice(bytes).map_err(SidecarError::NotJson)?;
+        let field = |field: &'static str, expected: &'static str| SidecarError::Field {
+            field: field.to_owned(),
+            expected,
+        };
+        let s = |k: &'static str| {
             v.get(k)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .ok_or_else(|| format!("field `{k}`: expected a string"))
+                .ok_or_else(|| field(k, "a string"))
         };
-        let f = |k: &str| {
+        let f = |k: &'static str| {
             v.get(k)
                 .and_then(Value::as_f64)
-                .ok_or_else(|| format!("field `{k}`: expected a number"))
+                .ok_or_else(|| field(k, "a number"))
         };
-        let u = |k: &str| {
+        let u = |k: &'static str| {
             v.get(k)
                 .and_then(Value::as_u64)
-                .ok_or_else(|| format!("field `{k}`: expected a whole number"))
+                .ok_or_else(|| field(k, "a whole number"))
         };
         let values = match v.get("values") {
             None | Some(Value::Null) => Vec::new(),
@@ -71,8 +95,8 @@ impl Incident {
                     ))
                 })
                 .collect::<Option<Vec<_>>>()
-                .ok_or("field `values`: expected {rule, value} entries")?,
-            Some(_) => return Err("field `values`: expected an array".into()),
+                .ok_or_else(|| field("values", "{rule, value} entries"))?,
+            Some(_) => return Err(field("values", "an array")),
         };
         Ok(Incident {
             id: s("id")?,
@@ -112,7 +136,13 @@ mod tests {
         assert_eq!(i.time_unix_ms, 1796184312123);
         let bad = br#"{"id":"x","rule":"slow","condition":"c","value":"high","threshold":1,"time_unix_ms":1}"#;
         let e = Incident::from_json(bad).unwrap_err();
-        assert!(e.contains("`value`"), "{e}");
-        assert!(Incident::from_json(b"{").unwrap_err().contains("not JSON"));
+        assert!(
+            matches!(&e, SidecarError::Field { field, .. } if field == "value"),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), "field `value`: expected a number");
+        let e = Incident::from_json(b"{").unwrap_err();
+        assert!(matches!(e, SidecarError::NotJson(_)), "{e}");
+        assert!(e.to_string().starts_with("not JSON: "), "{e}");
     }
 }

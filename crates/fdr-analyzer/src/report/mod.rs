@@ -37,7 +37,7 @@ use crate::profile::{Profile, ProfileOptions, REASON_NAMES, TaskKind};
 use crate::stream::{ReadOptions, ReadOutcome, Visitor, read_file, read_slice};
 use crate::text::{dur, pct};
 
-pub use incident::Incident;
+pub use incident::{Incident, SidecarError};
 pub use timeline::{Kind, Lane, LaneScore, MetricSeries, Slice};
 
 use timeline::{Keep, MAX_TASK_LANES, MAX_THREAD_LANES, Meta, Name, Scores, Slicer};
@@ -411,7 +411,10 @@ impl Report {
                     );
                 }
                 RuleOutcome::NotApplicable { rule, needs } => {
-                    na.push(format!("{rule} (no {} events)", needs.join(" / ")));
+                    na.push(format!(
+                        "{rule} (no {} events)",
+                        crate::diagnose::kind_names(needs)
+                    ));
                 }
             }
         }

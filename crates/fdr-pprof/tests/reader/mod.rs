@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use fdr_test_support::tools::PythonPackages;
+
 /// protoc (in grpcio-tools) and the protobuf runtime it pulls in.
 const GRPCIO_TOOLS_PY: &str = "grpcio-tools==1.85.1";
 /// Where Debian's package puts the published `profile.proto`.
@@ -58,31 +60,12 @@ fn setup() -> Result<(PathBuf, PathBuf), String> {
             proto.display()
         ));
     }
-    let have_protoc = Command::new("python3")
-        .args(["-c", "import grpc_tools.protoc"])
-        .env("PYTHONPATH", &site)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_protoc {
-        let st = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "--upgrade",
-                "--target",
-            ])
-            .arg(&site)
-            .arg(GRPCIO_TOOLS_PY)
-            .status()
-            .map_err(|e| format!("python3 is not available: {e}"))?;
-        if !st.success() {
-            return Err(format!("pip install {GRPCIO_TOOLS_PY} failed: {st}"));
-        }
+    let site = PythonPackages {
+        dir_name: "pprof-python",
+        requirements: &[GRPCIO_TOOLS_PY],
+        check: "import grpc_tools.protoc",
     }
+    .site_in(&tmp())?;
     std::fs::create_dir_all(&generated).map_err(|e| e.to_string())?;
     let dir = proto.parent().expect("a file has a directory");
     let out = Command::new("python3")

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use fdr_format::{Batch, BlockReason, Decoder, EventKind, LossReason, Message, Tables};
+use fdr_format::{BlockReason, EventKind, LossReason, Message, Tables};
 
 /// One decoded event, owned, with ids resolved to names and `file:line` sites.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,32 +125,30 @@ impl Decoded {
 
 /// Decodes a whole trace, panicking with the decoder's message on any damage.
 pub fn decode(bytes: &[u8]) -> Decoded {
-    let mut d = Decoder::new(bytes).expect("trace header");
-    let mut tables = Tables::new();
-    let mut out = Decoded::default();
-    while let Some(b) = d.next_batch() {
-        match b.expect("batch") {
-            Batch::Table(t) => tables.apply(&t).expect("table"),
-            Batch::Events(b) => {
-                out.batches += 1;
-                let thread = b.thread.0;
-                let mut last = 0;
-                for e in b.events() {
-                    let e = e.expect("event");
-                    assert!(e.ts >= last, "timestamps decrease within a batch");
-                    last = e.ts;
-                    if let EventKind::Loss { reason, events, .. } = e.kind {
-                        out.losses.push((thread, reason, events));
-                    }
-                    let Some(ev) = owned(e.kind, &tables) else {
-                        continue;
-                    };
-                    out.threads.entry(thread).or_default().push((e.ts, ev));
-                }
-            }
+    let trace = fdr_test_support::trace::decode(bytes);
+    let mut out = Decoded {
+        batches: trace.batches,
+        ..Decoded::default()
+    };
+    let mut last = None;
+    for r in &trace.events {
+        let (thread, e) = (r.thread.0, r.event);
+        if let Some((batch, ts)) = last {
+            assert!(
+                batch != (thread, r.seq) || e.ts >= ts,
+                "timestamps decrease within a batch"
+            );
         }
+        last = Some(((thread, r.seq), e.ts));
+        if let EventKind::Loss { reason, events, .. } = e.kind {
+            out.losses.push((thread, reason, events));
+        }
+        let Some(ev) = owned(e.kind, &trace.tables) else {
+            continue;
+        };
+        out.threads.entry(thread).or_default().push((e.ts, ev));
     }
-    for (id, info) in tables.threads() {
+    for (id, info) in trace.tables.threads() {
         out.names.insert(id.0, info.name.clone());
     }
     out

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fdr_format::{Batch, Decoder, Tables};
 use fdr_recorder::{Config, FlightConfig};
 
 pub use crate::common::Ev;
@@ -52,24 +51,15 @@ impl Dump {
 
 /// Decodes a whole trace, panicking with the decoder's message on any damage.
 pub fn decode(bytes: &[u8]) -> Dump {
-    let mut d = Decoder::new(bytes).expect("trace header");
-    let mut tables = Tables::new();
+    let trace = fdr_test_support::trace::decode(bytes);
     let mut raw: BTreeMap<u32, Vec<Ev>> = BTreeMap::new();
     let mut timeline = Vec::new();
-    while let Some(b) = d.next_batch() {
-        match b.expect("batch") {
-            Batch::Table(t) => tables.apply(&t).expect("table"),
-            Batch::Events(b) => {
-                for e in b.events() {
-                    let e = e.expect("event");
-                    let Some(ev) = owned(e.kind, &tables) else {
-                        continue;
-                    };
-                    timeline.push((e.ts, ev.clone()));
-                    raw.entry(b.thread.0).or_default().push(ev);
-                }
-            }
-        }
+    for r in &trace.events {
+        let Some(ev) = owned(r.event.kind, &trace.tables) else {
+            continue;
+        };
+        timeline.push((r.event.ts, ev.clone()));
+        raw.entry(r.thread.0).or_default().push(ev);
     }
     timeline.sort_by_key(|(ts, _)| *ts);
     let mut out = Dump {
@@ -77,11 +67,7 @@ pub fn decode(bytes: &[u8]) -> Dump {
         ..Dump::default()
     };
     for (id, evs) in raw {
-        let name = tables
-            .threads()
-            .find(|(t, _)| t.0 == id)
-            .map(|(_, i)| i.name.clone())
-            .unwrap_or_default();
+        let name = trace.thread_name(fdr_format::ThreadId(id)).into_owned();
         out.threads.insert(id, (name, evs));
     }
     out

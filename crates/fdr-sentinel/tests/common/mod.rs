@@ -5,26 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fdr_format::{Batch, Decoder, EventKind, Tables};
-
 /// Region names in a trace, in order, per batch.
 pub fn region_names(trace: &[u8]) -> Vec<String> {
-    let mut d = Decoder::new(trace).expect("trace header");
-    let mut tables = Tables::new();
-    let mut names = Vec::new();
-    while let Some(b) = d.next_batch() {
-        match b.expect("batch") {
-            Batch::Table(t) => tables.apply(&t).expect("table"),
-            Batch::Events(b) => {
-                for e in b.events() {
-                    if let EventKind::RegionBegin { name } = e.expect("event").kind {
-                        names.push(tables.name(name).into_owned());
-                    }
-                }
-            }
-        }
-    }
-    names
+    fdr_test_support::trace::decode(trace).region_names()
 }
 
 /// Waits up to `limit` for `done`.

@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use fdr_sentinel::{Retention, S3Config};
+use fdr_test_support::tools::PythonPackages;
 
 const MOTO_PY: &str = "moto[server]==5.2.5";
 const BOTO3_PY: &str = "boto3==1.44.8";
@@ -24,62 +25,23 @@ fn tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
 
-fn import_ok(site: &Path) -> bool {
-    Command::new("python3")
-        .arg("-c")
-        // The pinned versions, not others on the machine's own path.
-        .arg(
-            "import moto.server, boto3, botocore\n\
-             assert (moto.__version__, boto3.__version__, botocore.__version__) \
-             == ('5.2.5', '1.44.8', '1.44.8')",
-        )
-        .env("PYTHONPATH", site)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+/// moto's server and the AWS SDK it checks signatures with, pinned.
+const MOTO: PythonPackages<'static> = PythonPackages {
+    dir_name: "moto-python",
+    requirements: &[MOTO_PY, BOTO3_PY, BOTOCORE_PY],
+    // The pinned versions, not others on the machine's own path.
+    check: "import moto.server, boto3, botocore\n\
+            assert (moto.__version__, boto3.__version__, botocore.__version__) \
+            == ('5.2.5', '1.44.8', '1.44.8')",
+};
 
 /// The directory holding moto, installed there when missing.
 fn site() -> Result<&'static Path, String> {
     static SITE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    SITE.get_or_init(|| {
-        let site = tmp().join("moto-python");
-        if import_ok(&site) {
-            return Ok(site);
-        }
-        // Installed beside, then renamed into place: never a half-installed `site`.
-        let partial = tmp().join(format!("moto-python.partial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&partial);
-        let st = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "--target",
-            ])
-            .arg(&partial)
-            .args([MOTO_PY, BOTO3_PY, BOTOCORE_PY])
-            .status()
-            .map_err(|e| format!("python3 is not available: {e}"))?;
-        if !st.success() {
-            let _ = std::fs::remove_dir_all(&partial);
-            return Err(format!(
-                "pip install {MOTO_PY} {BOTO3_PY} {BOTOCORE_PY} failed: {st}"
-            ));
-        }
-        let _ = std::fs::remove_dir_all(&site);
-        std::fs::rename(&partial, &site).map_err(|e| format!("installing moto: {e}"))?;
-        if import_ok(&site) {
-            Ok(site)
-        } else {
-            Err("installed, but moto.server does not import".into())
-        }
-    })
-    .as_ref()
-    .map(PathBuf::as_path)
-    .map_err(Clone::clone)
+    SITE.get_or_init(|| MOTO.site_in(&tmp()))
+        .as_ref()
+        .map(PathBuf::as_path)
+        .map_err(Clone::clone)
 }
 
 /// A running moto server; stopped when dropped.

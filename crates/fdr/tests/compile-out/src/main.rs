@@ -1,7 +1,7 @@
 //! Uses every item of the facade that exists with and without `record`, as an
 //! instrumented library and its binary would: every recording call, the control calls, every
 //! field of `Stats`, `Lost` and the configurations (exhaustive patterns and literals, so a
-//! field one build has and the other lacks fails to compile), every `Error` variant, and
+//! field one build has and the other lacks fails to compile), every `Error` predicate, and
 //! `Recorder`'s methods. `cargo xtask ci` builds and runs it both ways.
 
 use std::future::Future;
@@ -68,38 +68,38 @@ fn counters(stats: fdr::Stats) -> u64 {
     events + threads
 }
 
-/// Names every error variant, as code that handles them does.
+/// Asks every predicate of the facade's error, and reads every configuration refusal's
+/// fields, as code that handles them does.
 fn explain(e: &fdr::Error) -> &'static str {
-    match e {
-        fdr::Error::SnapshotInProgress => "busy",
-        fdr::Error::CaptureInProgress => "capturing",
-        fdr::Error::NotStarted => "not started",
-        fdr::Error::Config(fdr::ConfigError::FlightMaxBytes {
-            max_bytes,
-            min,
-            max,
-            chunk_bytes,
-        }) => {
-            let _ = (max_bytes, min, max, chunk_bytes);
-            "bad configuration"
-        }
-        fdr::Error::Config(fdr::ConfigError::Os(why)) => {
-            let _ = why;
-            "bad OS view configuration"
-        }
-        fdr::Error::Config(fdr::ConfigError::Metrics(why)) => {
-            let _ = why;
-            "bad metrics configuration"
-        }
-        fdr::Error::Io { written, source } => {
-            let _ = (written, source);
-            "io"
-        }
-        fdr::Error::Spawn(e) => {
-            let _ = e;
-            "spawn"
-        }
-        _ => "other",
+    if let Some(config) = e.config_error() {
+        return match config {
+            fdr::ConfigError::FlightMaxBytes {
+                max_bytes,
+                min,
+                max,
+                chunk_bytes,
+            } => {
+                let _ = (max_bytes, min, max, chunk_bytes);
+                "bad configuration"
+            }
+            fdr::ConfigError::Os(why) | fdr::ConfigError::Metrics(why) => {
+                let _ = why;
+                "bad OS view or metrics configuration"
+            }
+            _ => "bad configuration",
+        };
+    }
+    let _: Option<u64> = e.bytes_written();
+    let _: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    match () {
+        () if e.is_compiled_out() => "compiled out",
+        () if e.is_snapshot_in_progress() => "busy",
+        () if e.is_capture_in_progress() => "capturing",
+        () if e.is_not_started() => "not started",
+        () if e.is_config() => "bad configuration",
+        () if e.is_io() => "io",
+        () if e.is_spawn() => "spawn",
+        () => "other",
     }
 }
 
@@ -130,7 +130,7 @@ fn main() {
     let mut dump = Vec::new();
     let written = recorder.flight().write_to(&mut dump);
     if let Err(e) = &written {
-        assert_eq!(explain(e), "other", "without `record`: {e}");
+        assert_eq!(explain(e), "compiled out", "without `record`: {e}");
     }
     assert_eq!(fdr::enabled(), recording);
     assert_eq!(counters(recorder.stats()) > 0, recording);

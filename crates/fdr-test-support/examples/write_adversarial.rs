@@ -1,10 +1,10 @@
-//! Writes a hostile trace: `cargo run --release -p fdr-analyzer --example write_adversarial
+//! Writes a hostile trace: `cargo run --release -p fdr-test-support --example write_adversarial
 //! -- SHAPE MIB OUT.fdr` (SHAPE: threads, tasks, names, open_spans, long_strings,
 //! big_batches, extremes).
 
 use std::io::{BufWriter, Write};
 
-use fdr_analyzer::adversarial::{Shape, write};
+use fdr_test_support::adversarial::{Shape, write};
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

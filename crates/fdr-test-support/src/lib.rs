@@ -1,0 +1,16 @@
+//! What fdr's tests, benches and `cargo xtask` share; never published.
+//!
+//! - [`scenarios`]: deterministic traces of known problems (one per diagnose rule, and a
+//!   healthy service) and [`scenarios::TraceBuilder`], which writes a trace from per-thread
+//!   event lists.
+//! - [`adversarial`]: hostile traces shaped to push each of the analyzer's limits.
+//! - [`trace`]: the one decoder tests read a trace with: every event with its thread, and
+//!   the tables, panicking with the byte offset on damage.
+//! - [`tools`]: the one installer of what a check needs outside Rust: Debian packages
+//!   (`apt-get`) and pinned Python packages (`pip --target` into the target directory).
+#![forbid(unsafe_code)]
+
+pub mod adversarial;
+pub mod scenarios;
+pub mod tools;
+pub mod trace;
