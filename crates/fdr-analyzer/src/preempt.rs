@@ -151,7 +151,7 @@ const UNMEASURED_STALL_CAP: f64 = 20.0;
 #[cfg(test)]
 mod tests {
     use crate::diagnose::Severity;
-    use crate::scenarios::TraceBuilder;
+    use fdr_test_support::scenarios::TraceBuilder;
     use fdr_format::{EventKind, TaskId};
 
     const MS: u64 = 1_000_000;

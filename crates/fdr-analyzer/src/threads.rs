@@ -119,7 +119,7 @@ mod tests {
     }
 
     use crate::diagnose::Severity;
-    use crate::scenarios::TraceBuilder;
+    use fdr_test_support::scenarios::TraceBuilder;
     use fdr_format::{EventKind, LossReason, Message};
 
     const MS: u64 = 1_000_000;
