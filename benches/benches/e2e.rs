@@ -2,21 +2,40 @@
 //! and a log per request, the flight recorder and the sentinel on, against the same service
 //! without fdr.
 //!
-//! The two services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
+//! The services are this binary run again as child processes (`FDR_E2E_SERVER=on|off`),
 //! each serving on a loopback port from one thread; the driver sends them the same requests
-//! in rounds, alternating which goes first, and reads each child's CPU time (every thread's
+//! in rounds, rotating which goes first, and reads each child's CPU time (every thread's
 //! time on CPU, `/proc/PID/task/*/schedstat`) before and after its batch. Figures:
 //! `e2e.cpu_per_request_ns_off`, `e2e.cpu_per_request_ns_on` (medians over rounds) and
 //! `e2e.cpu_per_request_ratio` (the median of the rounds' on/off ratios; target <= 1.01).
 //! Linux only (elsewhere the bench reports nothing).
 //!
+//! What fdr adds per request, by component, by ablation in the same rounds: besides `off` and
+//! `on`, services each run `on` less one component, and `e2e.component.NAME_ns` is the median
+//! over rounds of (`on` less that service) in CPU ns per request: `events` (the flight
+//! recorder off: no event recorded, the wrappers and metrics kept), `task_wrapper` (no
+//! `traced` task per request: its events, its allocation and its waker shim),
+//! `name_lookups` (the regions named through `region!`'s per-site id instead of
+//! `with_region`'s per-thread cache lookup), `sampler` (the OS view off), `sentinel` (no
+//! sentinel), `metrics` (no `fdr-metrics` thread). `e2e.component.collector_ns` is the
+//! collector thread's own CPU time per request in the `on` service (`fdr-collector`), and
+//! `e2e.component.fdr_threads_ns` that of every fdr thread (`fdr-*`). Components overlap
+//! (the wrapper's events are events), so they need not add up to `on` less `off`.
+//!
 //! The traced service runs with the OS view on (`OsConfig::platform_default()`), so E1's
-//! ratio includes the sampler; `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`,
-//! found by name in `/proc/PID/task`) CPU time over the rounds' wall time: its share of one
-//! core (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
+//! ratio includes the sampler; the `sampler` ablation service, traced the same way without
+//! the OS view (`FDR_E2E_SERVER=sampler`), takes its turn in every round, and `os.cpu_per_request_ratio` is
+//! the median of the rounds' view-on over view-off ratios: the OS view's own cost per
+//! request. `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`, found by name in
+//! `/proc/PID/task`) CPU time over the rounds' wall time: its share of one core
+//! (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
 //! (`fdr_recorder::os::stack_of`) of a recorded thread blocked in the kernel inside a scope,
-//! in this process (E2: <= 20 us); `os.stack_capture_running_ns` the same for a thread
+//! in this process, each of a new block (E2: <= 20 us); `os.stack_capture_again_ns` the same
+//! thread captured again at once, still blocked where the first found it (the later stacks of
+//! one long scope); `os.stack_capture_running_ns` the same for a thread
 //! spinning on a CPU (the capture signal: it includes the wait for that thread to run).
+//! `os.cpu_samples_kept_share` is the share of the CPU-timer stacks a spinning thread's CPU
+//! time asks for (at 99 Hz) that reach the trace.
 //!
 //! The traced service's flight recorder is kept as the run's artifact: when the driver is
 //! done, the service dumps it to `$FDR_E2E_TRACE` (`cargo xtask bench` sets it to
@@ -44,32 +63,125 @@ const REQUESTS_PER_ROUND: usize = 2_000;
 const CONNECTIONS: usize = 4;
 const FIGURE: &str = "e2e.cpu_per_request_ratio";
 
-fn main() {
-    match std::env::var("FDR_E2E_SERVER").as_deref() {
-        Ok("on") => serve(true),
-        Ok("off") => serve(false),
-        _ => {
-            // `cargo bench -- FILTER`: run only if the filter names this bench's figures.
-            let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-            if filter.as_deref().is_none_or(|f| {
-                FIGURE.contains(f) || f.starts_with("e2e") || "os.sampler_cpu_share".contains(f)
-            }) {
-                drive();
-            }
-            if filter.is_none_or(|f| f.starts_with("os.stack_capture")) {
-                stack_capture();
-            }
-        }
+/// The traced services: `on` less one component (see the crate docs), by the name of the
+/// figure its difference to `on` is reported under.
+const ABLATIONS: [&str; 6] = [
+    "events",
+    "task_wrapper",
+    "name_lookups",
+    "sampler",
+    "sentinel",
+    "metrics",
+];
+
+/// What a service runs: `off`, `on`, or `on` less one component of [`ABLATIONS`].
+#[derive(Clone, Copy, Debug)]
+struct Mode {
+    /// The recorder is started (flight recorder, collector).
+    recorder: bool,
+    /// The flight recorder records (`false`: started without a window, so nothing is).
+    flight: bool,
+    /// Requests are `traced` tasks and phases regions.
+    instrumented: bool,
+    /// Each request is a `traced` task.
+    wrapper: bool,
+    /// Regions through `region!` (an id per call site) instead of `with_region`.
+    static_names: bool,
+    os: bool,
+    sentinel: bool,
+    metrics: bool,
+}
+
+impl Mode {
+    const ON: Mode = Mode {
+        recorder: true,
+        flight: true,
+        instrumented: true,
+        wrapper: true,
+        static_names: false,
+        os: true,
+        sentinel: true,
+        metrics: true,
+    };
+    const OFF: Mode = Mode {
+        recorder: false,
+        flight: false,
+        instrumented: false,
+        wrapper: false,
+        static_names: false,
+        os: false,
+        sentinel: false,
+        metrics: false,
+    };
+
+    fn parse(name: &str) -> Option<Mode> {
+        let on = Mode::ON;
+        Some(match name {
+            "on" => on,
+            "off" => Mode::OFF,
+            "events" => Mode {
+                flight: false,
+                ..on
+            },
+            "task_wrapper" => Mode {
+                wrapper: false,
+                ..on
+            },
+            "name_lookups" => Mode {
+                static_names: true,
+                ..on
+            },
+            "sampler" => Mode { os: false, ..on },
+            "sentinel" => Mode {
+                sentinel: false,
+                ..on
+            },
+            "metrics" => Mode {
+                metrics: false,
+                ..on
+            },
+            _ => return None,
+        })
     }
 }
 
-/// The request handler: parse, three phases, a log line; with `fdr`, each phase a region.
-async fn handle(req: Request<Incoming>, fdr: bool) -> Result<Response<Full<Bytes>>, Infallible> {
+fn main() {
+    if let Ok(mode) = std::env::var("FDR_E2E_SERVER") {
+        let m = Mode::parse(&mode).unwrap_or_else(|| panic!("e2e: no service mode {mode:?}"));
+        serve(mode == "on", m);
+        return;
+    }
+    // `cargo bench -- FILTER`: run only if the filter names this bench's figures.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.as_deref().is_none_or(|f| {
+        FIGURE.contains(f)
+            || f.starts_with("e2e")
+            || "os.sampler_cpu_share".contains(f)
+            || "os.cpu_per_request_ratio".contains(f)
+    }) {
+        drive();
+    }
+    if filter.is_none_or(|f| f.starts_with("os.stack_capture") || f.starts_with("os.cpu")) {
+        stack_capture();
+    }
+}
+
+/// The request handler: parse, three phases, a log line; instrumented, each phase a region.
+async fn handle(req: Request<Incoming>, mode: Mode) -> Result<Response<Full<Bytes>>, Infallible> {
+    let fdr = mode.instrumented;
     let phase = |name: &'static str, f: &mut dyn FnMut()| {
-        if fdr {
-            fdr_recorder::with_region(name, f)
-        } else {
+        if !fdr {
             f()
+        } else if mode.static_names {
+            // The three names, each a `region!` site of its own.
+            let _r = match name {
+                "parse" => fdr_recorder::region!("parse"),
+                "lookup" => fdr_recorder::region!("lookup"),
+                _ => fdr_recorder::region!("render"),
+            };
+            f()
+        } else {
+            fdr_recorder::with_region(name, f)
         }
     };
     let mut id = 0u64;
@@ -96,15 +208,26 @@ async fn handle(req: Request<Incoming>, fdr: bool) -> Result<Response<Full<Bytes
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
-/// A service process: prints its port, serves until its standard input closes.
-fn serve(fdr: bool) {
+/// A service process: prints its port, serves until its standard input closes. `dump`: the
+/// service whose flight recorder is the run's artifact.
+fn serve(dump: bool, mode: Mode) {
     let dir = std::env::temp_dir().join(format!("fdr-e2e-incidents-{}", std::process::id()));
-    let _sentinel = fdr.then(|| {
+    if mode.recorder {
         fdr_recorder::start(fdr_recorder::Config {
-            os: fdr_recorder::OsConfig::platform_default(),
+            flight: mode.flight.then(fdr_recorder::FlightConfig::default),
+            os: if mode.os {
+                fdr_recorder::OsConfig::platform_default()
+            } else {
+                None
+            },
+            metrics_interval: mode
+                .metrics
+                .then_some(fdr_recorder::DEFAULT_METRICS_INTERVAL),
             ..fdr_recorder::Config::default()
         })
         .expect("recorder starts");
+    }
+    let _sentinel = mode.sentinel.then(|| {
         fdr_sentinel::Sentinel::builder()
             .interval(Duration::from_secs(1))
             .rule(
@@ -118,7 +241,7 @@ fn serve(fdr: bool) {
     std::thread::spawn(move || {
         // The driver closes our standard input when it is done.
         let _ = std::io::stdin().read_line(&mut String::new());
-        if let (true, Some(path)) = (fdr, std::env::var_os("FDR_E2E_TRACE")) {
+        if let (true, Some(path)) = (dump, std::env::var_os("FDR_E2E_TRACE")) {
             let written = std::fs::File::create(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|f| {
@@ -150,9 +273,9 @@ fn serve(fdr: bool) {
                 continue;
             };
             let service = hyper::service::service_fn(move |req| {
-                let h = handle(req, fdr);
+                let h = handle(req, mode);
                 async move {
-                    if fdr {
+                    if mode.wrapper {
                         h.traced("http GET /user").await
                     } else {
                         h.await
@@ -208,6 +331,32 @@ impl Service {
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
     }
 
+    /// Nanoseconds on a CPU of the collector thread and of every fdr thread (`fdr-*`).
+    fn fdr_threads_cpu_ns(&self) -> (u64, u64) {
+        let dir = format!("/proc/{}/task", self.child.id());
+        let (mut collector, mut all) = (0, 0);
+        for t in std::fs::read_dir(dir)
+            .expect("task dir")
+            .filter_map(|t| t.ok())
+        {
+            let Ok(comm) = std::fs::read_to_string(t.path().join("comm")) else {
+                continue;
+            };
+            if !comm.starts_with("fdr-") {
+                continue;
+            }
+            let ns = std::fs::read_to_string(t.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            all += ns;
+            if comm.trim() == "fdr-collector" {
+                collector += ns;
+            }
+        }
+        (collector, all)
+    }
+
     /// Nanoseconds every thread of the process has spent on a CPU.
     fn cpu_ns(&self) -> u64 {
         let dir = format!("/proc/{}/task", self.child.id());
@@ -257,36 +406,50 @@ fn drive() {
         eprintln!("e2e: needs /proc (Linux); skipped");
         return;
     }
-    let off = Service::start("off");
-    let on = Service::start("on");
+    // `off`, `on`, then `on` less each component.
+    let names: Vec<&str> = ["off", "on"].into_iter().chain(ABLATIONS).collect();
+    let services: Vec<Service> = names.iter().map(|m| Service::start(m)).collect();
+    let on = &services[1];
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .expect("runtime");
-    // Warm both up (connections, allocator, the recorder's pool).
-    for s in [&off, &on] {
+    // Warm them up (connections, allocator, the recorder's pool).
+    for s in &services {
         rt.block_on(load(s.port, REQUESTS_PER_ROUND));
     }
     let started = Instant::now();
     let sampler_before = on.thread_cpu_ns("fdr-sampler");
-    let (mut per_off, mut per_on, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // Per service, its CPU ns per request in each round.
+    let mut per: Vec<Vec<f64>> = vec![Vec::new(); services.len()];
+    let (mut ratios, mut collector, mut fdr_threads) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let mut cost = [0.0; 2];
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let s = [&off, &on][i];
-            let before = s.cpu_ns();
-            rt.block_on(load(s.port, REQUESTS_PER_ROUND));
-            cost[i] = (s.cpu_ns() - before) as f64 / REQUESTS_PER_ROUND as f64;
+        // Each round starts with another service, and half of them run backwards, so no
+        // service always follows the same one.
+        let n = services.len();
+        let mut order: Vec<usize> = (0..n).map(|i| (i + round) % n).collect();
+        if round % 2 == 1 {
+            order.reverse();
         }
-        per_off.push(cost[0]);
-        per_on.push(cost[1]);
-        ratios.push(cost[1] / cost[0]);
+        for i in order {
+            let s = &services[i];
+            let before = s.cpu_ns();
+            let threads_before = (i == 1).then(|| on.fdr_threads_cpu_ns());
+            rt.block_on(load(s.port, REQUESTS_PER_ROUND));
+            per[i].push((s.cpu_ns() - before) as f64 / REQUESTS_PER_ROUND as f64);
+            if let Some((c0, t0)) = threads_before {
+                let (c1, t1) = on.fdr_threads_cpu_ns();
+                collector.push(c1.saturating_sub(c0) as f64 / REQUESTS_PER_ROUND as f64);
+                fdr_threads.push(t1.saturating_sub(t0) as f64 / REQUESTS_PER_ROUND as f64);
+            }
+        }
+        ratios.push(per[1][round] / per[0][round]);
     }
     eprintln!(
-        "e2e: {} rounds of {} requests each way in {:.1?}",
+        "e2e: {} rounds of {} requests to each of {} services in {:.1?}",
         ROUNDS,
         REQUESTS_PER_ROUND,
+        services.len(),
         started.elapsed()
     );
     match (sampler_before, on.thread_cpu_ns("fdr-sampler")) {
@@ -296,10 +459,28 @@ fn drive() {
         }
         _ => eprintln!("e2e: the traced service has no fdr-sampler thread (OS view off?)"),
     }
-    report("e2e.cpu_per_request_ns_off", median(per_off));
-    report("e2e.cpu_per_request_ns_on", median(per_on));
+    report("e2e.cpu_per_request_ns_off", median(per[0].clone()));
+    report("e2e.cpu_per_request_ns_on", median(per[1].clone()));
     report(FIGURE, median(ratios));
-    drop(on);
+    let sampler = 2 + ABLATIONS
+        .iter()
+        .position(|a| *a == "sampler")
+        .expect("the sampler ablation");
+    let os_ratios: Vec<f64> = per[1]
+        .iter()
+        .zip(&per[sampler])
+        .map(|(a, b)| a / b)
+        .collect();
+    report("os.cpu_per_request_ratio", median(os_ratios));
+    for (k, name) in ABLATIONS.iter().enumerate() {
+        let diffs: Vec<f64> = per[1].iter().zip(&per[k + 2]).map(|(a, b)| a - b).collect();
+        report(&format!("e2e.component.{name}_ns"), median(diffs));
+    }
+    report("e2e.component.collector_ns", median(collector));
+    report("e2e.component.fdr_threads_ns", median(fdr_threads));
+    let mut services = services;
+    // The `on` service writes the artifact when its standard input closes.
+    drop(services.remove(1));
     if let Some(path) = std::env::var_os("FDR_E2E_TRACE") {
         eprintln!(
             "e2e: the traced service's flight recorder: {}",
@@ -328,12 +509,18 @@ fn stack_capture() {
         .spawn(move || {
             let _r = fdr_recorder::region("asleep");
             tx.send(os_tid()).expect("send");
-            // Blocked in the kernel until the captures are done, as a long scope is.
-            let _ = wake.recv();
+            // Blocked in the kernel, as a long scope is; woken (and blocked again at once)
+            // before each capture, so each finds a new block.
+            while wake.recv().is_ok() {}
         })
         .expect("thread");
     let tid = rx.recv().expect("tid");
-    captures("os.stack_capture_ns", tid);
+    let mut again = Vec::new();
+    let mut wake_up = || wake_tx.send(()).expect("wake");
+    captures("os.stack_capture_ns", tid, &mut wake_up, Some(&mut again));
+    if !again.is_empty() {
+        report("os.stack_capture_again_ns", median(again));
+    }
     drop(wake_tx);
     sleeper.join().expect("sleeper");
 
@@ -351,9 +538,48 @@ fn stack_capture() {
         })
         .expect("thread");
     let tid = rx.recv().expect("tid");
-    captures("os.stack_capture_running_ns", tid);
+    captures("os.stack_capture_running_ns", tid, &mut || {}, None);
+    cpu_samples_kept(tid);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     spinner.join().expect("spinner");
+}
+
+/// `os.cpu_samples_kept_share`: with CPU profiling at 99 Hz for 3 s, the CPU-timer stacks
+/// recorded of the spinning thread `tid` over the stacks its CPU time asked for (its
+/// `schedstat` on-CPU time times the rate). Every other recorded thread is idle meanwhile.
+fn cpu_samples_kept(tid: u64) {
+    const HZ: u32 = 99;
+    let cpu_ns = || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("schedstat")
+    };
+    let before = fdr_recorder::os::stats();
+    let cpu_before = cpu_ns();
+    let profile = match fdr_recorder::os::cpu_profile(HZ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("os: os.cpu_samples_kept_share: no CPU profiling ({e})");
+            return;
+        }
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = cpu_ns() - cpu_before;
+    drop(profile);
+    // Let the sampler take the copies still waiting.
+    std::thread::sleep(Duration::from_millis(100));
+    let after = fdr_recorder::os::stats();
+    let asked = cpu as f64 * f64::from(HZ) / 1e9;
+    let kept = (after.cpu_samples - before.cpu_samples) as f64;
+    eprintln!(
+        "os: os.cpu_samples_kept_share: {kept} CPU samples of {asked:.0} asked ({:.2} s on CPU), {} dropped in the handler (a copy still waiting)",
+        cpu as f64 / 1e9,
+        after.cpu_samples_dropped - before.cpu_samples_dropped
+    );
+    if asked >= 1.0 {
+        report("os.cpu_samples_kept_share", kept / asked);
+    }
 }
 
 /// The calling thread's OS id.
@@ -364,11 +590,15 @@ fn os_tid() -> u64 {
         .expect("thread id")
 }
 
-/// Captures thread `tid` 201 times, 2 ms apart, and reports the median time as `figure`.
-fn captures(figure: &str, tid: u64) {
+/// Captures thread `tid` 201 times, 2 ms apart (each after `before`), and reports the median
+/// time as `figure`; with `again`, captures it once more right after each and collects those
+/// times (a thread still blocked where the first capture found it).
+fn captures(figure: &str, tid: u64, before: &mut dyn FnMut(), mut again: Option<&mut Vec<f64>>) {
     let mut times = Vec::new();
     let (mut failed, mut interrupted) = (0, 0);
     for _ in 0..201 {
+        before();
+        std::thread::sleep(Duration::from_millis(2));
         let t = Instant::now();
         match fdr_recorder::os::stack_of(tid) {
             Ok(s) if !s.frames.is_empty() => {
@@ -377,7 +607,13 @@ fn captures(figure: &str, tid: u64) {
             }
             _ => failed += 1,
         }
-        std::thread::sleep(Duration::from_millis(2));
+        if let Some(again) = again.as_deref_mut() {
+            let t = Instant::now();
+            if fdr_recorder::os::stack_of(tid).is_ok_and(|s| !s.frames.is_empty() && !s.interrupted)
+            {
+                again.push(t.elapsed().as_nanos() as f64);
+            }
+        }
     }
     if times.is_empty() {
         eprintln!("os: {figure}: no stack captured ({failed} failures)");

@@ -160,7 +160,23 @@ fn bench_tasks(c: &mut Criterion) {
     );
     report("task.in_region_ns", region_ns - bare_ns);
 
+    // A task's creation and drop (never polled): what every spawn adds besides the
+    // executor's own work, the bare future's creation and drop subtracted.
+    let (bare_ns, spawn_ns) = paired(
+        || {
+            black_box(Spin);
+        },
+        || {
+            drop(black_box(Spin.traced("bench spawn")));
+        },
+        200_000,
+    );
+    report("task.spawn_drop_ns", spawn_ns - bare_ns);
+
     let mut g = c.benchmark_group("task");
+    g.bench_function("spawn_drop_ns", |b| {
+        b.iter(|| drop(black_box(Spin.traced("bench spawn"))))
+    });
     g.bench_function("poll_untraced_ns", |b| {
         b.iter(|| black_box(plain.as_mut().poll(&mut Context::from_waker(waker))))
     });

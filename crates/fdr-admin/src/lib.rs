@@ -126,6 +126,7 @@ mod auth;
 mod body;
 mod capture;
 mod conn;
+mod cost;
 mod host;
 #[cfg(feature = "pprof")]
 mod profile;
@@ -134,6 +135,7 @@ mod routes;
 mod server;
 mod spool;
 mod stream;
+mod tasks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

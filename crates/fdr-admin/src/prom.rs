@@ -40,7 +40,7 @@ const LE_NS: [u64; 22] = [
 ];
 
 /// Writes a family's `# HELP` and `# TYPE` lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -332,6 +332,7 @@ pub(crate) fn render(state: &State) -> Result<String, String> {
     let mut out = String::with_capacity(16 << 10);
     let mut names = HashSet::new();
     runtime(&mut out, &mut names);
+    crate::cost::write(&mut out, &mut names);
     #[cfg(feature = "sentinel")]
     if let Some(s) = &state.sentinel {
         sentinel(&mut out, s);

@@ -28,6 +28,7 @@ enum Route {
     Trace,
     Incidents,
     Incident(String),
+    Tasks,
     Metrics,
     #[cfg(feature = "pprof")]
     Profile,
@@ -42,6 +43,7 @@ fn route(path: &str) -> Option<Route> {
             "" | "/" => Route::Index,
             "/flight" => Route::Flight,
             "/trace" => Route::Trace,
+            "/tasks" => Route::Tasks,
             "/incidents" | "/incidents/" => Route::Incidents,
             rest => Route::Incident(rest.strip_prefix("/incidents/")?.to_owned()),
         },
@@ -98,6 +100,7 @@ pub(crate) async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Respons
     let query = req.uri().query();
     let answer = match route {
         Route::Trace => trace(state, query).await,
+        Route::Tasks => tasks(query),
         #[cfg(feature = "pprof")]
         Route::Profile => profile(state, query).await,
         other => match params(query, &[]) {
@@ -108,7 +111,7 @@ pub(crate) async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Respons
                 Route::Incidents => incidents(state).await,
                 Route::Incident(id) => incident(state, id).await,
                 Route::Metrics => metrics(state).await,
-                Route::Trace => unreachable!("handled above"),
+                Route::Trace | Route::Tasks => unreachable!("handled above"),
                 #[cfg(feature = "pprof")]
                 Route::Profile => unreachable!("handled above"),
             },
@@ -173,6 +176,27 @@ fn seconds(query: Option<&str>, default: u32, max: u32) -> Result<u32, Refusal> 
         return Err(bad_request(format!("seconds={n}: expected {range}")));
     }
     Ok(n)
+}
+
+/// `/debug/fdr/tasks`: the live traced tasks (`format=text|json`, `limit=N`).
+fn tasks(query: Option<&str>) -> Result<Response<Body>, Refusal> {
+    let mut format = crate::tasks::Format::Text;
+    let mut limit = crate::tasks::DEFAULT_TASKS;
+    for (k, v) in params(query, &["format", "limit"])? {
+        match (k, v) {
+            ("format", "text") => format = crate::tasks::Format::Text,
+            ("format", "json") => format = crate::tasks::Format::Json,
+            ("format", v) => {
+                return Err(bad_request(format!(
+                    "format=\"{}\": expected text or json",
+                    shown(v)
+                )));
+            }
+            (_, v) => limit = crate::tasks::parse_limit(v).map_err(bad_request)?,
+        }
+    }
+    let (content_type, body) = crate::tasks::render(format, limit);
+    Ok(respond(StatusCode::OK, content_type, body))
 }
 
 fn bad_request(message: String) -> Refusal {
@@ -262,6 +286,11 @@ fn index(state: &State) -> Response<Body> {
             state.max_capture_bytes
         ),
     ];
+    lines.push(format!(
+        "GET {PREFIX}/tasks?format=text|json&limit=N  the live traced tasks, oldest first (default {} of them, at most {}): age, state, last waker, spawn site",
+        crate::tasks::DEFAULT_TASKS,
+        fdr_recorder::task::MAX_LIVE_TASKS
+    ));
     if has_store(state) {
         lines.push(format!(
             "GET {PREFIX}/incidents            the sentinel's incidents, newest first (JSON)"

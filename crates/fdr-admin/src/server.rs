@@ -195,6 +195,7 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("fdr-admin-blocking")
+        .on_thread_start(|| fdr_recorder::cost::register_thread(fdr_recorder::cost::Role::Admin))
         .build()
         .map_err(Error::Start)?;
     let listener = {
@@ -237,6 +238,7 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
     let thread = std::thread::Builder::new()
         .name("fdr-admin".into())
         .spawn(move || {
+            fdr_recorder::cost::register_thread(fdr_recorder::cost::Role::Admin);
             runtime.block_on(accept_loop(listener, state, limits, stop_rx));
             runtime.shutdown_timeout(SHUTDOWN_GRACE);
         })

@@ -13,7 +13,12 @@ use fdr_recorder::task::FdrFutureExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families() {
-    fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
+    fdr_recorder::start(fdr_recorder::Config {
+        // The cost meter runs every interval of the metrics sampler.
+        metrics_interval: Some(Duration::from_millis(20)),
+        ..fdr_recorder::Config::default()
+    })
+    .unwrap();
     // Traced tasks give the scheduling-latency and poll-duration histograms samples.
     for i in 0..50u64 {
         tokio::spawn(
@@ -90,6 +95,16 @@ async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The cost meter has read the sentinel's thread after it sampled.
+    let started = Instant::now();
+    while fdr_recorder::cost::cost().thread_cpu_ns_of(fdr_recorder::cost::Role::Sentinel) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the cost meter never read the sentinel: {:?}",
+            fdr_recorder::cost::cost()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let r = get(admin.local_addr(), "/metrics", &[]).await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -156,6 +171,30 @@ async fn metrics_are_prometheus_text_with_fdr_sentinel_admin_and_user_families()
         assert_eq!(e.value(name, &[]), Some(0.0), "{name}");
         assert!(text.contains(&format!("# HELP {name} ")), "{name}");
     }
+    // fdr's cost: its threads' CPU time by thread, its share of the process's, the budget.
+    assert_eq!(e.types["fdr_cost_thread_cpu_seconds_total"], "counter");
+    assert!(
+        e.value(
+            "fdr_cost_thread_cpu_seconds_total",
+            &[("thread", "sentinel")]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        e.value(
+            "fdr_cost_thread_cpu_seconds_total",
+            &[("thread", "collector")]
+        )
+        .is_some()
+    );
+    let share = e.value("fdr_cost_share", &[]).unwrap();
+    assert!((0.0..=1.0).contains(&share), "{share}");
+    assert_eq!(e.value("fdr_cost_budget", &[]), Some(0.01));
+    let level = e.value("fdr_cost_shed_level", &[]).unwrap();
+    assert!([0.0, 1.0, 2.0].contains(&level), "{level}");
+    assert!(e.value("fdr_cost_event_seconds", &[]).unwrap() > 0.0);
+    assert!(e.value("fdr_cost_process_cpu_seconds_total", &[]).unwrap() > 0.0);
     // The endpoint's own.
     assert_eq!(e.value("fdr_admin_captures_total", &[]), Some(0.0));
     // The user's registry, after fdr's; the clashing family only once, fdr's.

@@ -4,7 +4,7 @@
 //! has none of them. A finding has a score (0–100), a severity derived from it, evidence
 //! (numbers, sites, a time window) and the fix. Findings are ranked by score.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use fdr_format::{Kind, LossReason};
 
@@ -744,33 +744,65 @@ impl Diagnosis {
 
     /// As JSON: `{"window": {...}, "outcomes": [...], "truncated": [...]}`.
     pub fn to_json(&self) -> Value {
-        json!({
-            "window": self.window.to_json(),
-            "outcomes": self.outcomes_json(),
-            "truncated": notes_json(&self.truncated),
+        /// `fdr diagnose --json`.
+        #[derive(serde::Serialize)]
+        struct DiagnosisJson {
+            window: Value,
+            outcomes: Value,
+            truncated: Value,
+        }
+        serde_json::to_value(DiagnosisJson {
+            window: self.window.to_json(),
+            outcomes: self.outcomes_json(),
+            truncated: notes_json(&self.truncated),
         })
+        .expect("a diagnosis serializes")
     }
 
     /// The outcomes as a JSON array.
     pub fn outcomes_json(&self) -> Value {
-        Value::Array(
-            self.outcomes
-                .iter()
-                .map(|o| match o {
-                    RuleOutcome::NotApplicable { rule, needs } => json!({
-                        "rule": rule, "applicable": false,
-                        "needs_any_of": needs.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                    }),
-                    RuleOutcome::Finding(f) => json!({
-                        "rule": f.rule, "applicable": true, "title": f.title,
-                        "score": (f.score * 10.0).round() / 10.0, "severity": f.severity.as_str(),
-                        "evidence": f.evidence,
-                        "window_ns": f.window_ns.map(|(a, b)| [a, b]),
-                        "fix": f.fix,
-                    }),
-                })
-                .collect(),
-        )
+        /// A rule's outcome: a finding, or the kinds it lacked.
+        #[derive(serde::Serialize)]
+        #[serde(untagged)]
+        enum OutcomeJson<'a> {
+            NotApplicable {
+                rule: &'static str,
+                applicable: bool,
+                needs_any_of: Vec<&'static str>,
+            },
+            Finding {
+                rule: &'static str,
+                applicable: bool,
+                title: &'a str,
+                score: f64,
+                severity: &'static str,
+                evidence: &'a [String],
+                window_ns: Option<[u64; 2]>,
+                fix: &'a str,
+            },
+        }
+        let rows: Vec<OutcomeJson<'_>> = self
+            .outcomes
+            .iter()
+            .map(|o| match o {
+                RuleOutcome::NotApplicable { rule, needs } => OutcomeJson::NotApplicable {
+                    rule,
+                    applicable: false,
+                    needs_any_of: needs.iter().map(|k| k.name()).collect(),
+                },
+                RuleOutcome::Finding(f) => OutcomeJson::Finding {
+                    rule: f.rule,
+                    applicable: true,
+                    title: &f.title,
+                    score: (f.score * 10.0).round() / 10.0,
+                    severity: f.severity.as_str(),
+                    evidence: &f.evidence,
+                    window_ns: f.window_ns.map(|(a, b)| [a, b]),
+                    fix: &f.fix,
+                },
+            })
+            .collect();
+        serde_json::to_value(rows).expect("outcomes serialize")
     }
 
     /// As text (strings from the trace escaped with [`esc`]).

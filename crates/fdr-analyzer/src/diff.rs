@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use fdr_format::{EventKind, SiteId, StrId, Tables, TaskId, ThreadId};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::AnalyzeError;
 use crate::hist::Histogram;
@@ -54,7 +54,7 @@ struct LiveTask {
 }
 
 /// Counts of what the window's edges cut, left out of the comparison.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Excluded {
     /// Tasks whose creation came before the window (finished inside it or not).
     pub tasks_before_start: u64,
@@ -431,11 +431,14 @@ impl DiffSide {
         self.hist.sum()
     }
 
-    fn json(&self) -> Value {
-        json!({
-            "count": self.hist.count(), "total_ns": self.hist.sum(), "p50_ns": self.hist.p50(),
-            "p99_ns": self.hist.p99(), "max_ns": self.hist.max(),
-        })
+    fn json(&self) -> SideJson {
+        SideJson {
+            count: self.hist.count(),
+            total_ns: self.hist.sum(),
+            p50_ns: self.hist.p50(),
+            p99_ns: self.hist.p99(),
+            max_ns: self.hist.max(),
+        }
     }
 }
 
@@ -833,59 +836,122 @@ impl Diff {
     /// `top` rows of each, largest normalized change first.
     pub fn to_json(&self, top: usize) -> Value {
         let f = |x: Option<f64>| x.map(|v| (v * 10.0).round() / 10.0);
-        let window = |s: &DiffSideSet| {
-            json!({
-                "duration_ns": s.window_ns,
-                "start_wall_unix_ns": s.origin_wall_unix_ns.map(|x| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
-                "excluded": {
-                    "tasks_before_start": s.excluded.tasks_before_start,
-                    "tasks_alive_at_end": s.excluded.tasks_alive_at_end,
-                    "spans_in_edge_tasks": s.excluded.spans_in_edge_tasks,
-                    "spans_cut": s.excluded.spans_cut,
-                },
-                "truncated": notes_json(&s.truncated),
-            })
+        let window = |s: &'_ DiffSideSet| WindowJson {
+            duration_ns: s.window_ns,
+            start_wall_unix_ns: s
+                .origin_wall_unix_ns
+                .map(|x| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
+            excluded: s.excluded,
+            truncated: notes_json(&s.truncated),
         };
-        let phases: Vec<Value> = self
+        let phases = self
             .phases
             .iter()
             .take(top)
-            .map(|r| {
-                json!({
-                    "task": r.task, "what": r.what, "name": r.name, "per": r.per.as_str(),
-                    "a": r.a.json(), "b": r.b.json(),
-                    "a_per_ns": f(r.a_norm_ns), "b_per_ns": f(r.b_norm_ns),
-                    "delta_per_ns": f(r.delta_ns()),
-                    "score_ns_per_s": (r.score * 10.0).round() / 10.0,
-                })
+            .map(|r| PhaseJson {
+                task: r.task.as_deref(),
+                what: r.what,
+                name: &r.name,
+                per: r.per.as_str(),
+                a: r.a.json(),
+                b: r.b.json(),
+                a_per_ns: f(r.a_norm_ns),
+                b_per_ns: f(r.b_norm_ns),
+                delta_per_ns: f(r.delta_ns()),
+                score_ns_per_s: (r.score * 10.0).round() / 10.0,
             })
             .collect();
-        let requests: Vec<Value> = self
+        let requests = self
             .requests
             .iter()
             .take(top)
             .map(|r| {
-                let side = |s: &RequestSide, rate: f64| {
-                    let mut v = s.complete.json();
-                    v["alive_at_end"] = json!(s.alive_at_end);
-                    v["per_s"] = json!((rate * 100.0).round() / 100.0);
-                    v["mean_ns"] = json!(f(RequestRow::mean(s)));
-                    v
+                let side = |s: &RequestSide, rate: f64| RequestSideJson {
+                    complete: s.complete.json(),
+                    alive_at_end: s.alive_at_end,
+                    per_s: (rate * 100.0).round() / 100.0,
+                    mean_ns: f(RequestRow::mean(s)),
                 };
-                json!({
-                    "name": r.name, "a": side(&r.a, r.a_rate), "b": side(&r.b, r.b_rate),
-                    "delta_mean_ns": f(r.delta_mean_ns()),
-                    "score_ns_per_s": (r.score * 10.0).round() / 10.0,
-                })
+                RequestJson {
+                    name: &r.name,
+                    a: side(&r.a, r.a_rate),
+                    b: side(&r.b, r.b_rate),
+                    delta_mean_ns: f(r.delta_mean_ns()),
+                    score_ns_per_s: (r.score * 10.0).round() / 10.0,
+                }
             })
             .collect();
-        json!({
-            "a": window(&self.a),
-            "b": window(&self.b),
-            "phases": phases,
-            "requests": requests,
+        serde_json::to_value(DiffJson {
+            a: window(&self.a),
+            b: window(&self.b),
+            phases,
+            requests,
         })
+        .expect("a diff serializes")
     }
+}
+
+/// One side's spans in `fdr diff --json`.
+#[derive(serde::Serialize)]
+struct SideJson {
+    count: u64,
+    total_ns: u64,
+    p50_ns: u64,
+    p99_ns: u64,
+    max_ns: u64,
+}
+
+/// One trace's window in `fdr diff --json`.
+#[derive(serde::Serialize)]
+struct WindowJson {
+    duration_ns: u64,
+    start_wall_unix_ns: Option<i64>,
+    excluded: Excluded,
+    truncated: Value,
+}
+
+/// A phase row of `fdr diff --json`.
+#[derive(serde::Serialize)]
+struct PhaseJson<'a> {
+    task: Option<&'a str>,
+    what: &'static str,
+    name: &'a str,
+    per: &'static str,
+    a: SideJson,
+    b: SideJson,
+    a_per_ns: Option<f64>,
+    b_per_ns: Option<f64>,
+    delta_per_ns: Option<f64>,
+    score_ns_per_s: f64,
+}
+
+/// One trace's requests of a task name in `fdr diff --json`.
+#[derive(serde::Serialize)]
+struct RequestSideJson {
+    #[serde(flatten)]
+    complete: SideJson,
+    alive_at_end: u64,
+    per_s: f64,
+    mean_ns: Option<f64>,
+}
+
+/// A request row of `fdr diff --json`.
+#[derive(serde::Serialize)]
+struct RequestJson<'a> {
+    name: &'a str,
+    a: RequestSideJson,
+    b: RequestSideJson,
+    delta_mean_ns: Option<f64>,
+    score_ns_per_s: f64,
+}
+
+/// `fdr diff --json`.
+#[derive(serde::Serialize)]
+struct DiffJson<'a> {
+    a: WindowJson,
+    b: WindowJson,
+    phases: Vec<PhaseJson<'a>>,
+    requests: Vec<RequestJson<'a>>,
 }
 
 #[cfg(test)]

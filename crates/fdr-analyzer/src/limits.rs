@@ -7,7 +7,7 @@
 //! was left out is counted and every output says so with a `truncated: ...` note.
 
 use fdr_format::TableLimits;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Recording threads tracked: the first this many threads seen get their own lane (merge
 /// order, task stack, sequence check) and statistics; batches of later threads are skipped
@@ -106,8 +106,9 @@ impl StackBudget {
     }
 }
 
-/// One limit an analysis reached, and what it left out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One limit an analysis reached, and what it left out; as JSON
+/// `{"what", "count", "limit", "at_least", "note"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Truncated {
     /// What was left out: `threads`, `live_tasks`, `task_names`, `region_names`,
     /// `blocking_sites`, `open_spans`, `strings`, `sites`, `thread_names`, ...
@@ -135,13 +136,7 @@ impl Truncated {
 
     /// As JSON: `{"what", "count", "limit", "at_least", "note"}`.
     pub fn to_json(&self) -> Value {
-        json!({
-            "what": self.what,
-            "count": self.count,
-            "limit": self.limit,
-            "at_least": self.at_least,
-            "note": self.note,
-        })
+        serde_json::to_value(self).expect("a note serializes")
     }
 }
 

@@ -51,6 +51,9 @@ const MAX_EPISODES_PER_THREAD: usize = 64;
 const MAX_PENDING_PER_THREAD: usize = 1024;
 /// Symbolized frames kept per stack for display.
 const SHOWN_FRAMES: usize = 16;
+/// Longest split polls kept with their thread, start, split and stacks (the report's
+/// long-poll examples).
+pub const MAX_POLL_EXAMPLES: usize = 64;
 /// Threads the OS view follows (the profile's bound).
 const MAX_OS_THREADS: usize = crate::limits::MAX_THREADS;
 
@@ -187,6 +190,24 @@ impl SplitTotals {
     }
 }
 
+/// One long poll's split, kept for the longest ones ([`OsView::poll_example`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollSplit {
+    /// The thread that ran it.
+    pub thread: ThreadId,
+    /// Its start (ns since trace start).
+    pub start_ns: u64,
+    /// Its wall time.
+    pub wall_ns: u64,
+    /// Where that time went.
+    pub split: Split,
+    /// Measured from an episode of samples inside it (else estimated from the samples
+    /// around it).
+    pub measured: bool,
+    /// The stacks captured inside it (ids into [`OsView::stacks`]), at most eight.
+    pub stacks: Vec<u32>,
+}
+
 /// One distinct stack and what the long polls it was captured in spent.
 #[derive(Debug, Clone, Default)]
 pub struct StackStats {
@@ -248,6 +269,8 @@ struct Episode {
 #[derive(Debug, Clone, Copy)]
 struct Scope {
     key: ScopeKey,
+    /// The thread it ran on.
+    thread: ThreadId,
     start: u64,
     end: u64,
     /// The thread's parked time so far at the scope's end.
@@ -303,6 +326,8 @@ pub struct OsView {
     pub thread_time: (u64, u64, u64),
     /// The stacks' symbolization problem, if every module failed the same way.
     pub symbol_problems: Vec<String>,
+    /// The longest split polls, longest first (at most [`MAX_POLL_EXAMPLES`]).
+    pub longest: Vec<PollSplit>,
 }
 
 fn cause_slot(c: SampleCause) -> usize {
@@ -461,6 +486,7 @@ impl OsView {
         };
         let scope = Scope {
             key,
+            thread,
             start,
             end,
             parked_end,
@@ -508,6 +534,7 @@ impl OsView {
                 .record(wall, split);
         }
         if let ScopeKey::Poll(_) = scope.key {
+            self.keep_example(&scope, split, true, &stacks);
             self.polls_measured.record(wall, split);
             if !stacks.is_empty() {
                 let share = split.scaled(1.0 / stacks.len() as f64);
@@ -533,12 +560,65 @@ impl OsView {
             return;
         };
         let wall = scope.end.saturating_sub(scope.start);
+        self.keep_example(&scope, split, false, &[]);
         self.polls_estimated.record(wall, split);
         if self.estimated.len() < crate::limits::MAX_STATS_KEYS
             || self.estimated.contains_key(&name)
         {
             self.estimated.entry(name).or_default().record(wall, split);
         }
+    }
+
+    /// Keeps a split poll if it is among the [`MAX_POLL_EXAMPLES`] longest.
+    fn keep_example(&mut self, scope: &Scope, split: Split, measured: bool, stacks: &[u32]) {
+        let wall = scope.end.saturating_sub(scope.start);
+        if self.longest.len() >= MAX_POLL_EXAMPLES
+            && self.longest.last().is_some_and(|l| l.wall_ns >= wall)
+        {
+            return;
+        }
+        let at = self.longest.partition_point(|x| x.wall_ns >= wall);
+        self.longest.insert(
+            at,
+            PollSplit {
+                thread: scope.thread,
+                start_ns: scope.start,
+                wall_ns: wall,
+                split,
+                measured,
+                stacks: stacks.to_vec(),
+            },
+        );
+        self.longest.truncate(MAX_POLL_EXAMPLES);
+    }
+
+    /// The split of the long poll that `thread` started at `start_ns`, if it is among the
+    /// longest kept.
+    pub fn poll_example(&self, thread: ThreadId, start_ns: u64) -> Option<&PollSplit> {
+        self.longest
+            .iter()
+            .find(|p| p.thread == thread && p.start_ns == start_ns)
+    }
+
+    /// The innermost `n` frames of stack `id` from the application's own code on: its top
+    /// user frame first when symbolized, then the frames inside it (innermost first).
+    pub fn top_frames(&self, id: u32, n: usize) -> Vec<String> {
+        let Some(info) = self.stacks.get(id as usize).and_then(|s| s.info.as_ref()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        if let Some(t) = &info.top_user {
+            out.push(t.clone());
+        }
+        for line in &info.shown {
+            if out.len() >= n {
+                break;
+            }
+            if !out.contains(line) {
+                out.push(line.clone());
+            }
+        }
+        out
     }
 
     /// The end of the trace: splits what the samples allow of the scopes still waiting, and
@@ -674,16 +754,36 @@ impl OsView {
 
     /// A split as JSON, or the not-applicable string.
     pub fn json(&self, measured: SplitTotals, estimated: SplitTotals) -> serde_json::Value {
-        if !self.has_data() {
-            return serde_json::json!(NO_OS_DATA);
+        /// One set of scopes' split.
+        #[derive(serde::Serialize)]
+        struct One {
+            count: u64,
+            wall_ns: u64,
+            on_cpu_ns: u64,
+            waiting_for_cpu_ns: u64,
+            off_cpu_ns: u64,
         }
-        let one = |t: &SplitTotals| {
-            serde_json::json!({
-                "count": t.count, "wall_ns": t.wall_ns, "on_cpu_ns": t.split.on_cpu_ns,
-                "waiting_for_cpu_ns": t.split.runq_ns, "off_cpu_ns": t.split.off_cpu_ns,
-            })
+        /// The measured and the estimated split.
+        #[derive(serde::Serialize)]
+        struct Both {
+            measured: One,
+            estimated: One,
+        }
+        if !self.has_data() {
+            return serde_json::Value::from(NO_OS_DATA);
+        }
+        let one = |t: &SplitTotals| One {
+            count: t.count,
+            wall_ns: t.wall_ns,
+            on_cpu_ns: t.split.on_cpu_ns,
+            waiting_for_cpu_ns: t.split.runq_ns,
+            off_cpu_ns: t.split.off_cpu_ns,
         };
-        serde_json::json!({"measured": one(&measured), "estimated": one(&estimated)})
+        serde_json::to_value(Both {
+            measured: one(&measured),
+            estimated: one(&estimated),
+        })
+        .expect("a split serializes")
     }
 
     /// The long polls' top user frames, most off-CPU and on-CPU time first (`n` each), as
@@ -745,30 +845,55 @@ impl OsView {
 
     /// [`OsView::frames_text`] as JSON.
     pub fn frames_json(&self, n: usize) -> serde_json::Value {
-        if !self.has_data() {
-            return serde_json::json!(NO_OS_DATA);
+        /// One top frame's long polls.
+        #[derive(serde::Serialize)]
+        struct Frame {
+            frame: String,
+            waits_in: Option<&'static str>,
+            polls: u64,
+            on_cpu_ns: u64,
+            waiting_for_cpu_ns: u64,
+            off_cpu_ns: u64,
+            max_poll_ns: u64,
+            max_poll_at_ns: u64,
+            stack: Vec<String>,
         }
-        let rows = |on_cpu: bool| -> Vec<serde_json::Value> {
+        /// The top frames by off-CPU and by on-CPU time.
+        #[derive(serde::Serialize)]
+        struct Frames {
+            by_off_cpu: Vec<Frame>,
+            by_on_cpu: Vec<Frame>,
+        }
+        if !self.has_data() {
+            return serde_json::Value::from(NO_OS_DATA);
+        }
+        let rows = |on_cpu: bool| -> Vec<Frame> {
             self.by_top_frame(on_cpu)
                 .into_iter()
                 .take(n)
-                .map(|f| {
-                    let stack = self
+                .map(|f| Frame {
+                    stack: self
                         .stacks
                         .get(f.stack as usize)
                         .and_then(|s| s.info.as_ref())
                         .map(|i| i.shown.clone())
-                        .unwrap_or_default();
-                    serde_json::json!({
-                        "frame": f.frame, "waits_in": f.waits_in, "polls": f.polls,
-                        "on_cpu_ns": f.split.on_cpu_ns, "waiting_for_cpu_ns": f.split.runq_ns,
-                        "off_cpu_ns": f.split.off_cpu_ns, "max_poll_ns": f.max_poll_ns,
-                        "max_poll_at_ns": f.max_poll_at_ns, "stack": stack,
-                    })
+                        .unwrap_or_default(),
+                    frame: f.frame,
+                    waits_in: f.waits_in,
+                    polls: f.polls,
+                    on_cpu_ns: f.split.on_cpu_ns,
+                    waiting_for_cpu_ns: f.split.runq_ns,
+                    off_cpu_ns: f.split.off_cpu_ns,
+                    max_poll_ns: f.max_poll_ns,
+                    max_poll_at_ns: f.max_poll_at_ns,
                 })
                 .collect()
         };
-        serde_json::json!({"by_off_cpu": rows(false), "by_on_cpu": rows(true)})
+        serde_json::to_value(Frames {
+            by_off_cpu: rows(false),
+            by_on_cpu: rows(true),
+        })
+        .expect("frames serialize")
     }
 }
 
@@ -1084,6 +1209,7 @@ mod tests {
             .push_back(ep((5_000_000, 0, 0), (15_000_000, 1_000_000, 1_000_000)));
         let scope = Scope {
             key: ScopeKey::Poll(StrId(1)),
+            thread: ThreadId(1),
             start: 1_000_000,
             end: 13_000_000,
             parked_end: 0,
@@ -1130,6 +1256,7 @@ mod tests {
         };
         let scope = Scope {
             key: ScopeKey::Poll(StrId(1)),
+            thread: ThreadId(1),
             start: 10_000_000,
             end: 14_000_000,
             parked_end: 0,

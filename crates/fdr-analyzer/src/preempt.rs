@@ -151,8 +151,8 @@ const UNMEASURED_STALL_CAP: f64 = 20.0;
 #[cfg(test)]
 mod tests {
     use crate::diagnose::Severity;
-    use fdr_test_support::scenarios::TraceBuilder;
     use fdr_format::{EventKind, TaskId};
+    use fdr_test_support::scenarios::TraceBuilder;
 
     const MS: u64 = 1_000_000;
 

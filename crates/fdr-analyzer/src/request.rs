@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use fdr_format::{EventKind, Message, SiteId, StrId, Tables, TaskId, ThreadId};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::limits::{MAX_DEPTH, Truncated, notes_json, notes_text};
 use crate::profile::{REASON_NAMES, reason_index};
@@ -615,61 +615,135 @@ impl Requests {
             self.origin_wall_unix_ns
                 .map(|w| w.saturating_add(i128::from(ns)).clamp(0, i64::MAX as i128) as i64)
         };
-        let tasks: Vec<Value> = self
+        let tasks = self
             .requests
             .values()
             .map(|r| {
                 let start = Self::start(r);
-                let phases: Vec<Value> = r
+                let phases = r
                     .phases
                     .iter()
                     .map(|p| {
-                        let mut v = json!({
-                            "kind": Self::kind_name(p),
-                            "name": self.phase_name(p),
-                            "start_ns": p.start_ns,
-                            "offset_ns": p.start_ns.saturating_sub(start),
-                            "start_wall_unix_ns": wall(p.start_ns),
-                            "dur_ns": p.dur_ns,
-                            "thread": p.thread.0,
-                            "depth": p.depth,
-                        });
-                        if let PhaseKind::Block { reason, site } = p.kind {
-                            v["reason"] = json!(REASON_NAMES[reason]);
-                            v["site"] = json!(self.site(site));
+                        let (reason, site) = match p.kind {
+                            PhaseKind::Block { reason, site } => {
+                                (Some(REASON_NAMES[reason]), Some(self.site(site)))
+                            }
+                            _ => (None, None),
+                        };
+                        PhaseJson {
+                            kind: Self::kind_name(p),
+                            name: self.phase_name(p),
+                            start_ns: p.start_ns,
+                            offset_ns: p.start_ns.saturating_sub(start),
+                            start_wall_unix_ns: wall(p.start_ns),
+                            dur_ns: p.dur_ns,
+                            thread: p.thread.0,
+                            depth: p.depth,
+                            reason,
+                            site,
+                            task: match p.kind {
+                                PhaseKind::Spawn { task } => Some(task.0),
+                                _ => None,
+                            },
                         }
-                        if let PhaseKind::Spawn { task } = p.kind {
-                            v["task"] = json!(task.0);
-                        }
-                        v
                     })
                     .collect();
-                json!({
-                    "task": r.task.0,
-                    "kind": if r.kind.is_empty() { Value::Null } else { json!(r.kind) },
-                    "name": r.name.map(|n| self.tables.name(n).into_owned()),
-                    "parent": r.parent.0,
-                    "spawn_site": (r.site.0 != 0).then(|| self.site(r.site)),
-                    "otel": r.otel.iter().map(|(t, s)| json!({"trace_id": hex(t), "span_id": hex(s)})).collect::<Vec<_>>(),
-                    "start_ns": r.start_ns,
-                    "first_seen_ns": start,
-                    "start_wall_unix_ns": wall(start),
-                    "end_ns": r.end_ns,
-                    "duration_ns": r.end_ns.map(|e| e.saturating_sub(start)),
-                    "alive_at_end": r.end_ns.is_none(),
-                    "created_before_window": r.start_ns.is_none(),
-                    "polls": r.polls,
-                    "running_ns": r.running_ns,
-                    "longest_poll_ns": r.longest_poll_ns,
-                    "sched_wait_ns": r.sched_wait_ns,
-                    "wakes": r.wakes,
-                    "phases": phases,
-                    "phases_omitted": r.phases_omitted,
-                })
+                TaskJson {
+                    task: r.task.0,
+                    kind: (!r.kind.is_empty()).then_some(r.kind),
+                    name: r.name.map(|n| self.tables.name(n).into_owned()),
+                    parent: r.parent.0,
+                    spawn_site: (r.site.0 != 0).then(|| self.site(r.site)),
+                    otel: r
+                        .otel
+                        .iter()
+                        .map(|(t, s)| OtelJson {
+                            trace_id: hex(t),
+                            span_id: hex(s),
+                        })
+                        .collect(),
+                    start_ns: r.start_ns,
+                    first_seen_ns: start,
+                    start_wall_unix_ns: wall(start),
+                    end_ns: r.end_ns,
+                    duration_ns: r.end_ns.map(|e| e.saturating_sub(start)),
+                    alive_at_end: r.end_ns.is_none(),
+                    created_before_window: r.start_ns.is_none(),
+                    polls: r.polls,
+                    running_ns: r.running_ns,
+                    longest_poll_ns: r.longest_poll_ns,
+                    sched_wait_ns: r.sched_wait_ns,
+                    wakes: r.wakes,
+                    phases,
+                    phases_omitted: r.phases_omitted,
+                }
             })
             .collect();
-        json!({"tasks": tasks, "truncated": notes_json(&self.truncated)})
+        serde_json::to_value(RequestsJson {
+            tasks,
+            truncated: notes_json(&self.truncated),
+        })
+        .expect("requests serialize")
     }
+}
+
+/// A phase of a request in `fdr tasks --task-id --json`; a block adds its reason and site,
+/// a spawn the spawned task.
+#[derive(serde::Serialize)]
+struct PhaseJson {
+    kind: &'static str,
+    name: String,
+    start_ns: u64,
+    offset_ns: u64,
+    start_wall_unix_ns: Option<i64>,
+    dur_ns: Option<u64>,
+    thread: u32,
+    depth: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<u64>,
+}
+
+/// An OpenTelemetry link of a request.
+#[derive(serde::Serialize)]
+struct OtelJson {
+    trace_id: String,
+    span_id: String,
+}
+
+/// One request in `fdr tasks --task-id --json`.
+#[derive(serde::Serialize)]
+struct TaskJson {
+    task: u64,
+    kind: Option<&'static str>,
+    name: Option<String>,
+    parent: u64,
+    spawn_site: Option<String>,
+    otel: Vec<OtelJson>,
+    start_ns: Option<u64>,
+    first_seen_ns: u64,
+    start_wall_unix_ns: Option<i64>,
+    end_ns: Option<u64>,
+    duration_ns: Option<u64>,
+    alive_at_end: bool,
+    created_before_window: bool,
+    polls: u64,
+    running_ns: u64,
+    longest_poll_ns: u64,
+    sched_wait_ns: u64,
+    wakes: u64,
+    phases: Vec<PhaseJson>,
+    phases_omitted: u64,
+}
+
+/// `fdr tasks --task-id --json`.
+#[derive(serde::Serialize)]
+struct RequestsJson {
+    tasks: Vec<TaskJson>,
+    truncated: Value,
 }
 
 #[cfg(test)]

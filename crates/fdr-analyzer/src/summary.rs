@@ -15,10 +15,9 @@ use fdr_format::{
     Batch, DecodeError, Decoder, EVENT_KIND_COUNT, EVENT_KIND_NAMES, EventBatch, EventKind, Kind,
     ProcessInfo, Tables, ThreadId,
 };
-use serde_json::json;
 
 use crate::error::{AnalyzeError, TraceError};
-use crate::limits::{DistinctCount, MAX_THREADS, TABLE_LIMITS, Truncated, notes_json, notes_text};
+use crate::limits::{DistinctCount, MAX_THREADS, TABLE_LIMITS, Truncated, notes_text};
 use crate::stream::{Progress, ReadStats};
 use crate::text::{self, esc};
 
@@ -29,7 +28,7 @@ const BLOCK_BYTES: usize = 8 << 20;
 const BATCH_COST_BYTES: usize = 64;
 
 /// Per-thread counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ThreadSummary {
     /// The thread's name from the tables (may be empty).
     pub name: String,
@@ -42,7 +41,7 @@ pub struct ThreadSummary {
 }
 
 /// Events lost for one reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LossSummary {
     /// Loss records.
     pub records: u64,
@@ -455,40 +454,89 @@ impl Summary {
 
     /// As JSON.
     pub fn to_json(&self) -> serde_json::Value {
-        let kinds: serde_json::Map<String, serde_json::Value> = EVENT_KIND_NAMES
-            .iter()
-            .zip(self.events_by_kind)
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| (k.to_string(), json!(n)))
-            .collect();
-        json!({
-            "program": self.info.program,
-            "pid": self.info.pid,
-            "service_version": self.info.service_version,
-            "host": self.info.host,
-            "file_bytes": self.file_bytes,
-            "batches": self.stats.batches,
-            "events": self.stats.events,
-            "duration_ns": self.duration_ns,
-            "ticks_per_sec": self.ticks_per_sec,
-            "start_wall_unix_ns": self.start_wall_unix_ns.map(|x| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
-            "events_by_kind": kinds,
-            "async_tasks_created": self.events_by_kind[Kind::TaskCreate.index()],
-            "user_tasks_begun": self.events_by_kind[Kind::UserTaskBegin.index()],
-            "threads": self.threads.iter().map(|(id, t)| json!({
-                "thread": id, "name": t.name, "events": t.events,
-                "batches": t.batches, "missing_batches": t.missing_batches,
-            })).collect::<Vec<_>>(),
-            "loss": self.loss.iter().map(|(r, l)| json!({
-                "reason": r, "records": l.records, "events": l.events, "bytes": l.bytes,
-            })).collect::<Vec<_>>(),
-            "missing_batches": self.stats.missing_batches,
-            "skipped_unknown": self.stats.skipped_unknown,
-            "strings": self.strings,
-            "sites": self.sites,
-            "error": self.error.as_ref().map(|e| e.to_string()),
-            "truncated": notes_json(&self.truncated),
+        /// `fdr summary --json`.
+        #[derive(serde::Serialize)]
+        struct SummaryJson<'a> {
+            program: &'a str,
+            pid: u32,
+            service_version: &'a str,
+            host: &'a str,
+            file_bytes: Option<u64>,
+            batches: u64,
+            events: u64,
+            duration_ns: u64,
+            ticks_per_sec: Option<f64>,
+            start_wall_unix_ns: Option<i64>,
+            events_by_kind: BTreeMap<&'static str, u64>,
+            async_tasks_created: u64,
+            user_tasks_begun: u64,
+            threads: Vec<ThreadRow<'a>>,
+            loss: Vec<LossRow<'a>>,
+            missing_batches: u64,
+            skipped_unknown: u64,
+            strings: usize,
+            sites: usize,
+            error: Option<String>,
+            truncated: &'a [Truncated],
+        }
+        /// A thread of the summary, with its id.
+        #[derive(serde::Serialize)]
+        struct ThreadRow<'a> {
+            thread: u32,
+            #[serde(flatten)]
+            counts: &'a ThreadSummary,
+        }
+        /// A loss reason of the summary, with its name.
+        #[derive(serde::Serialize)]
+        struct LossRow<'a> {
+            reason: &'static str,
+            #[serde(flatten)]
+            counts: &'a LossSummary,
+        }
+        serde_json::to_value(SummaryJson {
+            program: &self.info.program,
+            pid: self.info.pid,
+            service_version: &self.info.service_version,
+            host: &self.info.host,
+            file_bytes: self.file_bytes,
+            batches: self.stats.batches,
+            events: self.stats.events,
+            duration_ns: self.duration_ns,
+            ticks_per_sec: self.ticks_per_sec,
+            start_wall_unix_ns: self
+                .start_wall_unix_ns
+                .map(|x| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64),
+            events_by_kind: Kind::ALL
+                .iter()
+                .map(|k| (k.name(), self.events_by_kind[k.index()]))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            async_tasks_created: self.events_by_kind[Kind::TaskCreate.index()],
+            user_tasks_begun: self.events_by_kind[Kind::UserTaskBegin.index()],
+            threads: self
+                .threads
+                .iter()
+                .map(|(id, t)| ThreadRow {
+                    thread: *id,
+                    counts: t,
+                })
+                .collect(),
+            loss: self
+                .loss
+                .iter()
+                .map(|(r, l)| LossRow {
+                    reason: r,
+                    counts: l,
+                })
+                .collect(),
+            missing_batches: self.stats.missing_batches,
+            skipped_unknown: self.stats.skipped_unknown,
+            strings: self.strings,
+            sites: self.sites,
+            error: self.error.as_ref().map(|e| e.to_string()),
+            truncated: &self.truncated,
         })
+        .expect("a summary serializes")
     }
 
     /// As text.

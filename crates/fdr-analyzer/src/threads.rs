@@ -119,8 +119,8 @@ mod tests {
     }
 
     use crate::diagnose::Severity;
-    use fdr_test_support::scenarios::TraceBuilder;
     use fdr_format::{EventKind, LossReason, Message};
+    use fdr_test_support::scenarios::TraceBuilder;
 
     const MS: u64 = 1_000_000;
 

@@ -24,6 +24,7 @@
 //! async region when the await began, and the waker, in log-bucketed histograms (at most
 //! [`MAX_STATS_KEYS`] keys; past them, waits are counted as left out).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use fdr_format::{StrId, TaskId, ThreadId};
@@ -465,17 +466,41 @@ pub fn waker_text(p: &crate::Profile, w: Waker) -> String {
     }
 }
 
-fn waker_json(p: &crate::Profile, w: Waker) -> serde_json::Value {
-    use serde_json::json;
-    let mut v = json!({"class": w.class().as_str()});
+/// A waker as `--json` outputs carry it: its class, and who it was (fields by class).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WakerRow<'a> {
+    /// `driver`, `task`, `self`, `thread` or `unknown`.
+    pub class: &'static str,
+    /// The waking task's name (`self` for a yield).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<Cow<'a, str>>,
+    /// The waking task's innermost async region (present, maybe null, for a task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Option<Cow<'a, str>>>,
+    /// The waking task is one the waiting task created (for a task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child: Option<bool>,
+    /// The waking thread's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Cow<'a, str>>,
+}
+
+fn waker_json(p: &crate::Profile, w: Waker) -> WakerRow<'_> {
+    let mut v = WakerRow {
+        class: w.class().as_str(),
+        task: None,
+        phase: None,
+        child: None,
+        thread: None,
+    };
     match w {
         Waker::Task { name, phase, child } => {
-            v["task"] = json!(p.name(name));
-            v["phase"] = json!((phase != NO_PHASE).then(|| p.name(phase)));
-            v["child"] = json!(child);
+            v.task = Some(p.name(name));
+            v.phase = Some((phase != NO_PHASE).then(|| p.name(phase)));
+            v.child = Some(child);
         }
-        Waker::SelfWake => v["task"] = json!("self"),
-        Waker::Thread(t) => v["thread"] = json!(p.thread_name(t)),
+        Waker::SelfWake => v.task = Some(Cow::Borrowed("self")),
+        Waker::Thread(t) => v.thread = Some(p.thread_name(t)),
         Waker::Driver | Waker::Unknown => {}
     }
     v
@@ -504,44 +529,71 @@ fn ranked(p: &crate::Profile) -> Vec<&(WaitKey, WaitStats)> {
 /// `{"waits": [per task name, phase and waker, most total time first], "open": [tasks still
 /// awaiting at the end], "truncated": [...]}`.
 pub fn waits_json(p: &crate::Profile) -> serde_json::Value {
-    use serde_json::json;
-    let rows: Vec<_> = ranked(p)
+    /// One (task, phase, waker) row.
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        task: Cow<'a, str>,
+        phase: Option<Cow<'a, str>>,
+        waker: WakerRow<'a>,
+        count: u64,
+        total_ns: u64,
+        p50_ns: u64,
+        p99_ns: u64,
+        max_ns: u64,
+        longest_at_ns: u64,
+        waiters: u64,
+        host: bool,
+    }
+    /// Awaits still open at the end.
+    #[derive(serde::Serialize)]
+    struct Open<'a> {
+        task: Cow<'a, str>,
+        phase: Option<Cow<'a, str>>,
+        count: u64,
+        longest_ns: u64,
+    }
+    /// `fdr waits --json`.
+    #[derive(serde::Serialize)]
+    struct Waits<'a> {
+        window: serde_json::Value,
+        waits: Vec<Row<'a>>,
+        open: Vec<Open<'a>>,
+        truncated: serde_json::Value,
+    }
+    let waits = ranked(p)
         .into_iter()
-        .map(|(k, s)| {
-            json!({
-                "task": p.name(k.task),
-                "phase": (k.phase != NO_PHASE).then(|| p.name(k.phase)),
-                "waker": waker_json(p, k.waker),
-                "count": s.hist.count(),
-                "total_ns": s.hist.sum(),
-                "p50_ns": s.hist.p50(),
-                "p99_ns": s.hist.p99(),
-                "max_ns": s.hist.max(),
-                "longest_at_ns": s.longest_at_ns,
-                "waiters": s.waiters,
-                "host": p.waits.hosts.contains(&k.task),
-            })
+        .map(|(k, s)| Row {
+            task: p.name(k.task),
+            phase: (k.phase != NO_PHASE).then(|| p.name(k.phase)),
+            waker: waker_json(p, k.waker),
+            count: s.hist.count(),
+            total_ns: s.hist.sum(),
+            p50_ns: s.hist.p50(),
+            p99_ns: s.hist.p99(),
+            max_ns: s.hist.max(),
+            longest_at_ns: s.longest_at_ns,
+            waiters: s.waiters,
+            host: p.waits.hosts.contains(&k.task),
         })
         .collect();
-    let open: Vec<_> = p
+    let open = p
         .waits
         .open
         .iter()
-        .map(|((task, phase), o)| {
-            json!({
-                "task": p.name(*task),
-                "phase": (*phase != NO_PHASE).then(|| p.name(*phase)),
-                "count": o.count,
-                "longest_ns": o.longest_ns,
-            })
+        .map(|((task, phase), o)| Open {
+            task: p.name(*task),
+            phase: (*phase != NO_PHASE).then(|| p.name(*phase)),
+            count: o.count,
+            longest_ns: o.longest_ns,
         })
         .collect();
-    json!({
-        "window": p.window.to_json(),
-        "waits": rows,
-        "open": open,
-        "truncated": crate::limits::notes_json(&p.truncated()),
+    serde_json::to_value(Waits {
+        window: p.window.to_json(),
+        waits,
+        open,
+        truncated: crate::limits::notes_json(&p.truncated()),
     })
+    .expect("waits serialize")
 }
 
 /// `fdr waits` as text: a table of awaits, then the tasks still awaiting at the end.
@@ -607,18 +659,30 @@ pub(crate) fn class_json(
     by: &BTreeMap<(StrId, WakerClass), Histogram>,
     task: StrId,
 ) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for c in WakerClass::ALL {
-        if let Some(h) = by.get(&(task, c)) {
-            m.insert(
-                c.as_str().into(),
-                serde_json::json!({
-                    "count": h.count(), "total_ns": h.sum(), "p50_ns": h.p50(), "p99_ns": h.p99(),
-                }),
-            );
-        }
+    /// One class's awaits.
+    #[derive(serde::Serialize)]
+    struct Class {
+        count: u64,
+        total_ns: u64,
+        p50_ns: u64,
+        p99_ns: u64,
     }
-    serde_json::Value::Object(m)
+    let classes: BTreeMap<&'static str, Class> = WakerClass::ALL
+        .iter()
+        .filter_map(|c| {
+            let h = by.get(&(task, *c))?;
+            Some((
+                c.as_str(),
+                Class {
+                    count: h.count(),
+                    total_ns: h.sum(),
+                    p50_ns: h.p50(),
+                    p99_ns: h.p99(),
+                },
+            ))
+        })
+        .collect();
+    serde_json::to_value(classes).expect("classes serialize")
 }
 
 /// Per waker class, a task name's awaits as one cell: `driver 40ms/52ms, task 3ms/9ms`
@@ -666,9 +730,30 @@ fn alive_state_text(p: &crate::Profile, s: AliveState, end: u64) -> String {
 
 /// `fdr tasks --alive` as JSON: `{"window", "alive": [oldest first], "unlisted", "truncated"}`.
 pub fn alive_json(p: &crate::Profile, limit: usize) -> serde_json::Value {
-    use serde_json::json;
+    /// One live task.
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        task: u64,
+        name: Cow<'a, str>,
+        spawn_site: Cow<'a, str>,
+        age_ns: u64,
+        created_in_trace: bool,
+        last_poll_end_ns: Option<u64>,
+        state: &'static str,
+        state_since_ns: Option<u64>,
+        phase: Option<Cow<'a, str>>,
+        woken_by: Option<WakerRow<'a>>,
+    }
+    /// `fdr tasks --alive --json`.
+    #[derive(serde::Serialize)]
+    struct Alive<'a> {
+        window: serde_json::Value,
+        alive: Vec<Row<'a>>,
+        unlisted: u64,
+        truncated: serde_json::Value,
+    }
     let end = p.window.to_ns;
-    let rows: Vec<_> = p
+    let alive = p
         .waits
         .alive
         .iter()
@@ -680,26 +765,30 @@ pub fn alive_json(p: &crate::Profile, limit: usize) -> serde_json::Value {
                 AliveState::Scheduled(s, by) => ("scheduled", Some(s), Some(waker_json(p, by))),
                 AliveState::Unknown => ("unknown", None, None),
             };
-            json!({
-                "task": a.task.0,
-                "name": p.name(a.name),
-                "spawn_site": p.site_name(a.site),
-                "age_ns": end.saturating_sub(a.since_ns),
-                "created_in_trace": a.created_in_trace,
-                "last_poll_end_ns": a.last_poll_ns,
-                "state": state,
-                "state_since_ns": since,
-                "phase": match a.state { AliveState::Awaiting(_, ph) if ph != NO_PHASE => Some(p.name(ph)), _ => None },
-                "woken_by": waker,
-            })
+            Row {
+                task: a.task.0,
+                name: p.name(a.name),
+                spawn_site: p.site_name(a.site),
+                age_ns: end.saturating_sub(a.since_ns),
+                created_in_trace: a.created_in_trace,
+                last_poll_end_ns: a.last_poll_ns,
+                state,
+                state_since_ns: since,
+                phase: match a.state {
+                    AliveState::Awaiting(_, ph) if ph != NO_PHASE => Some(p.name(ph)),
+                    _ => None,
+                },
+                woken_by: waker,
+            }
         })
         .collect();
-    json!({
-        "window": p.window.to_json(),
-        "alive": rows,
-        "unlisted": p.waits.alive_unlisted + p.waits.alive.len().saturating_sub(limit) as u64,
-        "truncated": crate::limits::notes_json(&p.truncated()),
+    serde_json::to_value(Alive {
+        window: p.window.to_json(),
+        alive,
+        unlisted: p.waits.alive_unlisted + p.waits.alive.len().saturating_sub(limit) as u64,
+        truncated: crate::limits::notes_json(&p.truncated()),
     })
+    .expect("live tasks serialize")
 }
 
 /// `fdr tasks --alive` as text: one row per live task, oldest first.

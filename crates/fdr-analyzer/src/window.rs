@@ -171,25 +171,40 @@ impl Window {
 
     /// As JSON.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "from_ns": self.from_ns,
-            "to_ns": self.to_ns,
-            "trace_ns": self.trace_ns,
-            "spec": match self.spec {
+        /// The window as `--json` outputs carry it.
+        #[derive(serde::Serialize)]
+        struct WindowJson {
+            from_ns: u64,
+            to_ns: u64,
+            trace_ns: u64,
+            spec: String,
+            starts_at: &'static str,
+            idle_skipped_ns: u64,
+            lost_before_window_events: u64,
+            discarded_before_window_events: u64,
+        }
+        serde_json::to_value(WindowJson {
+            from_ns: self.from_ns,
+            to_ns: self.to_ns,
+            trace_ns: self.trace_ns,
+            spec: match self.spec {
                 WindowSpec::Active => "active".to_string(),
                 WindowSpec::All => "all".to_string(),
-                WindowSpec::Range { from_ns, to_ns } => format!("{}..{}", dur(from_ns), to_ns.map(dur).unwrap_or_default()),
+                WindowSpec::Range { from_ns, to_ns } => {
+                    format!("{}..{}", dur(from_ns), to_ns.map(dur).unwrap_or_default())
+                }
             },
-            "starts_at": match self.start {
+            starts_at: match self.start {
                 Start::TraceStart => "trace_start",
                 Start::CommonStart => "common_start",
                 Start::AfterIdle => "after_idle",
                 Start::Asked => "asked",
             },
-            "idle_skipped_ns": self.idle_ns,
-            "lost_before_window_events": self.lost_before,
-            "discarded_before_window_events": self.discarded_before,
+            idle_skipped_ns: self.idle_ns,
+            lost_before_window_events: self.lost_before,
+            discarded_before_window_events: self.discarded_before,
         })
+        .expect("a window serializes")
     }
 }
 

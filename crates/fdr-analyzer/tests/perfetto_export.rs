@@ -74,6 +74,7 @@ fn decode(trace: &[u8], name: &str) -> Option<(Value, Counts)> {
         unfinished: x.unfinished,
         unmatched: x.unmatched,
     };
+    let (states, samples) = (x.thread_states, x.stack_samples);
     let written = x.bytes;
     let bytes = x.into_inner();
     assert_eq!(bytes.len() as u64, written);
@@ -94,6 +95,16 @@ fn decode(trace: &[u8], name: &str) -> Option<(Value, Counts)> {
     );
     let v: Value = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
     assert_eq!(v["packets"].as_u64(), Some(counts.packets), "{name}");
+    assert_eq!(
+        v["states"].as_array().unwrap().len() as u64,
+        states,
+        "{name}"
+    );
+    assert_eq!(
+        v["samples"].as_array().unwrap().len() as u64,
+        samples,
+        "{name}"
+    );
     Some((v, counts))
 }
 
@@ -480,6 +491,151 @@ fn sample_and_every_kind_traces_decode() {
         .map(|i| str_of(&i["args"]["message"]))
         .collect();
     assert_eq!(msgs, ["x=1", "a"], "an inline and an interned message");
+    // Its stack: a callstack sample on thread 1, outermost frame first, each frame in the
+    // trace's module (whose file is not there: module file name and offset).
+    let samples = v["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    let names: Vec<String> = samples[0]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| str_of(&f["function"]))
+        .collect();
+    assert_eq!(names, ["seed+0x4000", "seed+0x1456", "seed+0x1123"]);
+    assert_eq!(samples[0]["frames"][0]["mapping"], "/bin/seed");
+}
+
+/// Where a blocked poll's thread was: it sleeps in a known function of this test.
+#[inline(never)]
+fn perfetto_test_blocking_call() -> u64 {
+    std::hint::black_box(7)
+}
+
+/// The executable mapping of this test binary holding `addr`, from `/proc/self/maps`.
+fn module_of(addr: u64) -> fdr_format::Module {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (range, offset) = (f[0], f[2]);
+        let (s, e) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(s, 16).unwrap();
+        let end = u64::from_str_radix(e, 16).unwrap();
+        if (start..end).contains(&addr) && f.len() >= 6 {
+            return fdr_format::Module {
+                start,
+                end,
+                file_offset: u64::from_str_radix(offset, 16).unwrap(),
+                path: f[5].to_string(),
+                build_id: Vec::new(),
+            };
+        }
+    }
+    panic!("no mapping holds {addr:#x}");
+}
+
+/// A long poll with the OS view: its thread's state track says where each interval
+/// between two OS samples went (the one inside the poll mostly off-CPU: `sleeping`), and
+/// the stack captured inside it is a callstack sample on its thread, symbolized to the
+/// function it blocked in, with file and line.
+#[test]
+fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
+    let ip = perfetto_test_blocking_call as *const () as usize as u64 + 1;
+    let module = module_of(ip);
+    let mut b = TraceBuilder::new();
+    b.module(module);
+    let worker = b.thread("worker");
+    let sampler = b.thread("fdr-sampler");
+    let name = b.string("rpc touch");
+    let site = b.site("src/main.rs", 9);
+    let task = TaskId(5);
+    let ms = 1_000_000;
+    b.push(
+        worker,
+        0,
+        EventKind::TaskCreate {
+            task,
+            parent: TaskId::NONE,
+            name,
+            site,
+        },
+    );
+    b.push(worker, 10 * ms, EventKind::PollStart { task });
+    b.push(worker, 80 * ms, EventKind::PollEnd { task, ready: true });
+    let sample = |cause, cpu, runq, state| EventKind::OsSample {
+        thread: worker,
+        cause,
+        cpu_ns: Some(cpu),
+        runq_ns: Some(runq),
+        timeslices: Some(1),
+        state: Some(state),
+    };
+    use fdr_format::SampleCause;
+    b.push(sampler, 0, sample(SampleCause::Periodic, 0, 0, b'R'));
+    b.push(
+        sampler,
+        12 * ms,
+        sample(SampleCause::LongScope, 11 * ms, 0, b'S'),
+    );
+    let mut bytes = Vec::new();
+    fdr_format::StackFrames::encode(&[ip], &mut bytes);
+    let frames =
+        fdr_format::StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).unwrap();
+    b.push(
+        sampler,
+        12 * ms + 500_000,
+        EventKind::Stack {
+            thread: worker,
+            cause: SampleCause::LongScope,
+            truncated: false,
+            frames,
+        },
+    );
+    b.push(
+        sampler,
+        81 * ms,
+        sample(SampleCause::ScopeEnd, 11 * ms + 500_000, 100_000, b'S'),
+    );
+    let trace = b.build();
+    let (v, _) = decode(&trace, "os-view").unwrap();
+
+    let states = v["states"].as_array().unwrap();
+    let got: Vec<(String, u64, u64)> = states
+        .iter()
+        .map(|s| {
+            (
+                str_of(&s["name"]),
+                s["dur"].as_u64().unwrap(),
+                s["args"]["off-CPU ns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // 0-12 ms: 11 ms on a CPU; 12-81 ms: 0.5 ms on a CPU, 0.1 ms waiting, the rest off.
+    assert_eq!(
+        got,
+        [
+            ("running".to_string(), 12 * ms, ms),
+            ("sleeping".to_string(), 69 * ms, 69 * ms - 600_000),
+        ]
+    );
+    let worker_tid = states[0]["tid"].clone();
+    assert_eq!(v["threads"][worker_tid.to_string()], "worker");
+    assert_eq!(states[1]["args"]["state"], "S");
+
+    let samples = v["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0]["tid"], worker_tid);
+    let frames = samples[0]["frames"].as_array().unwrap();
+    let leaf = frames.last().unwrap();
+    assert!(
+        str_of(&leaf["function"]).ends_with("perfetto_test_blocking_call"),
+        "{frames:?}"
+    );
+    assert!(
+        str_of(&leaf["file"]).ends_with("perfetto_export.rs"),
+        "{leaf}"
+    );
+    assert!(leaf["line"].as_u64().is_some(), "{leaf}");
+    assert_eq!(leaf["mapping"], module_of(ip).path.as_str());
 }
 
 /// A region held across a poll's end, a poll left open at the end of the trace, and an

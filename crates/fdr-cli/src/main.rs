@@ -372,9 +372,14 @@ fn run(cli: Cli) -> Result<()> {
             output,
             pprof,
         } => {
-            if format != Format::Pprof && pprof.any() {
+            let refused = match format {
+                Format::Pprof => false,
+                Format::Perfetto => pprof.filters(),
+                Format::ChromeJson => pprof.any(),
+            };
+            if refused {
                 return Err(Usage(
-                    "--task, --from, --to, --long-scopes and --binary go with --format pprof"
+                    "--task, --from, --to and --long-scopes go with --format pprof, --binary with pprof or perfetto"
                         .into(),
                 )
                 .into());
@@ -415,7 +420,9 @@ fn run(cli: Cli) -> Result<()> {
                     (o, x.written, "trace events", x.error.take(), x.truncated)
                 }
                 Format::Perfetto => {
-                    let mut x = PerfettoExport::new(out);
+                    let mut binaries = pprof.binaries.clone();
+                    binaries.extend(BINARIES.get().into_iter().flatten().cloned());
+                    let mut x = PerfettoExport::new(out).with_binaries(binaries);
                     let o = export(&trace, &mut x)?;
                     (o, x.packets, "packets", x.error.take(), x.truncated)
                 }

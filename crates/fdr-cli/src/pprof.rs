@@ -22,7 +22,7 @@ pub(crate) struct PprofArgs {
     /// pprof: also the long-scope stacks, as sample type `long_scope_stacks`.
     #[arg(long)]
     pub(crate) long_scopes: bool,
-    /// pprof: a binary to symbolize with, matched by build id (repeatable); the modules'
+    /// pprof and perfetto: a binary to symbolize with, matched by build id (repeatable); the modules'
     /// recorded paths are tried after these.
     #[arg(long = "binary", value_name = "FILE")]
     pub(crate) binaries: Vec<PathBuf>,
@@ -31,11 +31,12 @@ pub(crate) struct PprofArgs {
 impl PprofArgs {
     /// Whether any pprof-only option is given (an error with another format).
     pub(crate) fn any(&self) -> bool {
-        self.task.is_some()
-            || self.from.is_some()
-            || self.to.is_some()
-            || self.long_scopes
-            || !self.binaries.is_empty()
+        self.filters() || !self.binaries.is_empty()
+    }
+
+    /// Whether a pprof-only filter is given (`--binary` also serves `--format perfetto`).
+    pub(crate) fn filters(&self) -> bool {
+        self.task.is_some() || self.from.is_some() || self.to.is_some() || self.long_scopes
     }
 }
 

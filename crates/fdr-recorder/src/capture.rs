@@ -395,6 +395,7 @@ pub fn capture<W: Write + Send + 'static>(writer: W) -> Result<CaptureGuard<W>, 
     let spawned = std::thread::Builder::new()
         .name("fdr-capture".into())
         .spawn(move || {
+            crate::cost::register_thread(crate::cost::Role::Capture);
             let end = CaptureEnd(l2.clone());
             let done = std::panic::catch_unwind(AssertUnwindSafe(|| run_capture(sink, l2)))
                 .unwrap_or_else(|_| {

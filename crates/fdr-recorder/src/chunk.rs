@@ -1024,6 +1024,21 @@ impl Room<'_> {
             step,
         );
     }
+
+    /// Writes a 3-byte event (the hot path's region begin or end with a two-byte name
+    /// operand): the low three bytes of `word`, little-endian, as one 4-byte store whose
+    /// fourth byte lands in the room past the event (`WRITE_RESERVE >= 4`) and is
+    /// overwritten by the next event or never read (readers stop at the committed length).
+    #[inline(always)]
+    pub(crate) fn write_triple(self, word: u32, step: u64) {
+        self.write(
+            |out: &mut [u8; 4]| {
+                *out = word.to_le_bytes();
+                3
+            },
+            step,
+        );
+    }
 }
 
 /// A hint to bring the cache line at `p` into this CPU's cache for writing (`prefetchw`

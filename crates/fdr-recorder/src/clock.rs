@@ -7,7 +7,7 @@
 //! Every trace declares the tick in its clock-sync records (`ticks_per_sec`).
 #![allow(
     unsafe_code,
-    reason = "reading the CPU counter needs an intrinsic or inline asm"
+    reason = "reading the CPU counter needs an intrinsic or inline asm, the process's CPU clock a libc call"
 )]
 
 use std::sync::OnceLock;
@@ -199,6 +199,27 @@ pub(crate) fn clock_sync() -> ClockSync {
         wall_unix_ns,
         ticks_per_sec: cal.ticks_per_sec,
     }
+}
+
+/// The process's CPU time, every thread, in ns (0 where it is not available).
+#[cfg(target_os = "linux")]
+pub(crate) fn process_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable `timespec` that lives across the call, and
+    // `CLOCK_PROCESS_CPUTIME_ID` is a clock every Linux has; the call writes only `t`.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    if r != 0 {
+        return 0;
+    }
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn process_cpu_ns() -> u64 {
+    0
 }
 
 #[cfg(test)]

@@ -10,14 +10,16 @@
 //! 3. [`Local::try_pair`]: room for the event ([`ChunkWriter::fast_room`], one compare),
 //!    the counter ([`crate::clock::counter_ticks`], `rdtsc`), and, when both the delta and
 //!    the name's operand fit a byte, one 2-byte store and the `Release` store of the
-//!    chunk's committed word ([`Room::write_pair`]), a plain `mov` on x86.
+//!    chunk's committed word ([`Room::write_pair`]), a plain `mov` on x86; a name past the
+//!    first 32 (its operand two bytes) is one 4-byte store of a 3-byte event instead
+//!    ([`Room::write_triple`]).
 //!
 //! The guard's drop does the same for the end. Nothing here locks, allocates, makes a
 //! system call or writes memory another thread writes, and nothing makes a call: the
 //! length of the event is chosen by predictable branches, never computed from the delta,
 //! so the stores do not wait on the counter (HOTPATH.md). Anything unusual (first use of a
-//! name or of the thread, a full chunk, a delta or name id past one byte, the fallback
-//! clock) goes to a cold function that does it all with calls (`local.rs`).
+//! name or of the thread, a full chunk, a delta past one byte, a name id past 4,095, the
+//! fallback clock) goes to a cold function that does it all with calls (`local.rs`).
 //!
 //! `cargo bench -p fdr-benches --bench record -- record` measures it against the floor of
 //! two timestamped thread-local stores (`record.region_ratio_to_floor`). Inlining the
@@ -36,7 +38,7 @@ use crate::chunk::word_step;
 #[cfg(doc)]
 use crate::chunk::{ChunkWriter, Room};
 use crate::local::{Local, register};
-use crate::tls::ThreadBox;
+use crate::tls::{ThreadBox, with_tls};
 
 thread_local! {
     /// This thread's recorder: set by `register` on its first event, taken back at exit.
@@ -46,7 +48,7 @@ thread_local! {
 /// Whether recording is on: one relaxed load. Instrumentation may skip work when it is off.
 #[inline(always)]
 pub fn enabled() -> bool {
-    crate::ENABLED.load(Ordering::Relaxed)
+    crate::SWITCHES.enabled.load(Ordering::Relaxed)
 }
 
 /// Runs `f` with this thread's recorder, registering the thread on its first event.
@@ -54,7 +56,7 @@ pub fn enabled() -> bool {
 /// or when called from inside the recorder on this thread.
 #[inline(always)]
 pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-    LOCAL.with(|cell| {
+    with_tls(&LOCAL, |cell| {
         if cell.state().is_err() {
             register(cell)?;
         }
@@ -65,7 +67,7 @@ pub(crate) fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
 /// This thread's recorder if it is registered (never registers).
 #[inline(always)]
 pub(crate) fn peek_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-    LOCAL.with(|cell| cell.with(f).ok())
+    with_tls(&LOCAL, |cell| cell.with(f).ok())
 }
 
 impl Local {
@@ -95,7 +97,11 @@ impl Local {
 
     /// [`Local::try_small`] for an event of two varints, the delta and `operand` (a region
     /// begin or end): when both fit a byte, as they do for back-to-back regions with one of
-    /// the first 32 names, the event is one 2-byte store. `depth`: +1 a begin, -1 an end.
+    /// the first 32 names, the event is one 2-byte store; when the delta fits a byte and the
+    /// operand two (names 32 to 4095), one 4-byte store of which 3 bytes are the event (the
+    /// fourth lies in the writer's reserve and the next event overwrites it). Each length is
+    /// chosen by a branch, never computed from the delta, so the store does not wait on the
+    /// counter. `depth`: +1 a begin, -1 an end.
     #[inline(always)]
     pub(crate) fn try_pair(&mut self, operand: u64, depth: i64) -> bool {
         let Some(room) = self.w.fast_room() else {
@@ -107,6 +113,12 @@ impl Local {
             self.last_ts = now;
             // The delta's byte first, then the operand's.
             room.write_pair([delta as u8, operand as u8], word_step(1, depth));
+        } else if delta < 0x80 && operand < 0x4000 {
+            self.last_ts = now;
+            // The delta's byte, then the operand as a two-byte LEB128 varint.
+            let word =
+                delta as u32 | ((operand as u32 & 0x7f) | 0x80) << 8 | (operand as u32 >> 7) << 16;
+            room.write_triple(word, word_step(1, depth));
         } else {
             pair_long(room, &mut self.last_ts, now, operand, depth);
         }
@@ -196,8 +208,9 @@ macro_rules! region {
 }
 
 /// Begins a region whose name is interned once per call site (what [`region!`](crate::region!)
-/// expands to).
-#[inline]
+/// expands to). Always inlined: the begin and end then cost no call, whatever the
+/// compiler's size estimate of the call site says.
+#[inline(always)]
 pub fn region_static(name: &'static StaticName) -> RegionGuard {
     if enabled() {
         match region_begin_static(name) {
@@ -300,7 +313,7 @@ fn active_region(name: StrId) -> RegionGuard {
 }
 
 impl Drop for RegionGuard {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if self.active
             && let Err(name) = region_end(self.name)

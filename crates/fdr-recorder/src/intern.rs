@@ -1,13 +1,18 @@
 //! Interning: names and call sites become small ids that events carry; the tables that
 //! resolve them are written into every trace.
 //!
-//! The global interner takes a lock; the hot path reaches it only on a miss of the
-//! per-thread direct-mapped cache (keyed by a `&'static str`'s address and length, or a
-//! `Location`'s address), so a name costs a lock once per thread.
+//! The global interner takes a lock. A static name it has interned is also published in
+//! [`STATIC_NAMES`], a lock-free open-addressed table keyed by the `&'static str`'s address
+//! and length that every thread reads with plain loads and only the interner (under its
+//! lock) writes, so the hot path finds any of the first few thousand static names without
+//! a lock or a write, however many a service uses. A per-thread direct-mapped cache sits in
+//! front of it (and keeps the names the table has no room for, which otherwise take the
+//! lock); call sites have a per-thread cache keyed by the `Location`'s address.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::panic::Location;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use fdr_format::{SiteId, StrId, TableEncoder};
@@ -65,13 +70,99 @@ impl Interner {
     }
 
     fn intern_static(&mut self, s: &'static str) -> StrId {
-        if let Some(&id) = self.by_text.get(s) {
-            return id;
+        let id = match self.by_text.get(s) {
+            Some(&id) => id,
+            None if self.texts.len() >= MAX_STRINGS => return OVERFLOW,
+            None => self.add(Cow::Borrowed(s)),
+        };
+        STATIC_NAMES.publish(s, id);
+        id
+    }
+}
+
+/// Slots of [`STATIC_NAMES`] (a power of two): 256 KiB, touched only where names land.
+const STATIC_NAMES_LEN: usize = 1 << 14;
+/// Slots a lookup or a publication probes from a name's home slot before giving up.
+const STATIC_NAMES_PROBES: usize = 8;
+
+/// One slot: the name's address (0: empty), then its length and id. Written once, by the
+/// interner under its lock: `len_id` first, then `addr` with `Release`; a reader that sees
+/// the address (`Acquire`) sees the length and id written before it. A slot never changes
+/// once its address is set.
+struct StaticSlot {
+    addr: AtomicUsize,
+    /// The name's length (high 32 bits) and id (low 32).
+    len_id: AtomicU64,
+}
+
+/// Static names to ids, lock-free for readers (see the module docs).
+pub(crate) struct StaticNames {
+    slots: [StaticSlot; STATIC_NAMES_LEN],
+}
+
+/// Every thread's static name table.
+pub(crate) static STATIC_NAMES: StaticNames = StaticNames {
+    slots: [const {
+        StaticSlot {
+            addr: AtomicUsize::new(0),
+            len_id: AtomicU64::new(0),
         }
-        if self.texts.len() >= MAX_STRINGS {
-            return OVERFLOW;
+    }; STATIC_NAMES_LEN],
+};
+
+impl StaticNames {
+    #[inline(always)]
+    fn home(addr: usize) -> usize {
+        (addr.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (usize::BITS - STATIC_NAMES_LEN.trailing_zeros()))
+            & (STATIC_NAMES_LEN - 1)
+    }
+
+    /// The id of `s` if the interner published it: no lock, no write, no call. Most lookups
+    /// read one slot; at most [`STATIC_NAMES_PROBES`].
+    #[inline(always)]
+    pub(crate) fn lookup(&self, s: &'static str) -> Option<StrId> {
+        let (addr, len) = (s.as_ptr() as usize, s.len() as u64);
+        let mut i = Self::home(addr);
+        for _ in 0..STATIC_NAMES_PROBES {
+            let slot = &self.slots[i];
+            match slot.addr.load(Ordering::Acquire) {
+                0 => return None,
+                a if a == addr => {
+                    let v = slot.len_id.load(Ordering::Relaxed);
+                    if v >> 32 == len {
+                        return Some(StrId(v as u32));
+                    }
+                }
+                _ => {}
+            }
+            i = (i + 1) & (STATIC_NAMES_LEN - 1);
         }
-        self.add(Cow::Borrowed(s))
+        None
+    }
+
+    /// Publishes `s` as `id`, if it is not there and a slot within its probes is free
+    /// (else lookups miss and callers take the locked path). Only under the interner's lock.
+    fn publish(&self, s: &'static str, id: StrId) {
+        let (addr, len) = (s.as_ptr() as usize, s.len() as u64);
+        if addr == 0 || len > u32::MAX as u64 {
+            return;
+        }
+        let mut i = Self::home(addr);
+        for _ in 0..STATIC_NAMES_PROBES {
+            let slot = &self.slots[i];
+            match slot.addr.load(Ordering::Relaxed) {
+                0 => {
+                    slot.len_id
+                        .store(len << 32 | id.0 as u64, Ordering::Relaxed);
+                    slot.addr.store(addr, Ordering::Release);
+                    return;
+                }
+                a if a == addr && slot.len_id.load(Ordering::Relaxed) >> 32 == len => return,
+                _ => {}
+            }
+            i = (i + 1) & (STATIC_NAMES_LEN - 1);
+        }
     }
 }
 
@@ -145,7 +236,9 @@ pub(crate) const NAME_CACHE_LEN: usize = 64;
 /// Entries in a thread's site cache (a power of two).
 pub(crate) const SITE_CACHE_LEN: usize = 32;
 
-/// A per-thread direct-mapped cache of `&'static str` -> id.
+/// A per-thread direct-mapped cache of `&'static str` -> id, in front of [`STATIC_NAMES`]
+/// (the names a thread uses most stay in its own lines) and behind it for the names the
+/// table has no room for.
 #[derive(Debug)]
 pub(crate) struct NameCache {
     keys: [(usize, usize); NAME_CACHE_LEN],
@@ -165,15 +258,21 @@ impl NameCache {
         (ptr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - 6)) & (NAME_CACHE_LEN - 1)
     }
 
-    /// The id of `s` if it is cached (no call: for the hot path).
+    /// The id of `s` if this cache holds it or it is published in [`STATIC_NAMES`] (no
+    /// call: for the hot path). A name in neither is found by [`NameCache::get`].
     #[inline(always)]
     pub(crate) fn lookup(&self, s: &'static str) -> Option<StrId> {
         let key = (s.as_ptr() as usize, s.len());
         let i = Self::slot(key.0);
-        (self.keys[i] == key).then(|| StrId(self.ids[i]))
+        if self.keys[i] == key {
+            Some(StrId(self.ids[i]))
+        } else {
+            STATIC_NAMES.lookup(s)
+        }
     }
 
-    /// The id of `s`, interning it on a miss.
+    /// The id of `s`: from this cache, else [`STATIC_NAMES`], else interned (locked); the
+    /// cache keeps it.
     #[inline(always)]
     pub(crate) fn get(&mut self, s: &'static str) -> StrId {
         let key = (s.as_ptr() as usize, s.len());
@@ -188,7 +287,7 @@ impl NameCache {
     #[cold]
     #[inline(never)]
     fn miss(&mut self, s: &'static str, i: usize) -> StrId {
-        let id = intern_global(s);
+        let id = STATIC_NAMES.lookup(s).unwrap_or_else(|| intern_global(s));
         self.keys[i] = (s.as_ptr() as usize, s.len());
         self.ids[i] = id.0;
         id
@@ -243,6 +342,55 @@ mod tests {
         let mut enc = TableEncoder::new();
         let mark = encode_since(TableMark::default(), &mut enc);
         assert!(mark.strings > ia.0 as usize);
+    }
+
+    #[test]
+    fn static_names_are_published_and_found_without_the_lock() {
+        let text: &'static str = Box::leak(String::from("static-names-test-name").into_boxed_str());
+        let (whole, prefix) = (text, &text[..12]);
+        assert_eq!(STATIC_NAMES.lookup(whole), None, "not interned yet");
+        let (a, b) = (intern_global(whole), intern_global(prefix));
+        assert_ne!(a, b, "same address, another length: another name");
+        assert_eq!(STATIC_NAMES.lookup(whole), Some(a));
+        assert_eq!(STATIC_NAMES.lookup(prefix), Some(b));
+        // A service's thousands of names are all found.
+        let names: Vec<&'static str> = (0..3000)
+            .map(|k| &*Box::leak(format!("static-names-test-{k}").into_boxed_str()))
+            .collect();
+        let ids: Vec<StrId> = names.iter().map(|n| intern_global(n)).collect();
+        let cache = NameCache::new();
+        for (n, id) in names.iter().zip(&ids) {
+            assert_eq!(cache.lookup(n), Some(*id), "{n}");
+        }
+    }
+
+    #[test]
+    fn names_past_a_full_probe_window_still_get_their_ids() {
+        // One-byte names at addresses that share a home slot: more than a lookup probes.
+        let buf: &'static str = Box::leak("x".repeat(1 << 20).into_boxed_str());
+        let home = StaticNames::home(buf.as_ptr() as usize);
+        let same_home: Vec<&'static str> = (0..buf.len())
+            .map(|k| &buf[k..k + 1])
+            .filter(|s| StaticNames::home(s.as_ptr() as usize) == home)
+            .take(STATIC_NAMES_PROBES + 2)
+            .collect();
+        assert_eq!(same_home.len(), STATIC_NAMES_PROBES + 2);
+        let mut cache = NameCache::new();
+        let ids: Vec<StrId> = same_home.iter().map(|s| cache.get(s)).collect();
+        // Equal texts share an id, whatever their address.
+        assert!(ids.iter().all(|&id| id == ids[0]));
+        let published = same_home
+            .iter()
+            .filter(|s| STATIC_NAMES.lookup(s) == Some(ids[0]))
+            .count();
+        assert!(
+            published <= STATIC_NAMES_PROBES,
+            "{published} in a window of {STATIC_NAMES_PROBES}"
+        );
+        for s in &same_home {
+            assert_eq!(cache.get(s), ids[0]);
+            assert!(STATIC_NAMES.lookup(s).is_none_or(|id| id == ids[0]));
+        }
     }
 
     #[test]

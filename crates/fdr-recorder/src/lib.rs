@@ -63,6 +63,8 @@ mod hot;
 #[cfg(not(loom))]
 mod intern;
 #[cfg(not(loom))]
+mod live;
+#[cfg(not(loom))]
 mod local;
 #[cfg(not(loom))]
 mod state;
@@ -75,6 +77,8 @@ mod tls;
 mod trace;
 
 // Async tasks, contended locks, runtime metrics, tokio hooks.
+#[cfg(not(loom))]
+pub mod cost;
 #[cfg(not(loom))]
 pub mod locks;
 mod metric_cells;
@@ -138,14 +142,26 @@ mod recorder {
     pub use crate::stats::{LOSS_REASONS, Lost, Stats};
     pub use fdr_format::{EventKind, SiteId, StrId, TaskId};
 
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
     use fdr_format::ProcessInfo;
 
     use crate::state::{Core, shared};
     use crate::sync::lock;
 
-    pub(crate) static ENABLED: AtomicBool = AtomicBool::new(false);
+    /// What every event checks, in one cache line: whether recording is on, and the
+    /// detail the cost budget sheds (`cost::Detail` as a byte), which a poll or a wake
+    /// reads right after the switch.
+    #[repr(C, align(64))]
+    pub(crate) struct Switches {
+        pub(crate) enabled: AtomicBool,
+        pub(crate) shed: AtomicU8,
+    }
+
+    pub(crate) static SWITCHES: Switches = Switches {
+        enabled: AtomicBool::new(false),
+        shed: AtomicU8::new(0),
+    };
     static RUNNING: AtomicBool = AtomicBool::new(false);
 
     /// Recorder configuration.
@@ -239,7 +255,10 @@ mod recorder {
         if sh.collector.get().is_none() {
             let handle = std::thread::Builder::new()
                 .name("fdr-collector".into())
-                .spawn(crate::state::collector_loop)
+                .spawn(|| {
+                    crate::cost::register_thread(crate::cost::Role::Collector);
+                    crate::state::collector_loop()
+                })
                 .map_err(Error::Spawn)?;
             let _ = sh.collector.set(handle.thread().clone());
         }
@@ -258,7 +277,7 @@ mod recorder {
     /// capture stay; `start` resumes.
     pub fn stop() {
         RUNNING.store(false, Ordering::Relaxed);
-        ENABLED.store(false, Ordering::Relaxed);
+        SWITCHES.enabled.store(false, Ordering::Relaxed);
     }
 
     /// Whether the recorder was started and not stopped.
@@ -281,6 +300,6 @@ mod recorder {
     pub(crate) fn refresh_enabled(core: &Core) {
         let on =
             RUNNING.load(Ordering::Relaxed) && (core.flight.is_some() || core.capture.is_some());
-        ENABLED.store(on, Ordering::Relaxed);
+        SWITCHES.enabled.store(on, Ordering::Relaxed);
     }
 }

@@ -121,6 +121,7 @@ pub(crate) fn configure(interval: Option<Duration>) -> Result<(), Error> {
 /// runs for the life of the process; with sampling off it waits for the next
 /// configuration.
 fn run() {
+    crate::cost::register_thread(crate::cost::Role::Metrics);
     let sh = shared();
     let mut seen = u64::MAX;
     let mut next = Instant::now();
@@ -167,14 +168,31 @@ pub fn record_metrics() {
 }
 
 fn sample_locked(s: &mut Sampler) {
+    let now = crate::metrics();
+    // The cost meter's interval is the sampler's, recording or not.
+    let (cost, shed_from) = crate::cost::tick(&now);
     if !enabled() {
         // The next sample's intervals start from a sample that was recorded.
         s.prev = None;
         return;
     }
-    let now = crate::metrics();
     let names = s.names.get_or_insert_with(Names::new);
     let metric = |name: StrId, value: f64| record(&EventKind::Metric { name, value });
+    if let Some(from) = shed_from {
+        crate::log_fmt(
+            "fdr.cost",
+            format_args!(
+                "fdr's share of the process's CPU {:.4} against a budget of {}: detail level {} (was {})",
+                cost.share,
+                cost.budget,
+                cost.detail.level(),
+                from.level()
+            ),
+        );
+    }
+    metric(names.cost_share, cost.share);
+    metric(names.cost_shed_level, f64::from(cost.detail.level()));
+    metric(names.cost_events_per_second, cost.events_per_second);
     for (sc, &name) in now.scalars().iter().zip(&names.scalars) {
         metric(name, sc.value as f64);
     }
@@ -213,6 +231,9 @@ pub fn metric_source_panics() -> u64 {
 
 /// The interned names of fdr's own samples.
 struct Names {
+    cost_share: StrId,
+    cost_shed_level: StrId,
+    cost_events_per_second: StrId,
     scalars: Vec<StrId>,
     histograms: Vec<HistNames>,
 }
@@ -227,6 +248,9 @@ impl Names {
     fn new() -> Self {
         let m = crate::metrics();
         Names {
+            cost_share: intern_dynamic("fdr_cost_share"),
+            cost_shed_level: intern_dynamic("fdr_cost_shed_level"),
+            cost_events_per_second: intern_dynamic("fdr_cost_events_per_second"),
             scalars: m
                 .scalars()
                 .iter()

@@ -81,7 +81,7 @@ fn register(cells: &ThreadArc<ThreadMetrics>) -> bool {
 /// while the thread's storage is being torn down. Returns whether `f` ran.
 #[inline(always)]
 pub(crate) fn with_thread(f: impl FnOnce(&ThreadMetrics)) -> bool {
-    CELLS.with(|cells| {
+    crate::tls::with_tls(&CELLS, |cells| {
         if cells.state().is_err() && !register(cells) {
             return false;
         }

@@ -37,6 +37,12 @@ pub(crate) const COLLECT_INTERVAL: Duration = Duration::from_millis(1);
 /// because the pool ran low). Fewer rounds, fewer preemptions of writers on a small
 /// machine; the pool is sized to cover the longest sleep.
 pub(crate) const COLLECT_INTERVAL_IDLE: Duration = Duration::from_millis(8);
+/// Longest sleep while writers took less than a quarter of the pool's target between rounds
+/// (a service recording tens of chunks a second): each round costs the collector a wake-up
+/// (about ten microseconds of CPU on a busy VM) and such writers need one every few
+/// seconds. A writer that starts drawing fast still wakes the collector when the pool runs
+/// low; the next round then sleeps [`COLLECT_INTERVAL`] again.
+pub(crate) const COLLECT_INTERVAL_QUIET: Duration = Duration::from_millis(32);
 
 /// The smallest flight `max_bytes` accepted: one chunk.
 pub const MIN_FLIGHT_BYTES: usize = CHUNK_BYTES;
@@ -551,9 +557,9 @@ pub(crate) fn collector_loop() {
         std::thread::park_timeout(sleep);
         sh.wake_pending.store(false, Ordering::Relaxed);
         // How far writers drew the pool down since the last round decides the next sleep.
-        let drawn_down = sh.pool.len() < sh.pool_target() / 2;
+        let (pool, target) = (sh.pool.len(), sh.pool_target());
         sh.collect(&mut lock(&sh.core));
-        sleep = next_sleep(sleep, drawn_down);
+        sleep = next_sleep(sleep, pool < target / 2, pool >= target - target / 4);
     }
 }
 
@@ -567,11 +573,14 @@ pub(crate) fn pool_target(max: usize, live: usize) -> usize {
     (4 * live + 4).max(max / 16).min((max / 4).max(2))
 }
 
-/// The collector's next sleep: short while writers draw the pool down fast, doubling (up
-/// to the idle interval) while they do not.
-pub(crate) fn next_sleep(prev: Duration, busy: bool) -> Duration {
+/// The collector's next sleep: short while writers draw the pool down fast (`busy`: below
+/// half its target), doubling while they do not, up to the idle interval, or up to the
+/// quiet one while they took less than a quarter of it (`quiet`).
+pub(crate) fn next_sleep(prev: Duration, busy: bool, quiet: bool) -> Duration {
     if busy {
         COLLECT_INTERVAL
+    } else if quiet {
+        (prev * 2).min(COLLECT_INTERVAL_QUIET)
     } else {
         (prev * 2).min(COLLECT_INTERVAL_IDLE)
     }
@@ -600,9 +609,17 @@ mod tests {
     fn the_collector_backs_off_when_idle_and_returns_when_busy() {
         let mut s = COLLECT_INTERVAL;
         for _ in 0..10 {
-            s = next_sleep(s, false);
+            s = next_sleep(s, false, false);
         }
         assert_eq!(s, COLLECT_INTERVAL_IDLE);
-        assert_eq!(next_sleep(s, true), COLLECT_INTERVAL);
+        assert_eq!(next_sleep(s, true, false), COLLECT_INTERVAL);
+        // Writers that hardly draw on the pool: longer sleeps, back to the idle cap (not
+        // doubling past it) as soon as they draw more, and the shortest when they draw fast.
+        for _ in 0..10 {
+            s = next_sleep(s, false, true);
+        }
+        assert_eq!(s, COLLECT_INTERVAL_QUIET);
+        assert_eq!(next_sleep(s, false, false), COLLECT_INTERVAL_IDLE);
+        assert_eq!(next_sleep(s, true, false), COLLECT_INTERVAL);
     }
 }

@@ -32,6 +32,8 @@ use fdr_format::{TaskId, encode};
 
 use crate::async_region::InRegion;
 use crate::clock::now_ticks;
+use crate::live;
+pub use crate::live::{LiveState, LiveTask, LiveTasks, MAX_LIVE_TASKS, WakerClass, live_tasks};
 use crate::local::{peek_local, with_local};
 use crate::metric_cells::Counter;
 use crate::metrics::with_thread;
@@ -165,28 +167,35 @@ impl<F: Future> FutureExt for F {}
 
 /// The wrapped waker: the executor's waker and what the task shares with its wakers.
 #[derive(Debug)]
-struct Shim {
+pub(crate) struct Shim {
     inner: Waker,
     id: TaskId,
-    /// Ticks of the first wake since the last poll started; 0 when none.
-    woken_at: AtomicU64,
+    /// The wake word (see `live`): whether a wake is pending since the last poll, its
+    /// ticks (or, with none pending, the ticks of the poll that took the last one) and the
+    /// class of the waker that gave it. The scheduling-latency metric reads the pending
+    /// wake's ticks; the live-task list reads it all.
+    pub(crate) word: AtomicU64,
 }
 
 impl Shim {
     #[inline]
     fn note(&self) {
         let task = self.id;
+        let current = current_task();
         let now = stamp(
-            enabled(),
-            || wake_fast(task, current_task()),
-            || wake_slow(task, current_task()),
+            enabled() && crate::cost::record_wakes(),
+            || wake_fast(task, current),
+            || wake_slow(task, current),
         )
         .max(1);
         // Plain load and store, no read-modify-write: two wakers racing both store (either
         // time is a wake since the poll), and a wake racing the poll's reset may go
         // unmeasured (the task is still woken).
-        if self.woken_at.load(Ordering::Relaxed) == 0 {
-            self.woken_at.store(now, Ordering::Relaxed);
+        if live::pending_ticks(self.word.load(Ordering::Relaxed)).is_none() {
+            self.word.store(
+                live::pending_word(now, WakerClass::of(task, current)),
+                Ordering::Relaxed,
+            );
         }
         with_thread(|m| m.count(Counter::Wakes, 1));
     }
@@ -221,6 +230,8 @@ pin_project_lite::pin_project! {
         // Creation ticks: the first poll's scheduling latency counts from here.
         created_at: u64,
         recorded: bool,
+        // Its place in the live-task registry, if listed.
+        live: Option<live::Slot>,
     }
 
     impl<F> PinnedDrop for Traced<F> {
@@ -231,6 +242,9 @@ pin_project_lite::pin_project! {
                 if !task_drop_fast(task) {
                     task_drop_slow(task);
                 }
+            }
+            if let Some(slot) = this.live.take() {
+                live::unregister(slot);
             }
             with_thread(|m| m.count(Counter::TasksDropped, 1));
         }
@@ -258,12 +272,19 @@ impl<F: Future> Traced<F> {
             });
         }
         with_thread(|m| m.count(Counter::TasksSpawned, 1));
+        let created_at = created_at.unwrap_or_else(now_ticks).max(1);
+        let live = if recorded {
+            live::register(id, name, site, created_at)
+        } else {
+            None
+        };
         Traced {
             inner,
             id,
             waker: None,
-            created_at: created_at.unwrap_or_else(now_ticks).max(1),
+            created_at,
             recorded,
+            live,
         }
     }
 }
@@ -291,29 +312,46 @@ impl<F: Future> Future for Traced<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let task = *this.id;
-        let on = enabled();
+        // Start and end are recorded or not together, whatever the budget does meanwhile.
+        let on = enabled() && crate::cost::record_polls();
         let start = stamp(on, || poll_start_fast(task), || poll_start_slow(task));
         let (woken, waker) = match &*this.waker {
             Some((shim, w)) if shim.inner.will_wake(cx.waker()) => {
-                let woken = shim.woken_at.load(Ordering::Relaxed);
-                if woken != 0 {
-                    shim.woken_at.store(0, Ordering::Relaxed);
-                }
+                let word = shim.word.load(Ordering::Relaxed);
+                let woken = match live::pending_ticks(word) {
+                    Some(t) => {
+                        shim.word.store(
+                            live::polled_word(start, live::word_class(word)),
+                            Ordering::Relaxed,
+                        );
+                        t
+                    }
+                    None => 0,
+                };
                 (woken, w)
             }
             previous => {
                 // The first poll (creation counts as the first wake), or a new executor
                 // waker: a new shim takes the old one's pending wake. (A wake through the
                 // old waker after this goes unmeasured; the task is still woken.)
-                let woken = match previous {
-                    None => *this.created_at,
-                    Some((old, _)) => old.woken_at.swap(0, Ordering::Relaxed),
+                let (woken, class) = match previous {
+                    None => (*this.created_at, WakerClass::Created),
+                    Some((old, _)) => {
+                        let word = old.word.swap(0, Ordering::Relaxed);
+                        (
+                            live::pending_ticks(word).unwrap_or(0),
+                            live::word_class(word),
+                        )
+                    }
                 };
                 let shim = Arc::new(Shim {
                     inner: cx.waker().clone(),
                     id: task,
-                    woken_at: AtomicU64::new(0),
+                    word: AtomicU64::new(live::polled_word(start, class)),
                 });
+                if let Some(slot) = *this.live {
+                    live::set_shim(slot, Arc::downgrade(&shim));
+                }
                 (
                     woken,
                     &this.waker.insert((shim.clone(), Waker::from(shim))).1,

@@ -22,6 +22,32 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
+/// Runs `f` with this thread's value of `key`, a thread-local without a destructor (a
+/// `ThreadBox` or `ThreadArc`), reached through a pointer taken out of `LocalKey::with`
+/// by a closure that does nothing else. `key.with(f)` makes an instance of `with` per
+/// closure, and with a large closure (an event's encoder) the compiler may leave it out of
+/// line: a call per event (HOTPATH.md: thread-local access must inline). The pointer's
+/// closure is trivial, so `with` always inlines to one TLS address computation.
+#[inline(always)]
+pub(crate) fn with_tls<T: 'static, R>(
+    key: &'static std::thread::LocalKey<T>,
+    f: impl FnOnce(&T) -> R,
+) -> R {
+    const {
+        assert!(
+            !std::mem::needs_drop::<T>(),
+            "a value with a destructor is torn down at thread exit"
+        )
+    };
+    let p: *const T = key.with(std::ptr::from_ref);
+    // SAFETY: `p` points at this thread's value of `key`, which has no destructor (asserted
+    // above), so it is never torn down while the thread runs: its storage lives until the
+    // thread's TLS block is freed, after the thread's last code ran. The reference is used
+    // only within this call, on this thread (`&T` of a `Cell`-holding `T` is not `Send`).
+    // The tests below reach these values from other thread-locals' destructors at exit.
+    f(unsafe { &*p })
+}
+
 /// The pointer of a thread whose storage is being torn down.
 const DEAD: usize = 1;
 /// The pointer while the data is lent out.
@@ -295,6 +321,43 @@ mod tests {
         drop(back);
         assert_eq!(Arc::strong_count(&data), 1);
         assert_eq!(cell.with(|_| ()).err(), Some(Absent::Dead));
+    }
+
+    #[test]
+    fn with_tls_reaches_the_own_threads_value_while_it_runs_and_at_exit() {
+        use std::sync::Mutex;
+        struct Guard;
+        thread_local! {
+            static VALUE: ThreadBox<u64> = const { ThreadBox::new() };
+            static GUARD: Guard = const { Guard };
+        }
+        static SEEN_AT_EXIT: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                // Another thread-local's destructor, at the thread's exit: the value is there.
+                let v = with_tls(&VALUE, |c| c.with(|v| *v));
+                SEEN_AT_EXIT.lock().unwrap().push(v.unwrap_or(0));
+                with_tls(&VALUE, |c| drop(c.kill()));
+            }
+        }
+        let threads: Vec<_> = (1..=4u64)
+            .map(|k| {
+                std::thread::spawn(move || {
+                    GUARD.with(|_| ());
+                    assert!(with_tls(&VALUE, |c| c.set(Box::new(k))).is_ok());
+                    for _ in 0..1000 {
+                        with_tls(&VALUE, |c| c.with(|v| *v += 4)).unwrap();
+                    }
+                    with_tls(&VALUE, |c| c.with(|v| *v)).unwrap()
+                })
+            })
+            .collect();
+        let got: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(got, [4001, 4002, 4003, 4004], "each thread its own value");
+        let mut seen = SEEN_AT_EXIT.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, got, "each thread's value reached from its exit");
+        assert_eq!(with_tls(&VALUE, |c| c.with(|v| *v)), Err(Absent::Unset));
     }
 
     #[test]

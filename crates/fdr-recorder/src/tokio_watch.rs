@@ -162,6 +162,7 @@ pub fn watch_every(handle: Handle, interval: Duration) -> Result<RuntimeWatch, E
         std::thread::Builder::new()
             .name("fdr-tokio-watch".into())
             .spawn(move || {
+                crate::cost::register_thread(crate::cost::Role::TokioWatch);
                 // A sample at the start, one per interval, one at the stop. Bounded by the
                 // guard: each round waits one interval, and the guard's drop ends the loop.
                 sample(&metrics, &names);

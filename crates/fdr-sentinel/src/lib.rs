@@ -57,6 +57,7 @@
 //! [`IncidentStore`] can be handed to [`SentinelBuilder::store`].
 #![forbid(unsafe_code)]
 
+mod cost;
 pub mod engine;
 pub mod env;
 mod layout;
@@ -67,6 +68,7 @@ pub mod s3;
 mod sentinel;
 mod store;
 
+pub use cost::IncidentCost;
 pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};

@@ -1530,6 +1530,7 @@ mod tests {
             pid: 1,
             service_version: None,
             bytes,
+            cost: None,
         }
     }
 

@@ -279,7 +279,10 @@ impl SentinelBuilder {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("fdr-sentinel-dump".into())
-                .spawn(move || dump_loop(&shared, &dump_rx, &dump_stop_rx))
+                .spawn(move || {
+                    fdr_recorder::cost::register_thread(fdr_recorder::cost::Role::Sentinel);
+                    dump_loop(&shared, &dump_rx, &dump_stop_rx)
+                })
                 .map_err(Error::Spawn)?
         };
         let watcher = {
@@ -293,6 +296,7 @@ impl SentinelBuilder {
             std::thread::Builder::new()
                 .name("fdr-sentinel".into())
                 .spawn(move || {
+                    fdr_recorder::cost::register_thread(fdr_recorder::cost::Role::Sentinel);
                     watch_loop(&shared, &sources, interval, &stop_rx, &dump_tx);
                 })
                 .map_err(Error::Spawn)?
@@ -708,6 +712,7 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
         pid: std::process::id(),
         service_version: shared.service_version.clone(),
         bytes: 0,
+        cost: crate::IncidentCost::now(),
     };
     // A store is user code: its panic is a failed dump, not a dead sentinel.
     let outcome =

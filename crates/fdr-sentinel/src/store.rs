@@ -46,6 +46,9 @@ pub struct IncidentMeta {
     pub service_version: Option<String>,
     /// The dump's size (set by the store).
     pub bytes: u64,
+    /// What fdr cost the process then (the recorder's cost meter); `None` when it had not
+    /// metered yet, or in a sidecar written before it was kept.
+    pub cost: Option<crate::IncidentCost>,
 }
 
 impl IncidentMeta {
@@ -64,6 +67,7 @@ impl IncidentMeta {
             "pid": self.pid,
             "service_version": self.service_version,
             "bytes": self.bytes,
+            "cost": self.cost.as_ref().map(crate::IncidentCost::to_json),
         })
     }
 
@@ -116,6 +120,10 @@ impl IncidentMeta {
                 .and_then(|x| x.as_str())
                 .map(str::to_owned),
             bytes: u("bytes")?,
+            cost: match v.get("cost") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(c) => Some(crate::IncidentCost::from_json(c)?),
+            },
         })
     }
 }
@@ -578,6 +586,7 @@ fn adopted(id: &str, bytes: u64, modified_ms: u64) -> IncidentMeta {
         pid,
         service_version: None,
         bytes,
+        cost: None,
     }
 }
 
@@ -721,6 +730,7 @@ mod tests {
             pid: 7,
             service_version: Some("1.2.3".into()),
             bytes: 0,
+            cost: None,
         }
     }
 

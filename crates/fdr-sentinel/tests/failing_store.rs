@@ -164,6 +164,7 @@ fn full_disk() {
         pid: 1,
         service_version: None,
         bytes: 0,
+        cost: None,
     };
     store
         .put(&meta, &mut |out| out.write_all(&[1; 1000]).map(|()| 1000))

@@ -37,6 +37,7 @@ fn meta(id: &str, t: u64) -> IncidentMeta {
         pid: 7,
         service_version: Some("1.2.3".into()),
         bytes: 0,
+        cost: None,
     }
 }
 

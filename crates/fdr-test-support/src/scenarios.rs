@@ -20,6 +20,7 @@ pub struct TraceBuilder {
     sites: Vec<(StrId, u32)>,
     threads: Vec<(String, Vec<(u64, EventKind<'static>)>)>,
     skip_seq: Vec<(ThreadId, u32)>,
+    modules: Vec<fdr_format::Module>,
 }
 
 impl TraceBuilder {
@@ -59,6 +60,11 @@ impl TraceBuilder {
             .push((1_000_000 + ns, kind));
     }
 
+    /// Adds a module record (a mapping that stack addresses resolve through).
+    pub fn module(&mut self, module: fdr_format::Module) {
+        self.modules.push(module);
+    }
+
     /// Drops the `seq`th batch of `thread` from the output, as a lost chunk would be.
     pub fn lose_batch(&mut self, thread: ThreadId, seq: u32) {
         self.skip_seq.push((thread, seq));
@@ -83,6 +89,15 @@ impl TraceBuilder {
         }
         for (i, (name, _)) in self.threads.iter().enumerate() {
             table.thread(ThreadId(i as u32 + 1), 100 + i as u64, name);
+        }
+        for m in &self.modules {
+            table.module(
+                m.start,
+                m.end,
+                m.file_offset,
+                m.path.as_bytes(),
+                &m.build_id,
+            );
         }
         table.clock(&ClockSync {
             ticks: 1_000_000,

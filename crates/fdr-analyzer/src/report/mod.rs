@@ -23,6 +23,7 @@
 //! window in `data-start-ns`/`data-end-ns`; `#view=A,B` (ns) in the URL opens that range.
 
 pub mod incident;
+mod os;
 pub mod timeline;
 
 use std::collections::HashMap;
@@ -629,32 +630,69 @@ impl Report {
                 h("poll duration", &p.poll_duration),
             ],
         );
+        let with_os = p.os.has_data();
+        if with_os {
+            table(
+                out,
+                "Long polls: where the time went",
+                "per task name, from the OS view: long polls measured inside by OS samples or estimated from the samples around them; most off-CPU time first",
+                &[
+                    "task",
+                    "long polls split",
+                    "their time",
+                    "on-CPU",
+                    "waiting for a CPU",
+                    "off-CPU",
+                ],
+                &os::by_task_rows(p),
+            );
+        } else {
+            table(
+                out,
+                "Long polls: where the time went",
+                os::NO_OS_VIEW,
+                &[],
+                &[],
+            );
+        }
         let rows: Vec<Vec<String>> = p
             .longest_polls
             .iter()
             .map(|x| {
-                vec![
+                let mut row = vec![
                     dur(x.dur_ns),
                     self.at(x.start_ns),
                     p.name(x.name).into_owned(),
                     x.task.0.to_string(),
                     p.site_name(x.site).into_owned(),
                     p.thread_name(x.thread).into_owned(),
-                ]
+                ];
+                if with_os {
+                    row.extend(os::example_cells(&p.os, x));
+                }
+                row
             })
             .collect();
+        let mut cols = vec![
+            "duration",
+            "started",
+            "task",
+            "task id",
+            "spawn site",
+            "thread",
+        ];
+        if with_os {
+            cols.extend(["where the time went", "stack inside it (top frames)"]);
+        }
         table(
             out,
             "Longest polls",
-            "",
-            &[
-                "duration",
-                "started",
-                "task",
-                "task id",
-                "spawn site",
-                "thread",
-            ],
+            if with_os {
+                "the stack's frames: the application's innermost frame first, then the frames inside it"
+            } else {
+                os::NO_OS_VIEW
+            },
+            &cols,
             &rows,
         );
         let span = p.duration_ns.max(1) as f64;

@@ -16,7 +16,13 @@ Checks, failing with the packet index and what is wrong:
   (phases); every event is on a described track of the right kind;
 - at most one clock snapshot, with the trace clock (BOOTTIME) and the wall clock
   (REALTIME);
-- timestamps never decrease in file order;
+- timestamps never decrease in file order, but for the OS state slices, which are
+  written when their interval closes: those never decrease on their own track;
+- each OS state track is a named child of a thread track, and its slices are named by a
+  thread state and carry the interval's on-CPU, run-queue and off-CPU ns, which add up to
+  the slice's duration;
+- every callstack sample is on a described thread, and its callstack, frames, mappings
+  and strings are interned before use;
 - on each track, slice ends match begins (a stack), and no slice is left open;
 - every flow starts once, on a wake instant, and ends at most once, on a later poll of
   the woken task.
@@ -59,6 +65,67 @@ def annotation_value(a, values):
     raise Bad(f"unexpected annotation value {kind}")
 
 
+STATES = {"running", "runnable", "sleeping", "blocked"}
+
+
+def fresh_profile_tables():
+    return {"function_names": {}, "source_paths": {}, "mapping_paths": {}, "build_ids": {},
+            "mappings": {}, "frames": {}, "callstacks": {}}
+
+
+def intern_profile(prof, d):
+    for table in ("function_names", "source_paths", "mapping_paths", "build_ids"):
+        intern(prof[table], getattr(d, table), lambda e: e.str, table)
+    for m in d.mappings:
+        if m.build_id and m.build_id not in prof["build_ids"]:
+            raise Bad(f"mapping {m.iid}: build id iid {m.build_id} not interned")
+        for s in m.path_string_ids:
+            if s not in prof["mapping_paths"]:
+                raise Bad(f"mapping {m.iid}: path iid {s} not interned")
+        if not m.start < m.end:
+            raise Bad(f"mapping {m.iid}: empty range")
+        path = "/" + "/".join(prof["mapping_paths"][s].decode() for s in m.path_string_ids)
+        intern(prof["mappings"], [m], lambda e: (path, e.start, e.end), "mapping")
+    for fr in d.frames:
+        if fr.function_name_id not in prof["function_names"]:
+            raise Bad(f"frame {fr.iid}: function name iid {fr.function_name_id} not interned")
+        if fr.mapping_id and fr.mapping_id not in prof["mappings"]:
+            raise Bad(f"frame {fr.iid}: mapping {fr.mapping_id} not interned")
+        if fr.source_path_iid and fr.source_path_iid not in prof["source_paths"]:
+            raise Bad(f"frame {fr.iid}: source path {fr.source_path_iid} not interned")
+        value = {
+            "function": prof["function_names"][fr.function_name_id].decode(),
+            "file": prof["source_paths"][fr.source_path_iid].decode()
+            if fr.source_path_iid else None,
+            "line": fr.line_number if fr.HasField("line_number") else None,
+            "mapping": prof["mappings"][fr.mapping_id][0] if fr.mapping_id else None,
+            "rel_pc": fr.rel_pc,
+        }
+        intern(prof["frames"], [fr], lambda e: json.dumps(value), "frame")
+    for c in d.callstacks:
+        for f in c.frame_ids:
+            if f not in prof["frames"]:
+                raise Bad(f"callstack {c.iid}: frame {f} not interned")
+        intern(prof["callstacks"], [c], lambda e: tuple(e.frame_ids), "callstack")
+
+
+def callstack(prof, iid):
+    if iid not in prof["callstacks"]:
+        raise Bad(f"callstack iid {iid} not interned")
+    return [json.loads(prof["frames"][f]) for f in prof["callstacks"][iid]]
+
+
+def check_state(s):
+    if s["name"] not in STATES or s["cat"] != "os":
+        raise Bad(f"state slice {s['name']!r} in category {s['cat']!r}")
+    a = s["args"]
+    parts = [a.get("on-CPU ns"), a.get("waiting for a CPU ns"), a.get("off-CPU ns")]
+    if any(x is None for x in parts) or "state" not in a:
+        raise Bad(f"state slice without its parts: {a}")
+    if sum(parts) != s["dur"]:
+        raise Bad(f"state slice parts {parts} do not add up to its {s['dur']} ns")
+
+
 def check(path):
     trace = pb.Trace()
     with open(path, "rb") as f:
@@ -67,6 +134,7 @@ def check(path):
         raise Bad("no packets")
 
     names, categories, arg_names, values = {}, {}, {}, {}
+    prof = fresh_profile_tables()
     sequence = None
     state_valid = False
     process = None
@@ -74,6 +142,8 @@ def check(path):
     tids = {}
     stacks = {}  # track uuid -> [open slice]
     slices, instants, counters = [], [], []
+    states, samples = [], []
+    state_ts = {}  # os state track uuid -> last timestamp
     task_slices = []
     clock = None
     flow_start, flow_end = {}, {}
@@ -93,11 +163,22 @@ def check(path):
                 raise Bad(f"second sequence {p.trusted_packet_sequence_id}")
             if p.sequence_flags & CLEARED:
                 names, categories, arg_names, values = {}, {}, {}, {}
+                prof = fresh_profile_tables()
                 state_valid = True
+            state_track = (
+                p.WhichOneof("data") == "track_event"
+                and tracks.get(p.track_event.track_uuid, {}).get("kind") == "os_state"
+            )
             if p.HasField("timestamp"):
-                if last_ts is not None and p.timestamp < last_ts:
-                    raise Bad(f"timestamp {p.timestamp} after {last_ts}")
-                last_ts = p.timestamp
+                if state_track:
+                    u = p.track_event.track_uuid
+                    if p.timestamp < state_ts.get(u, 0):
+                        raise Bad(f"state timestamp {p.timestamp} after {state_ts[u]}")
+                    state_ts[u] = p.timestamp
+                else:
+                    if last_ts is not None and p.timestamp < last_ts:
+                        raise Bad(f"timestamp {p.timestamp} after {last_ts}")
+                    last_ts = p.timestamp
             if p.HasField("interned_data"):
                 if not (p.sequence_flags & NEEDS) or not state_valid:
                     raise Bad("interned data without SEQ_NEEDS_INCREMENTAL_STATE")
@@ -111,6 +192,7 @@ def check(path):
                     lambda e: e.str.decode("utf-8"),
                     "string value",
                 )
+                intern_profile(prof, d)
 
             data = p.WhichOneof("data")
             if data == "clock_snapshot":
@@ -160,6 +242,12 @@ def check(path):
                         "task": parent["name"] if parent else d.name,
                         "phases": parent is not None,
                     }
+                elif d.name and d.parent_uuid and tracks.get(d.parent_uuid, {}).get("kind") == "thread":
+                    if d.uuid in tracks:
+                        raise Bad(f"state track {d.uuid} described twice")
+                    if d.name != "OS state":
+                        raise Bad(f"thread child track named {d.name!r}")
+                    tracks[d.uuid] = {"kind": "os_state", "tid": tracks[d.parent_uuid]["tid"]}
                 elif d.HasField("counter"):
                     if process is None or d.parent_uuid != process["uuid"]:
                         raise Bad("counter track not under the process")
@@ -199,7 +287,7 @@ def check(path):
                         raise Bad(f"arg name iid {a.name_iid} not interned")
                     args[arg_names[a.name_iid]] = annotation_value(a, values)
                 cat = cats[0] if cats else None
-                tid = track["tid"] if track and track["kind"] == "thread" else None
+                tid = track["tid"] if track and track["kind"] in ("thread", "os_state") else None
 
                 on_async = track is not None and track["kind"] == "async"
                 if e.type == TE.TYPE_SLICE_BEGIN:
@@ -219,6 +307,9 @@ def check(path):
                         s["track"] = track["task"]
                         s["phases"] = track["phases"]
                         task_slices.append(s)
+                    elif state_track:
+                        check_state(s)
+                        states.append(s)
                     else:
                         slices.append(s)
                 elif e.type == TE.TYPE_INSTANT:
@@ -254,6 +345,15 @@ def check(path):
                     if args.get("task") != start["task"] or ts < start["ts"]:
                         raise Bad(f"flow {f} ends on another task's poll, or before it starts")
                     flow_end[f] = ts
+            elif data == "perf_sample":
+                if not (p.sequence_flags & NEEDS) or not state_valid:
+                    raise Bad("perf sample without SEQ_NEEDS_INCREMENTAL_STATE")
+                s = p.perf_sample
+                if process is None or s.pid != process["pid"] or s.tid not in tids:
+                    raise Bad(f"perf sample of pid {s.pid} tid {s.tid}: no such thread track")
+                samples.append(
+                    {"tid": s.tid, "ts": p.timestamp, "frames": callstack(prof, s.callstack_iid)}
+                )
             elif data is not None:
                 raise Bad(f"unexpected packet data {data}")
             elif not p.HasField("interned_data"):
@@ -274,6 +374,8 @@ def check(path):
         "instants": instants,
         "counters": counters,
         "task_slices": task_slices,
+        "states": states,
+        "samples": samples,
         "clock": clock,
         "flows_started": len(flow_start),
         "flows_ended": len(flow_end),

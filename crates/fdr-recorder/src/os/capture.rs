@@ -5,8 +5,8 @@
 //! A thread blocked in the kernel (a system call, a page fault) is captured without a signal
 //! on x86_64: the kernel saved its user registers when it entered, and its stack does not
 //! change until it returns, so the capturer reads the saved stack pointer and instruction
-//! (`/proc/self/task/TID/syscall`), copies the stack with `process_vm_readv` (only as much
-//! as the unwinder asks for), unwinds it, and keeps the result only if the thread's
+//! (`/proc/self/task/TID/syscall`), copies its live stack (`[sp, stack top)`, cut at the copy
+//! size) with one `process_vm_readv`, unwinds it, and keeps the result only if the thread's
 //! scheduler counters (`schedstat`: on-CPU time, run-queue wait, times scheduled in) did not
 //! move from before the registers were read to after the copy: a thread that was not
 //! scheduled in never returned to user space, so registers and copy are of one moment. No
@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[cfg(target_arch = "x86_64")]
-use super::procfs::BlockedFiles;
+use super::procfs::{BlockedFiles, LastRead};
 use super::signal::{self, Area, CpuTimer, DONE, MAX_AREAS, OUTCOME_COPIED, OUTCOME_SP_OUTSIDE};
 #[cfg(target_arch = "x86_64")]
 use super::unwind::BlockedUnwind;
@@ -34,12 +34,6 @@ use crate::sync::lock;
 /// system call is interrupted at once; one that blocks the signal, or is exiting, never
 /// answers.
 const CAPTURE_TIMEOUT: Duration = Duration::from_millis(5);
-/// Waits by yielding the CPU this many times before sleeping between looks.
-const SPINS: u32 = 64;
-/// The first copy of a blocked thread's stack, in bytes; the unwinder asks for more (4x at a
-/// time, up to the configured copy size) when it runs past it.
-#[cfg(target_arch = "x86_64")]
-const BLOCKED_FIRST_COPY: usize = 8 << 10;
 /// Reads of blocked threads in a row whose unwinding reached no root (code the unwinder
 /// cannot leave without the registers the kernel does not show) after which the capturer
 /// stops trying them and signals every thread.
@@ -167,6 +161,17 @@ pub(crate) struct Captured<'a> {
     pub(crate) interrupted: bool,
 }
 
+/// What one read of a blocked thread gave ([`Capturer::read_once`]).
+#[cfg(target_arch = "x86_64")]
+enum Once {
+    /// Frames (truncated or not), if the thread did not run meanwhile.
+    Stack(bool),
+    /// An unwind that reached no root, if the thread did not run meanwhile.
+    NoRoot,
+    /// An answer whatever the counters say.
+    Done(Blocked),
+}
+
 /// What reading a blocked thread gave.
 #[cfg(target_arch = "x86_64")]
 enum Blocked {
@@ -285,8 +290,13 @@ impl Capturer {
     }
 
     /// Reads thread `tid`'s stack if it is blocked in the kernel (see the module docs):
-    /// saved registers, a copy grown as the unwinder asks, unwound, kept only if the
-    /// thread's scheduler counters did not move meanwhile.
+    /// saved registers, one copy of the live stack, unwound, kept only if the thread's
+    /// scheduler counters did not move from before the registers were read to after the copy.
+    ///
+    /// A thread whose counters still equal those its last read ended with was not scheduled
+    /// in since: it has stayed blocked where that read found it, so its stack is that read's
+    /// (kept in [`BlockedFiles`]) and costs one system call. That is the stacks of one long
+    /// scope after the first.
     #[cfg(target_arch = "x86_64")]
     fn read_blocked(&mut self, tid: u64, bounds: Option<(u64, u64)>) -> Blocked {
         let Some((lo, hi)) = bounds else {
@@ -307,81 +317,101 @@ impl Capturer {
             // whether the thread ran during the copy.
             return Blocked::Signal;
         }
-        let Ok(Some(regs)) = files.saved_regs() else {
-            return Blocked::Signal;
-        };
-        if regs.sp < lo || regs.sp >= hi {
-            return Blocked::Failed(Failure::OutsideStack);
+        if let Some(last) = &files.last
+            && last.counters == before
+        {
+            self.frames.clone_from(&last.frames);
+            return Blocked::Stack(last.truncated);
         }
-        let max = ((hi - regs.sp) as usize).min(self.copy_bytes);
-        if self.copy.len() < max {
-            self.copy.resize(max, 0);
-        }
-        let mut len = BLOCKED_FIRST_COPY.min(max);
-        let truncated = loop {
-            let n = match signal::read_own_memory(regs.sp, &mut self.copy[..len]) {
-                Ok(n) => n,
-                Err(e) => {
-                    if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) {
-                        // Not allowed here (a sandbox): signal every thread from now on.
-                        self.blocked_ok = false;
-                    }
-                    return Blocked::Signal;
+        files.last = None;
+        let r = self.read_once(tid, (lo, hi));
+        let files = self.blocked.get_mut(&tid).expect("opened above");
+        let still = files.schedstat().is_ok_and(|after| after == before);
+        match r {
+            Once::Stack(truncated) if still => {
+                self.unwind_misses = 0;
+                if self.frames.is_empty() {
+                    return Blocked::Failed(Failure::Unwind);
                 }
-            };
-            match self
-                .unwinder
-                .unwind_blocked(regs.pc, regs.sp, &self.copy[..n], &mut self.frames)
-            {
-                BlockedUnwind::Stack { truncated } => break truncated,
-                BlockedUnwind::WantsMore if n == len && len < max => {
-                    len = (len * 4).min(max);
-                }
-                // Deeper than the copy may go: the signal's copy is cut at the same size,
-                // and its unwind needs no search.
-                BlockedUnwind::WantsMore => return Blocked::Signal,
-                BlockedUnwind::NoRoot => {
-                    // A miss only if the copy was of one moment (else the thread ran).
-                    if files.schedstat().is_ok_and(|after| after == before) {
-                        self.unwind_misses += 1;
-                        if self.unwind_misses >= BLOCKED_MISSES_MAX {
-                            self.blocked_ok = false;
-                        }
-                    }
-                    return Blocked::Signal;
-                }
+                files.last = Some(LastRead {
+                    counters: before,
+                    frames: self.frames.clone(),
+                    truncated,
+                });
+                Blocked::Stack(truncated)
             }
-        };
-        // The thread did not run from before its registers were read to now: they and the
-        // copy are of one moment.
-        match files.schedstat() {
-            Ok(after) if after == before => {}
-            _ => return Blocked::Signal,
+            Once::NoRoot if still => {
+                // A miss of one moment: code the unwinder cannot leave this way.
+                self.unwind_misses += 1;
+                if self.unwind_misses >= BLOCKED_MISSES_MAX {
+                    self.blocked_ok = false;
+                }
+                Blocked::Signal
+            }
+            Once::Done(b) => b,
+            // The thread ran meanwhile.
+            Once::Stack(_) | Once::NoRoot => Blocked::Signal,
         }
-        self.unwind_misses = 0;
-        if self.frames.is_empty() {
-            return Blocked::Failed(Failure::Unwind);
-        }
-        Blocked::Stack(truncated)
     }
 
-    /// Waits (yielding, then sleeping briefly) until `area` holds a copy or `deadline`
-    /// passes; whether it holds one.
+    /// One read of a blocked thread (its files are open): registers, copy, unwind; whether
+    /// it is of one moment is for the caller to tell.
+    #[cfg(target_arch = "x86_64")]
+    fn read_once(&mut self, tid: u64, (lo, hi): (u64, u64)) -> Once {
+        let Some(files) = self.blocked.get(&tid) else {
+            return Once::Done(Blocked::Signal);
+        };
+        let Ok(Some(regs)) = files.saved_regs() else {
+            // Running or runnable (or gone): the signal's turn.
+            return Once::Done(Blocked::Signal);
+        };
+        if regs.sp < lo || regs.sp >= hi {
+            return Once::Done(Blocked::Failed(Failure::OutsideStack));
+        }
+        // The live stack is `[sp, hi)`: its root frame (the thread's start) sits just below
+        // `hi`, so an unwind to the root reads about all of it. One read of that window (cut
+        // at the copy size) is the whole copy.
+        let len = ((hi - regs.sp) as usize).min(self.copy_bytes);
+        if self.copy.len() < len {
+            self.copy.resize(len, 0);
+        }
+        let n = match signal::read_own_memory(regs.sp, &mut self.copy[..len]) {
+            Ok(n) => n,
+            Err(e) => {
+                if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) {
+                    // Not allowed here (a sandbox): signal every thread from now on.
+                    self.blocked_ok = false;
+                }
+                return Once::Done(Blocked::Signal);
+            }
+        };
+        match self
+            .unwinder
+            .unwind_blocked(regs.pc, regs.sp, &self.copy[..n], &mut self.frames)
+        {
+            BlockedUnwind::Stack { truncated } => Once::Stack(truncated),
+            // Deeper than the copy may go: the signal's copy is cut at the same size, and
+            // its unwind needs no search.
+            BlockedUnwind::WantsMore => Once::Done(Blocked::Signal),
+            BlockedUnwind::NoRoot => Once::NoRoot,
+        }
+    }
+
+    /// Waits until `area` holds a copy or `deadline` passes; whether it holds one. The wait
+    /// sleeps on the area's state word, which the handler wakes when it finishes: no
+    /// spinning or yielding (a yield on a loaded host hands the CPU to another process for
+    /// its whole slice), and the sampler is woken as soon as the copy is there.
     fn wait_done(&self, area: &Area, deadline: Instant) -> bool {
-        let mut spins = 0;
         loop {
-            if area.state() == DONE {
+            let state = area.state();
+            if state == DONE {
                 return true;
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return false;
             }
-            if spins < SPINS {
-                spins += 1;
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
+            signal::wait_for_change(area, state, deadline - now);
         }
     }
 
@@ -552,6 +582,32 @@ mod tests {
         // The innermost address may differ (the kernel rewinds an interrupted call to
         // restart it); every return address agrees.
         assert_eq!(read[1..], signalled[1..], "{read:x?} vs {signalled:x?}");
+        drop(c);
+        t.join().unwrap();
+    }
+
+    /// A thread read again while still blocked gives the same stack; one that ran and
+    /// blocked elsewhere meanwhile gives its new stack, never the one kept from before.
+    #[test]
+    fn a_thread_read_again_gives_its_stack_of_now() {
+        let mut c = capturer();
+        let cap = c.as_mut().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        // Blocks in `recv` (a futex wait), then, woken, in the C library's `sleep`.
+        let (tid, bounds, t) = spawn_thread(move || {
+            let _ = rx.recv();
+            signal::testing::sleep_in_libc(2);
+        });
+        let waiting = read_blocked_frames(cap, tid, bounds);
+        assert_eq!(read_blocked_frames(cap, tid, bounds), waiting);
+        tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let sleeping = read_blocked_frames(cap, tid, bounds);
+        assert_ne!(
+            sleeping[0], waiting[0],
+            "the stack kept from the wait: {waiting:x?} then {sleeping:x?}"
+        );
+        assert_eq!(read_blocked_frames(cap, tid, bounds), sleeping);
         drop(c);
         t.join().unwrap();
     }

@@ -95,6 +95,18 @@ pub(crate) struct SavedRegs {
 pub(crate) struct BlockedFiles {
     schedstat: File,
     syscall: File,
+    /// The last read of this thread's stack while it was blocked.
+    pub(crate) last: Option<LastRead>,
+}
+
+/// A blocked thread's stack as a read found it, and its counters then: while they stay
+/// equal, the thread has not been scheduled in, and its stack is the same.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug)]
+pub(crate) struct LastRead {
+    pub(crate) counters: SchedStat,
+    pub(crate) frames: Vec<u64>,
+    pub(crate) truncated: bool,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -104,6 +116,7 @@ impl BlockedFiles {
         Ok(BlockedFiles {
             schedstat: File::open(format!("/proc/self/task/{tid}/schedstat"))?,
             syscall: File::open(format!("/proc/self/task/{tid}/syscall"))?,
+            last: None,
         })
     }
 

@@ -128,7 +128,10 @@ pub(crate) fn configure(cfg: Option<OsConfig>) -> Result<(), crate::Error> {
     if cfg.is_some() && s.sampler.get().is_none() {
         let handle = std::thread::Builder::new()
             .name("fdr-sampler".into())
-            .spawn(run)
+            .spawn(|| {
+                crate::cost::register_thread(crate::cost::Role::Sampler);
+                run()
+            })
             .map_err(crate::Error::Spawn)?;
         let _ = s.sampler.set(handle.thread().clone());
     }

@@ -26,8 +26,9 @@
 //!   or stack bounds while they change.
 //!
 //! The handler only loads and compare-exchanges atomics, reads the `ucontext` the kernel
-//! gave it, makes one system call (`gettid`) and copies bytes from its own thread's stack:
-//! all async-signal-safe. It never allocates, locks, or touches thread-local storage. It
+//! gave it, makes two system calls (`gettid`, and a `futex` wake of a sampler waiting for
+//! the area's state to change) and copies bytes from its own thread's stack: all
+//! async-signal-safe. It never allocates, locks, or touches thread-local storage. It
 //! copies only when the interrupted stack pointer lies inside the thread's stack bounds
 //! (from `pthread_getattr_np` at registration), so it never reads unmapped memory; a thread
 //! interrupted on another stack (an alternate signal stack, a coroutine) is counted, not
@@ -441,6 +442,33 @@ mod sys {
         }
     }
 
+    /// This process's id, cached: asked of the kernel once (a `getpid` system call is a
+    /// microsecond on a busy VM, and every capture makes one or two calls that name the
+    /// process). A `pthread_atfork` child hook clears the cache, so a forked child asks
+    /// again and names itself, never its parent.
+    pub fn own_pid() -> libc::pid_t {
+        static OWN_PID: AtomicI32 = AtomicI32::new(0);
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        extern "C" fn forget() {
+            OWN_PID.store(0, Ordering::Relaxed);
+        }
+        HOOK.call_once(|| {
+            // SAFETY: registers a child hook that only stores an atomic (async-signal-safe,
+            // as a hook run in a forked child of a threaded process must be); the function
+            // lives for the whole process.
+            unsafe { libc::pthread_atfork(None, None, Some(forget)) };
+        });
+        match OWN_PID.load(Ordering::Relaxed) {
+            0 => {
+                // SAFETY: `getpid` has no preconditions.
+                let pid = unsafe { libc::getpid() };
+                OWN_PID.store(pid, Ordering::Relaxed);
+                pid
+            }
+            pid => pid,
+        }
+    }
+
     /// Copies this process's memory from address `src` into `dst` with
     /// `process_vm_readv`: the kernel checks the source range, so an unmapped address is an
     /// error (or a short count), never a fault, and memory another thread may write is
@@ -461,9 +489,9 @@ mod sys {
         // SAFETY: `local` describes `dst`, which we borrow mutably for the call, so the
         // kernel writes only memory we own; `remote` is only read, by the kernel, which
         // checks it against this process's mappings (EFAULT, never a fault in us). One
-        // iovec each; flags must be 0. `getpid` has no preconditions (and is asked each
-        // time: a forked child must read its own memory, not its parent's).
-        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        // iovec each; flags must be 0. `own_pid` is this process's id (a forked child's
+        // own, never its parent's).
+        let n = unsafe { libc::process_vm_readv(own_pid(), &local, 1, &remote, 1, 0) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -526,9 +554,8 @@ mod sys {
 
     /// Sends the capture signal to thread `tid` of this process, naming area `index`.
     pub fn request_signal(signo: i32, tid: u64, index: usize) -> io::Result<()> {
-        // SAFETY: `getpid` has no preconditions. Asked each time: in a forked child the
-        // signal must name the child, never its parent.
-        let pid = unsafe { libc::getpid() };
+        // In a forked child the signal must name the child, never its parent: `own_pid`.
+        let pid = own_pid();
         // SAFETY: `getuid` has no preconditions.
         let uid = *UID.get_or_init(|| unsafe { libc::getuid() });
         let info = QueueInfo {
@@ -587,6 +614,7 @@ mod sys {
         let (tid, lo, hi) = area.target();
         if tid != gettid() {
             area.finish_empty(OUTCOME_WRONG_THREAD | flag);
+            wake(area);
             return;
         }
         // SAFETY: for an SA_SIGINFO handler the third argument is the interrupted context.
@@ -594,6 +622,7 @@ mod sys {
         let sp = regs[1];
         if sp < lo || sp >= hi {
             area.finish_empty(OUTCOME_SP_OUTSIDE | flag);
+            wake(area);
             return;
         }
         let len = ((hi - sp) as usize).min(area.capacity());
@@ -603,6 +632,44 @@ mod sys {
         // the frames there stay put while this handler runs on top of them. We hold the
         // area (`begin_write`).
         unsafe { area.finish_write(regs, sp as *const u8, len, OUTCOME_COPIED | flag) };
+        wake(area);
+    }
+
+    /// Handler: wakes a sampler waiting for `area`'s copy ([`wait_for_change`]). A
+    /// `futex` wake with nobody waiting is one cheap system call, async-signal-safe.
+    fn wake(area: &Area) {
+        // SAFETY: FUTEX_WAKE on the address of a live `AtomicU32` (areas are never freed);
+        // the kernel only looks the address up, it writes nothing.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                area.state.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                i32::MAX,
+            );
+        }
+    }
+
+    /// Sampler: sleeps until `area`'s state is no longer `seen` (the handler wakes it when
+    /// it finishes a copy) or `timeout` passes; may return early (a signal, a spurious
+    /// wake-up): the caller looks again. No sleep if the state already changed.
+    pub fn wait_for_change(area: &Area, seen: u32, timeout: std::time::Duration) {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: FUTEX_WAIT on the address of a live `AtomicU32` (areas are never freed),
+        // compared by the kernel with `seen` atomically before sleeping; `ts` is a valid
+        // relative timeout the kernel only reads.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                area.state.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                seen,
+                &ts as *const libc::timespec,
+            );
+        }
     }
 
     /// pc, sp, fp, lr of an interrupted context.
@@ -738,6 +805,32 @@ mod tests {
         let mut small = [0x55u8; 16];
         assert!(read_own_memory(8, &mut small).is_err());
         assert_eq!(small, [0x55; 16]);
+    }
+
+    #[test]
+    fn a_forked_child_names_itself_not_its_parent() {
+        let parent = own_pid();
+        // SAFETY: `getpid` has no preconditions.
+        assert_eq!(parent, unsafe { libc::getpid() });
+        // SAFETY: the child only loads and stores atomics, asks `getpid` and leaves with
+        // `_exit`: async-signal-safe, as the child of a threaded process must stay.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork: {}", std::io::Error::last_os_error());
+        if child == 0 {
+            // SAFETY: as above.
+            let ok = own_pid() == unsafe { libc::getpid() };
+            // SAFETY: ends the child at once, running nothing of the parent's.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a plain out-parameter.
+        let waited = unsafe { libc::waitpid(child, &mut status, 0) };
+        assert_eq!(waited, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the child's cached id was its parent's ({status:#x})"
+        );
+        assert_eq!(own_pid(), parent);
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub(crate) struct Unwinder {
     /// Executable mappings added, by start address.
     known: BTreeMap<u64, Mapping>,
     last_scan: Option<Instant>,
+    /// Where the frame-pointer search last found the frame pointer of a frame at a given
+    /// address: its slot above that frame's stack pointer ([`Unwinder::unwind_blocked`]).
+    #[cfg(target_arch = "x86_64")]
+    fp_slots: std::collections::HashMap<u64, u64>,
 }
 
 impl std::fmt::Debug for Unwinder {
@@ -62,6 +66,9 @@ pub(crate) enum BlockedUnwind {
 /// that needs it ([`Unwinder::unwind_blocked`]): 4 KiB of locals and saved registers.
 #[cfg(target_arch = "x86_64")]
 const FP_SEARCH_SLOTS: u64 = 512;
+/// Frame addresses whose frame-pointer slot is remembered; past it the memory starts over.
+#[cfg(target_arch = "x86_64")]
+const MAX_FP_SLOTS: usize = 4096;
 
 /// How a walk over a copy ended.
 #[cfg(target_arch = "x86_64")]
@@ -82,6 +89,8 @@ impl Unwinder {
             cache: Box::new(CacheNative::new()),
             known: BTreeMap::new(),
             last_scan: None,
+            #[cfg(target_arch = "x86_64")]
+            fp_slots: std::collections::HashMap::new(),
         };
         u.rescan();
         u
@@ -250,7 +259,11 @@ impl Unwinder {
         };
         let kept = out.len() - 1;
         let mut wants_more = false;
-        for slot in 0..FP_SEARCH_SLOTS {
+        // A thread blocks again and again in the same functions: the slot that held the frame
+        // pointer last time at this address is tried first (kept only if it reaches the root,
+        // as every candidate is), then every slot in order.
+        let hint = self.fp_slots.get(&failing.address()).copied();
+        for slot in hint.into_iter().chain(0..FP_SEARCH_SLOTS) {
             let fp = at.sp() + slot * 8;
             let mut past = false;
             // The return address above the saved frame pointer must be code.
@@ -266,7 +279,15 @@ impl Unwinder {
             regs.set_bp(fp);
             out.truncate(kept);
             match self.walk(failing, &mut regs, sp, stack, &mut past, out) {
-                WalkEnd::Root => return BlockedUnwind::Stack { truncated: false },
+                WalkEnd::Root => {
+                    if hint != Some(slot) {
+                        if self.fp_slots.len() >= MAX_FP_SLOTS {
+                            self.fp_slots.clear();
+                        }
+                        self.fp_slots.insert(failing.address(), slot);
+                    }
+                    return BlockedUnwind::Stack { truncated: false };
+                }
                 WalkEnd::Failed(_) if past => wants_more = true,
                 WalkEnd::Full | WalkEnd::Failed(_) => {}
             }

@@ -1,0 +1,180 @@
+//! The live cost meter and the budget: under a synthetic overload (a thread polling a task
+//! that wakes itself, flat out) fdr's share of the process's CPU goes over the budget, the
+//! meter sheds the task's wakes and polls, the trace says so and records none of them while
+//! shed, and full detail comes back when the load stops.
+//! (Own test binary: it installs the global recorder.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use fdr_format::{Batch, Decoder, EventKind, Tables, TaskId};
+use fdr_recorder::cost::{self, Detail, Role};
+use fdr_recorder::task::FdrFutureExt;
+use fdr_recorder::{Config, FlightConfig};
+
+/// A future that wakes itself and stays pending: each poll is a poll start, a wake and a
+/// poll end.
+struct Spin;
+
+impl Future for Spin {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+struct Noop;
+
+impl Wake for Noop {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Waits (bounded: the test fails after a minute, a limit no working meter comes near)
+/// until `f` holds.
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{what}: not after a minute; meter: {:?}",
+            cost::cost()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
+    assert!(cost::set_budget(0.0).is_err(), "a zero budget is refused");
+    assert!(cost::set_budget(1.5).is_err(), "over 100% is refused");
+    assert!(cost::set_budget(f64::NAN).is_err());
+    assert_eq!(cost::cost().budget, cost::DEFAULT_BUDGET, "nothing changed");
+    fdr_recorder::start(Config {
+        flight: Some(FlightConfig {
+            min_age: Duration::from_secs(600),
+            max_bytes: 64 << 20,
+        }),
+        metrics_interval: Some(Duration::from_millis(20)),
+        ..Config::default()
+    })
+    .expect("recorder starts");
+    // 5%: the overload's events cost several times that; the meter's own thread, at this
+    // short interval, well under it.
+    cost::set_budget(0.05).expect("budget");
+    assert_eq!(cost::detail(), Detail::Full);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let load = std::thread::Builder::new()
+        .name("overload".into())
+        .spawn(move || {
+            let mut task = Box::pin(Spin.traced("spin"));
+            tx.send(task.id()).unwrap();
+            let waker = Waker::from(Arc::new(Noop));
+            let mut cx = Context::from_waker(&waker);
+            let mut polls = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                let _ = task.as_mut().poll(&mut cx);
+                polls += 1;
+            }
+            polls
+        })
+        .unwrap();
+    let spin = rx.recv().unwrap();
+
+    wait_for("shed to no polls", || cost::detail() == Detail::NoPolls);
+    let shed = cost::cost();
+    assert!(shed.sheds >= 1, "{shed:?}");
+    assert!(shed.share > 0.05, "shed over budget: {shed:?}");
+    // Keep the overload on for a few intervals while shed.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(200) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let polls = load.join().unwrap();
+    assert!(polls > 0);
+    wait_for("restored to full detail", || cost::detail() == Detail::Full);
+
+    let c = cost::cost();
+    assert!(c.restores >= 1, "{c:?}");
+    assert!(c.per_event_ns > 0.0 && c.per_event_ns.is_finite(), "{c:?}");
+    assert!(c.thread_cpu_ns_of(Role::Metrics) > 0, "{c:?}");
+    assert!(c.thread_cpu_ns_of(Role::Collector) > 0, "{c:?}");
+    assert!(c.process_cpu_ns >= c.threads_cpu_ns(), "{c:?}");
+    assert!(c.events > 0 && c.recording_cpu_ns > 0, "{c:?}");
+
+    // The trace: the level samples go up to 2 and back to 0, a log says each change, and
+    // between the first level-2 sample and the next lower one the spinning task recorded no
+    // event but those of the poll that was deciding when the level changed (its start, its
+    // wake).
+    let mut bytes = Vec::new();
+    fdr_recorder::flight().write_to(&mut bytes).unwrap();
+    let mut d = Decoder::new(&bytes[..]).unwrap();
+    let mut tables = Tables::new();
+    let (mut levels, mut spin_events, mut logs) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(b) = d.next_batch() {
+        match b.expect("batch") {
+            Batch::Table(t) => tables.apply(&t).unwrap(),
+            Batch::Events(b) => {
+                for e in b.events() {
+                    let e = e.expect("event");
+                    match e.kind {
+                        EventKind::Metric { name, value }
+                            if tables.name(name) == "fdr_cost_shed_level" =>
+                        {
+                            levels.push((e.ts, value));
+                        }
+                        EventKind::PollStart { task } if task == spin => {
+                            spin_events.push((e.ts, "poll"))
+                        }
+                        EventKind::Wake { task, .. } if task == spin => {
+                            spin_events.push((e.ts, "wake"))
+                        }
+                        EventKind::Log { category, .. } if tables.name(category) == "fdr.cost" => {
+                            logs.push(e.ts)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    levels.sort_by_key(|l| l.0);
+    let up = levels
+        .iter()
+        .position(|l| l.1 == 2.0)
+        .unwrap_or_else(|| panic!("no level-2 sample in {levels:?}"));
+    let down = levels[up..]
+        .iter()
+        .position(|l| l.1 < 2.0)
+        .map(|i| up + i)
+        .unwrap_or_else(|| panic!("no lower sample after level 2 in {levels:?}"));
+    assert!(
+        levels[down..].iter().any(|l| l.1 == 0.0),
+        "back to full detail: {levels:?}"
+    );
+    let (from, to) = (levels[up].0, levels[down].0);
+    assert!(
+        spin_events.iter().any(|e| e.0 < from && e.1 == "wake"),
+        "wakes recorded before shedding"
+    );
+    let during: Vec<_> = spin_events
+        .iter()
+        .filter(|e| e.0 > from && e.0 < to)
+        .collect();
+    assert!(
+        during.len() <= 2,
+        "shed: {} events of the spinning task between {from} and {to}: {:?}",
+        during.len(),
+        &during[..during.len().min(5)]
+    );
+    assert!(logs.len() >= 2, "a log at each change: {logs:?}");
+    assert_ne!(spin, TaskId::NONE);
+}
