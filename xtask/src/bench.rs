@@ -323,6 +323,7 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
     let work = dir.join("adversarial");
     fs::create_dir_all(&work)?;
     let mut worst = (0u64, String::new());
+    let started = std::time::Instant::now();
     for shape in Shape::ALL {
         let path = work.join(format!("{}.fdr", shape.name()));
         let t = std::time::Instant::now();
@@ -341,9 +342,11 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
         // are written to /dev/null, as cat's output is.
         let html = work.join("report.html").to_string_lossy().into_owned();
         let (json, pf) = ("/dev/null", "/dev/null");
-        let commands: [Vec<&str>; 11] = [
+        let commands: [Vec<&str>; 14] = [
             vec!["summary", p],
             vec!["tasks", p],
+            vec!["tasks", "--alive", p],
+            vec!["waits", p],
             vec!["regions", p],
             vec!["blocking", p],
             vec!["sched", p],
@@ -353,15 +356,29 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
             vec!["cat", p],
             vec!["export", "--format", "chrome-json", "-o", json, p],
             vec!["export", "--format", "perfetto", "-o", pf, p],
+            vec!["export", "--format", "pprof", "--long-scopes", "-o", pf, p],
         ];
         for args in commands {
             let t = std::time::Instant::now();
-            let (status, peak) = run_peak_rss(std::process::Command::new(&bin).args(&args))?;
-            anyhow::ensure!(status.success(), "fdr {args:?} failed: {status}");
+            let ran = run_peak_rss(std::process::Command::new(&bin).args(&args));
+            let peak = match ran {
+                Ok((status, peak)) if status.success() => peak,
+                // The gigabyte trace goes either way.
+                Ok((status, _)) => {
+                    let _ = fs::remove_file(&path);
+                    anyhow::bail!("fdr {args:?} failed: {status}");
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(e);
+                }
+            };
+            // The command without the trace's path, which every line would repeat.
+            let shown: Vec<&str> = args.iter().copied().filter(|a| *a != p).collect();
             eprintln!(
-                "{:<12} fdr {:<8}: peak RSS {:>4} MiB in {:.1?}",
+                "{:<12} fdr {:<40}: peak RSS {:>4} MiB in {:.1?}",
                 shape.name(),
-                args[0],
+                shown.join(" "),
                 peak >> 20,
                 t.elapsed()
             );
@@ -372,9 +389,12 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
         let _ = fs::remove_file(&path);
     }
     eprintln!(
-        "largest peak RSS on hostile traces: {} MiB (fdr {})",
+        "largest peak RSS on hostile traces: {} MiB (fdr {}); {} commands on {} traces of {mib} MiB in {:.0?}",
         worst.0 >> 20,
-        worst.1
+        worst.1,
+        Shape::ALL.len() * 14,
+        Shape::ALL.len(),
+        started.elapsed()
     );
     Ok(worst.0)
 }

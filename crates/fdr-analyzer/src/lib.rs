@@ -59,6 +59,7 @@ pub mod chrome;
 pub mod diagnose;
 pub mod diff;
 pub mod error;
+mod fasthash;
 pub mod hist;
 pub mod limits;
 pub mod osrules;

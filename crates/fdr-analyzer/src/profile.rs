@@ -8,16 +8,18 @@
 //! saturating, so no value a trace holds can overflow them.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use fdr_format::{BlockReason, EventKind, LossReason, SiteId, StrId, Tables, TaskId, ThreadId};
+use fdr_format::{BlockReason, EventKind, SiteId, StrId, Tables, TaskId, ThreadId};
 
+use crate::fasthash::FastMap;
 use crate::hist::Histogram;
 use crate::limits::{
     MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, MAX_STATS_KEYS, MAX_THREADS, StackBudget, Truncated,
 };
-use crate::osview::ScopeKey;
 use crate::stream::{EndCx, EventCx, ReadStats, Visitor};
+
+mod events;
 use crate::text;
 use crate::waits::{COMPLETION_WAKE_NS, NO_PHASE, TaskWait, ThreadWake, Waits, Waker};
 
@@ -434,9 +436,9 @@ pub struct Profile {
     pub waits: Waits,
     /// The window the figures cover.
     pub window: crate::window::Window,
-    pub(crate) live: HashMap<TaskId, LiveTask>,
+    pub(crate) live: FastMap<TaskId, LiveTask>,
     pub(crate) live_created: u64,
-    wanted: HashMap<StrId, bool>,
+    wanted: FastMap<StrId, bool>,
     pub(crate) open_regions: StackBudget,
     left_out: LeftOut,
 }
@@ -759,7 +761,7 @@ impl Profile {
 /// The live task `task`, seen now for the first time if need be (created before the
 /// window); `None` when it is not tracked ([`MAX_LIVE_TASKS`] are alive).
 fn live_entry<'a>(
-    live: &'a mut HashMap<TaskId, LiveTask>,
+    live: &'a mut FastMap<TaskId, LiveTask>,
     left_out: &mut LeftOut,
     task: TaskId,
     kind: TaskKind,
@@ -821,413 +823,7 @@ impl Profile {
 
 impl Visitor for Profile {
     fn event(&mut self, cx: &EventCx<'_>) {
-        let ns = cx.ns;
-        if let EventKind::Metric { .. } = cx.kind {
-            // Written by fdr's samplers on threads of their own: no thread's activity.
-            self.kinds[cx.kind.index()] += 1;
-            self.late_events += cx.late as u64;
-            return;
-        }
-        if !self.follow_window(cx) {
-            return;
-        }
-        if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
-            self.kinds[cx.kind.index()] += 1;
-            self.left_out.thread_events += 1;
-            return;
-        }
-        let mut th = self
-            .threads
-            .entry(cx.thread)
-            .or_insert_with(|| ThreadStats {
-                first_ns: ns,
-                ..ThreadStats::default()
-            });
-        th.last_ns = th.last_ns.max(ns);
-        if !th.data {
-            if let EventKind::Loss { reason, events, .. } = cx.kind {
-                // Ahead of the thread's history in the trace (or a thread wholly gone): not
-                // inside the window.
-                self.kinds[cx.kind.index()] += 1;
-                self.window.note_lost_before(reason.as_str(), events);
-                return;
-            }
-            th.data = true;
-            if matches!(cx.kind, EventKind::ThreadStart) {
-                th.known_from_ns = Some(ns);
-            }
-            if self.opts.window == crate::window::WindowSpec::Active
-                && !matches!(cx.kind, EventKind::ThreadStart)
-                && ns > self.window.from_ns
-                && !crate::threads::is_own(cx.tables, cx.thread)
-            {
-                // A thread whose history in the trace was cut starts here: so does the
-                // common window.
-                self.reset_at(ns, crate::window::Start::CommonStart);
-                th = self.threads.get_mut(&cx.thread).expect("inserted above");
-            }
-        }
-        self.kinds[cx.kind.index()] += 1;
-        self.late_events += cx.late as u64;
-        match cx.kind {
-            EventKind::PollStart { .. } | EventKind::UserTaskBegin { .. } => {
-                th.known_from_ns.get_or_insert(ns);
-                if th.depth == 0 {
-                    th.active_since = ns;
-                    th.outer_task = cx.task;
-                    th.outer_name = UNSEEN_NAME;
-                }
-                th.depth += 1;
-            }
-            EventKind::PollEnd { .. } | EventKind::UserTaskEnd { .. } if th.depth > 0 => {
-                th.depth -= 1;
-                if th.depth == 0 {
-                    let d = ns.saturating_sub(th.active_since);
-                    th.active_ns = th.active_ns.saturating_add(d);
-                    if d > th.longest_active.0 {
-                        th.longest_active = (d, th.active_since, th.outer_task, th.outer_name);
-                    }
-                }
-            }
-            EventKind::PollEnd { .. } | EventKind::UserTaskEnd { .. } => {
-                crate::threads::unmatched_end(th, cx.task, ns)
-            }
-            EventKind::Park | EventKind::Unpark => {
-                th.known_from_ns.get_or_insert(ns);
-            }
-            _ => {}
-        }
-        let thread = cx.thread;
-        match cx.kind {
-            EventKind::TaskCreate {
-                task,
-                parent,
-                name,
-                site,
-            } => {
-                self.created_dropped.0 += 1;
-                let otel = self.live.get(&parent).and_then(|p| p.otel);
-                let mut t = LiveTask::new(TaskKind::Async, name, site, ns, true);
-                t.scheduled_at = Some(ns);
-                t.otel = otel;
-                t.wait.parent = parent;
-                if self.insert_task(task, t) {
-                    self.live_created += 1;
-                    self.live_series.push(ns, self.live_created);
-                }
-            }
-            EventKind::UserTaskBegin { task, parent, name } => {
-                let otel = self.live.get(&parent).and_then(|p| p.otel);
-                let mut t = LiveTask::new(TaskKind::User, name, SiteId(0), ns, false);
-                t.otel = otel;
-                self.insert_task(task, t);
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                if th.depth == 1 {
-                    th.outer_name = name;
-                }
-            }
-            EventKind::UserTaskEnd { task } => {
-                if let Some(t) = self.live.get(&task) {
-                    let (name, start) = (t.name, t.start_ns);
-                    self.slice(Slice {
-                        lane: LaneId::Thread(thread),
-                        kind: SliceKind::UserTask,
-                        name,
-                        block: None,
-                        start_ns: start,
-                        dur_ns: ns.saturating_sub(start),
-                    });
-                }
-                self.finish_task(task, ns, cx.tables);
-            }
-            EventKind::TaskDrop { task } => {
-                self.created_dropped.1 += 1;
-                if let Some(t) = self.live.get(&task) {
-                    let th = self.threads.get_mut(&thread).expect("inserted above");
-                    if th.depth == 0 {
-                        th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
-                    }
-                }
-                self.finish_task(task, ns, cx.tables);
-            }
-            EventKind::Wake { task, waker } => {
-                let by = self.waker_of(task, waker, thread, ns);
-                if let Some(t) = live_entry(
-                    &mut self.live,
-                    &mut self.left_out,
-                    task,
-                    TaskKind::Async,
-                    ns,
-                ) {
-                    if t.scheduled_at.is_none() {
-                        t.scheduled_at = Some(ns);
-                    }
-                    let in_poll = t.poll_start.is_some();
-                    self.waits.wake(task, t.name, &mut t.wait, in_poll, by, ns);
-                }
-            }
-            EventKind::PollStart { task } => {
-                let mut name = UNSEEN_NAME;
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                th.wake.worker = true;
-                th.wake.last_done = None;
-                let host = th.poll.map(|p| p.0).filter(|&h| h != task);
-                if let Some(h) = host
-                    && let Some(h) = self.live.get(&h)
-                {
-                    self.waits.host(h.name);
-                }
-                if let Some(t) = live_entry(
-                    &mut self.live,
-                    &mut self.left_out,
-                    task,
-                    TaskKind::Async,
-                    ns,
-                ) {
-                    self.waits.poll_start(task, t.name, &mut t.wait, ns);
-                    t.poll_start = Some(ns);
-                    t.polls = t.polls.saturating_add(1);
-                    name = t.name;
-                    let lat = t.scheduled_at.take().map(|w| ns.saturating_sub(w));
-                    if let Some(lat) = lat {
-                        t.wait_ns = t.wait_ns.saturating_add(lat);
-                        self.sched_latency.record(lat);
-                        if lat >= self.worst_latency.0 {
-                            self.worst_latency = (lat, ns, task, name);
-                        }
-                    }
-                }
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                th.poll = Some((task, ns));
-                if th.depth == 1 {
-                    th.outer_name = name;
-                }
-            }
-            EventKind::PollEnd { task, ready } => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                let start = match th.poll.take() {
-                    Some((t, s)) if t == task => Some(s),
-                    _ => None,
-                };
-                let mut start = start;
-                let (mut name, mut site) = (UNSEEN_NAME, SiteId(0));
-                let t = live_entry(
-                    &mut self.live,
-                    &mut self.left_out,
-                    task,
-                    TaskKind::Async,
-                    ns,
-                );
-                if let Some(t) = t {
-                    start = start.or(t.poll_start.take());
-                    t.poll_start = None;
-                    (name, site) = (t.name, t.site);
-                    t.wait.poll_end(ready, ns);
-                    if ready {
-                        let th = self.threads.get_mut(&thread).expect("inserted above");
-                        th.wake.last_done = Some((task, name, t.wait.parent, ns));
-                    }
-                    if let Some(start) = start {
-                        t.running_ns = t.running_ns.saturating_add(ns.saturating_sub(start));
-                    }
-                }
-                if let Some(start) = start {
-                    let d = ns.saturating_sub(start);
-                    self.poll_duration.record(d);
-                    if d >= LONG_POLL_NS {
-                        let parked = self.parked_at(thread, ns);
-                        self.os
-                            .scope_closed(thread, ScopeKey::Poll(name), start, ns, parked);
-                        self.long_polls.0 += 1;
-                        self.long_polls.1 = self.long_polls.1.saturating_add(d);
-                    }
-                    self.top_poll(PollRecord {
-                        dur_ns: d,
-                        start_ns: start,
-                        task,
-                        name,
-                        site,
-                        thread,
-                    });
-                    for lane in [LaneId::Thread(thread), LaneId::Task(task)] {
-                        self.slice(Slice {
-                            lane,
-                            kind: SliceKind::Poll,
-                            name,
-                            block: None,
-                            start_ns: start,
-                            dur_ns: d,
-                        });
-                    }
-                }
-            }
-            EventKind::BlockBegin { reason, site } => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                let in_poll = th.poll.is_some_and(|(t, _)| t == cx.task);
-                th.block = Some(OpenBlock {
-                    reason,
-                    site,
-                    start: ns,
-                    task: cx.task,
-                    in_poll,
-                });
-            }
-            EventKind::BlockEnd => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                if let Some(b) = th.block.take() {
-                    let d = ns.saturating_sub(b.start);
-                    th.blocked_ns = th.blocked_ns.saturating_add(d);
-                    let r = reason_index(b.reason);
-                    if d >= LONG_POLL_NS {
-                        let parked = th.parked_ns;
-                        self.os.scope_closed(
-                            thread,
-                            ScopeKey::Block(b.site, r),
-                            b.start,
-                            ns,
-                            parked,
-                        );
-                    }
-                    if r <= 1 {
-                        th.blocked_lock_ns = th.blocked_lock_ns.saturating_add(d);
-                    }
-                    if th.depth > 0 {
-                        th.blocked_active_ns = th.blocked_active_ns.saturating_add(d);
-                    }
-                    if b.task != TaskId::NONE
-                        && let Some(t) = self.live.get_mut(&b.task)
-                    {
-                        t.blocked_ns[r] = t.blocked_ns[r].saturating_add(d);
-                        if b.in_poll {
-                            t.running_ns = t.running_ns.saturating_sub(d);
-                        }
-                    }
-                    if let Some(s) = stats_entry(
-                        &mut self.blocking,
-                        (b.site, r),
-                        &mut self.left_out.blocking_sites,
-                    ) {
-                        s.record(b.start, d);
-                        if b.in_poll {
-                            self.blocking_in_poll
-                                .entry((b.site, r))
-                                .or_default()
-                                .record(d);
-                        }
-                    }
-                    self.slice(Slice {
-                        lane: LaneId::Thread(thread),
-                        kind: SliceKind::Block,
-                        name: StrId(0),
-                        block: Some((b.reason, b.site)),
-                        start_ns: b.start,
-                        dur_ns: d,
-                    });
-                }
-            }
-            EventKind::RegionBegin { name } => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                if !self.open_regions.push(&mut th.regions, (name, ns)) {
-                    self.left_out.regions_unopened += 1;
-                }
-            }
-            EventKind::RegionEnd { name } => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                if let Some(pos) = th.regions.iter().rposition(|r| r.0 == name) {
-                    let start = th.regions[pos].1;
-                    self.open_regions.truncate(&mut th.regions, pos);
-                    let d = ns.saturating_sub(start);
-                    if d >= LONG_POLL_NS {
-                        let parked = th.parked_ns;
-                        self.os
-                            .scope_closed(thread, ScopeKey::Region(name), start, ns, parked);
-                    }
-                    if let Some(s) =
-                        stats_entry(&mut self.regions, name, &mut self.left_out.region_names)
-                    {
-                        s.record(start, d);
-                    }
-                    self.slice(Slice {
-                        lane: LaneId::Thread(thread),
-                        kind: SliceKind::Region,
-                        name,
-                        block: None,
-                        start_ns: start,
-                        dur_ns: d,
-                    });
-                }
-            }
-            EventKind::Park => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                th.wake.worker = true;
-                th.wake.last_done = None;
-                th.parked_since = Some(ns);
-                th.parks = th.parks.saturating_add(1);
-            }
-            EventKind::Unpark => {
-                let th = self.threads.get_mut(&thread).expect("inserted above");
-                if let Some(s) = th.parked_since.take() {
-                    let d = ns.saturating_sub(s);
-                    th.parked_ns = th.parked_ns.saturating_add(d);
-                    self.slice(Slice {
-                        lane: LaneId::Thread(thread),
-                        kind: SliceKind::Park,
-                        name: StrId(0),
-                        block: None,
-                        start_ns: s,
-                        dur_ns: d,
-                    });
-                }
-            }
-            EventKind::OsSample {
-                thread: sampled,
-                cause,
-                cpu_ns,
-                runq_ns,
-                state,
-                ..
-            } => {
-                let parked = self.parked_at(sampled, ns);
-                self.os
-                    .sample(sampled, ns, cause, (cpu_ns, runq_ns, state), parked);
-            }
-            EventKind::Stack {
-                thread: sampled,
-                cause,
-                frames,
-                ..
-            } => self.os.stack(sampled, cause, frames),
-            EventKind::AsyncRegionBegin { region, task, name } => {
-                if let Some(t) = self.live.get_mut(&task)
-                    && !t.wait.region_begin(region, name)
-                {
-                    self.waits.phases_left_out += 1;
-                }
-            }
-            EventKind::AsyncRegionEnd { region, task } => {
-                if let Some(t) = self.live.get_mut(&task) {
-                    t.wait.region_end(region);
-                }
-            }
-            EventKind::OtelLink { task, trace_id, .. } => {
-                if let Some(t) = self.live.get_mut(&task) {
-                    t.otel = Some(trace_id);
-                }
-            }
-            EventKind::Loss {
-                reason,
-                events,
-                bytes,
-            } => {
-                let l = self.loss.entry(loss_name(reason)).or_default();
-                l.0 += 1;
-                l.1 = l.1.saturating_add(events);
-                l.2 = l.2.saturating_add(bytes);
-                let w = self.loss_window_ns.get_or_insert((ns, ns));
-                w.1 = w.1.max(ns);
-            }
-            _ => {}
-        }
+        self.on_event(cx);
     }
 
     fn gap(&mut self, _thread: ThreadId, missing: u64) {
@@ -1347,8 +943,4 @@ impl Visitor for Profile {
         self.os.finish(&tables, &self.opts.symbols);
         self.tables = tables;
     }
-}
-
-fn loss_name(r: LossReason) -> &'static str {
-    r.as_str()
 }

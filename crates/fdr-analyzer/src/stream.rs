@@ -29,7 +29,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -352,7 +352,7 @@ struct Lane {
 
 struct Merger {
     lanes: Vec<Lane>,
-    by_thread: HashMap<ThreadId, usize>,
+    by_thread: crate::fasthash::FastMap<ThreadId, usize>,
     untracked: DistinctCount,
     heap: BinaryHeap<Reverse<(u64, usize)>>,
     /// Payload bytes queued or being delivered.
@@ -368,7 +368,7 @@ impl Merger {
     fn new() -> Self {
         Merger {
             lanes: Vec::new(),
-            by_thread: HashMap::new(),
+            by_thread: Default::default(),
             untracked: DistinctCount::default(),
             heap: BinaryHeap::new(),
             buffered_bytes: 0,
@@ -487,13 +487,20 @@ impl Merger {
         visitor: &mut dyn Visitor,
         keep_going: &dyn Fn(&Merger) -> bool,
     ) {
-        while keep_going(self) {
-            let Some(Reverse((_, i))) = self.heap.pop() else {
+        if !keep_going(self) {
+            return;
+        }
+        let Some(Reverse((_, mut i))) = self.heap.pop() else {
+            return;
+        };
+        // Deliver lane `i` for as long as its next event comes before every other lane's
+        // (ties go to the lower lane, as the heap orders them); then the heap's first lane
+        // takes its place, and lane `i` goes into the heap in the same step (one sift).
+        loop {
+            let Some(p) = self.lanes[i].next.take() else {
                 return;
             };
-            // Deliver lane `i` for as long as its next event comes before every other
-            // lane's (ties go to the lower lane, as the heap orders them).
-            while let Some(p) = self.lanes[i].next.take() {
+            {
                 let clock = *self
                     .clock
                     .get_or_insert_with(|| Clock::new(p.ts, tables.clock()));
@@ -543,15 +550,28 @@ impl Merger {
                     tables,
                     clock: &clock,
                 });
-                self.advance(i);
-                let Some(next) = self.lanes[i].next else {
-                    break;
-                };
-                let key = (next.ts, i);
-                if self.heap.peek().is_some_and(|Reverse(top)| *top < key) || !keep_going(self) {
-                    self.heap.push(Reverse(key));
-                    break;
+            }
+            self.advance(i);
+            let Some(next) = self.lanes[i].next else {
+                // Lane `i` has nothing more for now: the heap's first lane is next.
+                if !keep_going(self) {
+                    return;
                 }
+                match self.heap.pop() {
+                    Some(Reverse((_, j))) => i = j,
+                    None => return,
+                }
+                continue;
+            };
+            let key = Reverse((next.ts, i));
+            if !keep_going(self) {
+                self.heap.push(key);
+                return;
+            }
+            if let Some(mut first) = self.heap.peek_mut()
+                && first.0 < key.0
+            {
+                i = std::mem::replace(&mut *first, key).0.1;
             }
         }
     }

@@ -25,7 +25,7 @@
 //! [`MAX_STATS_KEYS`] keys; past them, waits are counted as left out).
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use fdr_format::{StrId, TaskId, ThreadId};
 
@@ -291,7 +291,7 @@ impl TaskWait {
 /// Every await of a trace, per waiting task name, phase and waker.
 #[derive(Debug, Clone, Default)]
 pub struct Waits {
-    index: HashMap<WaitKey, usize>,
+    index: crate::fasthash::FastMap<WaitKey, usize>,
     stats: Vec<(WaitKey, WaitStats)>,
     /// Names of tasks that polled other traced tasks inside their polls (hosts, such as a
     /// connection task polling its requests): their awaits repeat their guests'.
