@@ -84,6 +84,7 @@ fn ci() -> Result<()> {
     ensure_chromium()?;
     ensure_pip();
     ensure_profile_proto();
+    ensure_openssl();
     // Every feature but those that also need a cfg (see features.rs), which follow.
     let (plain, gated) = features::workspace_features()?;
     let all_features = ["--features".to_string(), plain.join(",")];
@@ -156,6 +157,18 @@ fn ensure_profile_proto() {
         eprintln!(
             "xtask ci: could not install golang-github-google-pprof-dev; the pprof tests will fail under CI"
         );
+    }
+}
+
+/// The bucket store's TLS tests make their CA with the `openssl` command: install it when
+/// missing (the tests fail, saying so, without it).
+fn ensure_openssl() {
+    if tools::runs("openssl", &["version"]) {
+        return;
+    }
+    eprintln!("xtask ci: installing openssl for the bucket store's TLS tests");
+    if !tools::apt_install("openssl") {
+        eprintln!("xtask ci: could not install openssl; the TLS tests will fail under CI");
     }
 }
 
