@@ -52,10 +52,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use object_store::path::Path as Key;
-use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    WriteMultipart,
-};
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::layout;
 use crate::store::{
@@ -335,22 +334,18 @@ fn client_vars(prefix: &str) -> Vec<(String, String)> {
 }
 
 /// The store for `config`'s URL, over the environment and `options`.
-fn build(
-    config: &BucketConfig,
-    client: ClientOptions,
-    retry: RetryConfig,
-) -> Result<(Arc<dyn ObjectStore>, String), String> {
+fn build(config: &BucketConfig, http: Http) -> Result<(Arc<dyn ObjectStore>, String), String> {
     let (scheme, bucket, _) = split_url(&config.url)?;
     let unknown = |k: &str| format!("option `{k}`: not a {scheme}:// configuration key");
-    let _ = (&client, &retry, &unknown, bucket);
+    let _ = (&http, &unknown, bucket);
     match scheme {
         #[cfg(feature = "aws")]
         "s3" => {
             use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
             let mut b = AmazonS3Builder::from_env()
                 .with_url(format!("s3://{bucket}"))
-                .with_client_options(client)
-                .with_retry(retry);
+                .with_client_options(http.client)
+                .with_retry(http.retry);
             // The environment's client settings (`AWS_ALLOW_HTTP`, ...), which the
             // client options just set replaced.
             for (k, v) in client_vars("AWS_") {
@@ -370,8 +365,8 @@ fn build(
             use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
             let mut b = GoogleCloudStorageBuilder::from_env()
                 .with_url(format!("gs://{bucket}"))
-                .with_client_options(client)
-                .with_retry(retry);
+                .with_client_options(http.client)
+                .with_retry(http.retry);
             // The environment's client settings (`GOOGLE_ALLOW_HTTP`, ...), which the
             // client options just set replaced.
             for (k, v) in client_vars("GOOGLE_") {
@@ -391,8 +386,8 @@ fn build(
             use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
             let mut b = MicrosoftAzureBuilder::from_env()
                 .with_url(format!("az://{bucket}"))
-                .with_client_options(client)
-                .with_retry(retry);
+                .with_client_options(http.client)
+                .with_retry(http.retry);
             // The environment's client settings (`AZURE_ALLOW_HTTP`, ...), which the
             // client options just set replaced.
             for (k, v) in client_vars("AZURE_") {
@@ -434,24 +429,21 @@ fn build(
     }
 }
 
-impl BucketStore {
-    /// A store as `config` says. Checks the configuration, reads the root certificates and
-    /// creates the spool directory; it sends nothing (a wrong bucket or credentials show at
-    /// the first request).
-    pub fn new(config: BucketConfig) -> Result<BucketStore, StoreError> {
+/// The HTTP client and retry settings of the cloud stores (a build with only the local
+/// store has none).
+struct Http {
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+    client: ClientOptions,
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+    retry: RetryConfig,
+}
+
+impl Http {
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+    fn new(config: &BucketConfig) -> Result<Http, StoreError> {
         let bad = |what: &str, why: &str| {
             StoreError::Other(format!("object store `{}`: {what}: {why}", config.url))
         };
-        if config.timeout.is_zero() {
-            return Err(bad("timeout", "must be above zero"));
-        }
-        if config.part_bytes < MIN_PART_BYTES {
-            return Err(bad(
-                "part_bytes",
-                &format!("{}: at least {MIN_PART_BYTES}", config.part_bytes),
-            ));
-        }
-        layout::check_file_mode(config.file_mode).map_err(|why| bad("spool files", &why))?;
         let mut client = ClientOptions::new()
             .with_timeout(config.timeout)
             .with_connect_timeout(config.timeout.min(Duration::from_secs(10)));
@@ -482,6 +474,42 @@ impl BucketStore {
             max_retries: MAX_RETRIES,
             retry_timeout: config.timeout,
         };
+        Ok(Http { client, retry })
+    }
+
+    #[cfg(not(any(feature = "aws", feature = "gcp", feature = "azure")))]
+    fn new(config: &BucketConfig) -> Result<Http, StoreError> {
+        match &config.root_certificates {
+            Some(path) => Err(StoreError::Other(format!(
+                "object store `{}`: root certificates {}: this build has no HTTPS store \
+                 (features aws, gcp, azure)",
+                config.url,
+                path.display()
+            ))),
+            None => Ok(Http {}),
+        }
+    }
+}
+
+impl BucketStore {
+    /// A store as `config` says. Checks the configuration, reads the root certificates and
+    /// creates the spool directory; it sends nothing (a wrong bucket or credentials show at
+    /// the first request).
+    pub fn new(config: BucketConfig) -> Result<BucketStore, StoreError> {
+        let bad = |what: &str, why: &str| {
+            StoreError::Other(format!("object store `{}`: {what}: {why}", config.url))
+        };
+        if config.timeout.is_zero() {
+            return Err(bad("timeout", "must be above zero"));
+        }
+        if config.part_bytes < MIN_PART_BYTES {
+            return Err(bad(
+                "part_bytes",
+                &format!("{}: at least {MIN_PART_BYTES}", config.part_bytes),
+            ));
+        }
+        layout::check_file_mode(config.file_mode).map_err(|why| bad("spool files", &why))?;
+        let http = Http::new(&config)?;
         let (_, _, prefix) = split_url(&config.url).map_err(|e| bad("url", &e))?;
         let prefix = Key::parse(prefix).map_err(|e| bad("prefix", &e.to_string()))?;
         let mut builder = fs::DirBuilder::new();
@@ -503,7 +531,7 @@ impl BucketStore {
         // Building a client may look for a runtime (reqwest's resolver): on ours.
         let built = {
             let _enter = runtime.enter();
-            build(&config, client, retry)
+            build(&config, http)
         };
         let (store, base_url) = built.map_err(|e| bad("configuration", &e))?;
         Ok(BucketStore {
