@@ -45,7 +45,7 @@
 //!
 //! Memory follows live threads, open slices (at most 256 deep per thread and
 //! [`MAX_OPEN_SPAN_BYTES`] in all), live tasks (at most [`MAX_LIVE_TASKS`] named) and
-//! distinct names (at most 65 536 interned per table and [`MAX_INTERNED_BYTES`] of them;
+//! distinct names (at most 65 536 interned per table and [`MAX_INTERNED_BYTES`](crate::limits::MAX_INTERNED_BYTES) of them;
 //! more are written inline), never the trace length; what is left out is counted in
 //! [`PerfettoExport::truncated`].
 //!

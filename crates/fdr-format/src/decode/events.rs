@@ -30,7 +30,7 @@ impl<'a> Events<'a> {
     }
 
     /// Bytes of the payload decoded so far: the events after them decode on their own as
-    /// an [`EventBatch`] of the rest of the payload whose base timestamp is
+    /// an [`EventBatch`](crate::decode::EventBatch) of the rest of the payload whose base timestamp is
     /// [`Events::last_ts`] (and whose offset is this many bytes further on).
     pub fn bytes_decoded(&self) -> usize {
         self.pos
