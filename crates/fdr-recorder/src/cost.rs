@@ -193,7 +193,8 @@ pub struct Cost {
     /// Events recorded per second over the last interval.
     pub events_per_second: f64,
     /// fdr's share of the process's CPU over the last interval: its threads' CPU time plus
-    /// the recording estimate, over the process's CPU time (0 with no process CPU time).
+    /// the recording estimate, over the process's CPU time (0 with no process CPU time, at
+    /// most 1).
     pub share: f64,
     /// The budget ([`set_budget`]).
     pub budget: f64,
@@ -383,7 +384,10 @@ pub(crate) fn tick(metrics: &MetricsSnapshot) -> (Cost, Option<Detail>) {
             polls: d(now.polls, prev.polls),
             per_event_ns,
         };
-        cost.share = interval.share_at(before, before);
+        // At most the whole: the thread clocks, the process clock and the event counts
+        // (taken when chunks are sealed) are read at slightly different moments, so one
+        // interval's estimate can exceed what the process spent.
+        cost.share = interval.share_at(before, before).min(1.0);
         let after = interval.choose(before, m.budget);
         if after != before {
             crate::SWITCHES.shed.store(after as u8, Ordering::Relaxed);
