@@ -626,7 +626,7 @@ fn fill_a_big_window() {
 }
 
 fn decodes_whole(trace: &[u8]) -> bool {
-    fdr_test_support::trace::try_decode(trace).is_ok()
+    fdr_test_support::trace::check_whole(trace).is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

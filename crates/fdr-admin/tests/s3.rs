@@ -112,7 +112,7 @@ fn rss_sampler(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
 }
 
 fn decodes_whole(trace: &[u8]) -> bool {
-    fdr_test_support::trace::try_decode(trace).is_ok()
+    fdr_test_support::trace::check_whole(trace).is_ok()
 }
 
 #[derive(Debug)]

@@ -88,6 +88,26 @@ pub fn try_decode(bytes: &[u8]) -> Result<Trace<'_>, DecodeError> {
     Ok(out)
 }
 
+/// Checks that a whole trace decodes (every table applies and every event reads) without
+/// keeping what it decodes: memory stays at one batch, so tests that measure a process's
+/// RSS can check large traces; returns the number of events.
+pub fn check_whole(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let mut tables = Tables::new();
+    let mut events = 0;
+    for span in batch_spans(bytes)? {
+        match batch_at(bytes, span?)? {
+            Batch::Table(t) => tables.apply(&t)?,
+            Batch::Events(b) => {
+                for e in b.events() {
+                    e?;
+                    events += 1;
+                }
+            }
+        }
+    }
+    Ok(events)
+}
+
 /// Decodes a whole trace, panicking with the decoder's message on any damage.
 #[track_caller]
 pub fn decode(bytes: &[u8]) -> Trace<'_> {
