@@ -57,6 +57,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::layout;
+use crate::store::Counting;
 use crate::store::{
     DumpFn, IncidentMeta, IncidentStore, Listing, Retention, SIDECAR_MAX_BYTES, StoreError,
     check_id, retention_victims,
@@ -917,24 +918,6 @@ impl Read for Spool {
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
-    }
-}
-
-/// Counts the bytes that reach the writer.
-struct Counting<W> {
-    inner: W,
-    written: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

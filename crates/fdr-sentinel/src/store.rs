@@ -714,10 +714,10 @@ fn read_sidecar(path: &Path) -> Result<IncidentMeta, String> {
     IncidentMeta::from_json(&v)
 }
 
-/// Counts the bytes that reach the writer.
-struct Counting<W> {
-    inner: W,
-    written: u64,
+/// Counts the bytes that reach the writer (the directory and bucket stores' spools).
+pub(crate) struct Counting<W> {
+    pub(crate) inner: W,
+    pub(crate) written: u64,
 }
 
 impl<W: Write> Write for Counting<W> {
