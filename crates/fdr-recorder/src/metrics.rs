@@ -367,8 +367,13 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
+    /// The histograms are process-wide: tests that record into `LockWait` take turns, or one
+    /// test's value lands between another's before and after snapshots.
+    static LOCK_WAIT_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn percentiles_merge_threads_live_and_exited() {
+        let _turn = LOCK_WAIT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         // Values on this thread and on one that exits; both count.
         let h = Hist::LockWait;
         let before = metrics();
@@ -391,6 +396,7 @@ mod tests {
     #[test]
     fn a_metric_after_the_threads_cells_are_torn_down_is_dropped_not_written() {
         use std::sync::atomic::AtomicU8;
+        let _turn = LOCK_WAIT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         // 0: not run; 1: skipped as it should; 2: written through the freed cells.
         static LATE_OUTCOME: AtomicU8 = AtomicU8::new(0);
         struct Late;
