@@ -1,4 +1,5 @@
-//! A capture whose writer is slow (3 ms per write) falls behind on its own: it drops what
+//! A capture whose writer is slow (3 ms per write, and stalled while the recorders fill four
+//! windows, so the outcome does not hang on how much CPU the recorders got) falls behind on its own: it drops what
 //! it cannot keep up with and counts it, in its trace and in `stats()`, while the flight
 //! recorder keeps its window and no writer discards an event. (Own test binary: it
 //! installs the global recorder.)
@@ -16,14 +17,24 @@ use fdr_recorder::{Config, FlightConfig, stats};
 
 const MAX_BYTES: usize = 2 << 20;
 
-/// A sink that takes 3 ms per write and at most 8 KiB at a time, as a slow socket does.
-struct Slow(Vec<u8>);
+/// A sink that takes 3 ms per write and at most 8 KiB at a time, as a slow socket does, and
+/// that stalls until `open` is set (at most a minute), as a peer that stopped reading does.
+struct Slow {
+    out: Vec<u8>,
+    open: Arc<AtomicBool>,
+}
 
 impl Write for Slow {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        for _ in 0..60_000 {
+            if self.open.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::thread::sleep(Duration::from_millis(3));
         let n = b.len().min(8 << 10);
-        self.0.extend_from_slice(&b[..n]);
+        self.out.extend_from_slice(&b[..n]);
         Ok(n)
     }
 
@@ -48,7 +59,12 @@ fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
     .unwrap();
     let discarded_before = lost(LossReason::PoolExhausted);
     let behind_before = lost(LossReason::CaptureBehind);
-    let guard = fdr_recorder::capture(Slow(Vec::new())).unwrap();
+    let open = Arc::new(AtomicBool::new(false));
+    let guard = fdr_recorder::capture(Slow {
+        out: Vec::new(),
+        open: open.clone(),
+    })
+    .unwrap();
 
     // Two threads record at a steady pace (a few MB/s each: far more than the sink takes)
     // until four windows' worth went by.
@@ -77,6 +93,7 @@ fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
     let mut dump = Vec::new();
     fdr_recorder::flight().write_to(&mut dump).unwrap();
     stop.store(true, Ordering::Relaxed);
+    open.store(true, Ordering::Relaxed);
     recorders.into_iter().for_each(|h| h.join().unwrap());
     let s = stats();
     assert_eq!(
@@ -99,7 +116,7 @@ fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
     // The capture fell behind, counted; it ends as a whole trace that says so.
     let behind = lost(LossReason::CaptureBehind) - behind_before;
     assert!(behind > 0, "the capture kept up with a 3 ms writer? {s:?}");
-    let trace = guard.stop().expect("the capture ends cleanly").0;
+    let trace = guard.stop().expect("the capture ends cleanly").out;
     let c = decode(&trace);
     let recorded_behind = c.lost_for(LossReason::CaptureBehind);
     assert!(
