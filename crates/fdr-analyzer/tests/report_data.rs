@@ -26,7 +26,10 @@ fn trace() -> Vec<u8> {
         ("fdr_events_total", [10.0, 30.0, 70.0, 150.0]),
         ("queue_depth", [3.0, 5.0, 4.0, 4.0]),
         ("request_seconds", [0.002, 0.004, 0.003, 0.005]),
-        ("fdr_poll_duration_seconds{quantile=\"0.99\"}", [1e-4, 3e-4, 2e-4, 2e-4]),
+        (
+            "fdr_poll_duration_seconds{quantile=\"0.99\"}",
+            [1e-4, 3e-4, 2e-4, 2e-4],
+        ),
         ("fdr_poll_duration_seconds_count", [1.0, 2.0, 3.0, 4.0]),
         ("heap_bytes", [4096.0, 8192.0, 8192.0, 16384.0]),
         ("steady_gauge", [1.0, 1.0, 1.0, 1.0]),
@@ -72,7 +75,11 @@ fn trace() -> Vec<u8> {
             },
         );
         b.push(a, t0 + 7 * MS, EventKind::RegionEnd { name: render });
-        b.push(a, t0 + 7 * MS + 1_000, EventKind::PollEnd { task, ready: true });
+        b.push(
+            a,
+            t0 + 7 * MS + 1_000,
+            EventKind::PollEnd { task, ready: true },
+        );
         b.push(a, t0 + 7 * MS + 2_000, EventKind::TaskDrop { task });
         b.push(a, t0 + 8 * MS, EventKind::Park);
         b.push(a, t0 + 10 * MS - 1_000, EventKind::Unpark);
@@ -145,7 +152,9 @@ fn incident(origin_wall_unix_ns: i128) -> Incident {
 fn page_data(page: &str) -> &str {
     let open = "<script type=\"application/json\" id=\"fdr-data\">";
     let start = page.find(open).expect("the page carries its data") + open.len();
-    let len = page[start..].find("</script>").expect("the data block ends");
+    let len = page[start..]
+        .find("</script>")
+        .expect("the data block ends");
     &page[start..start + len]
 }
 
