@@ -121,12 +121,7 @@ fn ci() -> Result<()> {
             .env("LOOM_MAX_PREEMPTIONS", "3")
             .env("CARGO_TARGET_DIR", target_dir().join("loom")))
     })?;
-    steps.run("gated", || {
-        for g in &gated {
-            features::check_gated(g)?;
-        }
-        Ok(())
-    })?;
+    steps.run("gated", || features::check_gated(&gated))?;
     eprintln!("{}", steps.table());
     eprintln!("xtask ci: all checks passed");
     Ok(())
