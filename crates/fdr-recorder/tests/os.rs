@@ -441,3 +441,88 @@ fn a_thread_that_never_recorded_is_not_captured() {
     drop(done_tx);
     t.join().unwrap();
 }
+
+/// Captures `tid` (blocked in a call of `function` until the captures are done) `rounds`
+/// times; every stack must name `function`, the caller of the blocking call. (A thread
+/// blocked in the kernel is read without a signal, from its saved stack pointer: its frame
+/// pointer is guessed, and a wrong guess once ended the stack a frame above the blocking
+/// call.)
+fn every_capture_names(tid: u64, function: &str, rounds: usize) {
+    // Once it sleeps (state `S`), it is inside `function`: it blocks nowhere else after it
+    // sent its id.
+    let asleep = || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('S')))
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !asleep() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut sym = Symbolizer::new(Options::default());
+    let tables = dump().tables;
+    let (mut stacks, mut attempts) = (0, 0);
+    while stacks < rounds {
+        attempts += 1;
+        assert!(
+            attempts <= 50 * rounds,
+            "{stacks} stacks in {attempts} captures"
+        );
+        let s = match fdr_recorder::os::stack_of(tid) {
+            Ok(s) => s,
+            // The signal's answer can come too late on a loaded host: capture again.
+            Err(fdr_recorder::os::OsError::Capture { .. }) => continue,
+            Err(e) => panic!("capture of a blocked thread failed: {e}"),
+        };
+        stacks += 1;
+        let symbolized = sym.symbolize_stack(&tables, s.frames.iter().copied());
+        let hit = symbolized
+            .iter()
+            .flat_map(|s| &s.frames)
+            .any(|f| f.function.as_deref().is_some_and(|n| n.contains(function)));
+        let text: Vec<String> = symbolized.iter().map(|s| s.to_string()).collect();
+        assert!(
+            hit,
+            "stack {stacks} ({}) has no frame of {function}:\n{}",
+            if s.interrupted {
+                "signalled"
+            } else {
+                "read while blocked"
+            },
+            text.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_thread_asleep_in_a_known_function_is_captured_with_that_function() {
+    start();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let sleeper = std::thread::spawn(move || {
+        fdr_recorder::log("os", "registered");
+        tx.send(gettid()).unwrap();
+        legacy_codec::poll_device(&stop2)
+    });
+    every_capture_names(rx.recv().unwrap(), "poll_device", 40);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sleeper.join().unwrap();
+}
+
+#[test]
+fn a_thread_waiting_on_a_channel_in_a_known_function_is_captured_with_that_function() {
+    start();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel::<u32>();
+    let waiter = std::thread::spawn(move || {
+        fdr_recorder::log("os", "registered");
+        tx.send(gettid()).unwrap();
+        legacy_codec::await_device_reply(reply_rx)
+    });
+    every_capture_names(rx.recv().unwrap(), "await_device_reply", 40);
+    reply_tx.send(7).unwrap();
+    assert_eq!(waiter.join().unwrap(), 7);
+}

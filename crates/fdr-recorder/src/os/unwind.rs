@@ -80,6 +80,10 @@ enum WalkEnd {
     Full,
     /// An error at the last frame pushed, with the registers it was unwound from.
     Failed(UnwindRegsNative),
+    /// An end that is no root: the unwinder stops at a zero frame pointer or a zero return
+    /// address as well, which a guessed frame pointer can lead to from any slot holding 0
+    /// (see [`Unwinder::is_root`]), or a frame outside every known module.
+    FalseRoot,
 }
 
 impl Unwinder {
@@ -207,9 +211,11 @@ impl Unwinder {
     /// searched among the stack slots just above its stack pointer, where its prologue
     /// saved the caller's frame pointer with the return address above it: each slot whose
     /// next one holds an address in a known module is tried, and a candidate is kept only
-    /// if the whole stack then unwinds to its root (the thread's start) with no error (a
-    /// frame that saves the frame pointer gives every frame above it its value, so the
-    /// search happens at most once per stack). Anything else is left to the signal.
+    /// if the whole stack then unwinds to its root (the thread's start, whose unwind
+    /// information says it has no caller: [`Unwinder::is_root`]) with no error and every
+    /// frame in a known module (a frame that saves the frame pointer gives every frame
+    /// above it its value, so the search happens at most once per stack). Anything else is
+    /// left to the signal.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn unwind_blocked(
         &mut self,
@@ -229,6 +235,7 @@ impl Unwinder {
         let result = match end {
             WalkEnd::Root => BlockedUnwind::Stack { truncated: false },
             WalkEnd::Full => BlockedUnwind::Stack { truncated: true },
+            WalkEnd::FalseRoot => BlockedUnwind::NoRoot,
             WalkEnd::Failed(_) if past => BlockedUnwind::WantsMore,
             WalkEnd::Failed(at) => self.search_fp(at, sp, stack, out),
         };
@@ -289,7 +296,7 @@ impl Unwinder {
                     return BlockedUnwind::Stack { truncated: false };
                 }
                 WalkEnd::Failed(_) if past => wants_more = true,
-                WalkEnd::Full | WalkEnd::Failed(_) => {}
+                WalkEnd::Full | WalkEnd::Failed(_) | WalkEnd::FalseRoot => {}
             }
         }
         out.truncate(kept + 1);
@@ -327,10 +334,39 @@ impl Unwinder {
                     Some(next) => address = next,
                     None => return WalkEnd::Failed(before),
                 },
-                Ok(None) => return WalkEnd::Root,
+                Ok(None) => {
+                    let known = out.iter().all(|&a| self.knows(a));
+                    return if known && self.is_root(address, before) {
+                        WalkEnd::Root
+                    } else {
+                        WalkEnd::FalseRoot
+                    };
+                }
                 Err(_) => return WalkEnd::Failed(before),
             }
         }
+    }
+
+    /// Whether the frame at `address` (registers `regs`) is a stack's root: its unwind
+    /// information says it has no caller (a thread's start: `cfi_undefined rip`), which the
+    /// unwinder answers without reading anything, whatever the frame pointer.
+    ///
+    /// The unwinder also ends a stack at a frame-pointer frame whose frame pointer is 0, and
+    /// at a return address of 0. With the real frame pointer neither happens before the
+    /// root; with a guessed one (a blocked thread's, [`Unwinder::unwind_blocked`]) a slot
+    /// that holds 0 under one that holds a code address ends the stack a frame or two
+    /// above the guess, short of its callers. So the frame is unwound again with a frame
+    /// pointer that is not 0 and a stack that cannot be read: only a root still ends.
+    #[cfg(target_arch = "x86_64")]
+    fn is_root(&mut self, address: framehop::FrameAddress, regs: UnwindRegsNative) -> bool {
+        let mut probe = regs;
+        probe.set_bp(regs.sp().wrapping_sub(1 << 20) | 1);
+        let mut unreadable = |_: u64| Err(());
+        matches!(
+            self.inner
+                .unwind_frame(address, &mut probe, &mut self.cache, &mut unreadable),
+            Ok(None)
+        )
     }
 }
 

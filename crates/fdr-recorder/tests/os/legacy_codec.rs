@@ -29,3 +29,21 @@ pub fn decode_brute_force(frame: &[u8], busy: Duration) -> u32 {
     }
     h
 }
+
+/// Polls the device until `stop` is set: sleeps between looks.
+#[inline(never)]
+pub fn poll_device(stop: &std::sync::atomic::AtomicBool) -> u32 {
+    let mut looks = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        looks += 1;
+    }
+    std::hint::black_box(looks)
+}
+
+/// Waits for the device's reply on `reply`: blocks in `recv` (a futex wait).
+#[inline(never)]
+pub fn await_device_reply(reply: std::sync::mpsc::Receiver<u32>) -> u32 {
+    let r = reply.recv().unwrap_or(0);
+    std::hint::black_box(r)
+}
