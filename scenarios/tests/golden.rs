@@ -9,10 +9,6 @@ use std::process::Command;
 /// Scenarios today's analyzer diagnoses wrongly, and why.
 const KNOWN_MISSES: &[(&str, &str)] = &[
     (
-        "blocking_sleep",
-        "right in 3 of 8 debug runs beside a CPU burner on a host at load average 17-21; in the others blocking_in_async was first but named no line of the scenario: most stacks captured in the sleeping workers' long polls are 3 or 4 frames long, ending in or just after std::thread::sleep (the recorder's unwind of a thread blocked in the kernel stops there; 147 of 187 in one run), and in those runs no full stack fell in a long poll, so no frame of the handler was seen",
-    ),
-    (
         "slow_downstream",
         "right in 7 of 8 debug runs beside a CPU burner (warning 36 to 54); in one, info 22: the host's measured preemption stall averaged 27.1 ms (15 long polls mostly waiting for a CPU), close to the backend's 30-50 ms, so awaits of 36 ms (3/4 of the awaited time) were not judged slow beyond it; right in 2 of 3 more debug runs beside two `yes` burners at load average 17: in the third, info 0, as the window's 998 warm-up requests (p50 7.7 ms) outnumbered the fault's 509, three quarters of the awaits by count lasted 5.7 ms or less, under the measured 12.4 ms stall",
     ),
