@@ -24,6 +24,9 @@ use crate::text::{self, esc};
 /// Bytes per block handed to the workers: event payloads, and [`BATCH_COST_BYTES`] per
 /// batch for its entry.
 const BLOCK_BYTES: usize = 8 << 20;
+/// A block costing less than this is decoded on the reading thread: starting and joining
+/// the workers takes longer than decoding it (a trace this small is one block).
+const INLINE_BLOCK_BYTES: usize = 64 << 10;
 /// What a batch's entry in a block counts for, beyond its payload.
 const BATCH_COST_BYTES: usize = 64;
 
@@ -355,6 +358,12 @@ fn run<I: Input>(decoder: Decoder<I>, total: Option<u64>, opts: SummaryOptions<'
     let (mut cur, mut next) = (Block::default(), Block::default());
     r.fill(&mut cur);
     while !cur.batches.is_empty() {
+        if cur.cost() < INLINE_BLOCK_BYTES {
+            // Starting threads would cost more than decoding the block here.
+            total_p.merge(cur.decode_range(0..cur.batches.len()));
+            r.fill(&mut cur);
+            continue;
+        }
         let parts: Vec<Partial> = std::thread::scope(|s| {
             let n = cur.batches.len();
             let per = n.div_ceil(workers);
@@ -688,6 +697,64 @@ mod tests {
         assert_eq!(one.threads[&2].name, "worker-2");
         assert!(one.duration_ns > 0);
         assert!(one.error.is_none());
+    }
+
+    /// Events by kind and per thread, as the streaming reader delivers them.
+    #[derive(Default)]
+    struct Counts {
+        kinds: [u64; EVENT_KIND_COUNT],
+        threads: BTreeMap<u32, u64>,
+    }
+
+    impl crate::stream::Visitor for Counts {
+        fn event(&mut self, cx: &crate::stream::EventCx<'_>) {
+            self.kinds[cx.kind.index()] += 1;
+            *self.threads.entry(cx.thread.0).or_default() += 1;
+        }
+    }
+
+    #[test]
+    fn small_traces_decoded_inline_and_large_ones_by_workers_agree_with_the_stream() {
+        use fdr_format::testing::{SampleSpec, sample_trace_with};
+        for events_per_thread in [40, 20_000] {
+            let bytes = sample_trace_with(SampleSpec {
+                threads: 3,
+                events_per_thread,
+                ..SampleSpec::default()
+            });
+            // One trace on each side of the bound below which no worker starts.
+            assert_eq!(
+                bytes.len() < INLINE_BLOCK_BYTES,
+                events_per_thread == 40,
+                "{} bytes",
+                bytes.len()
+            );
+            let mut stream = Counts::default();
+            let out = crate::stream::read_slice(
+                &bytes,
+                &mut stream,
+                crate::stream::ReadOptions::default(),
+            )
+            .unwrap();
+            assert!(out.error.is_none());
+            for threads in [1, 2, 4] {
+                let s = summarize_slice(
+                    &bytes,
+                    SummaryOptions {
+                        threads,
+                        progress: None,
+                    },
+                )
+                .unwrap();
+                assert_eq!(s.events_by_kind, stream.kinds, "{threads} threads");
+                let per_thread: BTreeMap<u32, u64> =
+                    s.threads.iter().map(|(&t, r)| (t, r.events)).collect();
+                assert_eq!(per_thread, stream.threads, "{threads} threads");
+                assert_eq!(s.stats.events, 3 * events_per_thread);
+                assert_eq!(s.stats.event_batches, out.stats.event_batches);
+                assert!(s.error.is_none());
+            }
+        }
     }
 
     #[test]
