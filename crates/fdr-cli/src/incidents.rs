@@ -66,7 +66,7 @@ impl Source for Dir<'_> {
             let read = fs::read(entry.path())
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
-                .and_then(|v| IncidentMeta::from_json(&v));
+                .and_then(|v| IncidentMeta::from_json(&v).map_err(|e| e.to_string()));
             match read {
                 Ok(m) => listing.incidents.push(IncidentMeta {
                     // The id is the file's name, never the sidecar's content.
