@@ -169,21 +169,9 @@ impl Window {
         self.to_ns.saturating_sub(self.from_ns)
     }
 
-    /// As JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        /// The window as `--json` outputs carry it.
-        #[derive(serde::Serialize)]
-        struct WindowJson {
-            from_ns: u64,
-            to_ns: u64,
-            trace_ns: u64,
-            spec: String,
-            starts_at: &'static str,
-            idle_skipped_ns: u64,
-            lost_before_window_events: u64,
-            discarded_before_window_events: u64,
-        }
-        serde_json::to_value(WindowJson {
+    /// As the row `--json` outputs carry.
+    pub fn row(&self) -> WindowRow {
+        WindowRow {
             from_ns: self.from_ns,
             to_ns: self.to_ns,
             trace_ns: self.trace_ns,
@@ -203,9 +191,34 @@ impl Window {
             idle_skipped_ns: self.idle_ns,
             lost_before_window_events: self.lost_before,
             discarded_before_window_events: self.discarded_before,
-        })
-        .expect("a window serializes")
+        }
     }
+
+    /// As JSON: [`Window::row`].
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.row()).expect("a window serializes")
+    }
+}
+
+/// The window as `--json` outputs carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WindowRow {
+    /// Start, ns since the trace's first event.
+    pub from_ns: u64,
+    /// End.
+    pub to_ns: u64,
+    /// The trace's length.
+    pub trace_ns: u64,
+    /// What was asked for: `active`, `all` or `FROM..TO`.
+    pub spec: String,
+    /// Why it starts where it does: `trace_start`, `common_start`, `after_idle`, `asked`.
+    pub starts_at: &'static str,
+    /// The idle stretch skipped before it.
+    pub idle_skipped_ns: u64,
+    /// Events lost before the window.
+    pub lost_before_window_events: u64,
+    /// Of those, the events discarded.
+    pub discarded_before_window_events: u64,
 }
 
 impl fmt::Display for Window {

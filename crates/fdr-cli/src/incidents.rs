@@ -7,6 +7,7 @@
 //! sentinel's object store, with the provider's standard credentials (`AWS_*`, ...), when
 //! this `fdr` was built with the `buckets` feature (the default).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::Path;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result, anyhow};
 use fdr_analyzer::diagnose::RuleOutcome;
 use fdr_analyzer::{ProfileOptions, ReadOptions};
 use fdr_sentinel::{IncidentMeta, Listing};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::exit::Usage;
 
@@ -65,8 +66,10 @@ impl Source for Dir<'_> {
             }
             let read = fs::read(entry.path())
                 .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
-                .and_then(|v| IncidentMeta::from_json(&v));
+                .and_then(|b| {
+                    serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+                })
+                .and_then(|v| IncidentMeta::from_json(&v).map_err(|e| e.to_string()));
             match read {
                 Ok(m) => listing.incidents.push(IncidentMeta {
                     // The id is the file's name, never the sidecar's content.
@@ -130,8 +133,60 @@ fn bucket(url: &str) -> Result<Box<dyn Source>> {
     .into())
 }
 
-/// The top finding of the dump's diagnosis: `(severity, rule, title)`, or why there is none.
-fn top_finding(source: &dyn Source, id: &str) -> std::result::Result<Option<Value>, String> {
+/// The top finding of a dump's diagnosis.
+#[derive(Serialize)]
+struct TopFinding {
+    /// The trace's damage, when the finding comes from the whole batches before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damaged: Option<String>,
+    rule: &'static str,
+    score: f64,
+    severity: &'static str,
+    title: String,
+}
+
+/// One incident as listed.
+#[derive(Serialize)]
+struct IncidentRow {
+    bytes: u64,
+    condition: String,
+    /// Why the dump could not be diagnosed (then `top_finding` is `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis_error: Option<String>,
+    host: String,
+    id: String,
+    pid: u32,
+    rule: String,
+    service: Option<String>,
+    service_version: Option<String>,
+    threshold: f64,
+    time_unix_ms: u64,
+    /// Absent with `--no-diagnose`; `null` when no rule applied or the dump could not be
+    /// diagnosed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_finding: Option<Option<TopFinding>>,
+    value: f64,
+    values: BTreeMap<String, f64>,
+}
+
+/// A sidecar that could not be read.
+#[derive(Serialize)]
+struct Unreadable<'a> {
+    id: &'a str,
+    why: &'a str,
+}
+
+/// `fdr incidents --json`.
+#[derive(Serialize)]
+struct IncidentsJson<'a> {
+    incidents: &'a [IncidentRow],
+    listed: usize,
+    location: &'a str,
+    unreadable: Vec<Unreadable<'a>>,
+}
+
+/// The top finding of the dump's diagnosis, or why there is none.
+fn top_finding(source: &dyn Source, id: &str) -> std::result::Result<Option<TopFinding>, String> {
     let reader = source.open(id).map_err(|e| format!("{e:#}"))?;
     let (p, out) = fdr_analyzer::profile_reader(
         reader,
@@ -142,54 +197,51 @@ fn top_finding(source: &dyn Source, id: &str) -> std::result::Result<Option<Valu
     .map_err(|e| e.to_string())?;
     let d = fdr_analyzer::diagnose(&p);
     let top = d.outcomes.iter().find_map(|o| match o {
-        RuleOutcome::Finding(f) => Some(json!({
-            "severity": f.severity.as_str(),
-            "rule": f.rule,
-            "title": f.title,
-            "score": f.score,
-        })),
+        RuleOutcome::Finding(f) => Some(TopFinding {
+            damaged: None,
+            rule: f.rule,
+            score: f.score,
+            severity: f.severity.as_str(),
+            title: f.title.clone(),
+        }),
         RuleOutcome::NotApplicable { .. } => None,
     });
     match (top, out.error) {
         (top, None) => Ok(top),
         // What the damaged dump's whole batches show, said so.
-        (Some(mut top), Some(e)) => {
-            top["damaged"] = e.to_string().into();
-            Ok(Some(top))
-        }
+        (Some(top), Some(e)) => Ok(Some(TopFinding {
+            damaged: Some(e.to_string()),
+            ..top
+        })),
         (None, Some(e)) => Err(e.to_string()),
     }
 }
 
-fn row(m: &IncidentMeta, finding: Option<std::result::Result<Option<Value>, String>>) -> Value {
-    let values: serde_json::Map<String, Value> = m
-        .values
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    let mut v = json!({
-        "id": m.id,
-        "time_unix_ms": m.time_unix_ms,
-        "host": m.host,
-        "service": m.service,
-        "service_version": m.service_version,
-        "pid": m.pid,
-        "rule": m.rule,
-        "condition": m.condition,
-        "value": m.value,
-        "threshold": m.threshold,
-        "values": values,
-        "bytes": m.bytes,
-    });
-    match finding {
-        None => {}
-        Some(Ok(top)) => v["top_finding"] = top.unwrap_or(Value::Null),
-        Some(Err(why)) => {
-            v["top_finding"] = Value::Null;
-            v["diagnosis_error"] = why.into();
-        }
+fn row(
+    m: &IncidentMeta,
+    finding: Option<std::result::Result<Option<TopFinding>, String>>,
+) -> IncidentRow {
+    let (top_finding, diagnosis_error) = match finding {
+        None => (None, None),
+        Some(Ok(top)) => (Some(top), None),
+        Some(Err(why)) => (Some(None), Some(why)),
+    };
+    IncidentRow {
+        bytes: m.bytes,
+        condition: m.condition.clone(),
+        diagnosis_error,
+        host: m.host.clone(),
+        id: m.id.clone(),
+        pid: m.pid,
+        rule: m.rule.clone(),
+        service: m.service.clone(),
+        service_version: m.service_version.clone(),
+        threshold: m.threshold,
+        time_unix_ms: m.time_unix_ms,
+        top_finding,
+        value: m.value,
+        values: m.values.iter().cloned().collect(),
     }
-    v
 }
 
 /// A number as short as it reads.
@@ -203,60 +255,53 @@ fn num(v: f64) -> String {
     }
 }
 
-fn text(location: &str, rows: &[Value], listed: usize, unreadable: &[(String, String)]) -> String {
+fn text(
+    location: &str,
+    rows: &[IncidentRow],
+    listed: usize,
+    unreadable: &[(String, String)],
+) -> String {
     let mut out = String::new();
     if rows.is_empty() {
         out.push_str(&format!("no incidents in {location}\n"));
     }
     for r in rows {
-        let time =
-            fdr_analyzer::report::utc(r["time_unix_ms"].as_u64().unwrap_or(0) as i128 * 1_000_000);
-        let service = match (r["service"].as_str(), r["service_version"].as_str()) {
+        let time = fdr_analyzer::report::utc(r.time_unix_ms as i128 * 1_000_000);
+        let service = match (&r.service, &r.service_version) {
             (Some(s), Some(v)) => format!("{s} {v}"),
-            (Some(s), None) => s.to_owned(),
+            (Some(s), None) => s.clone(),
             (None, Some(v)) => format!("version {v}"),
             (None, None) => "-".to_owned(),
         };
         out.push_str(&format!(
             "{time}  {}  {service} (pid {})  {}\n",
-            r["host"].as_str().unwrap_or("-"),
-            r["pid"],
-            r["id"].as_str().unwrap_or(""),
+            r.host, r.pid, r.id,
         ));
-        let values: Vec<String> = r["values"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| format!("{k}={}", num(v.as_f64().unwrap_or(f64::NAN))))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let values: Vec<String> = r
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k}={}", num(*v)))
+            .collect();
         out.push_str(&format!(
             "  {}, at {}; every rule: {}\n",
-            r["condition"].as_str().unwrap_or(""),
-            num(r["value"].as_f64().unwrap_or(f64::NAN)),
+            r.condition,
+            num(r.value),
             if values.is_empty() {
                 "-".to_owned()
             } else {
                 values.join(" ")
             },
         ));
-        if let Some(top) = r.get("top_finding") {
-            if top.is_null() {
-                match r["diagnosis_error"].as_str() {
-                    Some(why) => out.push_str(&format!(
-                        "  top finding: none (the dump could not be diagnosed: {why})\n"
-                    )),
-                    None => out.push_str("  top finding: none\n"),
-                }
-            } else {
-                out.push_str(&format!(
-                    "  top finding: {} {}: {}\n",
-                    top["severity"].as_str().unwrap_or(""),
-                    top["rule"].as_str().unwrap_or(""),
-                    top["title"].as_str().unwrap_or(""),
-                ));
-            }
+        match (&r.top_finding, &r.diagnosis_error) {
+            (None, _) => {}
+            (Some(None), Some(why)) => out.push_str(&format!(
+                "  top finding: none (the dump could not be diagnosed: {why})\n"
+            )),
+            (Some(None), None) => out.push_str("  top finding: none\n"),
+            (Some(Some(top)), _) => out.push_str(&format!(
+                "  top finding: {} {}: {}\n",
+                top.severity, top.rule, top.title,
+            )),
         }
     }
     if listed > rows.len() {
@@ -290,7 +335,7 @@ pub(crate) fn run(args: IncidentsArgs) -> Result<()> {
         .list()
         .with_context(|| format!("listing the incidents in {}", args.location))?;
     let listed = listing.incidents.len();
-    let rows: Vec<Value> = listing
+    let rows: Vec<IncidentRow> = listing
         .incidents
         .iter()
         .take(args.limit)
@@ -299,17 +344,16 @@ pub(crate) fn run(args: IncidentsArgs) -> Result<()> {
             row(m, finding)
         })
         .collect();
-    let unreadable: Vec<Value> = listing
-        .unreadable
-        .iter()
-        .map(|(id, why)| json!({"id": id, "why": why}))
-        .collect();
     let shown = text(&args.location, &rows, listed, &listing.unreadable);
-    let v = json!({
-        "location": args.location,
-        "incidents": rows,
-        "listed": listed,
-        "unreadable": unreadable,
-    });
+    let v = serde_json::to_value(IncidentsJson {
+        incidents: &rows,
+        listed,
+        location: &args.location,
+        unreadable: listing
+            .unreadable
+            .iter()
+            .map(|(id, why)| Unreadable { id, why })
+            .collect(),
+    })?;
     crate::output::print(args.json, v, shown)
 }

@@ -10,6 +10,7 @@ mod incidents;
 mod input;
 mod output;
 mod pprof;
+mod windowed;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use fdr_analyzer::{
 use exit::Usage;
 use input::{export, profile, shown};
 use output::{ColorChoice, Stdout, note, print};
+use windowed::windowed;
 
 #[derive(Parser)]
 #[command(
@@ -224,22 +226,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `v` with its `"window"` (the analyzed window) and the wall clock of the trace's start, the
-/// origin of its relative times.
-fn windowed(mut v: serde_json::Value, p: &fdr_analyzer::Profile) -> serde_json::Value {
-    let wall = p
-        .origin_wall_unix_ns
-        .map(|w| w.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
-    if !v["window"].is_object() {
-        v["window"] = p.window.to_json();
-    }
-    if let Some(w) = v["window"].as_object_mut() {
-        // The wall clock of the trace's start, which the window's times count from.
-        w.insert("trace_start_wall_unix_ns".into(), wall.into());
-    }
-    v
-}
-
 /// After the output: a damaged trace is reported (exit code 3; 1 if it could not be read).
 fn check(path: &Path, err: Option<&TraceError>) -> Result<()> {
     exit::check(&shown(path), err)
@@ -343,7 +329,7 @@ fn run(cli: Cli) -> Result<()> {
             )?;
             print(
                 c.json,
-                windowed(views::sched_json(&p), &p),
+                windowed(views::sched_json(&p), &p.window, p.origin_wall_unix_ns)?,
                 format!("{}\n{}", views::window_text(&p), views::sched_text(&p)),
             )?;
             check(&c.trace, out.error.as_ref())
@@ -353,7 +339,14 @@ fn run(cli: Cli) -> Result<()> {
             let d = diagnose(&p);
             print(
                 c.json,
-                windowed(d.to_json(), &p),
+                windowed(
+                    windowed::DiagnoseView {
+                        outcomes: d.outcomes_json(),
+                        truncated: fdr_analyzer::limits::notes_json(&d.truncated),
+                    },
+                    &d.window,
+                    p.origin_wall_unix_ns,
+                )?,
                 format!("{}\n{}", views::window_text(&p), d.to_text()),
             )?;
             check(&c.trace, out.error.as_ref())

@@ -185,19 +185,51 @@ pub fn schemes() -> Vec<&'static str> {
     s
 }
 
+/// Why a bucket URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// No `://`.
+    #[error("expected SCHEME://BUCKET[/PREFIX] with one of {schemes:?}")]
+    NoScheme {
+        /// The schemes this build has.
+        schemes: Vec<&'static str>,
+    },
+    /// A scheme other than `s3`, `gs`, `az` and `file`.
+    #[error("unknown scheme `{scheme}://`: expected s3://, gs://, az:// or file://")]
+    UnknownScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// A known scheme whose store this build was compiled without.
+    #[error("this build has no {scheme}:// store: enable fdr-sentinel's `{feature}` feature")]
+    NotInThisBuild {
+        /// The scheme given.
+        scheme: String,
+        /// The feature that adds its store.
+        feature: &'static str,
+    },
+    /// A `file://` URL whose directory is not absolute.
+    #[error("expected file:///absolute/dir")]
+    FileNotAbsolute,
+    /// No bucket after the scheme.
+    #[error("no bucket: expected {scheme}://BUCKET[/PREFIX]")]
+    NoBucket {
+        /// The scheme given.
+        scheme: String,
+    },
+}
+
 /// A URL split: scheme, bucket (or the directory of `file://`), prefix.
-fn split_url(url: &str) -> Result<(&str, &str, &str), String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        format!(
-            "expected SCHEME://BUCKET[/PREFIX] with one of {:?}",
-            schemes()
-        )
-    })?;
+fn split_url(url: &str) -> Result<(&str, &str, &str), UrlError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| UrlError::NoScheme { schemes: schemes() })?;
     let known = ["s3", "gs", "az", "file"];
     if !known.contains(&scheme) {
-        return Err(format!(
-            "unknown scheme `{scheme}://`: expected s3://, gs://, az:// or file://"
-        ));
+        return Err(UrlError::UnknownScheme {
+            scheme: scheme.to_owned(),
+        });
     }
     if !schemes().contains(&&url[..scheme.len() + 3]) {
         let feature = match scheme {
@@ -206,27 +238,30 @@ fn split_url(url: &str) -> Result<(&str, &str, &str), String> {
             "az" => "azure",
             _ => "local",
         };
-        return Err(format!(
-            "this build has no {scheme}:// store: enable fdr-sentinel's `{feature}` feature"
-        ));
+        return Err(UrlError::NotInThisBuild {
+            scheme: scheme.to_owned(),
+            feature,
+        });
     }
     if scheme == "file" {
         if !rest.starts_with('/') {
-            return Err("expected file:///absolute/dir".into());
+            return Err(UrlError::FileNotAbsolute);
         }
         return Ok((scheme, rest, ""));
     }
     let rest = rest.split(['?', '#']).next().unwrap_or("");
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(format!("no bucket: expected {scheme}://BUCKET[/PREFIX]"));
+        return Err(UrlError::NoBucket {
+            scheme: scheme.to_owned(),
+        });
     }
     Ok((scheme, bucket, prefix.trim_matches('/')))
 }
 
 impl BucketConfig {
     /// The defaults, with `url` checked (its scheme must be one this build has).
-    pub fn from_url(url: &str) -> Result<BucketConfig, String> {
+    pub fn from_url(url: &str) -> Result<BucketConfig, UrlError> {
         split_url(url)?;
         Ok(BucketConfig {
             url: url.to_owned(),
@@ -336,7 +371,7 @@ fn client_vars(prefix: &str) -> Vec<(String, String)> {
 
 /// The store for `config`'s URL, over the environment and `options`.
 fn build(config: &BucketConfig, http: Http) -> Result<(Arc<dyn ObjectStore>, String), String> {
-    let (scheme, bucket, _) = split_url(&config.url)?;
+    let (scheme, bucket, _) = split_url(&config.url).map_err(|e| e.to_string())?;
     let unknown = |k: &str| format!("option `{k}`: not a {scheme}:// configuration key");
     let _ = (&http, &unknown, bucket);
     match scheme {
@@ -509,9 +544,10 @@ impl BucketStore {
                 &format!("{}: at least {MIN_PART_BYTES}", config.part_bytes),
             ));
         }
-        layout::check_file_mode(config.file_mode).map_err(|why| bad("spool files", &why))?;
+        layout::check_file_mode(config.file_mode)
+            .map_err(|why| bad("spool files", &why.to_string()))?;
         let http = Http::new(&config)?;
-        let (_, _, prefix) = split_url(&config.url).map_err(|e| bad("url", &e))?;
+        let (_, _, prefix) = split_url(&config.url).map_err(|e| bad("url", &e.to_string()))?;
         let prefix = Key::parse(prefix).map_err(|e| bad("prefix", &e.to_string()))?;
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
@@ -639,7 +675,7 @@ impl BucketStore {
             };
             let read = serde_json::from_slice(&body)
                 .map_err(|e| e.to_string())
-                .and_then(|v| IncidentMeta::from_json(&v));
+                .and_then(|v| IncidentMeta::from_json(&v).map_err(|e| e.to_string()));
             // The id and the size come from the keys and the listing, never from the
             // sidecar's content.
             match read {
@@ -1014,24 +1050,36 @@ mod tests {
     #[test]
     fn urls_are_checked_and_name_the_missing_feature() {
         let ok = |u: &str| BucketConfig::from_url(u).map(|c| c.url);
+        let err = |u: &str| ok(u).unwrap_err().to_string();
         if cfg!(feature = "aws") {
             assert_eq!(ok("s3://b/p/q").unwrap(), "s3://b/p/q");
             assert_eq!(split_url("s3://b/p/q/").unwrap(), ("s3", "b", "p/q"));
             assert_eq!(split_url("s3://b").unwrap(), ("s3", "b", ""));
-            assert!(ok("s3:///p").unwrap_err().contains("no bucket"));
+            assert_eq!(
+                ok("s3:///p").unwrap_err(),
+                UrlError::NoBucket {
+                    scheme: "s3".into()
+                }
+            );
+            assert!(err("s3:///p").contains("no bucket"));
         }
         if !cfg!(feature = "gcp") {
-            let e = ok("gs://b").unwrap_err();
+            assert_eq!(
+                ok("gs://b").unwrap_err(),
+                UrlError::NotInThisBuild {
+                    scheme: "gs".into(),
+                    feature: "gcp"
+                }
+            );
+            let e = err("gs://b");
             assert!(e.contains("enable fdr-sentinel's `gcp` feature"), "{e}");
         }
-        assert!(
-            ok("ftp://b")
-                .unwrap_err()
-                .contains("unknown scheme `ftp://`")
-        );
-        assert!(ok("b/p").unwrap_err().contains("expected SCHEME://"));
+        assert!(err("ftp://b").contains("unknown scheme `ftp://`"));
+        assert!(matches!(ok("b/p").unwrap_err(), UrlError::NoScheme { .. }));
+        assert!(err("b/p").contains("expected SCHEME://"));
         if cfg!(feature = "local") {
-            assert!(ok("file://rel/dir").unwrap_err().contains("absolute"));
+            assert_eq!(ok("file://rel/dir").unwrap_err(), UrlError::FileNotAbsolute);
+            assert!(err("file://rel/dir").contains("absolute"));
         }
     }
 

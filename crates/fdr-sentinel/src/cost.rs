@@ -62,33 +62,36 @@ impl IncidentCost {
 
     /// Reads a sidecar's `cost` object; the error names the first field missing or of the
     /// wrong type.
-    pub fn from_json(v: &serde_json::Value) -> Result<IncidentCost, String> {
-        let f = |k: &str| {
-            v.get(k)
+    pub fn from_json(v: &serde_json::Value) -> Result<IncidentCost, crate::SidecarError> {
+        let field =
+            |field: &'static str, expected: &'static str| crate::SidecarError { field, expected };
+        // `key` in the sidecar's `cost` object, named `cost.key` in errors.
+        let f = |key: &str, name: &'static str| {
+            v.get(key)
                 .and_then(|x| x.as_f64())
-                .ok_or_else(|| format!("field `cost.{k}`: expected a number"))
+                .ok_or_else(|| field(name, "a number"))
         };
         let shed_level = v
             .get("shed_level")
             .and_then(|x| x.as_u64())
             .and_then(|x| u8::try_from(x).ok())
-            .ok_or("field `cost.shed_level`: expected a small whole number")?;
+            .ok_or_else(|| field("cost.shed_level", "a small whole number"))?;
         let thread_cpu_seconds = v
             .get("thread_cpu_seconds")
             .and_then(|x| x.as_object())
-            .ok_or("field `cost.thread_cpu_seconds`: expected an object")?
+            .ok_or_else(|| field("cost.thread_cpu_seconds", "an object"))?
             .iter()
             .map(|(k, x)| Some((k.clone(), x.as_f64()?)))
             .collect::<Option<Vec<_>>>()
-            .ok_or("field `cost.thread_cpu_seconds`: expected numbers")?;
+            .ok_or_else(|| field("cost.thread_cpu_seconds", "numbers"))?;
         Ok(IncidentCost {
-            share: f("share")?,
-            budget: f("budget")?,
+            share: f("share", "cost.share")?,
+            budget: f("budget", "cost.budget")?,
             shed_level,
-            events_per_second: f("events_per_second")?,
+            events_per_second: f("events_per_second", "cost.events_per_second")?,
             thread_cpu_seconds,
-            recording_cpu_seconds: f("recording_cpu_seconds")?,
-            process_cpu_seconds: f("process_cpu_seconds")?,
+            recording_cpu_seconds: f("recording_cpu_seconds", "cost.recording_cpu_seconds")?,
+            process_cpu_seconds: f("process_cpu_seconds", "cost.process_cpu_seconds")?,
         })
     }
 }
@@ -115,6 +118,7 @@ mod tests {
         let mut bad = c.to_json();
         bad["budget"] = serde_json::json!("1%");
         let e = IncidentCost::from_json(&bad).unwrap_err();
-        assert!(e.contains("cost.budget"), "{e}");
+        assert_eq!((e.field, e.expected), ("cost.budget", "a number"));
+        assert_eq!(e.to_string(), "field `cost.budget`: expected a number");
     }
 }

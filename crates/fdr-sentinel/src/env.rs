@@ -47,7 +47,8 @@ impl SentinelBuilder {
             self.rules = rules.map_err(|e| bad("FDR_SENTINEL_RULES", &v, e.to_string()))?;
         }
         if let Some(v) = var("FDR_SENTINEL_INTERVAL") {
-            self.interval = parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_INTERVAL", &v, e))?;
+            self.interval =
+                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_INTERVAL", &v, e.to_string()))?;
         }
         let mut retention = self.store.retention_mut().map(|r| *r).unwrap_or_default();
         let mut retention_set = None;
@@ -63,7 +64,7 @@ impl SentinelBuilder {
         }
         if let Some(v) = var("FDR_SENTINEL_RETAIN_BYTES") {
             retention.max_bytes =
-                parse_bytes(&v).map_err(|e| bad("FDR_SENTINEL_RETAIN_BYTES", &v, e))?;
+                parse_bytes(&v).map_err(|e| bad("FDR_SENTINEL_RETAIN_BYTES", &v, e.to_string()))?;
             retention_set = Some("FDR_SENTINEL_RETAIN_BYTES");
         }
         for old in ["FDR_SENTINEL_S3_URL", "FDR_SENTINEL_S3_REGION"] {
@@ -112,7 +113,7 @@ impl SentinelBuilder {
         }
         if let Some(v) = var("FDR_SENTINEL_COOLDOWN") {
             self.limits.cooldown =
-                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_COOLDOWN", &v, e))?;
+                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_COOLDOWN", &v, e.to_string()))?;
         }
         if let Some(v) = var("FDR_SENTINEL_MAX_DUMPS") {
             let parsed = (|| {
@@ -123,7 +124,7 @@ impl SentinelBuilder {
                     .trim()
                     .parse()
                     .map_err(|_| "expected a whole number before `per`")?;
-                Ok::<_, String>((n, parse_duration(window.trim())?))
+                Ok::<_, String>((n, parse_duration(window.trim()).map_err(|e| e.to_string())?))
             })();
             let (n, window) = parsed.map_err(|e| bad("FDR_SENTINEL_MAX_DUMPS", &v, e))?;
             self.limits.max_dumps = n;
@@ -133,13 +134,17 @@ impl SentinelBuilder {
             self.service_version = Some(v);
         }
         if let Some(v) = var("FDR_SENTINEL_SNAPSHOT_WAIT") {
-            self.snapshot_wait =
-                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_SNAPSHOT_WAIT", &v, e))?;
+            self.snapshot_wait = parse_duration(&v)
+                .map_err(|e| bad("FDR_SENTINEL_SNAPSHOT_WAIT", &v, e.to_string()))?;
         }
         if let Some(v) = var("FDR_SENTINEL_FILE_MODE") {
             let mode = u32::from_str_radix(v.trim_start_matches("0o"), 8)
                 .map_err(|_| "expected an octal mode, like 0600 or 0640".to_owned())
-                .and_then(|m| crate::layout::check_file_mode(m).map(|()| m))
+                .and_then(|m| {
+                    crate::layout::check_file_mode(m)
+                        .map(|()| m)
+                        .map_err(|e| e.to_string())
+                })
                 .map_err(|e| bad("FDR_SENTINEL_FILE_MODE", &v, e))?;
             self.file_mode = Some(mode);
         }
@@ -155,10 +160,10 @@ impl SentinelBuilder {
         retention: crate::Retention,
         var: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
-        let config = crate::BucketConfig::from_url(url).map_err(|reason| Error::Env {
+        let config = crate::BucketConfig::from_url(url).map_err(|e| Error::Env {
             var: "FDR_SENTINEL_URL",
             value: url.to_owned(),
-            reason,
+            reason: e.to_string(),
         })?;
         let mut options = Vec::new();
         if url.starts_with("s3://") {

@@ -155,23 +155,41 @@ pub(crate) fn host_name() -> String {
 
 /// Why `mode` cannot be the mode of a store's files: the owner must read and write them,
 /// and no one else may write them.
-pub(crate) fn check_file_mode(mode: u32) -> Result<(), String> {
+pub(crate) fn check_file_mode(mode: u32) -> Result<(), FileModeError> {
     if mode & !0o777 != 0 {
-        return Err(format!(
-            "file mode {mode:#o}: only permission bits (0o777) are allowed"
-        ));
+        return Err(FileModeError::NotPermissionBits { mode });
     }
     if mode & 0o600 != 0o600 {
-        return Err(format!(
-            "file mode {mode:#o}: the owner must be able to read and write (0o600)"
-        ));
+        return Err(FileModeError::OwnerCannotReadWrite { mode });
     }
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "file mode {mode:#o}: no one but the owner may write incidents (no 0o020, 0o002)"
-        ));
+        return Err(FileModeError::OthersMayWrite { mode });
     }
     Ok(())
+}
+
+/// Why a mode for incident files was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileModeError {
+    /// Bits other than the permission bits.
+    #[error("file mode {mode:#o}: only permission bits (0o777) are allowed")]
+    NotPermissionBits {
+        /// The mode given.
+        mode: u32,
+    },
+    /// The owner could not read and write its incidents.
+    #[error("file mode {mode:#o}: the owner must be able to read and write (0o600)")]
+    OwnerCannotReadWrite {
+        /// The mode given.
+        mode: u32,
+    },
+    /// The group or others could write incidents.
+    #[error("file mode {mode:#o}: no one but the owner may write incidents (no 0o020, 0o002)")]
+    OthersMayWrite {
+        /// The mode given.
+        mode: u32,
+    },
 }
 
 /// The mode of a directory a store creates for files of `file_mode`: what may read them

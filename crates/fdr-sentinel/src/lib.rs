@@ -71,13 +71,15 @@ mod sentinel;
 mod store;
 
 #[cfg(feature = "object-store")]
-pub use bucket::{BucketConfig, BucketStore};
+pub use bucket::{BucketConfig, BucketStore, UrlError};
 pub use cost::IncidentCost;
 pub use engine::{Engine, Step, Suppressed, Trigger};
-pub use layout::{DEFAULT_FILE_MODE, MAX_ID_BYTES};
+pub use layout::{DEFAULT_FILE_MODE, FileModeError, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
-pub use rule::{Limits, NameError, Rule, RuleError, Stat};
+pub use rule::{Limits, NameError, Rule, RuleError, RuleProblem, Stat, ValueError};
 pub use sentinel::{
     DEFAULT_SNAPSHOT_WAIT, Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats,
 };
-pub use store::{DirStore, DumpFn, IncidentMeta, IncidentStore, Listing, Retention, StoreError};
+pub use store::{
+    DirStore, DumpFn, IncidentMeta, IncidentStore, Listing, Retention, SidecarError, StoreError,
+};

@@ -242,20 +242,20 @@ impl Rule {
     /// time units (`_ns`, `_us`, `_ms`, `_seconds`), or a size (`512MiB`, `2GB`) for one in
     /// `_bytes`.
     pub fn parse(text: &str) -> Result<Rule, RuleError> {
-        let err = |reason: String| RuleError {
+        let err = |reason: RuleProblem| RuleError {
             rule: text.trim().to_owned(),
             reason,
         };
         let (name, rest) = text
             .split_once(':')
-            .ok_or_else(|| err("expected `NAME: METRIC STAT > THRESHOLD`, found no `:`".into()))?;
+            .ok_or_else(|| err(RuleProblem::NoColon))?;
         let name = name.trim();
-        Rule::check_name(name).map_err(|e| err(e.to_string()))?;
+        Rule::check_name(name).map_err(|e| err(e.into()))?;
         let mut words = rest.split_ascii_whitespace();
-        let mut next = |what: &str| {
+        let mut next = |expected: &'static str| {
             words
                 .next()
-                .ok_or_else(|| err(format!("expected {what}, found the end")))
+                .ok_or_else(|| err(RuleProblem::Missing { expected }))
         };
         let mut metric = next("a metric name")?.to_owned();
         // A label selector may hold spaces: `name{a="x", b="y"}`.
@@ -270,10 +270,14 @@ impl Rule {
         let above = match next("`>` or `<`")? {
             ">" => true,
             "<" => false,
-            other => return Err(err(format!("expected `>` or `<`, found `{other}`"))),
+            other => {
+                return Err(err(RuleProblem::NotAComparison {
+                    found: other.to_owned(),
+                }));
+            }
         };
         let threshold_text = next("a threshold")?;
-        let threshold = parse_threshold(threshold_text, metric).map_err(err)?;
+        let threshold = parse_threshold(threshold_text, metric).map_err(|e| err(e.into()))?;
         let mut rule = Rule {
             above,
             ..Rule::above(name, metric, stat, threshold)
@@ -282,37 +286,49 @@ impl Rule {
             match key {
                 "for" => {
                     let n = next("a sample count after `for`")?;
-                    let n: u32 = n
-                        .parse()
-                        .map_err(|_| err(format!("`for {n}`: expected a whole number")))?;
+                    let n: u32 = n.parse().map_err(|_| {
+                        err(RuleProblem::NotACount {
+                            option: "for",
+                            found: n.to_owned(),
+                        })
+                    })?;
                     rule = rule.for_samples(n);
                 }
                 "cooldown" => {
-                    rule.limits.cooldown = parse_duration(next("a duration")?).map_err(err)?
+                    rule.limits.cooldown =
+                        parse_duration(next("a duration")?).map_err(|e| err(e.into()))?
                 }
                 "max" => {
                     let n = next("a dump count after `max`")?;
-                    rule.limits.max_dumps = n
-                        .parse()
-                        .map_err(|_| err(format!("`max {n}`: expected a whole number")))?;
+                    rule.limits.max_dumps = n.parse().map_err(|_| {
+                        err(RuleProblem::NotACount {
+                            option: "max",
+                            found: n.to_owned(),
+                        })
+                    })?;
                     match next("`per DURATION` after `max N`")? {
                         "per" => {}
                         other => {
-                            return Err(err(format!(
-                                "expected `per` after `max {n}`, found `{other}`"
-                            )));
+                            return Err(err(RuleProblem::NoPer {
+                                max: n.to_owned(),
+                                found: other.to_owned(),
+                            }));
                         }
                     }
-                    rule.limits.window = parse_duration(next("a duration")?).map_err(err)?;
+                    rule.limits.window =
+                        parse_duration(next("a duration")?).map_err(|e| err(e.into()))?;
                 }
                 "lifetime" => {
-                    rule.limits.lifetime = Some(parse_duration(next("a duration")?).map_err(err)?)
+                    rule.limits.lifetime =
+                        Some(parse_duration(next("a duration")?).map_err(|e| err(e.into()))?)
                 }
-                "delay" => rule.delay = parse_duration(next("a duration")?).map_err(err)?,
+                "delay" => {
+                    rule.delay = parse_duration(next("a duration")?).map_err(|e| err(e.into()))?
+                }
                 other => {
-                    return Err(err(format!(
-                        "unknown option `{other}` (expected for, cooldown, max, lifetime or delay)"
-                    )));
+                    return Err(err(RuleProblem::UnknownOption {
+                        found: other.to_owned(),
+                    }));
                 }
             }
         }
@@ -357,16 +373,137 @@ pub enum NameError {
 }
 
 /// A rule that could not be parsed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rule `{rule}`: {reason}")]
 pub struct RuleError {
     /// The rule's text.
     pub rule: String,
     /// What is wrong with it.
-    pub reason: String,
+    pub reason: RuleProblem,
 }
 
-fn parse_stat(s: &str) -> Result<Stat, String> {
+/// What is wrong with a rule's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleProblem {
+    /// No `:` after the name.
+    #[error("expected `NAME: METRIC STAT > THRESHOLD`, found no `:`")]
+    NoColon,
+    /// The name cannot name incidents.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// The text ended where a word was expected.
+    #[error("expected {expected}, found the end")]
+    Missing {
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// The statistic is not one of the known ones.
+    #[error(
+        "unknown statistic `{found}` (expected p50, p90, p99, p99.9, max, mean, value, rate or growth)"
+    )]
+    UnknownStat {
+        /// The word found.
+        found: String,
+    },
+    /// Neither `>` nor `<` after the statistic.
+    #[error("expected `>` or `<`, found `{found}`")]
+    NotAComparison {
+        /// The word found.
+        found: String,
+    },
+    /// The threshold or a duration could not be read.
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    /// `for N` or `max N` without a whole number.
+    #[error("`{option} {found}`: expected a whole number")]
+    NotACount {
+        /// `for` or `max`.
+        option: &'static str,
+        /// The word found.
+        found: String,
+    },
+    /// `max N` not followed by `per`.
+    #[error("expected `per` after `max {max}`, found `{found}`")]
+    NoPer {
+        /// The count after `max`.
+        max: String,
+        /// The word found instead of `per`.
+        found: String,
+    },
+    /// An option other than `for`, `cooldown`, `max`, `lifetime` and `delay`.
+    #[error("unknown option `{found}` (expected for, cooldown, max, lifetime or delay)")]
+    UnknownOption {
+        /// The word found.
+        found: String,
+    },
+}
+
+/// A number, duration, size or threshold that could not be read; each names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a number.
+    #[error("`{text}`: expected a number, with a unit or not")]
+    NotANumber {
+        /// The text.
+        text: String,
+    },
+    /// Infinite or NaN.
+    #[error("`{text}`: not a finite number")]
+    NotFinite {
+        /// The text.
+        text: String,
+    },
+    /// A number without a time unit where a duration was expected.
+    #[error("`{text}`: expected a duration like 500ms, 5s, 2m or 1h")]
+    NotADuration {
+        /// The text.
+        text: String,
+    },
+    /// A duration out of range (negative, or too long).
+    #[error("`{text}`: not a valid duration")]
+    InvalidDuration {
+        /// The text.
+        text: String,
+    },
+    /// A number with a unit that is not a size's.
+    #[error("`{text}`: expected a size like 4096, 64KiB, 512MiB or 2GB")]
+    NotASize {
+        /// The text.
+        text: String,
+    },
+    /// A negative size.
+    #[error("`{text}`: a size cannot be negative")]
+    NegativeSize {
+        /// The text.
+        text: String,
+    },
+    /// A duration as the threshold of a metric not named in a time unit.
+    #[error(
+        "`{text}` is a duration, but `{metric}` is not named in a time unit (_ns, _us, _ms, _seconds): write a plain number"
+    )]
+    DurationForUntimedMetric {
+        /// The threshold's text.
+        text: String,
+        /// The metric.
+        metric: String,
+    },
+    /// A unit that fits neither a duration nor a size of the metric.
+    #[error(
+        "`{text}`: unknown unit `{unit}` for `{metric}` (durations for metrics in time units, sizes for _bytes, else a plain number)"
+    )]
+    UnknownUnit {
+        /// The threshold's text.
+        text: String,
+        /// Its unit.
+        unit: String,
+        /// The metric.
+        metric: String,
+    },
+}
+
+fn parse_stat(s: &str) -> Result<Stat, RuleProblem> {
     Ok(match s {
         "max" => Stat::Max,
         "mean" => Stat::Mean,
@@ -378,10 +515,8 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
                 .strip_prefix('p')
                 .and_then(|p| p.parse::<f64>().ok())
                 .filter(|p| (0.0..=100.0).contains(p))
-                .ok_or_else(|| {
-                    format!(
-                        "unknown statistic `{s}` (expected p50, p90, p99, p99.9, max, mean, value, rate or growth)"
-                    )
+                .ok_or_else(|| RuleProblem::UnknownStat {
+                    found: s.to_owned(),
                 })?;
             // Percent to a fraction, exact for up to three decimals (99.9 is 0.999).
             Stat::Quantile((q * 1000.0).round() / 100_000.0)
@@ -390,16 +525,16 @@ fn parse_stat(s: &str) -> Result<Stat, String> {
 }
 
 /// Splits `12.5ms` into `(12.5, "ms")`.
-fn split_number(s: &str) -> Result<(f64, &str), String> {
+fn split_number(s: &str) -> Result<(f64, &str), ValueError> {
     let end = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(end);
     let v: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}`: expected a number, with a unit or not"))?;
+        .map_err(|_| ValueError::NotANumber { text: s.to_owned() })?;
     if !v.is_finite() {
-        return Err(format!("`{s}`: not a finite number"));
+        return Err(ValueError::NotFinite { text: s.to_owned() });
     }
     Ok((v, unit))
 }
@@ -418,15 +553,16 @@ fn time_unit_secs(unit: &str) -> Option<f64> {
 }
 
 /// A duration: `500ms`, `5s`, `2m`, `1h`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let (v, unit) = split_number(s)?;
-    let secs = time_unit_secs(unit)
-        .ok_or_else(|| format!("`{s}`: expected a duration like 500ms, 5s, 2m or 1h"))?;
-    Duration::try_from_secs_f64(v * secs).map_err(|_| format!("`{s}`: not a valid duration"))
+    let secs =
+        time_unit_secs(unit).ok_or_else(|| ValueError::NotADuration { text: s.to_owned() })?;
+    Duration::try_from_secs_f64(v * secs)
+        .map_err(|_| ValueError::InvalidDuration { text: s.to_owned() })
 }
 
 /// A size: `512`, `64KiB`, `512MiB`, `2GB`.
-pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, ValueError> {
     let (v, unit) = split_number(s)?;
     let mult: f64 = match unit {
         "" | "B" => 1.0,
@@ -436,20 +572,16 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
         "KiB" => 1024.0,
         "MiB" => 1024.0 * 1024.0,
         "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => {
-            return Err(format!(
-                "`{s}`: expected a size like 4096, 64KiB, 512MiB or 2GB"
-            ));
-        }
+        _ => return Err(ValueError::NotASize { text: s.to_owned() }),
     };
     if v < 0.0 {
-        return Err(format!("`{s}`: a size cannot be negative"));
+        return Err(ValueError::NegativeSize { text: s.to_owned() });
     }
     Ok((v * mult) as u64)
 }
 
 /// A threshold in `metric`'s unit: a plain number, or a duration or size converted to it.
-fn parse_threshold(s: &str, metric: &str) -> Result<f64, String> {
+fn parse_threshold(s: &str, metric: &str) -> Result<f64, ValueError> {
     let (v, unit) = split_number(s)?;
     if unit.is_empty() {
         return Ok(v);
@@ -467,18 +599,21 @@ fn parse_threshold(s: &str, metric: &str) -> Result<f64, String> {
         } else if base.ends_with("_seconds") {
             1.0
         } else {
-            return Err(format!(
-                "`{s}` is a duration, but `{metric}` is not named in a time unit (_ns, _us, _ms, _seconds): write a plain number"
-            ));
+            return Err(ValueError::DurationForUntimedMetric {
+                text: s.to_owned(),
+                metric: metric.to_owned(),
+            });
         };
         return Ok(v * secs / metric_unit_secs);
     }
     if base.ends_with("_bytes") {
         return parse_bytes(s).map(|b| b as f64);
     }
-    Err(format!(
-        "`{s}`: unknown unit `{unit}` for `{metric}` (durations for metrics in time units, sizes for _bytes, else a plain number)"
-    ))
+    Err(ValueError::UnknownUnit {
+        text: s.to_owned(),
+        unit: unit.to_owned(),
+        metric: metric.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -550,6 +685,31 @@ mod tests {
             assert!(e.to_string().contains(want), "{text}: {e}");
             assert_eq!(e.rule, text);
         }
+        // A caller can tell the problems apart without reading the text.
+        let reason = |text: &str| Rule::parse(text).unwrap_err().reason;
+        assert_eq!(
+            reason("r: m p99 > 5ms"),
+            RuleProblem::Value(ValueError::DurationForUntimedMetric {
+                text: "5ms".into(),
+                metric: "m".into()
+            })
+        );
+        assert_eq!(
+            reason("r: m value > 1 often"),
+            RuleProblem::UnknownOption {
+                found: "often".into()
+            }
+        );
+        assert!(matches!(
+            reason(&long),
+            RuleProblem::Name(NameError::TooLong { bytes: 180, .. })
+        ));
+        assert_eq!(
+            reason("r: m value"),
+            RuleProblem::Missing {
+                expected: "`>` or `<`"
+            }
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, Suppressed, Trigger};
-use crate::layout::{self, host_name, incident_id, unix_ms};
+use crate::layout::{self, FileModeError, host_name, incident_id, unix_ms};
 use crate::metric::{self, Metrics};
-use crate::rule::{Limits, Rule};
+use crate::rule::{Limits, NameError, Rule};
 use crate::store::{DirStore, IncidentMeta, IncidentStore, Retention, StoreError};
 
 /// How long a trigger waits, by default, for an incident snapshot slot of the flight recorder.
@@ -204,37 +204,29 @@ impl SentinelBuilder {
     /// store's warnings (a directory others may write into) are logged and counted.
     pub fn start(self) -> Result<Sentinel, Error> {
         if self.rules.is_empty() {
-            return Err(Error::Config(
-                "no rules: add one with .rule(..) or FDR_SENTINEL_RULES".into(),
-            ));
+            return Err(Error::NoRules);
         }
         let fdr_names = metric::runtime_names();
         for rule in &self.rules {
-            Rule::check_name(&rule.name).map_err(|why| Error::Config(format!("a rule: {why}")))?;
+            Rule::check_name(&rule.name).map_err(Error::RuleName)?;
             // fdr's own metrics are known now: a name of fdr's that is not one of them can
             // never appear.
             let base = rule.metric.split('{').next().unwrap_or(&rule.metric);
             if base.starts_with("fdr_") && !fdr_names.iter().any(|n| n == base) {
                 let near = metric::near_names(base, fdr_names.iter().map(String::as_str));
-                return Err(Error::Config(format!(
-                    "rule `{}` reads `{}`, which is not one of fdr's metrics (did you mean {}?); \
-                     fdr's are {}",
-                    rule.name,
-                    rule.metric,
-                    if near.is_empty() {
-                        "another".to_owned()
-                    } else {
-                        near.join(" or ")
-                    },
-                    fdr_names.join(", ")
-                )));
+                return Err(Error::UnknownFdrMetric {
+                    rule: rule.name.clone(),
+                    metric: rule.metric.clone(),
+                    near,
+                    known: fdr_names.clone(),
+                });
             }
         }
         if self.interval.is_zero() {
-            return Err(Error::Config("the interval must be above zero".into()));
+            return Err(Error::ZeroInterval);
         }
         if let Some(mode) = self.file_mode {
-            layout::check_file_mode(mode).map_err(Error::Config)?;
+            layout::check_file_mode(mode).map_err(Error::FileMode)?;
         }
         let file_mode = self.file_mode.unwrap_or(layout::DEFAULT_FILE_MODE);
         let store: Arc<dyn IncidentStore> = match self.store {
@@ -250,13 +242,7 @@ impl SentinelBuilder {
                 },
             )?),
             StoreChoice::Unset => {
-                return Err(Error::Config(if cfg!(feature = "object-store") {
-                    "no incident store: set .dir(..), .bucket(..), .store(..), FDR_SENTINEL_DIR \
-                     or FDR_SENTINEL_URL"
-                        .into()
-                } else {
-                    "no incident store: set .dir(..), .store(..) or FDR_SENTINEL_DIR".into()
-                }));
+                return Err(Error::NoStore);
             }
         };
         let shared = Arc::new(Shared {
@@ -311,13 +297,49 @@ impl SentinelBuilder {
     }
 }
 
+/// The ways to choose an incident store, as [`Error::NoStore`] lists them.
+const STORE_CHOICES: &str = if cfg!(feature = "object-store") {
+    ".dir(..), .bucket(..), .store(..), FDR_SENTINEL_DIR or FDR_SENTINEL_URL"
+} else {
+    ".dir(..), .store(..) or FDR_SENTINEL_DIR"
+};
+
 /// The sentinel could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The configuration is incomplete or wrong.
+    /// No rules were given.
+    #[error("fdr-sentinel: no rules: add one with .rule(..) or FDR_SENTINEL_RULES")]
+    NoRules,
+    /// A rule's name cannot name its incidents.
+    #[error("fdr-sentinel: a rule: {0}")]
+    RuleName(NameError),
+    /// A rule reads an `fdr_*` metric that fdr does not have, so it could never fire.
+    #[error(
+        "fdr-sentinel: rule `{rule}` reads `{metric}`, which is not one of fdr's metrics \
+         (did you mean {}?); fdr's are {}",
+        if near.is_empty() { "another".to_owned() } else { near.join(" or ") },
+        known.join(", ")
+    )]
+    UnknownFdrMetric {
+        /// The rule's name.
+        rule: String,
+        /// The metric it reads.
+        metric: String,
+        /// fdr's metrics of the nearest names.
+        near: Vec<String>,
+        /// fdr's metrics.
+        known: Vec<String>,
+    },
+    /// The sampling interval is zero.
+    #[error("fdr-sentinel: the interval must be above zero")]
+    ZeroInterval,
+    /// The mode for incident files is refused.
     #[error("fdr-sentinel: {0}")]
-    Config(String),
+    FileMode(FileModeError),
+    /// No incident store was chosen.
+    #[error("fdr-sentinel: no incident store: set {STORE_CHOICES}")]
+    NoStore,
     /// A `FDR_*` variable could not be used.
     #[error("fdr-sentinel: {var}={value:?}: {reason}")]
     Env {

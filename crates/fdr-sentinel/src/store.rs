@@ -84,22 +84,23 @@ impl IncidentMeta {
     }
 
     /// Reads a sidecar; the error names the first field missing or of the wrong type.
-    pub fn from_json(v: &serde_json::Value) -> Result<IncidentMeta, String> {
-        let s = |k: &str| {
+    pub fn from_json(v: &serde_json::Value) -> Result<IncidentMeta, SidecarError> {
+        let field = |field: &'static str, expected: &'static str| SidecarError { field, expected };
+        let s = |k: &'static str| {
             v.get(k)
                 .and_then(|x| x.as_str())
                 .map(str::to_owned)
-                .ok_or_else(|| format!("field `{k}`: expected a string"))
+                .ok_or_else(|| field(k, "a string"))
         };
-        let f = |k: &str| {
+        let f = |k: &'static str| {
             v.get(k)
                 .and_then(|x| x.as_f64())
-                .ok_or_else(|| format!("field `{k}`: expected a number"))
+                .ok_or_else(|| field(k, "a number"))
         };
-        let u = |k: &str| {
+        let u = |k: &'static str| {
             v.get(k)
                 .and_then(|x| x.as_u64())
-                .ok_or_else(|| format!("field `{k}`: expected a whole number"))
+                .ok_or_else(|| field(k, "a whole number"))
         };
         let opt_s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         let (id, rule, condition, metric) = (s("id")?, s("rule")?, s("condition")?, s("metric")?);
@@ -107,7 +108,7 @@ impl IncidentMeta {
         let values = v
             .get("values")
             .and_then(|x| x.as_array())
-            .ok_or("field `values`: expected an array")?
+            .ok_or_else(|| field("values", "an array"))?
             .iter()
             .map(|e| {
                 Some((
@@ -116,7 +117,7 @@ impl IncidentMeta {
                 ))
             })
             .collect::<Option<Vec<_>>>()
-            .ok_or("field `values`: expected {rule, value} entries")?;
+            .ok_or_else(|| field("values", "{rule, value} entries"))?;
         Ok(IncidentMeta {
             id,
             rule,
@@ -127,7 +128,7 @@ impl IncidentMeta {
             values,
             time_unix_ms: u("time_unix_ms")?,
             host: s("host")?,
-            pid: u32::try_from(u("pid")?).map_err(|_| "field `pid`: out of range")?,
+            pid: u32::try_from(u("pid")?).map_err(|_| field("pid", "a process id (u32)"))?,
             service_version: opt_s("service_version"),
             // Written since sidecars name the process; older ones have none.
             service: opt_s("service"),
@@ -141,6 +142,17 @@ impl IncidentMeta {
             },
         })
     }
+}
+
+/// A sidecar that could not be read: its first field missing or of the wrong type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: expected {expected}")]
+#[non_exhaustive]
+pub struct SidecarError {
+    /// The field (`cost.share` for one inside `cost`).
+    pub field: &'static str,
+    /// What it should have been.
+    pub expected: &'static str,
 }
 
 /// Incidents as listed, newest first, with those whose sidecar could not be read.
@@ -711,7 +723,7 @@ fn read_sidecar(path: &Path) -> Result<IncidentMeta, String> {
         return Err(format!("a sidecar over {SIDECAR_MAX_BYTES} bytes"));
     }
     let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    IncidentMeta::from_json(&v)
+    IncidentMeta::from_json(&v).map_err(|e| e.to_string())
 }
 
 /// Counts the bytes that reach the writer (the directory and bucket stores' spools).

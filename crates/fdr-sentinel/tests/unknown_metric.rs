@@ -8,17 +8,32 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fdr_sentinel::{Retention, Rule, Sentinel};
+use fdr_sentinel::{Error, FileModeError, Retention, Rule, Sentinel};
 
 #[test]
 fn an_fdr_metric_that_does_not_exist_is_refused_at_start() {
     let dir = common::temp_dir("unknown-fdr-metric");
-    let e = Sentinel::builder()
+    let err = Sentinel::builder()
         .rule(Rule::parse("locks: fdr_lock_waits_seconds p99 > 2ms").unwrap())
         .dir(&dir, Retention::default())
         .start()
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    match &err {
+        Error::UnknownFdrMetric {
+            rule, metric, near, ..
+        } => {
+            assert_eq!(
+                (rule.as_str(), metric.as_str()),
+                ("locks", "fdr_lock_waits_seconds")
+            );
+            assert!(
+                near.iter().any(|n| n == "fdr_lock_wait_seconds"),
+                "{near:?}"
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let e = err.to_string();
     assert!(
         e.contains("rule `locks`") && e.contains("`fdr_lock_waits_seconds`"),
         "{e}"
@@ -75,5 +90,42 @@ fn a_metric_missing_from_the_sample_is_logged_once_and_counted() {
     assert!(
         about[0].contains("rule `slow`") && about[0].contains("http_latency_seconds"),
         "{about:?}"
+    );
+}
+
+#[test]
+fn a_start_without_rules_a_store_or_an_interval_is_refused_by_name() {
+    let dir = common::temp_dir("refused-start");
+    let rule = || Rule::parse("slow: process_threads value > 1000").unwrap();
+    let e = Sentinel::builder()
+        .dir(&dir, Retention::default())
+        .start()
+        .unwrap_err();
+    assert!(matches!(e, Error::NoRules), "{e}");
+    let e = Sentinel::builder().rule(rule()).start().unwrap_err();
+    assert!(matches!(e, Error::NoStore), "{e}");
+    assert!(
+        e.to_string().contains("no incident store: set .dir(..)"),
+        "{e}"
+    );
+    let e = Sentinel::builder()
+        .rule(rule())
+        .interval(Duration::ZERO)
+        .dir(&dir, Retention::default())
+        .start()
+        .unwrap_err();
+    assert!(matches!(e, Error::ZeroInterval), "{e}");
+    let e = Sentinel::builder()
+        .rule(rule())
+        .file_mode(0o666)
+        .dir(&dir, Retention::default())
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::FileMode(FileModeError::OthersMayWrite { mode: 0o666 })
+        ),
+        "{e}"
     );
 }

@@ -34,12 +34,13 @@ pub mod sync {
 #[cfg(feature = "sentinel")]
 pub mod sentinel {
     #[cfg(any(feature = "aws", feature = "gcp", feature = "azure", feature = "local"))]
-    pub use fdr_sentinel::{BucketConfig, BucketStore, bucket};
+    pub use fdr_sentinel::{BucketConfig, BucketStore, UrlError, bucket};
     pub use fdr_sentinel::{
-        DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, Error, Histogram,
-        IncidentMeta, IncidentStore, Limits, Listing, LogFn, MAX_ID_BYTES, MetricValue, Metrics,
-        NameError, Retention, Rule, RuleError, Sentinel, SentinelBuilder, SentinelHandle,
-        SentinelStats, Stat, Step, StoreError, Suppressed, Trigger, engine, env, metric,
+        DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, Error, FileModeError,
+        Histogram, IncidentMeta, IncidentStore, Limits, Listing, LogFn, MAX_ID_BYTES, MetricValue,
+        Metrics, NameError, Retention, Rule, RuleError, RuleProblem, Sentinel, SentinelBuilder,
+        SentinelHandle, SentinelStats, SidecarError, Stat, Step, StoreError, Suppressed, Trigger,
+        ValueError, engine, env, metric,
     };
 }
 
