@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod exit;
+#[cfg(feature = "fleet")]
+mod fleet;
 mod incidents;
 mod input;
 mod output;
@@ -207,6 +209,10 @@ enum Format {
     /// A CPU profile of the trace's CPU samples, gzipped pprof protobuf (go tool pprof,
     /// speedscope, Pyroscope), symbolized, labelled by thread and task.
     Pprof,
+    /// Parquet tables (tasks, polls, awaits, regions, blocks, logs, wakes, metric and
+    /// stack samples, findings) for SQL engines: `-o DIR` gets `DIR/TABLE/DUMP.parquet`.
+    #[cfg(feature = "fleet")]
+    Parquet,
 }
 
 /// `--otel-trace-id`'s value: 32 hex digits.
@@ -373,6 +379,8 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Pprof => false,
                 Format::Perfetto => pprof.filters(),
                 Format::ChromeJson => pprof.any(),
+                #[cfg(feature = "fleet")]
+                Format::Parquet => pprof.any(),
             };
             if refused {
                 return Err(Usage(
@@ -380,6 +388,10 @@ fn run(cli: Cli) -> Result<()> {
                         .into(),
                 )
                 .into());
+            }
+            #[cfg(feature = "fleet")]
+            if format == Format::Parquet {
+                return fleet::export(&trace, output.as_deref());
             }
             let file = output.filter(|p| !input::is_stdin(p));
             let (out, shown_out): (Box<dyn Write>, String) = match &file {
@@ -424,6 +436,8 @@ fn run(cli: Cli) -> Result<()> {
                     (o, x.packets, "packets", x.error.take(), x.truncated)
                 }
                 Format::Pprof => unreachable!("exported above"),
+                #[cfg(feature = "fleet")]
+                Format::Parquet => unreachable!("exported above"),
             };
             if let Some(e) = error {
                 return Err(e).with_context(|| format!("writing {shown_out}"));

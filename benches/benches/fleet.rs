@@ -1,0 +1,83 @@
+//! Fleet bench: `fdr export --format parquet`'s throughput over a directory of dumps, the
+//! way a fleet's incidents are turned into tables.
+//!
+//! Figures: `fleet.export_rows_per_sec` (rows written to every table, over 120 dumps of
+//! the analyzer's scenarios in a local directory, best of three rounds),
+//! `fleet.export_dumps_per_sec` and `fleet.export_bytes_per_row` (Parquet bytes on disk per
+//! row, Snappy pages).
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fdr_benches::report;
+use fdr_fleet::{ExportOptions, export_file};
+use fdr_test_support::scenarios::{SCENARIOS, scenario};
+
+/// Dumps in the directory (the brief for fleet figures: at least 100).
+const DUMPS: usize = 120;
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).expect("readable") {
+        let e = e.expect("entry");
+        let m = e.metadata().expect("metadata");
+        n += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
+}
+
+fn bench(_c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fleet-bench");
+    let _ = std::fs::remove_dir_all(&root);
+    let dumps = root.join("dumps");
+    std::fs::create_dir_all(&dumps).expect("bench directory");
+    let mut paths = Vec::with_capacity(DUMPS);
+    for i in 0..DUMPS {
+        let (name, _) = SCENARIOS[i % SCENARIOS.len()];
+        let path = dumps.join(format!("{i:04}-{name}.fdr"));
+        std::fs::write(&path, scenario(name).expect("a scenario")).expect("dump written");
+        paths.push(path);
+    }
+    let mut best = f64::INFINITY;
+    let mut rows = 0;
+    let mut bytes = 0;
+    for round in 0..3 {
+        let tables = root.join(format!("tables-{round}"));
+        let t = Instant::now();
+        let mut n = 0;
+        for p in &paths {
+            let id = p.file_stem().and_then(|s| s.to_str()).expect("named");
+            let s = export_file(
+                p,
+                &tables,
+                &ExportOptions {
+                    dump_id: id.into(),
+                    ..ExportOptions::default()
+                },
+            )
+            .expect("exported");
+            n += s.rows;
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        rows = n;
+        bytes = dir_bytes(&tables);
+        let _ = std::fs::remove_dir_all(&tables);
+    }
+    report("fleet.export_rows_per_sec", rows as f64 / best);
+    report("fleet.export_dumps_per_sec", DUMPS as f64 / best);
+    report("fleet.export_bytes_per_row", bytes as f64 / rows as f64);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
