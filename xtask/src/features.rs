@@ -3,9 +3,9 @@
 //!
 //! Such a feature fails the build on purpose without its cfg, so `--all-features` cannot
 //! build the workspace. `cargo xtask ci` builds every other feature of every member instead,
-//! then tests each gated feature with its cfg (in its own target directory, so the changed
-//! `RUSTFLAGS` do not rebuild the main one), and checks that without the cfg it fails with a
-//! message naming the cfg.
+//! then tests the gated features with their cfg (one `cargo test` per cfg, in a target
+//! directory of its own, so the changed `RUSTFLAGS` do not rebuild the main one), and checks
+//! that without the cfg each fails with a message naming the cfg.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -52,17 +52,38 @@ pub(crate) fn workspace_features() -> Result<(Vec<String>, Vec<Gated>)> {
     Ok((plain, gated))
 }
 
-/// Tests a gated feature with its cfg, and checks that it fails without it, saying why.
-pub(crate) fn check_gated(g: &Gated) -> Result<()> {
+/// Tests the gated features with their cfg, and checks that each fails without it, saying
+/// why. The features sharing a cfg are tested in one `cargo test` over their packages, so
+/// the dependencies they share (the recorder, tokio) are built once, with the features
+/// unified, rather than once per package.
+pub(crate) fn check_gated(gated: &[Gated]) -> Result<()> {
+    let mut cfgs: Vec<&str> = gated.iter().map(|g| g.cfg.as_str()).collect();
+    cfgs.sort_unstable();
+    cfgs.dedup();
+    for cfg in cfgs {
+        let flags = format!("--cfg {cfg}");
+        let mut test = cargo();
+        test.arg("test");
+        let mut features = Vec::new();
+        for g in gated.iter().filter(|g| g.cfg == cfg) {
+            test.args(["-p", &g.package]);
+            features.push(format!("{}/{}", g.package, g.feature));
+        }
+        run(test
+            .args(["--features", &features.join(",")])
+            .env("RUSTFLAGS", &flags)
+            .env("RUSTDOCFLAGS", &flags)
+            .env("CARGO_TARGET_DIR", target_dir().join(format!("cfg-{cfg}"))))?;
+    }
+    for g in gated {
+        fails_without_cfg(g)?;
+    }
+    Ok(())
+}
+
+/// Checks that a gated feature fails to build without its cfg, with a message naming it.
+fn fails_without_cfg(g: &Gated) -> Result<()> {
     let flags = format!("--cfg {}", g.cfg);
-    run(cargo()
-        .args(["test", "-p", &g.package, "--features", &g.feature])
-        .env("RUSTFLAGS", &flags)
-        .env("RUSTDOCFLAGS", &flags)
-        .env(
-            "CARGO_TARGET_DIR",
-            target_dir().join(format!("cfg-{}", g.cfg)),
-        ))?;
     let out = cargo()
         .args(["check", "-p", &g.package, "--features", &g.feature])
         .output()

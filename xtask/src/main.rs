@@ -26,6 +26,7 @@ mod cli;
 mod features;
 mod fresh;
 mod fuzz;
+mod steps;
 
 fn main() -> Result<()> {
     use clap::Parser;
@@ -80,39 +81,49 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 }
 
 fn ci() -> Result<()> {
-    let started = std::time::Instant::now();
-    ensure_chromium()?;
-    ensure_pip();
-    ensure_profile_proto();
-    ensure_openssl();
+    let mut steps = steps::Steps::new();
+    steps.run("tools", || {
+        ensure_chromium()?;
+        ensure_pip();
+        ensure_profile_proto();
+        ensure_openssl();
+        Ok(())
+    })?;
     // Every feature but those that also need a cfg (see features.rs), which follow.
     let (plain, gated) = features::workspace_features()?;
     let all_features = ["--features".to_string(), plain.join(",")];
-    run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo()
-        .args(["clippy", "--workspace", "--all-targets"])
-        .args(&all_features)
-        .args(["--", "-D", "warnings"]))?;
-    facade_checks()?;
-    run(cargo().args(["test", "--workspace"]).args(&all_features))?;
-    axum_service::check(&all_features)?;
-    run(cargo()
-        .args(["doc", "--workspace", "--no-deps"])
-        .args(&all_features)
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    steps.run("fmt", || run(cargo().args(["fmt", "--all", "--check"])))?;
+    steps.run("clippy", || {
+        run(cargo()
+            .args(["clippy", "--workspace", "--all-targets"])
+            .args(&all_features)
+            .args(["--", "-D", "warnings"]))
+    })?;
+    steps.run("facade", facade_checks)?;
+    steps.run("test", || {
+        run(cargo().args(["test", "--workspace"]).args(&all_features))
+    })?;
+    steps.run("axum-service", || axum_service::check(&all_features))?;
+    steps.run("doc", || {
+        run(cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .args(&all_features)
+            .env("RUSTDOCFLAGS", "-D warnings"))
+    })?;
     // Loom models of the recorder's protocols (unit tests under `--cfg loom`, inside the
     // crate, where they drive its own `ChunkWriter`), in their own target dir so the
     // `--cfg loom` build does not invalidate the normal one; preemptions bounded to keep
     // this step to a few minutes.
-    run(cargo()
-        .args(["test", "-p", "fdr-recorder", "--release", "--lib"])
-        .env("RUSTFLAGS", "--cfg loom")
-        .env("LOOM_MAX_PREEMPTIONS", "3")
-        .env("CARGO_TARGET_DIR", target_dir().join("loom")))?;
-    for g in &gated {
-        features::check_gated(g)?;
-    }
-    eprintln!("xtask ci: all checks passed in {:.0?}", started.elapsed());
+    steps.run("loom", || {
+        run(cargo()
+            .args(["test", "-p", "fdr-recorder", "--release", "--lib"])
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("LOOM_MAX_PREEMPTIONS", "3")
+            .env("CARGO_TARGET_DIR", target_dir().join("loom")))
+    })?;
+    steps.run("gated", || features::check_gated(&gated))?;
+    eprintln!("{}", steps.table());
+    eprintln!("xtask ci: all checks passed");
     Ok(())
 }
 

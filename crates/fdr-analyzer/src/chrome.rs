@@ -17,7 +17,8 @@ use fdr_format::{BlockReason, EventKind, Message, ProcessInfo, SiteId, StrId, Ta
 use serde_json::json;
 
 use crate::limits::{
-    MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes, table_notes,
+    MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes,
+    table_notes, task_names_note,
 };
 use crate::stream::{EndCx, EventCx, Visitor};
 
@@ -266,17 +267,10 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 ),
             ));
         }
-        if self.unnamed > 0 {
-            self.truncated.push(Truncated::new(
-                "task_names",
-                self.unnamed,
-                MAX_LIVE_TASKS,
-                format!(
-                    "{} tasks created while {MAX_LIVE_TASKS} were alive: their polls are named `task ID`",
-                    self.unnamed
-                ),
-            ));
-        }
+        self.truncated.extend(task_names_note(
+            self.unnamed,
+            "their polls are named `task ID`",
+        ));
         table_notes(cx.tables, &mut self.truncated);
         self.raw("\n]}\n");
         if self.error.is_none()

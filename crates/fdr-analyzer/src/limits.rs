@@ -158,6 +158,20 @@ pub fn notes_text(out: &mut String, notes: &[Truncated]) {
     }
 }
 
+/// The note of an export that names tasks by their creation: `unnamed` tasks were created
+/// while [`MAX_LIVE_TASKS`] named ones were alive, and `effect` says what the output shows
+/// for them instead. `None` when every task was named.
+pub(crate) fn task_names_note(unnamed: u64, effect: &str) -> Option<Truncated> {
+    (unnamed > 0).then(|| {
+        Truncated::new(
+            "task_names",
+            unnamed,
+            MAX_LIVE_TASKS,
+            format!("{unnamed} tasks created while {MAX_LIVE_TASKS} were alive: {effect}"),
+        )
+    })
+}
+
 /// The notes about the reader's limits: threads not tracked, tasks not stacked.
 pub(crate) fn read_notes(stats: &crate::ReadStats, out: &mut Vec<Truncated>) {
     if stats.untracked_threads > 0 {
@@ -251,6 +265,22 @@ impl DistinctCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_task_names_note_counts_the_unnamed_tasks_and_says_what_shows_instead() {
+        assert_eq!(task_names_note(0, "x"), None);
+        let n = task_names_note(3, "their polls are named `task ID`").unwrap();
+        assert_eq!(
+            (n.what, n.count, n.limit),
+            ("task_names", 3, MAX_LIVE_TASKS as u64)
+        );
+        assert_eq!(
+            n.note,
+            format!(
+                "3 tasks created while {MAX_LIVE_TASKS} were alive: their polls are named `task ID`"
+            )
+        );
+    }
 
     #[test]
     fn stacks_stop_at_their_depth_and_at_the_shared_budget() {

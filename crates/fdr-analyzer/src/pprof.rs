@@ -28,7 +28,9 @@ use std::collections::HashMap;
 use fdr_format::{EventKind, ProcessInfo, StrId, Tables, TaskId, ThreadId};
 use fdr_pprof::Collector;
 
-use crate::limits::{MAX_LIVE_TASKS, MAX_THREADS, Truncated, read_notes, table_notes};
+use crate::limits::{
+    MAX_LIVE_TASKS, MAX_THREADS, Truncated, read_notes, table_notes, task_names_note,
+};
 
 use crate::stream::{Clock, EndCx, EventCx, Visitor};
 pub use fdr_pprof::{Options as ProfileOptions, Profile};
@@ -149,17 +151,10 @@ impl PprofExport {
                 to.saturating_sub(from).min(i64::MAX as u64) as i64,
             ))
         });
-        if self.unnamed > 0 {
-            self.truncated.push(Truncated::new(
-                "task_names",
-                self.unnamed,
-                MAX_LIVE_TASKS,
-                format!(
-                    "{} tasks past {MAX_LIVE_TASKS} live ones have no name in the profile",
-                    self.unnamed
-                ),
-            ));
-        }
+        self.truncated.extend(task_names_note(
+            self.unnamed,
+            "their samples carry no task label",
+        ));
         if self.too_deep > 0 {
             self.truncated.push(Truncated::new(
                 "task_depth",

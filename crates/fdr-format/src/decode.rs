@@ -291,23 +291,23 @@ impl<I: Input> Decoder<I> {
         }
         let major = u16::from_le_bytes([fixed[8], fixed[9]]);
         let minor = u16::from_le_bytes([fixed[10], fixed[11]]);
-        let info_len = u32::from_le_bytes([fixed[12], fixed[13], fixed[14], fixed[15]]);
         if major != VERSION_MAJOR {
             return Err(DecodeError {
                 offset: 8,
                 kind: ErrorKind::UnsupportedVersion { major, minor },
             });
         }
-        if info_len > MAX_PROCESS_INFO_LEN {
-            return Err(DecodeError {
-                offset: 12,
-                kind: ErrorKind::BadHeader("process-info block over 64 KiB"),
-            });
-        }
+        // The header's length is the framer's own reading of it.
+        let header_len = crate::framing::file_header_len(
+            fixed[..FILE_HEADER_FIXED_LEN]
+                .try_into()
+                .expect("checked length"),
+        )?;
+        let info_len = header_len - FILE_HEADER_FIXED_LEN - FILE_HEADER_CHECKSUM_LEN;
         let mut checked = [0u8; FILE_HEADER_FIXED_LEN - MAGIC.len()];
         checked.copy_from_slice(&fixed[MAGIC.len()..]);
-        let need = info_len as usize + FILE_HEADER_CHECKSUM_LEN;
-        let header_len = (FILE_HEADER_FIXED_LEN + need) as u64;
+        let need = info_len + FILE_HEADER_CHECKSUM_LEN;
+        let header_len = header_len as u64;
         let rest = input.take(need).map_err(|e| io_err(16, e))?;
         if rest.len() < need {
             let available = FILE_HEADER_FIXED_LEN as u64 + rest.len() as u64;
@@ -319,7 +319,7 @@ impl<I: Input> Decoder<I> {
                 },
             });
         }
-        let (body, sum) = rest.split_at(info_len as usize);
+        let (body, sum) = rest.split_at(info_len);
         let stored = u32::from_le_bytes(sum.try_into().expect("4 bytes"));
         let computed = crate::checksum::check_parts(&checked, body);
         if stored != computed {
@@ -398,15 +398,16 @@ impl<I: Input> Decoder<I> {
             }
             Ok(raw) => raw.try_into().expect("checked length"),
         };
-        let tag = h[0];
-        if tag != TAG_EVENTS && tag != TAG_TABLE && tag != TAG_END {
-            fail!(offset, ErrorKind::BadTag(tag));
-        }
-        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-        if len > MAX_BATCH_PAYLOAD {
-            fail!(offset + 4, ErrorKind::BatchTooLarge(len));
-        }
-        let next = offset + BATCH_HEADER_LEN as u64 + len as u64;
+        // The tag and length checks are the framer's own, so the two cannot disagree.
+        let (tag, whole_len) = match crate::framing::batch_len(&h, offset) {
+            Ok(x) => x,
+            Err(e) => {
+                self.done = true;
+                return Err(e);
+            }
+        };
+        let len = (whole_len - BATCH_HEADER_LEN) as u32;
+        let next = offset + whole_len as u64;
         let stored = u32::from_le_bytes([h[24], h[25], h[26], h[27]]);
         if tag == TAG_END {
             return self.read_end(offset, &h, len, stored);

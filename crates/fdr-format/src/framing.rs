@@ -3,9 +3,10 @@
 //! that must cut a stream between two batches (the admin endpoint's byte-capped capture)
 //! or close it with a well-formed end marker.
 //!
-//! The lengths come from the same header fields, bounds and errors as [`crate::Decoder`]'s:
-//! a declared process-info block over [`MAX_PROCESS_INFO_LEN`], an unknown tag, a payload
-//! over [`MAX_BATCH_PAYLOAD`] are refused at the offset the decoder names.
+//! [`file_header_len`] and [`batch_len`] are the one reading of a unit's length:
+//! [`crate::Decoder`] and [`crate::decode::batch_spans`] call them too, so a declared
+//! process-info block over [`MAX_PROCESS_INFO_LEN`], an unknown tag, a payload over
+//! [`MAX_BATCH_PAYLOAD`] are refused by all three with the same error at the same offset.
 //!
 //! ```
 //! use fdr_format::framing::{Framer, Unit};
@@ -291,5 +292,66 @@ mod tests {
                 kind: ErrorKind::TrailingData(2)
             }
         );
+    }
+
+    /// The batches the decoder reads from `data` (offset and whole length) and where it
+    /// stopped: its error's offset, or the length it read.
+    fn decoded(data: &[u8]) -> (Vec<(u64, usize)>, Result<u64, DecodeError>) {
+        let mut d = crate::Decoder::new(data).unwrap();
+        let mut batches = Vec::new();
+        let mut start = d.stats().bytes;
+        while let Some(b) = d.next_batch() {
+            if let Err(e) = b {
+                return (batches, Err(e));
+            }
+            let next = d.stats().bytes;
+            batches.push((start, (next - start) as usize));
+            start = next;
+        }
+        (batches, Ok(d.stats().bytes))
+    }
+
+    #[test]
+    fn the_decoder_and_the_framer_agree_on_every_batch_and_every_cut() {
+        let trace = every_kind_trace();
+        let header_len = crate::Decoder::new(&trace[..]).unwrap().stats().bytes as usize;
+        for cut in header_len..=trace.len() {
+            let data = &trace[..cut];
+            let mut f = Framer::new();
+            let mut rest = data;
+            let mut framed = Vec::new();
+            let mut at = 0u64;
+            while let Some(u) = f.next_unit(&mut rest).unwrap() {
+                if let Unit::Batch(b) = &u {
+                    framed.push((at, b.len()));
+                }
+                at += u.bytes().len() as u64;
+            }
+            let (batches, stop) = decoded(data);
+            assert_eq!(batches, framed, "cut at {cut}");
+            if f.is_done() {
+                assert_eq!(stop, Ok(f.offset()), "cut at {cut}");
+            } else {
+                // A cut unit: the decoder names its start, where the framer waits.
+                let e = stop.unwrap_err();
+                assert_eq!(e.offset, f.offset(), "cut at {cut}: {e}");
+                assert!(
+                    matches!(
+                        e.kind,
+                        ErrorKind::MissingEnd
+                            | ErrorKind::TruncatedBatchHeader { .. }
+                            | ErrorKind::TruncatedBatch { .. }
+                    ),
+                    "cut at {cut}: {e}"
+                );
+            }
+        }
+        // And the parallel decoder's spans are the same batches.
+        let spans: Vec<(u64, usize)> = crate::decode::batch_spans(&trace)
+            .unwrap()
+            .map(|s| s.map(|s| (s.offset() as u64, s.len())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(spans, decoded(&trace).0);
     }
 }

@@ -118,6 +118,17 @@ impl StaticNames {
             & (STATIC_NAMES_LEN - 1)
     }
 
+    /// Whether every slot `s` could be published in is taken (by any name).
+    #[cfg(test)]
+    fn window_is_full(&self, s: &'static str) -> bool {
+        let mut i = Self::home(s.as_ptr() as usize);
+        (0..STATIC_NAMES_PROBES).all(|_| {
+            let taken = self.slots[i].addr.load(Ordering::Acquire) != 0;
+            i = (i + 1) & (STATIC_NAMES_LEN - 1);
+            taken
+        })
+    }
+
     /// The id of `s` if the interner published it: no lock, no write, no call. Most lookups
     /// read one slot; at most [`STATIC_NAMES_PROBES`].
     #[inline(always)]
@@ -359,9 +370,24 @@ mod tests {
             .collect();
         let ids: Vec<StrId> = names.iter().map(|n| intern_global(n)).collect();
         let cache = NameCache::new();
+        // The table is shared with the other tests, one of which fills a probe window on
+        // purpose: a name may miss only when its whole window is taken (then the interner's
+        // lock finds it), and a miss is rare.
+        let mut missed = 0;
         for (n, id) in names.iter().zip(&ids) {
-            assert_eq!(cache.lookup(n), Some(*id), "{n}");
+            match cache.lookup(n) {
+                Some(got) => assert_eq!(got, *id, "{n}"),
+                None => {
+                    assert!(STATIC_NAMES.window_is_full(n), "{n} not published");
+                    missed += 1;
+                }
+            }
         }
+        assert!(
+            missed <= names.len() / 100,
+            "{missed} of {} missed",
+            names.len()
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ use fdr_format::{EventKind, Message, ProcessInfo, StrId, TaskId, ThreadId};
 
 use crate::limits::{
     MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes, table_notes,
+    task_names_note,
 };
 use crate::stream::{EndCx, EventCx, Visitor};
 
@@ -496,17 +497,10 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 ),
             ));
         }
-        if self.unnamed > 0 {
-            self.truncated.push(Truncated::new(
-                "task_names",
-                self.unnamed,
-                MAX_LIVE_TASKS,
-                format!(
-                    "{} tasks created while {MAX_LIVE_TASKS} were alive: their polls and wakes are named `task ID`",
-                    self.unnamed
-                ),
-            ));
-        }
+        self.truncated.extend(task_names_note(
+            self.unnamed,
+            "their polls and wakes are named `task ID`",
+        ));
         if self.untracked_tasks > 0 {
             self.truncated.push(Truncated::new(
                 "task_tracks",

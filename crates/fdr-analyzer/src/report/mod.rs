@@ -24,13 +24,12 @@
 
 pub mod incident;
 mod os;
+mod page_data;
 pub mod timeline;
 
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
-
-use serde_json::{Value, json};
 
 use crate::diagnose::{Diagnosis, RuleOutcome, Severity, diagnose};
 use crate::error::AnalyzeError;
@@ -267,7 +266,9 @@ impl Report {
         out.push_str("<h2>Timeline</h2>\n<div class=\"controls\"><button id=\"zin\">zoom in</button> <button id=\"zout\">zoom out</button> <button id=\"ztop\">top finding</button> <button id=\"zall\">whole trace</button> <span class=\"muted\">wheel: zoom at the pointer; drag: pan; keys W S A D; a narrow mark holds several slices: click it to zoom in</span> <span id=\"viewinfo\"></span></div>\n<div class=\"legend\" id=\"legend\"></div>\n<div id=\"timeline\"></div>\n<div id=\"detail\" class=\"muted\">point at a slice for its details</div>\n");
         self.coverage(&mut out);
         self.tables(&mut out);
-        let data = self.page_data().to_string().replace("</", "<\\/");
+        let data = serde_json::to_string(&self.page_data())
+            .expect("rows of numbers and strings serialize")
+            .replace("</", "<\\/");
         let _ = write!(
             out,
             "<script type=\"application/json\" id=\"fdr-data\">{data}</script>\n<script>{}</script>\n</body></html>\n",
@@ -745,155 +746,6 @@ impl Report {
             &["metric", "samples", "first", "last", "largest"],
             &rows,
         );
-    }
-
-    /// The data the page's script draws.
-    fn page_data(&self) -> Value {
-        let p = &self.profile;
-        let mut labels: Vec<String> = Vec::new();
-        let mut label_ids: HashMap<Name, usize> = HashMap::new();
-        let mut label = |n: Name| -> usize {
-            *label_ids.entry(n).or_insert_with(|| {
-                labels.push(match n {
-                    Name::Str(id) => p.name(id).into_owned(),
-                    Name::Block(r, site) => format!(
-                        "{} at {}",
-                        REASON_NAMES[usize::from(r.min(7))],
-                        p.site_name(site)
-                    ),
-                    Name::Unseen => "(created before the window)".into(),
-                    Name::Parked => "parked".into(),
-                });
-                labels.len() - 1
-            })
-        };
-        let index: HashMap<Lane, usize> = self
-            .lanes
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.lane, i))
-            .collect();
-        let kinds = [
-            Kind::Poll,
-            Kind::Region,
-            Kind::Block,
-            Kind::Park,
-            Kind::UserTask,
-            Kind::TaskLife,
-            Kind::AsyncRegion,
-        ];
-        let slices: Vec<Value> = self
-            .slices
-            .iter()
-            .filter_map(|s| {
-                let lane = *index.get(&s.lane)?;
-                let k = kinds.iter().position(|k| *k == s.kind).unwrap_or(0);
-                Some(json!([
-                    lane,
-                    k,
-                    s.depth,
-                    s.start_ns,
-                    s.dur_ns,
-                    label(s.name),
-                    u8::from(s.unfinished)
-                ]))
-            })
-            .collect();
-        let lanes: Vec<Value> = self
-            .lanes
-            .iter()
-            .map(|l| {
-                let s = l.score;
-                json!({
-                    "name": l.name,
-                    "kind": match l.lane { Lane::Thread(_) => "thread", Lane::Task(_) => "task" },
-                    "why": if s.weight() == 0 {
-                        "not active in the findings' windows".to_string()
-                    } else {
-                        format!("in the findings' windows: blocked {}, polled {}, in regions and tasks {}", dur(s.blocked_ns), dur(s.polled_ns), dur(s.other_ns))
-                    },
-                })
-            })
-            .collect();
-        let windows: Vec<Value> = self
-            .windows
-            .iter()
-            .map(|w| {
-                json!({"rank": w.rank, "rule": w.rule, "severity": w.severity.as_str(), "title": w.title, "start_ns": w.window_ns.0, "end_ns": w.window_ns.1})
-            })
-            .collect();
-        let trigger = self.incident.as_ref().and_then(|i| {
-            let o = self.origin_wall_unix_ns?;
-            let d = i.time_unix_ms as i128 * 1_000_000 - o;
-            (d >= 0 && d as u64 <= p.duration_ns).then(|| {
-                json!({"at_ns": d as u64, "rule": i.rule, "text": format!("{}: {} against {}", i.rule, metric_value(&i.metric, i.value), metric_value(&i.metric, i.threshold))})
-            })
-        });
-        // Counter lanes: the metrics whose values change, the rule's own first.
-        // Of fdr's histogram series, the interval p99 stands for the rest (the tables
-        // list them all).
-        let redundant = |n: &str| {
-            n.starts_with("fdr_")
-                && (n.ends_with("_count")
-                    || n.ends_with("_sum")
-                    || n.contains("{quantile=\"0.5\"}")
-                    || n.contains("{quantile=\"1\"}")
-                    || n.ends_with("_bytes_total"))
-        };
-        let mut counters: Vec<(&String, &MetricSeries)> = self
-            .metrics
-            .iter()
-            .filter(|(n, s)| !redundant(n) && s.points.windows(2).any(|w| w[0].1 != w[1].1))
-            .collect();
-        let rule_metric = self.incident.as_ref().map(|i| i.metric.as_str());
-        counters.sort_by_key(|(n, _)| {
-            (
-                !rule_metric.is_some_and(|m| !m.is_empty() && n.starts_with(m)),
-                !n.starts_with("fdr_"),
-                n.to_string(),
-            )
-        });
-        counters.truncate(MAX_COUNTER_LANES);
-        let counters: Vec<Value> = counters
-            .into_iter()
-            .map(|(n, s)| {
-                let rate = n.ends_with("_total") || n.ends_with("_count") || n.ends_with("_sum");
-                let points: Vec<Value> = if rate {
-                    s.points
-                        .windows(2)
-                        .filter(|w| w[1].0 > w[0].0)
-                        .map(|w| {
-                            json!([w[1].0, (w[1].1 - w[0].1) / ((w[1].0 - w[0].0) as f64 / 1e9)])
-                        })
-                        .collect()
-                } else {
-                    s.points.iter().map(|&(t, v)| json!([t, v])).collect()
-                };
-                json!({
-                    "name": if rate { format!("{n} per second") } else { n.clone() },
-                    "unit": if n.contains("_seconds") && !n.ends_with("_count") { "s" } else if n.ends_with("_ns") { "ns" } else if n.contains("_bytes") { "B" } else { "" },
-                    "points": points,
-                })
-            })
-            .collect();
-        let view = self
-            .windows
-            .first()
-            .map(|w| pad(w.window_ns, p.duration_ns))
-            .unwrap_or((0, p.duration_ns));
-        json!({
-            "duration_ns": p.duration_ns,
-            "origin_wall_ms": self.origin_wall_unix_ns.map(|o| o as f64 / 1e6),
-            "trigger": trigger,
-            "windows": windows,
-            "view": [view.0, view.1],
-            "complete": [self.complete_ns.0, self.complete_ns.1],
-            "kinds": kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-            "lanes": lanes,
-            "labels": labels,
-            "slices": slices,
-            "counters": counters,
-        })
     }
 }
 

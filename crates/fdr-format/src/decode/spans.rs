@@ -151,27 +151,21 @@ fn frame(data: &[u8], offset: usize) -> Result<([u8; BATCH_HEADER_LEN], BatchSpa
         );
     };
     let h: [u8; BATCH_HEADER_LEN] = h.try_into().expect("header length");
-    let tag = h[0];
-    if tag != TAG_EVENTS && tag != TAG_TABLE && tag != TAG_END {
-        return fail(at, ErrorKind::BadTag(tag));
-    }
-    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    if len > MAX_BATCH_PAYLOAD {
-        return fail(at + 4, ErrorKind::BatchTooLarge(len));
-    }
+    let (tag, whole_len) = crate::framing::batch_len(&h, at)?;
     let available = rest.len() - BATCH_HEADER_LEN;
-    if available < len as usize && tag != TAG_END {
+    let len = whole_len - BATCH_HEADER_LEN;
+    if available < len && tag != TAG_END {
         return fail(
             at,
             ErrorKind::TruncatedBatch {
-                declared: len,
+                declared: len as u32,
                 available: available as u64,
             },
         );
     }
     let span = BatchSpan {
         offset,
-        len: BATCH_HEADER_LEN + len as usize,
+        len: whole_len,
     };
     Ok((h, span))
 }
