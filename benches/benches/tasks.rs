@@ -3,7 +3,9 @@
 //! Figures: `task.poll_overhead_ns` (a traced future's poll, including the wake through the
 //! wrapped waker, minus the same future's poll untraced), `task.in_region_ns` (a future
 //! measured as an async region, begin, end and drop, minus the bare future), `sync.mutex_uncontended_overhead_ns`
-//! (fdr `Mutex` lock+unlock minus `std`'s), `tracing_layer.span_ns` (a span's creation, enter, exit
+//! (fdr `Mutex` lock+unlock minus `std`'s), `task.lifecycle_ns` (a request's task whole:
+//! creation, a poll that wakes it through a clone of its waker, the poll that completes
+//! it and its drop, minus the bare future's: what the task wrapper adds per request), `tracing_layer.span_ns` (a span's creation, enter, exit
 //! and close through `FdrLayer` on a `Registry`) and `peer.tracing_chrome.span_ns` (the same through
 //! tracing-chrome's `ChromeLayer` writing a file), and `task.poll_clock_floor_ns` (three
 //! clock reads) and `task.poll_events_floor_ns` (three bare events recorded through
@@ -42,6 +44,44 @@ impl Future for Spin {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// A request's task: the first poll wakes it through a clone of its waker (as tokio's
+/// `yield_now` does) and stays pending, the second completes.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            return Poll::Ready(());
+        }
+        // A clone woken later by value, as tokio's `yield_now` defers it: the clone and
+        // the wake by value through the wrapped waker are what is measured.
+        #[allow(
+            clippy::waker_clone_wake,
+            reason = "the clone and the wake by value are the path measured"
+        )]
+        cx.waker().clone().wake();
+        Poll::Pending
+    }
+}
+
+/// An executor's waker with a reference count, as tokio's is (a clone is an atomic add).
+struct CountedWaker;
+
+impl std::task::Wake for CountedWaker {
+    fn wake(self: std::sync::Arc<Self>) {}
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {}
+}
+
+/// Creates a future with `make`, polls it to completion (twice, see [`YieldOnce`]) and
+/// drops it.
+#[inline(always)]
+fn run_twice<F: Future>(make: impl FnOnce() -> F, cx: &mut Context<'_>) {
+    let mut f = std::pin::pin!(make());
+    let _ = black_box(f.as_mut().poll(cx));
+    let _ = black_box(f.as_mut().poll(cx));
 }
 
 const SAMPLES: usize = 41;
@@ -172,6 +212,22 @@ fn bench_tasks(c: &mut Criterion) {
         200_000,
     );
     report("task.spawn_drop_ns", spawn_ns - bare_ns);
+
+    // A request's task whole: creation, a poll that wakes it through a clone of its waker,
+    // the poll that completes it, its drop (with the executor's waker reference-counted,
+    // as tokio's is); minus the bare future's. What the task wrapper adds per request.
+    let counted = Waker::from(std::sync::Arc::new(CountedWaker));
+    let (bare_ns, life_ns) = paired(
+        || run_twice(|| YieldOnce(false), &mut Context::from_waker(&counted)),
+        || {
+            run_twice(
+                || YieldOnce(false).traced("bench request"),
+                &mut Context::from_waker(&counted),
+            )
+        },
+        100_000,
+    );
+    report("task.lifecycle_ns", life_ns - bare_ns);
 
     let mut g = c.benchmark_group("task");
     g.bench_function("spawn_drop_ns", |b| {
