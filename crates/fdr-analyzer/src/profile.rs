@@ -384,7 +384,8 @@ pub struct Profile {
     /// Wall-clock Unix nanoseconds of the first event (time 0 of every time in the
     /// profile), when the trace has a clock sync.
     pub origin_wall_unix_ns: Option<i128>,
-    /// Per thread.
+    /// Per thread (filled when the trace ends; while it streams, the threads are kept
+    /// where the event handlers find them by index).
     pub threads: BTreeMap<ThreadId, ThreadStats>,
     /// Per task kind and name (at most [`MAX_STATS_KEYS`]).
     pub tasks: BTreeMap<(TaskKind, StrId), TaskStats>,
@@ -436,6 +437,13 @@ pub struct Profile {
     pub waits: Waits,
     /// The window the figures cover.
     pub window: crate::window::Window,
+    /// Per thread while the trace streams, in order of first event.
+    pub(crate) stream_threads: Vec<(ThreadId, ThreadStats)>,
+    /// Index of each thread in `stream_threads`.
+    thread_slots: FastMap<ThreadId, usize>,
+    /// Index in `stream_threads` of the thread of the event being handled (the event
+    /// handlers' thread).
+    pub(crate) cur_slot: usize,
     pub(crate) live: FastMap<TaskId, LiveTask>,
     pub(crate) live_created: u64,
     wanted: FastMap<StrId, bool>,
@@ -469,11 +477,15 @@ impl Profile {
         }
     }
 
+    #[inline]
     fn slice(&mut self, s: Slice) {
-        let cap = self.opts.timeline_slices;
-        if cap == 0 {
-            return;
+        if self.opts.timeline_slices != 0 {
+            self.keep_slice(s);
         }
+    }
+
+    fn keep_slice(&mut self, s: Slice) {
+        let cap = self.opts.timeline_slices;
         if s.dur_ns < self.slice_min_ns {
             self.slices_dropped += 1;
             return;
@@ -525,7 +537,7 @@ impl Profile {
                 },
             };
         }
-        let Some(th) = self.threads.get(&thread) else {
+        let Some(th) = self.thread(thread) else {
             return Waker::Thread(thread);
         };
         if th.parked_since.is_some() {
@@ -741,7 +753,7 @@ impl Profile {
 
     /// Thread `t`'s parked time from its first event to `ns`.
     fn parked_at(&self, t: ThreadId, ns: u64) -> u64 {
-        self.threads.get(&t).map_or(0, |t| {
+        self.thread(t).map_or(0, |t| {
             t.parked_ns
                 .saturating_add(t.parked_since.map_or(0, |p| ns.saturating_sub(p)))
         })
@@ -754,7 +766,46 @@ impl Profile {
 
     /// Number of recording threads that recorded events.
     pub fn thread_count(&self) -> usize {
-        self.threads.len()
+        self.threads.len().max(self.stream_threads.len())
+    }
+
+    /// Where thread `t` is in `stream_threads`: the current event's thread without a
+    /// lookup.
+    #[inline]
+    fn thread_slot(&self, t: ThreadId) -> Option<usize> {
+        match self.stream_threads.get(self.cur_slot) {
+            Some((id, _)) if *id == t => Some(self.cur_slot),
+            _ => self.thread_slots.get(&t).copied(),
+        }
+    }
+
+    /// Thread `t`'s figures while the trace streams.
+    #[inline]
+    pub(crate) fn thread(&self, t: ThreadId) -> Option<&ThreadStats> {
+        self.thread_slot(t).map(|i| &self.stream_threads[i].1)
+    }
+
+    /// The slot of thread `t`, made on first sight (the first event's time `ns`); `None`
+    /// past [`MAX_THREADS`].
+    #[inline]
+    pub(crate) fn admit_thread(&mut self, t: ThreadId, ns: u64) -> Option<usize> {
+        let i = match self.thread_slot(t) {
+            Some(i) => i,
+            None if self.stream_threads.len() >= MAX_THREADS => return None,
+            None => {
+                self.stream_threads.push((
+                    t,
+                    ThreadStats {
+                        first_ns: ns,
+                        ..ThreadStats::default()
+                    },
+                ));
+                self.thread_slots.insert(t, self.stream_threads.len() - 1);
+                self.stream_threads.len() - 1
+            }
+        };
+        self.cur_slot = i;
+        Some(i)
     }
 }
 
@@ -832,6 +883,9 @@ impl Visitor for Profile {
 
     fn end(&mut self, cx: &EndCx<'_>) {
         use crate::window::{IDLE_GAP_NS, WindowSpec};
+        self.thread_slots = FastMap::default();
+        let threads = std::mem::take(&mut self.stream_threads);
+        self.threads.extend(threads);
         self.origin_wall_unix_ns = cx.clock.origin_wall_unix_ns;
         self.read = *cx.stats;
         let mut end = cx.last_ns;

@@ -2,8 +2,8 @@
 //! task current on that thread, and the tables that resolve its ids.
 //!
 //! Batches are read one at a time (from a file through a buffered reader, or from a slice),
-//! kept in a bounded reorder window, and merged across threads by timestamp; each batch's
-//! events are decoded one at a time as they are delivered. Memory follows the window and
+//! kept in a bounded reorder window, and merged across threads by timestamp; each thread's
+//! batch being delivered is decoded a few dozen events ahead, into a buffer it reuses. Memory follows the window and
 //! the live threads, never the trace length: the window counts every payload byte held,
 //! the first [`MAX_THREADS`] threads are tracked (later threads'
 //! batches are skipped and counted in [`ReadStats`]), and the tables keep what
@@ -66,14 +66,29 @@ impl Clock {
     /// Nanoseconds from the trace's first event to `ticks` (0 for anything earlier).
     #[inline]
     pub fn ns(&self, ticks: u64) -> u64 {
-        (ticks.saturating_sub(self.origin_ticks) as f64 * self.ns_per_tick) as u64
+        scale(ticks.saturating_sub(self.origin_ticks), self.ns_per_tick)
     }
 
     /// A tick count as nanoseconds.
     #[inline]
     pub fn dur_ns(&self, ticks: u64) -> u64 {
-        (ticks as f64 * self.ns_per_tick) as u64
+        scale(ticks, self.ns_per_tick)
     }
+}
+
+/// `(ticks as f64 * factor) as u64`, through the signed conversions (one instruction each,
+/// where the unsigned ones take a dozen) whenever both values fit an `i64`: there the two
+/// round and truncate alike, so the result is the same.
+#[inline]
+fn scale(ticks: u64, factor: f64) -> u64 {
+    const TWO_63: f64 = (1u64 << 63) as f64;
+    if ticks < 1 << 63 {
+        let r = ticks as i64 as f64 * factor;
+        if (0.0..TWO_63).contains(&r) {
+            return r as i64 as u64;
+        }
+    }
+    (ticks as f64 * factor) as u64
 }
 
 /// One event as a visitor sees it.
@@ -343,11 +358,64 @@ struct Lane {
     pos: usize,
     /// Timestamp of the last event decoded (the next one's delta base).
     ts: u64,
-    /// The next event to deliver; a lane with one is in the heap, unless it is the
-    /// lane being delivered.
-    next: Option<Pending>,
+    /// Events of the front batch decoded ahead, in order; `run[run_pos..]` are still to
+    /// deliver, and `run[run_pos]` is the lane's next event (a lane with one is in the
+    /// heap, unless it is the lane being delivered). Inline payloads are ranges of
+    /// `front`, so a run never crosses into the next batch.
+    run: Vec<Pending>,
+    run_pos: usize,
+    /// A malformed event the run stopped at: reported when delivery reaches it, as if it
+    /// were decoded one event ahead.
+    run_error: Option<DecodeError>,
     stack: Vec<TaskId>,
     next_seq: Option<u32>,
+}
+
+/// Events a lane decodes ahead in one run (the first [`RUN_LANES`] lanes; the others one
+/// at a time): decoding a run in one loop keeps the decoder's state in registers and the
+/// events it writes out of the way of the ones being read. Bounds the runs' memory to
+/// `RUN_LANES * RUN_EVENTS` events plus one per other lane.
+const RUN_EVENTS: usize = 32;
+/// Lanes that decode [`RUN_EVENTS`] events ahead.
+const RUN_LANES: usize = 1024;
+
+/// Decodes up to `max` events of `lane`'s front batch into its (empty) run, from its
+/// decoding position on.
+fn decode_run(lane: &mut Lane, max: usize, skipped_unknown: &mut u64) {
+    if lane.run.capacity() < max {
+        lane.run.reserve_exact(max);
+    }
+    let batch = EventBatch {
+        offset: lane.front_offset + lane.pos as u64,
+        thread: lane.thread,
+        seq: 0,
+        base_ts: lane.ts,
+        payload: &lane.front[lane.pos..],
+    };
+    let mut events = batch.events();
+    let (front, run) = (&lane.front, &mut lane.run);
+    let decoded = events.decode_up_to(max, |e| {
+        let frames = match e.kind {
+            EventKind::Stack { frames, .. } => frames.len() as u16,
+            _ => 0,
+        };
+        let (kind, inline) = detach(e.kind, front);
+        run.push(Pending {
+            ts: e.ts,
+            kind,
+            inline,
+            frames,
+        });
+    });
+    // The batch's checksum matched, so this is a writer bug or crafted input: keep the
+    // events before it, report it, read no further (the rest of the batch counts as
+    // decoded).
+    if let Err(e) = decoded {
+        lane.run_error = Some(e);
+    }
+    lane.pos += events.bytes_decoded();
+    lane.ts = events.last_ts();
+    *skipped_unknown += events.skipped_unknown();
 }
 
 struct Merger {
@@ -362,7 +430,15 @@ struct Merger {
     stats: ReadStats,
     error: Option<DecodeError>,
     stacks: StackBudget,
+    /// Payload buffers of delivered batches, reused for the next ones queued (at most
+    /// [`MAX_SPARE_PAYLOADS`], each at most [`MAX_SPARE_PAYLOAD_BYTES`]).
+    spare: Vec<Vec<u8>>,
 }
+
+/// Delivered batches' buffers kept for reuse.
+const MAX_SPARE_PAYLOADS: usize = 8;
+/// The largest buffer kept for reuse.
+const MAX_SPARE_PAYLOAD_BYTES: usize = 256 << 10;
 
 impl Merger {
     fn new() -> Self {
@@ -377,6 +453,7 @@ impl Merger {
             stats: ReadStats::default(),
             error: None,
             stacks: StackBudget::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -397,50 +474,50 @@ impl Merger {
         Some(i)
     }
 
-    /// Decodes lane `i`'s next event into `next`, moving on to its next queued batch when
-    /// the front one is done; `next` stays empty when the lane has nothing more.
+    /// Lane `i`'s next event, if it has one decoded.
+    #[inline]
+    fn head(&self, i: usize) -> Option<&Pending> {
+        let lane = &self.lanes[i];
+        lane.run.get(lane.run_pos)
+    }
+
+    /// Makes lane `i`'s next event ready: decodes a run of them when its run is used up,
+    /// moving on to its next queued batch when the front one is done; the lane has no
+    /// [`Merger::head`] when it has nothing more.
+    #[inline]
     fn advance(&mut self, i: usize) {
+        if self.head(i).is_none() {
+            self.refill(i);
+        }
+    }
+
+    /// [`Merger::advance`] past the end of a run.
+    #[inline(never)]
+    fn refill(&mut self, i: usize) {
+        let run_events = if i < RUN_LANES { RUN_EVENTS } else { 1 };
         let lane = &mut self.lanes[i];
+        // Bounded: every turn finds an event, decodes at least one byte, or drops a batch.
         loop {
+            if lane.run_pos < lane.run.len() {
+                return;
+            }
+            if let Some(e) = lane.run_error.take()
+                && self.error.is_none()
+            {
+                self.error = Some(e);
+            }
             if lane.pos < lane.front.len() {
-                let batch = EventBatch {
-                    offset: lane.front_offset + lane.pos as u64,
-                    thread: lane.thread,
-                    seq: 0,
-                    base_ts: lane.ts,
-                    payload: &lane.front[lane.pos..],
-                };
-                let mut events = batch.events();
-                let next = events.next();
-                let (decoded, ts) = (events.bytes_decoded(), events.last_ts());
-                self.stats.skipped_unknown += events.skipped_unknown();
-                match next {
-                    Some(Ok(e)) => {
-                        let frames = match e.kind {
-                            EventKind::Stack { frames, .. } => frames.len() as u16,
-                            _ => 0,
-                        };
-                        let (kind, inline) = detach(e.kind, &lane.front);
-                        lane.pos += decoded;
-                        lane.ts = ts;
-                        lane.next = Some(Pending {
-                            ts: e.ts,
-                            kind,
-                            inline,
-                            frames,
-                        });
-                        return;
-                    }
-                    // The batch's checksum matched, so this is a writer bug or crafted
-                    // input: keep the events before it, report it, read no further.
-                    Some(Err(e)) if self.error.is_none() => self.error = Some(e),
-                    Some(Err(_)) | None => {}
-                }
+                lane.run.clear();
+                lane.run_pos = 0;
+                decode_run(lane, run_events, &mut self.stats.skipped_unknown);
+                continue;
             }
             self.buffered_bytes -= lane.front.len();
-            lane.front = Vec::new();
+            let done = std::mem::take(&mut lane.front);
+            if self.spare.len() < MAX_SPARE_PAYLOADS && done.capacity() <= MAX_SPARE_PAYLOAD_BYTES {
+                self.spare.push(done);
+            }
             let Some(b) = lane.queue.pop_front() else {
-                lane.next = None;
                 return;
             };
             lane.front = b.payload;
@@ -465,15 +542,18 @@ impl Merger {
             _ => 0,
         };
         lane.next_seq = Some(b.seq.wrapping_add(1));
+        let mut payload = self.spare.pop().unwrap_or_default();
+        payload.clear();
+        payload.extend_from_slice(b.payload);
         lane.queue.push_back(QueuedBatch {
-            payload: b.payload.to_vec(),
+            payload,
             offset: b.offset,
             base_ts: b.base_ts,
         });
         self.buffered_bytes += b.payload.len();
-        if self.lanes[i].next.is_none() {
+        if self.head(i).is_none() {
             self.advance(i);
-            if let Some(p) = self.lanes[i].next {
+            if let Some(p) = self.head(i) {
                 self.heap.push(Reverse((p.ts, i)));
             }
         }
@@ -485,26 +565,27 @@ impl Merger {
         &mut self,
         tables: &Tables,
         visitor: &mut dyn Visitor,
-        keep_going: &dyn Fn(&Merger) -> bool,
+        keep_going: impl Fn(&Merger) -> bool,
     ) {
         if !keep_going(self) {
             return;
         }
-        let Some(Reverse((_, mut i))) = self.heap.pop() else {
+        let Some(Reverse((first_ts, mut i))) = self.heap.pop() else {
             return;
         };
+        // Time 0 is the first event delivered.
+        let clock = *self
+            .clock
+            .get_or_insert_with(|| Clock::new(first_ts, tables.clock()));
         // Deliver lane `i` for as long as its next event comes before every other lane's
         // (ties go to the lower lane, as the heap orders them); then the heap's first lane
         // takes its place, and lane `i` goes into the heap in the same step (one sift).
         loop {
-            let Some(p) = self.lanes[i].next.take() else {
-                return;
-            };
             {
-                let clock = *self
-                    .clock
-                    .get_or_insert_with(|| Clock::new(p.ts, tables.clock()));
                 let lane = &mut self.lanes[i];
+                let Some(p) = lane.run.get(lane.run_pos) else {
+                    return;
+                };
                 let kind = match p.kind {
                     EventKind::Log { category, .. } if is_inline(&p.kind) => {
                         let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
@@ -535,6 +616,7 @@ impl Merger {
                     k => k,
                 };
                 let ts = p.ts;
+                lane.run_pos += 1;
                 let late = ts < self.emitted_ts;
                 self.emitted_ts = self.emitted_ts.max(ts);
                 let task = apply_task(&mut lane.stack, &mut self.stacks, &mut self.stats, &kind);
@@ -552,7 +634,7 @@ impl Merger {
                 });
             }
             self.advance(i);
-            let Some(next) = self.lanes[i].next else {
+            let Some(next) = self.head(i) else {
                 // Lane `i` has nothing more for now: the heap's first lane is next.
                 if !keep_going(self) {
                     return;
@@ -714,6 +796,7 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
 }
 
 /// Updates a thread's task stack for `kind`; returns the task the event belongs to.
+#[inline]
 fn apply_task(
     stack: &mut Vec<TaskId>,
     budget: &mut StackBudget,
@@ -777,7 +860,7 @@ fn drive<I: Input>(
         m.stats.batches += 1;
         m.stats.bytes = decoder.stats().bytes.max(bytes_before);
         if m.buffered_bytes > window {
-            m.emit(&tables, visitor, &|m| m.buffered_bytes > window / 2);
+            m.emit(&tables, visitor, |m| m.buffered_bytes > window / 2);
         }
         if m.error.is_some() {
             break;
@@ -792,7 +875,7 @@ fn drive<I: Input>(
             });
         }
     }
-    m.emit(&tables, visitor, &|_| true);
+    m.emit(&tables, visitor, |_| true);
     let clock = m.clock.unwrap_or_else(|| Clock::new(0, tables.clock()));
     let last_ts = m.emitted_ts;
     visitor.end(&EndCx {

@@ -253,7 +253,7 @@ impl Profile {
     /// blocks, parks, regions, awaits), each counted from `from_ns` on.
     pub(crate) fn reset_at(&mut self, from_ns: u64, start: Start) {
         self.kinds = [0; fdr_format::EVENT_KIND_COUNT];
-        for th in self.threads.values_mut() {
+        for (_, th) in &mut self.stream_threads {
             th.first_ns = from_ns;
             th.last_ns = th.last_ns.max(from_ns);
             th.active_ns = 0;

@@ -231,6 +231,112 @@ proptest! {
     }
 }
 
+/// Every event batch's events decoded in runs of `run` by `Events::decode_up_to`, as
+/// (ts, debug text of the kind), with the error that stopped them, skipped unknown kinds,
+/// bytes decoded and last timestamp.
+type RunsOutcome = (Vec<(u64, String)>, Option<DecodeError>, u64, usize, u64);
+
+fn decode_in_runs(b: &EventBatch<'_>, run: usize) -> RunsOutcome {
+    let mut events = b.events();
+    let mut out = Vec::new();
+    let mut err = None;
+    // Bounded: a run that adds nothing ends the loop.
+    loop {
+        let before = (out.len(), events.bytes_decoded());
+        if let Err(e) = events.decode_up_to(run, |e| out.push((e.ts, format!("{:?}", e.kind)))) {
+            err = Some(e);
+            // Nothing follows an error.
+            events
+                .decode_up_to(run, |e| out.push((e.ts, format!("{:?}", e.kind))))
+                .unwrap();
+            break;
+        }
+        assert!(out.len() - before.0 <= run);
+        if (out.len(), events.bytes_decoded()) == before {
+            break;
+        }
+    }
+    let (skipped, at, ts) = (
+        events.skipped_unknown(),
+        events.bytes_decoded(),
+        events.last_ts(),
+    );
+    (out, err, skipped, at, ts)
+}
+
+/// The same, one `next` at a time.
+fn decode_one_by_one(b: &EventBatch<'_>) -> RunsOutcome {
+    let mut events = b.events();
+    let mut out = Vec::new();
+    let mut err = None;
+    for e in &mut events {
+        match e {
+            Ok(e) => out.push((e.ts, format!("{:?}", e.kind))),
+            Err(e) => err = Some(e),
+        }
+    }
+    let (skipped, at, ts) = (
+        events.skipped_unknown(),
+        events.bytes_decoded(),
+        events.last_ts(),
+    );
+    (out, err, skipped, at, ts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn runs_decode_what_next_decodes(
+        events in proptest::collection::vec((0u64..1 << 40, owned()), 0..200),
+        run in 1usize..40,
+    ) {
+        let bytes = write_trace(&[(1, events)], 4096);
+        let mut d = Decoder::new(&bytes).unwrap();
+        while let Some(b) = d.next_batch() {
+            if let Batch::Events(b) = b.unwrap() {
+                prop_assert_eq!(decode_in_runs(&b, run), decode_one_by_one(&b));
+            }
+        }
+    }
+}
+
+#[test]
+fn runs_stop_at_a_malformed_event_as_next_does() {
+    let mut p = Vec::new();
+    let mut e = [0u8; MAX_SMALL_EVENT_LEN];
+    let n = encode::region_begin(&mut e, 5, StrId(1));
+    p.extend_from_slice(&e[..n]);
+    // A sized kind of a newer minor (skipped), then an undefined fixed kind (an error).
+    fdr_format::varint::push(&mut p, 0);
+    fdr_format::varint::push(&mut p, (70 << 2) | 3);
+    fdr_format::varint::push(&mut p, 2);
+    p.extend_from_slice(&[9, 9]);
+    let n = encode::region_end(&mut e, 1, StrId(1));
+    p.extend_from_slice(&e[..n]);
+    fdr_format::varint::push(&mut p, 0);
+    fdr_format::varint::push(&mut p, (40 << 2) | 3);
+    let n = encode::region_begin(&mut e, 1, StrId(1));
+    p.extend_from_slice(&e[..n]);
+    let b = EventBatch {
+        offset: 100,
+        thread: ThreadId(1),
+        seq: 0,
+        base_ts: 10,
+        payload: &p,
+    };
+    let whole = decode_one_by_one(&b);
+    assert_eq!(whole.0.len(), 2);
+    assert_eq!(
+        whole.1.as_ref().unwrap().kind,
+        ErrorKind::UnknownFixedKind(40)
+    );
+    assert_eq!(whole.2, 1);
+    for run in 1..5 {
+        assert_eq!(decode_in_runs(&b, run), whole, "runs of {run}");
+    }
+}
+
 #[test]
 fn every_truncation_decodes_its_whole_batch_prefix_and_names_the_offset() {
     let bytes = testing::sample_trace_with(testing::SampleSpec {

@@ -8,7 +8,6 @@ use super::{
     LONG_POLL_NS, LaneId, LiveTask, OpenBlock, PollRecord, Profile, Slice, SliceKind, TaskKind,
     ThreadStats, UNSEEN_NAME, live_entry, reason_index, stats_entry,
 };
-use crate::limits::MAX_THREADS;
 use crate::osview::ScopeKey;
 use crate::stream::EventCx;
 
@@ -100,18 +99,12 @@ impl Profile {
         if !self.follow_window(cx) {
             return false;
         }
-        if self.threads.len() >= MAX_THREADS && !self.threads.contains_key(&cx.thread) {
+        let Some(slot) = self.admit_thread(cx.thread, ns) else {
             self.kinds[cx.kind.index()] += 1;
             self.left_out.thread_events += 1;
             return false;
-        }
-        let mut th = self
-            .threads
-            .entry(cx.thread)
-            .or_insert_with(|| ThreadStats {
-                first_ns: ns,
-                ..ThreadStats::default()
-            });
+        };
+        let mut th = &mut self.stream_threads[slot].1;
         th.last_ns = th.last_ns.max(ns);
         if !th.data {
             if let EventKind::Loss { reason, events, .. } = cx.kind {
@@ -133,7 +126,7 @@ impl Profile {
                 // A thread whose history in the trace was cut starts here: so does the
                 // common window.
                 self.reset_at(ns, crate::window::Start::CommonStart);
-                th = self.threads.get_mut(&cx.thread).expect("inserted above");
+                th = &mut self.stream_threads[slot].1;
             }
         }
         self.kinds[cx.kind.index()] += 1;
@@ -167,7 +160,8 @@ impl Profile {
         let mut t = LiveTask::new(TaskKind::User, name, SiteId(0), ns, false);
         t.otel = otel;
         self.insert_task(task, t);
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         if th.depth == 1 {
             th.outer_name = name;
         }
@@ -193,7 +187,8 @@ impl Profile {
         let (ns, thread) = (cx.ns, cx.thread);
         self.created_dropped.1 += 1;
         if let Some(t) = self.live.get(&task) {
-            let th = self.threads.get_mut(&thread).expect("admitted");
+            debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+            let th = &mut self.stream_threads[self.cur_slot].1;
             if th.depth == 0 {
                 th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
             }
@@ -220,7 +215,8 @@ impl Profile {
 
     fn poll_start(&mut self, task: TaskId, thread: ThreadId, ns: u64) {
         let mut name = UNSEEN_NAME;
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         th.wake.worker = true;
         th.wake.last_done = None;
         let host = th.poll.map(|p| p.0).filter(|&h| h != task);
@@ -249,7 +245,8 @@ impl Profile {
                 }
             }
         }
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         th.poll = Some((task, ns));
         if th.depth == 1 {
             th.outer_name = name;
@@ -257,7 +254,8 @@ impl Profile {
     }
 
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: ThreadId, ns: u64) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         let start = match th.poll.take() {
             Some((t, s)) if t == task => Some(s),
             _ => None,
@@ -277,7 +275,8 @@ impl Profile {
             (name, site) = (t.name, t.site);
             t.wait.poll_end(ready, ns);
             if ready {
-                let th = self.threads.get_mut(&thread).expect("admitted");
+                debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+                let th = &mut self.stream_threads[self.cur_slot].1;
                 th.wake.last_done = Some((task, name, t.wait.parent, ns));
             }
             if let Some(start) = start {
@@ -324,7 +323,8 @@ impl Profile {
         thread: ThreadId,
         ns: u64,
     ) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         let in_poll = th.poll.is_some_and(|(t, _)| t == task);
         th.block = Some(OpenBlock {
             reason,
@@ -336,7 +336,8 @@ impl Profile {
     }
 
     fn block_end(&mut self, thread: ThreadId, ns: u64) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         let Some(b) = th.block.take() else {
             return;
         };
@@ -386,14 +387,16 @@ impl Profile {
     }
 
     fn region_begin(&mut self, name: StrId, thread: ThreadId, ns: u64) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         if !self.open_regions.push(&mut th.regions, (name, ns)) {
             self.left_out.regions_unopened += 1;
         }
     }
 
     fn region_end(&mut self, name: StrId, thread: ThreadId, ns: u64) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         let Some(pos) = th.regions.iter().rposition(|r| r.0 == name) else {
             return;
         };
@@ -419,7 +422,8 @@ impl Profile {
     }
 
     fn park(&mut self, thread: ThreadId, ns: u64) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         th.wake.worker = true;
         th.wake.last_done = None;
         th.parked_since = Some(ns);
@@ -427,7 +431,8 @@ impl Profile {
     }
 
     fn unpark(&mut self, thread: ThreadId, ns: u64) {
-        let th = self.threads.get_mut(&thread).expect("admitted");
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
         if let Some(s) = th.parked_since.take() {
             let d = ns.saturating_sub(s);
             th.parked_ns = th.parked_ns.saturating_add(d);
