@@ -143,13 +143,13 @@ fn ensure_chromium() -> Result<()> {
     Ok(())
 }
 
-/// The Perfetto-export and S3-store tests pip-install their Python packages: make sure pip
-/// is there.
+/// The Perfetto-export, S3-store and Parquet (DuckDB) tests pip-install their Python packages:
+/// make sure pip is there.
 fn ensure_pip() {
     if tools::have_pip() {
         return;
     }
-    eprintln!("xtask ci: installing python3-pip for the Perfetto and S3 tests");
+    eprintln!("xtask ci: installing python3-pip for the Perfetto, S3 and Parquet tests");
     if !tools::apt_install("python3-pip") {
         eprintln!("xtask ci: could not install python3-pip; those tests will fail under CI");
     }
