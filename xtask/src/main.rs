@@ -251,6 +251,13 @@ fn facade_checks() -> Result<()> {
         bail!("without `record`, fdr still depends on fdr-recorder:\n{tree}");
     }
     let binary = target.join("release/fdr-compile-out");
+    // The symbol check needs `nm` (binutils): install it when missing, and fail, not skip,
+    // when it cannot run.
+    if !tools::runs("nm", &["--version"]) && !tools::apt_install("binutils") {
+        bail!(
+            "compile-out: `nm` is missing and binutils could not be installed (apt-get install binutils)"
+        );
+    }
     let nm = Command::new("nm").arg("-C").arg(&binary).output();
     match nm {
         Ok(out) if out.status.success() => {
@@ -272,7 +279,12 @@ fn facade_checks() -> Result<()> {
             }
             eprintln!("compile-out: no recording code in {}", binary.display());
         }
-        _ => eprintln!("compile-out: `nm` unavailable; symbol check skipped (tree check passed)"),
+        Ok(out) => bail!(
+            "compile-out: `nm -C {}` failed: {}",
+            binary.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => bail!("compile-out: could not run `nm`: {e}"),
     }
     Ok(())
 }
