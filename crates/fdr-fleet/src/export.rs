@@ -282,33 +282,23 @@ impl Exporter {
         if task == TaskId::NONE {
             return None;
         }
-        let full = self.tasks.len() >= MAX_LIVE_TASKS;
-        match self.tasks.entry(task) {
-            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                if full {
-                    self.over_tasks += 1;
-                    None
-                } else {
-                    Some(v.insert(Task::unseen()))
-                }
-            }
-        }
+        bounded_entry(
+            &mut self.tasks,
+            task,
+            MAX_LIVE_TASKS,
+            &mut self.over_tasks,
+            Task::unseen,
+        )
     }
 
     fn thread_entry(&mut self, thread: ThreadId) -> Option<&mut Thread> {
-        let full = self.threads.len() >= MAX_THREADS;
-        match self.threads.entry(thread) {
-            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                if full {
-                    self.over_threads += 1;
-                    None
-                } else {
-                    Some(v.insert(Thread::default()))
-                }
-            }
-        }
+        bounded_entry(
+            &mut self.threads,
+            thread,
+            MAX_THREADS,
+            &mut self.over_threads,
+            Thread::default,
+        )
     }
 
     fn name_of(&self, task: TaskId) -> Option<StrId> {
@@ -775,4 +765,24 @@ impl Visitor for Exporter {
 /// The table definitions, for callers that name them.
 pub fn table_def(name: &str) -> Option<&'static TableDef> {
     schema::TABLES.into_iter().find(|t| t.name == name)
+}
+
+/// `map`'s entry for `key`, made with `make` while the map holds fewer than `max`; past that
+/// a new key is counted in `over` and gets none.
+fn bounded_entry<'a, K: std::hash::Hash + Eq, T>(
+    map: &'a mut HashMap<K, T>,
+    key: K,
+    max: usize,
+    over: &mut u64,
+    make: impl FnOnce() -> T,
+) -> Option<&'a mut T> {
+    let full = map.len() >= max;
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+        std::collections::hash_map::Entry::Vacant(_) if full => {
+            *over += 1;
+            None
+        }
+        std::collections::hash_map::Entry::Vacant(v) => Some(v.insert(make())),
+    }
 }
