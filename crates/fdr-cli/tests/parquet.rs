@@ -164,21 +164,11 @@ fn duckdb_reads_the_tables_of_several_dumps_and_agrees_with_fdr() {
 
         // Polls per task name: count and time polled, as `fdr tasks` sums them.
         let tasks = fdr_json(&["tasks", "--json", "--window", "all", trace]);
-        let want: BTreeMap<String, Vec<u64>> = tasks["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["kind"] == "async")
-            .map(|t| {
-                (
-                    t["name"].as_str().unwrap().to_string(),
-                    vec![
-                        t["polls"].as_u64().unwrap(),
-                        t["running_ns"].as_u64().unwrap(),
-                    ],
-                )
-            })
-            .collect();
+        let want = keyed(
+            &tasks["tasks"],
+            |t| (t["kind"] == "async").then(|| t["name"].as_str().unwrap().to_string()),
+            ["polls", "running_ns"],
+        );
         compared += want.len();
         let polls = duck.by_key(
             &format!(
@@ -199,20 +189,11 @@ fn duckdb_reads_the_tables_of_several_dumps_and_agrees_with_fdr() {
 
         // Regions per name: count and total time, as `fdr regions` says.
         let regions = fdr_json(&["regions", "--json", "--window", "all", trace]);
-        let want: BTreeMap<String, Vec<u64>> = regions["regions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["name"].as_str().unwrap().to_string(),
-                    vec![
-                        r["count"].as_u64().unwrap(),
-                        r["total_ns"].as_u64().unwrap(),
-                    ],
-                )
-            })
-            .collect();
+        let want = keyed(
+            &regions["regions"],
+            |r| Some(r["name"].as_str().unwrap().to_string()),
+            ["count", "total_ns"],
+        );
         let got = duck.by_key(
             &format!(
                 "SELECT name, count(*) AS n, sum(duration_ns) AS t FROM read_parquet('{{dir}}/regions/*.parquet') WHERE dump_id = '{name}' AND kind = 'sync' GROUP BY name"
@@ -225,24 +206,17 @@ fn duckdb_reads_the_tables_of_several_dumps_and_agrees_with_fdr() {
 
         // Blocks per reason and site, as `fdr blocking` says.
         let blocking = fdr_json(&["blocking", "--json", "--window", "all", trace]);
-        let want: BTreeMap<String, Vec<u64>> = blocking["blocking"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                (
-                    format!(
-                        "{} {}",
-                        b["reason"].as_str().unwrap(),
-                        b["site"].as_str().unwrap()
-                    ),
-                    vec![
-                        b["count"].as_u64().unwrap(),
-                        b["total_ns"].as_u64().unwrap(),
-                    ],
-                )
-            })
-            .collect();
+        let want = keyed(
+            &blocking["blocking"],
+            |b| {
+                Some(format!(
+                    "{} {}",
+                    b["reason"].as_str().unwrap(),
+                    b["site"].as_str().unwrap()
+                ))
+            },
+            ["count", "total_ns"],
+        );
         let got = duck.by_key(
             &format!(
                 "SELECT reason || ' ' || site AS k, count(*) AS n, sum(duration_ns) AS t FROM read_parquet('{{dir}}/blocks/*.parquet') WHERE dump_id = '{name}' GROUP BY k"
@@ -362,4 +336,18 @@ fn a_damaged_dump_is_exported_up_to_the_damage() {
         .filter(|n| n.to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The CLI's JSON `rows` as key -> the two figures `fields`, for the rows `key` names (the
+/// shape `Duck::by_key` gives).
+fn keyed(
+    rows: &Value,
+    key: impl Fn(&Value) -> Option<String>,
+    fields: [&str; 2],
+) -> BTreeMap<String, Vec<u64>> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| Some((key(r)?, fields.map(|f| r[f].as_u64().unwrap()).to_vec())))
+        .collect()
 }
