@@ -124,3 +124,117 @@ pub(crate) fn measured(d: &WakeDelay, name: StrId, driver_awaits: u64) -> Option
         .get(&name)
         .filter(|n| n.adjusted.count() > 0 && n.adjusted.count().saturating_mul(2) >= driver_awaits)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Severity;
+    use fdr_format::{EventKind, SampleCause, TaskId, ThreadId};
+    use fdr_test_support::scenarios::TraceBuilder;
+
+    const MS: u64 = 1_000_000;
+
+    fn sample(thread: ThreadId, cause: SampleCause, cpu: u64, runq: u64) -> EventKind<'static> {
+        EventKind::OsSample {
+            thread,
+            cause,
+            cpu_ns: Some(cpu),
+            runq_ns: Some(runq),
+            timeslices: Some(cpu / 1000),
+            state: None,
+        }
+    }
+
+    /// A tokio worker serving 200 requests one after another: each polls, awaits its
+    /// downstream 40 ms (the worker parks meanwhile, recording its counters), is woken by
+    /// the driver while the worker is still parked, and completes. The kernel keeps the
+    /// worker waiting for a CPU `runq_ns` of each park cycle, after waking it.
+    fn trace(runq_ns: u64) -> crate::Profile {
+        let mut b = TraceBuilder::new();
+        let name = b.string("http GET /item");
+        let site = b.site("src/http.rs", 40);
+        let th = b.thread("tokio-worker-1");
+        let (mut cpu, mut runq) = (1_000_000u64, 0u64);
+        let mut t = 1_000;
+        for i in 0..200u64 {
+            let task = TaskId(i + 1);
+            b.push(
+                th,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+            b.push(th, t + 1_000, EventKind::PollStart { task });
+            b.push(th, t + 50_000, EventKind::PollEnd { task, ready: false });
+            b.push(th, t + 60_000, EventKind::Park);
+            cpu += 60_000;
+            b.push(th, t + 61_000, sample(th, SampleCause::Park, cpu, runq));
+            let woken = t + 50_000 + 40 * MS;
+            runq += runq_ns;
+            b.push(
+                th,
+                woken,
+                EventKind::Wake {
+                    task,
+                    waker: TaskId::NONE,
+                },
+            );
+            b.push(
+                th,
+                woken + 2_000,
+                sample(th, SampleCause::Unpark, cpu, runq),
+            );
+            b.push(th, woken + 3_000, EventKind::Unpark);
+            b.push(th, woken + 10_000, EventKind::PollStart { task });
+            b.push(th, woken + 60_000, EventKind::PollEnd { task, ready: true });
+            b.push(th, woken + 61_000, EventKind::TaskDrop { task });
+            cpu += 60_000;
+            t = woken + 100_000;
+        }
+        let bytes = b.write_to(Vec::new()).expect("written");
+        crate::profile_slice(&bytes, crate::ProfileOptions::default())
+            .expect("read")
+            .0
+    }
+
+    fn slow_downstream(p: &crate::Profile) -> crate::Finding {
+        crate::diagnose(p)
+            .findings()
+            .find(|f| f.rule == "slow_downstream")
+            .cloned()
+            .expect("slow_downstream applies")
+    }
+
+    #[test]
+    fn each_park_cycle_measures_the_awaits_its_wake_ended() {
+        let p = trace(30 * MS);
+        let d = &p.wake_delay;
+        assert_eq!(d.runq.count(), 200, "{d:?}");
+        assert_eq!(d.unmeasured, 0);
+        let n = d.by_name.values().next().expect("the request's name");
+        assert_eq!(n.raw.count(), 200);
+        // 40 ms awaits, 30 ms of each in the waking worker's run-queue wait.
+        assert!(n.raw.p50() >= 38 * MS && n.raw.p50() <= 42 * MS, "{n:?}");
+        assert!(
+            n.adjusted.p50() >= 8 * MS && n.adjusted.p50() <= 12 * MS,
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn awaits_a_starved_host_stretched_are_no_slow_downstream() {
+        let f = slow_downstream(&trace(30 * MS));
+        assert_eq!(f.severity, Severity::Info, "{f:?}");
+        assert!(f.evidence.iter().any(|e| e.contains("per wake")), "{f:?}");
+    }
+
+    #[test]
+    fn awaits_of_a_slow_downstream_on_a_prompt_host_are_one() {
+        let f = slow_downstream(&trace(50_000));
+        assert!(f.severity > Severity::Info, "{f:?}");
+        assert!(f.evidence.iter().any(|e| e.contains("per wake")), "{f:?}");
+    }
+}
