@@ -11,7 +11,9 @@
 //!   Every thread gets one every [`OsConfig::periodic_interval`] (cause `Periodic`); a
 //!   thread that stays inside a poll, user task, region or block past
 //!   [`OsConfig::long_scope_threshold`] gets one when the sampler sees it (`LongScope`) and
-//!   one when that scope has ended (`ScopeEnd`).
+//!   one when that scope has ended (`ScopeEnd`). A tokio worker records its own each time
+//!   it parks and unparks (`Park`, `Unpark`; see `wake`): the kernel's wait for a CPU after
+//!   each wake.
 //! - [`EventKind::Stack`](fdr_format::EventKind::Stack): the thread's user stack, raw
 //!   addresses, captured without stopping other threads: once when a long scope is seen,
 //!   then every [`OsConfig::stack_every`] while it stays long, within
@@ -88,11 +90,19 @@ pub(crate) mod signal;
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 mod unwind;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+mod wake;
 
 #[cfg(target_os = "linux")]
 pub(crate) use modules::encode_modules;
 #[cfg(target_os = "linux")]
 pub(crate) use sampler::{configure, on_thread_exit, on_thread_start};
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub(crate) use wake::park_sample;
+
+/// Off Linux there are no scheduler counters to read at a park.
+#[cfg(all(not(target_os = "linux"), feature = "tokio"))]
+pub(crate) fn park_sample(_cause: fdr_format::SampleCause) {}
 
 /// No module records off Linux.
 #[cfg(not(target_os = "linux"))]
