@@ -11,11 +11,12 @@
 //!
 //! The builds outside the workspace (2 to 4) share one target directory, [`outside_target`],
 //! and each resolves from the workspace's `Cargo.lock` (copied in; theirs are not kept), so
-//! they build the versions the workspace tests and the dependencies they share (prometheus
-//! and protobuf, the recorder's) are built once; their debug builds carry no debug
-//! information (nothing reads it; the workspace's own builds keep theirs). Only the compiled-out program, whose symbols are the proof, is built
-//! in release: with `record` it only has to compile and run, which a debug build shows.
-//! Each part's wall time is printed.
+//! they build the versions the workspace tests, and a dependency two of them resolve alike
+//! (same version, same features) is built once; their debug builds carry no debug
+//! information (nothing reads it; the workspace's own builds keep theirs). Only the
+//! compiled-out program, whose symbols are the proof, is built in release: with `record` it
+//! only has to compile and run, which a debug build shows (so the recorder is not built in
+//! release here). Each part's wall time is printed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
