@@ -588,6 +588,7 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
             cause: SampleCause::LongScope,
             truncated: false,
             frames,
+            age_ticks: None,
         },
     );
     b.push(
