@@ -262,6 +262,7 @@ fn tidy_format_spec_constants_match_code() {
         ("OS_HAS_SLICES", OS_HAS_SLICES),
         ("OS_HAS_STATE", OS_HAS_STATE),
         ("STACK_TRUNCATED", STACK_TRUNCATED),
+        ("STACK_HAS_AGE", STACK_HAS_AGE),
         ("MAX_STACK_FRAMES", MAX_STACK_FRAMES as u64),
         ("REC_STRING", REC_STRING as u64),
         ("REC_SITE", REC_SITE as u64),

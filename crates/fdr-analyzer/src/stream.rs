@@ -598,6 +598,7 @@ impl Merger {
                         thread,
                         cause,
                         truncated,
+                        age_ticks,
                         ..
                     } => {
                         let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
@@ -605,6 +606,7 @@ impl Merger {
                             thread,
                             cause,
                             truncated,
+                            age_ticks,
                             // Decoded and validated before it was detached.
                             frames: StackFrames::from_encoded(
                                 &lane.front[s..s + n],
@@ -773,6 +775,7 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
             cause,
             truncated,
             frames,
+            age_ticks,
         } => {
             let bytes = frames.encoded();
             let start = bytes.as_ptr() as usize - payload.as_ptr() as usize;
@@ -782,6 +785,7 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
                     cause,
                     truncated,
                     frames: StackFrames::EMPTY,
+                    age_ticks,
                 },
                 (start as u32, bytes.len() as u32),
             )
