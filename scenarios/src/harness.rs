@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fdr_analyzer::window::WindowSpec;
 use serde_json::{Value, json};
 
 use crate::expect::{SCENARIOS, Scenario, Site, Want};
@@ -128,10 +129,14 @@ fn run_one(exe: &Path, s: &'static Scenario, args: &SuiteArgs) -> Outcome {
         run: Value::Null,
         seconds: 0.0,
     };
-    match run_process(exe, s, &dir, args).and_then(|()| diagnose(&dir.join(DUMP_FILE))) {
-        Ok(findings) => {
+    let dump = dir.join(DUMP_FILE);
+    match run_process(exe, s, &dir, args).and_then(|()| diagnose(&dump, WindowSpec::Active)) {
+        Ok((findings, trace_ns)) => {
             o.ran = true;
             judge(&mut o, &findings);
+            if o.right {
+                judge_fault_alone(&mut o, &dump, trace_ns, args.fault);
+            }
         }
         Err(e) => o.why = format!("run failed: {e}"),
     }
@@ -187,25 +192,74 @@ fn run_process(exe: &Path, s: &Scenario, dir: &Path, args: &SuiteArgs) -> Result
     Ok(())
 }
 
-/// The diagnosis of a dump, as `fdr diagnose --json` prints it: the applicable rules'
-/// findings, ranked.
-fn diagnose(dump: &Path) -> Result<Vec<Value>, BoxError> {
+/// The share of the fault window, at the dump's end, that [`judge_fault_alone`] analyzes
+/// (the rest is margin for the switch from the warm-up).
+const FAULT_ALONE_SHARE: f64 = 0.9;
+
+/// Judges the diagnosis again on the fault alone: the last [`FAULT_ALONE_SHARE`] of the
+/// fault window, at the dump's end (the dump is taken with the fault on). The default
+/// window holds the healthy warm-up too; a verdict must not rest on it (an incident's dump
+/// need not hold a healthy stretch, and a healthy one may be all busy host).
+fn judge_fault_alone(o: &mut Outcome, dump: &Path, trace_ns: u64, fault: Duration) {
+    let span_ns = (fault.as_nanos() as f64 * FAULT_ALONE_SHARE) as u64;
+    let window = WindowSpec::Range {
+        from_ns: trace_ns.saturating_sub(span_ns),
+        to_ns: None,
+    };
+    let mut alone = Outcome {
+        scenario: o.scenario,
+        expected: String::new(),
+        top: None,
+        above_info: Vec::new(),
+        got_site: None,
+        right: false,
+        ran: true,
+        why: String::new(),
+        run: Value::Null,
+        seconds: 0.0,
+    };
+    match diagnose(dump, window) {
+        Ok((findings, _)) => judge(&mut alone, &findings),
+        Err(e) => alone.why = e.to_string(),
+    }
+    if !alone.right {
+        o.right = false;
+        o.why = format!(
+            "on the fault alone (the dump's last {:.2}s): {}",
+            span_ns as f64 / 1e9,
+            alone.why
+        );
+        o.top = alone.top;
+        o.above_info = alone.above_info;
+        o.got_site = alone.got_site;
+    }
+}
+
+/// The diagnosis of a dump over `window`, as `fdr diagnose --json` prints it: the
+/// applicable rules' findings, ranked; and the trace's length (ns).
+fn diagnose(dump: &Path, window: WindowSpec) -> Result<(Vec<Value>, u64), BoxError> {
     let (profile, outcome) = fdr_analyzer::profile_file(
         dump,
-        fdr_analyzer::ProfileOptions::default(),
+        fdr_analyzer::ProfileOptions {
+            window,
+            ..Default::default()
+        },
         fdr_analyzer::ReadOptions::default(),
     )?;
     if let Some(e) = outcome.error {
         return Err(format!("the dump {} is damaged: {e}", dump.display()).into());
     }
     let diagnosis = fdr_analyzer::diagnose(&profile).outcomes_json();
-    Ok(diagnosis
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["applicable"].as_bool() == Some(true))
-        .cloned()
-        .collect())
+    Ok((
+        diagnosis
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["applicable"].as_bool() == Some(true))
+            .cloned()
+            .collect(),
+        profile.duration_ns,
+    ))
 }
 
 fn severity(f: &Value) -> &str {

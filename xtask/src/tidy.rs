@@ -436,11 +436,7 @@ fn tidy_unsafe_is_confined_to_its_modules() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let lifts = text.lines().any(|l| {
-            let l = l.trim_start();
-            (l.starts_with("#![allow(") || l.starts_with("#[allow(")) && l.contains("unsafe_code")
-        }) || text.contains("allow(\n    unsafe_code");
-        if lifts {
+        if lifts_unsafe(&text) {
             assert!(
                 allowed.contains(&rel.as_str()),
                 "{rel} lifts `unsafe_code`; unsafe belongs in {allowed:?}"
@@ -452,5 +448,299 @@ fn tidy_unsafe_is_confined_to_its_modules() {
     assert!(
         sync[..unsafe_at].rfind("#[cfg(loom)]") > sync[..unsafe_at].rfind("#[cfg(not(loom))]"),
         "sync.rs may use `unsafe` only in its loom build"
+    );
+}
+
+/// Whether Rust source lifts the `unsafe_code` lint: names it anywhere outside comments but
+/// in `forbid(unsafe_code)` or `deny(unsafe_code)` (an `allow`, an `expect`, a `cfg_attr`,
+/// on one line or several).
+fn lifts_unsafe(text: &str) -> bool {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.replace("forbid(unsafe_code)", "")
+        .replace("deny(unsafe_code)", "")
+        .contains("unsafe_code")
+}
+
+#[test]
+fn tidy_the_unsafe_lift_check_finds_every_spelling() {
+    for lifted in [
+        "#![allow(unsafe_code)]\n",
+        "#![allow(\n    unsafe_code,\n    reason = \"x\"\n)]\n",
+        "#[allow(\n        unsafe_code, reason = \"x\")]\n",
+        "#[cfg_attr(unix, allow(unsafe_code))]\n",
+        "#[expect(unsafe_code)]\n",
+        "#[allow(dead_code, unsafe_code)]\n",
+    ] {
+        assert!(lifts_unsafe(lifted), "{lifted:?}");
+    }
+    for kept in [
+        "#![forbid(unsafe_code)]\n",
+        "#![deny(unsafe_code)]\n",
+        "// allow(unsafe_code) in a comment\n",
+        "fn f() {}\n",
+    ] {
+        assert!(!lifts_unsafe(kept), "{kept:?}");
+    }
+}
+
+/// Every workspace member inherits the workspace's lints, so `unsafe_code = "deny"` holds in
+/// the recorder's modules that do not lift it (the other crates also `forbid` it at their
+/// root), and `missing_docs` everywhere.
+#[test]
+fn tidy_every_member_inherits_the_workspace_lints() {
+    let manifest = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let rust_lints = manifest
+        .split("[workspace.lints.rust]")
+        .nth(1)
+        .expect("[workspace.lints.rust]");
+    let rust_lints = rust_lints.split("\n[").next().unwrap_or(rust_lints);
+    assert!(
+        rust_lints
+            .lines()
+            .any(|l| l.trim() == "unsafe_code = \"deny\""),
+        "[workspace.lints.rust] must deny unsafe_code"
+    );
+    let mut members = Vec::new();
+    for dir in ["crates", "examples"] {
+        for e in fs::read_dir(root().join(dir)).unwrap().flatten() {
+            members.push(e.path().join("Cargo.toml"));
+        }
+    }
+    for dir in ["xtask", "benches", "demo", "scenarios"] {
+        members.push(root().join(dir).join("Cargo.toml"));
+    }
+    for m in members {
+        let text = fs::read_to_string(&m).unwrap_or_else(|e| panic!("{}: {e}", m.display()));
+        let inherits = text
+            .split("\n[lints]\n")
+            .nth(1)
+            .is_some_and(|t| t.lines().next().map(str::trim) == Some("workspace = true"));
+        assert!(
+            inherits,
+            "{} must say [lints] workspace = true",
+            m.display()
+        );
+    }
+}
+
+/// The loom models drive the writer the hot path writes with: every `ChunkWriter` and
+/// `Room` method `hot.rs` calls is called in `src/tests/loom_chunk.rs` too.
+#[test]
+fn tidy_loom_drives_the_hot_paths_writer() {
+    let read = |p: &str| fs::read_to_string(root().join(p)).unwrap();
+    let chunk = read("crates/fdr-recorder/src/chunk.rs");
+    let hot = read("crates/fdr-recorder/src/hot.rs");
+    let loom = read("crates/fdr-recorder/src/tests/loom_chunk.rs");
+    let mut methods = Vec::new();
+    for block in ["\nimpl ChunkWriter {", "\nimpl Room<'_> {"] {
+        let body = chunk
+            .split(block)
+            .nth(1)
+            .unwrap_or_else(|| panic!("chunk.rs has no `{}`", block.trim()));
+        let body = body.split("\n}\n").next().unwrap_or(body);
+        methods.extend(
+            body.split("pub(crate) fn ")
+                .skip(1)
+                .filter_map(|rest| rest.split(['(', '<']).next())
+                .map(str::to_owned),
+        );
+    }
+    assert!(
+        methods.iter().any(|m| m == "fast_room"),
+        "found {methods:?}"
+    );
+    let called = |text: &str, m: &str| text.contains(&format!(".{m}("));
+    let used: Vec<&String> = methods.iter().filter(|m| called(&hot, m)).collect();
+    assert!(!used.is_empty(), "hot.rs calls none of {methods:?}");
+    let missing: Vec<&&String> = used.iter().filter(|m| !called(&loom, m)).collect();
+    assert!(
+        missing.is_empty(),
+        "hot.rs writes through {missing:?}, which no loom model of loom_chunk.rs calls"
+    );
+}
+
+/// The API's hygiene: macro plumbing is `#[doc(hidden)]` in `__macro_support`, sample traces
+/// are behind `fdr-format`'s `testing` feature, `fdr-admin` turns nothing on by default, and
+/// `Traced` projects its pin with pin-project-lite (a projection by hand needs `unsafe`,
+/// which `task.rs` may not lift).
+#[test]
+fn tidy_the_api_exposes_no_plumbing() {
+    let read = |p: &str| fs::read_to_string(root().join(p)).unwrap();
+    let lib = read("crates/fdr-recorder/src/lib.rs");
+    let support = lib
+        .find("pub mod __macro_support")
+        .expect("fdr-recorder has __macro_support");
+    assert!(
+        lib[..support]
+            .rsplit("\n\n")
+            .next()
+            .is_some_and(|attrs| attrs.contains("#[doc(hidden)]")),
+        "__macro_support must be #[doc(hidden)]"
+    );
+    for item in ["StaticName", "region_static"] {
+        let exported = lib
+            .lines()
+            .filter(|l| l.trim_start().starts_with("pub use") && l.contains(item))
+            .count();
+        assert_eq!(
+            exported, 1,
+            "`{item}` is re-exported only from __macro_support"
+        );
+    }
+    let format = read("crates/fdr-format/src/lib.rs");
+    assert!(
+        format.contains("#[cfg(any(test, feature = \"testing\"))]\npub mod testing;"),
+        "fdr_format::testing must be behind the `testing` feature"
+    );
+    let admin = read("crates/fdr-admin/Cargo.toml");
+    let features = admin
+        .split("[features]")
+        .nth(1)
+        .expect("fdr-admin [features]");
+    assert!(
+        features.lines().any(|l| l.trim() == "default = []"),
+        "fdr-admin's default features must be empty"
+    );
+    let task = read("crates/fdr-recorder/src/task.rs");
+    let traced = task
+        .find("pub struct Traced<")
+        .expect("task.rs defines Traced");
+    assert!(
+        task[..traced]
+            .rfind("pin_project_lite::pin_project! {")
+            .is_some_and(|at| !task[at..traced].contains("\n}\n")),
+        "Traced must be declared inside pin_project_lite::pin_project!"
+    );
+}
+
+/// Every public error enum of the libraries (a `pub enum` named `...Error` or `...Problem`)
+/// is `#[non_exhaustive]`, so a new cause is not a breaking change.
+#[test]
+fn tidy_public_error_enums_are_non_exhaustive() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    let mut open = Vec::new();
+    for f in files
+        .iter()
+        .filter(|f| f.components().any(|c| c.as_os_str() == "src"))
+    {
+        let text = fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let Some(name) = l.trim_start().strip_prefix("pub enum ") else {
+                continue;
+            };
+            let name = name.split([' ', '<', '{']).next().unwrap_or("");
+            if !(name.ends_with("Error") || name.ends_with("Problem")) {
+                continue;
+            }
+            // The attributes and doc lines directly above the item.
+            let marked = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|a| {
+                    let a = a.trim_start();
+                    a.starts_with("#[")
+                        || a.starts_with("///")
+                        || a.starts_with(')')
+                        || a.starts_with('"')
+                        || a.starts_with("reason")
+                })
+                .any(|a| a.trim() == "#[non_exhaustive]");
+            if !marked {
+                open.push(format!("{}:{} {name}", f.display(), i + 1));
+            }
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "public error enums without #[non_exhaustive]: {open:?}"
+    );
+}
+
+/// The facade names what it re-exports: no glob over another crate, so an item made `pub` by
+/// accident in a crate below does not become the facade's API.
+#[test]
+fn tidy_the_facade_reexports_by_name() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/fdr/src"), &mut files);
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        for (i, l) in text.lines().enumerate() {
+            let l = l.trim_start();
+            if l.starts_with("pub use fdr_") && l.contains("::*") {
+                panic!(
+                    "{}:{}: a glob re-export of a crate: {l}",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
+
+/// xtask builds and runs the project; it never links the analyzer, so changing the analyzer
+/// does not rebuild the tool that checks it.
+#[test]
+fn tidy_xtask_does_not_depend_on_the_analyzer() {
+    // xtask's own manifest and that of the one workspace crate it depends on besides the
+    // format (whose invariant forbids it any fdr dependency).
+    for m in ["xtask/Cargo.toml", "crates/fdr-test-support/Cargo.toml"] {
+        let manifest = fs::read_to_string(root().join(m)).unwrap();
+        assert!(!manifest.contains("fdr-analyzer"), "{m} names fdr-analyzer");
+    }
+}
+
+/// No package of the lock file needs a Rust newer than the workspace's `rust-version`
+/// (what each declares as its own), so the stated minimum is one the dependencies accept.
+/// Beside clippy's `incompatible_msrv` (std APIs) and the let-chains check, this is as far as
+/// a machine with one toolchain can check the minimum.
+#[test]
+fn tidy_no_dependency_needs_a_newer_rust() {
+    let manifest = fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rust-version = "))
+        .expect("[workspace.package] rust-version")
+        .trim_matches('"')
+        .to_owned();
+    let version = |s: &str| -> Vec<u32> {
+        let mut v: Vec<u32> = s.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+        v.resize(3, 0);
+        v
+    };
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = meta["packages"].as_array().expect("packages");
+    assert!(packages.len() > 50, "only {} packages", packages.len());
+    let newer: Vec<String> = packages
+        .iter()
+        .filter_map(|p| {
+            let needs = p["rust_version"].as_str()?;
+            (version(needs) > version(&declared)).then(|| {
+                format!(
+                    "{} {} needs {needs}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["version"].as_str().unwrap_or("?")
+                )
+            })
+        })
+        .collect();
+    assert!(
+        newer.is_empty(),
+        "rust-version is {declared}, but: {newer:?}"
     );
 }

@@ -3,7 +3,7 @@
 use hyper::HeaderMap;
 use hyper::header::{AUTHORIZATION, HeaderValue};
 
-use crate::Error;
+use crate::{ConfigError, Error};
 
 /// What a request must present; nothing when neither is set.
 #[derive(Default)]
@@ -33,21 +33,14 @@ impl Auth {
         if let Some(t) = bearer
             && (t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(Error::Config(
-                "the bearer token must be non-empty printable ASCII without spaces".into(),
-            ));
+            return Err(Error::Config(ConfigError::BearerToken));
         }
         if let Some((user, password)) = basic {
             if user.is_empty() || user.contains(':') || user.chars().any(char::is_control) {
-                return Err(Error::Config(
-                    "the basic-auth user must be non-empty, without `:` or control characters"
-                        .into(),
-                ));
+                return Err(Error::Config(ConfigError::BasicAuthUser));
             }
             if password.is_empty() || password.chars().any(char::is_control) {
-                return Err(Error::Config(
-                    "the basic-auth password must be non-empty, without control characters".into(),
-                ));
+                return Err(Error::Config(ConfigError::BasicAuthPassword));
             }
         }
         Ok(Auth {

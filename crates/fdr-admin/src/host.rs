@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use hyper::Request;
 use hyper::header::HOST;
 
-use crate::Error;
+use crate::{ConfigError, Error};
 
 /// The names an endpoint without credentials answers to, besides the loopback ones.
 #[derive(Debug, Default)]
@@ -30,9 +30,9 @@ impl Hosts {
             // A colon belongs to an IPv6 address only, never to a port.
             let port_free = !n.contains(':') || n.parse::<IpAddr>().is_ok();
             if !shape_ok || !port_free {
-                return Err(Error::Config(format!(
-                    "allowed_hosts: {name:?} is not a host name or an IP address (give names without a scheme, port or path)"
-                )));
+                return Err(Error::Config(ConfigError::AllowedHost {
+                    host: name.clone(),
+                }));
             }
             allowed.push(n);
         }
@@ -211,7 +211,11 @@ mod tests {
             "fdr internal",
             "a/b",
         ] {
-            assert!(Hosts::new(&[bad.into()]).is_err(), "{bad:?}");
+            let e = Hosts::new(&[bad.into()]).err();
+            assert!(
+                matches!(&e, Some(Error::Config(ConfigError::AllowedHost { host })) if host == bad),
+                "{bad:?}: {e:?}"
+            );
         }
         assert!(Hosts::new(&["Fdr-Admin.example.".into(), "::1".into()]).is_ok());
     }

@@ -431,7 +431,7 @@ pub enum Error {
     },
     /// The configuration is unusable.
     #[error("fdr-admin: {0}")]
-    Config(String),
+    Config(#[source] ConfigError),
     /// The address could not be bound.
     #[error("fdr-admin: could not listen on {addr}: {source}")]
     Bind {
@@ -444,4 +444,59 @@ pub enum Error {
     /// The runtime or the thread could not be started.
     #[error("fdr-admin: could not start its runtime or thread: {0}")]
     Start(#[source] std::io::Error),
+}
+
+/// Why the builder's configuration was refused; nothing was bound or started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The bearer token is empty or has a character other than printable ASCII (not
+    /// echoed: it is a secret).
+    #[error("the bearer token must be non-empty printable ASCII without spaces")]
+    BearerToken,
+    /// The basic-auth user is empty or has `:` or a control character.
+    #[error("the basic-auth user must be non-empty, without `:` or control characters")]
+    BasicAuthUser,
+    /// The basic-auth password is empty or has a control character (not echoed).
+    #[error("the basic-auth password must be non-empty, without control characters")]
+    BasicAuthPassword,
+    /// An `allowed_hosts` entry is not a host name or an IP address.
+    #[error(
+        "allowed_hosts: {host:?} is not a host name or an IP address (give names without a scheme, port or path)"
+    )]
+    AllowedHost {
+        /// The entry given.
+        host: String,
+    },
+    /// `max_capture_bytes` is below `min` ([`MIN_CAPTURE_BYTES`]).
+    #[error("max_capture_bytes {max_capture_bytes} is below the minimum of {min}")]
+    MaxCaptureBytes {
+        /// The value given.
+        max_capture_bytes: u64,
+        /// The least accepted.
+        min: u64,
+    },
+    /// `max_connections` is 0.
+    #[error("max_connections must be at least 1")]
+    ZeroMaxConnections,
+    /// A timeout or grace period (`setting`) is zero.
+    #[error("{setting} must be above zero")]
+    ZeroDuration {
+        /// The setting: `transfer_timeout`, `header_read_timeout`, `write_timeout` or
+        /// `eviction_grace`.
+        setting: &'static str,
+    },
+    /// `max_header_bytes` is outside `min..=max` ([`MIN_HEADER_BYTES`], [`MAX_HEADER_BYTES`]).
+    #[error("max_header_bytes {max_header_bytes} is outside {min}..={max}")]
+    MaxHeaderBytes {
+        /// The value given.
+        max_header_bytes: usize,
+        /// The least accepted.
+        min: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// `max_pipelined_requests` is 0.
+    #[error("max_pipelined_requests must be at least 1")]
+    ZeroMaxPipelinedRequests,
 }

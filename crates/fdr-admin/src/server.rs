@@ -25,7 +25,7 @@ use crate::body::{Body, OnDrop};
 use crate::conn::{Conn, Slot, Table, Watched};
 use crate::host::Hosts;
 use crate::{
-    AdminBuilder, Error, MAX_BLOCKING_THREADS, MAX_HEADER_BYTES, MIN_CAPTURE_BYTES,
+    AdminBuilder, ConfigError, Error, MAX_BLOCKING_THREADS, MAX_HEADER_BYTES, MIN_CAPTURE_BYTES,
     MIN_HEADER_BYTES,
 };
 
@@ -161,13 +161,13 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
         return Err(Error::Unauthenticated { addr: b.addr });
     }
     if b.max_capture_bytes < MIN_CAPTURE_BYTES {
-        return Err(Error::Config(format!(
-            "max_capture_bytes {} is below the minimum of {MIN_CAPTURE_BYTES}",
-            b.max_capture_bytes
-        )));
+        return Err(Error::Config(ConfigError::MaxCaptureBytes {
+            max_capture_bytes: b.max_capture_bytes,
+            min: MIN_CAPTURE_BYTES,
+        }));
     }
     if b.max_connections == 0 {
-        return Err(Error::Config("max_connections must be at least 1".into()));
+        return Err(Error::Config(ConfigError::ZeroMaxConnections));
     }
     for (name, d) in [
         ("transfer_timeout", b.transfer_timeout),
@@ -176,19 +176,18 @@ pub(crate) fn start(b: AdminBuilder) -> Result<AdminHandle, Error> {
         ("eviction_grace", b.eviction_grace),
     ] {
         if d.is_zero() {
-            return Err(Error::Config(format!("{name} must be above zero")));
+            return Err(Error::Config(ConfigError::ZeroDuration { setting: name }));
         }
     }
     if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&b.max_header_bytes) {
-        return Err(Error::Config(format!(
-            "max_header_bytes {} is outside {MIN_HEADER_BYTES}..={MAX_HEADER_BYTES}",
-            b.max_header_bytes
-        )));
+        return Err(Error::Config(ConfigError::MaxHeaderBytes {
+            max_header_bytes: b.max_header_bytes,
+            min: MIN_HEADER_BYTES,
+            max: MAX_HEADER_BYTES,
+        }));
     }
     if b.max_pipelined_requests == 0 {
-        return Err(Error::Config(
-            "max_pipelined_requests must be at least 1".into(),
-        ));
+        return Err(Error::Config(ConfigError::ZeroMaxPipelinedRequests));
     }
     let hosts = Hosts::new(&b.allowed_hosts)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

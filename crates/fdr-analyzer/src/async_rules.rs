@@ -29,6 +29,11 @@ pub(crate) fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
 /// downstream; the score reaches 100 at ten times it.
 const SLOW_AWAIT_NS: u64 = 10_000_000;
 
+/// Wakes of its own a request to a downstream on the same host waits through at least (the
+/// request's arrival, then its reply's I/O or timer), each delayed by the host like the
+/// workers' are.
+const SAME_HOST_WAKES: u64 = 2;
+
 /// Awaits of one task name: all of them, and per phase.
 #[derive(Default)]
 struct NameWaits {
@@ -92,12 +97,20 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
             by_name.entry(k.task).or_default().add(k.phase, s);
         }
     }
-    // Awaits count as slow only beyond what the host's preemption alone stretches them to.
+    // Awaits count as slow only beyond what the host's CPU contention alone stretches them
+    // to: measured per wake where the workers recorded their park cycles, else from the
+    // long polls the OS view saw preempted.
+    let per_wake = crate::wake_delay::host_wait_ns(&p.wake_delay);
     let preempted = crate::preempt::stall(p);
-    let slow_from = preempted.map_or(SLOW_AWAIT_NS, |x| x.stall_ns.max(SLOW_AWAIT_NS)) as f64;
-    let scored = by_name.iter().map(|(name, w)| {
-        let life = lifetime_ns(p, *name).max(1);
-        let share = (w.all.sum() as f64 / life as f64).min(1.0);
+    let judge = |name: StrId, w: &NameWaits| -> (u64, u64) {
+        if let Some(host_ns) = per_wake
+            && let Some(d) = crate::wake_delay::measured(&p.wake_delay, name, w.all.count())
+        {
+            // The waking worker's own wait is taken off each await; a downstream on the
+            // same host waits for a CPU at each of its own wakes too.
+            let slow_from = SLOW_AWAIT_NS.max(host_ns.saturating_mul(SAME_HOST_WAKES));
+            return (d.adjusted.weighted_quantile(0.25), slow_from);
+        }
         let mut q25 = w.all.weighted_quantile(0.25);
         if preempted.is_some() {
             // Preemption stretches a minority of awaits, each by a whole stall, so they
@@ -105,6 +118,14 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
             // themselves, so the ordinary await (by count) is long too.
             q25 = q25.min(w.all.quantile(0.75));
         }
+        let slow_from = preempted.map_or(SLOW_AWAIT_NS, |x| x.stall_ns.max(SLOW_AWAIT_NS));
+        (q25, slow_from)
+    };
+    let scored = by_name.iter().map(|(name, w)| {
+        let life = lifetime_ns(p, *name).max(1);
+        let share = (w.all.sum() as f64 / life as f64).min(1.0);
+        let (q25, slow_from) = judge(*name, w);
+        let slow_from = slow_from as f64;
         let score = 100.0
             * log_ramp(
                 q25 as f64,
@@ -116,6 +137,9 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
     });
     let (score, name, w, share, q25) =
         scored.max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))?;
+    let measured = per_wake.and_then(|h| {
+        crate::wake_delay::measured(&p.wake_delay, name, w.all.count()).map(|d| (h, d))
+    });
     let site = p
         .tasks
         .get(&(TaskKind::Async, name))
@@ -132,7 +156,20 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
         dur(w.all.max()),
         dur(q25)
     )];
-    if let Some(x) = preempted {
+    if let Some((host_ns, d)) = measured {
+        let r = &p.wake_delay.runq;
+        evidence.push(format!(
+            "per wake, the kernel kept the runtime's workers waiting for a CPU {} at the median and {} at p90 ({} park cycles measured); less their waking worker's wait, three quarters of the awaited time of {} of these awaits was in awaits of {} or more (as recorded: {}); a downstream on the same host waits as long at each of its own wakes, so only awaits beyond {} such waits ({}) count as slow",
+            dur(r.p50()),
+            dur(host_ns),
+            r.count(),
+            d.adjusted.count(),
+            dur(q25),
+            dur(d.raw.weighted_quantile(0.25)),
+            SAME_HOST_WAKES,
+            dur(SLOW_AWAIT_NS.max(host_ns.saturating_mul(SAME_HOST_WAKES)))
+        ));
+    } else if let Some(x) = preempted {
         evidence.push(format!(
             "the host preempted the trace's threads for {} on average ({} measured long polls mostly waiting for a CPU), and a preempted worker issues the driver's wake late: only awaits beyond that count as slow, judged by the longest of three quarters of the awaits ({}), not by the few a stall stretched",
             dur(x.stall_ns),

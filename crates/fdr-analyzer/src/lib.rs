@@ -78,6 +78,7 @@ pub mod text;
 pub mod threads;
 pub mod views;
 pub mod waits;
+pub mod wake_delay;
 pub mod window;
 
 use std::path::Path;

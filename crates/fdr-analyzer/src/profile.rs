@@ -217,6 +217,8 @@ pub struct ThreadStats {
     pub(crate) poll: Option<(TaskId, u64)>,
     pub(crate) regions: Vec<(StrId, u64)>,
     pub(crate) wake: ThreadWake,
+    /// Its park cycle in progress, for [`crate::wake_delay`].
+    pub(crate) cycle: crate::wake_delay::Cycle,
     /// The thread recorded something other than a loss record.
     pub(crate) data: bool,
 }
@@ -435,6 +437,9 @@ pub struct Profile {
     pub read: ReadStats,
     /// Async waits: per waiting task name, phase and waker ([`crate::waits`]).
     pub waits: Waits,
+    /// Per-wake run-queue waits of runtime workers and the driver awaits they delayed
+    /// ([`crate::wake_delay`]).
+    pub wake_delay: crate::wake_delay::WakeDelay,
     /// The window the figures cover.
     pub window: crate::window::Window,
     /// Per thread while the trace streams, in order of first event.

@@ -352,7 +352,8 @@ impl Waits {
         w.woken = None;
     }
 
-    /// `task` was woken by `waker`; `in_poll`: it is being polled now.
+    /// `task` was woken by `waker`; `in_poll`: it is being polled now. Returns the length
+    /// of the await the wake ended, if it ended one.
     pub(crate) fn wake(
         &mut self,
         task: TaskId,
@@ -361,15 +362,15 @@ impl Waits {
         in_poll: bool,
         waker: Waker,
         ns: u64,
-    ) {
+    ) -> Option<u64> {
         if in_poll {
             w.woken_in_poll = true;
-            return;
+            return None;
         }
-        if let Some((since, phase)) = w.pending.take() {
-            self.record(name, phase, waker, task, since, ns);
-            w.woken = Some((ns, waker));
-        }
+        let (since, phase) = w.pending.take()?;
+        self.record(name, phase, waker, task, since, ns);
+        w.woken = Some((ns, waker));
+        Some(ns.saturating_sub(since))
     }
 
     /// A task polled `guest` inside its own poll: it hosts other tasks.

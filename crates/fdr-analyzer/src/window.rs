@@ -316,6 +316,7 @@ impl Profile {
         }
         self.live_created = 0;
         self.waits.reset();
+        self.wake_delay.reset();
         self.window.from_ns = from_ns;
         self.window.start = start;
     }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 /// An export that failed; no table file of it was left in place half-written.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]

@@ -161,6 +161,11 @@ pub enum SampleCause {
     ScopeEnd,
     /// A CPU-time profiling timer fired on the thread.
     CpuTimer,
+    /// The thread (a runtime worker) recorded its own counters as it parked.
+    Park,
+    /// The thread recorded its own counters as it unparked: the run-queue wait since its
+    /// `Park` sample is how long the kernel kept it waiting for a CPU after waking it.
+    Unpark,
     /// A cause this version does not know.
     Unknown(u8),
 }
@@ -173,6 +178,8 @@ impl SampleCause {
             SampleCause::LongScope => 1,
             SampleCause::ScopeEnd => 2,
             SampleCause::CpuTimer => 3,
+            SampleCause::Park => 4,
+            SampleCause::Unpark => 5,
             SampleCause::Unknown(v) => v,
         }
     }
@@ -184,6 +191,8 @@ impl SampleCause {
             1 => SampleCause::LongScope,
             2 => SampleCause::ScopeEnd,
             3 => SampleCause::CpuTimer,
+            4 => SampleCause::Park,
+            5 => SampleCause::Unpark,
             v => SampleCause::Unknown(v),
         }
     }
@@ -195,6 +204,8 @@ impl SampleCause {
             SampleCause::LongScope => "long_scope",
             SampleCause::ScopeEnd => "scope_end",
             SampleCause::CpuTimer => "cpu_timer",
+            SampleCause::Park => "park",
+            SampleCause::Unpark => "unpark",
             SampleCause::Unknown(_) => "unknown",
         }
     }

@@ -53,7 +53,7 @@ use std::time::Instant;
 
 use fdr_format::{TaskId, encode};
 
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, Error, MetricsError};
 use crate::metrics::MetricsSnapshot;
 use crate::sync::lock;
 
@@ -310,9 +310,9 @@ pub fn register_thread(role: Role) {
 /// `(0, 1]` (`0.01`: 1%). `1.0` never sheds. Refused (nothing changes) outside that range.
 pub fn set_budget(share: f64) -> Result<(), Error> {
     if !(share > 0.0 && share <= 1.0) {
-        return Err(Error::Config(ConfigError::Metrics(format!(
-            "cost budget {share} is not a share of the process's CPU in (0, 1]"
-        ))));
+        return Err(Error::Config(ConfigError::Metrics(
+            MetricsError::CostBudget { share },
+        )));
     }
     let mut m = lock(&METER);
     m.budget = share;

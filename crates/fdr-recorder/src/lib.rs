@@ -133,7 +133,7 @@ mod recorder {
     pub use crate::capture::{CAPTURE_PENDING_MAX, CaptureGuard, capture, capture_running};
     pub use crate::chunk::CHUNK_BYTES;
     pub use crate::clock::{Calibration, calibrate, now_ticks};
-    pub use crate::error::{ConfigError, Error};
+    pub use crate::error::{ConfigError, Error, MetricNameProblem, MetricsError, OsConfigError};
     pub use crate::flight::{FlightRecorder, MAX_INCIDENT_SNAPSHOTS, MAX_SNAPSHOTS, flight};
     pub use crate::hot::{RegionGuard, enabled, region, with_region};
     pub use crate::intern::{
@@ -247,10 +247,12 @@ mod recorder {
         if let Some(i) = config.metrics_interval
             && i < crate::MIN_METRICS_INTERVAL
         {
-            return Err(Error::Config(crate::error::ConfigError::Metrics(format!(
-                "metrics_interval {i:?} is below the minimum {:?}",
-                crate::MIN_METRICS_INTERVAL
-            ))));
+            return Err(Error::Config(crate::error::ConfigError::Metrics(
+                crate::error::MetricsError::Interval {
+                    interval: i,
+                    min: crate::MIN_METRICS_INTERVAL,
+                },
+            )));
         }
         crate::clock::calibrate();
         let sh = shared();

@@ -66,6 +66,14 @@ pub(crate) struct Local {
     reported: u64,
 }
 
+impl Local {
+    /// The thread's id in the trace.
+    #[cfg(all(target_os = "linux", feature = "tokio"))]
+    pub(crate) fn thread_id(&self) -> u32 {
+        self.shared.id
+    }
+}
+
 thread_local! {
     static EXIT: ExitGuard = const { ExitGuard };
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use fdr_format::{EventKind, StrId};
 
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, Error, MetricNameProblem, MetricsError};
 use crate::metrics::{HistogramSnapshot, MetricsSnapshot};
 use crate::sync::lock;
 use crate::{enabled, intern_dynamic, record};
@@ -98,9 +98,12 @@ pub(crate) fn configure(interval: Option<Duration>) -> Result<(), Error> {
     if let Some(i) = interval
         && i < MIN_METRICS_INTERVAL
     {
-        return Err(Error::Config(ConfigError::Metrics(format!(
-            "metrics_interval {i:?} is below the minimum {MIN_METRICS_INTERVAL:?}"
-        ))));
+        return Err(Error::Config(ConfigError::Metrics(
+            MetricsError::Interval {
+                interval: i,
+                min: MIN_METRICS_INTERVAL,
+            },
+        )));
     }
     let sh = shared();
     let mut s = lock(&sh.state);
@@ -344,33 +347,32 @@ pub fn register_metric(
     name: &str,
     read: impl Fn() -> f64 + Send + Sync + 'static,
 ) -> Result<MetricSource, Error> {
-    let name = normalize_name(name).map_err(|why| {
-        Error::Config(ConfigError::Metrics(format!(
-            "metric name {:?}: {why}",
-            name.chars().take(80).collect::<String>()
-        )))
+    let refused = |e: MetricsError| Error::Config(ConfigError::Metrics(e));
+    let name = normalize_name(name).map_err(|problem| {
+        refused(MetricsError::Name {
+            name: name.chars().take(80).collect(),
+            problem,
+        })
     })?;
     if name.starts_with("fdr_") {
-        return Err(Error::Config(ConfigError::Metrics(format!(
-            "metric name {name:?}: names starting with fdr_ are fdr's own"
-        ))));
+        return Err(refused(MetricsError::Name {
+            name,
+            problem: MetricNameProblem::Reserved,
+        }));
     }
     let mut s = lock(&shared().state);
     if s.sources.len() >= MAX_METRIC_SOURCES {
-        return Err(Error::Config(ConfigError::Metrics(format!(
-            "metric {name:?}: {MAX_METRIC_SOURCES} metrics are registered already"
-        ))));
+        return Err(refused(MetricsError::TooMany {
+            name,
+            max: MAX_METRIC_SOURCES,
+        }));
     }
     let id_name = intern_dynamic(&name);
     if id_name == crate::OVERFLOW {
-        return Err(Error::Config(ConfigError::Metrics(format!(
-            "metric {name:?}: the table of run-time strings is full"
-        ))));
+        return Err(refused(MetricsError::NamesFull { name }));
     }
     if s.sources.iter().any(|r| r.name == id_name) {
-        return Err(Error::Config(ConfigError::Metrics(format!(
-            "metric {name:?} is registered already"
-        ))));
+        return Err(refused(MetricsError::Registered { name }));
     }
     let id = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
     s.sources.push(Registered {
@@ -390,21 +392,23 @@ fn is_name(s: &str) -> bool {
 }
 
 /// `name` or `name{k="v",...}` with its labels sorted; why not, otherwise.
-fn normalize_name(name: &str) -> Result<String, String> {
+fn normalize_name(name: &str) -> Result<String, MetricNameProblem> {
     if name.len() > MAX_METRIC_NAME_BYTES {
-        return Err(format!("longer than {MAX_METRIC_NAME_BYTES} bytes"));
+        return Err(MetricNameProblem::TooLong {
+            max_bytes: MAX_METRIC_NAME_BYTES,
+        });
     }
     let (base, labels) = match name.split_once('{') {
         None => (name, None),
         Some((b, rest)) => {
             let body = rest
                 .strip_suffix('}')
-                .ok_or("labels must end the name with `}`")?;
+                .ok_or(MetricNameProblem::LabelsNotClosed)?;
             (b, Some(body))
         }
     };
     if !is_name(base) {
-        return Err("a name is letters, digits, `_` and `:`, not starting with a digit".into());
+        return Err(MetricNameProblem::NotAName);
     }
     let Some(body) = labels else {
         return Ok(base.to_string());
@@ -413,28 +417,34 @@ fn normalize_name(name: &str) -> Result<String, String> {
     let mut rest = body.trim();
     // Bounded: each round consumes at least one label.
     while !rest.is_empty() {
-        let (key, after) = rest.split_once('=').ok_or("a label is key=\"value\"")?;
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or(MetricNameProblem::LabelNotKeyValue)?;
         let key = key.trim();
         if !is_name(key) || key.contains(':') {
-            return Err(format!("label name {key:?} is not a name"));
+            return Err(MetricNameProblem::LabelName {
+                label: key.to_string(),
+            });
         }
         let after = after
             .trim_start()
             .strip_prefix('"')
-            .ok_or("a label's value is quoted")?;
-        let end = after.find('"').ok_or("a label's value ends with a quote")?;
+            .ok_or(MetricNameProblem::ValueNotQuoted)?;
+        let end = after.find('"').ok_or(MetricNameProblem::ValueNotClosed)?;
         let value = &after[..end];
         if value.contains('\\') || value.contains('\n') {
-            return Err("a label's value has no backslash or newline".into());
+            return Err(MetricNameProblem::ValueEscapes);
         }
         if pairs.insert(key.to_string(), value.to_string()).is_some() {
-            return Err(format!("label {key:?} appears twice"));
+            return Err(MetricNameProblem::LabelTwice {
+                label: key.to_string(),
+            });
         }
         rest = after[end + 1..].trim_start();
         if let Some(r) = rest.strip_prefix(',') {
             rest = r.trim_start();
         } else if !rest.is_empty() {
-            return Err("labels are separated by commas".into());
+            return Err(MetricNameProblem::LabelsNotSeparated);
         }
     }
     let labels: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
@@ -484,19 +494,29 @@ mod tests {
             normalize_name(r#"q{z="1", a="x y"}"#).unwrap(),
             r#"q{a="x y",z="1"}"#
         );
-        for bad in [
-            "",
-            "1abc",
-            "a b",
-            "a{",
-            r#"a{x=1}"#,
-            r#"a{x="1",x="2"}"#,
-            r#"a{x="1" y="2"}"#,
-            r#"a{x="\n"}"#,
+        use MetricNameProblem as P;
+        let label = |l: &str| l.to_string();
+        for (bad, problem) in [
+            ("", P::NotAName),
+            ("1abc", P::NotAName),
+            ("a b", P::NotAName),
+            ("a{", P::LabelsNotClosed),
+            ("a{x}", P::LabelNotKeyValue),
+            ("a{1x=\"1\"}", P::LabelName { label: label("1x") }),
+            (r#"a{x=1}"#, P::ValueNotQuoted),
+            (r#"a{x="1}"#, P::ValueNotClosed),
+            (r#"a{x="1",x="2"}"#, P::LabelTwice { label: label("x") }),
+            (r#"a{x="1" y="2"}"#, P::LabelsNotSeparated),
+            (r#"a{x="\n"}"#, P::ValueEscapes),
         ] {
-            assert!(normalize_name(bad).is_err(), "{bad:?} accepted");
+            assert_eq!(normalize_name(bad), Err(problem), "{bad:?}");
         }
-        assert!(normalize_name(&"a".repeat(MAX_METRIC_NAME_BYTES + 1)).is_err());
+        assert_eq!(
+            normalize_name(&"a".repeat(MAX_METRIC_NAME_BYTES + 1)),
+            Err(P::TooLong {
+                max_bytes: MAX_METRIC_NAME_BYTES
+            })
+        );
     }
 
     #[test]

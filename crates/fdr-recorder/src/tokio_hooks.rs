@@ -28,7 +28,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use fdr_format::EventKind;
+use fdr_format::{EventKind, SampleCause};
 
 use crate::{enabled, record};
 
@@ -83,16 +83,20 @@ impl Hooks {
     /// storage is torn down, right after); there for symmetry, so hooks stay one call each.
     pub fn thread_stop() {}
 
-    /// From `on_thread_park`: the worker goes idle.
+    /// From `on_thread_park`: the worker goes idle. With the OS view on, it also records
+    /// its scheduler counters (and again at the unpark: the kernel's wait for a CPU after
+    /// waking it).
     pub fn thread_park() {
         if enabled() {
             record(&EventKind::Park);
+            crate::os::park_sample(SampleCause::Park);
         }
     }
 
     /// From `on_thread_unpark`: the worker wakes.
     pub fn thread_unpark() {
         if enabled() {
+            crate::os::park_sample(SampleCause::Unpark);
             record(&EventKind::Unpark);
         }
     }

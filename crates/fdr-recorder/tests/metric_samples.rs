@@ -225,6 +225,28 @@ fn bad_names_are_refused_and_a_panicking_value_is_dropped() {
     let a = fdr_recorder::register_metric("dup_metric", || 1.0).unwrap();
     let e = fdr_recorder::register_metric("dup_metric", || 2.0).unwrap_err();
     assert!(e.to_string().contains("registered already"), "{e}");
+    assert!(
+        matches!(
+            &e,
+            fdr_recorder::Error::Config(fdr_recorder::ConfigError::Metrics(
+                fdr_recorder::MetricsError::Registered { name }
+            )) if name == "dup_metric"
+        ),
+        "{e:?}"
+    );
+    let e = fdr_recorder::register_metric("fdr_polls_total", || 1.0).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            fdr_recorder::Error::Config(fdr_recorder::ConfigError::Metrics(
+                fdr_recorder::MetricsError::Name {
+                    problem: fdr_recorder::MetricNameProblem::Reserved,
+                    ..
+                }
+            ))
+        ),
+        "{e:?}"
+    );
     drop(a);
     let again = fdr_recorder::register_metric("dup_metric", || 3.0).unwrap();
 

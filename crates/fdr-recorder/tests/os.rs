@@ -64,6 +64,8 @@ struct Sample {
     cpu_ns: u64,
     runq_ns: u64,
     state: Option<u8>,
+    /// The thread that recorded it.
+    by: u32,
 }
 
 /// What a dump says about threads, by name.
@@ -107,6 +109,7 @@ fn dump() -> View {
                             cpu_ns: cpu_ns.expect("on-CPU time"),
                             runq_ns: runq_ns.expect("run-queue wait"),
                             state,
+                            by: b.thread.0,
                         }),
                         EventKind::Stack {
                             thread,
@@ -525,4 +528,61 @@ fn a_thread_waiting_on_a_channel_in_a_known_function_is_captured_with_that_funct
     every_capture_names(rx.recv().unwrap(), "await_device_reply", 40);
     reply_tx.send(7).unwrap();
     assert_eq!(waiter.join().unwrap(), 7);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_tokio_worker_records_its_counters_at_each_park_and_unpark() {
+    start();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::Builder::new()
+        .name("os-parking".into())
+        .spawn(move || {
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_time();
+            fdr_recorder::tokio_hooks::instrument(&mut builder);
+            let rt = builder.build().expect("runtime");
+            rt.block_on(async {
+                for _ in 0..5 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            });
+            done.send(()).unwrap();
+            let _ = released.recv();
+        })
+        .unwrap();
+    finished.recv().unwrap();
+    let v = dump();
+    drop(release);
+    t.join().unwrap();
+    let id = v.id("os-parking");
+    let own: Vec<Sample> = v.samples[&id]
+        .iter()
+        .filter(|s| matches!(s.cause, SampleCause::Park | SampleCause::Unpark))
+        .copied()
+        .collect();
+    // Five sleeps: the worker parked at least five times, and recorded each park and
+    // unpark itself, in turn, with counters that only grow.
+    let unparks = own
+        .iter()
+        .filter(|s| s.cause == SampleCause::Unpark)
+        .count();
+    assert!(unparks >= 5, "{own:?}");
+    for s in &own {
+        assert_eq!(
+            s.by, id,
+            "a park sample is recorded by the worker itself: {s:?}"
+        );
+    }
+    for w in own.windows(2) {
+        assert_ne!(
+            w[0].cause, w[1].cause,
+            "parks and unparks alternate: {own:?}"
+        );
+        assert!(
+            w[1].runq_ns >= w[0].runq_ns && w[1].cpu_ns >= w[0].cpu_ns,
+            "{own:?}"
+        );
+    }
 }

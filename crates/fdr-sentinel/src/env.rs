@@ -21,7 +21,8 @@
 //! of them at most. A URL whose store this build lacks is an error naming the feature (not
 //! ignored), so a build that cannot honour it says so at start.
 
-use crate::rule::{Rule, parse_bytes, parse_duration};
+use crate::layout::FileModeError;
+use crate::rule::{Rule, RuleError, ValueError, parse_bytes, parse_duration};
 use crate::sentinel::{Error, SentinelBuilder};
 
 impl SentinelBuilder {
@@ -33,7 +34,7 @@ impl SentinelBuilder {
 
     /// [`SentinelBuilder::from_env`] over any source of variables.
     pub fn with_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let bad = |var: &'static str, value: &str, reason: String| Error::Env {
+        let bad = |var: &'static str, value: &str, reason: EnvProblem| Error::Env {
             var,
             value: value.to_owned(),
             reason,
@@ -44,48 +45,35 @@ impl SentinelBuilder {
                 .filter(|r| !r.trim().is_empty())
                 .map(Rule::parse)
                 .collect();
-            self.rules = rules.map_err(|e| bad("FDR_SENTINEL_RULES", &v, e.to_string()))?;
+            self.rules =
+                rules.map_err(|e| bad("FDR_SENTINEL_RULES", &v, EnvProblem::Rule(Box::new(e))))?;
         }
         if let Some(v) = var("FDR_SENTINEL_INTERVAL") {
-            self.interval =
-                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_INTERVAL", &v, e.to_string()))?;
+            self.interval = parse_duration(&v)
+                .map_err(|e| bad("FDR_SENTINEL_INTERVAL", &v, EnvProblem::Value(e)))?;
         }
         let mut retention = self.store.retention_mut().map(|r| *r).unwrap_or_default();
         let mut retention_set = None;
         if let Some(v) = var("FDR_SENTINEL_RETAIN_COUNT") {
-            retention.max_count = v.parse().map_err(|_| {
-                bad(
-                    "FDR_SENTINEL_RETAIN_COUNT",
-                    &v,
-                    "expected a whole number".into(),
-                )
-            })?;
+            retention.max_count = v
+                .parse()
+                .map_err(|_| bad("FDR_SENTINEL_RETAIN_COUNT", &v, EnvProblem::NotAWholeNumber))?;
             retention_set = Some("FDR_SENTINEL_RETAIN_COUNT");
         }
         if let Some(v) = var("FDR_SENTINEL_RETAIN_BYTES") {
-            retention.max_bytes =
-                parse_bytes(&v).map_err(|e| bad("FDR_SENTINEL_RETAIN_BYTES", &v, e.to_string()))?;
+            retention.max_bytes = parse_bytes(&v)
+                .map_err(|e| bad("FDR_SENTINEL_RETAIN_BYTES", &v, EnvProblem::Value(e)))?;
             retention_set = Some("FDR_SENTINEL_RETAIN_BYTES");
         }
         for old in ["FDR_SENTINEL_S3_URL", "FDR_SENTINEL_S3_REGION"] {
             if let Some(v) = var(old) {
-                return Err(bad(
-                    old,
-                    &v,
-                    "no longer read: set FDR_SENTINEL_URL=s3://BUCKET/PREFIX, with \
-                     AWS_ENDPOINT_URL and AWS_REGION for the server and its region"
-                        .into(),
-                ));
+                return Err(bad(old, &v, EnvProblem::NoLongerRead));
             }
         }
         let dir = var("FDR_SENTINEL_DIR");
         let url = var("FDR_SENTINEL_URL");
         if let (Some(_), Some(url)) = (&dir, &url) {
-            return Err(bad(
-                "FDR_SENTINEL_URL",
-                url,
-                "FDR_SENTINEL_DIR is set too: choose one store".into(),
-            ));
+            return Err(bad("FDR_SENTINEL_URL", url, EnvProblem::TwoStores));
         }
         if let Some(v) = dir {
             self = self.dir(v, retention);
@@ -95,36 +83,24 @@ impl SentinelBuilder {
             if let Some(r) = self.store.retention_mut() {
                 *r = retention;
             } else {
-                return Err(bad(
-                    retain_var,
-                    "",
-                    if cfg!(feature = "object-store") {
-                        "retention applies to a directory or object store: set \
-                         FDR_SENTINEL_DIR (or FDR_SENTINEL_URL) too"
-                    } else {
-                        "retention applies to a directory store: set FDR_SENTINEL_DIR too"
-                    }
-                    .into(),
-                ));
+                return Err(bad(retain_var, "", EnvProblem::RetentionWithoutStore));
             }
         }
         if let Some(v) = var("FDR_SENTINEL_CA_FILE") {
             self = self.ca_file_from_env(&v)?;
         }
         if let Some(v) = var("FDR_SENTINEL_COOLDOWN") {
-            self.limits.cooldown =
-                parse_duration(&v).map_err(|e| bad("FDR_SENTINEL_COOLDOWN", &v, e.to_string()))?;
+            self.limits.cooldown = parse_duration(&v)
+                .map_err(|e| bad("FDR_SENTINEL_COOLDOWN", &v, EnvProblem::Value(e)))?;
         }
         if let Some(v) = var("FDR_SENTINEL_MAX_DUMPS") {
             let parsed = (|| {
-                let (n, window) = v
-                    .split_once(" per ")
-                    .ok_or("expected `N per DURATION`, like `10 per 1h`")?;
+                let (n, window) = v.split_once(" per ").ok_or(EnvProblem::NotNPerDuration)?;
                 let n: u32 = n
                     .trim()
                     .parse()
-                    .map_err(|_| "expected a whole number before `per`")?;
-                Ok::<_, String>((n, parse_duration(window.trim()).map_err(|e| e.to_string())?))
+                    .map_err(|_| EnvProblem::CountNotAWholeNumber)?;
+                Ok((n, parse_duration(window.trim()).map_err(EnvProblem::Value)?))
             })();
             let (n, window) = parsed.map_err(|e| bad("FDR_SENTINEL_MAX_DUMPS", &v, e))?;
             self.limits.max_dumps = n;
@@ -135,15 +111,15 @@ impl SentinelBuilder {
         }
         if let Some(v) = var("FDR_SENTINEL_SNAPSHOT_WAIT") {
             self.snapshot_wait = parse_duration(&v)
-                .map_err(|e| bad("FDR_SENTINEL_SNAPSHOT_WAIT", &v, e.to_string()))?;
+                .map_err(|e| bad("FDR_SENTINEL_SNAPSHOT_WAIT", &v, EnvProblem::Value(e)))?;
         }
         if let Some(v) = var("FDR_SENTINEL_FILE_MODE") {
             let mode = u32::from_str_radix(v.trim_start_matches("0o"), 8)
-                .map_err(|_| "expected an octal mode, like 0600 or 0640".to_owned())
+                .map_err(|_| EnvProblem::NotAnOctalMode)
                 .and_then(|m| {
                     crate::layout::check_file_mode(m)
                         .map(|()| m)
-                        .map_err(|e| e.to_string())
+                        .map_err(EnvProblem::FileMode)
                 })
                 .map_err(|e| bad("FDR_SENTINEL_FILE_MODE", &v, e))?;
             self.file_mode = Some(mode);
@@ -163,7 +139,7 @@ impl SentinelBuilder {
         let config = crate::BucketConfig::from_url(url).map_err(|e| Error::Env {
             var: "FDR_SENTINEL_URL",
             value: url.to_owned(),
-            reason: e.to_string(),
+            reason: EnvProblem::Url(e),
         })?;
         let mut options = Vec::new();
         if url.starts_with("s3://") {
@@ -190,18 +166,16 @@ impl SentinelBuilder {
         Err(Error::Env {
             var: "FDR_SENTINEL_URL",
             value: url.to_owned(),
-            reason: "this build has no object store: enable fdr-sentinel's `aws`, `gcp`, \
-                     `azure` or `local` feature"
-                .into(),
+            reason: EnvProblem::NoObjectStore,
         })
     }
 
     /// `FDR_SENTINEL_CA_FILE`, over the object store's configuration.
     fn ca_file_from_env(self, path: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::Env {
+        let bad = |reason: EnvProblem| Error::Env {
             var: "FDR_SENTINEL_CA_FILE",
             value: path.to_owned(),
-            reason: reason.into(),
+            reason,
         };
         #[cfg(feature = "object-store")]
         {
@@ -210,20 +184,78 @@ impl SentinelBuilder {
                 crate::sentinel::StoreChoice::Bucket(c) => {
                     c.root_certificates = Some(path.into());
                 }
-                _ => return Err(bad("applies to an object store: set FDR_SENTINEL_URL too")),
+                _ => return Err(bad(EnvProblem::CaFileWithoutBucket)),
             }
             Ok(this)
         }
         #[cfg(not(feature = "object-store"))]
         {
             let _ = self;
-            Err(bad(
-                "this build has no object store: enable fdr-sentinel's `aws`, `gcp`, `azure` \
-                 or `local` feature",
-            ))
+            Err(bad(EnvProblem::NoObjectStore))
         }
     }
 }
+
+/// What is wrong with an `FDR_SENTINEL_*` variable ([`Error::Env`], which names the
+/// variable and its value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvProblem {
+    /// A rule of `FDR_SENTINEL_RULES` does not parse.
+    #[error("{0}")]
+    Rule(Box<RuleError>),
+    /// A duration or a size does not parse.
+    #[error("{0}")]
+    Value(ValueError),
+    /// Not a whole number (`FDR_SENTINEL_RETAIN_COUNT`).
+    #[error("expected a whole number")]
+    NotAWholeNumber,
+    /// `FDR_SENTINEL_MAX_DUMPS` is not `N per DURATION`.
+    #[error("expected `N per DURATION`, like `10 per 1h`")]
+    NotNPerDuration,
+    /// `FDR_SENTINEL_MAX_DUMPS`' count is not a whole number.
+    #[error("expected a whole number before `per`")]
+    CountNotAWholeNumber,
+    /// A variable of an earlier release that is no longer read.
+    #[error(
+        "no longer read: set FDR_SENTINEL_URL=s3://BUCKET/PREFIX, with AWS_ENDPOINT_URL and \
+         AWS_REGION for the server and its region"
+    )]
+    NoLongerRead,
+    /// `FDR_SENTINEL_DIR` and `FDR_SENTINEL_URL` are both set.
+    #[error("FDR_SENTINEL_DIR is set too: choose one store")]
+    TwoStores,
+    /// Retention is set, but no store it applies to (a directory or an object store).
+    #[error("{RETENTION_WITHOUT_STORE}")]
+    RetentionWithoutStore,
+    /// `FDR_SENTINEL_URL` is not a bucket URL this build can use.
+    #[cfg(feature = "object-store")]
+    #[error("{0}")]
+    Url(crate::UrlError),
+    /// An object store's variable, in a build without an object-store feature.
+    #[error(
+        "this build has no object store: enable fdr-sentinel's `aws`, `gcp`, `azure` or \
+         `local` feature"
+    )]
+    NoObjectStore,
+    /// `FDR_SENTINEL_CA_FILE` without an object store.
+    #[error("applies to an object store: set FDR_SENTINEL_URL too")]
+    CaFileWithoutBucket,
+    /// `FDR_SENTINEL_FILE_MODE` is not an octal number.
+    #[error("expected an octal mode, like 0600 or 0640")]
+    NotAnOctalMode,
+    /// `FDR_SENTINEL_FILE_MODE` is a mode the stores refuse.
+    #[error("{0}")]
+    FileMode(FileModeError),
+}
+
+/// [`EnvProblem::RetentionWithoutStore`]'s text: the stores this build has.
+const RETENTION_WITHOUT_STORE: &str = if cfg!(feature = "object-store") {
+    "retention applies to a directory or object store: set FDR_SENTINEL_DIR (or \
+     FDR_SENTINEL_URL) too"
+} else {
+    "retention applies to a directory store: set FDR_SENTINEL_DIR too"
+};
 
 /// The AWS variables an `s3://` store takes from [`SentinelBuilder::with_vars`], as
 /// object_store's configuration keys (lowercased).
@@ -243,6 +275,7 @@ const AWS_VARS: [&str; 8] = [
 mod tests {
     use std::time::Duration;
 
+    use super::EnvProblem;
     use crate::sentinel::StoreChoice;
     use crate::{Retention, Sentinel};
 
@@ -334,6 +367,30 @@ mod tests {
             let e = Sentinel::builder().with_vars(vars(v)).unwrap_err();
             assert!(e.to_string().contains(want), "{e}");
         }
+        // The reason is typed, for a caller to match.
+        let reason = |v: &'static [(&'static str, &'static str)]| match Sentinel::builder()
+            .with_vars(vars(v))
+            .unwrap_err()
+        {
+            crate::Error::Env { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason(&[("FDR_SENTINEL_FILE_MODE", "0666")]),
+            EnvProblem::FileMode(crate::FileModeError::OthersMayWrite { mode: 0o666 })
+        );
+        assert_eq!(
+            reason(&[("FDR_SENTINEL_RETAIN_COUNT", "many")]),
+            EnvProblem::NotAWholeNumber
+        );
+        assert_eq!(
+            reason(&[("FDR_SENTINEL_COOLDOWN", "2")]),
+            EnvProblem::Value(crate::ValueError::NotADuration { text: "2".into() })
+        );
+        assert!(matches!(
+            reason(&[("FDR_SENTINEL_RULES", "x: m p99 >")]),
+            EnvProblem::Rule(_)
+        ));
     }
 
     #[cfg(feature = "aws")]

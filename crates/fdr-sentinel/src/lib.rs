@@ -74,6 +74,7 @@ mod store;
 pub use bucket::{BucketConfig, BucketStore, UrlError};
 pub use cost::IncidentCost;
 pub use engine::{Engine, Step, Suppressed, Trigger};
+pub use env::EnvProblem;
 pub use layout::{DEFAULT_FILE_MODE, FileModeError, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
 pub use rule::{Limits, NameError, Rule, RuleError, RuleProblem, Stat, ValueError};

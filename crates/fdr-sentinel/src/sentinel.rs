@@ -348,7 +348,7 @@ pub enum Error {
         /// Its value.
         value: String,
         /// What is wrong with it.
-        reason: String,
+        reason: crate::env::EnvProblem,
     },
     /// The store could not be opened.
     #[error(transparent)]

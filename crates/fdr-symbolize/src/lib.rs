@@ -112,6 +112,7 @@ pub struct Frame {
 
 /// Why an address could not be (fully) symbolized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Problem {
     /// The trace has no module record holding the address.
     #[error("no module of the trace holds this address")]

@@ -209,7 +209,10 @@ mod tests {
             (fdr_recorder::Error::NotStarted.into(), "not_started"),
             (
                 fdr_recorder::Error::Config(ConfigError::Metrics(
-                    "metrics_interval 1ms is below the minimum".into(),
+                    fdr_recorder::MetricsError::Interval {
+                        interval: std::time::Duration::from_millis(1),
+                        min: fdr_recorder::MIN_METRICS_INTERVAL,
+                    },
                 ))
                 .into(),
                 "config",

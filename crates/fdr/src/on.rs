@@ -7,9 +7,10 @@ pub use fdr_recorder::task::FutureExt;
 pub use fdr_recorder::task::{FdrFutureExt, Traced, spawn_with};
 pub use fdr_recorder::{
     AsyncRegionGuard, Config, ConfigError, DEFAULT_METRICS_INTERVAL, FlightConfig,
-    HistogramSnapshot, InRegion, Lost, MIN_METRICS_INTERVAL, MetricSource, MetricsSnapshot,
-    RegionGuard, Scalar, Stats, TaskGuard, async_region, enabled, is_running, log, log_fmt,
-    metrics, record_metrics, region, stats, stop, task, with_region,
+    HistogramSnapshot, InRegion, Lost, MIN_METRICS_INTERVAL, MetricNameProblem, MetricSource,
+    MetricsError, MetricsSnapshot, OsConfigError, RegionGuard, Scalar, Stats, TaskGuard,
+    async_region, enabled, is_running, log, log_fmt, metrics, record_metrics, region, stats, stop,
+    task, with_region,
 };
 // The control calls, with the facade's opaque error.
 pub use crate::control::{
@@ -36,11 +37,11 @@ pub mod sentinel {
     #[cfg(any(feature = "aws", feature = "gcp", feature = "azure", feature = "local"))]
     pub use fdr_sentinel::{BucketConfig, BucketStore, UrlError, bucket};
     pub use fdr_sentinel::{
-        DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, Error, FileModeError,
-        Histogram, IncidentMeta, IncidentStore, Limits, Listing, LogFn, MAX_ID_BYTES, MetricValue,
-        Metrics, NameError, Retention, Rule, RuleError, RuleProblem, Sentinel, SentinelBuilder,
-        SentinelHandle, SentinelStats, SidecarError, Stat, Step, StoreError, Suppressed, Trigger,
-        ValueError, engine, env, metric,
+        DEFAULT_FILE_MODE, DEFAULT_SNAPSHOT_WAIT, DirStore, DumpFn, Engine, EnvProblem, Error,
+        FileModeError, Histogram, IncidentMeta, IncidentStore, Limits, Listing, LogFn,
+        MAX_ID_BYTES, MetricValue, Metrics, NameError, Retention, Rule, RuleError, RuleProblem,
+        Sentinel, SentinelBuilder, SentinelHandle, SentinelStats, SidecarError, Stat, Step,
+        StoreError, Suppressed, Trigger, ValueError, engine, env, metric,
     };
 }
 
@@ -49,11 +50,12 @@ pub mod sentinel {
 #[cfg(feature = "admin")]
 pub mod admin {
     pub use fdr_admin::{
-        Admin, AdminBuilder, AdminHandle, DEFAULT_CAPTURE_COOLDOWN, DEFAULT_CAPTURE_SECONDS,
-        DEFAULT_EVICTION_GRACE, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CAPTURE_BYTES,
-        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PIPELINED_REQUESTS,
-        DEFAULT_PORT, DEFAULT_TRANSFER_TIMEOUT, DEFAULT_WRITE_TIMEOUT, Error, MAX_BLOCKING_THREADS,
-        MAX_CAPTURE_SECONDS, MAX_HEADER_BYTES, MIN_CAPTURE_BYTES, MIN_HEADER_BYTES,
+        Admin, AdminBuilder, AdminHandle, ConfigError, DEFAULT_CAPTURE_COOLDOWN,
+        DEFAULT_CAPTURE_SECONDS, DEFAULT_EVICTION_GRACE, DEFAULT_HEADER_READ_TIMEOUT,
+        DEFAULT_MAX_CAPTURE_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
+        DEFAULT_MAX_PIPELINED_REQUESTS, DEFAULT_PORT, DEFAULT_TRANSFER_TIMEOUT,
+        DEFAULT_WRITE_TIMEOUT, Error, MAX_BLOCKING_THREADS, MAX_CAPTURE_SECONDS, MAX_HEADER_BYTES,
+        MIN_CAPTURE_BYTES, MIN_HEADER_BYTES,
     };
 }
 

@@ -2,7 +2,11 @@
 //! (window, thread limit, a thread's first data), the thread's activity, task lifecycles,
 //! wakes, polls, blocks, regions, parks, OS samples and stacks, loss.
 
-use fdr_format::{BlockReason, EventKind, LossReason, SiteId, StrId, TaskId, ThreadId};
+use fdr_format::{
+    BlockReason, EventKind, LossReason, SampleCause, SiteId, StrId, TaskId, ThreadId,
+};
+
+use crate::waits::Waker;
 
 use super::{
     LONG_POLL_NS, LaneId, LiveTask, OpenBlock, PollRecord, Profile, Slice, SliceKind, TaskKind,
@@ -49,6 +53,11 @@ impl Profile {
                 state,
                 ..
             } => {
+                if sampled == thread
+                    && let Some(runq) = runq_ns
+                {
+                    self.own_sample(cause, runq);
+                }
                 let parked = self.parked_at(sampled, ns);
                 self.os
                     .sample(sampled, ns, cause, (cpu_ns, runq_ns, state), parked);
@@ -209,7 +218,15 @@ impl Profile {
                 t.scheduled_at = Some(ns);
             }
             let in_poll = t.poll_start.is_some();
-            self.waits.wake(task, t.name, &mut t.wait, in_poll, by, ns);
+            let ended = self.waits.wake(task, t.name, &mut t.wait, in_poll, by, ns);
+            let name = t.name;
+            if let (Some(dur), Waker::Driver) = (ended, by) {
+                debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+                let th = &mut self.stream_threads[self.cur_slot].1;
+                if th.parked_since.is_some() {
+                    self.wake_delay.driver_await(&mut th.cycle, name, dur);
+                }
+            }
         }
     }
 
@@ -428,6 +445,17 @@ impl Profile {
         th.wake.last_done = None;
         th.parked_since = Some(ns);
         th.parks = th.parks.saturating_add(1);
+        self.wake_delay.park(&mut th.cycle);
+    }
+
+    /// A worker's sample of itself at a park or an unpark ([`crate::wake_delay`]).
+    fn own_sample(&mut self, cause: SampleCause, runq_ns: u64) {
+        let th = &mut self.stream_threads[self.cur_slot].1;
+        match cause {
+            SampleCause::Park => crate::wake_delay::WakeDelay::park_sample(&mut th.cycle, runq_ns),
+            SampleCause::Unpark => self.wake_delay.unpark_sample(&mut th.cycle, runq_ns),
+            _ => {}
+        }
     }
 
     fn unpark(&mut self, thread: ThreadId, ns: u64) {

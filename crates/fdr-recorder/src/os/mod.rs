@@ -11,7 +11,9 @@
 //!   Every thread gets one every [`OsConfig::periodic_interval`] (cause `Periodic`); a
 //!   thread that stays inside a poll, user task, region or block past
 //!   [`OsConfig::long_scope_threshold`] gets one when the sampler sees it (`LongScope`) and
-//!   one when that scope has ended (`ScopeEnd`).
+//!   one when that scope has ended (`ScopeEnd`). A tokio worker records its own each time
+//!   it parks and unparks (`Park`, `Unpark`; see `wake`): the kernel's wait for a CPU after
+//!   each wake.
 //! - [`EventKind::Stack`](fdr_format::EventKind::Stack): the thread's user stack, raw
 //!   addresses, captured without stopping other threads: once when a long scope is seen,
 //!   then every [`OsConfig::stack_every`] while it stays long, within
@@ -65,6 +67,8 @@
 
 use std::time::Duration;
 
+use crate::error::OsConfigError;
+
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -86,11 +90,19 @@ pub(crate) mod signal;
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 mod unwind;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+mod wake;
 
 #[cfg(target_os = "linux")]
 pub(crate) use modules::encode_modules;
 #[cfg(target_os = "linux")]
 pub(crate) use sampler::{configure, on_thread_exit, on_thread_start};
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub(crate) use wake::park_sample;
+
+/// Off Linux there are no scheduler counters to read at a park.
+#[cfg(all(not(target_os = "linux"), feature = "tokio"))]
+pub(crate) fn park_sample(_cause: fdr_format::SampleCause) {}
 
 /// No module records off Linux.
 #[cfg(not(target_os = "linux"))]
@@ -176,30 +188,27 @@ impl OsConfig {
         cfg!(target_os = "linux").then(OsConfig::default)
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.scan_interval < Duration::from_micros(100) {
-            return Err(format!(
-                "os scan_interval {:?} is below 100 µs",
-                self.scan_interval
-            ));
+    pub(crate) fn validate(&self) -> Result<(), OsConfigError> {
+        let min = Duration::from_micros(100);
+        if self.scan_interval < min {
+            return Err(OsConfigError::ScanInterval {
+                scan_interval: self.scan_interval,
+                min,
+            });
         }
-        if self.stacks && self.stack_copy_bytes < 1024 {
-            return Err(format!(
-                "os stack_copy_bytes {} is below 1 KiB",
-                self.stack_copy_bytes
-            ));
-        }
-        if self.stack_copy_bytes > 1 << 20 {
-            return Err(format!(
-                "os stack_copy_bytes {} is above 1 MiB",
-                self.stack_copy_bytes
-            ));
+        let (min, max) = (if self.stacks { 1 << 10 } else { 0 }, 1 << 20);
+        if !(min..=max).contains(&self.stack_copy_bytes) {
+            return Err(OsConfigError::StackCopyBytes {
+                stack_copy_bytes: self.stack_copy_bytes,
+                min,
+                max,
+            });
         }
         if self.cpu_profile_hz > MAX_CPU_PROFILE_HZ {
-            return Err(format!(
-                "os cpu_profile_hz {} is above {MAX_CPU_PROFILE_HZ}",
-                self.cpu_profile_hz
-            ));
+            return Err(OsConfigError::CpuProfileHz {
+                cpu_profile_hz: self.cpu_profile_hz,
+                max: MAX_CPU_PROFILE_HZ,
+            });
         }
         Ok(())
     }
@@ -382,5 +391,79 @@ impl Drop for CpuProfile {
             any(target_arch = "x86_64", target_arch = "aarch64")
         ))]
         sampler::profile_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_outside_its_bounds_is_named_with_its_value_and_bound() {
+        let ok = OsConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        let cases = [
+            (
+                OsConfig {
+                    scan_interval: Duration::from_micros(99),
+                    ..ok
+                },
+                OsConfigError::ScanInterval {
+                    scan_interval: Duration::from_micros(99),
+                    min: Duration::from_micros(100),
+                },
+            ),
+            (
+                OsConfig {
+                    stack_copy_bytes: 1023,
+                    ..ok
+                },
+                OsConfigError::StackCopyBytes {
+                    stack_copy_bytes: 1023,
+                    min: 1024,
+                    max: 1 << 20,
+                },
+            ),
+            (
+                OsConfig {
+                    stacks: false,
+                    stack_copy_bytes: (1 << 20) + 1,
+                    ..ok
+                },
+                OsConfigError::StackCopyBytes {
+                    stack_copy_bytes: (1 << 20) + 1,
+                    min: 0,
+                    max: 1 << 20,
+                },
+            ),
+            (
+                OsConfig {
+                    cpu_profile_hz: MAX_CPU_PROFILE_HZ + 1,
+                    ..ok
+                },
+                OsConfigError::CpuProfileHz {
+                    cpu_profile_hz: MAX_CPU_PROFILE_HZ + 1,
+                    max: MAX_CPU_PROFILE_HZ,
+                },
+            ),
+        ];
+        for (config, want) in cases {
+            assert_eq!(config.validate(), Err(want));
+        }
+        // Stacks off, a small copy size is not used, so not refused.
+        let small = OsConfig {
+            stacks: false,
+            stack_copy_bytes: 0,
+            ..ok
+        };
+        assert_eq!(small.validate(), Ok(()));
+        let refused = OsConfig {
+            stack_copy_bytes: 1023,
+            ..ok
+        };
+        assert_eq!(
+            refused.validate().unwrap_err().to_string(),
+            "os stack_copy_bytes 1023 is outside 1024..=1048576"
+        );
     }
 }

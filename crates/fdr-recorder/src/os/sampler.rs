@@ -85,6 +85,15 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Whether the sampler is running (configured and recording): threads record their own
+/// samples at parks only then.
+#[cfg(feature = "tokio")]
+pub(crate) fn active() -> bool {
+    STATE
+        .get()
+        .is_some_and(|s| s.running.load(Ordering::Relaxed))
+}
+
 /// A thread registered (its registration's cold path): remember it, with its stack bounds.
 pub(crate) fn on_thread_start(shared: &Arc<ThreadShared>, tid: u64) {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -340,6 +340,7 @@ mod sys {
 
     /// Why the handler could not be installed.
     #[derive(Debug, thiserror::Error)]
+    #[non_exhaustive]
     pub enum InstallError {
         /// Not a realtime or otherwise usable signal number.
         #[error("signal {0} cannot carry stack captures (use a realtime signal)")]

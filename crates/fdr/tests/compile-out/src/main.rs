@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use fdr::FdrFutureExt;
 
@@ -82,10 +83,69 @@ fn explain(e: &fdr::Error) -> &'static str {
                 let _ = (max_bytes, min, max, chunk_bytes);
                 "bad configuration"
             }
-            fdr::ConfigError::Os(why) | fdr::ConfigError::Metrics(why) => {
-                let _ = why;
-                "bad OS view or metrics configuration"
-            }
+            fdr::ConfigError::Os(os) => match os {
+                fdr::OsConfigError::ScanInterval { scan_interval, min } => {
+                    let _: (Duration, Duration) = (*scan_interval, *min);
+                    "bad OS view scan interval"
+                }
+                fdr::OsConfigError::StackCopyBytes {
+                    stack_copy_bytes,
+                    min,
+                    max,
+                } => {
+                    let _: (usize, usize, usize) = (*stack_copy_bytes, *min, *max);
+                    "bad OS view stack copy size"
+                }
+                fdr::OsConfigError::CpuProfileHz {
+                    cpu_profile_hz,
+                    max,
+                } => {
+                    let _: (u32, u32) = (*cpu_profile_hz, *max);
+                    "bad OS view profiling rate"
+                }
+                _ => "bad OS view configuration",
+            },
+            fdr::ConfigError::Metrics(metrics) => match metrics {
+                fdr::MetricsError::Interval { interval, min } => {
+                    let _: (Duration, Duration) = (*interval, *min);
+                    "bad metrics interval"
+                }
+                fdr::MetricsError::CostBudget { share } => {
+                    let _: f64 = *share;
+                    "bad cost budget"
+                }
+                fdr::MetricsError::Name { name, problem } => {
+                    let _: &String = name;
+                    match problem {
+                        fdr::MetricNameProblem::TooLong { max_bytes } => {
+                            let _: usize = *max_bytes;
+                        }
+                        fdr::MetricNameProblem::LabelName { label }
+                        | fdr::MetricNameProblem::LabelTwice { label } => {
+                            let _: &String = label;
+                        }
+                        fdr::MetricNameProblem::LabelsNotClosed
+                        | fdr::MetricNameProblem::NotAName
+                        | fdr::MetricNameProblem::LabelNotKeyValue
+                        | fdr::MetricNameProblem::ValueNotQuoted
+                        | fdr::MetricNameProblem::ValueNotClosed
+                        | fdr::MetricNameProblem::ValueEscapes
+                        | fdr::MetricNameProblem::LabelsNotSeparated
+                        | fdr::MetricNameProblem::Reserved => {}
+                        _ => {}
+                    }
+                    "bad metric name"
+                }
+                fdr::MetricsError::TooMany { name, max } => {
+                    let _: (&String, usize) = (name, *max);
+                    "too many metrics"
+                }
+                fdr::MetricsError::NamesFull { name } | fdr::MetricsError::Registered { name } => {
+                    let _: &String = name;
+                    "metric not registered"
+                }
+                _ => "bad metrics configuration",
+            },
             _ => "bad configuration",
         };
     }

@@ -1,0 +1,240 @@
+//! Per-wake evidence of the host's CPU contention: how long the kernel kept a runtime
+//! worker waiting for a CPU after it woke the worker, and the awaits the runtime's driver
+//! ended on that wake.
+//!
+//! A tokio worker instrumented by fdr with the OS view on records its own scheduler
+//! counters as it parks and as it unparks (`OsSample` with cause `park` / `unpark`). It
+//! sleeps in the kernel in between, off any run queue, so the run-queue counter's growth
+//! over the cycle is the wait between the kernel's wake (the socket became readable, the
+//! timer fired, another worker notified it) and the worker running again. The driver's
+//! wakes recorded while the worker was parked come after that wait: an await they end was
+//! over, as far as the kernel could tell, that much earlier. [`WakeDelay`] keeps, per
+//! waiting task name, such awaits with and without the cycle's wait, and the waits of every
+//! measured cycle: what one wake costs on this host now, which a downstream on the same host
+//! pays too for each of its own wakes.
+
+use std::collections::BTreeMap;
+
+use fdr_format::StrId;
+
+use crate::hist::Histogram;
+use crate::limits::MAX_STATS_KEYS;
+
+/// Awaits kept per park cycle until its unpark sample measures them; later ones in the
+/// same cycle are counted as unmeasured.
+pub const MAX_AWAITS_PER_CYCLE: usize = 256;
+
+/// A worker's park cycle in progress.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cycle {
+    /// The run-queue counter when it parked (its park sample).
+    runq_at_park: Option<u64>,
+    /// Driver awaits ended while parked: the waiting task's name and the await's length.
+    awaits: Vec<(StrId, u64)>,
+}
+
+/// Driver awaits of one task name ended in measured park cycles.
+#[derive(Debug, Clone, Default)]
+pub struct NameDelay {
+    /// The awaits as recorded.
+    pub raw: Histogram,
+    /// The same awaits less their waking worker's run-queue wait in that cycle: when the
+    /// kernel saw the awaited event.
+    pub adjusted: Histogram,
+}
+
+/// Per-wake run-queue waits of runtime workers and the awaits they delayed.
+#[derive(Debug, Clone, Default)]
+pub struct WakeDelay {
+    /// Run-queue wait of every measured park cycle (unpark sample less park sample).
+    pub runq: Histogram,
+    /// Per waiting task name (at most [`MAX_STATS_KEYS`]).
+    pub by_name: BTreeMap<StrId, NameDelay>,
+    /// Driver awaits ended while a worker was parked that no cycle measured (no park or
+    /// unpark sample, too many in one cycle, or past the name limit).
+    pub unmeasured: u64,
+}
+
+impl WakeDelay {
+    /// Whether any park cycle was measured.
+    pub fn has_data(&self) -> bool {
+        self.runq.count() > 0
+    }
+
+    /// The worker parked: a new cycle.
+    pub(crate) fn park(&mut self, c: &mut Cycle) {
+        self.unmeasured = self.unmeasured.saturating_add(c.awaits.len() as u64);
+        c.awaits.clear();
+        c.runq_at_park = None;
+    }
+
+    /// The worker's park sample.
+    pub(crate) fn park_sample(c: &mut Cycle, runq_ns: u64) {
+        c.runq_at_park = Some(runq_ns);
+    }
+
+    /// A driver wake on the parked worker ended an await of `name` lasting `dur_ns`.
+    pub(crate) fn driver_await(&mut self, c: &mut Cycle, name: StrId, dur_ns: u64) {
+        if c.awaits.len() < MAX_AWAITS_PER_CYCLE {
+            c.awaits.push((name, dur_ns));
+        } else {
+            self.unmeasured = self.unmeasured.saturating_add(1);
+        }
+    }
+
+    /// The worker's unpark sample: the cycle's run-queue wait measures its awaits.
+    pub(crate) fn unpark_sample(&mut self, c: &mut Cycle, runq_ns: u64) {
+        let Some(at_park) = c.runq_at_park.take() else {
+            self.unmeasured = self.unmeasured.saturating_add(c.awaits.len() as u64);
+            c.awaits.clear();
+            return;
+        };
+        let wait = runq_ns.saturating_sub(at_park);
+        self.runq.record(wait);
+        for (name, dur) in c.awaits.drain(..) {
+            if self.by_name.len() >= MAX_STATS_KEYS && !self.by_name.contains_key(&name) {
+                self.unmeasured = self.unmeasured.saturating_add(1);
+                continue;
+            }
+            let d = self.by_name.entry(name).or_default();
+            d.raw.record(dur);
+            d.adjusted.record(dur.saturating_sub(wait));
+        }
+    }
+
+    /// Forgets what was measured (the window restarts); cycles in progress go on.
+    pub(crate) fn reset(&mut self) {
+        *self = WakeDelay::default();
+    }
+}
+
+/// Park cycles measured before their waits count as the host's per-wake wait.
+pub const MIN_CYCLES: u64 = 20;
+
+/// The host's wait for a CPU per wake, as the awaits' judge takes it: the p90 of the
+/// measured park cycles' run-queue waits (`None` with fewer than [`MIN_CYCLES`]).
+pub(crate) fn host_wait_ns(d: &WakeDelay) -> Option<u64> {
+    (d.runq.count() >= MIN_CYCLES).then(|| d.runq.quantile(0.9))
+}
+
+/// The measured awaits of `name` when they are at least half of its `driver_awaits` (else
+/// the measured ones may not be the ordinary ones).
+pub(crate) fn measured(d: &WakeDelay, name: StrId, driver_awaits: u64) -> Option<&NameDelay> {
+    d.by_name
+        .get(&name)
+        .filter(|n| n.adjusted.count() > 0 && n.adjusted.count().saturating_mul(2) >= driver_awaits)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Severity;
+    use fdr_format::{EventKind, SampleCause, TaskId, ThreadId};
+    use fdr_test_support::scenarios::TraceBuilder;
+
+    const MS: u64 = 1_000_000;
+
+    fn sample(thread: ThreadId, cause: SampleCause, cpu: u64, runq: u64) -> EventKind<'static> {
+        EventKind::OsSample {
+            thread,
+            cause,
+            cpu_ns: Some(cpu),
+            runq_ns: Some(runq),
+            timeslices: Some(cpu / 1000),
+            state: None,
+        }
+    }
+
+    /// A tokio worker serving 200 requests one after another: each polls, awaits its
+    /// downstream 40 ms (the worker parks meanwhile, recording its counters), is woken by
+    /// the driver while the worker is still parked, and completes. The kernel keeps the
+    /// worker waiting for a CPU `runq_ns` of each park cycle, after waking it.
+    fn trace(runq_ns: u64) -> crate::Profile {
+        let mut b = TraceBuilder::new();
+        let name = b.string("http GET /item");
+        let site = b.site("src/http.rs", 40);
+        let th = b.thread("tokio-worker-1");
+        let (mut cpu, mut runq) = (1_000_000u64, 0u64);
+        let mut t = 1_000;
+        for i in 0..200u64 {
+            let task = TaskId(i + 1);
+            b.push(
+                th,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+            b.push(th, t + 1_000, EventKind::PollStart { task });
+            b.push(th, t + 50_000, EventKind::PollEnd { task, ready: false });
+            b.push(th, t + 60_000, EventKind::Park);
+            cpu += 60_000;
+            b.push(th, t + 61_000, sample(th, SampleCause::Park, cpu, runq));
+            let woken = t + 50_000 + 40 * MS;
+            runq += runq_ns;
+            b.push(
+                th,
+                woken,
+                EventKind::Wake {
+                    task,
+                    waker: TaskId::NONE,
+                },
+            );
+            b.push(
+                th,
+                woken + 2_000,
+                sample(th, SampleCause::Unpark, cpu, runq),
+            );
+            b.push(th, woken + 3_000, EventKind::Unpark);
+            b.push(th, woken + 10_000, EventKind::PollStart { task });
+            b.push(th, woken + 60_000, EventKind::PollEnd { task, ready: true });
+            b.push(th, woken + 61_000, EventKind::TaskDrop { task });
+            cpu += 60_000;
+            t = woken + 100_000;
+        }
+        let bytes = b.write_to(Vec::new()).expect("written");
+        crate::profile_slice(&bytes, crate::ProfileOptions::default())
+            .expect("read")
+            .0
+    }
+
+    fn slow_downstream(p: &crate::Profile) -> crate::Finding {
+        crate::diagnose(p)
+            .findings()
+            .find(|f| f.rule == "slow_downstream")
+            .cloned()
+            .expect("slow_downstream applies")
+    }
+
+    #[test]
+    fn each_park_cycle_measures_the_awaits_its_wake_ended() {
+        let p = trace(30 * MS);
+        let d = &p.wake_delay;
+        assert_eq!(d.runq.count(), 200, "{d:?}");
+        assert_eq!(d.unmeasured, 0);
+        let n = d.by_name.values().next().expect("the request's name");
+        assert_eq!(n.raw.count(), 200);
+        // 40 ms awaits, 30 ms of each in the waking worker's run-queue wait.
+        assert!(n.raw.p50() >= 38 * MS && n.raw.p50() <= 42 * MS, "{n:?}");
+        assert!(
+            n.adjusted.p50() >= 8 * MS && n.adjusted.p50() <= 12 * MS,
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn awaits_a_starved_host_stretched_are_no_slow_downstream() {
+        let f = slow_downstream(&trace(30 * MS));
+        assert_eq!(f.severity, Severity::Info, "{f:?}");
+        assert!(f.evidence.iter().any(|e| e.contains("per wake")), "{f:?}");
+    }
+
+    #[test]
+    fn awaits_of_a_slow_downstream_on_a_prompt_host_are_one() {
+        let f = slow_downstream(&trace(50_000));
+        assert!(f.severity > Severity::Info, "{f:?}");
+        assert!(f.evidence.iter().any(|e| e.contains("per wake")), "{f:?}");
+    }
+}
