@@ -509,6 +509,7 @@ impl Profile {
         }
     }
 
+    #[inline]
     fn wanted(&mut self, name: StrId, tables: &Tables) -> bool {
         let Some(f) = &self.opts.name else {
             return true;
@@ -584,11 +585,11 @@ impl Profile {
         let Some(t) = self.live.remove(&task) else {
             return;
         };
-        self.finish_removed(task, t, end_ns, tables);
+        self.finish_removed(task, &t, end_ns, tables);
     }
 
     /// [`Profile::finish_task`] of a task already taken out of the live set.
-    fn finish_removed(&mut self, task: TaskId, t: LiveTask, end_ns: u64, tables: &Tables) {
+    fn finish_removed(&mut self, task: TaskId, t: &LiveTask, end_ns: u64, tables: &Tables) {
         if t.created_here {
             self.live_created -= 1;
             self.live_series.push(end_ns, self.live_created);
@@ -622,8 +623,10 @@ impl Profile {
         s.lifetime.record(t.start_ns, life);
         s.running_ns = s.running_ns.saturating_add(running);
         s.sched_wait_ns = s.sched_wait_ns.saturating_add(t.wait_ns);
-        for (a, b) in s.blocked_ns.iter_mut().zip(t.blocked_ns) {
-            *a = a.saturating_add(b);
+        if blocked > 0 {
+            for (a, b) in s.blocked_ns.iter_mut().zip(t.blocked_ns) {
+                *a = a.saturating_add(b);
+            }
         }
         let accounted = running.saturating_add(t.wait_ns).saturating_add(blocked);
         s.idle_ns = s.idle_ns.saturating_add(life.saturating_sub(accounted));

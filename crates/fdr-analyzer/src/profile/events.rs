@@ -103,12 +103,15 @@ impl Profile {
     /// a thread's history).
     fn admit(&mut self, cx: &EventCx<'_>) -> bool {
         let ns = cx.ns;
-        if let EventKind::Metric { name, value } = cx.kind {
+        let k = cx.kind.index();
+        if k == Kind::Metric.index()
+            && let EventKind::Metric { name, value } = cx.kind
+        {
             if cx.tables.string(name) == Some(fdr_format::event::METRIC_CPU_PROFILE_HZ) {
                 self.os.cpu_rate(value);
             }
             // Written by fdr's samplers on threads of their own: no thread's activity.
-            self.kinds[cx.kind.index()] += 1;
+            self.kinds[k] += 1;
             self.late_events += cx.late as u64;
             return false;
         }
@@ -145,7 +148,6 @@ impl Profile {
                 th = &mut self.stream_threads[slot].1;
             }
         }
-        let k = cx.kind.index();
         self.kinds[k] += 1;
         self.late_events += cx.late as u64;
         if ACTIVITY_KINDS >> k & 1 != 0 {
@@ -218,7 +220,7 @@ impl Profile {
         if th.depth == 0 {
             th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
         }
-        self.finish_removed(task, t, ns, cx.tables);
+        self.finish_removed(task, &t, ns, cx.tables);
     }
 
     /// The OpenTelemetry trace of a new task's parent (none for no parent: no lookup).
@@ -348,6 +350,9 @@ impl Profile {
             site,
             thread,
         });
+        if self.opts.timeline_slices == 0 {
+            return;
+        }
         for lane in [LaneId::Thread(thread), LaneId::Task(task)] {
             self.slice(Slice {
                 lane,
