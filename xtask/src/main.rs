@@ -29,6 +29,7 @@ mod facade;
 mod features;
 mod fresh;
 mod fuzz;
+mod python;
 mod steps;
 
 fn main() -> Result<()> {
@@ -93,6 +94,8 @@ fn ci() -> Result<()> {
         ensure_openssl();
         Ok(())
     })?;
+    // The tests' Python packages install while clippy and the facade build.
+    let python = python::prefetch();
     // Every feature but those that also need a cfg (see features.rs), which follow.
     let (plain, gated) = features::workspace_features()?;
     let all_features = ["--features".to_string(), plain.join(",")];
@@ -104,6 +107,7 @@ fn ci() -> Result<()> {
             .args(["--", "-D", "warnings"]))
     })?;
     steps.run("facade", facade::check)?;
+    steps.run("python", || python.wait())?;
     steps.run("test", || {
         run(cargo().args(["test", "--workspace"]).args(&all_features))
     })?;

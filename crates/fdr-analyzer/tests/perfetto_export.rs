@@ -16,23 +16,13 @@ use fdr_analyzer::chrome::ChromeExport;
 use fdr_analyzer::perfetto::PerfettoExport;
 use fdr_analyzer::{EventCx, ReadOptions, Visitor, read_slice};
 use fdr_format::{EventKind, StrId, TaskId};
+use fdr_test_support::python::{PERFETTO as DECODER, PERFETTO_PY, PROTOBUF_PY};
 use fdr_test_support::scenarios::{SCENARIOS, TraceBuilder, scenario};
-use fdr_test_support::tools::PythonPackages;
 use serde_json::Value;
-
-const PERFETTO_PY: &str = "perfetto==0.59.1";
-const PROTOBUF_PY: &str = "protobuf==6.33.6";
 
 fn tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
-
-/// Perfetto's generated protobuf classes and the protobuf runtime, pinned.
-const DECODER: PythonPackages<'static> = PythonPackages {
-    dir_name: "perfetto-python",
-    requirements: &[PERFETTO_PY, PROTOBUF_PY],
-    check: "import perfetto.protos.perfetto.trace.perfetto_trace_pb2",
-};
 
 /// The directory holding the decoder's Python packages, installed there when missing.
 fn decoder() -> Result<&'static Path, String> {

@@ -8,17 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
+use fdr_test_support::python::{DUCKDB, DUCKDB_PY};
 use fdr_test_support::scenarios::{SCENARIOS, scenario};
-use fdr_test_support::tools::PythonPackages;
 use serde_json::Value;
-
-const DUCKDB_PY: &str = "duckdb==2.0.1";
-
-const DUCKDB: PythonPackages<'static> = PythonPackages {
-    dir_name: "duckdb-python",
-    requirements: &[DUCKDB_PY],
-    check: "import duckdb; assert duckdb.__version__ == '2.0.1', duckdb.__version__",
-};
 
 /// Runs one query and returns its rows as JSON objects.
 const RUN_SQL: &str = r#"

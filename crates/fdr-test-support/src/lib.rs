@@ -8,9 +8,11 @@
 //!   the tables, panicking with the byte offset on damage.
 //! - [`tools`]: the one installer of what a check needs outside Rust: Debian packages
 //!   (`apt-get`) and pinned Python packages (`pip --target` into the target directory).
+//! - [`python`]: the pinned Python packages the tests install, in one place.
 #![forbid(unsafe_code)]
 
 pub mod adversarial;
+pub mod python;
 pub mod scenarios;
 pub mod tools;
 pub mod trace;

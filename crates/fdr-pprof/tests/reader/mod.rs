@@ -15,10 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use fdr_test_support::tools::PythonPackages;
+use fdr_test_support::python::{GRPCIO_TOOLS_PY, PPROF};
 
-/// protoc (in grpcio-tools) and the protobuf runtime it pulls in.
-const GRPCIO_TOOLS_PY: &str = "grpcio-tools==1.85.1";
 /// Where Debian's package puts the published `profile.proto`.
 const DEBIAN_PROFILE_PROTO: &str =
     "/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto";
@@ -60,12 +58,7 @@ fn setup() -> Result<(PathBuf, PathBuf), String> {
             proto.display()
         ));
     }
-    let site = PythonPackages {
-        dir_name: "pprof-python",
-        requirements: &[GRPCIO_TOOLS_PY],
-        check: "import grpc_tools.protoc",
-    }
-    .site_in(&tmp())?;
+    let site = PPROF.site_in(&tmp())?;
     std::fs::create_dir_all(&generated).map_err(|e| e.to_string())?;
     let dir = proto.parent().expect("a file has a directory");
     let out = Command::new("python3")

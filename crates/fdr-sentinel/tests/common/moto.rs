@@ -17,25 +17,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use fdr_sentinel::{BucketConfig, Retention};
-use fdr_test_support::tools::PythonPackages;
-
-const MOTO_PY: &str = "moto[server]==5.2.5";
-const BOTO3_PY: &str = "boto3==1.44.8";
-const BOTOCORE_PY: &str = "botocore==1.44.8";
+use fdr_test_support::python::{BOTO3_PY, BOTOCORE_PY, MOTO, MOTO_PY};
 
 fn tmp() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
 }
-
-/// moto's server and the AWS SDK it checks signatures with, pinned.
-const MOTO: PythonPackages<'static> = PythonPackages {
-    dir_name: "moto-python",
-    requirements: &[MOTO_PY, BOTO3_PY, BOTOCORE_PY],
-    // The pinned versions, not others on the machine's own path.
-    check: "import moto.server, boto3, botocore\n\
-            assert (moto.__version__, boto3.__version__, botocore.__version__) \
-            == ('5.2.5', '1.44.8', '1.44.8')",
-};
 
 /// The directory holding moto, installed there when missing.
 fn site() -> Result<&'static Path, String> {
