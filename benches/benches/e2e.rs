@@ -636,10 +636,11 @@ fn load_average() -> f64 {
 fn blocked_captures(tid: u64, wake: &mut dyn FnMut()) {
     let n = BLOCKED_METHODS.len();
     // Per method, per round: (wall, cpu) of each capture.
-    let mut times: Vec<Vec<Vec<(f64, f64)>>> = vec![vec![Vec::new(); CAPTURE_ROUNDS]; n];
+    let mut times: Vec<Vec<Vec<(f64, f64)>>> = vec![Vec::new(); n];
     let (mut again, mut failed, mut interrupted) = (Vec::new(), 0, 0);
     let load_before = load_average();
     for round in 0..CAPTURE_ROUNDS {
+        let mut this: Vec<Vec<(f64, f64)>> = vec![Vec::new(); n];
         for k in 0..CAPTURES_PER_ROUND {
             for j in 0..n {
                 let m = (j + k + round) % n;
@@ -648,7 +649,7 @@ fn blocked_captures(tid: u64, wake: &mut dyn FnMut()) {
                 match fdr_recorder::os::timed_capture(tid, BLOCKED_METHODS[m].1) {
                     Ok(t) if !t.stack.frames.is_empty() => {
                         interrupted += usize::from(t.stack.interrupted);
-                        times[m][round].push((t.wall_ns as f64, t.cpu_ns as f64));
+                        this[m].push((t.wall_ns as f64, t.cpu_ns as f64));
                     }
                     _ => failed += 1,
                 }
@@ -664,6 +665,9 @@ fn blocked_captures(tid: u64, wake: &mut dyn FnMut()) {
                     again.push(t.wall_ns as f64);
                 }
             }
+        }
+        for (m, r) in this.into_iter().enumerate() {
+            times[m].push(r);
         }
     }
     let load = (load_before + load_average()) / 2.0;
