@@ -318,3 +318,13 @@ fn has_parquet(dir: &Path) -> std::io::Result<bool> {
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Errors stay small to return (clippy's `result_large_err` bound is 128 bytes).
+    #[test]
+    fn errors_are_small() {
+        let n = std::mem::size_of::<super::QueryError>();
+        assert!(n <= 128, "QueryError is {n} bytes");
+    }
+}

@@ -63,7 +63,14 @@ fn sql_and_the_canned_questions_answer_across_dumps() {
     let p99 = fleet.sql(&canned::p99_by_task()).unwrap();
     assert_eq!(
         p99.columns,
-        ["host", "task_name", "polls", "p99_poll_ns", "awaits", "p99_await_ns"]
+        [
+            "host",
+            "task_name",
+            "polls",
+            "p99_poll_ns",
+            "awaits",
+            "p99_await_ns"
+        ]
     );
     assert!(!p99.rows.is_empty());
     assert_eq!(p99.rows.len() % 2, 0, "{p99:?}");
@@ -82,7 +89,10 @@ fn sql_and_the_canned_questions_answer_across_dumps() {
     // Per rule per day: the sample trace starts in November 2023.
     let per_day = fleet.sql(&canned::incidents_per_rule()).unwrap();
     for r in &per_day.rows {
-        assert!(matches!(&r[0], Value::Str(d) if d.starts_with("2023-11-")), "{r:?}");
+        assert!(
+            matches!(&r[0], Value::Str(d) if d.starts_with("2023-11-")),
+            "{r:?}"
+        );
         assert_eq!(int(&r[2]), 2, "{r:?}");
     }
     // One release against itself: no change.
@@ -128,7 +138,10 @@ fn answers_are_bounded_and_refusals_named() {
     match Fleet::open(empty, Limits::default()) {
         Err(e @ QueryError::NoTables { .. }) => {
             let s = e.to_string();
-            assert!(s.contains("no fdr tables there") && s.contains("polls"), "{s}");
+            assert!(
+                s.contains("no fdr tables there") && s.contains("polls"),
+                "{s}"
+            );
         }
         r => panic!("{r:?}"),
     }
