@@ -1,10 +1,9 @@
 //! The common questions across many dumps, as SQL over the tables of `docs/TABLES.md`.
 //!
-//! Each function returns the query's text, which runs unchanged in DuckDB over the same
-//! files (after `CREATE VIEW blocks AS SELECT * FROM read_parquet('DIR/blocks/*.parquet')`
-//! and the like), except [`incidents_per_rule`], whose date conversion is DataFusion's.
-//! Rows come in a total order (ties broken by every key), so two engines give the same
-//! rows in the same order.
+//! Each function returns the query's text, written in the SQL DuckDB shares (over views
+//! such as `CREATE VIEW blocks AS SELECT * FROM read_parquet('DIR/blocks/*.parquet')`),
+//! except [`incidents_per_rule`], whose date conversion is DataFusion's. Rows come in a
+//! total order (ties broken by every key), so two engines can be compared row by row.
 
 /// The blocking sites that cost most across every dump: per site and reason, the blocks,
 /// the dumps and hosts they were seen in, their total and longest time; the `limit` costliest.

@@ -10,8 +10,7 @@
 //! [`Limits::max_rows`] rows, the query's memory bounded by [`Limits::memory_bytes`].
 //!
 //! [`canned`] holds the common questions as SQL (top blocking sites, p99 poll and await
-//! time by task per host, incidents per rule per day, two releases compared); the same SQL
-//! runs unchanged in DuckDB over the same files.
+//! time by task per host, incidents per rule per day, two releases compared).
 #![forbid(unsafe_code)]
 
 pub mod canned;
