@@ -182,7 +182,7 @@ impl Fleet {
                 }
                 Ok(false)
             });
-            if first.map_err(|e| bad(format!("listing {}: {e}", key)))? {
+            if first.map_err(|e| bad(format!("listing {key}: {e}")))? {
                 present.push((t.name, format!("{}/{}/", url.trim_end_matches('/'), t.name)));
             }
         }

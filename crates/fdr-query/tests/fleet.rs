@@ -73,7 +73,7 @@ fn sql_and_the_canned_questions_answer_across_dumps() {
         ]
     );
     assert!(!p99.rows.is_empty());
-    assert_eq!(p99.rows.len() % 2, 0, "{p99:?}");
+    assert!(p99.rows.len().is_multiple_of(2), "{p99:?}");
     let half = p99.rows.len() / 2;
     for (a, b) in p99.rows[..half].iter().zip(&p99.rows[half..]) {
         assert_eq!(a[0], Value::Str("web-1".into()));
