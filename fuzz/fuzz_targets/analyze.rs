@@ -3,7 +3,8 @@
 //! Each input runs through everything `fdr` does with a trace: the profile (with the
 //! report's timeline), the diagnosis, every text and JSON view, the HTML report, a diff
 //! of the trace with itself, the parallel summary, `cat`, and both exports (chrome-json
-//! and Perfetto). An input that stops at a checksum mismatch is analyzed with its
+//! and Perfetto). The profile, `cat` and the chrome-json export share one read (their
+//! options are the same); each of the others reads the input itself. An input that stops at a checksum mismatch is analyzed with its
 //! checksums recomputed, so mutations reach the event and record parsers; the damaged
 //! input itself only through the profile (which must stop at the damage).
 //!
@@ -20,8 +21,8 @@ use fdr_analyzer::cat::Cat;
 use fdr_analyzer::chrome::ChromeExport;
 use fdr_analyzer::perfetto::PerfettoExport;
 use fdr_analyzer::{
-    ProfileOptions, ReadOptions, SummaryOptions, diagnose, diff, profile_slice, read_slice,
-    report, summarize_slice, views,
+    Profile, ProfileOptions, ReadOptions, SummaryOptions, diagnose, diff, profile_slice,
+    read_slice, report, summarize_slice, views,
 };
 use fdr_format::checksum::batch_checksum;
 use fdr_format::wire::{
@@ -149,7 +150,20 @@ fn analyze(data: &[u8]) {
         top: 5,
         ..ProfileOptions::default()
     };
-    if let Ok((p, out)) = profile_slice(data, opts) {
+    // The profile, `cat` and the chrome-json export read with the same options: one read
+    // delivers every event to each of them, as three commands' reads would, without
+    // decoding the input three times.
+    let mut one_read = (
+        Profile::new(opts),
+        (
+            Cat::new(std::io::sink(), 1_000),
+            ChromeExport::new(std::io::sink()),
+        ),
+    );
+    let read = read_slice(data, &mut one_read, ReadOptions::default());
+    let (p, (_, chrome)) = one_read;
+    assert!(chrome.error.is_none());
+    if let Ok(out) = read {
         assert_eq!(p.read, out.stats);
         let d = diagnose(&p);
         let _ = (d.to_text(), d.to_json());
@@ -169,7 +183,11 @@ fn analyze(data: &[u8]) {
         }
         if let Ok((side, _)) = diff::DiffSideSet::of_slice(data) {
             let d = diff::compare(side.clone(), side);
-            assert!(d.phases.iter().all(|r| r.delta_ns().is_none_or(|x| x == 0.0)));
+            assert!(
+                d.phases
+                    .iter()
+                    .all(|r| r.delta_ns().is_none_or(|x| x == 0.0))
+            );
             let _ = (d.to_text(10), d.to_json(10));
         }
     }
@@ -182,11 +200,6 @@ fn analyze(data: &[u8]) {
     ) {
         let _ = (s.to_text(), s.to_json());
     }
-    let mut c = Cat::new(std::io::sink(), 1_000);
-    let _ = read_slice(data, &mut c, ReadOptions::default());
-    let mut x = ChromeExport::new(std::io::sink());
-    let _ = read_slice(data, &mut x, ReadOptions::default());
-    assert!(x.error.is_none());
     let mut x = PerfettoExport::new(std::io::sink());
     // A small window: batches arrive late and out of order.
     let _ = read_slice(

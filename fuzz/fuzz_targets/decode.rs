@@ -244,10 +244,14 @@ fn digest_event(h: u64, ts: u64, kind: &EventKind<'_>) -> u64 {
             cause,
             truncated,
             frames,
+            age_ticks,
         } => frames.iter().fold(
             mix(
-                mix(mix(h, thread.0 as u64), cause.to_wire() as u64),
-                truncated as u64,
+                mix(
+                    mix(mix(h, thread.0 as u64), cause.to_wire() as u64),
+                    truncated as u64,
+                ),
+                age_ticks.map_or(u64::MAX, |a| a),
             ),
             mix,
         ),

@@ -35,6 +35,9 @@ pub(crate) enum Verb {
     AxumService,
     /// The example built outside the workspace from the docs' dependency list.
     FreshIntegration,
+    /// The facade with each feature alone, the builds outside the workspace (the docs'
+    /// example, prometheus with its default features) and the compile-out proof.
+    Facade,
     /// Fuzzes the trace decoder or the analyzer under libFuzzer (installs cargo-fuzz).
     Fuzz {
         /// The fuzz target.

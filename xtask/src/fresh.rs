@@ -8,15 +8,17 @@
 //!
 //! The docs' list must also be the example's own `[dependencies]`, so the walkthrough, the
 //! example and this check cannot drift apart. The crate is built in a temporary directory
-//! (removed afterwards) into the target directory the `prometheus-default` check uses, so
-//! the dependencies they share are built once; the workspace's `Cargo.lock` seeds its
-//! resolution, so the versions are those CI already tests.
+//! (removed afterwards) into the target directory of the facade step's other builds outside
+//! the workspace ([`crate::facade::outside_target`]), so the dependencies they share are
+//! built once; the workspace's `Cargo.lock` seeds its resolution, so the versions are those
+//! CI already tests.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::{cargo, root, run, target_dir};
+use crate::facade::outside_cargo;
+use crate::{root, run};
 
 /// The placeholder path README.md and docs/OPERATIONS.md give for fdr.
 const FDR_PLACEHOLDER: &str = "path/to/fdr/crates/fdr";
@@ -30,11 +32,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// The target directory shared with the `prometheus-default` check.
-pub(crate) fn shared_target() -> PathBuf {
-    target_dir().join("fresh-integration")
 }
 
 /// The `[dependencies]` lines of the first ```toml block of the section, comments dropped.
@@ -105,19 +102,17 @@ pub(crate) fn check() -> Result<()> {
              [workspace]\n\n[dependencies]\n{deps}\n"
         ),
     )?;
-    std::fs::copy(root().join("Cargo.lock"), dir.0.join("Cargo.lock"))?;
+    crate::facade::seed_lock(&dir.0)?;
     eprintln!(
         "fresh integration: the axum example's sources in {} with docs/OPERATIONS.md's dependencies",
         dir.0.display()
     );
     let manifest = dir.0.join("Cargo.toml");
-    run(cargo()
-        .env("CARGO_TARGET_DIR", shared_target())
+    run(outside_cargo()
         .args(["build", "--quiet", "--manifest-path"])
         .arg(&manifest))?;
     // It links and starts: its usage, from the binary just built.
-    run(cargo()
-        .env("CARGO_TARGET_DIR", shared_target())
+    run(outside_cargo()
         .args(["run", "--quiet", "--bin", "axum-service", "--manifest-path"])
         .arg(&manifest)
         .args(["--", "--help"]))?;

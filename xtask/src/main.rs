@@ -8,7 +8,9 @@
 //! - `axum-service`: examples/axum-service under load, its fault, the incident, the diagnosis
 //!   (a step of `ci`; see `axum_service.rs`).
 //! - `fresh-integration`: the example built outside the workspace from the docs' dependency
-//!   list (a step of `ci`; see `fresh.rs`).
+//!   list (part of `ci`'s facade step; see `fresh.rs`).
+//! - `facade`: the facade with each feature, the builds outside the workspace, the compile-out
+//!   proof (a step of `ci`; see `facade.rs`).
 //! - `fuzz [--target decode|analyze] --seconds N`: fuzzes the trace decoder or the analyzer.
 //! - `tidy`: the repository checks that also run as tests.
 
@@ -23,6 +25,7 @@ use crate::cli::Verb;
 mod axum_service;
 mod bench;
 mod cli;
+mod facade;
 mod features;
 mod fresh;
 mod fuzz;
@@ -36,6 +39,7 @@ fn main() -> Result<()> {
         Verb::Demo { args } => demo(&args),
         Verb::AxumService => axum_service::standalone(),
         Verb::FreshIntegration => fresh::check(),
+        Verb::Facade => facade::check(),
         Verb::Fuzz {
             target,
             seconds,
@@ -99,7 +103,7 @@ fn ci() -> Result<()> {
             .args(&all_features)
             .args(["--", "-D", "warnings"]))
     })?;
-    steps.run("facade", facade_checks)?;
+    steps.run("facade", facade::check)?;
     steps.run("test", || {
         run(cargo().args(["test", "--workspace"]).args(&all_features))
     })?;
@@ -181,112 +185,6 @@ fn ensure_openssl() {
     if !tools::apt_install("openssl") {
         eprintln!("xtask ci: could not install openssl; the TLS tests will fail under CI");
     }
-}
-
-/// Builds the facade with each feature alone (and none), then proves that without `record`
-/// the recording calls compile to nothing: the compile-out crate runs both ways, its
-/// dependency tree has no recorder, and its binary has no recording function in it.
-fn facade_checks() -> Result<()> {
-    let manifest = std::fs::read_to_string(root().join("crates/fdr/Cargo.toml"))?;
-    let features = manifest
-        .split("[features]")
-        .nth(1)
-        .context("crates/fdr/Cargo.toml has no [features]")?
-        .split("\n[")
-        .next()
-        .unwrap_or("")
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
-        .filter(|k| !k.is_empty() && !k.starts_with('#') && k != "default")
-        .collect::<Vec<_>>();
-    // A feature that needs a cfg fails without it, on purpose; `features::check_gated` builds
-    // it with its cfg.
-    let (_, gated) = features::workspace_features()?;
-    let features = features
-        .into_iter()
-        .filter(|f| !gated.iter().any(|g| g.package == "fdr" && g.feature == *f))
-        .collect::<Vec<_>>();
-    run(cargo().args(["check", "-p", "fdr", "--no-default-features"]))?;
-    for f in &features {
-        run(cargo().args([
-            "check",
-            "-p",
-            "fdr",
-            "--no-default-features",
-            "--features",
-            f,
-        ]))?;
-    }
-    // An application depending on `prometheus` with its default features unifies `protobuf`
-    // on, which swaps the types a registry gathers: the sentinel must build and read them.
-    let prometheus_default = root().join("crates/fdr-sentinel/tests/prometheus-default/Cargo.toml");
-    run(cargo()
-        .env("CARGO_TARGET_DIR", fresh::shared_target())
-        .args(["run", "--quiet", "--manifest-path"])
-        .arg(&prometheus_default))?;
-    // A new application's integration, outside the workspace, from the docs (fresh.rs).
-    fresh::check()?;
-    let proof = root().join("crates/fdr/tests/compile-out/Cargo.toml");
-    let target = target_dir().join("compile-out");
-    let proof_cargo = || {
-        let mut c = cargo();
-        c.env("CARGO_TARGET_DIR", &target).arg("--quiet");
-        c
-    };
-    let manifest_arg = proof.to_str().context("non-UTF-8 path")?;
-    run(proof_cargo().args([
-        "run",
-        "--release",
-        "--manifest-path",
-        manifest_arg,
-        "--features",
-        "record",
-    ]))?;
-    run(proof_cargo().args(["run", "--release", "--manifest-path", manifest_arg]))?;
-    let tree = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["tree", "-e", "normal", "--manifest-path", manifest_arg])
-        .output()?;
-    let tree = String::from_utf8_lossy(&tree.stdout);
-    if tree.contains("fdr-recorder") {
-        bail!("without `record`, fdr still depends on fdr-recorder:\n{tree}");
-    }
-    let binary = target.join("release/fdr-compile-out");
-    // The symbol check needs `nm` (binutils): install it when missing, and fail, not skip,
-    // when it cannot run.
-    if !tools::runs("nm", &["--version"]) && !tools::apt_install("binutils") {
-        bail!(
-            "compile-out: `nm` is missing and binutils could not be installed (apt-get install binutils)"
-        );
-    }
-    let nm = Command::new("nm").arg("-C").arg(&binary).output();
-    match nm {
-        Ok(out) if out.status.success() => {
-            let symbols = String::from_utf8_lossy(&out.stdout);
-            let leftovers: Vec<&str> = symbols
-                .lines()
-                .filter(|l| {
-                    l.contains("fdr_recorder")
-                        || ["region", "task", "log", "with_region", "async_region"]
-                            .iter()
-                            .any(|f| l.ends_with(&format!("fdr::off::{f}")))
-                })
-                .collect();
-            if !leftovers.is_empty() {
-                bail!(
-                    "recording code left in the compiled-out binary:\n{}",
-                    leftovers.join("\n")
-                );
-            }
-            eprintln!("compile-out: no recording code in {}", binary.display());
-        }
-        Ok(out) => bail!(
-            "compile-out: `nm -C {}` failed: {}",
-            binary.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => bail!("compile-out: could not run `nm`: {e}"),
-    }
-    Ok(())
 }
 
 /// The README's first command: builds the demo and the `fdr` CLI, runs the demo service

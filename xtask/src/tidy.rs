@@ -262,6 +262,7 @@ fn tidy_format_spec_constants_match_code() {
         ("OS_HAS_SLICES", OS_HAS_SLICES),
         ("OS_HAS_STATE", OS_HAS_STATE),
         ("STACK_TRUNCATED", STACK_TRUNCATED),
+        ("STACK_HAS_AGE", STACK_HAS_AGE),
         ("MAX_STACK_FRAMES", MAX_STACK_FRAMES as u64),
         ("REC_STRING", REC_STRING as u64),
         ("REC_SITE", REC_SITE as u64),
@@ -797,9 +798,20 @@ fn tidy_no_dependency_needs_a_newer_rust() {
         v.resize(3, 0);
         v
     };
+    // The host's packages only: those the builds before this test fetched, so `--offline`
+    // holds on a fresh machine (other platforms' crates are never downloaded there).
+    let rustc = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc -vV names the host");
     let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root())
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host])
         .output()
         .expect("cargo metadata runs");
     assert!(

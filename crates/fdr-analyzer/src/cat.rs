@@ -139,6 +139,7 @@ pub fn describe(cx: &EventCx<'_>) -> String {
             cause,
             truncated,
             frames,
+            age_ticks,
         } => {
             let mut s = format!(
                 "stack t{} {} frames={}{}",
@@ -147,6 +148,9 @@ pub fn describe(cx: &EventCx<'_>) -> String {
                 frames.len(),
                 if truncated { " truncated" } else { "" }
             );
+            if let Some(a) = age_ticks {
+                s.push_str(&format!(" age_ticks={a}"));
+            }
             for a in frames.iter() {
                 s.push_str(&format!(" {a:#x}"));
             }

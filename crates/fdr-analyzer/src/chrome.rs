@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use fdr_format::{BlockReason, EventKind, Message, ProcessInfo, SiteId, StrId, TaskId, ThreadId};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::limits::{
     MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes,
@@ -37,6 +37,8 @@ pub struct ChromeExport<W: Write> {
     pid: u32,
     program: String,
     first: bool,
+    /// The event being written (reused: one allocation for the whole export).
+    line: Vec<u8>,
     open: HashMap<ThreadId, Open>,
     task_names: HashMap<TaskId, StrId>,
     stacks: StackBudget,
@@ -70,6 +72,7 @@ impl<W: Write> ChromeExport<W> {
             pid: 0,
             program: String::new(),
             first: true,
+            line: Vec::new(),
             open: HashMap::new(),
             task_names: HashMap::new(),
             stacks: StackBudget::default(),
@@ -94,11 +97,18 @@ impl<W: Write> ChromeExport<W> {
         }
     }
 
-    fn emit(&mut self, v: serde_json::Value) {
-        let sep = if self.first { "\n" } else { ",\n" };
+    fn emit<A: Serialize>(&mut self, ev: &Event<'_, A>) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        line.extend_from_slice(if self.first { b"\n" } else { b",\n" });
         self.first = false;
-        let line = format!("{sep}{v}");
-        self.raw(&line);
+        serde_json::to_writer(&mut line, ev).expect("an event of strings and numbers serializes");
+        if self.error.is_none()
+            && let Err(e) = self.out.write_all(&line)
+        {
+            self.error = Some(e);
+        }
+        self.line = line;
         self.written += 1;
     }
 
@@ -106,20 +116,97 @@ impl<W: Write> ChromeExport<W> {
         clippy::too_many_arguments,
         reason = "one call site per slice kind, all fields needed"
     )]
-    fn complete(
+    fn complete<A: Serialize>(
         &mut self,
         name: &str,
         cat: &str,
         tid: ThreadId,
         start: u64,
         end: u64,
-        args: serde_json::Value,
+        args: A,
     ) {
-        let v = json!({
-            "name": name, "cat": cat, "ph": "X", "ts": us(start), "dur": us(end.saturating_sub(start)),
-            "pid": self.pid, "tid": tid.0, "args": args,
+        self.emit(&Event {
+            args,
+            cat: Some(cat),
+            dur: Some(us(end.saturating_sub(start))),
+            name,
+            ph: "X",
+            pid: self.pid,
+            s: None,
+            tid: tid.0,
+            ts: Some(us(start)),
         });
-        self.emit(v);
+    }
+}
+
+/// One Trace Event, its keys in the order a JSON object with sorted keys writes them
+/// (the order the export has always had).
+#[derive(Serialize)]
+struct Event<'a, A> {
+    args: A,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cat: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dur: Option<f64>,
+    name: &'a str,
+    ph: &'a str,
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'a str>,
+    tid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct TaskArgs {
+    task: u64,
+}
+
+#[derive(Serialize)]
+struct PollArgs {
+    ready: bool,
+    task: u64,
+}
+
+#[derive(Serialize)]
+struct BlockArgs<'a> {
+    site: &'a str,
+    task: u64,
+}
+
+#[derive(Serialize)]
+struct NoArgs {}
+
+#[derive(Serialize)]
+struct LogArgs<'a> {
+    message: &'a str,
+    task: u64,
+}
+
+#[derive(Serialize)]
+struct LossArgs<'a> {
+    events: u64,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct NameArgs<'a> {
+    name: &'a str,
+}
+
+/// A metadata (`M`) event naming the process or a thread.
+fn metadata<'a>(what: &'a str, pid: u32, tid: u32, name: &'a str) -> Event<'a, NameArgs<'a>> {
+    Event {
+        args: NameArgs { name },
+        cat: None,
+        dur: None,
+        name: what,
+        ph: "M",
+        pid,
+        s: None,
+        tid,
+        ts: None,
     }
 }
 
@@ -146,7 +233,7 @@ impl<W: Write> Visitor for ChromeExport<W> {
                     let start = o.regions[pos].1;
                     stacks.truncate(&mut o.regions, pos);
                     let n = t.name(name).into_owned();
-                    self.complete(&n, "region", tid, start, ns, json!({"task": cx.task.0}));
+                    self.complete(&n, "region", tid, start, ns, TaskArgs { task: cx.task.0 });
                 }
             }
             EventKind::PollStart { task } if !stacks.push(&mut o.polls, (task, ns)) => {
@@ -166,7 +253,10 @@ impl<W: Write> Visitor for ChromeExport<W> {
                         tid,
                         start,
                         ns,
-                        json!({"task": task.0, "ready": ready}),
+                        PollArgs {
+                            ready,
+                            task: task.0,
+                        },
                     );
                 }
             }
@@ -180,7 +270,7 @@ impl<W: Write> Visitor for ChromeExport<W> {
                     let (_, name, start) = o.user[pos];
                     stacks.truncate(&mut o.user, pos);
                     let n = t.name(name).into_owned();
-                    self.complete(&n, "task", tid, start, ns, json!({"task": task.0}));
+                    self.complete(&n, "task", tid, start, ns, TaskArgs { task: task.0 });
                 }
             }
             EventKind::BlockBegin { reason, site } => o.block = Some((reason, site, ns)),
@@ -193,14 +283,17 @@ impl<W: Write> Visitor for ChromeExport<W> {
                         tid,
                         start,
                         ns,
-                        json!({"site": s, "task": cx.task.0}),
+                        BlockArgs {
+                            site: &s,
+                            task: cx.task.0,
+                        },
                     );
                 }
             }
             EventKind::Park => o.park = Some(ns),
             EventKind::Unpark => {
                 if let Some(start) = o.park.take() {
-                    self.complete("parked", "park", tid, start, ns, json!({}));
+                    self.complete("parked", "park", tid, start, ns, NoArgs {});
                 }
             }
             EventKind::TaskCreate { task, name, .. } => {
@@ -218,18 +311,37 @@ impl<W: Write> Visitor for ChromeExport<W> {
                     Message::Interned(id) => t.name(id).into_owned(),
                     Message::Inline(b) => String::from_utf8_lossy(b).into_owned(),
                 };
-                let v = json!({
-                    "name": t.name(category), "cat": "log", "ph": "i", "s": "t", "ts": us(ns),
-                    "pid": self.pid, "tid": tid.0, "args": {"message": m, "task": cx.task.0},
+                let name = t.name(category);
+                self.emit(&Event {
+                    args: LogArgs {
+                        message: &m,
+                        task: cx.task.0,
+                    },
+                    cat: Some("log"),
+                    dur: None,
+                    name: &name,
+                    ph: "i",
+                    pid: self.pid,
+                    s: Some("t"),
+                    tid: tid.0,
+                    ts: Some(us(ns)),
                 });
-                self.emit(v);
             }
             EventKind::Loss { reason, events, .. } => {
-                let v = json!({
-                    "name": "events lost", "cat": "loss", "ph": "i", "s": "p", "ts": us(ns),
-                    "pid": self.pid, "tid": tid.0, "args": {"reason": reason.as_str(), "events": events},
+                self.emit(&Event {
+                    args: LossArgs {
+                        events,
+                        reason: reason.as_str(),
+                    },
+                    cat: Some("loss"),
+                    dur: None,
+                    name: "events lost",
+                    ph: "i",
+                    pid: self.pid,
+                    s: Some("p"),
+                    tid: tid.0,
+                    ts: Some(us(ns)),
                 });
-                self.emit(v);
             }
             _ => {}
         }
@@ -242,7 +354,7 @@ impl<W: Write> Visitor for ChromeExport<W> {
         } else {
             self.program.clone()
         };
-        self.emit(json!({"name": "process_name", "ph": "M", "pid": pid, "tid": 0, "args": {"name": program}}));
+        self.emit(&metadata("process_name", pid, 0, &program));
         let mut threads: Vec<ThreadId> = self.open.keys().copied().collect();
         threads.sort();
         for tid in threads {
@@ -252,7 +364,7 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 .map(|i| i.name.clone())
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("thread {}", tid.0));
-            self.emit(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid.0, "args": {"name": name}}));
+            self.emit(&metadata("thread_name", pid, tid.0, &name));
         }
         read_notes(cx.stats, &mut self.truncated);
         if self.unopened > 0 {

@@ -65,6 +65,7 @@ pub mod limits;
 pub mod osrules;
 pub mod osview;
 pub mod perfetto;
+mod pipeline;
 pub mod pprof;
 mod preempt;
 pub mod profile;

@@ -160,27 +160,44 @@ pub(crate) fn blocking_in_async(p: &Profile) -> Finding {
     )
 }
 
-/// `cpu_heavy_polls`: long polls mostly on a CPU.
+/// `cpu_heavy_polls`: long polls mostly on a CPU. With CPU samples inside long polls (the
+/// profiler on), the hot frames are the samples' top user frames, most samples first;
+/// otherwise the top user frames of the stacks the sampler captured in them.
 pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
     let ((mn, mw), (en, ew)) = of_class(p, SplitClass::OnCpu);
+    let sampled = p.os.cpu_in_polls.0 > 0;
     let mut frames: Vec<_> =
         p.os.by_top_frame(true)
             .into_iter()
-            .filter(|f| f.split.on_cpu_ns > f.split.off_cpu_ns && f.user_on_cpu_ns > 0)
+            .filter(|f| {
+                if sampled {
+                    f.cpu_samples > 0
+                } else {
+                    f.split.on_cpu_ns > f.split.off_cpu_ns && f.user_on_cpu_ns > 0
+                }
+            })
             .collect();
-    frames.sort_by_key(|f| std::cmp::Reverse(f.user_on_cpu_ns));
+    if sampled {
+        frames.sort_by_key(|f| std::cmp::Reverse((f.user_cpu_samples, f.cpu_samples)));
+    } else {
+        frames.sort_by_key(|f| std::cmp::Reverse(f.user_on_cpu_ns));
+    }
     let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
     // Only stacks in the application's code count as hot (a thread inside a system call
     // is the kernel's work, loopback I/O for one); the measured long polls' share of it is
-    // extrapolated to every long poll.
+    // extrapolated to every long poll. CPU samples inside long polls are their CPU time
+    // directly.
     let user_on: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
     let measured_wall = p.os.polls_measured.wall_ns;
-    let hot = if measured_wall == 0 {
+    let split_hot = if measured_wall == 0 {
         0
     } else {
         (user_on as f64 / measured_wall as f64 * p.long_polls.1 as f64) as u64
     };
-    let score = cause_score(p, mn, hot, max_ns.max(LONG_POLL_NS));
+    let sampled_hot: u64 = frames.iter().map(|f| f.user_cpu_ns).sum();
+    let hot = split_hot.max(sampled_hot);
+    let measured = mn.max(p.os.polls_cpu_sampled);
+    let score = cause_score(p, measured, hot, max_ns.max(LONG_POLL_NS));
     let mut evidence = vec![format!(
         "{} long polls were mostly on a CPU: {} measured ({}), {} estimated ({})",
         mn + en,
@@ -189,7 +206,28 @@ pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
         en,
         dur(ew)
     )];
+    if sampled {
+        let (n, ns) = p.os.cpu_in_polls;
+        evidence.push(format!(
+            "{} CPU samples fell inside {} long polls ({} of CPU time)",
+            n,
+            p.os.polls_cpu_sampled,
+            dur(ns)
+        ));
+    }
     for f in frames.iter().take(3) {
+        if sampled {
+            evidence.push(format!(
+                "hot: {}: {} CPU samples inside long polls ({} of them, {}), longest poll {} at {}",
+                f.frame,
+                f.cpu_samples,
+                pct(f.cpu_samples as f64 / p.os.cpu_in_polls.0.max(1) as f64),
+                dur(f.cpu_ns),
+                dur(f.max_poll_ns),
+                dur(f.max_poll_at_ns)
+            ));
+            continue;
+        }
         evidence.push(format!(
             "hot: {}: {} long polls, {} on-CPU in the application's code ({} of the measured), longest {} at {}",
             f.frame,

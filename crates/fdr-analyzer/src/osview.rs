@@ -33,6 +33,17 @@
 //! binary is not there, a frame is shown as its address with the module and offset; that is
 //! not an error. The *top user frame* is the innermost frame that is neither the standard
 //! library, the runtime, fdr, nor a dependency from a registry.
+//!
+//! # CPU samples
+//!
+//! A CPU-timer stack is recorded by the sampler after the timer fired, and carries its age:
+//! the sample is placed at the event's time minus that age, and belongs to every long poll,
+//! region and block of its thread that holds that time. Samples wait per thread for the long
+//! scopes still open when they arrive ([`MAX_CPU_SAMPLES_PER_THREAD`]), and long scopes that
+//! closed stay a while for the samples recorded after them ([`MAX_RECENT_SCOPES_PER_THREAD`]),
+//! so either order works. Each sample weighs `1 / rate` of CPU time (the trace's
+//! `os_cpu_profile_hz` metric). A stack without an age (a trace written before stacks
+//! carried one) is counted, not placed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -56,6 +67,14 @@ const SHOWN_FRAMES: usize = 16;
 pub const MAX_POLL_EXAMPLES: usize = 64;
 /// Threads the OS view follows (the profile's bound).
 const MAX_OS_THREADS: usize = crate::limits::MAX_THREADS;
+/// CPU samples kept per thread for long scopes still open when they arrive; the oldest go
+/// first (a scope that closes later than this many samples after its start loses its first
+/// ones, which are counted).
+pub const MAX_CPU_SAMPLES_PER_THREAD: usize = 1024;
+/// Long scopes kept per thread after they closed, for CPU samples recorded after them.
+pub const MAX_RECENT_SCOPES_PER_THREAD: usize = 64;
+/// The highest CPU profiling rate believed (a trace claiming more is damaged).
+const MAX_CPU_RATE_HZ: f64 = 100_000.0;
 
 /// A scope the split is kept for, with its key in the per-key totals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -225,6 +244,10 @@ pub struct StackStats {
     pub captures: u64,
     /// Captures by a CPU-time timer.
     pub cpu_samples: u64,
+    /// CPU-timer captures that fell inside a long poll.
+    pub poll_cpu_samples: u64,
+    /// Their CPU time (each sample `1 / rate`), ns.
+    pub poll_cpu_ns: u64,
     /// Symbolized when the trace ended.
     pub info: Option<StackInfo>,
 }
@@ -291,6 +314,30 @@ struct ThreadOs {
     open: Option<Episode>,
     closed: VecDeque<Episode>,
     pending: Vec<(Scope, Wait)>,
+    /// CPU samples waiting for long scopes still open: time (ns), stack id, CPU ns.
+    cpu: VecDeque<CpuSample>,
+    /// Long scopes that closed lately.
+    recent: VecDeque<Recent>,
+}
+
+/// A long scope that closed, kept for the CPU samples recorded after it.
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    key: ScopeKey,
+    start: u64,
+    end: u64,
+    /// A CPU sample fell in it.
+    sampled: bool,
+}
+
+/// A CPU sample placed in time.
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at_ns: u64,
+    stack: u32,
+    cpu_ns: u64,
+    /// A long scope took it.
+    placed: bool,
 }
 
 /// The OS view of a trace, collected by [`crate::Profile`] (its `os` field).
@@ -328,6 +375,19 @@ pub struct OsView {
     pub symbol_problems: Vec<String>,
     /// The longest split polls, longest first (at most [`MAX_POLL_EXAMPLES`]).
     pub longest: Vec<PollSplit>,
+    /// The CPU profiling rate in effect (the trace's `os_cpu_profile_hz`), if known.
+    cpu_rate_hz: Option<f64>,
+    /// CPU samples placed in the long scopes they fell in, per key: samples and CPU ns.
+    pub cpu_in_scopes: BTreeMap<ScopeKey, (u64, u64)>,
+    /// CPU samples that fell inside long polls, and their CPU time (ns).
+    pub cpu_in_polls: (u64, u64),
+    /// Long polls with at least one CPU sample inside.
+    pub polls_cpu_sampled: u64,
+    /// CPU samples without an age (a trace written before stacks carried one): not placed.
+    pub cpu_unplaced: u64,
+    /// CPU samples pushed out of their thread's queue ([`MAX_CPU_SAMPLES_PER_THREAD`])
+    /// before any long scope took them, or of a thread past the limit.
+    pub cpu_left_out: u64,
 }
 
 fn cause_slot(c: SampleCause) -> usize {
@@ -426,8 +486,22 @@ impl OsView {
         }
     }
 
-    /// A stack of `thread`.
-    pub(crate) fn stack(&mut self, thread: ThreadId, cause: SampleCause, frames: StackFrames<'_>) {
+    /// The CPU profiling rate the trace declares from here on (0: profiling stopped; the
+    /// samples still drained after it keep the last rate).
+    pub(crate) fn cpu_rate(&mut self, hz: f64) {
+        if (1.0..=MAX_CPU_RATE_HZ).contains(&hz) {
+            self.cpu_rate_hz = Some(hz);
+        }
+    }
+
+    /// A stack of `thread`, captured at `at_ns` if the trace says when.
+    pub(crate) fn stack(
+        &mut self,
+        thread: ThreadId,
+        cause: SampleCause,
+        frames: StackFrames<'_>,
+        at_ns: Option<u64>,
+    ) {
         self.stack_events[cause_slot(cause)] += 1;
         let Some(id) = self.stack_id(frames) else {
             return;
@@ -436,6 +510,10 @@ impl OsView {
         st.captures += 1;
         if cause == SampleCause::CpuTimer {
             st.cpu_samples += 1;
+            match at_ns {
+                Some(at_ns) => self.cpu_sample(thread, id, at_ns),
+                None => self.cpu_unplaced += 1,
+            }
             return;
         }
         match self.threads.get_mut(&thread).and_then(|t| t.open.as_mut()) {
@@ -445,6 +523,96 @@ impl OsView {
                 }
             }
             _ => self.stacks_unattributed += 1,
+        }
+    }
+
+    /// A CPU sample of `thread` at `at_ns` (stack `id`): credited to the long scopes that
+    /// closed holding it, and kept for those still open.
+    fn cpu_sample(&mut self, thread: ThreadId, stack: u32, at_ns: u64) {
+        if self.threads.len() >= MAX_OS_THREADS && !self.threads.contains_key(&thread) {
+            self.cpu_left_out += 1;
+            return;
+        }
+        let th = self.threads.entry(thread).or_default();
+        let mut held: Vec<Recent> = Vec::new();
+        for r in th.recent.iter_mut() {
+            if (r.start..=r.end).contains(&at_ns) {
+                held.push(*r);
+                r.sampled = true;
+            }
+        }
+        let s = CpuSample {
+            at_ns,
+            stack,
+            cpu_ns: self.cpu_rate_hz.map_or(0, |hz| (1e9 / hz) as u64),
+            placed: !held.is_empty(),
+        };
+        if th.cpu.len() >= MAX_CPU_SAMPLES_PER_THREAD
+            && th.cpu.pop_front().is_some_and(|old| !old.placed)
+        {
+            self.cpu_left_out += 1;
+        }
+        th.cpu.push_back(s);
+        for r in held {
+            if !r.sampled && matches!(r.key, ScopeKey::Poll(_)) {
+                self.polls_cpu_sampled += 1;
+            }
+            self.credit_cpu(r.key, (r.start, r.end), s);
+        }
+    }
+
+    /// A long scope of `thread` closed: the CPU samples waiting inside it are its; it stays
+    /// for samples recorded later.
+    fn cpu_scope_closed(&mut self, thread: ThreadId, key: ScopeKey, start: u64, end: u64) {
+        let Some(th) = self.threads.get_mut(&thread) else {
+            return;
+        };
+        // Samples stay queued after a scope took them: a scope around this one (a poll around
+        // a region) takes them too when it closes.
+        let mut inside: Vec<CpuSample> = Vec::new();
+        for s in th.cpu.iter_mut() {
+            if (start..=end).contains(&s.at_ns) {
+                s.placed = true;
+                inside.push(*s);
+            }
+        }
+        if th.recent.len() >= MAX_RECENT_SCOPES_PER_THREAD {
+            th.recent.pop_front();
+        }
+        th.recent.push_back(Recent {
+            key,
+            start,
+            end,
+            sampled: !inside.is_empty(),
+        });
+        if !inside.is_empty() && matches!(key, ScopeKey::Poll(_)) {
+            self.polls_cpu_sampled += 1;
+        }
+        for s in inside {
+            self.credit_cpu(key, (start, end), s);
+        }
+    }
+
+    /// Credits CPU sample `s` to the long scope `key` that ran `start..end`.
+    fn credit_cpu(&mut self, key: ScopeKey, (start, end): (u64, u64), s: CpuSample) {
+        if self.cpu_in_scopes.len() < crate::limits::MAX_STATS_KEYS
+            || self.cpu_in_scopes.contains_key(&key)
+        {
+            let e = self.cpu_in_scopes.entry(key).or_default();
+            e.0 += 1;
+            e.1 = e.1.saturating_add(s.cpu_ns);
+        }
+        if let ScopeKey::Poll(_) = key {
+            self.cpu_in_polls.0 += 1;
+            self.cpu_in_polls.1 = self.cpu_in_polls.1.saturating_add(s.cpu_ns);
+            let st = &mut self.stacks[s.stack as usize];
+            st.poll_cpu_samples += 1;
+            st.poll_cpu_ns = st.poll_cpu_ns.saturating_add(s.cpu_ns);
+            let wall = end.saturating_sub(start);
+            if wall > st.max_poll_ns {
+                st.max_poll_ns = wall;
+                st.max_poll_at_ns = start;
+            }
         }
     }
 
@@ -478,6 +646,7 @@ impl OsView {
         end: u64,
         parked_end: u64,
     ) {
+        self.cpu_scope_closed(thread, key, start, end);
         if self.samples == 0 {
             return;
         }
@@ -669,7 +838,7 @@ impl OsView {
     pub fn by_top_frame(&self, on_cpu: bool) -> Vec<FrameTotals> {
         let mut by: BTreeMap<String, FrameTotals> = BTreeMap::new();
         for (id, st) in self.stacks.iter().enumerate() {
-            if st.polls == 0 {
+            if st.polls == 0 && st.poll_cpu_samples == 0 {
                 continue;
             }
             let info = st.info.as_ref();
@@ -686,10 +855,18 @@ impl OsView {
                 max_poll_at_ns: 0,
                 stack: id as u32,
                 user_on_cpu_ns: 0,
+                cpu_samples: 0,
+                cpu_ns: 0,
+                user_cpu_samples: 0,
+                user_cpu_ns: 0,
             });
             if !info.is_some_and(|i| i.in_system_call) {
                 e.user_on_cpu_ns = e.user_on_cpu_ns.saturating_add(st.split.on_cpu_ns);
+                e.user_cpu_samples += st.poll_cpu_samples;
+                e.user_cpu_ns = e.user_cpu_ns.saturating_add(st.poll_cpu_ns);
             }
+            e.cpu_samples += st.poll_cpu_samples;
+            e.cpu_ns = e.cpu_ns.saturating_add(st.poll_cpu_ns);
             e.polls += st.polls;
             e.split.add(st.split);
             if e.waits_in.is_none() {
@@ -800,7 +977,7 @@ impl OsView {
                 .into_iter()
                 .filter(|f| {
                     if on_cpu {
-                        f.split.on_cpu_ns > f.split.off_cpu_ns
+                        f.split.on_cpu_ns > f.split.off_cpu_ns || f.cpu_samples > 0
                     } else {
                         f.split.off_cpu_ns >= f.split.on_cpu_ns && f.split.off_cpu_ns > 0
                     }
@@ -813,13 +990,18 @@ impl OsView {
             }
             for f in frames {
                 out.push_str(&format!(
-                    "  {}{}: {} long polls; {}; longest {} at {}\n",
+                    "  {}{}: {} long polls; {}; {}longest {} at {}\n",
                     crate::text::esc(&f.frame),
                     f.waits_in
                         .map(|w| format!(" (waiting in {w})"))
                         .unwrap_or_default(),
                     f.polls,
                     f.split.describe(),
+                    if on_cpu && f.cpu_samples > 0 {
+                        format!("{} CPU samples in long polls; ", f.cpu_samples)
+                    } else {
+                        String::new()
+                    },
                     crate::text::dur(f.max_poll_ns),
                     crate::text::dur(f.max_poll_at_ns)
                 ));
@@ -917,6 +1099,14 @@ pub struct FrameTotals {
     /// On-CPU time of its polls whose stacks were in the application's code, not in a
     /// system call.
     pub user_on_cpu_ns: u64,
+    /// CPU samples inside long polls whose top user frame this is.
+    pub cpu_samples: u64,
+    /// Their CPU time (each `1 / rate`; 0 when the trace gives no rate), ns.
+    pub cpu_ns: u64,
+    /// The samples whose stacks were in the application's code, not in a system call.
+    pub user_cpu_samples: u64,
+    /// Their CPU time, ns.
+    pub user_cpu_ns: u64,
 }
 
 fn push_closed(th: &mut ThreadOs, e: Episode) {

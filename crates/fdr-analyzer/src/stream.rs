@@ -37,7 +37,7 @@ use std::path::Path;
 use fdr_format::decode::{Input, ReadInput};
 use fdr_format::{
     Batch, ClockSync, DecodeError, Decoder, EventBatch, EventKind, Message, ProcessInfo,
-    StackFrames, Tables, TaskId, ThreadId,
+    StackFrames, TableBatch, Tables, TaskId, ThreadId,
 };
 
 use crate::error::{AnalyzeError, TraceError};
@@ -289,6 +289,9 @@ pub fn read_file(
     opts: ReadOptions<'_>,
 ) -> Result<ReadOutcome, AnalyzeError> {
     let (decoder, total) = open_trace(path)?;
+    if crate::pipeline::worth_it(total) {
+        return Ok(crate::pipeline::drive(decoder, total, visitor, opts));
+    }
     Ok(drive(decoder, total, visitor, opts))
 }
 
@@ -324,15 +327,19 @@ pub fn read_slice(
 ) -> Result<ReadOutcome, AnalyzeError> {
     let decoder = Decoder::new(bytes)
         .map_err(|e| AnalyzeError::Header(TraceError::new(e, ReadStats::default())))?;
-    Ok(drive(decoder, Some(bytes.len() as u64), visitor, opts))
+    let total = Some(bytes.len() as u64);
+    if crate::pipeline::worth_it(total) {
+        return Ok(crate::pipeline::drive(decoder, total, visitor, opts));
+    }
+    Ok(drive(decoder, total, visitor, opts))
 }
 
 /// A lane's next event, decoded ahead of delivery; an inline message is kept as a range of
 /// the lane's front payload.
 #[derive(Clone, Copy)]
-struct Pending {
-    ts: u64,
-    kind: EventKind<'static>,
+pub(crate) struct Pending {
+    pub(crate) ts: u64,
+    pub(crate) kind: EventKind<'static>,
     inline: (u32, u32),
     /// A stack's frame count (its frames are the `inline` range).
     frames: u16,
@@ -564,7 +571,8 @@ impl Merger {
     fn emit(
         &mut self,
         tables: &Tables,
-        visitor: &mut dyn Visitor,
+        sync: Option<&ClockSync>,
+        visitor: &mut impl Feed,
         keep_going: impl Fn(&Merger) -> bool,
     ) {
         if !keep_going(self) {
@@ -574,9 +582,7 @@ impl Merger {
             return;
         };
         // Time 0 is the first event delivered.
-        let clock = *self
-            .clock
-            .get_or_insert_with(|| Clock::new(first_ts, tables.clock()));
+        let clock = *self.clock.get_or_insert_with(|| Clock::new(first_ts, sync));
         // Deliver lane `i` for as long as its next event comes before every other lane's
         // (ties go to the lower lane, as the heap orders them); then the heap's first lane
         // takes its place, and lane `i` goes into the heap in the same step (one sift).
@@ -586,52 +592,25 @@ impl Merger {
                 let Some(p) = lane.run.get(lane.run_pos) else {
                     return;
                 };
-                let kind = match p.kind {
-                    EventKind::Log { category, .. } if is_inline(&p.kind) => {
-                        let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-                        EventKind::Log {
-                            category,
-                            message: Message::Inline(&lane.front[s..s + n]),
-                        }
-                    }
-                    EventKind::Stack {
-                        thread,
-                        cause,
-                        truncated,
-                        ..
-                    } => {
-                        let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-                        EventKind::Stack {
-                            thread,
-                            cause,
-                            truncated,
-                            // Decoded and validated before it was detached.
-                            frames: StackFrames::from_encoded(
-                                &lane.front[s..s + n],
-                                p.frames as usize,
-                            )
-                            .unwrap_or(StackFrames::EMPTY),
-                        }
-                    }
-                    k => k,
-                };
                 let ts = p.ts;
                 lane.run_pos += 1;
                 let late = ts < self.emitted_ts;
                 self.emitted_ts = self.emitted_ts.max(ts);
-                let task = apply_task(&mut lane.stack, &mut self.stacks, &mut self.stats, &kind);
+                let task = apply_task(&mut lane.stack, &mut self.stacks, &mut self.stats, &p.kind);
                 self.stats.events += 1;
                 self.stats.late_events += late as u64;
-                visitor.event(&EventCx {
-                    thread: lane.thread,
-                    ts,
-                    ns: clock.ns(ts),
-                    kind,
-                    task,
-                    late,
-                    tables,
-                    clock: &clock,
-                });
+                visitor.deliver(
+                    p,
+                    &lane.front,
+                    &Delivery {
+                        thread: lane.thread,
+                        ns: clock.ns(ts),
+                        task,
+                        late,
+                        tables,
+                        clock: &clock,
+                    },
+                );
             }
             self.advance(i);
             let Some(next) = self.head(i) else {
@@ -656,6 +635,81 @@ impl Merger {
                 i = std::mem::replace(&mut *first, key).0.1;
             }
         }
+    }
+}
+
+/// A pending event's kind with its inline bytes (ranges of `bytes`) borrowed again.
+#[inline]
+pub(crate) fn attach<'b>(p: &Pending, bytes: &'b [u8]) -> EventKind<'b> {
+    if p.inline == (0, 0) {
+        // No inline bytes (the empty message or stack the detached kind holds is right).
+        return p.kind;
+    }
+    match p.kind {
+        EventKind::Log { category, .. } if is_inline(&p.kind) => {
+            let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
+            EventKind::Log {
+                category,
+                message: Message::Inline(&bytes[s..s + n]),
+            }
+        }
+        EventKind::Stack {
+            thread,
+            cause,
+            truncated,
+            age_ticks,
+            ..
+        } => {
+            let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
+            EventKind::Stack {
+                thread,
+                cause,
+                truncated,
+                age_ticks,
+                // Decoded and validated before it was detached.
+                frames: StackFrames::from_encoded(&bytes[s..s + n], p.frames as usize)
+                    .unwrap_or(StackFrames::EMPTY),
+            }
+        }
+        k => k,
+    }
+}
+
+impl Pending {
+    /// This event with its inline bytes, a range of `from`, appended to `to` (where
+    /// [`attach`] then finds them).
+    #[inline]
+    pub(crate) fn moved(&self, from: &[u8], to: &mut Vec<u8>) -> Pending {
+        let mut p = *self;
+        if p.inline != (0, 0) {
+            let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
+            p.inline.0 = to.len() as u32;
+            to.extend_from_slice(&from[s..s + n]);
+        }
+        p
+    }
+}
+
+/// `kind` as a pending event whose inline bytes (a log message, a stack's frames) are
+/// appended to `bytes`, where [`attach`] finds them.
+pub(crate) fn detach_into(ts: u64, kind: EventKind<'_>, bytes: &mut Vec<u8>) -> Pending {
+    let (inline, frames): (&[u8], u16) = match kind {
+        EventKind::Log {
+            message: Message::Inline(text),
+            ..
+        } => (text, 0),
+        EventKind::Stack { frames, .. } => (frames.encoded(), frames.len() as u16),
+        _ => (&[], 0),
+    };
+    let start = bytes.len();
+    bytes.extend_from_slice(inline);
+    // The inline bytes' range in themselves: (0, their length).
+    let (kind, range) = detach(kind, inline);
+    Pending {
+        ts,
+        kind,
+        inline: (start as u32 + range.0, range.1),
+        frames,
     }
 }
 
@@ -773,6 +827,7 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
             cause,
             truncated,
             frames,
+            age_ticks,
         } => {
             let bytes = frames.encoded();
             let start = bytes.as_ptr() as usize - payload.as_ptr() as usize;
@@ -782,6 +837,7 @@ fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32
                     cause,
                     truncated,
                     frames: StackFrames::EMPTY,
+                    age_ticks,
                 },
                 (start as u32, bytes.len() as u32),
             )
@@ -820,19 +876,76 @@ fn apply_task(
     }
 }
 
-fn drive<I: Input>(
+/// What the reader does besides delivering events: by default, it keeps the tables and
+/// hands them to the visitor with each event. A reader feeding another thread
+/// ([`crate::pipeline`]) keeps only their clock, hands each table batch on in order with
+/// the events, and stops when that thread is gone.
+pub(crate) trait Feed: Visitor {
+    /// Whether the reader keeps the tables (false: it checks each table batch, as applying
+    /// it would, and follows its clock records).
+    const KEEP_TABLES: bool = true;
+    /// A table batch, in order with the events delivered (also one the reader then stops at).
+    fn table(&mut self, _batch: &TableBatch<'_>) {}
+    /// Whether to stop reading (what was read is still delivered).
+    fn cancelled(&self) -> bool {
+        false
+    }
+    /// One event: `pending`, whose inline bytes are in `bytes`, as `d` says.
+    #[inline]
+    fn deliver(&mut self, pending: &Pending, bytes: &[u8], d: &Delivery<'_>) {
+        self.event(&EventCx {
+            thread: d.thread,
+            ts: pending.ts,
+            ns: d.ns,
+            kind: attach(pending, bytes),
+            task: d.task,
+            late: d.late,
+            tables: d.tables,
+            clock: d.clock,
+        });
+    }
+}
+
+/// What [`Feed::deliver`] gets with an event besides the event.
+pub(crate) struct Delivery<'a> {
+    pub(crate) thread: ThreadId,
+    pub(crate) ns: u64,
+    pub(crate) task: TaskId,
+    pub(crate) late: bool,
+    pub(crate) tables: &'a Tables,
+    pub(crate) clock: &'a Clock,
+}
+
+impl Feed for &mut dyn Visitor {}
+
+/// Checks a table batch's records as [`Tables::apply`] would, keeping only the last clock.
+fn check_table(batch: &TableBatch<'_>, clock: &mut Option<ClockSync>) -> Result<(), DecodeError> {
+    for r in batch.records() {
+        if let fdr_format::TableRecord::Clock(c) = r? {
+            *clock = Some(c);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn drive<I: Input, V: Feed>(
     mut decoder: Decoder<I>,
     total_bytes: Option<u64>,
-    visitor: &mut dyn Visitor,
+    mut visitor: V,
     mut opts: ReadOptions<'_>,
 ) -> ReadOutcome {
     let info = decoder.process_info().clone();
     visitor.start(&info);
     let mut tables = Tables::with_limits(TABLE_LIMITS);
+    // The clock records' last, when the tables are not kept.
+    let mut sync: Option<ClockSync> = None;
     let mut m = Merger::new();
     let window = opts.window_bytes.max(1);
     let mut last_progress = 0u64;
     loop {
+        if visitor.cancelled() {
+            break;
+        }
         let bytes_before = decoder.stats().bytes;
         let Some(batch) = decoder.next_batch() else {
             break;
@@ -843,7 +956,13 @@ fn drive<I: Input>(
                 break;
             }
             Ok(Batch::Table(t)) => {
-                if let Err(e) = tables.apply(&t) {
+                let applied = if V::KEEP_TABLES {
+                    tables.apply(&t)
+                } else {
+                    check_table(&t, &mut sync)
+                };
+                visitor.table(&t);
+                if let Err(e) = applied {
                     m.error = Some(e);
                     break;
                 }
@@ -860,7 +979,14 @@ fn drive<I: Input>(
         m.stats.batches += 1;
         m.stats.bytes = decoder.stats().bytes.max(bytes_before);
         if m.buffered_bytes > window {
-            m.emit(&tables, visitor, |m| m.buffered_bytes > window / 2);
+            let sync = if V::KEEP_TABLES {
+                tables.clock()
+            } else {
+                sync.as_ref()
+            };
+            m.emit(&tables, sync, &mut visitor, |m| {
+                m.buffered_bytes > window / 2
+            });
         }
         if m.error.is_some() {
             break;
@@ -875,8 +1001,13 @@ fn drive<I: Input>(
             });
         }
     }
-    m.emit(&tables, visitor, |_| true);
-    let clock = m.clock.unwrap_or_else(|| Clock::new(0, tables.clock()));
+    let sync = if V::KEEP_TABLES {
+        tables.clock()
+    } else {
+        sync.as_ref()
+    };
+    m.emit(&tables, sync, &mut visitor, |_| true);
+    let clock = m.clock.unwrap_or_else(|| Clock::new(0, sync));
     let last_ts = m.emitted_ts;
     visitor.end(&EndCx {
         last_ts,

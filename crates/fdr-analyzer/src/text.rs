@@ -72,7 +72,8 @@ fn needs_escape(c: char) -> bool {
 /// control characters as `\xNN` (C0, DEL) or `\u{NNNN}` (C1, bidirectional controls).
 /// Borrowed when there is nothing to escape.
 pub fn esc(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
+    // Printable ASCII (most names) needs no look at characters.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);

@@ -64,6 +64,37 @@ fn export_is_valid_trace_event_json() {
 }
 
 #[test]
+fn each_event_is_one_line_with_sorted_keys() {
+    // Tools that diff or grep exports rely on the layout: one event a line, its keys in
+    // sorted order, numbers in their shortest form (what re-serializing a JSON value gives).
+    for (name, _) in SCENARIOS {
+        let trace = scenario(name).unwrap();
+        let mut x = ChromeExport::new(Vec::new());
+        read_slice(&trace, &mut x, ReadOptions::default()).unwrap();
+        let written = x.written;
+        let out = String::from_utf8(x.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines.first(),
+            Some(&"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[")
+        );
+        assert_eq!(lines.last(), Some(&"]}"));
+        let events = &lines[1..lines.len() - 1];
+        assert_eq!(events.len() as u64, written);
+        for (i, line) in events.iter().enumerate() {
+            let event = if i + 1 < events.len() {
+                line.strip_suffix(',')
+                    .expect("events are separated by commas")
+            } else {
+                line
+            };
+            let v: Value = serde_json::from_str(event).expect("one event a line");
+            assert_eq!(serde_json::to_string(&v).unwrap(), event, "{name}");
+        }
+    }
+}
+
+#[test]
 fn export_durations_match_the_profile() {
     let trace = scenario("lock_contention").unwrap();
     let mut x = ChromeExport::new(Vec::new());

@@ -491,18 +491,21 @@ fn sample_and_every_kind_traces_decode() {
         .map(|i| str_of(&i["args"]["message"]))
         .collect();
     assert_eq!(msgs, ["x=1", "a"], "an inline and an interned message");
-    // Its stack: a callstack sample on thread 1, outermost frame first, each frame in the
-    // trace's module (whose file is not there: module file name and offset).
+    // Its stacks (a long scope's, and a CPU sample with its age): callstack samples on
+    // thread 1, outermost frame first, each frame in the trace's module (whose file is not
+    // there: module file name and offset).
     let samples = v["samples"].as_array().unwrap();
-    assert_eq!(samples.len(), 1, "{samples:?}");
-    let names: Vec<String> = samples[0]["frames"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| str_of(&f["function"]))
-        .collect();
-    assert_eq!(names, ["seed+0x4000", "seed+0x1456", "seed+0x1123"]);
-    assert_eq!(samples[0]["frames"][0]["mapping"], "/bin/seed");
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    for sample in samples {
+        let names: Vec<String> = sample["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| str_of(&f["function"]))
+            .collect();
+        assert_eq!(names, ["seed+0x4000", "seed+0x1456", "seed+0x1123"]);
+        assert_eq!(sample["frames"][0]["mapping"], "/bin/seed");
+    }
 }
 
 /// Where a blocked poll's thread was: it sleeps in a known function of this test.
@@ -588,6 +591,7 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
             cause: SampleCause::LongScope,
             truncated: false,
             frames,
+            age_ticks: None,
         },
     );
     b.push(

@@ -611,6 +611,7 @@ impl Exporter {
                 cause,
                 truncated,
                 frames,
+                ..
             } => {
                 let task = self
                     .threads

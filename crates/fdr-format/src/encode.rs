@@ -282,12 +282,21 @@ pub fn encode_event(out: &mut [u8], delta: u64, kind: &EventKind<'_>) -> Option<
             cause,
             truncated,
             frames,
+            age_ticks,
         } => c.sized(EXT_STACK, |c| {
+            let mut flags = if truncated { STACK_TRUNCATED } else { 0 };
+            if age_ticks.is_some() {
+                flags |= STACK_HAS_AGE;
+            }
             c.varint(thread.0 as u64)?;
             c.varint(cause.to_wire() as u64)?;
-            c.varint(if truncated { STACK_TRUNCATED } else { 0 })?;
+            c.varint(flags)?;
             c.varint(frames.len() as u64)?;
-            c.bytes(frames.encoded())
+            c.bytes(frames.encoded())?;
+            match age_ticks {
+                Some(a) => c.varint(a),
+                None => Some(()),
+            }
         })?,
         EventKind::AsyncRegionBegin { region, task, name } => {
             c.sized(EXT_ASYNC_REGION_BEGIN, |c| {

@@ -470,6 +470,10 @@ pub enum EventKind<'a> {
         truncated: bool,
         /// Innermost first.
         frames: StackFrames<'a>,
+        /// How long before this event's time the stack was captured, in clock ticks (a
+        /// CPU-timer stack is recorded after the timer fired): the capture happened at
+        /// `ts - age_ticks`. `None` in traces written before stacks carried it.
+        age_ticks: Option<u64>,
     },
     /// An async region (a named phase of a task that may span awaits and threads) begins,
     /// recorded on the thread polling the task.

@@ -344,6 +344,14 @@ pub fn every_kind_trace() -> Vec<u8> {
             cause: SampleCause::LongScope,
             truncated: false,
             frames: stack_frames,
+            age_ticks: None,
+        },
+        EventKind::Stack {
+            thread: ThreadId(1),
+            cause: SampleCause::CpuTimer,
+            truncated: true,
+            frames: stack_frames,
+            age_ticks: Some(300),
         },
         EventKind::ThreadEnd,
     ];

@@ -16,6 +16,19 @@ pub fn put_fast<const N: usize>(out: &mut [u8; N], at: usize, v: u64) -> usize {
         out[at] = v as u8 | 0x80;
         out[at + 1] = (v >> 7) as u8;
         2
+    } else if v < 1 << 28 {
+        // Three or four bytes (task ids past 16,383): the four 7-bit groups as one 4-byte
+        // store, continuation bits on all but the last. A 3-byte varint's fourth byte (0)
+        // lies past its end, inside `out` (`at + MAX_VARINT_LEN <= N`), where the next
+        // field or event overwrites it or no reader looks.
+        let groups = (v & 0x7f) | (v << 1) & 0x7f00 | (v << 2) & 0x7f_0000 | (v << 3) & 0x7f00_0000;
+        let (word, n) = if v < 1 << 21 {
+            (groups | 0x8080, 3)
+        } else {
+            (groups | 0x80_8080, 4)
+        };
+        out[at..at + 4].copy_from_slice(&(word as u32).to_le_bytes());
+        n
     } else {
         put_loop(out, at, v)
     }
@@ -135,6 +148,20 @@ mod tests {
             let mut pos = 0;
             assert_eq!(get(&a, &mut pos), Some(v));
             assert_eq!(pos, n);
+        }
+    }
+
+    #[test]
+    fn put_fast_writes_the_bytes_put_slow_writes_at_every_length() {
+        let mut values = vec![0u64, u64::MAX];
+        for bits in 1..64 {
+            values.extend([(1u64 << bits) - 1, 1 << bits, (1 << bits) + 0x55]);
+        }
+        for v in values {
+            let (mut fast, mut slow) = ([0xeeu8; 16], [0xeeu8; 16]);
+            let n = put_fast(&mut fast, 3, v);
+            assert_eq!(n, put_slow(&mut slow[3..], v), "{v}");
+            assert_eq!(fast[..3 + n], slow[..3 + n], "{v}");
         }
     }
 

@@ -119,6 +119,8 @@ pub const OS_HAS_SLICES: u64 = 4;
 pub const OS_HAS_STATE: u64 = 8;
 /// Stack flag: the stack was cut short (more frames than recorded, or unwinding stopped early).
 pub const STACK_TRUNCATED: u64 = 1;
+/// Stack flag: the frames are followed by the capture's age in ticks (a varint).
+pub const STACK_HAS_AGE: u64 = 2;
 /// Most frames a stack sample carries; a reader rejects more.
 pub const MAX_STACK_FRAMES: usize = 256;
 /// Longest build id a module record carries.

@@ -17,8 +17,8 @@ enum Owned {
     Loss(u8, u64, u64),
     Block(u8, u32),
     Os(u32, u8, [Option<u64>; 3], Option<u8>),
-    /// Thread, cause, truncated, encoded frames, frame count.
-    Stack(u32, u8, bool, Vec<u8>, usize),
+    /// Thread, cause, truncated, encoded frames, frame count, age.
+    Stack(u32, u8, bool, Vec<u8>, usize, Option<u64>),
     AsyncRegion(bool, u64, u64, u32),
 }
 
@@ -90,11 +90,12 @@ impl Owned {
                 timeslices: *slices,
                 state: *state,
             },
-            Owned::Stack(t, c, truncated, frames, n) => EventKind::Stack {
+            Owned::Stack(t, c, truncated, frames, n, age) => EventKind::Stack {
                 thread: ThreadId(*t),
                 cause: SampleCause::from_wire(*c),
                 truncated: *truncated,
                 frames: StackFrames::from_encoded(frames, *n).expect("encoded frames"),
+                age_ticks: *age,
             },
             Owned::AsyncRegion(true, r, t, n) => EventKind::AsyncRegionBegin {
                 region: *r,
@@ -140,12 +141,13 @@ fn owned() -> impl Strategy<Value = Owned> {
             any::<u8>(),
             any::<bool>(),
             // Small enough for the smallest batch; the frame limit has its own test.
-            proptest::collection::vec(any::<u64>(), 0..12)
+            proptest::collection::vec(any::<u64>(), 0..12),
+            any::<Option<u64>>()
         )
-            .prop_map(|(t, c, tr, addrs)| {
+            .prop_map(|(t, c, tr, addrs, age)| {
                 let mut frames = Vec::new();
                 let n = StackFrames::encode(&addrs, &mut frames);
-                Owned::Stack(t, c, tr, frames, n)
+                Owned::Stack(t, c, tr, frames, n, age)
             }),
         (any::<bool>(), any::<u64>(), any::<u64>(), any::<u32>())
             .prop_map(|(b, r, t, n)| Owned::AsyncRegion(b, r, t, n)),
@@ -476,6 +478,7 @@ fn stack_frames_round_trip_their_addresses() {
         cause: SampleCause::CpuTimer,
         truncated: true,
         frames,
+        age_ticks: Some(u64::MAX),
     };
     let mut out = [0u8; MAX_STACK_EVENT_LEN];
     let n = encode::encode_event(&mut out, u64::MAX, &kind).expect("a full stack fits");
@@ -716,4 +719,51 @@ fn task_writers_match_the_general_encoder() {
             }
         }
     }
+}
+
+#[test]
+fn a_stack_carries_its_age_and_one_written_without_it_reads_as_none() {
+    // Thread 3, cause CPU timer, then flags, two frames (0x10, then +0x10), then the tail.
+    let stack = |flags: u64, tail: &[u8]| {
+        let mut body = Vec::new();
+        for v in [3, 3, flags, 2, 0x20, 0x20] {
+            fdr_format::varint::push(&mut body, v);
+        }
+        body.extend_from_slice(tail);
+        let mut p = Vec::new();
+        fdr_format::varint::push(&mut p, 0);
+        fdr_format::varint::push(&mut p, (EXT_STACK << 2) | 3);
+        fdr_format::varint::push(&mut p, body.len() as u64);
+        p.extend_from_slice(&body);
+        let mut w = TraceWriter::new(Vec::new(), &ProcessInfo::default()).unwrap();
+        w.write_events(ThreadId(1), 0, 100, &p).unwrap();
+        let bytes = w.finish().unwrap();
+        let (events, err) = read_all(&bytes);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(events.len(), 1);
+        let mut d = Decoder::new(&bytes).unwrap();
+        let Some(Ok(Batch::Events(b))) = d.next_batch() else {
+            panic!("no batch")
+        };
+        match b.events().next().unwrap().unwrap().kind {
+            EventKind::Stack {
+                truncated,
+                frames,
+                age_ticks,
+                ..
+            } => (truncated, frames.iter().collect::<Vec<_>>(), age_ticks),
+            k => panic!("not a stack: {k:?}"),
+        }
+    };
+    // As written before stacks carried their age: truncated, no age.
+    assert_eq!(stack(1, &[]), (true, vec![0x10, 0x20], None));
+    // With its age (300 ticks), and with a flag and a field a later minor may add after it.
+    assert_eq!(
+        stack(2, &[0xAC, 0x02]),
+        (false, vec![0x10, 0x20], Some(300))
+    );
+    assert_eq!(
+        stack(2 | 8, &[0xAC, 0x02, 7, 9]),
+        (false, vec![0x10, 0x20], Some(300))
+    );
 }

@@ -220,6 +220,7 @@ impl Collector {
                 cause,
                 truncated,
                 frames,
+                ..
             } => {
                 let mut v = Values::default();
                 match cause {

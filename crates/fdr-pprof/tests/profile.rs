@@ -110,6 +110,7 @@ fn trace(n: u32, rate: Option<f64>) -> Trace {
                 cause: SampleCause::CpuTimer,
                 truncated: i % 7 == 0,
                 frames,
+                age_ticks: None,
             },
         )
         .unwrap();
@@ -121,6 +122,7 @@ fn trace(n: u32, rate: Option<f64>) -> Trace {
             cause: SampleCause::CpuTimer,
             truncated: false,
             frames: gone,
+            age_ticks: None,
         },
     )
     .unwrap();
@@ -131,6 +133,7 @@ fn trace(n: u32, rate: Option<f64>) -> Trace {
             cause: SampleCause::LongScope,
             truncated: false,
             frames,
+            age_ticks: None,
         },
     )
     .unwrap();

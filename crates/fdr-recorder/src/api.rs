@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fdr_format::encode;
 use fdr_format::{EventKind, Message, SiteId, StrId, TaskId};
 
-use crate::hot::{enabled, peek_local, with_local};
+use fdr_format::wire::CODE_LOG;
+
+use crate::hot::{enabled, peek_local, region_head, with_local};
 
 /// Task ids handed to a thread at once, so creating a task writes nothing shared.
 const TASK_ID_BLOCK: u64 = 1024;
@@ -138,10 +140,12 @@ pub fn log(category: &'static str, message: &'static str) {
 
 #[inline(never)]
 fn log_static(category: &'static str, message: &'static str) {
+    // The operands `encode::log_static` writes: the category's head, the message's id
+    // shifted past its inline flag (0: interned).
     let fast = peek_local(|l| {
         let c = l.names.lookup(category)?;
         let m = l.names.lookup(message)?;
-        Some(l.try_small(|out, delta| encode::log_static(out, delta, c, m), 0))
+        Some(l.try_log(region_head(c, CODE_LOG), u64::from(m.0) << 1))
     });
     if fast != Some(Some(true)) {
         log_static_slow(category, message);

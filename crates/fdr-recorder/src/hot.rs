@@ -126,6 +126,66 @@ impl Local {
     }
 }
 
+impl Local {
+    /// [`Local::try_small`] for a static log, `head` (the category's operand) and `message`
+    /// (the message's id, shifted) after the delta: when the delta fits a byte and each
+    /// operand two, the event (3 to 5 bytes) is one 8-byte store, the bytes past it in the
+    /// writer's reserve, overwritten by the next event. Each operand's length is chosen by a
+    /// branch on the name (the same at every call of a site), never on the delta, so the
+    /// store does not wait on the counter.
+    #[inline(always)]
+    pub(crate) fn try_log(&mut self, head: u64, message: u64) -> bool {
+        let Some(room) = self.w.fast_room() else {
+            return false;
+        };
+        let now = crate::clock::counter_ticks();
+        let delta = now.wrapping_sub(self.last_ts);
+        if delta < 0x80 && head < 0x4000 && message < 0x4000 {
+            self.last_ts = now;
+            let (h, h_len) = short_varint(head);
+            let (m, m_len) = short_varint(message);
+            let word = delta | h << 8 | m << (8 * (1 + h_len));
+            let len = 1 + h_len + m_len;
+            room.write(
+                |out: &mut [u8; 8]| {
+                    *out = word.to_le_bytes();
+                    len
+                },
+                word_step(1, 0),
+            );
+        } else {
+            log_long(room, &mut self.last_ts, now, head, message);
+        }
+        true
+    }
+}
+
+/// A value under 2^14 as a LEB128 varint in the low bytes of the result, and its length.
+#[inline(always)]
+fn short_varint(v: u64) -> (u64, usize) {
+    if v < 0x80 {
+        (v, 1)
+    } else {
+        ((v & 0x7f) | 0x80 | (v >> 7) << 8, 2)
+    }
+}
+
+/// [`Local::try_log`]'s other case: a longer delta or operand, or the clock stepped back.
+#[cold]
+#[inline(never)]
+fn log_long(room: crate::chunk::Room<'_>, last_ts: &mut u64, now: u64, head: u64, message: u64) {
+    let delta = now.saturating_sub(*last_ts);
+    *last_ts += delta;
+    room.write(
+        |out: &mut [u8; MAX_SMALL_EVENT_LEN]| {
+            let n = fdr_format::varint::put_fast(out, 0, delta);
+            let n = n + fdr_format::varint::put_fast(out, n, head);
+            n + fdr_format::varint::put_fast(out, n, message)
+        },
+        word_step(1, 0),
+    );
+}
+
 /// [`Local::try_pair`]'s other case: a longer delta or operand, or the clock stepped back
 /// (the wrapped delta is huge: saturate). Out of line, so the common case keeps few
 /// registers; a call in tail position costs the common case nothing.
@@ -280,9 +340,10 @@ fn region_begin_slow(id: impl FnOnce(&mut Local) -> StrId) -> RegionGuard {
     .map_or(RegionGuard::OFF, active_region)
 }
 
-/// A region event's operand (as `encode::region_begin` / `region_end` write it).
+/// A region or log event's operand (as `encode::region_begin`, `region_end` and
+/// `log_static` write it: the name's id, then the code).
 #[inline(always)]
-fn region_head(name: StrId, code: u8) -> u64 {
+pub(crate) fn region_head(name: StrId, code: u8) -> u64 {
     ((name.0 as u64) << CODE_BITS) | code as u64
 }
 

@@ -121,8 +121,14 @@ impl StaticNames {
     /// Whether every slot `s` could be published in is taken (by any name).
     #[cfg(test)]
     fn window_is_full(&self, s: &'static str) -> bool {
+        self.first_slots_taken(s, STATIC_NAMES_PROBES)
+    }
+
+    /// Whether the first `probes` slots from `s`'s home are all taken (by any name).
+    #[cfg(test)]
+    fn first_slots_taken(&self, s: &'static str, probes: usize) -> bool {
         let mut i = Self::home(s.as_ptr() as usize);
-        (0..STATIC_NAMES_PROBES).all(|_| {
+        (0..probes).all(|_| {
             let taken = self.slots[i].addr.load(Ordering::Acquire) != 0;
             i = (i + 1) & (STATIC_NAMES_LEN - 1);
             taken
@@ -133,9 +139,17 @@ impl StaticNames {
     /// read one slot; at most [`STATIC_NAMES_PROBES`].
     #[inline(always)]
     pub(crate) fn lookup(&self, s: &'static str) -> Option<StrId> {
+        self.lookup_within(s, STATIC_NAMES_PROBES)
+    }
+
+    /// [`StaticNames::lookup`] reading at most `probes` slots from the name's home: the hot
+    /// path's, small enough to inline (`HOT_PROBES`); a name found further is found by the
+    /// full lookup on the slow path.
+    #[inline(always)]
+    fn lookup_within(&self, s: &'static str, probes: usize) -> Option<StrId> {
         let (addr, len) = (s.as_ptr() as usize, s.len() as u64);
         let mut i = Self::home(addr);
-        for _ in 0..STATIC_NAMES_PROBES {
+        for _ in 0..probes.min(STATIC_NAMES_PROBES) {
             let slot = &self.slots[i];
             match slot.addr.load(Ordering::Acquire) {
                 0 => return None,
@@ -242,6 +256,11 @@ pub(crate) fn encode_since(from: TableMark, enc: &mut TableEncoder) -> TableMark
     }
 }
 
+/// Slots of [`STATIC_NAMES`] the hot path's lookup reads before it gives up (the slow path
+/// reads all [`STATIC_NAMES_PROBES`]): with the table at most a few percent full, a name past
+/// its second slot is rare.
+const HOT_PROBES: usize = 2;
+
 /// Entries in a thread's name cache (a power of two).
 pub(crate) const NAME_CACHE_LEN: usize = 64;
 /// Entries in a thread's site cache (a power of two).
@@ -269,17 +288,19 @@ impl NameCache {
         (ptr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - 6)) & (NAME_CACHE_LEN - 1)
     }
 
-    /// The id of `s` if this cache holds it or it is published in [`STATIC_NAMES`] (no
-    /// call: for the hot path). A name in neither is found by [`NameCache::get`].
+    /// The id of `s` if it is published in [`STATIC_NAMES`] within [`HOT_PROBES`] slots of
+    /// its home, as nearly every name is, or this cache holds it (no call: for the hot path).
+    /// The shared table first: it holds every name a service uses, where this cache's
+    /// [`NAME_CACHE_LEN`] lines miss when a thread cycles through more names than that. A name
+    /// found by neither is found by [`NameCache::get`].
     #[inline(always)]
     pub(crate) fn lookup(&self, s: &'static str) -> Option<StrId> {
+        if let Some(id) = STATIC_NAMES.lookup_within(s, HOT_PROBES) {
+            return Some(id);
+        }
         let key = (s.as_ptr() as usize, s.len());
         let i = Self::slot(key.0);
-        if self.keys[i] == key {
-            Some(StrId(self.ids[i]))
-        } else {
-            STATIC_NAMES.lookup(s)
-        }
+        (self.keys[i] == key).then(|| StrId(self.ids[i]))
     }
 
     /// The id of `s`: from this cache, else [`STATIC_NAMES`], else interned (locked); the
@@ -369,17 +390,34 @@ mod tests {
             .map(|k| &*Box::leak(format!("static-names-test-{k}").into_boxed_str()))
             .collect();
         let ids: Vec<StrId> = names.iter().map(|n| intern_global(n)).collect();
-        let cache = NameCache::new();
+        let mut cache = NameCache::new();
         // The table is shared with the other tests, one of which fills a probe window on
         // purpose: a name may miss only when its whole window is taken (then the interner's
-        // lock finds it), and a miss is rare.
+        // lock finds it), and a miss is rare; the hot path's shorter look misses a name only
+        // when the slots it reads are taken by others, and the slow path finds it, which
+        // the thread's cache then keeps.
         let mut missed = 0;
         for (n, id) in names.iter().zip(&ids) {
-            match cache.lookup(n) {
+            match STATIC_NAMES.lookup(n) {
                 Some(got) => assert_eq!(got, *id, "{n}"),
                 None => {
                     assert!(STATIC_NAMES.window_is_full(n), "{n} not published");
                     missed += 1;
+                }
+            }
+            match cache.lookup(n) {
+                Some(got) => assert_eq!(got, *id, "{n}"),
+                None => {
+                    assert!(
+                        STATIC_NAMES.first_slots_taken(n, HOT_PROBES),
+                        "{n} missed by the hot path with a free slot in its reach"
+                    );
+                    assert_eq!(cache.get(n), *id, "{n}");
+                    assert_eq!(
+                        cache.lookup(n),
+                        Some(*id),
+                        "{n}: kept by the thread's cache"
+                    );
                 }
             }
         }

@@ -183,8 +183,9 @@ mod recorder {
         /// else the system's host name).
         pub host: String,
         /// The OS view: per-thread CPU and scheduler samples and the stacks of long scopes
-        /// (see [`os`](crate::os)); `None` turns it off. Off by default for now (the
-        /// analyzer does not read its samples yet); `OsConfig::platform_default()` turns it
+        /// (see [`os`](crate::os)); `None` turns it off. Off by default until a stack capture
+        /// costs at most 20 µs (`os.stack_capture_ns` in `cargo xtask bench`);
+        /// `OsConfig::platform_default()` turns it
         /// on where the platform supports it (Linux; x86_64 and aarch64 for stacks).
         pub os: Option<OsConfig>,
         /// How often fdr's runtime metrics and the values registered with

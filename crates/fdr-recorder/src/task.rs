@@ -37,7 +37,7 @@ pub use crate::live::{LiveState, LiveTask, LiveTasks, MAX_LIVE_TASKS, WakerClass
 use crate::local::{peek_local, with_local};
 use crate::metric_cells::Counter;
 use crate::metrics::with_thread;
-use crate::{current_task, enabled, intern, intern_site, new_task_id, set_current_task};
+use crate::{current_task, enabled, new_task_id, set_current_task};
 
 // A task event is recorded as a region's are: a fast path inlined into the poll (or the
 // wake) that makes no call (`Local::try_small`: check room, read the counter, write the
@@ -122,6 +122,46 @@ fn task_drop_fast(task: TaskId) -> bool {
 #[inline(never)]
 fn task_drop_slow(task: TaskId) {
     record_slow(|out, delta| encode::task_drop(out, delta, task), 0);
+}
+
+/// Records a task's creation, its name and site found in the thread's caches, in one
+/// borrow of the thread's recorder; `None`: nothing recorded, take the slow path.
+#[inline(always)]
+fn task_create_fast(
+    task: TaskId,
+    parent: TaskId,
+    name: &'static str,
+    site: &'static Location<'static>,
+) -> Option<u64> {
+    peek_local(|l| {
+        let (name, site) = (l.names.get(name), l.sites.get(site));
+        l.try_small(
+            |out, delta| encode::task_create(out, delta, task, parent, name, site),
+            0,
+        )
+        .then(|| l.last_ts())
+    })
+    .flatten()
+}
+
+/// [`task_create_fast`]'s slow path (registering the thread, sealing a chunk, the fallback
+/// clock); `None` if the thread is being torn down.
+#[cold]
+#[inline(never)]
+fn task_create_slow(
+    task: TaskId,
+    parent: TaskId,
+    name: &'static str,
+    site: &'static Location<'static>,
+) -> Option<u64> {
+    with_local(|l| {
+        let (name, site) = (l.names.get(name), l.sites.get(site));
+        l.small(
+            |out, delta| encode::task_create(out, delta, task, parent, name, site),
+            0,
+        );
+        l.last_ts()
+    })
 }
 
 /// Extension trait on every future: `future.traced(name)` makes it a task,
@@ -262,14 +302,10 @@ impl<F: Future> Traced<F> {
         let mut created_at = None;
         if recorded {
             let parent = current_task();
-            let (name, site) = (intern(name), intern_site(site));
-            created_at = with_local(|l| {
-                l.small(
-                    |out, delta| encode::task_create(out, delta, id, parent, name, site),
-                    0,
-                );
-                l.last_ts()
-            });
+            created_at = match task_create_fast(id, parent, name, site) {
+                Some(ts) => Some(ts),
+                None => task_create_slow(id, parent, name, site),
+            };
         }
         with_thread(|m| m.count(Counter::TasksSpawned, 1));
         let created_at = created_at.unwrap_or_else(now_ticks).max(1);

@@ -168,3 +168,53 @@ fn region_encodings_of_every_length_decode() {
     let ns = (last[1].0 - last[0].0) as f64 / cal.ticks_per_sec * 1e9;
     assert!(ns >= 2_900_000.0, "a 3 ms region decoded as {ns} ns");
 }
+
+#[test]
+fn static_logs_of_every_operand_length_decode_in_order() {
+    let _serial = start();
+    // Interned in order, so the picks' ids reach past 32 (two-byte category operands), 64
+    // (two-byte message operands) and 4,096 (past two bytes: the long path).
+    let names: Vec<&'static str> = (0..5000)
+        .map(|k| &*Box::leak(format!("static-log-name-{k}").into_boxed_str()))
+        .collect();
+    for n in &names {
+        fdr_recorder::intern(n);
+    }
+    let picks = [0usize, 31, 40, 70, 200, 4500, 4999];
+    let mut want = Vec::new();
+    for &c in &picks {
+        for &m in &picks {
+            want.push(Ev::Log(names[c].into(), names[m].into()));
+        }
+    }
+    let logged = names.clone();
+    std::thread::Builder::new()
+        .name("static-logs".into())
+        .spawn(move || {
+            for (k, (&c, &m)) in picks
+                .iter()
+                .flat_map(|c| picks.iter().map(move |m| (c, m)))
+                .enumerate()
+            {
+                fdr_recorder::log(logged[c], logged[m]);
+                // Deltas past one byte too.
+                if k % 3 == 0 {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let mut dump = Vec::new();
+    fdr_recorder::flight().write_to(&mut dump).unwrap();
+    let d = decode(&dump);
+    let got: Vec<Ev> = d
+        .thread_named("static-logs")
+        .expect("the logging thread")
+        .iter()
+        .map(|e| e.1.clone())
+        .filter(|e| matches!(e, Ev::Log(..)))
+        .collect();
+    assert_eq!(got, want);
+}

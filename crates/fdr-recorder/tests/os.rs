@@ -65,6 +65,10 @@ struct Sample {
     runq_ns: u64,
     state: Option<u8>,
     /// The thread that recorded it.
+    #[cfg_attr(
+        not(feature = "tokio"),
+        allow(dead_code, reason = "read by the tokio worker's test only")
+    )]
     by: u32,
 }
 

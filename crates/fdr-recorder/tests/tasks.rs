@@ -67,18 +67,23 @@ fn a_task_blocked_on_a_contended_mutex_records_the_lock_site() {
     let rt = runtime();
     let m = Arc::new(Mutex::new(0u32));
     let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (trying_tx, trying_rx) = std::sync::mpsc::channel();
     let holder = {
         let m = m.clone();
         std::thread::spawn(move || {
             let mut g = m.lock().unwrap();
             held_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(30));
+            // Released only once the waiter is about to take it, however late the waiter
+            // was scheduled: then the waiter finds the lock taken.
+            trying_rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
             *g += 1;
         })
     };
     let _enter = rt.enter();
     let task = fdr_recorder::task::spawn("lock-waiter", async move {
         held_rx.recv().unwrap();
+        trying_tx.send(()).unwrap();
         let (mut g, site) = (m.lock().unwrap(), here());
         *g += 1;
         site
@@ -110,7 +115,7 @@ fn a_task_blocked_on_a_contended_mutex_records_the_lock_site() {
     assert!(d.all().any(|(_, e)| *e == Ev::Drop(waiter)));
     let after = fdr_recorder::metrics();
     assert!(after.lock_wait_ns.count > before, "{after:?}");
-    // The holder held the lock 30 ms after the waiter tried it (at most).
+    // The holder held the lock up to 100 ms after the waiter said it was trying.
     assert!(after.lock_wait_ns.max_ns >= 1_000_000, "{after:?}");
 }
 

@@ -66,8 +66,12 @@ impl Profile {
                 thread: sampled,
                 cause,
                 frames,
+                age_ticks,
                 ..
-            } => self.os.stack(sampled, cause, frames),
+            } => {
+                let at = age_ticks.map(|a| ns.saturating_sub(cx.clock.dur_ns(a)));
+                self.os.stack(sampled, cause, frames, at)
+            }
             EventKind::AsyncRegionBegin { region, task, name } => {
                 if let Some(t) = self.live.get_mut(&task)
                     && !t.wait.region_begin(region, name)
@@ -99,7 +103,10 @@ impl Profile {
     /// a thread's history).
     fn admit(&mut self, cx: &EventCx<'_>) -> bool {
         let ns = cx.ns;
-        if let EventKind::Metric { .. } = cx.kind {
+        if let EventKind::Metric { name, value } = cx.kind {
+            if cx.tables.string(name) == Some(fdr_format::event::METRIC_CPU_PROFILE_HZ) {
+                self.os.cpu_rate(value);
+            }
             // Written by fdr's samplers on threads of their own: no thread's activity.
             self.kinds[cx.kind.index()] += 1;
             self.late_events += cx.late as u64;

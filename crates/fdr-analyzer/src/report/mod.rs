@@ -47,11 +47,28 @@ const MAX_FOCUS_FINDINGS: usize = 3;
 /// Counter lanes drawn at most.
 const MAX_COUNTER_LANES: usize = 8;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// `s` with `&`, `<`, `>` and `"` written as entities (borrowed when it has none).
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    let special = |b: &u8| matches!(b, b'&' | b'<' | b'>' | b'"');
+    let Some(first) = s.bytes().position(|b| special(&b)) else {
+        return std::borrow::Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len() + 16);
+    out.push_str(&s[..first]);
+    // The special characters are ASCII: every cut between runs is a character boundary.
+    let mut rest = &s[first..];
+    while let Some(at) = rest.bytes().position(|b| special(&b)) {
+        out.push_str(&rest[..at]);
+        out.push_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => "&quot;",
+        });
+        rest = &rest[at + 1..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A chosen lane: where it is, its label, why it was chosen.
@@ -900,5 +917,17 @@ mod tests {
         );
         assert_eq!(metric_value("fdr_polls_total", 42.0), "42");
         assert_eq!(metric_value("fdr_lock_wait_seconds_count", 3.0), "3");
+    }
+
+    #[test]
+    fn markup_is_escaped_and_the_rest_kept() {
+        assert_eq!(esc("plain é text"), "plain é text");
+        assert_eq!(
+            esc("<a href=\"x\">&é</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;é&lt;/a&gt;"
+        );
+        assert_eq!(esc("&&"), "&amp;&amp;");
+        assert_eq!(esc("tail>"), "tail&gt;");
+        assert_eq!(esc(""), "");
     }
 }

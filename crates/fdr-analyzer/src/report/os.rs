@@ -191,6 +191,7 @@ mod tests {
                 cause: SampleCause::LongScope,
                 truncated: false,
                 frames,
+                age_ticks: None,
             },
         );
         b.push(sampler, 81 * ms, sample(SampleCause::ScopeEnd, 3 * ms, 0));

@@ -251,11 +251,17 @@ impl<'a> Events<'a> {
                 }
                 let frames = StackFrames::from_encoded(&self.buf[start..self.pos], count as usize)
                     .ok_or("stack frames malformed")?;
+                let age_ticks = if flags & STACK_HAS_AGE != 0 {
+                    Some(self.var()?)
+                } else {
+                    None
+                };
                 EventKind::Stack {
                     thread,
                     cause,
                     truncated: flags & STACK_TRUNCATED != 0,
                     frames,
+                    age_ticks,
                 }
             }
             EXT_ASYNC_REGION_BEGIN => EventKind::AsyncRegionBegin {

@@ -159,6 +159,9 @@ pub(crate) struct Captured<'a> {
     pub(crate) truncated: bool,
     /// The thread ran the capture signal's handler (else it was read while blocked).
     pub(crate) interrupted: bool,
+    /// When the stack was the thread's, in event-clock ticks: when the handler ran, or when
+    /// a blocked thread was read.
+    pub(crate) at_ticks: u64,
 }
 
 /// What one read of a blocked thread gave ([`Capturer::read_once`]).
@@ -227,6 +230,7 @@ impl Capturer {
                         frames: &self.frames,
                         truncated,
                         interrupted: false,
+                        at_ticks: crate::clock::now_ticks(),
                     });
                 }
                 Blocked::Failed(f) => return Err(f),
@@ -272,9 +276,12 @@ impl Capturer {
             }
         }
         let (unwinder, frames) = (&mut self.unwinder, &mut self.frames);
-        let r = area
+        let (truncated, at_ticks) = area
             .take(|c| match c.outcome {
-                OUTCOME_COPIED => Ok(unwinder.unwind(c.regs, c.stack, frames).truncated),
+                OUTCOME_COPIED => Ok((
+                    unwinder.unwind(c.regs, c.stack, frames).truncated,
+                    c.at_ticks,
+                )),
                 OUTCOME_SP_OUTSIDE => Err(Failure::OutsideStack),
                 _ => Err(Failure::Signal),
             })
@@ -284,8 +291,9 @@ impl Capturer {
         }
         Ok(Captured {
             frames: &self.frames,
-            truncated: r,
+            truncated,
             interrupted: true,
+            at_ticks,
         })
     }
 
@@ -419,11 +427,15 @@ impl Capturer {
     fn take_cpu_sample(&mut self, tid: u64, area: &Area, f: &mut dyn FnMut(u64, Captured<'_>)) {
         let (unwinder, frames) = (&mut self.unwinder, &mut self.frames);
         // A copy that answers a request nobody waits for any more (it timed out) is dropped.
-        let truncated = area.take(|c| {
-            (c.outcome == OUTCOME_COPIED && !c.requested)
-                .then(|| unwinder.unwind(c.regs, c.stack, frames).truncated)
+        let taken = area.take(|c| {
+            (c.outcome == OUTCOME_COPIED && !c.requested).then(|| {
+                (
+                    unwinder.unwind(c.regs, c.stack, frames).truncated,
+                    c.at_ticks,
+                )
+            })
         });
-        if let Some(Some(truncated)) = truncated
+        if let Some(Some((truncated, at_ticks))) = taken
             && !self.frames.is_empty()
         {
             f(
@@ -432,6 +444,7 @@ impl Capturer {
                     frames: &self.frames,
                     truncated,
                     interrupted: true,
+                    at_ticks,
                 },
             );
         }

@@ -617,8 +617,7 @@ impl Sampler {
                 record_stack(
                     id,
                     SampleCause::LongScope,
-                    s.frames,
-                    s.truncated,
+                    (s.frames, s.truncated, s.at_ticks),
                     &mut self.enc,
                 );
             }
@@ -690,7 +689,12 @@ fn cpu_sample(tid: u64, s: super::capture::Captured<'_>, enc: &mut Vec<u8>) {
         .map(|r| r.shared.id);
     if let Some(id) = id {
         bump(&state().cells.cpu_samples);
-        record_stack(id, SampleCause::CpuTimer, s.frames, s.truncated, enc);
+        record_stack(
+            id,
+            SampleCause::CpuTimer,
+            (s.frames, s.truncated, s.at_ticks),
+            enc,
+        );
     }
 }
 
@@ -720,8 +724,15 @@ fn sample(w: &Watched, cause: SampleCause, with_state: bool) {
     bump(&cells.os_samples);
 }
 
-/// Records a stack of thread `id`.
-fn record_stack(id: u32, cause: SampleCause, frames: &[u64], truncated: bool, enc: &mut Vec<u8>) {
+/// Records a stack of thread `id` (frames, truncated, captured at `at_ticks`), with the
+/// capture's age: a CPU-timer copy waits in its area up to half a profiling period before
+/// the sampler records it, and a reader places the sample at the event's time minus that.
+fn record_stack(
+    id: u32,
+    cause: SampleCause,
+    (frames, truncated, at_ticks): (&[u64], bool, u64),
+    enc: &mut Vec<u8>,
+) {
     let n = StackFrames::encode(frames, enc);
     let Some(frames_enc) = StackFrames::from_encoded(enc, n) else {
         return;
@@ -731,6 +742,8 @@ fn record_stack(id: u32, cause: SampleCause, frames: &[u64], truncated: bool, en
         cause,
         truncated: truncated || n < frames.len(),
         frames: frames_enc,
+        // Read before the event takes its own time, so the age is at most a little short.
+        age_ticks: Some(crate::clock::now_ticks().saturating_sub(at_ticks)),
     };
     if crate::enabled() {
         crate::local::with_local(|l| l.large(&kind, fdr_format::wire::MAX_STACK_EVENT_LEN));

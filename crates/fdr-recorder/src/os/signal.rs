@@ -81,6 +81,8 @@ pub struct Area {
     regs: [AtomicU64; REGS],
     /// Stack bytes copied.
     len: AtomicU64,
+    /// When the handler ran, in event-clock ticks.
+    at_ticks: AtomicU64,
     buf: Box<[ByteCell]>,
 }
 
@@ -102,6 +104,8 @@ pub struct Copied<'a> {
     pub outcome: u32,
     /// The handler served the sampler's request (else a CPU timer fired).
     pub requested: bool,
+    /// When the handler ran (the timer fired or the request arrived), in event-clock ticks.
+    pub at_ticks: u64,
 }
 
 impl Area {
@@ -115,6 +119,7 @@ impl Area {
             stack_hi: AtomicU64::new(0),
             regs: std::array::from_fn(|_| AtomicU64::new(0)),
             len: AtomicU64::new(0),
+            at_ticks: AtomicU64::new(0),
             buf: (0..copy_bytes).map(|_| ByteCell::default()).collect(),
         }
     }
@@ -188,8 +193,8 @@ impl Area {
         self.buf.len()
     }
 
-    /// Handler (holding the area): records the registers and copies `len` stack bytes from
-    /// `src`, then publishes the copy.
+    /// Handler (holding the area): records the registers, the time it ran (`at_ticks`) and
+    /// copies `len` stack bytes from `src`, then publishes the copy.
     ///
     /// # Safety
     /// `src` is valid for reads of `len` bytes for the whole call (the interrupted thread's
@@ -201,6 +206,7 @@ impl Area {
         src: *const u8,
         len: usize,
         outcome: u32,
+        at_ticks: u64,
     ) {
         debug_assert!(len <= self.buf.len());
         let len = len.min(self.buf.len());
@@ -224,6 +230,7 @@ impl Area {
             cell.store(v, Ordering::Relaxed);
         }
         self.len.store(len as u64, Ordering::Relaxed);
+        self.at_ticks.store(at_ticks, Ordering::Relaxed);
         self.outcome.store(outcome, Ordering::Relaxed);
         self.state.store(DONE, Ordering::Release);
     }
@@ -242,6 +249,7 @@ impl Area {
         }
         let len = (self.len.load(Ordering::Relaxed) as usize).min(self.buf.len());
         let outcome = self.outcome.load(Ordering::Relaxed);
+        let at_ticks = self.at_ticks.load(Ordering::Relaxed);
         let regs = std::array::from_fn(|i| self.regs[i].load(Ordering::Relaxed));
         #[cfg(not(loom))]
         let stack = {
@@ -263,6 +271,7 @@ impl Area {
             stack,
             outcome: outcome & 0xff,
             requested: outcome & OUTCOME_REQUESTED != 0,
+            at_ticks,
         });
         self.state.store(IDLE, Ordering::Release);
         Some(r)
@@ -601,6 +610,9 @@ mod sys {
             STRAY.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        // The time-stamp counter (or, where it is not the clock, `clock_gettime` against an
+        // origin the sampler fixed before any timer or request existed): async-signal-safe.
+        let at_ticks = crate::clock::now_ticks();
         let timer = value & TIMER_BIT != 0;
         let index = (value & (TIMER_BIT - 1)) as usize;
         let Some(area) = existing_area(index) else {
@@ -632,7 +644,7 @@ mod sys {
         // thread's stack is mapped from its lowest used address, below `sp`, to `hi`), and
         // the frames there stay put while this handler runs on top of them. We hold the
         // area (`begin_write`).
-        unsafe { area.finish_write(regs, sp as *const u8, len, OUTCOME_COPIED | flag) };
+        unsafe { area.finish_write(regs, sp as *const u8, len, OUTCOME_COPIED | flag, at_ticks) };
         wake(area);
     }
 
@@ -771,14 +783,18 @@ mod tests {
                 src.as_ptr(),
                 src.len(),
                 OUTCOME_COPIED | OUTCOME_REQUESTED,
+                77,
             )
         };
         // A timer firing meanwhile finds it busy.
         assert_eq!(a.begin_write(true), None);
         let got = a
-            .take(|c| (c.regs, c.stack.to_vec(), c.outcome, c.requested))
+            .take(|c| (c.regs, c.stack.to_vec(), c.outcome, c.requested, c.at_ticks))
             .unwrap();
-        assert_eq!(got, ([10, 20, 30, 40], src.to_vec(), OUTCOME_COPIED, true));
+        assert_eq!(
+            got,
+            ([10, 20, 30, 40], src.to_vec(), OUTCOME_COPIED, true, 77)
+        );
         assert_eq!(a.state(), IDLE);
         // A timer claims an idle area.
         assert_eq!(a.begin_write(true), Some(false));

@@ -24,6 +24,7 @@ fn handler(area: &Area, timer: bool, tag: u8) {
                 src.as_ptr(),
                 4,
                 OUTCOME_COPIED | flag,
+                u64::from(tag),
             )
         };
     }
@@ -47,7 +48,12 @@ fn capture_area_handoff() {
             let a = area.clone();
             thread::spawn(move || handler(&a, true, 2))
         };
-        let read = |a: &Area| a.take(|c| (c.regs[0], c.stack.to_vec(), c.requested));
+        let read = |a: &Area| {
+            a.take(|c| {
+                assert_eq!(c.at_ticks, c.regs[0], "a torn capture time");
+                (c.regs[0], c.stack.to_vec(), c.requested)
+            })
+        };
         let first = read(&area);
         let cancelled = first.is_none() && area.state() == REQUESTED && area.cancel();
         capture.join().unwrap();
