@@ -183,29 +183,51 @@ pub(crate) fn cpu_heavy_polls(p: &Profile) -> Finding {
         frames.sort_by_key(|f| std::cmp::Reverse(f.user_on_cpu_ns));
     }
     let max_ns = frames.iter().map(|f| f.max_poll_ns).max().unwrap_or(0);
-    // Only stacks in the application's code count as hot (a thread inside a system call
-    // is the kernel's work, loopback I/O for one); the measured long polls' share of it is
-    // extrapolated to every long poll. CPU samples inside long polls are their CPU time
-    // directly.
+    // The hot time is the on-CPU time of the long polls mostly on a CPU (long on their CPU
+    // time alone), measured and estimated; a poll made long by a wait for a CPU is the
+    // host's (`host_cpu_contention`), whatever its on-CPU share, so neither its wall time
+    // nor its CPU counts. Only stacks in the application's code count as hot (a thread
+    // inside a system call is the kernel's work, loopback I/O for one): the share of the
+    // measured long polls' on-CPU time whose stacks were there. CPU samples inside long
+    // polls are their CPU time directly.
     let user_on: u64 = frames.iter().map(|f| f.user_on_cpu_ns).sum();
-    let measured_wall = p.os.polls_measured.wall_ns;
-    let split_hot = if measured_wall == 0 {
+    let stacks_on: u64 =
+        p.os.by_top_frame(true)
+            .iter()
+            .map(|f| f.split.on_cpu_ns)
+            .fold(0, u64::saturating_add);
+    let on_class_on =
+        p.os.polls_measured
+            .on_by_class
+            .saturating_add(p.os.polls_estimated.on_by_class);
+    let split_hot = if stacks_on == 0 {
         0
     } else {
-        (user_on as f64 / measured_wall as f64 * p.long_polls.1 as f64) as u64
+        (on_class_on as f64 * (user_on as f64 / stacks_on as f64).min(1.0)) as u64
     };
     let sampled_hot: u64 = frames.iter().map(|f| f.user_cpu_ns).sum();
     let hot = split_hot.max(sampled_hot);
     let measured = mn.max(p.os.polls_cpu_sampled);
     let score = cause_score(p, measured, hot, max_ns.max(LONG_POLL_NS));
     let mut evidence = vec![format!(
-        "{} long polls were mostly on a CPU: {} measured ({}), {} estimated ({})",
+        "{} long polls were mostly on a CPU: {} measured ({}), {} estimated ({}); {} of their time on a CPU",
         mn + en,
         mn,
         dur(mw),
         en,
-        dur(ew)
+        dur(ew),
+        dur(on_class_on)
     )];
+    evidence.push(format!(
+        "hot: {} on a CPU in the application's code inside long polls, {} of the threads' time ({})",
+        dur(hot),
+        pct(hot as f64 / crate::diagnose::thread_time(p).max(1) as f64),
+        if sampled_hot >= split_hot && sampled_hot > 0 {
+            "from CPU samples"
+        } else {
+            "the polls' on-CPU time times the share of the measured polls' on-CPU time in the application's code"
+        }
+    ));
     if sampled {
         let (n, ns) = p.os.cpu_in_polls;
         evidence.push(format!(
@@ -301,4 +323,124 @@ pub(crate) fn host_cpu_contention(p: &Profile) -> Finding {
         None,
         "Host CPU contention: other processes (or more busy threads than cores) take the CPUs, so the service's threads wait in the run queue. Not a fault of the service's code: give it dedicated cores or a CPU quota that matches its threads, lower the batch jobs' priority, or reduce worker threads to the cores it really has.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diagnose::Severity;
+    use fdr_format::{EventKind, Module, SampleCause, StackFrames, TaskId};
+    use fdr_test_support::scenarios::TraceBuilder;
+
+    const MS: u64 = 1_000_000;
+
+    /// A tokio worker whose long polls the sampler measured, each with one stack in the
+    /// application's code: `preempted` polls of 10 ms that ran 0.4 ms and waited for a CPU
+    /// the rest (a busy host), then `heavy` polls of `heavy_ms` that ran on their CPU all
+    /// along but for a tenth of a millisecond. Every poll ends 1 ms before the next starts.
+    fn trace(preempted: u64, heavy: u64, heavy_ms: u64) -> crate::Profile {
+        let mut b = TraceBuilder::new();
+        // The application's executable (not on this host: its frames stay addresses).
+        b.module(Module {
+            start: 0x5566_0000_0000,
+            end: 0x5566_0100_0000,
+            file_offset: 0,
+            path: "/srv/profiles/profile-service".into(),
+            build_id: Vec::new(),
+        });
+        let worker = b.thread("service-worker");
+        let sampler = b.thread("fdr-sampler");
+        let name = b.string("http GET /profile");
+        let site = b.site("src/http.rs", 44);
+        let mut bytes = Vec::new();
+        StackFrames::encode(&[0x5566_0000_1000], &mut bytes);
+        let frames =
+            StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).expect("one frame");
+        let sample = |cause, cpu, runq| EventKind::OsSample {
+            thread: worker,
+            cause,
+            cpu_ns: Some(cpu),
+            runq_ns: Some(runq),
+            timeslices: Some(1),
+            state: Some(b'R'),
+        };
+        let (mut cpu, mut runq) = (0u64, 0u64);
+        b.push(sampler, 0, sample(SampleCause::Periodic, cpu, runq));
+        let mut t = MS;
+        for i in 0..preempted + heavy {
+            let task = TaskId(i + 1);
+            let (wall, on) = if i < preempted {
+                (10 * MS, 400_000)
+            } else {
+                (heavy_ms * MS, heavy_ms * MS - MS / 10)
+            };
+            b.push(
+                worker,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+            b.push(worker, t + 1_000, EventKind::PollStart { task });
+            // The sampler finds the poll long a quarter in, and sees it end.
+            let seen = t + 1_000 + wall / 4;
+            b.push(sampler, seen, sample(SampleCause::LongScope, cpu, runq));
+            b.push(
+                sampler,
+                seen + 1_000,
+                EventKind::Stack {
+                    thread: worker,
+                    cause: SampleCause::LongScope,
+                    truncated: false,
+                    frames,
+                    age_ticks: None,
+                },
+            );
+            let end = t + 1_000 + wall;
+            cpu += on * 3 / 4;
+            runq += (wall - on) * 3 / 4;
+            b.push(worker, end, EventKind::PollEnd { task, ready: true });
+            b.push(
+                sampler,
+                end + 1_000,
+                sample(SampleCause::ScopeEnd, cpu, runq),
+            );
+            b.push(worker, end + 2_000, EventKind::TaskDrop { task });
+            t = end + MS;
+        }
+        b.push(sampler, t, sample(SampleCause::Periodic, cpu, runq));
+        let bytes = b.write_to(Vec::new()).expect("written");
+        crate::profile_slice(&bytes, crate::ProfileOptions::default())
+            .expect("read")
+            .0
+    }
+
+    fn cpu_heavy(p: &crate::Profile) -> crate::Finding {
+        crate::diagnose(p)
+            .findings()
+            .find(|f| f.rule == "cpu_heavy_polls")
+            .cloned()
+            .expect("cpu_heavy_polls applies")
+    }
+
+    #[test]
+    fn polls_long_from_waiting_for_a_cpu_are_not_cpu_heavy() {
+        // 200 preempted polls (80 ms on a CPU in all, 4% of their time) and a few that
+        // are long on their own CPU time (about 8 ms): the host's contention, not a hot
+        // handler.
+        let p = trace(200, 4, 2);
+        assert_eq!(p.os.polls_measured.count, 204, "{:?}", p.os.polls_measured);
+        let f = cpu_heavy(&p);
+        assert_eq!(f.severity, Severity::Info, "{f:?}");
+    }
+
+    #[test]
+    fn polls_long_on_their_cpu_are_cpu_heavy_on_a_busy_host_too() {
+        let f = cpu_heavy(&trace(200, 60, 5));
+        assert!(f.severity > Severity::Info, "{f:?}");
+        let f = cpu_heavy(&trace(0, 60, 5));
+        assert!(f.severity > Severity::Info, "{f:?}");
+    }
 }

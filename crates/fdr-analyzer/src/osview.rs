@@ -187,6 +187,9 @@ pub struct SplitTotals {
     pub max_ns: u64,
     /// Off-CPU time of the scopes mostly off-CPU.
     pub off_by_class: u64,
+    /// On-CPU time of the scopes mostly on a CPU (long on their CPU time alone, not made
+    /// long by a wait for a CPU).
+    pub on_by_class: u64,
 }
 
 impl SplitTotals {
@@ -197,8 +200,12 @@ impl SplitTotals {
         let c = s.class() as usize;
         self.by_class[c] += 1;
         self.wall_by_class[c] = self.wall_by_class[c].saturating_add(wall);
-        if s.class() == SplitClass::OffCpu {
-            self.off_by_class = self.off_by_class.saturating_add(s.off_cpu_ns);
+        match s.class() {
+            SplitClass::OffCpu => {
+                self.off_by_class = self.off_by_class.saturating_add(s.off_cpu_ns)
+            }
+            SplitClass::OnCpu => self.on_by_class = self.on_by_class.saturating_add(s.on_cpu_ns),
+            SplitClass::WaitingForCpu => {}
         }
         self.max_ns = self.max_ns.max(wall);
     }

@@ -43,11 +43,11 @@ pub(crate) fn worth_it(total_bytes: Option<u64>) -> bool {
         && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
-/// One event as the reader thread delivered it.
+/// One event as the reader thread delivered it. Its time in nanoseconds is worked out on
+/// the caller's thread (from its chunk's clock, which is the reader's), the less busy one.
 struct Delivered {
     pending: Pending,
     thread: ThreadId,
-    ns: u64,
     task: TaskId,
     late: bool,
 }
@@ -130,7 +130,6 @@ impl Visitor for Sink {
         c.events.push(Delivered {
             pending,
             thread: cx.thread,
-            ns: cx.ns,
             task: cx.task,
             late: cx.late,
         });
@@ -171,7 +170,7 @@ impl Feed for Sink {
         self.closed
     }
 
-    #[inline]
+    #[inline(always)]
     fn deliver(&mut self, pending: &Pending, bytes: &[u8], d: &Delivery<'_>) {
         if self.closed {
             return;
@@ -184,7 +183,6 @@ impl Feed for Sink {
         c.events.push(Delivered {
             pending,
             thread: d.thread,
-            ns: d.ns,
             task: d.task,
             late: d.late,
         });
@@ -257,7 +255,7 @@ pub(crate) fn drive<I: Input + Send>(
                         visitor.event(&EventCx {
                             thread: d.thread,
                             ts: d.pending.ts,
-                            ns: d.ns,
+                            ns: chunk.clock.ns(d.pending.ts),
                             kind: stream::attach(&d.pending, &chunk.bytes),
                             task: d.task,
                             late: d.late,

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use fdr_format::{BlockReason, EventKind, SiteId, StrId, Tables, TaskId, ThreadId};
+use fdr_format::{BlockReason, SiteId, StrId, Tables, TaskId, ThreadId};
 
 use crate::fasthash::FastMap;
 use crate::hist::Histogram;
@@ -20,6 +20,7 @@ use crate::limits::{
 use crate::stream::{EndCx, EventCx, ReadStats, Visitor};
 
 mod events;
+mod slots;
 use crate::text;
 use crate::waits::{COMPLETION_WAKE_NS, NO_PHASE, TaskWait, ThreadWake, Waits, Waker};
 
@@ -445,7 +446,7 @@ pub struct Profile {
     /// Per thread while the trace streams, in order of first event.
     pub(crate) stream_threads: Vec<(ThreadId, ThreadStats)>,
     /// Index of each thread in `stream_threads`.
-    thread_slots: FastMap<ThreadId, usize>,
+    thread_slots: slots::ThreadSlots,
     /// Index in `stream_threads` of the thread of the event being handled (the event
     /// handlers' thread).
     pub(crate) cur_slot: usize,
@@ -583,6 +584,11 @@ impl Profile {
         let Some(t) = self.live.remove(&task) else {
             return;
         };
+        self.finish_removed(task, t, end_ns, tables);
+    }
+
+    /// [`Profile::finish_task`] of a task already taken out of the live set.
+    fn finish_removed(&mut self, task: TaskId, t: LiveTask, end_ns: u64, tables: &Tables) {
         if t.created_here {
             self.live_created -= 1;
             self.live_series.push(end_ns, self.live_created);
@@ -780,7 +786,7 @@ impl Profile {
     fn thread_slot(&self, t: ThreadId) -> Option<usize> {
         match self.stream_threads.get(self.cur_slot) {
             Some((id, _)) if *id == t => Some(self.cur_slot),
-            _ => self.thread_slots.get(&t).copied(),
+            _ => self.thread_slots.get(t),
         }
     }
 
@@ -852,14 +858,7 @@ impl Profile {
             WindowSpec::Active => {
                 // (A thread whose history was cut restarts the window at its first data,
                 // in `event`, where its entry is at hand.)
-                if matches!(
-                    cx.kind,
-                    EventKind::TaskCreate { .. }
-                        | EventKind::PollStart { .. }
-                        | EventKind::UserTaskBegin { .. }
-                        | EventKind::BlockBegin { .. }
-                        | EventKind::RegionBegin { .. }
-                ) {
+                if events::WORK_KINDS >> cx.kind.index() & 1 != 0 {
                     let last = self
                         .window
                         .last_work_ns
@@ -888,7 +887,7 @@ impl Visitor for Profile {
 
     fn end(&mut self, cx: &EndCx<'_>) {
         use crate::window::{IDLE_GAP_NS, WindowSpec};
-        self.thread_slots = FastMap::default();
+        self.thread_slots = slots::ThreadSlots::default();
         let threads = std::mem::take(&mut self.stream_threads);
         self.threads.extend(threads);
         self.origin_wall_unix_ns = cx.clock.origin_wall_unix_ns;

@@ -429,7 +429,8 @@ struct Merger {
     lanes: Vec<Lane>,
     by_thread: crate::fasthash::FastMap<ThreadId, usize>,
     untracked: DistinctCount,
-    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Lanes with a next event, by [`heap_key`]: soonest first, ties to the lower lane.
+    heap: BinaryHeap<Reverse<u128>>,
     /// Payload bytes queued or being delivered.
     buffered_bytes: usize,
     emitted_ts: u64,
@@ -561,7 +562,7 @@ impl Merger {
         if self.head(i).is_none() {
             self.advance(i);
             if let Some(p) = self.head(i) {
-                self.heap.push(Reverse((p.ts, i)));
+                self.heap.push(Reverse(heap_key(p.ts, i)));
             }
         }
         missing
@@ -578,9 +579,10 @@ impl Merger {
         if !keep_going(self) {
             return;
         }
-        let Some(Reverse((first_ts, mut i))) = self.heap.pop() else {
+        let Some(Reverse(first)) = self.heap.pop() else {
             return;
         };
+        let (first_ts, mut i) = ((first >> 64) as u64, first as u64 as usize);
         // Time 0 is the first event delivered.
         let clock = *self.clock.get_or_insert_with(|| Clock::new(first_ts, sync));
         // Deliver lane `i` for as long as its next event comes before every other lane's
@@ -619,12 +621,12 @@ impl Merger {
                     return;
                 }
                 match self.heap.pop() {
-                    Some(Reverse((_, j))) => i = j,
+                    Some(Reverse(k)) => i = k as u64 as usize,
                     None => return,
                 }
                 continue;
             };
-            let key = Reverse((next.ts, i));
+            let key = Reverse(heap_key(next.ts, i));
             if !keep_going(self) {
                 self.heap.push(key);
                 return;
@@ -632,10 +634,17 @@ impl Merger {
             if let Some(mut first) = self.heap.peek_mut()
                 && first.0 < key.0
             {
-                i = std::mem::replace(&mut *first, key).0.1;
+                i = std::mem::replace(&mut *first, key).0 as u64 as usize;
             }
         }
     }
+}
+
+/// Lane `lane`'s place in the merge's heap when its next event is at `ts`: the time, then
+/// the lane, in one integer, so that ordering two lanes is one comparison.
+#[inline]
+fn heap_key(ts: u64, lane: usize) -> u128 {
+    (u128::from(ts) << 64) | lane as u128
 }
 
 /// A pending event's kind with its inline bytes (ranges of `bytes`) borrowed again.

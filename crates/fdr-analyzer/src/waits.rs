@@ -44,7 +44,7 @@ pub const MAX_WAITERS_COUNTED: usize = 32;
 pub const NO_PHASE: StrId = StrId(u32::MAX - 1);
 
 /// What ended an await.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Waker {
     /// The runtime's I/O or timer driver.
     Driver,
@@ -121,7 +121,7 @@ impl Waker {
 }
 
 /// Per waiting task name, its phase and the waker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WaitKey {
     /// The waiting task's name.
     pub task: StrId,
@@ -129,6 +129,43 @@ pub struct WaitKey {
     pub phase: StrId,
     /// What woke it.
     pub waker: Waker,
+}
+
+impl Waker {
+    /// Its variant and fields in two words (equal wakers give equal words).
+    #[inline]
+    fn words(self) -> (u64, u64) {
+        match self {
+            Waker::Driver => (0, 0),
+            Waker::Task { name, phase, child } => (
+                1 | u64::from(child) << 8 | u64::from(name.0) << 32,
+                u64::from(phase.0),
+            ),
+            Waker::SelfWake => (2, 0),
+            Waker::Thread(t) => (3 | u64::from(t.0) << 32, 0),
+            Waker::Unknown => (4, 0),
+        }
+    }
+}
+
+/// Hashed as its two words ([`Waker::words`]): fewer writes than the derived hash's one
+/// per field (an await's key is hashed once per await).
+impl std::hash::Hash for Waker {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let (a, b) = self.words();
+        h.write_u64(a);
+        h.write_u64(b);
+    }
+}
+
+/// Hashed as three words: the task's name and phase in one, the waker's two.
+impl std::hash::Hash for WaitKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(u64::from(self.task.0) | u64::from(self.phase.0) << 32);
+        self.waker.hash(h);
+    }
 }
 
 /// Awaits of one [`WaitKey`].

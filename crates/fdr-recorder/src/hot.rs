@@ -405,3 +405,33 @@ pub fn with_region<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
     let _g = region(name);
     f()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::short_varint;
+
+    /// `short_varint` is the log fast path's encoder of its operands: its low bytes must be
+    /// the format's LEB128 varint, byte for byte, for every value the fast path gives it
+    /// (under 2^14), and the bytes past its length must be zero (they land in the event's
+    /// next operand).
+    #[test]
+    fn short_varint_writes_the_formats_varint_for_every_value_under_2_14() {
+        for v in 0..0x4000u64 {
+            let (word, len) = short_varint(v);
+            let mut want = [0u8; fdr_format::wire::MAX_VARINT_LEN];
+            let want_len = fdr_format::varint::put_slow(&mut want, v);
+            assert_eq!(len, want_len, "length of {v:#x}");
+            assert_eq!(
+                &word.to_le_bytes()[..len],
+                &want[..want_len],
+                "bytes of {v:#x}"
+            );
+            assert_eq!(word >> (8 * len), 0, "bytes past the varint of {v:#x}");
+        }
+        // The boundaries, spelt out: one byte up to 0x7f, two from 0x80 to 0x3fff.
+        assert_eq!(short_varint(0), (0x00, 1));
+        assert_eq!(short_varint(0x7f), (0x7f, 1));
+        assert_eq!(short_varint(0x80), (0x01_80, 2));
+        assert_eq!(short_varint(0x3fff), (0x7f_ff, 2));
+    }
+}

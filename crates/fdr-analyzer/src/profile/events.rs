@@ -3,7 +3,7 @@
 //! wakes, polls, blocks, regions, parks, OS samples and stacks, loss.
 
 use fdr_format::{
-    BlockReason, EventKind, LossReason, SampleCause, SiteId, StrId, TaskId, ThreadId,
+    BlockReason, EventKind, Kind, LossReason, SampleCause, SiteId, StrId, TaskId, ThreadId,
 };
 
 use crate::waits::Waker;
@@ -145,15 +145,19 @@ impl Profile {
                 th = &mut self.stream_threads[slot].1;
             }
         }
-        self.kinds[cx.kind.index()] += 1;
+        let k = cx.kind.index();
+        self.kinds[k] += 1;
         self.late_events += cx.late as u64;
-        activity(th, cx);
+        if ACTIVITY_KINDS >> k & 1 != 0 {
+            activity(th, cx);
+        }
         true
     }
 
+    #[inline(never)]
     fn task_create(&mut self, task: TaskId, parent: TaskId, name: StrId, site: SiteId, ns: u64) {
         self.created_dropped.0 += 1;
-        let otel = self.live.get(&parent).and_then(|p| p.otel);
+        let otel = self.parent_otel(parent);
         let mut t = LiveTask::new(TaskKind::Async, name, site, ns, true);
         t.scheduled_at = Some(ns);
         t.otel = otel;
@@ -164,6 +168,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn user_task_begin(
         &mut self,
         task: TaskId,
@@ -172,7 +177,7 @@ impl Profile {
         thread: ThreadId,
         ns: u64,
     ) {
-        let otel = self.live.get(&parent).and_then(|p| p.otel);
+        let otel = self.parent_otel(parent);
         let mut t = LiveTask::new(TaskKind::User, name, SiteId(0), ns, false);
         t.otel = otel;
         self.insert_task(task, t);
@@ -183,6 +188,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn user_task_end(&mut self, task: TaskId, cx: &EventCx<'_>) {
         let (ns, thread) = (cx.ns, cx.thread);
         if let Some(t) = self.live.get(&task) {
@@ -199,19 +205,32 @@ impl Profile {
         self.finish_task(task, ns, cx.tables);
     }
 
+    #[inline(never)]
     fn task_drop(&mut self, task: TaskId, cx: &EventCx<'_>) {
         let (ns, thread) = (cx.ns, cx.thread);
         self.created_dropped.1 += 1;
-        if let Some(t) = self.live.get(&task) {
-            debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
-            let th = &mut self.stream_threads[self.cur_slot].1;
-            if th.depth == 0 {
-                th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
-            }
+        // One look-up: the task leaves the live set here.
+        let Some(t) = self.live.remove(&task) else {
+            return;
+        };
+        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
+        let th = &mut self.stream_threads[self.cur_slot].1;
+        if th.depth == 0 {
+            th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
         }
-        self.finish_task(task, ns, cx.tables);
+        self.finish_removed(task, t, ns, cx.tables);
     }
 
+    /// The OpenTelemetry trace of a new task's parent (none for no parent: no lookup).
+    #[inline]
+    fn parent_otel(&self, parent: TaskId) -> Option<[u8; 16]> {
+        if parent == TaskId::NONE {
+            return None;
+        }
+        self.live.get(&parent).and_then(|p| p.otel)
+    }
+
+    #[inline(never)]
     fn wake(&mut self, task: TaskId, waker: TaskId, thread: ThreadId, ns: u64) {
         let by = self.waker_of(task, waker, thread, ns);
         if let Some(t) = live_entry(
@@ -237,6 +256,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn poll_start(&mut self, task: TaskId, thread: ThreadId, ns: u64) {
         let mut name = UNSEEN_NAME;
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
@@ -277,6 +297,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: ThreadId, ns: u64) {
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -339,6 +360,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn block_begin(
         &mut self,
         reason: BlockReason,
@@ -359,6 +381,7 @@ impl Profile {
         });
     }
 
+    #[inline(never)]
     fn block_end(&mut self, thread: ThreadId, ns: u64) {
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -410,6 +433,7 @@ impl Profile {
         });
     }
 
+    #[inline(never)]
     fn region_begin(&mut self, name: StrId, thread: ThreadId, ns: u64) {
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -418,6 +442,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn region_end(&mut self, name: StrId, thread: ThreadId, ns: u64) {
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -445,6 +470,7 @@ impl Profile {
         });
     }
 
+    #[inline(never)]
     fn park(&mut self, thread: ThreadId, ns: u64) {
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -465,6 +491,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn unpark(&mut self, thread: ThreadId, ns: u64) {
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -482,6 +509,7 @@ impl Profile {
         }
     }
 
+    #[inline(never)]
     fn loss(&mut self, reason: LossReason, events: u64, bytes: u64, ns: u64) {
         let l = self.loss.entry(reason.as_str()).or_default();
         l.0 += 1;
@@ -491,6 +519,39 @@ impl Profile {
         w.1 = w.1.max(ns);
     }
 }
+
+/// The set of `kinds`, as bits by [`Kind::index`].
+pub(super) const fn kind_bits(kinds: &[Kind]) -> u32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < kinds.len() {
+        bits |= 1 << kinds[i] as u32;
+        i += 1;
+    }
+    bits
+}
+
+const _: () = assert!(fdr_format::EVENT_KIND_COUNT <= 32);
+
+/// The kinds [`activity`] acts on: the others skip it.
+const ACTIVITY_KINDS: u32 = kind_bits(&[
+    Kind::PollStart,
+    Kind::UserTaskBegin,
+    Kind::PollEnd,
+    Kind::UserTaskEnd,
+    Kind::Park,
+    Kind::Unpark,
+]);
+
+/// The kinds that start work: the active window ([`crate::window`]) restarts after an idle
+/// gap between two of them.
+pub(super) const WORK_KINDS: u32 = kind_bits(&[
+    Kind::TaskCreate,
+    Kind::PollStart,
+    Kind::UserTaskBegin,
+    Kind::BlockBegin,
+    Kind::RegionBegin,
+]);
 
 /// A thread's activity: the depth of polls and user tasks open on it, its active time (a
 /// task current, outermost first), and from when its task state is known.

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::procfs::SchedStat;
 #[cfg(target_arch = "x86_64")]
 use super::procfs::{BlockedFiles, LastRead};
 use super::signal::{self, Area, CpuTimer, DONE, MAX_AREAS, OUTCOME_COPIED, OUTCOME_SP_OUTSIDE};
@@ -164,11 +165,24 @@ pub(crate) struct Captured<'a> {
     pub(crate) at_ticks: u64,
 }
 
+/// How a capture reads a thread blocked in the kernel.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct How {
+    /// The thread's `schedstat`, read just now (the sampler's sample of a long scope reads
+    /// it before the capture): the counters the capture starts from, instead of reading
+    /// them again. Read before the registers, as the capture's own read would be.
+    pub(crate) counters: Option<SchedStat>,
+    /// Copy the stack up to its top whatever the last read needed (the copy before
+    /// copies were cut at the last unwind's highest read; kept to compare them).
+    pub(crate) whole_stack: bool,
+}
+
 /// What one read of a blocked thread gave ([`Capturer::read_once`]).
 #[cfg(target_arch = "x86_64")]
 enum Once {
-    /// Frames (truncated or not), if the thread did not run meanwhile.
-    Stack(bool),
+    /// Frames (truncated or not), if the thread did not run meanwhile, and the end of the
+    /// highest bytes the unwind read (the next copy's window).
+    Stack(bool, u64),
     /// An unwind that reached no root, if the thread did not run meanwhile.
     NoRoot,
     /// An answer whatever the counters say.
@@ -220,11 +234,14 @@ impl Capturer {
         &mut self,
         tid: u64,
         bounds: Option<(u64, u64)>,
+        how: How,
         cpu_sample: &mut dyn FnMut(u64, Captured<'_>),
     ) -> Result<Captured<'_>, Failure> {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = how;
         #[cfg(target_arch = "x86_64")]
         if self.blocked_ok {
-            match self.read_blocked(tid, bounds) {
+            match self.read_blocked(tid, bounds, how) {
                 Blocked::Stack(truncated) => {
                     return Ok(Captured {
                         frames: &self.frames,
@@ -303,10 +320,10 @@ impl Capturer {
     ///
     /// A thread whose counters still equal those its last read ended with was not scheduled
     /// in since: it has stayed blocked where that read found it, so its stack is that read's
-    /// (kept in [`BlockedFiles`]) and costs one system call. That is the stacks of one long
-    /// scope after the first.
+    /// (kept in [`BlockedFiles`]) and costs one system call (none with `how.counters`).
+    /// That is the stacks of one long scope after the first.
     #[cfg(target_arch = "x86_64")]
-    fn read_blocked(&mut self, tid: u64, bounds: Option<(u64, u64)>) -> Blocked {
+    fn read_blocked(&mut self, tid: u64, bounds: Option<(u64, u64)>, how: How) -> Blocked {
         let Some((lo, hi)) = bounds else {
             return Blocked::Failed(Failure::NoArea);
         };
@@ -317,8 +334,12 @@ impl Capturer {
                 Err(_) => return Blocked::Signal,
             },
         };
-        let Ok(before) = files.schedstat() else {
-            return Blocked::Signal;
+        let before = match how.counters {
+            Some(c) => c,
+            None => match files.schedstat() {
+                Ok(c) => c,
+                Err(_) => return Blocked::Signal,
+            },
         };
         if before.timeslices == 0 {
             // No scheduler statistics (the kernel keeps them off): nothing would tell
@@ -332,15 +353,17 @@ impl Capturer {
             return Blocked::Stack(last.truncated);
         }
         files.last = None;
-        let r = self.read_once(tid, (lo, hi));
+        let r = self.read_once(tid, (lo, hi), how.whole_stack);
         let files = self.blocked.get_mut(&tid).expect("opened above");
         let still = files.schedstat().is_ok_and(|after| after == before);
         match r {
-            Once::Stack(truncated) if still => {
+            Once::Stack(truncated, top) if still => {
                 self.unwind_misses = 0;
                 if self.frames.is_empty() {
                     return Blocked::Failed(Failure::Unwind);
                 }
+                // Up to the root: the next copy may end where this unwind's reads did.
+                files.window_top = (!truncated).then_some(top);
                 files.last = Some(LastRead {
                     counters: before,
                     frames: self.frames.clone(),
@@ -358,14 +381,19 @@ impl Capturer {
             }
             Once::Done(b) => b,
             // The thread ran meanwhile.
-            Once::Stack(_) | Once::NoRoot => Blocked::Signal,
+            Once::Stack(..) | Once::NoRoot => Blocked::Signal,
         }
     }
 
     /// One read of a blocked thread (its files are open): registers, copy, unwind; whether
     /// it is of one moment is for the caller to tell.
+    ///
+    /// The copy ends where the last kept unwind's reads did (see
+    /// [`BlockedFiles::window_top`]) unless `whole_stack`; an unwind that reads past that
+    /// shorter copy is done again over the whole one, so a result never depends on where
+    /// the copy was cut (an unwind's result is a function of the bytes it read).
     #[cfg(target_arch = "x86_64")]
-    fn read_once(&mut self, tid: u64, (lo, hi): (u64, u64)) -> Once {
+    fn read_once(&mut self, tid: u64, (lo, hi): (u64, u64), whole_stack: bool) -> Once {
         let Some(files) = self.blocked.get(&tid) else {
             return Once::Done(Blocked::Signal);
         };
@@ -376,28 +404,43 @@ impl Capturer {
         if regs.sp < lo || regs.sp >= hi {
             return Once::Done(Blocked::Failed(Failure::OutsideStack));
         }
-        // The live stack is `[sp, hi)`: its root frame (the thread's start) sits just below
-        // `hi`, so an unwind to the root reads about all of it. One read of that window (cut
-        // at the copy size) is the whole copy.
-        let len = ((hi - regs.sp) as usize).min(self.copy_bytes);
-        if self.copy.len() < len {
-            self.copy.resize(len, 0);
-        }
-        let n = match signal::read_own_memory(regs.sp, &mut self.copy[..len]) {
-            Ok(n) => n,
-            Err(e) => {
-                if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) {
-                    // Not allowed here (a sandbox): signal every thread from now on.
-                    self.blocked_ok = false;
-                }
-                return Once::Done(Blocked::Signal);
-            }
+        // The live stack is `[sp, hi)` (cut at the copy size); an unwind to the root reads
+        // all of it up to the thread's outermost frames, which stay where they are.
+        let whole = ((hi - regs.sp) as usize).min(self.copy_bytes);
+        let window = match files.window_top {
+            Some(top) if !whole_stack && top > regs.sp => ((top - regs.sp) as usize).min(whole),
+            _ => whole,
         };
-        match self
-            .unwinder
-            .unwind_blocked(regs.pc, regs.sp, &self.copy[..n], &mut self.frames)
-        {
-            BlockedUnwind::Stack { truncated } => Once::Stack(truncated),
+        let mut len = window;
+        let unwound = loop {
+            if self.copy.len() < len {
+                self.copy.resize(len, 0);
+            }
+            let n = match signal::read_own_memory(regs.sp, &mut self.copy[..len]) {
+                Ok(n) => n,
+                Err(e) => {
+                    if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOSYS)) {
+                        // Not allowed here (a sandbox): signal every thread from now on.
+                        self.blocked_ok = false;
+                    }
+                    return Once::Done(Blocked::Signal);
+                }
+            };
+            let u =
+                self.unwinder
+                    .unwind_blocked(regs.pc, regs.sp, &self.copy[..n], &mut self.frames);
+            if len < whole && self.unwinder.blocked_reads().past {
+                // It read past the window (a deeper start, a search that went higher):
+                // again over the whole stack.
+                len = whole;
+                continue;
+            }
+            break u;
+        };
+        match unwound {
+            BlockedUnwind::Stack { truncated } => {
+                Once::Stack(truncated, self.unwinder.blocked_reads().top)
+            }
             // Deeper than the copy may go: the signal's copy is cut at the same size, and
             // its unwind needs no search.
             BlockedUnwind::WantsMore => Once::Done(Blocked::Signal),
@@ -491,6 +534,23 @@ impl Capturer {
         failed
     }
 
+    /// Thread `tid`'s counters read now, as the sampler's sample of a long scope reads them
+    /// before its first stack (x86_64; elsewhere `None`: the signal needs none).
+    fn counters_of(&mut self, tid: u64) -> Option<SchedStat> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !self.blocked.contains_key(&tid) {
+                self.blocked.insert(tid, BlockedFiles::open(tid).ok()?);
+            }
+            self.blocked.get(&tid)?.schedstat().ok()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = tid;
+            None
+        }
+    }
+
     /// Thread `tid` is gone: its timer is deleted and its area freed for another thread.
     pub(crate) fn release(&mut self, tid: u64) {
         self.timers.remove(&tid);
@@ -509,6 +569,16 @@ impl Capturer {
 
 /// [`crate::os::stack_of`].
 pub(crate) fn stack_of(tid: u64) -> Result<Stack, OsError> {
+    timed_capture(tid, super::CaptureMethod::OnDemand).map(|t| t.stack)
+}
+
+/// [`crate::os::timed_capture`]: a capture of `tid` the way `method` says, with the wall
+/// and CPU time of the capture itself (not of finding the thread or taking the lock).
+pub(crate) fn timed_capture(
+    tid: u64,
+    method: super::CaptureMethod,
+) -> Result<super::CaptureTiming, OsError> {
+    use super::CaptureMethod;
     let bounds = super::sampler::bounds_of(tid).ok_or(OsError::UnknownThread(tid))?;
     let mut c = lock(&CAPTURER);
     let cap = match &mut *c {
@@ -516,12 +586,31 @@ pub(crate) fn stack_of(tid: u64) -> Result<Stack, OsError> {
         Err(e) if e.is_empty() => return Err(OsError::NotConfigured),
         Err(e) => return Err(OsError::Unavailable(e.clone())),
     };
+    let how = match method {
+        CaptureMethod::OnDemand => How::default(),
+        CaptureMethod::WholeStack => How {
+            counters: None,
+            whole_stack: true,
+        },
+        CaptureMethod::LongScope => How {
+            counters: cap.counters_of(tid),
+            whole_stack: false,
+        },
+    };
     let mut ignore = |_, _: Captured<'_>| {};
-    match cap.capture(tid, bounds, &mut ignore) {
-        Ok(s) => Ok(Stack {
-            frames: s.frames.to_vec(),
-            truncated: s.truncated,
-            interrupted: s.interrupted,
+    let (wall, cpu) = (Instant::now(), signal::thread_cpu_ns());
+    let r = cap.capture(tid, bounds, how, &mut ignore);
+    let cpu_ns = signal::thread_cpu_ns().saturating_sub(cpu);
+    let wall_ns = u64::try_from(wall.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    match r {
+        Ok(s) => Ok(super::CaptureTiming {
+            stack: Stack {
+                frames: s.frames.to_vec(),
+                truncated: s.truncated,
+                interrupted: s.interrupted,
+            },
+            wall_ns,
+            cpu_ns,
         }),
         Err(f) => Err(OsError::Capture {
             tid,
@@ -556,13 +645,100 @@ mod tests {
 
     /// Reads `tid` while blocked, retrying while it is not (yet) blocked.
     fn read_blocked_frames(cap: &mut Capturer, tid: u64, bounds: Option<(u64, u64)>) -> Vec<u64> {
+        read_blocked_with(cap, tid, bounds, How::default())
+    }
+
+    fn read_blocked_with(
+        cap: &mut Capturer,
+        tid: u64,
+        bounds: Option<(u64, u64)>,
+        how: How,
+    ) -> Vec<u64> {
         for _ in 0..400 {
-            if let Blocked::Stack(_) = cap.read_blocked(tid, bounds) {
+            if let Blocked::Stack(_) = cap.read_blocked(tid, bounds, how) {
                 return cap.frames.clone();
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         panic!("thread {tid} was never read while blocked");
+    }
+
+    /// A copy cut where the last unwind's reads ended gives the stack the whole copy gives;
+    /// one cut too short is read again whole, never unwound short.
+    #[test]
+    fn a_copy_cut_at_the_last_reads_gives_the_whole_copys_stack() {
+        let mut c = capturer();
+        let cap = c.as_mut().unwrap();
+        let (tid, bounds, t) = spawn_thread(|| signal::testing::sleep_in_libc(3));
+        let whole_stack = How {
+            counters: None,
+            whole_stack: true,
+        };
+        let whole = read_blocked_with(cap, tid, bounds, whole_stack);
+        assert!(whole.len() >= 4, "{whole:x?}");
+        let (_, hi) = bounds.unwrap();
+        let files = cap.blocked.get_mut(&tid).unwrap();
+        let top = files
+            .window_top
+            .expect("a stack read to its root sets the window");
+        // The C library's thread descriptor and thread-local storage sit above the thread's
+        // outermost frame, inside its stack bounds: they are not copied any more.
+        assert!(top < hi, "window top {top:#x}, stack top {hi:#x}");
+        // Forget the kept stack, so the next read copies again, up to the window's top.
+        files.last = None;
+        assert_eq!(read_blocked_frames(cap, tid, bounds), whole);
+        // A window far too short: the unwind reads past it and is done again over the
+        // whole stack.
+        let files = cap.blocked.get_mut(&tid).unwrap();
+        files.last = None;
+        let sp = files.saved_regs().unwrap().expect("blocked").sp;
+        files.window_top = Some(sp + 16);
+        assert_eq!(read_blocked_frames(cap, tid, bounds), whole);
+        assert_eq!(cap.blocked[&tid].window_top, Some(top));
+        // The sampler's way: the counters of a sample just read.
+        cap.blocked.get_mut(&tid).unwrap().last = None;
+        let how = How {
+            counters: cap.counters_of(tid),
+            whole_stack: false,
+        };
+        assert_eq!(read_blocked_with(cap, tid, bounds, how), whole);
+        drop(c);
+        t.join().unwrap();
+    }
+
+    /// Counters read before the thread ran again are refused: a capture that starts from
+    /// them never keeps a stack the thread may have left.
+    #[test]
+    fn counters_from_before_the_thread_ran_keep_no_stack() {
+        let mut c = capturer();
+        let cap = c.as_mut().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tid, bounds, t) = spawn_thread(move || {
+            let _ = rx.recv();
+            signal::testing::sleep_in_libc(2);
+        });
+        read_blocked_frames(cap, tid, bounds);
+        let old = cap.counters_of(tid).unwrap();
+        tx.send(()).unwrap();
+        // Wait until it has run (its counters moved) and blocked again.
+        for _ in 0..400 {
+            if cap.counters_of(tid) != Some(old) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_ne!(cap.counters_of(tid), Some(old), "the thread never ran");
+        cap.blocked.get_mut(&tid).unwrap().last = None;
+        let how = How {
+            counters: Some(old),
+            whole_stack: false,
+        };
+        assert!(
+            !matches!(cap.read_blocked(tid, bounds, how), Blocked::Stack(_)),
+            "a stack kept against counters of before the thread ran"
+        );
+        drop(c);
+        t.join().unwrap();
     }
 
     #[test]
@@ -657,7 +833,7 @@ mod tests {
         let known = |a: u64| maps.iter().any(|m| m.start <= a && a < m.end);
         let (mut read, mut other) = (0, 0);
         for _ in 0..2000 {
-            match cap.read_blocked(tid, bounds) {
+            match cap.read_blocked(tid, bounds, How::default()) {
                 Blocked::Stack(_) => {
                     read += 1;
                     let f = &cap.frames;

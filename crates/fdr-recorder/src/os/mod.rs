@@ -351,6 +351,55 @@ pub fn stack_of(os_tid: u64) -> Result<Stack, OsError> {
     }
 }
 
+/// How [`timed_capture`] reads a thread blocked in the kernel (x86_64; a running thread is
+/// signalled whatever the method). For benches that compare them in one run.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMethod {
+    /// As [`stack_of`]: the thread's counters read before its registers, the stack copied
+    /// up to where the last unwind of this thread read.
+    OnDemand,
+    /// As [`CaptureMethod::OnDemand`], the stack copied up to its top whatever the last
+    /// unwind read (captures before copies were cut).
+    WholeStack,
+    /// As the sampler's first stack of a long scope: the counters come from the sample it
+    /// recorded just before (read before the timed part, as the sample's cost).
+    LongScope,
+}
+
+/// One capture and what it cost ([`timed_capture`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureTiming {
+    /// The stack.
+    pub stack: Stack,
+    /// Wall time of the capture, ns.
+    pub wall_ns: u64,
+    /// CPU time of the capturing thread during it (`CLOCK_THREAD_CPUTIME_ID`: user and
+    /// kernel time, not time spent waiting for a CPU), ns.
+    pub cpu_ns: u64,
+}
+
+/// [`stack_of`] the way `method` says, timed: wall and CPU time of the capture alone.
+#[doc(hidden)]
+pub fn timed_capture(os_tid: u64, method: CaptureMethod) -> Result<CaptureTiming, OsError> {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        capture::timed_capture(os_tid, method)
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        let _ = (os_tid, method);
+        Err(OsError::Unsupported)
+    }
+}
+
 /// CPU profiling for as long as the guard lives: every recorded thread gets a stack event
 /// (cause `CpuTimer`) per `1 / hz` of its CPU time, into the flight recorder and any
 /// capture. Dropping the guard goes back to [`OsConfig::cpu_profile_hz`]. One at a time.

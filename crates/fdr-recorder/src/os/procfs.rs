@@ -97,6 +97,12 @@ pub(crate) struct BlockedFiles {
     syscall: File,
     /// The last read of this thread's stack while it was blocked.
     pub(crate) last: Option<LastRead>,
+    /// Where the copy of this thread's stack may end: the end of the highest bytes the last
+    /// unwind that reached the root read. A thread's outer frames (its start, the runtime's
+    /// loop) stay where they are, so the next unwind reads no higher; the bytes above them
+    /// (the C library's thread descriptor and thread-local storage, which the stack bounds
+    /// include) are not copied. `None`: copy up to the stack's top.
+    pub(crate) window_top: Option<u64>,
 }
 
 /// A blocked thread's stack as a read found it, and its counters then: while they stay
@@ -117,6 +123,7 @@ impl BlockedFiles {
             schedstat: File::open(format!("/proc/self/task/{tid}/schedstat"))?,
             syscall: File::open(format!("/proc/self/task/{tid}/syscall"))?,
             last: None,
+            window_top: None,
         })
     }
 

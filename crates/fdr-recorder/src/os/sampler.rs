@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fdr_format::{EventKind, SampleCause, StackFrames, ThreadId};
 
-use super::procfs::TaskFiles;
+use super::procfs::{SchedStat, TaskFiles};
 use super::{OsConfig, OsStats, StackFailures};
 use crate::chunk::committed_depth;
 use crate::state::ThreadShared;
@@ -495,6 +495,10 @@ impl Sampler {
         let mut confirm: Option<u64> = None;
         for i in 0..self.threads.len() {
             let w = &mut self.threads[i];
+            // The thread's counters if this look read them for a long scope's first sample:
+            // its first stack, taken right after, starts from them instead of reading them
+            // again.
+            let mut counters: Option<SchedStat> = None;
             let obs = observe(&w.reg.shared);
             if obs != w.obs {
                 w.obs = obs;
@@ -516,7 +520,7 @@ impl Sampler {
                 if silent >= threshold {
                     self.hot_until = now + ticks(HOT_FOR, tps);
                     bump(&state().cells.long_scopes);
-                    sample(w, SampleCause::LongScope, true);
+                    counters = sample(w, SampleCause::LongScope, true);
                     w.long = Some(Long {
                         obs: o,
                         since: w.seen,
@@ -544,7 +548,7 @@ impl Sampler {
                     l.next_stack = now + every;
                 }
                 if granted {
-                    self.capture_long(i);
+                    self.capture_long(i, counters);
                 } else {
                     bump(&state().cells.stacks_limited);
                 }
@@ -594,10 +598,11 @@ impl Sampler {
         });
     }
 
-    /// Captures watched thread `i`'s stack for its long scope and records it.
+    /// Captures watched thread `i`'s stack for its long scope and records it; `counters`:
+    /// its `schedstat`, if this look just read it.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    fn capture_long(&mut self, i: usize) {
-        use super::capture::{CAPTURER, Captured, Failure};
+    fn capture_long(&mut self, i: usize, counters: Option<SchedStat>) {
+        use super::capture::{CAPTURER, Captured, Failure, How};
         let (id, tid, bounds) = {
             let r = &self.threads[i].reg;
             (r.shared.id, r.tid, r.bounds)
@@ -606,7 +611,11 @@ impl Sampler {
         let Ok(cap) = &mut *c else { return };
         let enc = &mut self.enc;
         let mut on_cpu = |t: u64, s: Captured<'_>| cpu_sample(t, s, enc);
-        let r = cap.capture(tid, bounds, &mut on_cpu);
+        let how = How {
+            counters,
+            whole_stack: false,
+        };
+        let r = cap.capture(tid, bounds, how, &mut on_cpu);
         let cells = &state().cells;
         match r {
             Ok(s) => {
@@ -635,7 +644,7 @@ impl Sampler {
     }
 
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    fn capture_long(&mut self, _i: usize) {}
+    fn capture_long(&mut self, _i: usize, _counters: Option<SchedStat>) {}
 
     /// Records the CPU-timer copies waiting in the threads' areas.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -698,14 +707,15 @@ fn cpu_sample(tid: u64, s: super::capture::Captured<'_>, enc: &mut Vec<u8>) {
     }
 }
 
-/// Records an OS sample of `w` (its scheduler state too if `with_state`).
-fn sample(w: &Watched, cause: SampleCause, with_state: bool) {
+/// Records an OS sample of `w` (its scheduler state too if `with_state`); the counters it
+/// read, if it could.
+fn sample(w: &Watched, cause: SampleCause, with_state: bool) -> Option<SchedStat> {
     let cells = &state().cells;
     let stat = match w.files.schedstat() {
         Ok(s) => s,
         Err(_) => {
             bump(&cells.proc_failures);
-            return;
+            return None;
         }
     };
     let st = if with_state {
@@ -722,6 +732,7 @@ fn sample(w: &Watched, cause: SampleCause, with_state: bool) {
         state: st,
     });
     bump(&cells.os_samples);
+    Some(stat)
 }
 
 /// Records a stack of thread `id` (frames, truncated, captured at `at_ticks`), with the

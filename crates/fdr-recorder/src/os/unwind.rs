@@ -29,6 +29,20 @@ pub(crate) struct Unwinder {
     /// address: its slot above that frame's stack pointer ([`Unwinder::unwind_blocked`]).
     #[cfg(target_arch = "x86_64")]
     fp_slots: std::collections::HashMap<u64, u64>,
+    /// What the last [`Unwinder::unwind_blocked`] read of its copy: the end of the highest
+    /// 8 bytes read, and whether any read fell past the copy's end.
+    #[cfg(target_arch = "x86_64")]
+    reads: CopyReads,
+}
+
+/// The reads an unwind of a blocked thread's copy made ([`Unwinder::blocked_reads`]).
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CopyReads {
+    /// The end (exclusive) of the highest 8 bytes read, as a stack address; 0 if none.
+    pub(crate) top: u64,
+    /// A read fell past the copy's end (whatever the unwind then did).
+    pub(crate) past: bool,
 }
 
 impl std::fmt::Debug for Unwinder {
@@ -95,6 +109,8 @@ impl Unwinder {
             last_scan: None,
             #[cfg(target_arch = "x86_64")]
             fp_slots: std::collections::HashMap::new(),
+            #[cfg(target_arch = "x86_64")]
+            reads: CopyReads::default(),
         };
         u.rescan();
         u
@@ -216,6 +232,10 @@ impl Unwinder {
     /// frame in a known module (a frame that saves the frame pointer gives every frame
     /// above it its value, so the search happens at most once per stack). Anything else is
     /// left to the signal.
+    ///
+    /// [`Unwinder::blocked_reads`] then says how much of the copy it read: every result is
+    /// a function of the bytes read, so a copy cut anywhere above the highest read (and
+    /// none past its end) gives the same result.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn unwind_blocked(
         &mut self,
@@ -225,6 +245,7 @@ impl Unwinder {
         out: &mut Vec<u64>,
     ) -> BlockedUnwind {
         out.clear();
+        self.reads = CopyReads::default();
         let mut past = false;
         // Never 0 (which the unwinder takes for the end of the stack) and below the stack
         // pointer, so a rule that uses it fails at once instead of reading the copy.
@@ -241,6 +262,12 @@ impl Unwinder {
         };
         self.rescan_if_unknown(out);
         result
+    }
+
+    /// What the last [`Unwinder::unwind_blocked`] read of its copy.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn blocked_reads(&self) -> CopyReads {
+        self.reads
     }
 
     /// [`Unwinder::unwind_blocked`]'s search: the frame at `out`'s last entry failed when
@@ -274,7 +301,7 @@ impl Unwinder {
             let fp = at.sp() + slot * 8;
             let mut past = false;
             // The return address above the saved frame pointer must be code.
-            match read_copy(sp, stack, fp + 8, &mut past) {
+            match read_copy_noted(sp, stack, fp + 8, &mut past, &mut self.reads) {
                 Ok(ra) if self.knows(ra) => {}
                 _ if past => {
                     wants_more = true;
@@ -319,7 +346,8 @@ impl Unwinder {
         past: &mut bool,
         out: &mut Vec<u64>,
     ) -> WalkEnd {
-        let mut read_stack = |addr: u64| read_copy(sp, stack, addr, past);
+        let reads = &mut self.reads;
+        let mut read_stack = |addr: u64| read_copy_noted(sp, stack, addr, past, reads);
         loop {
             if out.len() == MAX_STACK_FRAMES {
                 return WalkEnd::Full;
@@ -368,6 +396,26 @@ impl Unwinder {
             Ok(None)
         )
     }
+}
+
+/// [`read_copy`], noting the read in `reads`.
+#[cfg(target_arch = "x86_64")]
+fn read_copy_noted(
+    sp: u64,
+    stack: &[u8],
+    addr: u64,
+    past: &mut bool,
+    reads: &mut CopyReads,
+) -> Result<u64, ()> {
+    let mut beyond = false;
+    let r = read_copy(sp, stack, addr, &mut beyond);
+    if beyond {
+        *past = true;
+        reads.past = true;
+    } else if r.is_ok() {
+        reads.top = reads.top.max(addr.saturating_add(8));
+    }
+    r
 }
 
 /// Reads the 8 bytes at `addr` from a copy of the stack from `sp`; an address past the
