@@ -28,11 +28,16 @@
 //! the median of the rounds' view-on over view-off ratios: the OS view's own cost per
 //! request. `os.sampler_cpu_share` is the sampler thread's (`fdr-sampler`, found by name in
 //! `/proc/PID/task`) CPU time over the rounds' wall time: its share of one core
-//! (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture
-//! (`fdr_recorder::os::stack_of`) of a recorded thread blocked in the kernel inside a scope,
-//! in this process, each of a new block (E2: <= 20 us); `os.stack_capture_again_ns` the same
-//! thread captured again at once, still blocked where the first found it (the later stacks of
-//! one long scope); `os.stack_capture_running_ns` the same for a thread
+//! (E2: <= 0.002). `os.stack_capture_ns` is the median time of one stack capture of a
+//! recorded thread blocked in the kernel inside a scope, in this process, each of a new
+//! block, the way the sampler takes a long scope's first stack (E2: <= 20 us);
+//! `os.stack_capture_cpu_ns` the capturing thread's CPU time in it, and the least round
+//! medians beside them, with the capture before copies were cut and counters shared
+//! (`os.stack_capture_whole_stack_*`) and `stack_of`'s (`os.stack_capture_on_demand_*`)
+//! measured in the same rounds and the host's load average (see [`blocked_captures`]);
+//! `os.stack_capture_again_ns` the same thread captured again at once, still blocked where
+//! the first found it (the later stacks of one long scope); `os.stack_capture_running_ns` the
+//! same for a thread
 //! spinning on a CPU (the capture signal: it includes the wait for that thread to run).
 //! `os.cpu_samples_kept_share` is the share of the CPU-timer stacks a spinning thread's CPU
 //! time asks for (at 99 Hz) that reach the trace.
@@ -515,12 +520,8 @@ fn stack_capture() {
         })
         .expect("thread");
     let tid = rx.recv().expect("tid");
-    let mut again = Vec::new();
     let mut wake_up = || wake_tx.send(()).expect("wake");
-    captures("os.stack_capture_ns", tid, &mut wake_up, Some(&mut again));
-    if !again.is_empty() {
-        report("os.stack_capture_again_ns", median(again));
-    }
+    blocked_captures(tid, &mut wake_up);
     drop(wake_tx);
     sleeper.join().expect("sleeper");
 
@@ -538,7 +539,7 @@ fn stack_capture() {
         })
         .expect("thread");
     let tid = rx.recv().expect("tid");
-    captures("os.stack_capture_running_ns", tid, &mut || {}, None);
+    captures("os.stack_capture_running_ns", tid, &mut || {});
     cpu_samples_kept(tid);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     spinner.join().expect("spinner");
@@ -590,10 +591,123 @@ fn os_tid() -> u64 {
         .expect("thread id")
 }
 
+/// The methods a blocked thread's capture is measured with, in one run, interleaved: by the
+/// figure's stem. `os.stack_capture` is the sampler's first stack of a long scope (the
+/// counters from the sample it just recorded, the copy cut where the thread's last unwind
+/// read); `os.stack_capture_on_demand` is `stack_of` (its own counters read); and
+/// `os.stack_capture_whole_stack` the capture before copies were cut and counters shared
+/// (own counters, the stack copied to its top).
+const BLOCKED_METHODS: [(&str, fdr_recorder::os::CaptureMethod); 3] = [
+    (
+        "os.stack_capture",
+        fdr_recorder::os::CaptureMethod::LongScope,
+    ),
+    (
+        "os.stack_capture_on_demand",
+        fdr_recorder::os::CaptureMethod::OnDemand,
+    ),
+    (
+        "os.stack_capture_whole_stack",
+        fdr_recorder::os::CaptureMethod::WholeStack,
+    ),
+];
+/// Rounds of [`blocked_captures`], and captures per method in a round.
+const CAPTURE_ROUNDS: usize = 7;
+const CAPTURES_PER_ROUND: usize = 29;
+
+/// The host's 1-minute load average (`/proc/loadavg`).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `os.stack_capture_ns` and its kin: captures of thread `tid`, blocked in the kernel inside
+/// a scope and woken (`wake`, then blocked again at once) 2 ms before each capture, so that
+/// each finds a new block, by every method of [`BLOCKED_METHODS`] in turn (the order rotates),
+/// in [`CAPTURE_ROUNDS`] rounds. Per method: `_ns`, the median wall time of every capture;
+/// `_cpu_ns`, the median CPU time the capturing thread spent in it (system calls included,
+/// waits for a CPU not: what a loaded host cannot inflate); `_min_round_ns` and
+/// `_min_round_cpu_ns`, the least of the rounds' medians (the round the host disturbed
+/// least). `os.stack_capture_again_ns`: the same thread captured again at once, still
+/// blocked where the first capture found it (the later stacks of one long scope, whose
+/// counters no sample read). `os.capture_load_average`: the host's load average over the captures.
+fn blocked_captures(tid: u64, wake: &mut dyn FnMut()) {
+    let n = BLOCKED_METHODS.len();
+    // Per method, per round: (wall, cpu) of each capture.
+    let mut times: Vec<Vec<Vec<(f64, f64)>>> = vec![vec![Vec::new(); CAPTURE_ROUNDS]; n];
+    let (mut again, mut failed, mut interrupted) = (Vec::new(), 0, 0);
+    let load_before = load_average();
+    for round in 0..CAPTURE_ROUNDS {
+        for k in 0..CAPTURES_PER_ROUND {
+            for j in 0..n {
+                let m = (j + k + round) % n;
+                wake();
+                std::thread::sleep(Duration::from_millis(2));
+                match fdr_recorder::os::timed_capture(tid, BLOCKED_METHODS[m].1) {
+                    Ok(t) if !t.stack.frames.is_empty() => {
+                        interrupted += usize::from(t.stack.interrupted);
+                        times[m][round].push((t.wall_ns as f64, t.cpu_ns as f64));
+                    }
+                    _ => failed += 1,
+                }
+                // A later stack of the same long scope: no sample read the counters.
+                if m == 0
+                    && let Ok(t) = fdr_recorder::os::timed_capture(
+                        tid,
+                        fdr_recorder::os::CaptureMethod::OnDemand,
+                    )
+                    && !t.stack.frames.is_empty()
+                    && !t.stack.interrupted
+                {
+                    again.push(t.wall_ns as f64);
+                }
+            }
+        }
+    }
+    let load = (load_before + load_average()) / 2.0;
+    eprintln!(
+        "os: blocked captures: {CAPTURE_ROUNDS} rounds of {CAPTURES_PER_ROUND} per method, {interrupted} by the signal, {failed} failed, load average {load_before:.1} then {:.1}",
+        load_average()
+    );
+    report("os.capture_load_average", load);
+    for (m, (stem, _)) in BLOCKED_METHODS.iter().enumerate() {
+        let all: Vec<(f64, f64)> = times[m].iter().flatten().copied().collect();
+        if all.is_empty() {
+            eprintln!("os: {stem}: no stack captured");
+            continue;
+        }
+        let rounds: Vec<(f64, f64)> = times[m]
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                (
+                    median(r.iter().map(|t| t.0).collect::<Vec<_>>()),
+                    median(r.iter().map(|t| t.1).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let min = |f: fn(&(f64, f64)) -> f64| rounds.iter().map(f).fold(f64::INFINITY, f64::min);
+        report(
+            &format!("{stem}_ns"),
+            median(all.iter().map(|t| t.0).collect::<Vec<_>>()),
+        );
+        report(
+            &format!("{stem}_cpu_ns"),
+            median(all.iter().map(|t| t.1).collect::<Vec<_>>()),
+        );
+        report(&format!("{stem}_min_round_ns"), min(|t| t.0));
+        report(&format!("{stem}_min_round_cpu_ns"), min(|t| t.1));
+    }
+    if !again.is_empty() {
+        report("os.stack_capture_again_ns", median(again));
+    }
+}
+
 /// Captures thread `tid` 201 times, 2 ms apart (each after `before`), and reports the median
-/// time as `figure`; with `again`, captures it once more right after each and collects those
-/// times (a thread still blocked where the first capture found it).
-fn captures(figure: &str, tid: u64, before: &mut dyn FnMut(), mut again: Option<&mut Vec<f64>>) {
+/// time as `figure`.
+fn captures(figure: &str, tid: u64, before: &mut dyn FnMut()) {
     let mut times = Vec::new();
     let (mut failed, mut interrupted) = (0, 0);
     for _ in 0..201 {
@@ -606,13 +720,6 @@ fn captures(figure: &str, tid: u64, before: &mut dyn FnMut(), mut again: Option<
                 interrupted += usize::from(s.interrupted);
             }
             _ => failed += 1,
-        }
-        if let Some(again) = again.as_deref_mut() {
-            let t = Instant::now();
-            if fdr_recorder::os::stack_of(tid).is_ok_and(|s| !s.frames.is_empty() && !s.interrupted)
-            {
-                again.push(t.elapsed().as_nanos() as f64);
-            }
         }
     }
     if times.is_empty() {

@@ -18,38 +18,11 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
+use fdr_benches::futures::{CountedWaker, YieldOnce};
 use fdr_recorder::task::FdrFutureExt;
-
-/// A request's task: the first poll wakes it through a clone of its waker and stays
-/// pending, the second completes (as in the tasks bench).
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            return Poll::Ready(());
-        }
-        #[allow(
-            clippy::waker_clone_wake,
-            reason = "the clone and the wake by value are the path measured"
-        )]
-        cx.waker().clone().wake();
-        Poll::Pending
-    }
-}
-
-/// An executor's waker with a reference count.
-struct CountedWaker;
-
-impl std::task::Wake for CountedWaker {
-    fn wake(self: Arc<Self>) {}
-    fn wake_by_ref(self: &Arc<Self>) {}
-}
 
 #[inline(never)]
 fn tasks(n: usize, cx: &mut Context<'_>) {

@@ -31,6 +31,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use fdr_benches::futures::{CountedWaker, YieldOnce};
 use fdr_benches::{floor_event, median, report};
 use fdr_recorder::task::FdrFutureExt;
 use tracing_subscriber::prelude::*;
@@ -44,35 +45,6 @@ impl Future for Spin {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
-}
-
-/// A request's task: the first poll wakes it through a clone of its waker (as tokio's
-/// `yield_now` does) and stays pending, the second completes.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            return Poll::Ready(());
-        }
-        // A clone woken later by value, as tokio's `yield_now` defers it: the clone and
-        // the wake by value through the wrapped waker are what is measured.
-        #[allow(
-            clippy::waker_clone_wake,
-            reason = "the clone and the wake by value are the path measured"
-        )]
-        cx.waker().clone().wake();
-        Poll::Pending
-    }
-}
-
-/// An executor's waker with a reference count, as tokio's is (a clone is an atomic add).
-struct CountedWaker;
-
-impl std::task::Wake for CountedWaker {
-    fn wake(self: std::sync::Arc<Self>) {}
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {}
 }
 
 /// Creates a future with `make`, polls it to completion (twice, see [`YieldOnce`]) and

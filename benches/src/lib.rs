@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::io::Write;
 
+pub mod futures;
 pub mod harness;
 
 /// Reports a figure that is not a criterion time (a ratio, a rate, a size) to

@@ -169,13 +169,16 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
             SAME_HOST_WAKES,
             dur(SLOW_AWAIT_NS.max(host_ns.saturating_mul(SAME_HOST_WAKES)))
         ));
-    } else if let Some(x) = preempted {
-        evidence.push(format!(
-            "the host preempted the trace's threads for {} on average ({} measured long polls mostly waiting for a CPU), and a preempted worker issues the driver's wake late: only awaits beyond that count as slow, judged by the longest of three quarters of the awaits ({}), not by the few a stall stretched",
-            dur(x.stall_ns),
-            x.polls,
-            dur(w.all.quantile(0.75))
-        ));
+    } else {
+        evidence.push(no_per_wake(p, w.all.count(), preempted.is_some()));
+        if let Some(x) = preempted {
+            evidence.push(format!(
+                "the host preempted the trace's threads for {} on average ({} measured long polls mostly waiting for a CPU), and a preempted worker issues the driver's wake late: only awaits beyond that count as slow, judged by the longest of three quarters of the awaits ({}), not by the few a stall stretched",
+                dur(x.stall_ns),
+                x.polls,
+                dur(w.all.quantile(0.75))
+            ));
+        }
     }
     if let Some((phase, h)) = w.top_phase() {
         evidence.push(format!(
@@ -205,6 +208,33 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
         evidence,
         window_ns: Some((w.longest.0, w.longest.0.saturating_add(w.longest.1))),
     })
+}
+
+/// Why the per-wake evidence does not judge `awaits` driver awaits of a name, and what
+/// judges them instead: the evidence is absent, never assumed.
+fn no_per_wake(p: &Profile, awaits: u64, preempted: bool) -> String {
+    let parks = p.kinds[fdr_format::Kind::Park.index()];
+    let cycles = p.wake_delay.runq.count();
+    let why = if parks == 0 {
+        "the runtime's workers recorded no parks: only workers hooked at the runtime's build (fdr::tokio::instrument) record them, and a runtime watched from outside (fdr::tokio::watch, as under #[tokio::main]) cannot be hooked".to_string()
+    } else if !p.os.has_data() {
+        format!(
+            "the workers recorded {parks} parks but the OS view was off (Config::os), so not their wait for a CPU"
+        )
+    } else if cycles < crate::wake_delay::MIN_CYCLES {
+        format!(
+            "{cycles} park cycles were measured, fewer than the {} the host's per-wake wait needs",
+            crate::wake_delay::MIN_CYCLES
+        )
+    } else {
+        format!("fewer than half of these {awaits} awaits ended in a measured park cycle")
+    };
+    let judged = if preempted {
+        "judged against the preemption stall below instead"
+    } else {
+        "judged as recorded, with no wait of the host's taken off"
+    };
+    format!("no per-wake evidence of the host's wait for a CPU: {why}; the awaits are {judged}")
 }
 
 /// Awaits of request-like tasks ended by another task's wake, per (waiter name, holder

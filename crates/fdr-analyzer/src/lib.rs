@@ -72,6 +72,7 @@ pub mod profile;
 pub mod rank;
 pub mod report;
 pub mod request;
+pub mod sampled;
 pub mod stream;
 pub mod summary;
 pub mod text;

@@ -1,10 +1,12 @@
 //! The pprof export (`fdr export --format pprof`): a trace's CPU samples (and, on request,
 //! its long-scope stacks) as a symbolized, gzipped pprof profile, through `fdr-pprof`.
 //!
-//! The trace streams in time order, so each stack sample is labelled with the task polled
-//! (or the user task running) on its thread at that moment, and a sample can be kept only
-//! inside a time window or only for tasks whose name contains a text. The CPU profiling
-//! rate records always reach the collector, whatever the filters.
+//! A stack sample is placed when it was taken (its event's time minus its age, see
+//! [`crate::sampled`]) and labelled with the task polled (or the user task running) on its
+//! thread at that moment, which a sample recorded after its poll ended still finds; a sample
+//! can be kept only inside a time window or only for tasks whose name contains a text, both
+//! judged at that moment. The CPU profiling rate records always reach the collector,
+//! whatever the filters.
 //!
 //! ```no_run
 //! use fdr_analyzer::pprof::{PprofExport, PprofOptions};
@@ -31,13 +33,13 @@ use fdr_pprof::Collector;
 use crate::limits::{
     MAX_LIVE_TASKS, MAX_THREADS, Truncated, read_notes, table_notes, task_names_note,
 };
+use crate::sampled::{
+    MAX_ENDED_RUNS_PER_THREAD, MAX_OPEN_RUNS_PER_THREAD, RunningAt, TaskTimeline, taken_ns,
+};
 
 use crate::stream::{Clock, EndCx, EventCx, Visitor};
 pub use fdr_pprof::{Options as ProfileOptions, Profile};
 pub use fdr_symbolize::Options as SymbolizeOptions;
-
-/// Deepest task nesting followed per thread (polls inside polls, user tasks).
-const MAX_TASK_DEPTH: usize = 64;
 
 /// What the export keeps.
 #[derive(Debug, Clone, Default)]
@@ -57,8 +59,8 @@ pub struct PprofOptions {
 pub struct PprofExport {
     opts: PprofOptions,
     collector: Collector,
-    /// Per thread, the tasks running (innermost last).
-    running: HashMap<ThreadId, Vec<TaskId>>,
+    /// Per thread, which task ran when.
+    running: TaskTimeline,
     names: HashMap<TaskId, StrId>,
     info: ProcessInfo,
     tables: Tables,
@@ -68,8 +70,8 @@ pub struct PprofExport {
     pub filtered_out: u64,
     truncated: Vec<Truncated>,
     unnamed: u64,
-    untracked: u64,
-    too_deep: u64,
+    /// Samples taken before the task runs kept for their thread.
+    forgotten: u64,
 }
 
 impl PprofExport {
@@ -78,7 +80,7 @@ impl PprofExport {
         PprofExport {
             collector: Collector::new(opts.profile.clone()),
             opts,
-            running: HashMap::new(),
+            running: TaskTimeline::new(MAX_THREADS),
             names: HashMap::new(),
             info: ProcessInfo::default(),
             tables: Tables::new(),
@@ -87,8 +89,7 @@ impl PprofExport {
             filtered_out: 0,
             truncated: Vec::new(),
             unnamed: 0,
-            untracked: 0,
-            too_deep: 0,
+            forgotten: 0,
         }
     }
 
@@ -109,31 +110,25 @@ impl PprofExport {
         }
         match cx.kind {
             EventKind::PollStart { task } | EventKind::UserTaskBegin { task, .. } => {
-                if self.running.len() >= MAX_THREADS && !self.running.contains_key(&cx.thread) {
-                    self.untracked += 1;
-                    return;
-                }
-                let s = self.running.entry(cx.thread).or_default();
-                if s.len() < MAX_TASK_DEPTH {
-                    s.push(task);
-                } else {
-                    self.too_deep += 1;
-                }
+                self.running.begin(cx.thread, task, cx.ns);
             }
             EventKind::PollEnd { task, .. } | EventKind::UserTaskEnd { task } => {
-                if let Some(s) = self.running.get_mut(&cx.thread)
-                    && let Some(pos) = s.iter().rposition(|&t| t == task)
-                {
-                    s.truncate(pos);
-                }
+                self.running.end(cx.thread, task, cx.ns);
             }
             _ => {}
         }
     }
 
-    /// The name of the task running on `thread`, if one is and its name is known.
-    fn task_on(&self, thread: ThreadId, tables: &Tables) -> Option<String> {
-        let task = *self.running.get(&thread)?.last()?;
+    /// The name of the task running on `thread` at `ns`, if one was and its name is known.
+    fn task_at(&mut self, thread: ThreadId, ns: u64, tables: &Tables) -> Option<String> {
+        let task = match self.running.at(thread, ns) {
+            RunningAt::Task(t) => t,
+            RunningAt::Forgotten => {
+                self.forgotten += 1;
+                return None;
+            }
+            RunningAt::Idle | RunningAt::Unknown => return None,
+        };
         let name = self.names.get(&task)?;
         Some(tables.name(*name).into_owned())
     }
@@ -155,25 +150,35 @@ impl PprofExport {
             self.unnamed,
             "their samples carry no task label",
         ));
-        if self.too_deep > 0 {
+        let (too_deep, untracked) = (self.running.too_deep, self.running.untracked);
+        if too_deep > 0 {
             self.truncated.push(Truncated::new(
                 "task_depth",
-                self.too_deep,
-                MAX_TASK_DEPTH,
+                too_deep,
+                MAX_OPEN_RUNS_PER_THREAD,
                 format!(
-                    "{} task begins nested over {MAX_TASK_DEPTH} deep on a thread: samples inside them name the task around them",
-                    self.too_deep
+                    "{too_deep} task begins nested over {MAX_OPEN_RUNS_PER_THREAD} deep on a thread: samples inside them name the task around them"
                 ),
             ));
         }
-        if self.untracked > 0 {
+        if untracked > 0 {
             self.truncated.push(Truncated::new(
                 "threads",
-                self.untracked,
+                untracked,
                 MAX_THREADS,
                 format!(
-                    "{} polls on threads past {MAX_THREADS} are not followed: their samples have no task",
-                    self.untracked
+                    "{untracked} polls on threads past {MAX_THREADS} are not followed: their samples have no task"
+                ),
+            ));
+        }
+        if self.forgotten > 0 {
+            self.truncated.push(Truncated::new(
+                "sample_tasks",
+                self.forgotten,
+                MAX_ENDED_RUNS_PER_THREAD,
+                format!(
+                    "{} samples were taken before the last {MAX_ENDED_RUNS_PER_THREAD} polls of their thread that ended before they were recorded: they carry no task label",
+                    self.forgotten
                 ),
             ));
         }
@@ -199,10 +204,13 @@ impl Visitor for PprofExport {
             return;
         }
         let task = match cx.kind {
-            EventKind::Stack { thread, .. } => {
-                let in_window = self.opts.from_ns.is_none_or(|f| cx.ns >= f)
-                    && self.opts.to_ns.is_none_or(|t| cx.ns <= t);
-                let task = self.task_on(thread, cx.tables);
+            EventKind::Stack {
+                thread, age_ticks, ..
+            } => {
+                let at = taken_ns(cx.ns, age_ticks, cx.clock);
+                let in_window = self.opts.from_ns.is_none_or(|f| at >= f)
+                    && self.opts.to_ns.is_none_or(|t| at <= t);
+                let task = self.task_at(thread, at, cx.tables);
                 let task_ok = match &self.opts.task {
                     None => true,
                     Some(want) => task.as_deref().is_some_and(|t| t.contains(want.as_str())),
@@ -228,5 +236,106 @@ impl Visitor for PprofExport {
 
     fn take_tables(&mut self, tables: Tables) {
         self.tables = tables;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ReadOptions, read_slice};
+    use fdr_format::{SampleCause, StackFrames};
+    use fdr_test_support::scenarios::TraceBuilder;
+
+    const MS: u64 = 1_000_000;
+
+    /// Task `alpha` polls 10-30 ms and `beta` 40-100 ms on one thread; a CPU sample taken
+    /// at 20 ms (inside alpha's poll) is recorded at 50 ms, while beta runs.
+    fn late_sample_trace() -> Vec<u8> {
+        let mut b = TraceBuilder::new();
+        let worker = b.thread("worker");
+        let sampler = b.thread(fdr_pprof::SAMPLER_THREAD_NAME);
+        let site = b.site("src/main.rs", 3);
+        let rate = b.string(fdr_format::event::METRIC_CPU_PROFILE_HZ);
+        for (task, name) in [(TaskId(1), "alpha"), (TaskId(2), "beta")] {
+            let name = b.string(name);
+            b.push(
+                worker,
+                0,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+        }
+        b.push(
+            sampler,
+            MS,
+            EventKind::Metric {
+                name: rate,
+                value: 100.0,
+            },
+        );
+        b.push(worker, 10 * MS, EventKind::PollStart { task: TaskId(1) });
+        b.push(
+            worker,
+            30 * MS,
+            EventKind::PollEnd {
+                task: TaskId(1),
+                ready: false,
+            },
+        );
+        b.push(worker, 40 * MS, EventKind::PollStart { task: TaskId(2) });
+        let mut bytes = Vec::new();
+        StackFrames::encode(&[0x1000, 0x2000], &mut bytes);
+        let frames = StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 2).unwrap();
+        b.push(
+            sampler,
+            50 * MS,
+            EventKind::Stack {
+                thread: worker,
+                cause: SampleCause::CpuTimer,
+                truncated: false,
+                frames,
+                age_ticks: Some(30 * MS),
+            },
+        );
+        b.push(
+            worker,
+            100 * MS,
+            EventKind::PollEnd {
+                task: TaskId(2),
+                ready: true,
+            },
+        );
+        b.build()
+    }
+
+    /// (samples kept, samples filtered out) of the export with `opts`.
+    fn kept(opts: PprofOptions) -> (u64, u64) {
+        let mut x = PprofExport::new(opts);
+        let out = read_slice(&late_sample_trace(), &mut x, ReadOptions::default()).unwrap();
+        assert!(out.error.is_none(), "{:?}", out.error);
+        (x.stats().cpu_samples, x.filtered_out)
+    }
+
+    /// A sample recorded after the poll it was taken in ended belongs to that poll's task
+    /// and to the moment it was taken, for the task filter and the time window alike.
+    #[test]
+    fn a_late_sample_is_filtered_by_when_and_where_it_was_taken() {
+        let task = |t: &str| PprofOptions {
+            task: Some(t.into()),
+            ..PprofOptions::default()
+        };
+        assert_eq!(kept(task("alpha")), (1, 0));
+        assert_eq!(kept(task("beta")), (0, 1));
+        let window = |from: u64, to: u64| PprofOptions {
+            from_ns: Some(from * MS),
+            to_ns: Some(to * MS),
+            ..PprofOptions::default()
+        };
+        assert_eq!(kept(window(15, 25)), (1, 0));
+        assert_eq!(kept(window(45, 60)), (0, 1));
     }
 }

@@ -149,6 +149,12 @@ mod tests {
     /// the driver while the worker is still parked, and completes. The kernel keeps the
     /// worker waiting for a CPU `runq_ns` of each park cycle, after waking it.
     fn trace(runq_ns: u64) -> crate::Profile {
+        trace_of(runq_ns, true)
+    }
+
+    /// [`trace`], with the worker's parks and their samples only when it is `hooked` (a
+    /// runtime built with fdr's hooks; one watched from outside records neither).
+    fn trace_of(runq_ns: u64, hooked: bool) -> crate::Profile {
         let mut b = TraceBuilder::new();
         let name = b.string("http GET /item");
         let site = b.site("src/http.rs", 40);
@@ -169,9 +175,11 @@ mod tests {
             );
             b.push(th, t + 1_000, EventKind::PollStart { task });
             b.push(th, t + 50_000, EventKind::PollEnd { task, ready: false });
-            b.push(th, t + 60_000, EventKind::Park);
             cpu += 60_000;
-            b.push(th, t + 61_000, sample(th, SampleCause::Park, cpu, runq));
+            if hooked {
+                b.push(th, t + 60_000, EventKind::Park);
+                b.push(th, t + 61_000, sample(th, SampleCause::Park, cpu, runq));
+            }
             let woken = t + 50_000 + 40 * MS;
             runq += runq_ns;
             b.push(
@@ -182,12 +190,14 @@ mod tests {
                     waker: TaskId::NONE,
                 },
             );
-            b.push(
-                th,
-                woken + 2_000,
-                sample(th, SampleCause::Unpark, cpu, runq),
-            );
-            b.push(th, woken + 3_000, EventKind::Unpark);
+            if hooked {
+                b.push(
+                    th,
+                    woken + 2_000,
+                    sample(th, SampleCause::Unpark, cpu, runq),
+                );
+                b.push(th, woken + 3_000, EventKind::Unpark);
+            }
             b.push(th, woken + 10_000, EventKind::PollStart { task });
             b.push(th, woken + 60_000, EventKind::PollEnd { task, ready: true });
             b.push(th, woken + 61_000, EventKind::TaskDrop { task });
@@ -236,5 +246,29 @@ mod tests {
         let f = slow_downstream(&trace(50_000));
         assert!(f.severity > Severity::Info, "{f:?}");
         assert!(f.evidence.iter().any(|e| e.contains("per wake")), "{f:?}");
+        assert!(
+            !f.evidence
+                .iter()
+                .any(|e| e.contains("no per-wake evidence")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn workers_without_park_cycles_say_the_per_wake_evidence_is_absent() {
+        // The same service on a runtime watched from outside: no parks, no park samples.
+        let p = trace_of(30 * MS, false);
+        assert!(!p.wake_delay.has_data());
+        let f = slow_downstream(&p);
+        let line = f
+            .evidence
+            .iter()
+            .find(|e| e.contains("no per-wake evidence"))
+            .unwrap_or_else(|| panic!("the evidence says the per-wake wait is absent: {f:?}"));
+        assert!(
+            line.contains("recorded no parks") && line.contains("fdr::tokio::watch"),
+            "{line}"
+        );
+        assert!(line.contains("judged as recorded"), "{line}");
     }
 }

@@ -642,6 +642,57 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
     assert_eq!(leaf["mapping"], module_of(ip).path.as_str());
 }
 
+/// A CPU sample recorded 30 ms after it was taken, inside a poll that ended meanwhile: its
+/// callstack sample is at the moment it was taken, inside that poll's slice.
+#[test]
+fn a_late_cpu_sample_lands_inside_the_poll_it_was_taken_in() {
+    use fdr_format::SampleCause;
+    let ip = perfetto_test_blocking_call as *const () as usize as u64 + 1;
+    let mut b = TraceBuilder::new();
+    b.module(module_of(ip));
+    let worker = b.thread("worker");
+    let sampler = b.thread("fdr-sampler");
+    let site = b.site("src/main.rs", 3);
+    let ms = 1_000_000;
+    for (task, name) in [(TaskId(1), "alpha"), (TaskId(2), "beta")] {
+        let name = b.string(name);
+        b.push(
+            worker,
+            0,
+            EventKind::TaskCreate {
+                task,
+                parent: TaskId::NONE,
+                name,
+                site,
+            },
+        );
+    }
+    let end = |task| EventKind::PollEnd { task, ready: false };
+    b.push(worker, 10 * ms, EventKind::PollStart { task: TaskId(1) });
+    b.push(worker, 30 * ms, end(TaskId(1)));
+    b.push(worker, 40 * ms, EventKind::PollStart { task: TaskId(2) });
+    let mut bytes = Vec::new();
+    fdr_format::StackFrames::encode(&[ip], &mut bytes);
+    let frames =
+        fdr_format::StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).unwrap();
+    b.push(
+        sampler,
+        50 * ms,
+        EventKind::Stack {
+            thread: worker,
+            cause: SampleCause::CpuTimer,
+            truncated: false,
+            frames,
+            age_ticks: Some(30 * ms),
+        },
+    );
+    b.push(worker, 100 * ms, end(TaskId(2)));
+    let (v, _) = decode(&b.build(), "late-sample").unwrap();
+    let samples = v["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert_eq!(samples[0]["ts"].as_u64(), Some(20 * ms), "{samples:?}");
+}
+
 /// A region held across a poll's end, a poll left open at the end of the trace, and an
 /// end whose begin came before the trace: slices still nest on the thread's track, and
 /// the slices cut short say so.

@@ -202,9 +202,10 @@ impl Collector {
         }
     }
 
-    /// Feeds one event at `ts` (ticks) with the trace's tables so far; `task` is the name
-    /// of the task current on the stack's thread, if known. Events the collector does not
-    /// use are ignored.
+    /// Feeds one event recorded at `ts` (ticks) with the trace's tables so far; `task` is
+    /// the name of the task running on the stack's thread when the stack was taken, if
+    /// known. A stack counts at the time it was taken: `ts` less its age
+    /// (`EventKind::Stack::age_ticks`). Events the collector does not use are ignored.
     pub fn event(&mut self, ts: u64, kind: &EventKind<'_>, tables: &Tables, task: Option<&str>) {
         match *kind {
             // A rate of 0 (profiling stopped) keeps the last one for the samples still
@@ -220,8 +221,10 @@ impl Collector {
                 cause,
                 truncated,
                 frames,
+                age_ticks,
                 ..
             } => {
+                let ts = ts.saturating_sub(age_ticks.unwrap_or(0));
                 let mut v = Values::default();
                 match cause {
                     SampleCause::CpuTimer => {
@@ -248,7 +251,9 @@ impl Collector {
                     }
                     _ => return,
                 }
-                self.first_ts.get_or_insert(ts);
+                // Samples come in record order, and a sample is taken before it is recorded
+                // (callers pass when it was taken): the earliest need not come first.
+                self.first_ts = Some(self.first_ts.map_or(ts, |f| f.min(ts)));
                 self.last_ts = Some(self.last_ts.map_or(ts, |l| l.max(ts)));
                 if truncated {
                     self.stats.truncated_stacks += 1;

@@ -9,7 +9,10 @@
 //! Wakes are seen through a wrapped waker: an `Arc` holding the executor's waker, the task's
 //! id and the time of its first wake since the last poll. It is built on the first poll
 //! (the task's only allocation) and rebuilt only when the executor hands a waker that would
-//! not wake the same task (`Waker::will_wake`), so a poll allocates nothing.
+//! not wake the same task (`Waker::will_wake`), so a poll allocates nothing. A task dropped
+//! when nothing else holds its wrapped waker (no clone, no reader of the live-task list)
+//! releases the executor's waker at once and leaves the allocation to the thread's next
+//! task's first poll ([`SPARE_SHIM`]), so a request's task allocates nothing in a steady state.
 //!
 //! Metrics (always on, recording or not): scheduling latency (creation or wake to the next
 //! poll start), poll duration, tasks spawned/completed/alive ([`crate::metrics`]).
@@ -21,6 +24,7 @@
 //! # let _ = fut;
 //! ```
 
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
@@ -241,6 +245,43 @@ impl Shim {
     }
 }
 
+thread_local! {
+    /// A wrapped waker's allocation a dropped task left this thread, for its next task's
+    /// first poll: the `Arc` no one else holds (no clone, no weak reference), its executor
+    /// waker already released (a no-op waker in its place).
+    static SPARE_SHIM: Cell<Option<Arc<Shim>>> = const { Cell::new(None) };
+}
+
+/// The wrapped waker of task `id` around the executor's waker `inner`, its wake word
+/// `word`: the thread's spare allocation, or a new one.
+#[inline]
+fn new_shim(inner: Waker, id: TaskId, word: u64) -> Arc<Shim> {
+    if let Ok(Some(mut spare)) = SPARE_SHIM.try_with(Cell::take)
+        && let Some(s) = Arc::get_mut(&mut spare)
+    {
+        s.inner = inner;
+        s.id = id;
+        *s.word.get_mut() = word;
+        return spare;
+    }
+    Arc::new(Shim {
+        inner,
+        id,
+        word: AtomicU64::new(word),
+    })
+}
+
+/// A dropped task's wrapped waker: if nothing else holds it (no waker clone, no weak
+/// reference: the task has left the live-task list), releases the executor's waker now
+/// and keeps the allocation for the thread's next task; otherwise drops the reference.
+#[inline]
+fn recycle_shim(mut shim: Arc<Shim>) {
+    if let Some(s) = Arc::get_mut(&mut shim) {
+        s.inner = Waker::noop().clone();
+        let _ = SPARE_SHIM.try_with(|spare| spare.set(Some(shim)));
+    }
+}
+
 impl Wake for Shim {
     fn wake(self: Arc<Self>) {
         self.note();
@@ -285,6 +326,11 @@ pin_project_lite::pin_project! {
             }
             if let Some(slot) = this.live.take() {
                 live::unregister(slot);
+            }
+            // After the live-task list let go of its weak reference.
+            if let Some((shim, waker)) = this.waker.take() {
+                drop(waker);
+                recycle_shim(shim);
             }
             with_thread(|m| m.count(Counter::TasksDropped, 1));
         }
@@ -380,11 +426,7 @@ impl<F: Future> Future for Traced<F> {
                         )
                     }
                 };
-                let shim = Arc::new(Shim {
-                    inner: cx.waker().clone(),
-                    id: task,
-                    word: AtomicU64::new(live::polled_word(start, class)),
-                });
+                let shim = new_shim(cx.waker().clone(), task, live::polled_word(start, class));
                 if let Some(slot) = *this.live {
                     live::set_shim(slot, Arc::downgrade(&shim));
                 }
@@ -488,6 +530,72 @@ mod tests {
         // The task was current while polled, not after.
         assert_eq!(current_task(), TaskId::NONE);
         assert_eq!(t.as_mut().poll(&mut cx), Poll::Ready(6));
+    }
+
+    /// A future that keeps a clone of its first waker in `kept` and stays pending.
+    fn keeps_waker(kept: &std::cell::RefCell<Option<Waker>>) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            kept.borrow_mut().get_or_insert_with(|| cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
+    #[test]
+    fn a_dropped_task_releases_its_executor_waker_and_the_next_task_wakes_its_own() {
+        let a = Arc::new(CountWake(AtomicUsize::new(0)));
+        let b = Arc::new(CountWake(AtomicUsize::new(0)));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        // A task polled once and dropped with no clone of its waker left: the executor's
+        // waker it held is released with it.
+        let mut t = Box::pin(std::future::pending::<()>().traced("first"));
+        let _ = t.as_mut().poll(&mut Context::from_waker(&wa));
+        assert_eq!(
+            Arc::strong_count(&a),
+            3,
+            "the wrapped waker holds a's waker"
+        );
+        drop(t);
+        assert_eq!(Arc::strong_count(&a), 2, "a's waker released at the drop");
+        // The next task on this thread, under another executor waker: its waker wakes b,
+        // and only b.
+        let kept = std::cell::RefCell::new(None);
+        let mut t = Box::pin(keeps_waker(&kept).traced("second"));
+        let _ = t.as_mut().poll(&mut Context::from_waker(&wb));
+        let w = kept.borrow_mut().take().unwrap();
+        w.wake_by_ref();
+        assert_eq!(b.0.load(Ordering::Relaxed), 1);
+        assert_eq!(a.0.load(Ordering::Relaxed), 0);
+        drop(t);
+        // A clone that outlives its task still wakes its executor.
+        w.wake();
+        assert_eq!(b.0.load(Ordering::Relaxed), 2);
+        assert_eq!(a.0.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_waker_clone_that_outlives_its_task_is_not_handed_to_the_next() {
+        let a = Arc::new(CountWake(AtomicUsize::new(0)));
+        let b = Arc::new(CountWake(AtomicUsize::new(0)));
+        let (wa, wb) = (Waker::from(a.clone()), Waker::from(b.clone()));
+        let kept_a = std::cell::RefCell::new(None);
+        let mut t = Box::pin(keeps_waker(&kept_a).traced("first"));
+        let _ = t.as_mut().poll(&mut Context::from_waker(&wa));
+        drop(t);
+        let kept_b = std::cell::RefCell::new(None);
+        let mut t = Box::pin(keeps_waker(&kept_b).traced("second"));
+        let _ = t.as_mut().poll(&mut Context::from_waker(&wb));
+        // The first task's waker, kept past its drop, wakes a; the second's wakes b.
+        kept_a.borrow_mut().take().unwrap().wake();
+        assert_eq!(
+            (a.0.load(Ordering::Relaxed), b.0.load(Ordering::Relaxed)),
+            (1, 0)
+        );
+        kept_b.borrow_mut().take().unwrap().wake();
+        assert_eq!(
+            (a.0.load(Ordering::Relaxed), b.0.load(Ordering::Relaxed)),
+            (1, 1)
+        );
+        drop(t);
     }
 
     #[test]

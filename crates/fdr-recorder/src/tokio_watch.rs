@@ -24,6 +24,17 @@
 //! A sample is recorded only while fdr records; it costs the watcher a few atomic loads and
 //! two events per worker, and the runtime nothing.
 //!
+//! What a watched runtime does not record: its workers' parks and unparks, and so the
+//! per-wake evidence (each worker reading its own scheduler counters as it parks and
+//! unparks, [`instrument`](crate::tokio_hooks::instrument)'s hooks with the OS view on).
+//! tokio takes those hooks only on its `Builder`, before the runtime exists, and a `Handle`
+//! cannot add them; the metrics above count parks but cannot time one. Without that
+//! evidence `fdr diagnose` cannot take the kernel's wait for a CPU off each await the
+//! runtime's driver ended, and its `slow_downstream` finding says so ("no per-wake
+//! evidence") instead of assuming a prompt host. To have it, build the runtime with
+//! [`instrument`](crate::tokio_hooks::instrument) in place of `#[tokio::main]` (what the
+//! macro expands to: `Builder::new_multi_thread().enable_all()`, `build()`, `block_on`).
+//!
 //! ```
 //! # fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
 //! # let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();

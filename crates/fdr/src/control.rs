@@ -131,6 +131,11 @@ pub(crate) mod tokio {
     /// samples. Call it once per runtime; inside `#[tokio::main]`,
     /// `let _watch = fdr::tokio::watch(Handle::current())?;`. Fails only if the watcher
     /// thread cannot be started ([`Error::is_spawn`]).
+    ///
+    /// It cannot hook the workers' parks (tokio takes those hooks only at the runtime's
+    /// build), so the dump has no per-wake evidence of the host's wait for a CPU and
+    /// `fdr diagnose` says so; a runtime built with
+    /// [`instrument`](crate::tokio::instrument) has it.
     pub fn watch(handle: Handle) -> Result<RuntimeWatch, Error> {
         Ok(fdr_recorder::tokio_watch::watch(handle)?)
     }

@@ -65,7 +65,9 @@ pub mod admin {
 ///   `Builder` (workers record park and unpark events); [`instrument_with`](tokio::instrument_with)
 ///   keeps the application's own hooks too, or call [`Hooks`](tokio::Hooks)' functions from them.
 /// - A runtime built by `#[tokio::main]`: [`watch`](tokio::watch) samples its workers' busy
-///   time and parks from a thread of fdr's own, with no builder.
+///   time and parks from a thread of fdr's own, with no builder. It cannot record the
+///   workers' park cycles (tokio takes those hooks only on the `Builder`), so the per-wake
+///   evidence `fdr diagnose` uses on a busy host is absent, and the diagnosis says so.
 ///
 /// ```
 /// # fdr::start(fdr::Config::default()).unwrap();

@@ -69,6 +69,17 @@ async fn main() {
                 .push((r.thread.0, ns, value));
         }
     }
+    // What watching cannot record: the workers' parks (tokio takes park hooks only on its
+    // Builder), so no per-wake evidence, which the diagnosis then says is absent.
+    let parks_recorded = trace
+        .events
+        .iter()
+        .filter(|r| matches!(r.event.kind, EventKind::Park | EventKind::Unpark))
+        .count();
+    assert_eq!(
+        parks_recorded, 0,
+        "a watched runtime's workers record no parks"
+    );
     let watcher = tables
         .threads()
         .find(|(_, t)| t.name == "fdr-tokio-watch")

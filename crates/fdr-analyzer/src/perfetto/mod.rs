@@ -29,8 +29,9 @@
 //! - with the OS view (the trace's OS samples and stacks): an `OS state` track under each
 //!   sampled thread whose slices say where each interval between two samples went
 //!   (`running`, `runnable`, `sleeping`, `blocked`, with the on-CPU, run-queue and off-CPU
-//!   ns), and every stack as a callstack sample of its thread, symbolized where the binary
-//!   is found (see `os.rs`).
+//!   ns), and every stack as a callstack sample of its thread at the moment it was taken
+//!   (its event's time less its age, `crate::sampled`), symbolized where the binary is found
+//!   (see `os.rs`).
 //!
 //! The parts live in their own modules: `packets` (packets, interning, track events),
 //! `tracks` (process, thread and task tracks, the clock snapshot), `slices` (nested
@@ -445,8 +446,12 @@ impl<W: Write> Visitor for PerfettoExport<W> {
                 thread,
                 cause,
                 frames,
+                age_ticks,
                 ..
-            } => self.os_stack(thread, ns, cause, frames, t),
+            } => {
+                let taken = crate::sampled::taken_ns(ns, age_ticks, cx.clock);
+                self.os_stack(thread, (ns, taken), cause, frames, t)
+            }
             EventKind::ThreadStart | EventKind::ThreadEnd => {}
         }
     }

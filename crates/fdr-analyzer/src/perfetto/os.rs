@@ -135,11 +135,12 @@ impl<W: Write> PerfettoExport<W> {
         self.thread_states += 1;
     }
 
-    /// A stack of `thread` at `ns`: a callstack sample on the thread.
+    /// A stack of `thread` recorded at `ns` and taken at `taken_ns` ([`crate::sampled`]): a
+    /// callstack sample on the thread, at the moment it was taken.
     pub(super) fn os_stack(
         &mut self,
         thread: ThreadId,
-        ns: u64,
+        (ns, taken_ns): (u64, u64),
         cause: SampleCause,
         frames: StackFrames<'_>,
         tables: &Tables,
@@ -183,7 +184,7 @@ impl<W: Write> PerfettoExport<W> {
         let pid = self.pid;
         let interned = std::mem::take(&mut self.interned);
         let p = &mut self.packet;
-        p.uint(fp::TIMESTAMP, ns)
+        p.uint(fp::TIMESTAMP, taken_ns)
             .uint(fp::TRUSTED_PACKET_SEQUENCE_ID, u64::from(SEQUENCE_ID))
             .uint(fp::SEQUENCE_FLAGS, fp::SEQ_NEEDS_INCREMENTAL_STATE);
         if !interned.is_empty() {

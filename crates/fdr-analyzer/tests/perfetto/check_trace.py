@@ -17,7 +17,9 @@ Checks, failing with the packet index and what is wrong:
 - at most one clock snapshot, with the trace clock (BOOTTIME) and the wall clock
   (REALTIME);
 - timestamps never decrease in file order, but for the OS state slices, which are
-  written when their interval closes: those never decrease on their own track;
+  written when their interval closes: those never decrease on their own track; and for
+  callstack samples, which are written when recorded at the moment they were taken
+  (earlier: a CPU sample waits for the sampler), and are not ordered;
 - each OS state track is a named child of a thread track, and its slices are named by a
   thread state and carry the interval's on-CPU, run-queue and off-CPU ns, which add up to
   the slice's duration;
@@ -169,7 +171,8 @@ def check(path):
                 p.WhichOneof("data") == "track_event"
                 and tracks.get(p.track_event.track_uuid, {}).get("kind") == "os_state"
             )
-            if p.HasField("timestamp"):
+            perf_sample = p.WhichOneof("data") == "perf_sample"
+            if p.HasField("timestamp") and not perf_sample:
                 if state_track:
                     u = p.track_event.track_uuid
                     if p.timestamp < state_ts.get(u, 0):

@@ -539,10 +539,13 @@ impl Capturer {
     fn counters_of(&mut self, tid: u64) -> Option<SchedStat> {
         #[cfg(target_arch = "x86_64")]
         {
-            if !self.blocked.contains_key(&tid) {
-                self.blocked.insert(tid, BlockedFiles::open(tid).ok()?);
-            }
-            self.blocked.get(&tid)?.schedstat().ok()
+            let files = match self.blocked.entry(tid) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(BlockedFiles::open(tid).ok()?)
+                }
+            };
+            files.schedstat().ok()
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
