@@ -221,3 +221,116 @@ fn a_buckets_incidents_are_listed() {
         "{err}"
     );
 }
+
+/// Every file under `dir`, as paths relative to it (`TABLE/ID.parquet`).
+#[cfg(feature = "query")]
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(dir).unwrap() {
+        let t = t.unwrap();
+        for f in std::fs::read_dir(t.path()).unwrap() {
+            let f = f.unwrap();
+            out.push(format!(
+                "{}/{}",
+                t.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `fdr query` over tables kept in a bucket (moto's S3 on 127.0.0.1) answers as over the
+/// same tables in a directory; a prefix with no tables says so, naming the URL.
+#[cfg(feature = "query")]
+#[test]
+fn a_buckets_tables_are_queried_as_a_directorys() {
+    let d = dir("query");
+    let tables = d.join("tables");
+    for m in incidents() {
+        let trace = d.join(format!("{}.fdr", m.id));
+        std::fs::write(&trace, fdr_format::testing::sample_trace()).unwrap();
+        fdr(
+            &[
+                "export",
+                "--format",
+                "parquet",
+                "-o",
+                tables.to_str().unwrap(),
+                trace.to_str().unwrap(),
+            ],
+            &[],
+        );
+    }
+    let mut moto = moto::Moto::start();
+    moto.mkbucket("fleet");
+    let uploaded = files(&tables);
+    assert!(uploaded.len() >= 20, "{uploaded:?}");
+    for f in &uploaded {
+        moto.put(
+            "fleet",
+            &format!("checkout/tables/{f}"),
+            &std::fs::read(tables.join(f)).unwrap(),
+        );
+    }
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", moto.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.clone()),
+    ];
+    let sql = "SELECT d.dump_id, count(*) AS polls, sum(p.duration_ns) AS poll_ns \
+               FROM dumps d JOIN polls p ON p.dump_id = d.dump_id \
+               GROUP BY d.dump_id ORDER BY d.dump_id";
+    let local: Value = serde_json::from_slice(
+        &fdr(&["query", "--json", sql, tables.to_str().unwrap()], &[]).stdout,
+    )
+    .unwrap();
+    let remote: Value = serde_json::from_slice(
+        &fdr(
+            &["query", "--json", sql, "s3://fleet/checkout/tables"],
+            &env,
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(local["rows"].as_array().unwrap().len(), 2, "{local}");
+    assert_eq!(local["rows"], remote["rows"]);
+    assert_eq!(remote["location"], "s3://fleet/checkout/tables");
+    let top: Value = serde_json::from_slice(
+        &fdr(
+            &[
+                "query",
+                "top-blocking",
+                "--json",
+                "s3://fleet/checkout/tables",
+            ],
+            &env,
+        )
+        .stdout,
+    )
+    .unwrap();
+    let top_local: Value = serde_json::from_slice(
+        &fdr(
+            &["query", "top-blocking", "--json", tables.to_str().unwrap()],
+            &[],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(top["rows"], top_local["rows"]);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_fdr"))
+        .args(["query", "SELECT 1", "s3://fleet/elsewhere"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("s3://fleet/elsewhere: no fdr tables there"),
+        "{err}"
+    );
+}
