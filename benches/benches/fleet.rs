@@ -4,10 +4,7 @@
 //! Figures: `fleet.export_rows_per_sec` (rows written to every table, over 120 dumps of
 //! the analyzer's scenarios in a local directory, best of three rounds),
 //! `fleet.export_dumps_per_sec` and `fleet.export_bytes_per_row` (Parquet bytes on disk per
-//! row, Snappy pages); with the `query` feature (`cargo xtask bench` has it),
-//! `fleet.query_dumps_per_sec`: dumps per second of `fdr query p99-by-task` over the 120
-//! dumps' tables (opening the directory, registering every table, answering: polls and
-//! awaits scanned, p99 per host and task name), best of three.
+//! row, Snappy pages).
 
 #![allow(
     missing_docs,
@@ -56,7 +53,6 @@ fn bench(_c: &mut Criterion) {
     let mut bytes = 0;
     for round in 0..3 {
         let tables = root.join(format!("tables-{round}"));
-        let _ = std::fs::remove_dir_all(&tables);
         let t = Instant::now();
         let mut n = 0;
         for p in &paths {
@@ -75,32 +71,12 @@ fn bench(_c: &mut Criterion) {
         best = best.min(t.elapsed().as_secs_f64());
         rows = n;
         bytes = dir_bytes(&tables);
-        // The last round's tables are the query's.
-        if round < 2 {
-            let _ = std::fs::remove_dir_all(&tables);
-        }
+        let _ = std::fs::remove_dir_all(&tables);
     }
-    #[cfg(feature = "query")]
-    query(&root.join("tables-2"));
     report("fleet.export_rows_per_sec", rows as f64 / best);
     report("fleet.export_dumps_per_sec", DUMPS as f64 / best);
     report("fleet.export_bytes_per_row", bytes as f64 / rows as f64);
     let _ = std::fs::remove_dir_all(&root);
-}
-
-/// `fleet.query_dumps_per_sec`: the fleet's tables opened and asked the p99 question.
-#[cfg(feature = "query")]
-fn query(tables: &Path) {
-    use fdr_query::{Fleet, Limits, canned};
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let fleet = Fleet::open(tables, Limits::default()).expect("tables");
-        let answer = fleet.sql(&canned::p99_by_task()).expect("answered");
-        best = best.min(t.elapsed().as_secs_f64());
-        assert!(!answer.rows.is_empty(), "an answer");
-    }
-    report("fleet.query_dumps_per_sec", DUMPS as f64 / best);
 }
 
 criterion_group!(benches, bench);

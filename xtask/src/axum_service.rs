@@ -61,11 +61,12 @@ fn forward(out: impl Read + Send + 'static, prefix: &'static str) -> mpsc::Recei
 
 /// `cargo xtask axum-service`: the check alone, with every feature as `ci` builds them.
 pub(crate) fn standalone() -> Result<()> {
-    check(&crate::features::workspace_features()?.args())
+    let (plain, _) = crate::features::workspace_features()?;
+    check(&["--features".to_string(), plain.join(",")])
 }
 
-/// Builds the example and the CLI (with `features`: the arguments the test step built the
-/// workspace with, so nothing is rebuilt for another feature set), then runs the check.
+/// Builds the example and the CLI (with `features`, as the test step built the workspace,
+/// so nothing is rebuilt for another feature set), then runs the check.
 pub(crate) fn check(features: &[String]) -> Result<()> {
     run(cargo().args(["build", "--workspace"]).args(features).args([
         "--bin",

@@ -44,8 +44,7 @@ pub(crate) fn run(filter: Option<&str>) -> Result<()> {
     if trace.exists() {
         fs::rename(&trace, &previous_trace)?;
     }
-    // `query`: the fleet bench's SQL over many dumps (DataFusion).
-    cmd.args(["bench", "-p", "fdr-benches", "--features", "query"])
+    cmd.args(["bench", "-p", "fdr-benches"])
         .env("FDR_BENCH_EXTRA", &extra)
         .env("FDR_E2E_TRACE", &trace);
     // `--filter NAME` runs only the benches whose id contains NAME.

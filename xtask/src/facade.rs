@@ -72,7 +72,7 @@ fn features_alone() -> Result<()> {
         .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_string()))
         .filter(|k| !k.is_empty() && !k.starts_with('#') && k != "default")
         .collect::<Vec<_>>();
-    let gated = features::workspace_features()?.gated;
+    let (_, gated) = features::workspace_features()?;
     let features = features
         .into_iter()
         .filter(|f| !gated.iter().any(|g| g.package == "fdr" && g.feature == *f))

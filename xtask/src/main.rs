@@ -87,11 +87,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 
 fn ci() -> Result<()> {
     let mut steps = steps::Steps::new();
-    // Every feature but those that also need a cfg (see features.rs), which follow, and
-    // the members a manifest leaves out of CI (`left-out-of-ci`).
-    let workspace = features::workspace_features()?;
     steps.run("tools", || {
-        workspace.fetch_left_out()?;
         ensure_chromium()?;
         ensure_pip();
         ensure_profile_proto();
@@ -100,8 +96,9 @@ fn ci() -> Result<()> {
     })?;
     // The tests' Python packages install while clippy and the facade build.
     let python = python::prefetch();
-    let all_features = workspace.args();
-    let gated = workspace.gated;
+    // Every feature but those that also need a cfg (see features.rs), which follow.
+    let (plain, gated) = features::workspace_features()?;
+    let all_features = ["--features".to_string(), plain.join(",")];
     steps.run("fmt", || run(cargo().args(["fmt", "--all", "--check"])))?;
     steps.run("clippy", || {
         run(cargo()

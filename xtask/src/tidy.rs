@@ -354,87 +354,6 @@ fn tidy_rust_version_covers_let_chains() {
     );
 }
 
-/// A member that needs a newer Rust than the workspace's `rust-version` (fdr-query, for
-/// DataFusion) declares so itself, and is reached only as an optional dependency behind a
-/// feature no default build turns on: every other member, built as it comes, keeps the
-/// workspace's version.
-#[test]
-fn tidy_a_newer_rust_is_only_behind_optional_features() {
-    use serde_json::Value;
-    let out = crate::cargo()
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .output()
-        .expect("cargo metadata");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let minor = |v: &Value| -> u32 {
-        v.as_str()
-            .and_then(|v| v.split('.').nth(1))
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0)
-    };
-    let packages = meta["packages"].as_array().unwrap();
-    let workspace = packages
-        .iter()
-        .find(|p| p["name"] == "fdr")
-        .map(|p| minor(&p["rust_version"]))
-        .unwrap();
-    let newer: Vec<&str> = packages
-        .iter()
-        .filter(|p| minor(&p["rust_version"]) > workspace)
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        newer.contains(&"fdr-query"),
-        "fdr-query declares its own rust-version (DataFusion's): {newer:?}"
-    );
-    for p in packages {
-        let name = p["name"].as_str().unwrap();
-        if newer.contains(&name) {
-            continue;
-        }
-        for d in p["dependencies"].as_array().unwrap() {
-            let dep = d["name"].as_str().unwrap();
-            if !newer.contains(&dep) {
-                continue;
-            }
-            assert!(
-                d["optional"] == true && d["kind"].is_null(),
-                "{name} depends on {dep}, which needs a newer Rust than the workspace's 1.{workspace}: only as an optional [dependencies] entry behind a feature"
-            );
-            // The features a default build turns on, followed through the feature table.
-            let features = p["features"].as_object().unwrap();
-            let mut on = vec!["default".to_string()];
-            let mut i = 0;
-            while i < on.len() {
-                for item in features
-                    .get(&on[i])
-                    .and_then(|f| f.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    let item = item.as_str().unwrap();
-                    assert!(
-                        item != format!("dep:{dep}")
-                            && item != dep
-                            && !item.starts_with(&format!("{dep}/")),
-                        "{name}: its default features turn on {dep} (through `{}`), which needs a newer Rust than the workspace's 1.{workspace}",
-                        on[i]
-                    );
-                    if features.contains_key(item) && !on.iter().any(|f| f == item) {
-                        on.push(item.to_string());
-                    }
-                }
-                i += 1;
-            }
-        }
-    }
-}
-
 /// Lines of Rust source that declare a `pub` item (not `pub(crate)` or narrower) whose
 /// line names a raw pointer type: `pub struct P(pub *const T)`, `pub fn f() -> *mut u8`.
 fn pub_raw_pointer_lines(text: &str) -> Vec<usize> {
@@ -777,11 +696,8 @@ fn tidy_xtask_does_not_depend_on_the_analyzer() {
     }
 }
 
-/// No package a default build of the workspace's members uses needs a Rust newer than the
-/// workspace's `rust-version` (what each declares as its own), so the stated minimum is one
-/// the dependencies accept. The members that declare a newer one themselves (fdr-query, for
-/// DataFusion), and what only they bring, are left out: they are reached only behind
-/// features no default build has (`tidy_a_newer_rust_is_only_behind_optional_features`).
+/// No package of the lock file needs a Rust newer than the workspace's `rust-version`
+/// (what each declares as its own), so the stated minimum is one the dependencies accept.
 /// Beside clippy's `incompatible_msrv` (std APIs) and the let-chains check, this is as far as
 /// a machine with one toolchain can check the minimum.
 #[test]
@@ -822,41 +738,8 @@ fn tidy_no_dependency_needs_a_newer_rust() {
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let packages = meta["packages"].as_array().expect("packages");
     assert!(packages.len() > 50, "only {} packages", packages.len());
-    // The packages reached from the members that keep the workspace's version, through the
-    // resolve of their default features.
-    let keeps = |id: &str| {
-        packages.iter().any(|p| {
-            p["id"] == id
-                && p["rust_version"]
-                    .as_str()
-                    .is_none_or(|v| version(v) <= version(&declared))
-        })
-    };
-    let nodes = meta["resolve"]["nodes"].as_array().expect("resolve");
-    let mut reached: Vec<&str> = meta["workspace_members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m.as_str())
-        .filter(|m| keeps(m))
-        .collect();
-    let mut i = 0;
-    while i < reached.len() {
-        let node = nodes
-            .iter()
-            .find(|n| n["id"] == reached[i])
-            .expect("a node");
-        for d in node["dependencies"].as_array().unwrap() {
-            let d = d.as_str().unwrap();
-            if !reached.contains(&d) {
-                reached.push(d);
-            }
-        }
-        i += 1;
-    }
     let newer: Vec<String> = packages
         .iter()
-        .filter(|p| reached.iter().any(|r| p["id"] == *r))
         .filter_map(|p| {
             let needs = p["rust_version"].as_str()?;
             (version(needs) > version(&declared)).then(|| {

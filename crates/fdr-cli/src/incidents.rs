@@ -109,7 +109,7 @@ impl Source for Bucket {
 }
 
 /// Whether `location` is a URL rather than a path.
-pub(crate) fn is_url(location: &str) -> bool {
+fn is_url(location: &str) -> bool {
     location.split_once("://").is_some_and(|(scheme, _)| {
         scheme.starts_with(|c: char| c.is_ascii_lowercase())
             && scheme

@@ -12,8 +12,6 @@ mod incidents;
 mod input;
 mod output;
 mod pprof;
-#[cfg(feature = "query")]
-mod query;
 mod windowed;
 
 use std::io::{IsTerminal, Write};
@@ -191,10 +189,6 @@ enum Cmd {
     /// The sentinel's incidents in a directory or a bucket (s3://, gs://, az://, file://),
     /// newest first: time, host, service, rule and values, and each dump's top finding.
     Incidents(incidents::IncidentsArgs),
-    /// SQL over the Parquet tables of many dumps (a directory or a bucket), or a canned
-    /// question: top-blocking, p99-by-task, incidents-per-rule, release-diff.
-    #[cfg(feature = "query")]
-    Query(query::QueryArgs),
     /// Events as text, one a line, in time order.
     Cat {
         /// The trace file, or `-` for standard input.
@@ -496,8 +490,6 @@ fn run(cli: Cli) -> Result<()> {
             check(&trace, out.error.as_ref())
         }
         Cmd::Incidents(args) => incidents::run(args),
-        #[cfg(feature = "query")]
-        Cmd::Query(args) => query::run(args),
         Cmd::Cat { trace, limit } => {
             let mut c = Cat::new(Stdout::new(), limit.unwrap_or(u64::MAX));
             let out = export(&trace, &mut c)?;

@@ -1,12 +1,11 @@
 //! `fdr export --format parquet`, read by another engine: DuckDB (PyPI `duckdb`, installed
 //! with pip under this target directory on first run) queries the tables of several dumps
 //! at once, and its answers must equal what `fdr tasks`, `regions`, `blocking`, `summary`
-//! and `diagnose` say of each dump; `fdr query` (feature `query`: DataFusion) must give
-//! the same rows as DuckDB for the same SQL, canned questions included. Without python3, pip or PyPI the test fails, saying
+//! and `diagnose` say of each dump. Without python3, pip or PyPI the test fails, saying
 //! what is missing: a check that cannot run is not a pass.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use fdr_test_support::python::{DUCKDB, DUCKDB_PY};
@@ -85,19 +84,26 @@ fn num(v: &Value) -> u64 {
     }
 }
 
-/// The sample dumps exported, each a different case.
-const NAMES: [&str; 4] = [
-    "healthy",
-    "lock_contention",
-    "async_lock_contention",
-    "slow_downstream",
-];
-
-/// Writes the [`NAMES`] sample dumps into `dumps` (`lock_contention` with a sidecar: an
-/// incident) and exports each into `tables`.
-fn export_dumps(dumps: &Path, tables: &Path) {
-    std::fs::create_dir_all(dumps).unwrap();
-    for name in NAMES {
+#[test]
+fn duckdb_reads_the_tables_of_several_dumps_and_agrees_with_fdr() {
+    let site = match DUCKDB.site_in(&tmp()) {
+        Ok(s) => s,
+        Err(why) => panic!(
+            "the Parquet check needs python3 with pip and PyPI ({DUCKDB_PY}; `cargo xtask ci` installs pip): {why}"
+        ),
+    };
+    let root = tmp().join("parquet-export");
+    let _ = std::fs::remove_dir_all(&root);
+    let dumps = root.join("dumps");
+    let tables = root.join("tables");
+    std::fs::create_dir_all(&dumps).unwrap();
+    let names = [
+        "healthy",
+        "lock_contention",
+        "async_lock_contention",
+        "slow_downstream",
+    ];
+    for name in names {
         let path = dumps.join(format!("{name}.fdr"));
         std::fs::write(&path, scenario(name).unwrap()).unwrap();
         if name == "lock_contention" {
@@ -120,29 +126,6 @@ fn export_dumps(dumps: &Path, tables: &Path) {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("rows in 10 tables"), "{name}: {err}");
     }
-}
-
-/// DuckDB's site directory, installed once for the tests of this file (which run in
-/// threads of one process, and would each install it into the same place).
-fn duckdb_site() -> PathBuf {
-    static SITE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    match SITE.get_or_init(|| DUCKDB.site_in(&tmp())) {
-        Ok(s) => s.clone(),
-        Err(why) => panic!(
-            "the Parquet check needs python3 with pip and PyPI ({DUCKDB_PY}; `cargo xtask ci` installs pip): {why}"
-        ),
-    }
-}
-
-#[test]
-fn duckdb_reads_the_tables_of_several_dumps_and_agrees_with_fdr() {
-    let site = duckdb_site();
-    let root = tmp().join("parquet-export");
-    let _ = std::fs::remove_dir_all(&root);
-    let dumps = root.join("dumps");
-    let tables = root.join("tables");
-    let names = NAMES;
-    export_dumps(&dumps, &tables);
     let duck = Duck { site, dir: tables };
 
     // One row per dump, with its identity and what `fdr summary` counts.
@@ -359,215 +342,4 @@ fn keyed(
         .iter()
         .filter_map(|r| Some((key(r)?, fields.map(|f| r[f].as_u64().unwrap()).to_vec())))
         .collect()
-}
-
-/// Runs one query in DuckDB over views named as the tables (`TABLE` for
-/// `read_parquet('DIR/TABLE/*.parquet')`, for each table directory there with a file: an
-/// empty one, `stack_samples` when no dump has stacks, is left out), and returns
-/// its rows as JSON arrays.
-#[cfg(feature = "query")]
-const RUN_SQL_ON_VIEWS: &str = r#"
-import duckdb, json, os, sys
-con = duckdb.connect()
-d = sys.argv[1]
-for t in sorted(os.listdir(d)):
-    if not any(f.endswith(".parquet") for f in os.listdir(os.path.join(d, t))):
-        continue
-    con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{d}/{t}/*.parquet')")
-r = con.sql(sys.argv[2])
-print(json.dumps([list(row) for row in r.fetchall()], default=str))
-"#;
-
-/// `fdr query` and DuckDB give the same rows for the same SQL over the same files: a
-/// query of the user's and the canned questions whose SQL both engines speak.
-#[cfg(feature = "query")]
-#[test]
-fn fdr_query_and_duckdb_give_the_same_answers() {
-    let site = duckdb_site();
-    let root = tmp().join("parquet-query");
-    let _ = std::fs::remove_dir_all(&root);
-    let tables = root.join("tables");
-    export_dumps(&root.join("dumps"), &tables);
-    let dir = tables.to_str().unwrap();
-
-    let queries = [
-        // A user's query: an outer join of two tables, with null-able columns (the
-        // incident id; the sum of a dump without polls).
-        "SELECT d.dump_id, d.incident_id, count(p.duration_ns) AS polls, sum(p.duration_ns) AS poll_ns \
-         FROM dumps d LEFT JOIN polls p ON p.host = d.host AND p.dump_id = d.dump_id \
-         GROUP BY d.dump_id, d.incident_id ORDER BY d.dump_id"
-            .to_string(),
-        canned_sql(&["top-blocking", "--limit", "10"], dir),
-        canned_sql(&["p99-by-task"], dir),
-    ];
-    let mut rows_compared = Vec::new();
-    for q in &queries {
-        let o = fdr(&["query", "--json", q, dir]);
-        assert!(
-            o.status.success(),
-            "fdr query {q}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let ours: Value = serde_json::from_slice(&o.stdout).unwrap();
-        let cols: Vec<&str> = ours["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
-        let ours: Vec<Vec<Value>> = ours["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| cols.iter().map(|c| r[*c].clone()).collect())
-            .collect();
-        let o = Command::new("python3")
-            .args(["-c", RUN_SQL_ON_VIEWS, dir, q])
-            .env("PYTHONPATH", &site)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "duckdb rejected {q}:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let theirs: Vec<Vec<Value>> = serde_json::from_slice(&o.stdout).unwrap();
-        assert!(!ours.is_empty(), "no rows: {q}");
-        assert_eq!(
-            ours.len(),
-            theirs.len(),
-            "{q}\nfdr: {ours:?}\nduckdb: {theirs:?}"
-        );
-        for (a, b) in ours.iter().zip(&theirs) {
-            assert_eq!(a.len(), b.len(), "{q}");
-            for (x, y) in a.iter().zip(b) {
-                assert!(same(x, y), "{q}\nfdr: {a:?}\nduckdb: {b:?}");
-            }
-        }
-        rows_compared.push(ours.len());
-    }
-    // The user's query: a row for each dump.
-    assert_eq!(rows_compared[0], NAMES.len(), "{rows_compared:?}");
-
-    // The text output: a header, the rows, their count.
-    let o = fdr(&["query", "top-blocking", "--limit", "3", dir]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout);
-    let first = text.lines().next().unwrap();
-    for c in ["site", "reason", "blocks", "total_ns"] {
-        assert!(first.contains(c), "{text}");
-    }
-    assert!(text.trim_end().ends_with("(3 rows)"), "{text}");
-}
-
-/// The SQL of a canned question, as `fdr query QUESTION --print-sql` gives it.
-#[cfg(feature = "query")]
-fn canned_sql(question: &[&str], dir: &str) -> String {
-    let mut args = vec!["query"];
-    args.extend(question);
-    args.extend(["--print-sql", dir]);
-    let o = fdr(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let sql = String::from_utf8(o.stdout).unwrap();
-    assert!(
-        sql.starts_with("WITH") || sql.starts_with("SELECT"),
-        "{sql}"
-    );
-    sql
-}
-
-/// The same value from two engines: numbers equal within float rounding (DuckDB's sums
-/// come as 128-bit integers, its percentiles and DataFusion's as doubles), the rest
-/// equal.
-#[cfg(feature = "query")]
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-        _ => a == b,
-    }
-}
-
-/// A query DataFusion refuses is a usage error naming the query and the tables; a
-/// location without tables says what it looked for; every canned question runs.
-#[cfg(feature = "query")]
-#[test]
-fn fdr_query_says_what_is_wrong() {
-    let root = tmp().join("parquet-query-errors");
-    let _ = std::fs::remove_dir_all(&root);
-    let tables = root.join("tables");
-    export_dumps(&root.join("dumps"), &tables);
-    let dir = tables.to_str().unwrap();
-
-    let o = fdr(&["query", "SELEKT * FROM polls", dir]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("SELEKT * FROM polls") && err.contains("polls"),
-        "{err}"
-    );
-    let o = fdr(&["query", "SELECT no_such_column FROM polls", dir]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("no_such_column"), "{err}");
-
-    // An option before a question's name: the name is not taken for SQL.
-    let o = fdr(&["query", "--json", "top-blocking", dir]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("`top-blocking` is a question: its options follow its name"),
-        "{err}"
-    );
-
-    // The dumps' own directory holds dumps, not tables.
-    let dumps = root.join("dumps");
-    let o = fdr(&["query", "SELECT 1", dumps.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(dumps.to_str().unwrap()) && err.contains("no fdr tables there"),
-        "{err}"
-    );
-    let o = fdr(&["query", "SELECT 1", root.join("absent").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-
-    // No dump has stacks: the table is there, empty, with its columns.
-    let o = fdr(&[
-        "query",
-        "--json",
-        "SELECT count(*) AS n FROM stack_samples",
-        dir,
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["rows"][0]["n"], 0);
-
-    // The canned questions that DuckDB does not check run and answer.
-    let o = fdr(&["query", "incidents-per-rule", "--json", dir]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let rules: Vec<&str> = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["rule"].as_str().unwrap())
-        .collect();
-    let expected = SCENARIOS
-        .iter()
-        .find(|s| s.0 == "lock_contention")
-        .unwrap()
-        .1
-        .unwrap();
-    assert!(rules.contains(&expected), "{v}");
-    let o = fdr(&["query", "release-diff", "1", "2", "--json", dir]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["columns"][0], "task_name", "{v}");
-
-    // --max-rows keeps that many and says how many more there were.
-    let o = fdr(&["query", "--max-rows", "2", "SELECT * FROM polls", dir]);
-    assert!(o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("more rows not shown (--max-rows 2)"), "{err}");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("(2 rows)"));
 }

@@ -586,14 +586,6 @@ impl BucketStore {
         &self.config
     }
 
-    /// The object store of the URL's bucket (keys relative to the bucket, not the prefix),
-    /// with this store's credentials, endpoint, root certificates, timeout and retries: for
-    /// readers that speak object_store themselves, such as a query engine over tables kept
-    /// beside the incidents. Its requests run on the caller's tokio runtime.
-    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
-        Arc::clone(&self.store)
-    }
-
     /// Runs `fut` on the store's runtime: here, or (when called from inside another
     /// runtime, where blocking on one would panic) on a scoped thread.
     fn block_on<T: Send>(&self, fut: impl Future<Output = T> + Send) -> T {
