@@ -148,7 +148,7 @@ impl Waker {
     }
 }
 
-/// Hashed as its two words ([`Waker::words`]): fewer writes than the derived hash's one
+/// Hashed as its two words (`Waker::words`): fewer writes than the derived hash's one
 /// per field (an await's key is hashed once per await).
 impl std::hash::Hash for Waker {
     #[inline]

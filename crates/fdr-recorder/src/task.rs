@@ -12,7 +12,7 @@
 //! not wake the same task (`Waker::will_wake`), so a poll allocates nothing. A task dropped
 //! when nothing else holds its wrapped waker (no clone, no reader of the live-task list)
 //! releases the executor's waker at once and leaves the allocation to the thread's next
-//! task's first poll ([`SPARE_SHIM`]), so a request's task allocates nothing in a steady state.
+//! task's first poll (`SPARE_SHIM`), so a request's task allocates nothing in a steady state.
 //!
 //! Metrics (always on, recording or not): scheduling latency (creation or wake to the next
 //! poll start), poll duration, tasks spawned/completed/alive ([`crate::metrics`]).
