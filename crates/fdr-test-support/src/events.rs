@@ -1,7 +1,6 @@
-//! Shorthands for the events tests build traces from by hand with
-//! [`TraceBuilder`](crate::scenarios::TraceBuilder): a root task's creation, a poll, an OS
-//! sample, a captured stack, and the mapping of this test binary a stack address resolves
-//! through.
+//! Shorthands for the events tests build traces from by hand with [`TraceBuilder`]: a root
+//! task's creation, a poll, an OS sample, a captured stack, and the mapping of this test
+//! binary a stack address resolves through.
 
 use fdr_format::{EventKind, Module, SampleCause, SiteId, StackFrames, StrId, TaskId, ThreadId};
 
