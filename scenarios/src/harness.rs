@@ -540,6 +540,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_finding_s_site_is_the_first_line_it_shows() {
+        let site = Site {
+            path: "scenarios/src/a.rs",
+            first: 12,
+            last: 12,
+        };
+        // The fault's line after a spawn site: mentioned, but not the finding's site.
+        let spawn_first = json!({
+            "title": "40 polls held a worker",
+            "evidence": [
+                "12ms poll of req (spawned at scenarios/src/svc/http.rs:39:64)",
+                "blocking inside polls: mutex at scenarios/src/a.rs:12:5",
+            ],
+            "rule": "long_polls",
+        });
+        assert!(names(&spawn_first, &site));
+        assert!(!leads_with(&spawn_first, &site));
+        assert_eq!(
+            first_site(&spawn_first).as_deref(),
+            Some("scenarios/src/svc/http.rs:39")
+        );
+        // The title's frame comes first, whatever the evidence names.
+        let title_first = json!({
+            "title": "long polls blocked off-CPU in handle at /src/ws/scenarios/src/a.rs:12",
+            "evidence": ["spawned at scenarios/src/svc/http.rs:39:64"],
+        });
+        assert!(leads_with(&title_first, &site));
+    }
+
+    #[test]
     fn sites_are_found_in_evidence_text() {
         let t =
             "mutex at scenarios/src/a.rs:12:5: 3 waits; spawned at (scenarios/src/b/c.rs:7) x.rs:";
