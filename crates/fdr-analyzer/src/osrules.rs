@@ -328,7 +328,8 @@ pub(crate) fn host_cpu_contention(p: &Profile) -> Finding {
 #[cfg(test)]
 mod tests {
     use crate::diagnose::Severity;
-    use fdr_format::{EventKind, Module, SampleCause, StackFrames, TaskId};
+    use fdr_format::{EventKind, Module, SampleCause, TaskId};
+    use fdr_test_support::events::os_sample;
     use fdr_test_support::scenarios::TraceBuilder;
 
     const MS: u64 = 1_000_000;
@@ -351,18 +352,7 @@ mod tests {
         let sampler = b.thread("fdr-sampler");
         let name = b.string("http GET /profile");
         let site = b.site("src/http.rs", 44);
-        let mut bytes = Vec::new();
-        StackFrames::encode(&[0x5566_0000_1000], &mut bytes);
-        let frames =
-            StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).expect("one frame");
-        let sample = |cause, cpu, runq| EventKind::OsSample {
-            thread: worker,
-            cause,
-            cpu_ns: Some(cpu),
-            runq_ns: Some(runq),
-            timeslices: Some(1),
-            state: Some(b'R'),
-        };
+        let sample = |cause, cpu, runq| os_sample(worker, cause, cpu, runq, b'R');
         let (mut cpu, mut runq) = (0u64, 0u64);
         b.push(sampler, 0, sample(SampleCause::Periodic, cpu, runq));
         let mut t = MS;
@@ -373,35 +363,22 @@ mod tests {
             } else {
                 (heavy_ms * MS, heavy_ms * MS - MS / 10)
             };
-            b.push(
-                worker,
-                t,
-                EventKind::TaskCreate {
-                    task,
-                    parent: TaskId::NONE,
-                    name,
-                    site,
-                },
-            );
-            b.push(worker, t + 1_000, EventKind::PollStart { task });
+            b.task(worker, t, task, name, site);
+            let end = t + 1_000 + wall;
+            b.poll(worker, t + 1_000, end, task, true);
             // The sampler finds the poll long a quarter in, and sees it end.
             let seen = t + 1_000 + wall / 4;
             b.push(sampler, seen, sample(SampleCause::LongScope, cpu, runq));
-            b.push(
+            b.stack(
                 sampler,
                 seen + 1_000,
-                EventKind::Stack {
-                    thread: worker,
-                    cause: SampleCause::LongScope,
-                    truncated: false,
-                    frames,
-                    age_ticks: None,
-                },
+                worker,
+                SampleCause::LongScope,
+                &[0x5566_0000_1000],
+                None,
             );
-            let end = t + 1_000 + wall;
             cpu += on * 3 / 4;
             runq += (wall - on) * 3 / 4;
-            b.push(worker, end, EventKind::PollEnd { task, ready: true });
             b.push(
                 sampler,
                 end + 1_000,

@@ -243,7 +243,7 @@ impl Visitor for PprofExport {
 mod tests {
     use super::*;
     use crate::{ReadOptions, read_slice};
-    use fdr_format::{SampleCause, StackFrames};
+    use fdr_format::SampleCause;
     use fdr_test_support::scenarios::TraceBuilder;
 
     const MS: u64 = 1_000_000;
@@ -258,16 +258,7 @@ mod tests {
         let rate = b.string(fdr_format::event::METRIC_CPU_PROFILE_HZ);
         for (task, name) in [(TaskId(1), "alpha"), (TaskId(2), "beta")] {
             let name = b.string(name);
-            b.push(
-                worker,
-                0,
-                EventKind::TaskCreate {
-                    task,
-                    parent: TaskId::NONE,
-                    name,
-                    site,
-                },
-            );
+            b.task(worker, 0, task, name, site);
         }
         b.push(
             sampler,
@@ -277,37 +268,15 @@ mod tests {
                 value: 100.0,
             },
         );
-        b.push(worker, 10 * MS, EventKind::PollStart { task: TaskId(1) });
-        b.push(
-            worker,
-            30 * MS,
-            EventKind::PollEnd {
-                task: TaskId(1),
-                ready: false,
-            },
-        );
-        b.push(worker, 40 * MS, EventKind::PollStart { task: TaskId(2) });
-        let mut bytes = Vec::new();
-        StackFrames::encode(&[0x1000, 0x2000], &mut bytes);
-        let frames = StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 2).unwrap();
-        b.push(
+        b.poll(worker, 10 * MS, 30 * MS, TaskId(1), false);
+        b.poll(worker, 40 * MS, 100 * MS, TaskId(2), true);
+        b.stack(
             sampler,
             50 * MS,
-            EventKind::Stack {
-                thread: worker,
-                cause: SampleCause::CpuTimer,
-                truncated: false,
-                frames,
-                age_ticks: Some(30 * MS),
-            },
-        );
-        b.push(
             worker,
-            100 * MS,
-            EventKind::PollEnd {
-                task: TaskId(2),
-                ready: true,
-            },
+            SampleCause::CpuTimer,
+            &[0x1000, 0x2000],
+            Some(30 * MS),
         );
         b.build()
     }

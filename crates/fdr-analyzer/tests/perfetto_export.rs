@@ -15,7 +15,8 @@ use std::sync::OnceLock;
 use fdr_analyzer::chrome::ChromeExport;
 use fdr_analyzer::perfetto::PerfettoExport;
 use fdr_analyzer::{EventCx, ReadOptions, Visitor, read_slice};
-use fdr_format::{EventKind, StrId, TaskId};
+use fdr_format::{EventKind, SampleCause, StrId, TaskId};
+use fdr_test_support::events::{module_of, os_sample};
 use fdr_test_support::python::{PERFETTO as DECODER, PERFETTO_PY, PROTOBUF_PY};
 use fdr_test_support::scenarios::{SCENARIOS, TraceBuilder, scenario};
 use serde_json::Value;
@@ -504,28 +505,6 @@ fn perfetto_test_blocking_call() -> u64 {
     std::hint::black_box(7)
 }
 
-/// The executable mapping of this test binary holding `addr`, from `/proc/self/maps`.
-fn module_of(addr: u64) -> fdr_format::Module {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (range, offset) = (f[0], f[2]);
-        let (s, e) = range.split_once('-').unwrap();
-        let start = u64::from_str_radix(s, 16).unwrap();
-        let end = u64::from_str_radix(e, 16).unwrap();
-        if (start..end).contains(&addr) && f.len() >= 6 {
-            return fdr_format::Module {
-                start,
-                end,
-                file_offset: u64::from_str_radix(offset, 16).unwrap(),
-                path: f[5].to_string(),
-                build_id: Vec::new(),
-            };
-        }
-    }
-    panic!("no mapping holds {addr:#x}");
-}
-
 /// A long poll with the OS view: its thread's state track says where each interval
 /// between two OS samples went (the one inside the poll mostly off-CPU: `sleeping`), and
 /// the stack captured inside it is a callstack sample on its thread, symbolized to the
@@ -542,47 +521,22 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
     let site = b.site("src/main.rs", 9);
     let task = TaskId(5);
     let ms = 1_000_000;
-    b.push(
-        worker,
-        0,
-        EventKind::TaskCreate {
-            task,
-            parent: TaskId::NONE,
-            name,
-            site,
-        },
-    );
-    b.push(worker, 10 * ms, EventKind::PollStart { task });
-    b.push(worker, 80 * ms, EventKind::PollEnd { task, ready: true });
-    let sample = |cause, cpu, runq, state| EventKind::OsSample {
-        thread: worker,
-        cause,
-        cpu_ns: Some(cpu),
-        runq_ns: Some(runq),
-        timeslices: Some(1),
-        state: Some(state),
-    };
-    use fdr_format::SampleCause;
+    b.task(worker, 0, task, name, site);
+    b.poll(worker, 10 * ms, 80 * ms, task, true);
+    let sample = |cause, cpu, runq, state| os_sample(worker, cause, cpu, runq, state);
     b.push(sampler, 0, sample(SampleCause::Periodic, 0, 0, b'R'));
     b.push(
         sampler,
         12 * ms,
         sample(SampleCause::LongScope, 11 * ms, 0, b'S'),
     );
-    let mut bytes = Vec::new();
-    fdr_format::StackFrames::encode(&[ip], &mut bytes);
-    let frames =
-        fdr_format::StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).unwrap();
-    b.push(
+    b.stack(
         sampler,
         12 * ms + 500_000,
-        EventKind::Stack {
-            thread: worker,
-            cause: SampleCause::LongScope,
-            truncated: false,
-            frames,
-            age_ticks: None,
-        },
+        worker,
+        SampleCause::LongScope,
+        &[ip],
+        None,
     );
     b.push(
         sampler,
@@ -636,7 +590,6 @@ fn a_long_poll_shows_its_thread_state_and_its_blocking_stack() {
 /// callstack sample is at the moment it was taken, inside that poll's slice.
 #[test]
 fn a_late_cpu_sample_lands_inside_the_poll_it_was_taken_in() {
-    use fdr_format::SampleCause;
     let ip = perfetto_test_blocking_call as *const () as usize as u64 + 1;
     let mut b = TraceBuilder::new();
     b.module(module_of(ip));
@@ -646,37 +599,18 @@ fn a_late_cpu_sample_lands_inside_the_poll_it_was_taken_in() {
     let ms = 1_000_000;
     for (task, name) in [(TaskId(1), "alpha"), (TaskId(2), "beta")] {
         let name = b.string(name);
-        b.push(
-            worker,
-            0,
-            EventKind::TaskCreate {
-                task,
-                parent: TaskId::NONE,
-                name,
-                site,
-            },
-        );
+        b.task(worker, 0, task, name, site);
     }
-    let end = |task| EventKind::PollEnd { task, ready: false };
-    b.push(worker, 10 * ms, EventKind::PollStart { task: TaskId(1) });
-    b.push(worker, 30 * ms, end(TaskId(1)));
-    b.push(worker, 40 * ms, EventKind::PollStart { task: TaskId(2) });
-    let mut bytes = Vec::new();
-    fdr_format::StackFrames::encode(&[ip], &mut bytes);
-    let frames =
-        fdr_format::StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).unwrap();
-    b.push(
+    b.poll(worker, 10 * ms, 30 * ms, TaskId(1), false);
+    b.poll(worker, 40 * ms, 100 * ms, TaskId(2), false);
+    b.stack(
         sampler,
         50 * ms,
-        EventKind::Stack {
-            thread: worker,
-            cause: SampleCause::CpuTimer,
-            truncated: false,
-            frames,
-            age_ticks: Some(30 * ms),
-        },
+        worker,
+        SampleCause::CpuTimer,
+        &[ip],
+        Some(30 * ms),
     );
-    b.push(worker, 100 * ms, end(TaskId(2)));
     let (v, _) = decode(&b.build(), "late-sample").unwrap();
     let samples = v["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 1, "{samples:?}");

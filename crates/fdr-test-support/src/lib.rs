@@ -3,6 +3,8 @@
 //! - [`scenarios`]: deterministic traces of known problems (one per diagnose rule, and a
 //!   healthy service) and [`scenarios::TraceBuilder`], which writes a trace from per-thread
 //!   event lists.
+//! - [`events`]: shorthands for the events tests push to a `TraceBuilder` by hand (a root
+//!   task, a poll, an OS sample, a stack) and the mapping a test's stack address resolves in.
 //! - [`adversarial`]: hostile traces shaped to push each of the analyzer's limits.
 //! - [`trace`]: the one decoder tests read a trace with: every event with its thread, and
 //!   the tables, panicking with the byte offset on damage.
@@ -12,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adversarial;
+pub mod events;
 pub mod python;
 pub mod scenarios;
 pub mod tools;

@@ -106,35 +106,16 @@ pub(super) fn example_cells(os: &OsView, x: &PollRecord) -> [String; 2] {
 
 #[cfg(test)]
 mod tests {
-    use fdr_format::{EventKind, Module, SampleCause, StackFrames, TaskId};
+    use fdr_format::{EventKind, SampleCause, TaskId};
 
     use crate::report::Report;
+    use fdr_test_support::events::{module_of, os_sample};
     use fdr_test_support::scenarios::{TraceBuilder, scenario};
 
     /// Where a long poll of the test below blocks.
     #[inline(never)]
     fn report_test_blocking_call() -> u64 {
         std::hint::black_box(11)
-    }
-
-    fn module_of(addr: u64) -> Module {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        for line in maps.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (s, e) = f[0].split_once('-').unwrap();
-            let start = u64::from_str_radix(s, 16).unwrap();
-            let end = u64::from_str_radix(e, 16).unwrap();
-            if (start..end).contains(&addr) && f.len() >= 6 {
-                return Module {
-                    start,
-                    end,
-                    file_offset: u64::from_str_radix(f[2], 16).unwrap(),
-                    path: f[5].to_string(),
-                    build_id: Vec::new(),
-                };
-            }
-        }
-        panic!("no mapping holds {addr:#x}");
     }
 
     /// The HTML between the `<h2>` titled `title` and the next one.
@@ -157,42 +138,19 @@ mod tests {
         let site = b.site("src/main.rs", 9);
         let task = TaskId(5);
         let ms = 1_000_000;
-        b.push(
-            worker,
-            0,
-            EventKind::TaskCreate {
-                task,
-                parent: TaskId::NONE,
-                name,
-                site,
-            },
-        );
-        b.push(worker, 10 * ms, EventKind::PollStart { task });
-        b.push(worker, 80 * ms, EventKind::PollEnd { task, ready: true });
+        b.task(worker, 0, task, name, site);
+        b.poll(worker, 10 * ms, 80 * ms, task, true);
         b.push(worker, 90 * ms, EventKind::TaskDrop { task });
-        let sample = |cause, cpu, runq| EventKind::OsSample {
-            thread: worker,
-            cause,
-            cpu_ns: Some(cpu),
-            runq_ns: Some(runq),
-            timeslices: Some(1),
-            state: Some(b'S'),
-        };
+        let sample = |cause, cpu, runq| os_sample(worker, cause, cpu, runq, b'S');
         b.push(sampler, ms, sample(SampleCause::Periodic, 0, 0));
         b.push(sampler, 12 * ms, sample(SampleCause::LongScope, 2 * ms, 0));
-        let mut bytes = Vec::new();
-        StackFrames::encode(&[ip], &mut bytes);
-        let frames = StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 1).unwrap();
-        b.push(
+        b.stack(
             sampler,
             12 * ms + 500_000,
-            EventKind::Stack {
-                thread: worker,
-                cause: SampleCause::LongScope,
-                truncated: false,
-                frames,
-                age_ticks: None,
-            },
+            worker,
+            SampleCause::LongScope,
+            &[ip],
+            None,
         );
         b.push(sampler, 81 * ms, sample(SampleCause::ScopeEnd, 3 * ms, 0));
         b.push(sampler, 95 * ms, sample(SampleCause::Periodic, 3 * ms, 0));
