@@ -10,7 +10,10 @@
 //!
 //! `PATH`: `tasks` (a traced task's life: creation, a poll that wakes it through a clone
 //! of its waker, the completing poll, the drop), `log` (`log("db", "query done")`),
-//! `region_str` (`region(&str)` over 1,000 names, cycling), `region` (`region!("db")`).
+//! `region_str` (`region(&str)` over 1,000 names, cycling), `region` (`region!("db")`),
+//! `tasks_shed` (`tasks` while the cost budget sheds polls: the polls are short and
+//! empty, so their deferred starts are forgotten and nothing but creation and drop is
+//! recorded).
 //! Instructions per call: callgrind's `Collected` over the count. Under valgrind the events'
 //! deltas are longer than on the bare machine (every instruction is slower), so a delta
 //! takes two or three bytes where it takes one natively; the counts of paths that encode
@@ -66,6 +69,7 @@ fn measured(path: &str, n: usize, cx: &mut Context<'_>, names: &[&'static str]) 
         "log" => log(n),
         "region_str" => region_str(n, names),
         "region" => region(n),
+        "tasks_shed" => tasks(n, cx),
         _ => {}
     }
 }
@@ -78,7 +82,16 @@ fn main() {
         Some(Err(e)) => panic!("the count: {e}"),
         None => 1,
     };
-    fdr_recorder::start(fdr_recorder::Config::default()).expect("recorder starts");
+    let shed = path.as_deref() == Some("tasks_shed");
+    fdr_recorder::start(fdr_recorder::Config {
+        // The shed level set below stays: the meter, which would decide it, is off.
+        metrics_interval: (!shed).then_some(fdr_recorder::DEFAULT_METRICS_INTERVAL),
+        ..fdr_recorder::Config::default()
+    })
+    .expect("recorder starts");
+    if shed {
+        fdr_recorder::cost::set_detail_for_bench(fdr_recorder::cost::Detail::NoPolls);
+    }
     let names: Vec<&'static str> = (0..1000)
         .map(|k| &*Box::leak(format!("service.region.{k:04}").into_boxed_str()))
         .collect();
@@ -93,7 +106,7 @@ fn main() {
     if !fdr_recorder::calibrate().tsc {
         eprintln!("the event clock is not the time-stamp counter: the fast paths are off");
     }
-    const PATHS: [&str; 4] = ["tasks", "log", "region_str", "region"];
+    const PATHS: [&str; 5] = ["tasks", "log", "region_str", "region", "tasks_shed"];
     match path {
         Some(p) if PATHS.contains(&p.as_str()) => measured(&p, n, &mut cx, &names),
         // Another bench's filter (`cargo xtask bench --filter NAME` passes it to every bench).

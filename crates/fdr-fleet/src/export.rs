@@ -4,6 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use fdr_analyzer::limits::{MAX_DEPTH, MAX_LIVE_TASKS, MAX_THREADS};
+use fdr_analyzer::sampled::{
+    MAX_ENDED_RUNS_PER_THREAD, MAX_OPEN_RUNS_PER_THREAD, RunningAt, TaskTimeline, taken_ns,
+};
 use fdr_analyzer::stream::{EndCx, EventCx, ReadOptions, ReadOutcome, Visitor};
 use fdr_analyzer::{Profile, ProfileOptions, diagnose, read_file};
 use fdr_format::{
@@ -217,6 +220,11 @@ struct Exporter {
     tasks: HashMap<TaskId, Task>,
     threads: HashMap<ThreadId, Thread>,
     async_regions: HashMap<u64, AsyncRegion>,
+    /// Per thread, which task ran when: a stack sample is recorded after it was taken
+    /// (its age), and names the task its thread ran then.
+    running: TaskTimeline,
+    /// Stack samples taken before the task runs kept for their thread: no task named.
+    forgotten_samples: u64,
     /// The first write error; later events are ignored.
     error: Option<ExportError>,
     /// Tasks, threads and async regions past the limits, regions past the depth limit.
@@ -257,6 +265,8 @@ impl Exporter {
             tasks: HashMap::new(),
             threads: HashMap::new(),
             async_regions: HashMap::new(),
+            running: TaskTimeline::new(MAX_THREADS),
+            forgotten_samples: 0,
             error: None,
             over_tasks: 0,
             over_threads: 0,
@@ -361,6 +371,15 @@ impl Exporter {
     fn event_inner(&mut self, cx: &EventCx<'_>) {
         let (t, thread, tables) = (cx.ns, cx.thread, cx.tables);
         self.end_ns = self.end_ns.max(t);
+        match cx.kind {
+            EventKind::PollStart { task } | EventKind::UserTaskBegin { task, .. } => {
+                self.running.begin(thread, task, t);
+            }
+            EventKind::PollEnd { task, .. } | EventKind::UserTaskEnd { task } => {
+                self.running.end(thread, task, t);
+            }
+            _ => {}
+        }
         match cx.kind {
             EventKind::TaskCreate {
                 task,
@@ -611,19 +630,23 @@ impl Exporter {
                 cause,
                 truncated,
                 frames,
-                ..
+                age_ticks,
             } => {
-                let task = self
-                    .threads
-                    .get(&sampled)
-                    .and_then(|th| th.poll)
-                    .map(|p| p.0)
-                    .unwrap_or(TaskId::NONE);
+                // Placed where it was taken: the poll it fell in may have ended since.
+                let taken = taken_ns(t, age_ticks, cx.clock);
+                let task = match self.running.at(sampled, taken) {
+                    RunningAt::Task(task) => task,
+                    RunningAt::Forgotten => {
+                        self.forgotten_samples += 1;
+                        TaskId::NONE
+                    }
+                    RunningAt::Idle | RunningAt::Unknown => TaskId::NONE,
+                };
                 let task_name = self.name_of(task).map(|n| tables.name(n));
                 self.push(
                     ix::STACK_SAMPLES,
                     &[
-                        V::I64(ns(t)),
+                        V::I64(ns(taken)),
                         V::I64(thread_ns(sampled)),
                         V::U64(opt_task(task)),
                         V::Str(task_name.as_deref()),
@@ -729,6 +752,24 @@ impl Exporter {
             v.push(format!(
                 "{} regions nested deeper than {MAX_DEPTH} or past {MAX_LIVE_TASKS} open async regions: no rows",
                 self.over_regions
+            ));
+        }
+        if self.forgotten_samples > 0 {
+            v.push(format!(
+                "{} stack samples were taken before the last {MAX_ENDED_RUNS_PER_THREAD} task runs of their thread that ended before they were recorded: their rows name no task",
+                self.forgotten_samples
+            ));
+        }
+        if self.running.too_deep > 0 {
+            v.push(format!(
+                "{} task runs nested over {MAX_OPEN_RUNS_PER_THREAD} deep on a thread: stack samples inside them name the task around them",
+                self.running.too_deep
+            ));
+        }
+        if self.running.untracked > 0 {
+            v.push(format!(
+                "{} task runs on threads past {MAX_THREADS} are not followed: their stack samples name no task",
+                self.running.untracked
             ));
         }
         v

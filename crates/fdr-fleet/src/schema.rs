@@ -430,12 +430,16 @@ pub const STACK_SAMPLES: TableDef = TableDef {
     doc: "One row per stack the OS view captured (written only for dumps that have any). Addresses are raw; `fdr export --format pprof` symbolizes them.",
     always: false,
     columns: &[
-        col("ts_ns", Ty::I64, "When."),
+        col(
+            "ts_ns",
+            Ty::I64,
+            "When the stack was taken: the stack event's time less its age (a stack is recorded after it is captured).",
+        ),
         col("thread_id", Ty::I64, "The sampled thread."),
         opt(
             "task_id",
             Ty::U64,
-            "The task the sampled thread was polling (null: none).",
+            "The task running on the sampled thread when the stack was taken: the poll it fell in, or the user task around it (null: none, or not known).",
         ),
         opt("task_name", Ty::Str, "Its name (null when unknown)."),
         col(

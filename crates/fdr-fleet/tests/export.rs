@@ -7,12 +7,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
+use arrow_array::types::{Int64Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use fdr_analyzer::{EventCx, ReadOptions, Visitor, read_slice};
 use fdr_fleet::table::ROW_GROUP_ROWS;
 use fdr_fleet::{ExportError, ExportOptions, export_file};
-use fdr_format::EventKind;
+use fdr_format::{EventKind, SampleCause, StackFrames, TaskId};
+use fdr_test_support::scenarios::TraceBuilder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn tmp(name: &str) -> PathBuf {
@@ -116,6 +117,72 @@ fn every_kind_trace_gives_a_row_per_event_in_each_table() {
         .collect();
     assert_eq!(got, c.frames);
     assert_eq!(rows(&table("dumps")), 1);
+}
+
+/// A CPU sample taken at 20 ms, inside task `alpha`'s poll (10-30 ms), and recorded at
+/// 50 ms while `beta` polls on the same thread (its age is 30 ms).
+fn late_sample_trace() -> Vec<u8> {
+    const MS: u64 = 1_000_000;
+    let mut b = TraceBuilder::new();
+    let worker = b.thread("worker");
+    let sampler = b.thread("fdr-sampler");
+    let site = b.site("src/main.rs", 3);
+    for (task, name) in [(TaskId(1), "alpha"), (TaskId(2), "beta")] {
+        let name = b.string(name);
+        b.push(
+            worker,
+            0,
+            EventKind::TaskCreate {
+                task,
+                parent: TaskId::NONE,
+                name,
+                site,
+            },
+        );
+    }
+    b.push(worker, 10 * MS, EventKind::PollStart { task: TaskId(1) });
+    let end = |task| EventKind::PollEnd { task, ready: false };
+    b.push(worker, 30 * MS, end(TaskId(1)));
+    b.push(worker, 40 * MS, EventKind::PollStart { task: TaskId(2) });
+    let mut bytes = Vec::new();
+    StackFrames::encode(&[0x1000, 0x2000], &mut bytes);
+    let frames = StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 2).unwrap();
+    b.push(
+        sampler,
+        50 * MS,
+        EventKind::Stack {
+            thread: worker,
+            cause: SampleCause::CpuTimer,
+            truncated: false,
+            frames,
+            age_ticks: Some(30 * MS),
+        },
+    );
+    b.push(worker, 100 * MS, end(TaskId(2)));
+    b.build()
+}
+
+/// A stack recorded after the poll it was taken in ended has the row of the moment it
+/// was taken and of that poll's task, not of the task polled when it was recorded.
+#[test]
+fn a_late_sample_lands_in_the_poll_it_was_taken_in() {
+    let dir = tmp("late-sample");
+    let s = export(&late_sample_trace(), &dir, "late");
+    assert!(s.read.error.is_none(), "{:?}", s.read.error);
+    assert!(s.left_out.is_empty(), "{:?}", s.left_out);
+    let (b, _) = read(&dir.join("tables/stack_samples/late.parquet"));
+    assert_eq!(rows(&b), 1);
+    let ts = b[0]
+        .column_by_name("ts_ns")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let task = b[0]
+        .column_by_name("task_id")
+        .unwrap()
+        .as_primitive::<UInt64Type>();
+    let name = b[0].column_by_name("task_name").unwrap().as_string::<i32>();
+    assert_eq!(ts.value(0), 20_000_000, "taken at 20 ms, recorded at 50 ms");
+    assert_eq!((task.value(0), name.value(0)), (1, "alpha"));
 }
 
 #[test]

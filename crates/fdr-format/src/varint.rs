@@ -88,12 +88,19 @@ pub fn get(buf: &[u8], pos: &mut usize) -> Option<u64> {
         return Some(b0 as u64);
     }
     // Two-byte varints (deltas of 128..16383 ticks, ids of 32..4095) are the other
-    // common case: decoded inline too.
-    if let Some(&b1) = buf.get(p + 1)
-        && b1 < 0x80
-    {
-        *pos = p + 2;
-        return Some((b0 & 0x7f) as u64 | (b1 as u64) << 7);
+    // common case, and three-byte ones (task ids past 16,383, up to 2,097,151) the next:
+    // decoded inline too.
+    if let Some(&b1) = buf.get(p + 1) {
+        if b1 < 0x80 {
+            *pos = p + 2;
+            return Some((b0 & 0x7f) as u64 | (b1 as u64) << 7);
+        }
+        if let Some(&b2) = buf.get(p + 2)
+            && b2 < 0x80
+        {
+            *pos = p + 3;
+            return Some((b0 & 0x7f) as u64 | ((b1 & 0x7f) as u64) << 7 | (b2 as u64) << 14);
+        }
     }
     get_multi(buf, pos)
 }
@@ -138,6 +145,8 @@ mod tests {
             128,
             16383,
             16384,
+            2_097_151,
+            2_097_152,
             u32::MAX as u64,
             u64::MAX - 1,
             u64::MAX,

@@ -895,6 +895,21 @@ impl ChunkWriter {
         }
     }
 
+    /// Turns the hot path off (every event takes a slow path) until
+    /// [`ChunkWriter::resume_fast`] gives back the returned bound. The limit, and so what
+    /// the slow paths may write, is unchanged.
+    #[inline(always)]
+    pub(crate) fn pause_fast(&mut self) -> usize {
+        std::mem::replace(&mut self.fast_end, 0)
+    }
+
+    /// Gives back the bound [`ChunkWriter::pause_fast`] returned; nothing may have been
+    /// written since the pause (a write may have moved the limit).
+    #[inline(always)]
+    pub(crate) fn resume_fast(&mut self, fast_end: usize) {
+        self.fast_end = fast_end;
+    }
+
     /// The hot path's one check: room for an event of up to [`WRITE_RESERVE`] bytes, if the
     /// cursor is within the limit and fast writes are on.
     #[inline(always)]

@@ -48,7 +48,7 @@
 //! [`Config::metrics_interval`]: crate::Config::metrics_interval
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use fdr_format::{TaskId, encode};
@@ -82,7 +82,11 @@ pub enum Detail {
     Full = 0,
     /// Wakes of instrumented tasks are not recorded.
     NoWakes = 1,
-    /// Neither wakes nor the start and end of polls of instrumented tasks are recorded.
+    /// Wakes of instrumented tasks are not recorded, and their polls only when they matter
+    /// to a diagnosis: a poll at least [`KEEP_POLL_NS`] long, or one inside which something
+    /// else is recorded (a region, a log, a block, a task's creation), keeps its start and
+    /// end, in the order and at the times a full trace has them; a short poll with nothing
+    /// in it leaves no event.
     NoPolls = 2,
 }
 
@@ -104,7 +108,9 @@ impl Detail {
         }
     }
 
-    /// Events of `wakes` wakes and `polls` polls this level records.
+    /// Events of `wakes` wakes and `polls` polls this level records. (At
+    /// [`Detail::NoPolls`] the polls kept whole, long or with events inside, are among the
+    /// other events: the projection counts them at both levels, a small overestimate.)
     fn kept(self, wakes: u64, polls: u64) -> u64 {
         match self {
             Detail::Full => wakes + 2 * polls,
@@ -119,6 +125,34 @@ impl Detail {
 #[inline(always)]
 pub(crate) fn record_wakes() -> bool {
     crate::SWITCHES.shed.load(Ordering::Relaxed) < Detail::NoWakes as u8
+}
+
+/// A poll at least this long keeps its start and end at every level: while polls are shed
+/// a poll's start is deferred, and written (at its own time) only if the poll turns out
+/// this long or something is recorded inside it ([`Detail::NoPolls`]). 100 µs: a tenth of
+/// the analyzer's long poll, so every poll a diagnosis calls long is kept, and its two
+/// events cost at most about 0.01% of the poll.
+pub const KEEP_POLL_NS: u64 = 100_000;
+
+/// [`KEEP_POLL_NS`] in event-clock ticks (0 until first asked).
+static KEEP_POLL_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// [`KEEP_POLL_NS`] in event-clock ticks.
+#[inline(always)]
+pub(crate) fn keep_poll_ticks() -> u64 {
+    match KEEP_POLL_TICKS.load(Ordering::Relaxed) {
+        0 => keep_poll_ticks_init(),
+        t => t,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn keep_poll_ticks_init() -> u64 {
+    let ticks_per_sec = crate::clock::calibrate().ticks_per_sec;
+    let t = ((KEEP_POLL_NS as f64 * ticks_per_sec / 1e9) as u64).max(1);
+    KEEP_POLL_TICKS.store(t, Ordering::Relaxed);
+    t
 }
 
 /// Whether a poll's start and end are recorded at the current level.
@@ -328,6 +362,14 @@ pub fn cost() -> Cost {
 /// The detail recorded now.
 pub fn detail() -> Detail {
     Detail::from_level(crate::SWITCHES.shed.load(Ordering::Relaxed))
+}
+
+/// Sets the detail recorded now, as the meter does, until its next interval decides again:
+/// for benches that measure what a level costs (with the meter off,
+/// `Config::metrics_interval: None`, the level stays).
+#[doc(hidden)]
+pub fn set_detail_for_bench(detail: Detail) {
+    crate::SWITCHES.shed.store(detail as u8, Ordering::Relaxed);
 }
 
 /// Meters one interval (the metrics sampler's), given the metrics it read, and applies the

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use fdr_format::encode;
-use fdr_format::{EventKind, LossReason, StrId};
+use fdr_format::{EventKind, LossReason, StrId, TaskId};
 
 use crate::chunk::{
     CHUNK_BYTES, ChunkMeta, ChunkPtr, ChunkWriter, SCRATCH_BYTES, SealInfo, prefetch_chunk_header,
@@ -48,6 +48,10 @@ pub(crate) struct Local {
     pub(crate) last_ts: u64,
     pub(crate) names: NameCache,
     pub(crate) sites: SiteCache,
+    /// A poll start not written yet (shed detail, see `cost`): its task, its ticks and the
+    /// writer's fast-path bound to restore. While it is set the hot path is off, so the
+    /// thread's next event, whatever it is, takes a slow path that writes the start first.
+    deferred: Option<Deferred>,
     // Cold.
     /// The next chunk, taken from the pool when the seal was prepared.
     next: Option<ChunkPtr>,
@@ -120,6 +124,7 @@ pub(crate) fn register(cell: &ThreadBox<Local>) -> Option<()> {
         last_ts: now,
         names: NameCache::new(),
         sites: SiteCache::new(),
+        deferred: None,
         next: None,
         stops: 0,
         posted: 0,
@@ -205,6 +210,9 @@ impl Local {
         f: impl FnOnce(&mut [u8; N], u64) -> usize,
         depth: i64,
     ) {
+        if self.deferred.is_some() {
+            self.write_deferred();
+        }
         if self.w.room().is_none() {
             self.refill();
         }
@@ -217,6 +225,9 @@ impl Local {
     /// Records any event but a log with an inline message or a stack.
     #[inline]
     pub(crate) fn fixed(&mut self, kind: &EventKind<'_>) {
+        if self.deferred.is_some() {
+            self.write_deferred();
+        }
         if self.w.room().is_none() {
             self.refill();
         }
@@ -234,6 +245,9 @@ impl Local {
     /// Records an event too large for [`Local::fixed`] (a stack sample), encoded into at
     /// most `max_len` bytes; counted as lost (`Oversize`) if it does not fit a chunk.
     pub(crate) fn large(&mut self, kind: &EventKind<'_>, max_len: usize) {
+        if self.deferred.is_some() {
+            self.write_deferred();
+        }
         if !self.make_room(max_len) {
             shared()
                 .stats
@@ -254,6 +268,9 @@ impl Local {
 
     /// Records a log whose message is carried inline.
     pub(crate) fn inline_log(&mut self, category: StrId, message: &[u8]) {
+        if self.deferred.is_some() {
+            self.write_deferred();
+        }
         let need = encode::log_inline_max_len(message.len());
         if !self.make_room(need) {
             shared()
@@ -266,6 +283,66 @@ impl Local {
             |out| encode::log_inline(out, delta, category, message),
             word_step(1, 0),
         );
+    }
+
+    /// Defers the start of task `task`'s poll at `ticks` (see [`Deferred`]); `false` if a
+    /// start is deferred already (the caller writes it, then defers this one).
+    #[inline(always)]
+    pub(crate) fn defer_poll_start(&mut self, task: TaskId, ticks: u64) -> bool {
+        if self.deferred.is_some() {
+            return false;
+        }
+        let fast_end = self.w.pause_fast();
+        self.deferred = Some(Deferred {
+            task,
+            ticks,
+            fast_end,
+        });
+        true
+    }
+
+    /// Forgets the deferred start of task `task`'s poll at `ticks`, if it is still
+    /// deferred (nothing was recorded on the thread since), and turns the writer's hot path
+    /// back on.
+    #[inline(always)]
+    pub(crate) fn forget_deferred(&mut self, task: TaskId, ticks: u64) {
+        if let Some(d) = self.deferred
+            && d.task == task
+            && d.ticks == ticks
+        {
+            self.deferred = None;
+            self.w.resume_fast(d.fast_end);
+        }
+    }
+
+    /// Whether the start of task `task`'s poll at `ticks` is still deferred.
+    #[inline(always)]
+    pub(crate) fn is_deferred(&self, task: TaskId, ticks: u64) -> bool {
+        matches!(self.deferred, Some(d) if d.task == task && d.ticks == ticks)
+    }
+
+    /// Writes the deferred poll start, at its own time, before the event being recorded:
+    /// the thread's events stay in the order and at the times an unshed trace has them.
+    /// (Should the chunk fill just then, the start lands in the next chunk at its first
+    /// instant, which no earlier event can precede.)
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn write_deferred(&mut self) {
+        let Some(d) = self.deferred.take() else {
+            return;
+        };
+        self.w.resume_fast(d.fast_end);
+        if self.w.room().is_none() {
+            self.refill();
+        }
+        let delta = d.ticks.saturating_sub(self.last_ts);
+        self.last_ts += delta;
+        if let Some(room) = self.w.room() {
+            room.write(
+                |out| encode::poll_start(out, delta, d.task),
+                word_step(1, 1),
+            );
+        }
     }
 
     /// Makes room for a sized event of up to `len` bytes, sealing the chunk if it lacks
@@ -471,6 +548,18 @@ impl Local {
             }
         }
     }
+}
+
+/// A poll start the thread has not written yet: while the cost budget sheds polls, a poll's
+/// start is kept here and written only if something is recorded inside the poll (first,
+/// at its own time) or the poll turns out long (at its end); a short poll with nothing in
+/// it leaves no event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deferred {
+    task: TaskId,
+    ticks: u64,
+    /// The writer's fast-path bound when the start was deferred.
+    fast_end: usize,
 }
 
 /// How an event changes its thread's scope depth: +1 for the begin of a poll, user task,

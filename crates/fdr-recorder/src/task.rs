@@ -128,6 +128,81 @@ fn task_drop_slow(task: TaskId) {
     record_slow(|out, delta| encode::task_drop(out, delta, task), 0);
 }
 
+/// How a poll is recorded.
+#[derive(Clone, Copy)]
+enum PollMode {
+    /// Recording is off: the clock is read for the metrics.
+    Off,
+    /// Start and end.
+    Full,
+    /// The budget sheds polls: the start is deferred (`local::Deferred`), and the poll is
+    /// recorded only if something is recorded inside it or it lasts at least
+    /// [`crate::cost::KEEP_POLL_NS`].
+    Deferred,
+}
+
+/// Defers a poll's start on this thread and returns its ticks.
+#[inline(always)]
+fn defer_poll_start(task: TaskId) -> u64 {
+    let now = now_ticks();
+    if peek_local(|l| l.defer_poll_start(task, now)) != Some(true) {
+        defer_poll_start_slow(task, now);
+    }
+    now
+}
+
+/// [`defer_poll_start`] on an unregistered thread, or with a start deferred already (a
+/// poll inside a poll, or one that unwound): that one is written, this one deferred.
+#[cold]
+#[inline(never)]
+fn defer_poll_start_slow(task: TaskId, now: u64) {
+    with_local(|l| {
+        l.write_deferred();
+        l.defer_poll_start(task, now);
+    });
+}
+
+/// Ends a poll whose start was deferred at `start` and returns the end's ticks: a short
+/// poll with nothing recorded inside leaves no event; a long one is recorded whole (its
+/// start at its own time, then its end); one whose start an event inside it wrote records
+/// its end.
+#[inline(always)]
+fn deferred_poll_end(task: TaskId, start: u64, ready: bool) -> u64 {
+    let keep_ticks = crate::cost::keep_poll_ticks();
+    let end = peek_local(|l| {
+        if !l.is_deferred(task, start) {
+            return DeferredEnd::Written;
+        }
+        let now = now_ticks();
+        if now.saturating_sub(start) < keep_ticks {
+            l.forget_deferred(task, start);
+            DeferredEnd::Short(now)
+        } else {
+            DeferredEnd::Long
+        }
+    });
+    match end {
+        Some(DeferredEnd::Short(now)) => now,
+        // `poll_end_slow` writes the deferred start first.
+        Some(DeferredEnd::Long) => poll_end_slow(task, ready),
+        Some(DeferredEnd::Written) | None => stamp(
+            true,
+            || poll_end_fast(task, ready),
+            || poll_end_slow(task, ready),
+        ),
+    }
+}
+
+/// What the end of a poll whose start was deferred finds.
+enum DeferredEnd {
+    /// The start was written (something was recorded inside the poll): record the end.
+    Written,
+    /// Still deferred and short: forgotten, nothing recorded; the end's ticks.
+    Short(u64),
+    /// Still deferred and long: record the start, then the end.
+    Long,
+}
+
 /// Records a task's creation, its name and site found in the thread's caches, in one
 /// borrow of the thread's recorder; `None`: nothing recorded, take the slow path.
 #[inline(always)]
@@ -394,9 +469,20 @@ impl<F: Future> Future for Traced<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let task = *this.id;
-        // Start and end are recorded or not together, whatever the budget does meanwhile.
-        let on = enabled() && crate::cost::record_polls();
-        let start = stamp(on, || poll_start_fast(task), || poll_start_slow(task));
+        // Start and end are recorded or not together, whatever the budget does meanwhile:
+        // fully, or with the start deferred (shed detail), or not at all (recording off).
+        let mode = if !enabled() {
+            PollMode::Off
+        } else if crate::cost::record_polls() {
+            PollMode::Full
+        } else {
+            PollMode::Deferred
+        };
+        let start = match mode {
+            PollMode::Off => now_ticks(),
+            PollMode::Full => stamp(true, || poll_start_fast(task), || poll_start_slow(task)),
+            PollMode::Deferred => defer_poll_start(task),
+        };
         let (woken, waker) = match &*this.waker {
             Some((shim, w)) if shim.inner.will_wake(cx.waker()) => {
                 let word = shim.word.load(Ordering::Relaxed);
@@ -440,11 +526,15 @@ impl<F: Future> Future for Traced<F> {
         let mut cx2 = Context::from_waker(waker);
         let r = this.inner.poll(&mut cx2);
         let ready = r.is_ready();
-        let end = stamp(
-            on,
-            || poll_end_fast(task, ready),
-            || poll_end_slow(task, ready),
-        );
+        let end = match mode {
+            PollMode::Off => now_ticks(),
+            PollMode::Full => stamp(
+                true,
+                || poll_end_fast(task, ready),
+                || poll_end_slow(task, ready),
+            ),
+            PollMode::Deferred => deferred_poll_end(task, start, ready),
+        };
         with_thread(|m| {
             m.poll(
                 (woken != 0).then(|| start.saturating_sub(woken)),

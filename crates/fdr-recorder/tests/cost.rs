@@ -1,7 +1,8 @@
 //! The live cost meter and the budget: under a synthetic overload (a thread polling a task
 //! that wakes itself, flat out) fdr's share of the process's CPU goes over the budget, the
-//! meter sheds the task's wakes and polls, the trace says so and records none of them while
-//! shed, and full detail comes back when the load stops.
+//! meter sheds the task's wakes and short polls, the trace says so and records none of them
+//! while shed, and full detail comes back when the load stops. While shed, a long poll and
+//! a short poll with a region inside are still recorded whole, as a full trace has them.
 //! (Own test binary: it installs the global recorder.)
 
 use std::future::Future;
@@ -32,6 +33,67 @@ struct Noop;
 
 impl Wake for Noop {
     fn wake(self: Arc<Self>) {}
+}
+
+/// How long the probe's long poll spins.
+const LONG_POLL: Duration = Duration::from_millis(5);
+
+/// The probe's tasks.
+struct Probed {
+    long: TaskId,
+    inner: TaskId,
+    short: TaskId,
+}
+
+impl Probed {
+    fn has(&self, t: TaskId) -> bool {
+        [self.long, self.inner, self.short].contains(&t)
+    }
+
+    fn label(&self, t: TaskId, what: &str) -> String {
+        let who = if t == self.long {
+            "long"
+        } else if t == self.inner {
+            "inner"
+        } else {
+            "short"
+        };
+        format!("{who} {what}")
+    }
+}
+
+fn last_is(events: &[(u64, String)], label: &str) -> bool {
+    events.last().is_some_and(|e| e.1 == label)
+}
+
+/// Polls, once each, a task whose poll spins for [`LONG_POLL`], a short one with a region
+/// inside and a short empty one.
+fn probe_polls(cx: &mut Context<'_>) -> Probed {
+    let mut long = Box::pin(
+        async {
+            let t = Instant::now();
+            while t.elapsed() < LONG_POLL {
+                std::hint::spin_loop();
+            }
+        }
+        .traced("probe-long"),
+    );
+    let mut inner = Box::pin(
+        async {
+            let _r = fdr_recorder::region!("probe-inner");
+        }
+        .traced("probe-inner"),
+    );
+    let mut short = Box::pin(async {}.traced("probe-short"));
+    let ids = Probed {
+        long: long.id(),
+        inner: inner.id(),
+        short: short.id(),
+    };
+    assert!(long.as_mut().poll(cx).is_ready());
+    assert!(inner.as_mut().poll(cx).is_ready());
+    assert!(short.as_mut().poll(cx).is_ready());
+    ids
 }
 
 /// Waits (bounded: the test fails after a minute, a limit no working meter comes near)
@@ -70,6 +132,9 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
+    let probe = Arc::new(AtomicBool::new(false));
+    let probe2 = probe.clone();
+    let (probe_tx, probe_rx) = std::sync::mpsc::channel();
     let (tx, rx) = std::sync::mpsc::channel();
     let load = std::thread::Builder::new()
         .name("overload".into())
@@ -82,6 +147,15 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
             while !stop2.load(Ordering::Relaxed) {
                 let _ = task.as_mut().poll(&mut cx);
                 polls += 1;
+                // Once asked, and until one attempt runs wholly while polls are shed: a
+                // long (CPU-heavy) poll, a short poll with a region inside, a short one.
+                if probe2.load(Ordering::Relaxed) && cost::detail() == Detail::NoPolls {
+                    let ids = probe_polls(&mut cx);
+                    if cost::detail() == Detail::NoPolls {
+                        probe2.store(false, Ordering::Relaxed);
+                        probe_tx.send(ids).unwrap();
+                    }
+                }
             }
             polls
         })
@@ -92,6 +166,10 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
     let shed = cost::cost();
     assert!(shed.sheds >= 1, "{shed:?}");
     assert!(shed.share > 0.05, "shed over budget: {shed:?}");
+    probe.store(true, Ordering::Relaxed);
+    let probed = probe_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("probe polls run while shed");
     // Keep the overload on for a few intervals while shed.
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(200) {
@@ -119,6 +197,8 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
     let mut d = Decoder::new(&bytes[..]).unwrap();
     let mut tables = Tables::new();
     let (mut levels, mut spin_events, mut logs) = (Vec::new(), Vec::new(), Vec::new());
+    // The probe tasks' polls and the inner region, in the order recorded.
+    let mut probe_events = Vec::new();
     while let Some(b) = d.next_batch() {
         match b.expect("batch") {
             Batch::Table(t) => tables.apply(&t).unwrap(),
@@ -126,13 +206,36 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
                 for e in b.events() {
                     let e = e.expect("event");
                     match e.kind {
+                        EventKind::PollStart { task } if probed.has(task) => {
+                            probe_events.push((e.ts, probed.label(task, "start")))
+                        }
+                        EventKind::PollEnd { task, .. } if probed.has(task) => {
+                            probe_events.push((e.ts, probed.label(task, "end")))
+                        }
+                        // The probed inner task's region (an attempt that ran with full
+                        // detail recorded one too, after its own, unprobed, task's start).
+                        EventKind::RegionBegin { name }
+                            if tables.name(name) == "probe-inner"
+                                && last_is(&probe_events, "inner start") =>
+                        {
+                            probe_events.push((e.ts, "region begin".into()))
+                        }
+                        EventKind::RegionEnd { name }
+                            if tables.name(name) == "probe-inner"
+                                && last_is(&probe_events, "region begin") =>
+                        {
+                            probe_events.push((e.ts, "region end".into()))
+                        }
                         EventKind::Metric { name, value }
                             if tables.name(name) == "fdr_cost_shed_level" =>
                         {
                             levels.push((e.ts, value));
                         }
                         EventKind::PollStart { task } if task == spin => {
-                            spin_events.push((e.ts, "poll"))
+                            spin_events.push((e.ts, "start"))
+                        }
+                        EventKind::PollEnd { task, .. } if task == spin => {
+                            spin_events.push((e.ts, "end"))
                         }
                         EventKind::Wake { task, .. } if task == spin => {
                             spin_events.push((e.ts, "wake"))
@@ -165,16 +268,58 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
         spin_events.iter().any(|e| e.0 < from && e.1 == "wake"),
         "wakes recorded before shedding"
     );
-    let during: Vec<_> = spin_events
-        .iter()
-        .filter(|e| e.0 > from && e.0 < to)
-        .collect();
+    // While shed the spinning task's wakes are not recorded, nor its polls but those that
+    // were long (on a loaded host a thread preempted mid-poll makes one): each poll
+    // recorded then lasted at least `KEEP_POLL_NS` (half of it, should its start have
+    // opened a chunk). Besides, at most the poll that was deciding when the level changed.
+    spin_events.sort_by_key(|e| e.0);
+    let keep_ticks =
+        fdr_recorder::calibrate().ticks_per_sec * cost::KEEP_POLL_NS as f64 / 1e9 / 2.0;
+    let (mut wakes, mut short) = (Vec::new(), Vec::new());
+    for (i, e) in spin_events.iter().enumerate() {
+        if e.0 <= from || e.0 >= to {
+            continue;
+        }
+        match e.1 {
+            "wake" => wakes.push(e.0),
+            "start" => {
+                let end = spin_events[i + 1..].iter().find(|x| x.1 == "end");
+                if !end.is_some_and(|end| (end.0 - e.0) as f64 >= keep_ticks) {
+                    short.push((e.0, end.map(|end| end.0 - e.0)));
+                }
+            }
+            _ => {}
+        }
+    }
     assert!(
-        during.len() <= 2,
-        "shed: {} events of the spinning task between {from} and {to}: {:?}",
-        during.len(),
-        &during[..during.len().min(5)]
+        wakes.len() <= 1 && short.len() <= 1,
+        "shed between {from} and {to}: wakes of the spinning task {:?}, short polls {:?}",
+        &wakes[..wakes.len().min(5)],
+        &short[..short.len().min(5)]
     );
     assert!(logs.len() >= 2, "a log at each change: {logs:?}");
+
+    // While shed: the long poll recorded whole, its start at its own time (the poll's
+    // length apart from its end); the short poll with a region inside recorded around it;
+    // the short empty poll not at all.
+    let labels: Vec<&str> = probe_events.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "long start",
+            "long end",
+            "inner start",
+            "region begin",
+            "region end",
+            "inner end"
+        ],
+        "{probe_events:?}"
+    );
+    let long_ticks = probe_events[1].0 - probe_events[0].0;
+    let min_ticks = fdr_recorder::calibrate().ticks_per_sec * LONG_POLL.as_secs_f64() / 2.0;
+    assert!(
+        long_ticks as f64 >= min_ticks,
+        "the long poll's recorded length: {long_ticks} ticks, under {min_ticks}"
+    );
     assert_ne!(spin, TaskId::NONE);
 }

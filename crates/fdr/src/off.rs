@@ -585,3 +585,159 @@ pub fn blocking<R>(_reason: BlockReason, f: impl FnOnce() -> R) -> R {
 pub mod sync {
     pub use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 }
+
+/// The live cost meter and its budget (the recording build's API): nothing is metered and
+/// nothing shed; [`cost::set_budget`] reports an error that [`Error::is_compiled_out`].
+pub mod cost {
+    use crate::Error;
+
+    /// The default budget (the recording build's: 1% of the process's CPU).
+    pub const DEFAULT_BUDGET: f64 = 0.01;
+    /// A shed level is restored only within this fraction of the budget (the recording
+    /// build's).
+    pub const RESTORE_FRACTION: f64 = 0.8;
+    /// Detail is shed only when it saves this fraction of the budget (the recording
+    /// build's).
+    pub const MIN_SAVING_FRACTION: f64 = 0.25;
+    /// A poll at least this long is kept at every level (the recording build's), in ns.
+    pub const KEEP_POLL_NS: u64 = 100_000;
+
+    /// How much detail instrumented tasks record, in the order it is shed (the recording
+    /// build's levels; always [`Detail::Full`] here).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+    #[repr(u8)]
+    pub enum Detail {
+        /// Everything.
+        #[default]
+        Full = 0,
+        /// Wakes of instrumented tasks are not recorded.
+        NoWakes = 1,
+        /// Wakes and short polls of instrumented tasks are not recorded.
+        NoPolls = 2,
+    }
+
+    impl Detail {
+        /// Every level, from full detail to the most shed.
+        pub const ALL: [Detail; 3] = [Detail::Full, Detail::NoWakes, Detail::NoPolls];
+
+        /// The level as its number (0: full detail).
+        pub fn level(self) -> u8 {
+            self as u8
+        }
+    }
+
+    /// Which of fdr's threads a metered thread is (the recording build's roles).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Role {
+        /// The collector.
+        Collector,
+        /// The OS view's sampler.
+        Sampler,
+        /// The metrics sampler.
+        Metrics,
+        /// A streaming capture's writer.
+        Capture,
+        /// The tokio runtime watcher.
+        TokioWatch,
+        /// The sentinel and its dump writer.
+        Sentinel,
+        /// The admin endpoint.
+        Admin,
+    }
+
+    impl Role {
+        /// Every role, in [`Cost::thread_cpu_ns`] order.
+        pub const ALL: [Role; 7] = [
+            Role::Collector,
+            Role::Sampler,
+            Role::Metrics,
+            Role::Capture,
+            Role::TokioWatch,
+            Role::Sentinel,
+            Role::Admin,
+        ];
+
+        /// Its name, as `/metrics` labels it.
+        pub fn name(self) -> &'static str {
+            match self {
+                Role::Collector => "collector",
+                Role::Sampler => "sampler",
+                Role::Metrics => "metrics",
+                Role::Capture => "capture",
+                Role::TokioWatch => "tokio_watch",
+                Role::Sentinel => "sentinel",
+                Role::Admin => "admin",
+            }
+        }
+    }
+
+    /// What fdr costs the process: nothing is metered (the fields of the recording
+    /// build's, all zero but the budget).
+    #[derive(Debug, Clone, Copy, PartialEq, Default)]
+    pub struct Cost {
+        /// Intervals metered.
+        pub intervals: u64,
+        /// CPU time of fdr's threads by role, in [`Role::ALL`] order, in ns.
+        pub thread_cpu_ns: [u64; 7],
+        /// The process's CPU time, in ns.
+        pub process_cpu_ns: u64,
+        /// Events recorded.
+        pub events: u64,
+        /// The calibrated cost of one event, in ns.
+        pub per_event_ns: f64,
+        /// The recording threads' estimated CPU time spent recording, in ns.
+        pub recording_cpu_ns: u64,
+        /// Events recorded per second over the last interval.
+        pub events_per_second: f64,
+        /// fdr's share of the process's CPU over the last interval.
+        pub share: f64,
+        /// The budget.
+        pub budget: f64,
+        /// The detail recorded now.
+        pub detail: Detail,
+        /// Times the meter shed more detail.
+        pub sheds: u64,
+        /// Times the meter restored detail.
+        pub restores: u64,
+        /// fdr threads not metered.
+        pub unmetered_threads: u64,
+    }
+
+    impl Cost {
+        /// CPU time of fdr's threads of `role`, in ns.
+        pub fn thread_cpu_ns_of(&self, role: Role) -> u64 {
+            Role::ALL
+                .iter()
+                .position(|r| *r == role)
+                .map_or(0, |i| self.thread_cpu_ns[i])
+        }
+
+        /// CPU time of all of fdr's threads, in ns.
+        pub fn threads_cpu_ns(&self) -> u64 {
+            self.thread_cpu_ns.iter().sum()
+        }
+
+        /// fdr's CPU time in all, in ns.
+        pub fn total_cpu_ns(&self) -> u64 {
+            self.threads_cpu_ns() + self.recording_cpu_ns
+        }
+    }
+
+    /// The meter's reading: all zero but the budget ([`DEFAULT_BUDGET`]).
+    pub fn cost() -> Cost {
+        Cost {
+            budget: DEFAULT_BUDGET,
+            ..Cost::default()
+        }
+    }
+
+    /// The detail recorded: [`Detail::Full`].
+    pub fn detail() -> Detail {
+        Detail::Full
+    }
+
+    /// Sets the budget: reports an error that [`Error::is_compiled_out`].
+    pub fn set_budget(_share: f64) -> Result<(), Error> {
+        Err(Error::compiled_out())
+    }
+}

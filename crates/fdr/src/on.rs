@@ -21,6 +21,32 @@ pub use crate::control::{
 #[cfg(feature = "tokio")]
 pub use fdr_recorder::task::spawn;
 
+/// The live cost meter and its budget: what fdr costs the process, measured while it runs
+/// (its threads' CPU time, the events recorded and their estimated cost on the recording
+/// threads), as a share of the process's CPU; above the budget (default 1%) fdr sheds
+/// detail, wakes first, then short polls, and restores it when the load falls. Long polls,
+/// regions, logs, blocks and loss records are recorded at every level.
+///
+/// ```
+/// fdr::cost::set_budget(0.02).unwrap(); // 2% of the process's CPU
+/// let c = fdr::cost::cost();
+/// assert_eq!(c.budget, 0.02);
+/// assert!(fdr::cost::set_budget(0.0).unwrap_err().is_config());
+/// ```
+pub mod cost {
+    pub use fdr_recorder::cost::{
+        Cost, DEFAULT_BUDGET, Detail, KEEP_POLL_NS, MIN_SAVING_FRACTION, RESTORE_FRACTION, Role,
+        cost, detail,
+    };
+
+    /// Sets the budget: fdr's share of the process's CPU above which it sheds detail, in
+    /// `(0, 1]` (`0.01`: 1%); `1.0` never sheds. Refused outside that range
+    /// ([`Error::is_config`](crate::Error::is_config)), and nothing changes.
+    pub fn set_budget(share: f64) -> Result<(), crate::Error> {
+        Ok(fdr_recorder::cost::set_budget(share)?)
+    }
+}
+
 /// Locks that record where they were contended (block begin/end with the caller's site),
 /// with the std API. Uncontended, they cost what std's do plus a try.
 pub mod sync {

@@ -163,6 +163,40 @@ fn explain(e: &fdr::Error) -> &'static str {
     }
 }
 
+/// Every field and call of the cost meter, by exhaustive destructuring.
+fn cost_meter(recording: bool) -> f64 {
+    let fdr::cost::Cost {
+        intervals,
+        thread_cpu_ns,
+        process_cpu_ns,
+        events,
+        per_event_ns,
+        recording_cpu_ns,
+        events_per_second,
+        share,
+        budget,
+        detail,
+        sheds,
+        restores,
+        unmetered_threads,
+    } = fdr::cost::cost();
+    let _ = (intervals, thread_cpu_ns, process_cpu_ns, events, per_event_ns);
+    let _ = (recording_cpu_ns, events_per_second, share, sheds, restores);
+    let _ = (unmetered_threads, detail.level(), fdr::cost::Detail::ALL);
+    let c = fdr::cost::cost();
+    let _ = (c.threads_cpu_ns(), c.total_cpu_ns(), fdr::cost::KEEP_POLL_NS);
+    for role in fdr::cost::Role::ALL {
+        let _ = (role.name(), c.thread_cpu_ns_of(role));
+    }
+    let _ = (fdr::cost::RESTORE_FRACTION, fdr::cost::MIN_SAVING_FRACTION);
+    assert_eq!(fdr::cost::detail(), fdr::cost::Detail::Full);
+    match fdr::cost::set_budget(fdr::cost::DEFAULT_BUDGET) {
+        Ok(()) => assert!(recording),
+        Err(e) => assert_eq!(explain(&e), "compiled out", "without `record`: {e}"),
+    }
+    budget
+}
+
 fn main() {
     let recording = cfg!(feature = "record");
     let fdr::FlightConfig { min_age, max_bytes } = fdr::FlightConfig::default();
@@ -180,6 +214,7 @@ fn main() {
         .expect("a valid metric name is registered");
     fdr::record_metrics();
     assert_eq!(fdr::is_running(), recording);
+    assert_eq!(cost_meter(recording), fdr::cost::DEFAULT_BUDGET);
     let shared = fdr::sync::Mutex::new(0);
     let mut total = 0;
     for i in 0..1000 {
