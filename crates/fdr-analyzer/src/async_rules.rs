@@ -157,7 +157,7 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
     if let Some((host_ns, d)) = measured {
         let r = &p.wake_delay.runq;
         evidence.push(format!(
-            "per wake, the kernel kept the runtime's workers waiting for a CPU {} at the median and {} at p90 ({} park cycles measured; at each await's end, the p90 of the last {} cycles or of the window's so far, whichever was higher, ranged {} to {}); a downstream on the same host waits as long at each of its own wakes, so an await counts as slow only beyond {} such waits at that time (and {}): less their waking worker's wait and that bar's excess over {}, three quarters of the awaited time of {} of these awaits was in awaits of {} or more (less the worker's wait alone: {}; as recorded: {})",
+            "per wake, the kernel kept the runtime's workers waiting for a CPU {} at the median and {} at p90 ({} park cycles measured; at each await's end, the p90 of the last {} cycles or of the window's so far, whichever was higher, ranged {} to {}); a downstream on the same host waits as long at each of its own wakes, so an await counts as slow only beyond {} such waits at that time (and {}): less their waking worker's wait and scaled to a bar of {}, three quarters of the awaited time of {} of these awaits was in awaits of {} or more (less the worker's wait alone: {}; as recorded: {})",
             dur(r.p50()),
             dur(host_ns),
             r.count(),

@@ -47,11 +47,10 @@ pub struct NameDelay {
     /// The same awaits less their waking worker's run-queue wait in that cycle: when the
     /// kernel saw the awaited event.
     pub adjusted: Histogram,
-    /// The adjusted awaits less what [`SAME_HOST_WAKES`] per-wake host waits, at the host's
-    /// wait when the await ended ([`WakeDelay::recent_p90_ns`], or the window's p90 so far
-    /// if higher), add beyond
-    /// [`SLOW_AWAIT_FLOOR_NS`]: an await is slow when this is at least the floor, that is when
-    /// its adjusted length is at least the floor and at least those host waits.
+    /// The adjusted awaits scaled by [`SLOW_AWAIT_FLOOR_NS`] over the length from which an
+    /// await is slow at its time ([`slow_from_ns`] of the host's wait when it ended:
+    /// [`WakeDelay::recent_p90_ns`], or the window's p90 so far if higher): an await is
+    /// slow when this is at least the floor.
     pub beyond_host: Histogram,
 }
 
@@ -143,7 +142,10 @@ impl WakeDelay {
         };
         let host = self.recent_p90_ns().max(so_far);
         self.recent_p90.record(host);
-        let over_floor = slow_from_ns(host) - SLOW_AWAIT_FLOOR_NS;
+        // Scaled, not shifted: an await's weight in the judge's quantile stays its length
+        // (shrunk where the host was starved), so short awaits do not drop out and leave
+        // the long ones three quarters of the time.
+        let scale = SLOW_AWAIT_FLOOR_NS as f64 / slow_from_ns(host) as f64;
         for (name, dur) in c.awaits.drain(..) {
             if self.by_name.len() >= MAX_STATS_KEYS && !self.by_name.contains_key(&name) {
                 self.unmeasured = self.unmeasured.saturating_add(1);
@@ -153,7 +155,7 @@ impl WakeDelay {
             d.raw.record(dur);
             let adjusted = dur.saturating_sub(wait);
             d.adjusted.record(adjusted);
-            d.beyond_host.record(adjusted.saturating_sub(over_floor));
+            d.beyond_host.record((adjusted as f64 * scale) as u64);
         }
     }
 
