@@ -82,16 +82,19 @@ fn main() {
         Some(Err(e)) => panic!("the count: {e}"),
         None => 1,
     };
-    let shed = path.as_deref() == Some("tasks_shed");
+    // The cost meter off: under callgrind, where every instruction is slow, it would
+    // measure fdr over its budget and shed polls mid-run. The level is set instead.
     fdr_recorder::start(fdr_recorder::Config {
-        // The shed level set below stays: the meter, which would decide it, is off.
-        metrics_interval: (!shed).then_some(fdr_recorder::DEFAULT_METRICS_INTERVAL),
+        metrics_interval: None,
         ..fdr_recorder::Config::default()
     })
     .expect("recorder starts");
-    if shed {
-        fdr_recorder::cost::set_detail_for_bench(fdr_recorder::cost::Detail::NoPolls);
-    }
+    let detail = if path.as_deref() == Some("tasks_shed") {
+        fdr_recorder::cost::Detail::NoPolls
+    } else {
+        fdr_recorder::cost::Detail::Full
+    };
+    fdr_recorder::cost::set_detail_for_bench(detail);
     let names: Vec<&'static str> = (0..1000)
         .map(|k| &*Box::leak(format!("service.region.{k:04}").into_boxed_str()))
         .collect();

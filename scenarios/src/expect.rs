@@ -4,8 +4,9 @@
 //! `file:line` when the suite runs: `// FAULT: name` at the end of a line marks that line;
 //! `// FAULT-BEGIN: name` and `// FAULT-END: name` on lines of their own mark the lines
 //! between them (a function whose hot loop a CPU sample may land anywhere in). A finding
-//! names the site when its text (title, evidence, any field) holds `path:line` with the line
-//! in one of the accepted markers.
+//! names the site when the first `path:line` a reader meets in it (in its title, else its
+//! evidence lines in order) is a line of one of the accepted markers: the line that
+//! blocks, not a task's spawn site mentioned before it.
 //!
 //! Rule ids: `sched_delay`, `long_polls`, `lock_contention`, `async_lock_contention` (async
 //! lock and channel contention, naming the holder task and its phase), `task_leak`,

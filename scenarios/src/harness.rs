@@ -307,12 +307,19 @@ fn judge(o: &mut Outcome, findings: &[Value]) {
                 Err(e) => e,
                 Ok(_) if !rules.contains(&rule) => format!("top finding is {rule}"),
                 Ok(_) if !above_info(f) => format!("top finding is only {}", severity(f)),
-                Ok(want) if !want.is_empty() && !want.iter().any(|s| names(f, s)) => format!(
-                    "top finding names no fault site ({})",
-                    o.got_site
-                        .as_deref()
-                        .map_or("no site".into(), |s| format!("names {s}"))
-                ),
+                Ok(want) if !want.is_empty() && !want.iter().any(|s| leads_with(f, s)) => {
+                    format!(
+                        "top finding's site is no fault site ({}{})",
+                        o.got_site
+                            .as_deref()
+                            .map_or("no site".into(), |s| format!("it leads with {s}")),
+                        if want.iter().any(|s| names(f, s)) {
+                            "; it names the fault's line further down"
+                        } else {
+                            ""
+                        }
+                    )
+                }
                 Ok(_) => String::new(),
             };
             o.right = o.why.is_empty();
@@ -374,15 +381,24 @@ fn names(f: &Value, site: &Site) -> bool {
     })
 }
 
-/// The first site a finding names, preferring the scenarios' own files.
-fn first_site(f: &Value) -> Option<String> {
-    let mut texts = Vec::new();
+/// The site a finding leads with, as a reader meets it: the first `path:line` of its title,
+/// else of its evidence lines in order, else of its other fields.
+fn lead(f: &Value) -> Option<(String, usize)> {
+    let mut texts: Vec<String> = f["title"].as_str().map(str::to_owned).into_iter().collect();
+    strings(&f["evidence"], &mut texts);
     strings(f, &mut texts);
-    let all: Vec<(String, usize)> = texts.iter().flat_map(|t| sites_in(t)).collect();
-    all.iter()
-        .find(|(p, _)| p.contains("scenarios/src/"))
-        .or(all.first())
-        .map(|(p, l)| format!("{p}:{l}"))
+    texts.iter().find_map(|t| sites_in(t).into_iter().next())
+}
+
+/// Whether finding `f` leads with a line of `site`: the fault's line is the finding's site,
+/// not a line (a task's spawn site, say) after some other.
+fn leads_with(f: &Value, site: &Site) -> bool {
+    lead(f).is_some_and(|(p, l)| same_file(&p, site.path) && (site.first..=site.last).contains(&l))
+}
+
+/// The site a finding leads with ([`lead`]), as `path:line`.
+fn first_site(f: &Value) -> Option<String> {
+    lead(f).map(|(p, l)| format!("{p}:{l}"))
 }
 
 fn expected_text(s: &Scenario) -> String {
@@ -522,6 +538,36 @@ pub(crate) fn cpu_model() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finding_s_site_is_the_first_line_it_shows() {
+        let site = Site {
+            path: "scenarios/src/a.rs",
+            first: 12,
+            last: 12,
+        };
+        // The fault's line after a spawn site: mentioned, but not the finding's site.
+        let spawn_first = json!({
+            "title": "40 polls held a worker",
+            "evidence": [
+                "12ms poll of req (spawned at scenarios/src/svc/http.rs:39:64)",
+                "blocking inside polls: mutex at scenarios/src/a.rs:12:5",
+            ],
+            "rule": "long_polls",
+        });
+        assert!(names(&spawn_first, &site));
+        assert!(!leads_with(&spawn_first, &site));
+        assert_eq!(
+            first_site(&spawn_first).as_deref(),
+            Some("scenarios/src/svc/http.rs:39")
+        );
+        // The title's frame comes first, whatever the evidence names.
+        let title_first = json!({
+            "title": "long polls blocked off-CPU in handle at /src/ws/scenarios/src/a.rs:12",
+            "evidence": ["spawned at scenarios/src/svc/http.rs:39:64"],
+        });
+        assert!(leads_with(&title_first, &site));
+    }
 
     #[test]
     fn sites_are_found_in_evidence_text() {

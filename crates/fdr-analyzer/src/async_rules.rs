@@ -27,12 +27,9 @@ pub(crate) fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
 
 /// Awaits this long or longer (for three quarters of the awaited time) make a slow
 /// downstream; the score reaches 100 at ten times it.
-const SLOW_AWAIT_NS: u64 = 10_000_000;
+const SLOW_AWAIT_NS: u64 = crate::wake_delay::SLOW_AWAIT_FLOOR_NS;
 
-/// Wakes of its own a request to a downstream on the same host waits through at least (the
-/// request's arrival, then its reply's I/O or timer), each delayed by the host like the
-/// workers' are.
-const SAME_HOST_WAKES: u64 = 2;
+use crate::wake_delay::SAME_HOST_WAKES;
 
 /// Awaits of one task name: all of them, and per phase.
 #[derive(Default)]
@@ -103,13 +100,14 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
     let per_wake = crate::wake_delay::host_wait_ns(&p.wake_delay);
     let preempted = crate::preempt::stall(p);
     let judge = |name: StrId, w: &NameWaits| -> (u64, u64) {
-        if let Some(host_ns) = per_wake
+        if per_wake.is_some()
             && let Some(d) = crate::wake_delay::measured(&p.wake_delay, name, w.all.count())
         {
             // The waking worker's own wait is taken off each await; a downstream on the
-            // same host waits for a CPU at each of its own wakes too.
-            let slow_from = SLOW_AWAIT_NS.max(host_ns.saturating_mul(SAME_HOST_WAKES));
-            return (d.adjusted.weighted_quantile(0.25), slow_from);
+            // same host waits for a CPU at each of its own wakes too, as long as the host
+            // kept its workers waiting then (not over the whole window: a calmer stretch
+            // must not set the bar for a starved one).
+            return (d.beyond_host.weighted_quantile(0.25), SLOW_AWAIT_NS);
         }
         let mut q25 = w.all.weighted_quantile(0.25);
         if preempted.is_some() {
@@ -159,15 +157,20 @@ pub(crate) fn async_io(p: &Profile) -> Option<AsyncIo> {
     if let Some((host_ns, d)) = measured {
         let r = &p.wake_delay.runq;
         evidence.push(format!(
-            "per wake, the kernel kept the runtime's workers waiting for a CPU {} at the median and {} at p90 ({} park cycles measured); less their waking worker's wait, three quarters of the awaited time of {} of these awaits was in awaits of {} or more (as recorded: {}); a downstream on the same host waits as long at each of its own wakes, so only awaits beyond {} such waits ({}) count as slow",
+            "per wake, the kernel kept the runtime's workers waiting for a CPU {} at the median and {} at p90 ({} park cycles measured; at each await's end, the p90 of the last {} cycles or of the window's so far, whichever was higher, ranged {} to {}); a downstream on the same host waits as long at each of its own wakes, so an await counts as slow only beyond {} such waits at that time (and {}): less their waking worker's wait and that bar's excess over {}, three quarters of the awaited time of {} of these awaits was in awaits of {} or more (less the worker's wait alone: {}; as recorded: {})",
             dur(r.p50()),
             dur(host_ns),
             r.count(),
+            crate::wake_delay::RECENT_CYCLES,
+            dur(p.wake_delay.recent_p90.min()),
+            dur(p.wake_delay.recent_p90.max()),
+            SAME_HOST_WAKES,
+            dur(SLOW_AWAIT_NS),
+            dur(SLOW_AWAIT_NS),
             d.adjusted.count(),
             dur(q25),
-            dur(d.raw.weighted_quantile(0.25)),
-            SAME_HOST_WAKES,
-            dur(SLOW_AWAIT_NS.max(host_ns.saturating_mul(SAME_HOST_WAKES)))
+            dur(d.adjusted.weighted_quantile(0.25)),
+            dur(d.raw.weighted_quantile(0.25))
         ));
     } else {
         evidence.push(no_per_wake(p, w.all.count(), preempted.is_some()));

@@ -262,8 +262,11 @@ fn sched_delay(p: &Profile) -> Finding {
     } else {
         parked as f64 / thread_time as f64
     };
+    // Latency the host's CPU contention explains (a woken worker waits for a CPU before it
+    // polls) is not the runtime's queue.
+    let (p99, host_line) = crate::wake_delay::sched_beyond_host(p);
     let mut score =
-        100.0 * log_ramp(h.p99() as f64, 500e3, 50e6) * (0.4 + 0.6 * q) * (1.0 - idle).max(0.2);
+        100.0 * log_ramp(p99 as f64, 500e3, 50e6) * (0.4 + 0.6 * q) * (1.0 - idle).max(0.2);
     let mut evidence = vec![
         format!(
             "scheduling latency (wake -> poll) p50 {}, p99 {}, max {} over {} polls",
@@ -280,6 +283,7 @@ fn sched_delay(p: &Profile) -> Finding {
         ),
         format!("workers parked {} of their time", pct(idle)),
     ];
+    evidence.extend(host_line);
     let (lat, at, _, name) = p.worst_latency;
     if p.long_polls.0 > 0
         && p.longest_polls
@@ -390,6 +394,10 @@ fn long_polls(p: &Profile) -> Finding {
             "{} of this time is split by the OS view into on-CPU, waiting for a CPU and off-CPU: see blocking_in_async, cpu_heavy_polls and host_cpu_contention",
             pct(explained)
         ));
+    }
+    if let Some((host, line)) = crate::osrules::unsplit_host_share(p) {
+        score *= 1.0 - host;
+        evidence.push(line);
     }
     crate::preempt::long_polls_stalled(p, in_poll, &mut score, &mut evidence);
     let window = p

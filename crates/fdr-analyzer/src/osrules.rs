@@ -34,6 +34,34 @@ pub fn explained_share(p: &Profile) -> f64 {
     (split as f64 / p.long_polls.1 as f64).min(1.0)
 }
 
+/// How the OS view split the long polls it did split, for those it did not: the share of
+/// the split polls' wall time that was mostly waiting for a CPU (the host's, not the
+/// service's), and the evidence line. `None` without OS data, without unsplit long polls,
+/// or with fewer than [`MIN_MEASURED`] measured splits to judge by.
+pub(crate) fn unsplit_host_share(p: &Profile) -> Option<(f64, String)> {
+    let m = &p.os.polls_measured;
+    let e = &p.os.polls_estimated;
+    let split = m.wall_ns.saturating_add(e.wall_ns);
+    let unsplit = p.long_polls.1.saturating_sub(split);
+    if !p.os.has_data() || unsplit == 0 || split == 0 || m.count < MIN_MEASURED {
+        return None;
+    }
+    let c = SplitClass::WaitingForCpu;
+    let host = m.wall_of(c).saturating_add(e.wall_of(c));
+    let share = (host as f64 / split as f64).min(1.0);
+    Some((
+        share,
+        format!(
+            "{} of long polls (about {} polls) the OS view did not split: judged like those it split, of whose time {} was mostly waiting for a CPU (the host's, see host_cpu_contention), so that share of them is not counted against the service",
+            dur(unsplit),
+            p.long_polls
+                .0
+                .saturating_sub(m.count.saturating_add(e.count)),
+            pct(share)
+        ),
+    ))
+}
+
 /// The split long polls of class `c`: (measured, estimated) count and wall time.
 fn of_class(p: &Profile, c: SplitClass) -> ((u64, u64), (u64, u64)) {
     let pick = |t: &SplitTotals| (t.by_class[c as usize], t.wall_of(c));
@@ -339,6 +367,17 @@ mod tests {
     /// the rest (a busy host), then `heavy` polls of `heavy_ms` that ran on their CPU all
     /// along but for a tenth of a millisecond. Every poll ends 1 ms before the next starts.
     fn trace(preempted: u64, heavy: u64, heavy_ms: u64) -> crate::Profile {
+        trace_with_unsplit(preempted, heavy, heavy_ms, 0)
+    }
+
+    /// [`trace`], then `unsplit` polls of 10 ms after the sampler's last sample (the dump
+    /// ends before it samples again, so the OS view cannot split them).
+    fn trace_with_unsplit(
+        preempted: u64,
+        heavy: u64,
+        heavy_ms: u64,
+        unsplit: u64,
+    ) -> crate::Profile {
         let mut b = TraceBuilder::new();
         // The application's executable (not on this host: its frames stay addresses).
         b.module(Module {
@@ -388,6 +427,24 @@ mod tests {
             t = end + MS;
         }
         b.push(sampler, t, sample(SampleCause::Periodic, cpu, runq));
+        for i in 0..unsplit {
+            let task = TaskId(preempted + heavy + i + 1);
+            t += MS;
+            b.push(
+                worker,
+                t,
+                EventKind::TaskCreate {
+                    task,
+                    parent: TaskId::NONE,
+                    name,
+                    site,
+                },
+            );
+            b.push(worker, t + 1_000, EventKind::PollStart { task });
+            t += 10 * MS;
+            b.push(worker, t, EventKind::PollEnd { task, ready: true });
+            b.push(worker, t + 1_000, EventKind::TaskDrop { task });
+        }
         let bytes = b.write_to(Vec::new()).expect("written");
         crate::profile_slice(&bytes, crate::ProfileOptions::default())
             .expect("read")
@@ -418,6 +475,32 @@ mod tests {
         let f = cpu_heavy(&trace(200, 60, 5));
         assert!(f.severity > Severity::Info, "{f:?}");
         let f = cpu_heavy(&trace(0, 60, 5));
+        assert!(f.severity > Severity::Info, "{f:?}");
+    }
+
+    fn long_polls(p: &crate::Profile) -> crate::Finding {
+        crate::diagnose(p)
+            .findings()
+            .find(|f| f.rule == "long_polls")
+            .cloned()
+            .expect("long_polls applies")
+    }
+
+    #[test]
+    fn long_polls_the_os_view_did_not_split_are_judged_like_those_it_did() {
+        // 200 measured long polls, all the host's (waiting for a CPU), and 150 more the
+        // sampler never saw: on a starved host, the unsplit ones are the host's too.
+        let p = trace_with_unsplit(200, 0, 0, 150);
+        assert!(p.os.polls_unsplit >= 150, "{:?}", p.os.polls_unsplit);
+        let f = long_polls(&p);
+        assert_eq!(f.severity, Severity::Info, "{f:?}");
+        assert!(
+            f.evidence.iter().any(|e| e.contains("did not split")),
+            "{f:?}"
+        );
+        // Split polls that are the service's own (on their CPU) leave the unsplit ones
+        // counted against the service.
+        let f = long_polls(&trace_with_unsplit(0, 60, 5, 150));
         assert!(f.severity > Severity::Info, "{f:?}");
     }
 }

@@ -12,7 +12,7 @@ use arrow_array::{Array, RecordBatch};
 use fdr_analyzer::{EventCx, ReadOptions, Visitor, read_slice};
 use fdr_fleet::table::ROW_GROUP_ROWS;
 use fdr_fleet::{ExportError, ExportOptions, export_file};
-use fdr_format::{EventKind, SampleCause, StackFrames, TaskId};
+use fdr_format::{EventKind, SampleCause, TaskId};
 use fdr_test_support::scenarios::TraceBuilder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -129,36 +129,18 @@ fn late_sample_trace() -> Vec<u8> {
     let site = b.site("src/main.rs", 3);
     for (task, name) in [(TaskId(1), "alpha"), (TaskId(2), "beta")] {
         let name = b.string(name);
-        b.push(
-            worker,
-            0,
-            EventKind::TaskCreate {
-                task,
-                parent: TaskId::NONE,
-                name,
-                site,
-            },
-        );
+        b.task(worker, 0, task, name, site);
     }
-    b.push(worker, 10 * MS, EventKind::PollStart { task: TaskId(1) });
-    let end = |task| EventKind::PollEnd { task, ready: false };
-    b.push(worker, 30 * MS, end(TaskId(1)));
-    b.push(worker, 40 * MS, EventKind::PollStart { task: TaskId(2) });
-    let mut bytes = Vec::new();
-    StackFrames::encode(&[0x1000, 0x2000], &mut bytes);
-    let frames = StackFrames::from_encoded(Box::leak(bytes.into_boxed_slice()), 2).unwrap();
-    b.push(
+    b.poll(worker, 10 * MS, 30 * MS, TaskId(1), false);
+    b.poll(worker, 40 * MS, 100 * MS, TaskId(2), false);
+    b.stack(
         sampler,
         50 * MS,
-        EventKind::Stack {
-            thread: worker,
-            cause: SampleCause::CpuTimer,
-            truncated: false,
-            frames,
-            age_ticks: Some(30 * MS),
-        },
+        worker,
+        SampleCause::CpuTimer,
+        &[0x1000, 0x2000],
+        Some(30 * MS),
     );
-    b.push(worker, 100 * MS, end(TaskId(2)));
     b.build()
 }
 

@@ -366,7 +366,8 @@ pub fn detail() -> Detail {
 
 /// Sets the detail recorded now, as the meter does, until its next interval decides again:
 /// for benches that measure what a level costs (with the meter off,
-/// `Config::metrics_interval: None`, the level stays).
+/// `Config::metrics_interval: None`, the level stays). Not for services: the meter owns the
+/// level.
 #[doc(hidden)]
 pub fn set_detail_for_bench(detail: Detail) {
     crate::SWITCHES.shed.store(detail as u8, Ordering::Relaxed);

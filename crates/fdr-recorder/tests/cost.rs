@@ -43,11 +43,13 @@ struct Probed {
     long: TaskId,
     inner: TaskId,
     short: TaskId,
+    outer: TaskId,
+    nested: TaskId,
 }
 
 impl Probed {
     fn has(&self, t: TaskId) -> bool {
-        [self.long, self.inner, self.short].contains(&t)
+        [self.long, self.inner, self.short, self.outer, self.nested].contains(&t)
     }
 
     fn label(&self, t: TaskId, what: &str) -> String {
@@ -55,6 +57,10 @@ impl Probed {
             "long"
         } else if t == self.inner {
             "inner"
+        } else if t == self.outer {
+            "outer"
+        } else if t == self.nested {
+            "nested"
         } else {
             "short"
         };
@@ -67,7 +73,7 @@ fn last_is(events: &[(u64, String)], label: &str) -> bool {
 }
 
 /// Polls, once each, a task whose poll spins for [`LONG_POLL`], a short one with a region
-/// inside and a short empty one.
+/// inside, a short empty one, and one whose poll polls a task that spins.
 fn probe_polls(cx: &mut Context<'_>) -> Probed {
     let mut long = Box::pin(
         async {
@@ -85,14 +91,27 @@ fn probe_polls(cx: &mut Context<'_>) -> Probed {
         .traced("probe-inner"),
     );
     let mut short = Box::pin(async {}.traced("probe-short"));
+    // A task whose poll polls a long task inside it: both recorded, nested.
+    let nested = async {
+        let t = Instant::now();
+        while t.elapsed() < LONG_POLL {
+            std::hint::spin_loop();
+        }
+    }
+    .traced("probe-nested");
+    let nested_id = nested.id();
+    let mut outer = Box::pin(nested.traced("probe-outer"));
     let ids = Probed {
         long: long.id(),
         inner: inner.id(),
         short: short.id(),
+        outer: outer.id(),
+        nested: nested_id,
     };
     assert!(long.as_mut().poll(cx).is_ready());
     assert!(inner.as_mut().poll(cx).is_ready());
     assert!(short.as_mut().poll(cx).is_ready());
+    assert!(outer.as_mut().poll(cx).is_ready());
     ids
 }
 
@@ -301,7 +320,7 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
 
     // While shed: the long poll recorded whole, its start at its own time (the poll's
     // length apart from its end); the short poll with a region inside recorded around it;
-    // the short empty poll not at all.
+    // the short empty poll not at all; a long poll inside another poll, both, nested.
     let labels: Vec<&str> = probe_events.iter().map(|e| e.1.as_str()).collect();
     assert_eq!(
         labels,
@@ -311,7 +330,11 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
             "inner start",
             "region begin",
             "region end",
-            "inner end"
+            "inner end",
+            "outer start",
+            "nested start",
+            "nested end",
+            "outer end"
         ],
         "{probe_events:?}"
     );

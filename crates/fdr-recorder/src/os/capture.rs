@@ -352,7 +352,8 @@ impl Capturer {
             self.frames.clone_from(&last.frames);
             return Blocked::Stack(last.truncated);
         }
-        files.last = None;
+        // The kept frames' buffer is reused for this read's: no allocation per capture.
+        let mut kept = files.last.take().map(|l| l.frames).unwrap_or_default();
         let r = self.read_once(tid, (lo, hi), how.whole_stack);
         let files = self.blocked.get_mut(&tid).expect("opened above");
         let still = files.schedstat().is_ok_and(|after| after == before);
@@ -364,9 +365,10 @@ impl Capturer {
                 }
                 // Up to the root: the next copy may end where this unwind's reads did.
                 files.window_top = (!truncated).then_some(top);
+                kept.clone_from(&self.frames);
                 files.last = Some(LastRead {
                     counters: before,
-                    frames: self.frames.clone(),
+                    frames: kept,
                     truncated,
                 });
                 Blocked::Stack(truncated)
@@ -646,6 +648,56 @@ mod tests {
         lock(&CAPTURER)
     }
 
+    /// A recorded-like thread blocked in `recv` (a futex wait) until [`Sleeper::wake`], then
+    /// in the C library's `sleep` for 2 s. Dropped, it ends the thread (at once if it was
+    /// never woken) and joins it.
+    struct Sleeper {
+        tid: u64,
+        bounds: Option<(u64, u64)>,
+        wake: Option<std::sync::mpsc::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Sleeper {
+        fn wake(&self) {
+            self.wake.as_ref().expect("not dropped").send(()).unwrap();
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            self.wake = None;
+            if let Some(t) = self.thread.take() {
+                let r = t.join();
+                if !std::thread::panicking() {
+                    r.unwrap();
+                }
+            }
+        }
+    }
+
+    /// The fixture of the tests of one blocked thread: the capturer (locked) and a
+    /// [`Sleeper`].
+    fn blocked_fixture() -> (
+        std::sync::MutexGuard<'static, Result<Capturer, String>>,
+        Sleeper,
+    ) {
+        let c = capturer();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tid, bounds, t) = spawn_thread(move || {
+            if rx.recv().is_ok() {
+                signal::testing::sleep_in_libc(2);
+            }
+        });
+        let s = Sleeper {
+            tid,
+            bounds,
+            wake: Some(tx),
+            thread: Some(t),
+        };
+        (c, s)
+    }
+
     /// Reads `tid` while blocked, retrying while it is not (yet) blocked.
     fn read_blocked_frames(cap: &mut Capturer, tid: u64, bounds: Option<(u64, u64)>) -> Vec<u64> {
         read_blocked_with(cap, tid, bounds, How::default())
@@ -670,9 +722,9 @@ mod tests {
     /// one cut too short is read again whole, never unwound short.
     #[test]
     fn a_copy_cut_at_the_last_reads_gives_the_whole_copys_stack() {
-        let mut c = capturer();
+        let (mut c, s) = blocked_fixture();
         let cap = c.as_mut().unwrap();
-        let (tid, bounds, t) = spawn_thread(|| signal::testing::sleep_in_libc(3));
+        let (tid, bounds) = (s.tid, s.bounds);
         let whole_stack = How {
             counters: None,
             whole_stack: true,
@@ -705,24 +757,18 @@ mod tests {
             whole_stack: false,
         };
         assert_eq!(read_blocked_with(cap, tid, bounds, how), whole);
-        drop(c);
-        t.join().unwrap();
     }
 
     /// Counters read before the thread ran again are refused: a capture that starts from
     /// them never keeps a stack the thread may have left.
     #[test]
     fn counters_from_before_the_thread_ran_keep_no_stack() {
-        let mut c = capturer();
+        let (mut c, s) = blocked_fixture();
         let cap = c.as_mut().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let (tid, bounds, t) = spawn_thread(move || {
-            let _ = rx.recv();
-            signal::testing::sleep_in_libc(2);
-        });
+        let (tid, bounds) = (s.tid, s.bounds);
         read_blocked_frames(cap, tid, bounds);
         let old = cap.counters_of(tid).unwrap();
-        tx.send(()).unwrap();
+        s.wake();
         // Wait until it has run (its counters moved) and blocked again.
         for _ in 0..400 {
             if cap.counters_of(tid) != Some(old) {
@@ -740,8 +786,6 @@ mod tests {
             !matches!(cap.read_blocked(tid, bounds, how), Blocked::Stack(_)),
             "a stack kept against counters of before the thread ran"
         );
-        drop(c);
-        t.join().unwrap();
     }
 
     #[test]
@@ -782,17 +826,13 @@ mod tests {
     /// blocked elsewhere meanwhile gives its new stack, never the one kept from before.
     #[test]
     fn a_thread_read_again_gives_its_stack_of_now() {
-        let mut c = capturer();
-        let cap = c.as_mut().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
         // Blocks in `recv` (a futex wait), then, woken, in the C library's `sleep`.
-        let (tid, bounds, t) = spawn_thread(move || {
-            let _ = rx.recv();
-            signal::testing::sleep_in_libc(2);
-        });
+        let (mut c, s) = blocked_fixture();
+        let cap = c.as_mut().unwrap();
+        let (tid, bounds) = (s.tid, s.bounds);
         let waiting = read_blocked_frames(cap, tid, bounds);
         assert_eq!(read_blocked_frames(cap, tid, bounds), waiting);
-        tx.send(()).unwrap();
+        s.wake();
         std::thread::sleep(Duration::from_millis(100));
         let sleeping = read_blocked_frames(cap, tid, bounds);
         assert_ne!(
@@ -800,8 +840,6 @@ mod tests {
             "the stack kept from the wait: {waiting:x?} then {sleeping:x?}"
         );
         assert_eq!(read_blocked_frames(cap, tid, bounds), sleeping);
-        drop(c);
-        t.join().unwrap();
     }
 
     #[test]

@@ -157,16 +157,23 @@ pub(crate) fn parse_syscall(b: &[u8]) -> Option<Option<SavedRegs>> {
     if s == "running" {
         return Some(None);
     }
-    let fields: Vec<&str> = s.split_ascii_whitespace().collect();
-    let nr: i64 = fields.first()?.parse().ok()?;
+    // No allocation: the capture reads this file for every stack of a blocked thread.
+    let mut fields = s.split_ascii_whitespace();
+    let nr: i64 = fields.next()?.parse().ok()?;
     let expected = if nr < 0 { 3 } else { 9 };
-    if fields.len() != expected {
+    // The last two fields, and how many there were.
+    let (mut n, mut last) = (1, [""; 2]);
+    for f in fields {
+        n += 1;
+        last = [last[1], f];
+    }
+    if n != expected {
         return None;
     }
     let hex = |f: &str| u64::from_str_radix(f.strip_prefix("0x")?, 16).ok();
     Some(Some(SavedRegs {
-        sp: hex(fields[expected - 2])?,
-        pc: hex(fields[expected - 1])?,
+        sp: hex(last[0])?,
+        pc: hex(last[1])?,
     }))
 }
 
@@ -179,12 +186,29 @@ fn bad(what: &str) -> io::Error {
 
 /// `"cpu_ns runq_ns timeslices\n"`.
 pub(crate) fn parse_schedstat(b: &[u8]) -> Option<SchedStat> {
-    let s = std::str::from_utf8(b).ok()?;
-    let mut it = s.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+    // By hand: read twice for every stack of a blocked thread.
+    let mut fields = b
+        .split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+        .map(parse_decimal);
     Some(SchedStat {
-        cpu_ns: it.next()??,
-        runq_ns: it.next()??,
-        timeslices: it.next()??,
+        cpu_ns: fields.next()??,
+        runq_ns: fields.next()??,
+        timeslices: fields.next()??,
+    })
+}
+
+/// A decimal `u64` (digits only, no sign); `None` if empty, not digits, or past `u64`.
+fn parse_decimal(f: &[u8]) -> Option<u64> {
+    if f.is_empty() {
+        return None;
+    }
+    f.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
     })
 }
 
@@ -211,6 +235,16 @@ mod tests {
             })
         );
         assert_eq!(parse_schedstat(b"123 45\n"), None);
+        assert_eq!(parse_schedstat(b"123 -45 6\n"), None);
+        assert_eq!(parse_schedstat(b"123 45 99999999999999999999\n"), None);
+        assert_eq!(
+            parse_schedstat(b"18446744073709551615 0 1"),
+            Some(SchedStat {
+                cpu_ns: u64::MAX,
+                runq_ns: 0,
+                timeslices: 1
+            })
+        );
         assert_eq!(parse_state(b"42 (a b) c) S 1 2 3"), Some(b'S'));
         assert_eq!(parse_state(b"42 (x) R 1"), Some(b'R'));
         assert_eq!(parse_state(b"42 (x"), None);

@@ -24,6 +24,9 @@ pub(crate) struct Unwinder {
     cache: Box<CacheNative<MayAllocateDuringUnwind>>,
     /// Executable mappings added, by start address.
     known: BTreeMap<u64, Mapping>,
+    /// `known`'s ranges (start, end) in start order, for [`Unwinder::knows`]: a binary
+    /// search of a slice, asked for every frame of every stack.
+    ranges: Vec<(u64, u64)>,
     last_scan: Option<Instant>,
     /// Where the frame-pointer search last found the frame pointer of a frame at a given
     /// address: its slot above that frame's stack pointer ([`Unwinder::unwind_blocked`]).
@@ -106,6 +109,7 @@ impl Unwinder {
             inner: UnwinderNative::new(),
             cache: Box::new(CacheNative::new()),
             known: BTreeMap::new(),
+            ranges: Vec::new(),
             last_scan: None,
             #[cfg(target_arch = "x86_64")]
             fp_slots: std::collections::HashMap::new(),
@@ -164,15 +168,17 @@ impl Unwinder {
             }
             self.known.insert(m.start, m);
         }
+        self.ranges.clear();
+        self.ranges
+            .extend(self.known.values().map(|m| (m.start, m.end)));
         modules::publish(records);
     }
 
     /// Whether `addr` is inside a known executable mapping.
     fn knows(&self, addr: u64) -> bool {
-        self.known
-            .range(..=addr)
-            .next_back()
-            .is_some_and(|(_, m)| addr < m.end)
+        // The range with the greatest start at or below `addr`.
+        let i = self.ranges.partition_point(|&(start, _)| start <= addr);
+        i.checked_sub(1).is_some_and(|i| addr < self.ranges[i].1)
     }
 
     /// Unwinds a copy: registers `regs` (pc, sp, fp, lr) and the stack bytes from sp.
@@ -260,7 +266,11 @@ impl Unwinder {
             WalkEnd::Failed(_) if past => BlockedUnwind::WantsMore,
             WalkEnd::Failed(at) => self.search_fp(at, sp, stack, out),
         };
-        self.rescan_if_unknown(out);
+        // A stack that reached its root has every frame in a known module (`walk` checked):
+        // no second look.
+        if result != (BlockedUnwind::Stack { truncated: false }) {
+            self.rescan_if_unknown(out);
+        }
         result
     }
 

@@ -26,6 +26,6 @@ fn diagnose_ranks_the_injected_cause_first() {
                 }
             }
         }
-        expect_file![format!("golden/{name}.diagnose.txt")].assert_eq(&text);
+        expect_file![format!("../golden/{name}.diagnose.txt")].assert_eq(&text);
     }
 }

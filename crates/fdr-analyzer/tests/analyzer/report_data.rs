@@ -1,7 +1,7 @@
 //! The data the HTML report's script draws (the page's `fdr-data` block), byte for byte, for
 //! a small fixed trace that has every kind of slice, an incident's trigger inside the trace
 //! and metric samples of each unit: a change to what the page is given shows up in review.
-//! `UPDATE_EXPECT=1 cargo test -p fdr-analyzer --test report_data` rewrites the golden.
+//! `UPDATE_EXPECT=1 cargo test -p fdr-analyzer --test analyzer report_data::` rewrites the golden.
 
 use expect_test::expect_file;
 use fdr_analyzer::report::{Incident, Report};
@@ -178,5 +178,5 @@ fn the_pages_data_for_a_fixed_trace_and_incident() {
         text.push_str(&format!("{k}: {field}\n"));
     }
     text.push_str(&format!("bytes: {data}\n"));
-    expect_file!["golden/report_data.txt"].assert_eq(&text);
+    expect_file!["../golden/report_data.txt"].assert_eq(&text);
 }

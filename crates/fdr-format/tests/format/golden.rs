@@ -4,7 +4,7 @@
 //! decoder agree; this fails on any change of the bytes either writes or reads, so a change
 //! of the encoding is a decision, made with the format's version in mind (docs/FORMAT.md).
 //!
-//! After an intended change: `UPDATE_EXPECT=1 cargo test -p fdr-format --test golden`
+//! After an intended change: `UPDATE_EXPECT=1 cargo test -p fdr-format --test format golden::`
 //! rewrites the file; review its diff (offsets are per line, so a moved byte shows where).
 
 use expect_test::expect_file;
@@ -48,7 +48,7 @@ fn every_kind_trace_bytes_are_pinned() {
     let bytes = every_kind_trace();
     let dump = hex_dump(&bytes);
     assert_eq!(parse_dump(&dump), bytes, "the dump reads back");
-    expect_file!["golden/every_kind_trace.hex"].assert_eq(&dump);
+    expect_file!["../golden/every_kind_trace.hex"].assert_eq(&dump);
 }
 
 /// The pinned bytes are a whole trace today's decoder reads to the end marker: a golden
