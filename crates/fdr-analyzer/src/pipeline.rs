@@ -179,13 +179,16 @@ impl Feed for Sink {
         if c.events.is_empty() {
             c.clock = *d.clock;
         }
-        let pending = pending.moved(bytes, &mut c.bytes);
+        // Copied once, into the chunk; its inline bytes (if any) follow it there.
         c.events.push(Delivered {
-            pending,
+            pending: *pending,
             thread: d.thread,
             task: d.task,
             late: d.late,
         });
+        if let Some(last) = c.events.last_mut() {
+            last.pending.move_bytes(bytes, &mut c.bytes);
+        }
         if c.events.len() >= CHUNK_EVENTS || c.bytes.len() >= CHUNK_BYTES {
             self.flush();
         }

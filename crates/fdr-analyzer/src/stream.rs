@@ -685,17 +685,16 @@ pub(crate) fn attach<'b>(p: &Pending, bytes: &'b [u8]) -> EventKind<'b> {
 }
 
 impl Pending {
-    /// This event with its inline bytes, a range of `from`, appended to `to` (where
-    /// [`attach`] then finds them).
+    /// Moves this event's inline bytes, a range of `from`, to the end of `to` (where
+    /// [`attach`] then finds them), in place: a copy of the event already made keeps
+    /// its place.
     #[inline]
-    pub(crate) fn moved(&self, from: &[u8], to: &mut Vec<u8>) -> Pending {
-        let mut p = *self;
-        if p.inline != (0, 0) {
-            let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-            p.inline.0 = to.len() as u32;
+    pub(crate) fn move_bytes(&mut self, from: &[u8], to: &mut Vec<u8>) {
+        if self.inline != (0, 0) {
+            let (s, n) = (self.inline.0 as usize, self.inline.1 as usize);
+            self.inline.0 = to.len() as u32;
             to.extend_from_slice(&from[s..s + n]);
         }
-        p
     }
 }
 

@@ -330,6 +330,10 @@ impl TaskWait {
 pub struct Waits {
     index: crate::fasthash::FastMap<WaitKey, usize>,
     stats: Vec<(WaitKey, WaitStats)>,
+    /// The entry of `stats` the last await was counted in: consecutive awaits often share
+    /// a key (one kind of task woken by one driver), found again without hashing. Checked
+    /// against the entry's key before use, so it needs no care when `stats` is rebuilt.
+    last: usize,
     /// Names of tasks that polled other traced tasks inside their polls (hosts, such as a
     /// connection task polling its requests): their awaits repeat their guests'.
     pub hosts: BTreeSet<StrId>,
@@ -363,18 +367,23 @@ impl Waits {
         end_ns: u64,
     ) {
         let key = WaitKey { task, phase, waker };
-        let i = match self.index.get(&key) {
-            Some(&i) => i,
-            None if self.stats.len() >= MAX_STATS_KEYS => {
-                self.left_out += 1;
-                return;
-            }
-            None => {
-                self.stats.push((key, WaitStats::default()));
-                self.index.insert(key, self.stats.len() - 1);
-                self.stats.len() - 1
+        let i = if self.stats.get(self.last).is_some_and(|s| s.0 == key) {
+            self.last
+        } else {
+            match self.index.get(&key) {
+                Some(&i) => i,
+                None if self.stats.len() >= MAX_STATS_KEYS => {
+                    self.left_out += 1;
+                    return;
+                }
+                None => {
+                    self.stats.push((key, WaitStats::default()));
+                    self.index.insert(key, self.stats.len() - 1);
+                    self.stats.len() - 1
+                }
             }
         };
+        self.last = i;
         self.stats[i]
             .1
             .record(waiter, start_ns, end_ns.saturating_sub(start_ns));

@@ -559,7 +559,9 @@ pub(super) const WORK_KINDS: u32 = kind_bits(&[
 ]);
 
 /// A thread's activity: the depth of polls and user tasks open on it, its active time (a
-/// task current, outermost first), and from when its task state is known.
+/// task current, outermost first), and from when its task state is known. Inlined into
+/// the per-event step (a call there costs more than this does).
+#[inline(always)]
 fn activity(th: &mut ThreadStats, cx: &EventCx<'_>) {
     let ns = cx.ns;
     match cx.kind {
