@@ -312,18 +312,28 @@ mod tests {
             cpu += 60_000;
             t = woken + 100_000;
         }
+        profile_of(b)
+    }
+
+    /// The profile of a built trace.
+    fn profile_of(b: TraceBuilder) -> crate::Profile {
         let bytes = b.write_to(Vec::new()).expect("written");
         crate::profile_slice(&bytes, crate::ProfileOptions::default())
             .expect("read")
             .0
     }
 
-    fn slow_downstream(p: &crate::Profile) -> crate::Finding {
+    /// The finding of rule `rule` (which must apply) in `p`'s diagnosis.
+    fn finding(p: &crate::Profile, rule: &str) -> crate::Finding {
         crate::diagnose(p)
             .findings()
-            .find(|f| f.rule == "slow_downstream")
+            .find(|f| f.rule == rule)
             .cloned()
-            .expect("slow_downstream applies")
+            .unwrap_or_else(|| panic!("{rule} applies"))
+    }
+
+    fn slow_downstream(p: &crate::Profile) -> crate::Finding {
+        finding(p, "slow_downstream")
     }
 
     #[test]
@@ -469,25 +479,14 @@ mod tests {
             cpu += 55 * MS;
             t = at + 1_000;
         }
-        let bytes = b.write_to(Vec::new()).expect("written");
-        crate::profile_slice(&bytes, crate::ProfileOptions::default())
-            .expect("read")
-            .0
-    }
-
-    fn sched_delay(p: &crate::Profile) -> crate::Finding {
-        crate::diagnose(p)
-            .findings()
-            .find(|f| f.rule == "sched_delay")
-            .cloned()
-            .expect("sched_delay applies")
+        profile_of(b)
     }
 
     #[test]
     fn waits_to_be_scheduled_the_host_explains_are_no_sched_delay() {
         let p = woken_late(30 * MS);
         assert!(p.sched_latency.p99() >= 29 * MS, "{:?}", p.sched_latency);
-        let f = sched_delay(&p);
+        let f = finding(&p, "sched_delay");
         assert_eq!(f.severity, Severity::Info, "{f:?}");
         assert!(f.evidence.iter().any(|e| e.contains("per wake")), "{f:?}");
     }
