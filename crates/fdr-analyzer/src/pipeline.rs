@@ -7,7 +7,7 @@
 //!
 //! Memory stays bounded: at most [`QUEUED_CHUNKS`] chunks wait between the threads, one is
 //! filled and one delivered, and [`SPARE_CHUNKS`] emptied ones are kept for reuse, each at
-//! most [`CHUNK_EVENTS`] events (112 KiB) and [`CHUNK_BYTES`] of inline bytes plus one
+//! most [`CHUNK_EVENTS`] events (64 KiB) and [`CHUNK_BYTES`] of inline bytes plus one
 //! event's (64 KiB): under 10 MiB. The reader thread keeps no tables (it checks each table
 //! batch and follows its clock records); the caller's thread keeps them, as on one thread.
 
@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use fdr_format::decode::Input;
-use fdr_format::{Decoder, TableBatch, Tables, TaskId, ThreadId};
+use fdr_format::{Decoder, ProcessInfo, TableBatch, Tables, TaskId, ThreadId};
 
 use crate::limits::TABLE_LIMITS;
 use crate::stream::{
@@ -117,45 +117,11 @@ impl Sink {
     }
 }
 
-impl Visitor for Sink {
-    fn event(&mut self, cx: &EventCx<'_>) {
-        if self.closed {
-            return;
-        }
-        let c = &mut self.chunk;
-        if c.events.is_empty() {
-            c.clock = *cx.clock;
-        }
-        let pending = stream::detach_into(cx.ts, cx.kind, &mut c.bytes);
-        c.events.push(Delivered {
-            pending,
-            thread: cx.thread,
-            task: cx.task,
-            late: cx.late,
-        });
-        if c.events.len() >= CHUNK_EVENTS || c.bytes.len() >= CHUNK_BYTES {
-            self.flush();
-        }
-    }
-
-    fn gap(&mut self, thread: ThreadId, missing: u64) {
-        self.flush();
-        self.send(Msg::Gap(thread, missing));
-    }
-
-    fn end(&mut self, cx: &EndCx<'_>) {
-        self.flush();
-        self.send(Msg::End {
-            last_ts: cx.last_ts,
-            last_ns: cx.last_ns,
-            clock: *cx.clock,
-            stats: *cx.stats,
-        });
-    }
-}
-
 impl Feed for Sink {
     const KEEP_TABLES: bool = false;
+
+    /// The caller's thread has the header already.
+    fn start(&mut self, _info: &ProcessInfo) {}
 
     fn table(&mut self, batch: &TableBatch<'_>) {
         self.flush();
@@ -179,7 +145,7 @@ impl Feed for Sink {
         if c.events.is_empty() {
             c.clock = *d.clock;
         }
-        // Copied once, into the chunk; its inline bytes (if any) follow it there.
+        // Copied once, into the chunk; its borrowed bytes (if any) follow it there.
         c.events.push(Delivered {
             pending: *pending,
             thread: d.thread,
@@ -193,6 +159,24 @@ impl Feed for Sink {
             self.flush();
         }
     }
+
+    fn gap(&mut self, thread: ThreadId, missing: u64) {
+        self.flush();
+        self.send(Msg::Gap(thread, missing));
+    }
+
+    fn end(&mut self, cx: &EndCx<'_>) {
+        self.flush();
+        self.send(Msg::End {
+            last_ts: cx.last_ts,
+            last_ns: cx.last_ns,
+            clock: *cx.clock,
+            stats: *cx.stats,
+        });
+    }
+
+    /// The caller's thread keeps tables of its own.
+    fn take_tables(&mut self, _tables: Tables) {}
 }
 
 /// Reads `decoder` into `visitor` as [`stream`]'s reader does, decoding and merging on a
@@ -255,11 +239,12 @@ pub(crate) fn drive<I: Input + Send>(
             match msg {
                 Msg::Events(mut chunk) => {
                     for d in &chunk.events {
+                        let ts = d.pending.ts();
                         visitor.event(&EventCx {
                             thread: d.thread,
-                            ts: d.pending.ts,
-                            ns: chunk.clock.ns(d.pending.ts),
-                            kind: stream::attach(&d.pending, &chunk.bytes),
+                            ts,
+                            ns: chunk.clock.ns(ts),
+                            kind: d.pending.kind(&chunk.bytes),
                             task: d.task,
                             late: d.late,
                             tables: &tables,
@@ -409,7 +394,7 @@ mod tests {
 
     #[test]
     fn a_chunk_of_events_takes_what_the_memory_bound_counts() {
-        assert!(size_of::<Delivered>() * CHUNK_EVENTS <= 112 << 10);
+        assert!(size_of::<Delivered>() * CHUNK_EVENTS <= 64 << 10);
     }
 
     #[test]
