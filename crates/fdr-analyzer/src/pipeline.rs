@@ -43,10 +43,11 @@ pub(crate) fn worth_it(total_bytes: Option<u64>) -> bool {
         && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
-/// One event as the reader thread delivered it. Its time in nanoseconds is worked out on
-/// the caller's thread (from its chunk's clock, which is the reader's), the less busy one.
+/// One event as the reader thread delivered it, its time in nanoseconds worked out there
+/// (the caller's thread, which runs the visitor, is the busier one).
 struct Delivered {
     pending: Pending,
+    ns: u64,
     thread: ThreadId,
     task: TaskId,
     late: bool,
@@ -148,6 +149,7 @@ impl Feed for Sink {
         // Copied once, into the chunk; its borrowed bytes (if any) follow it there.
         c.events.push(Delivered {
             pending: *pending,
+            ns: d.ns,
             thread: d.thread,
             task: d.task,
             late: d.late,
@@ -243,7 +245,7 @@ pub(crate) fn drive<I: Input + Send>(
                         visitor.event(&EventCx {
                             thread: d.thread,
                             ts,
-                            ns: chunk.clock.ns(ts),
+                            ns: d.ns,
                             kind: d.pending.kind(&chunk.bytes),
                             task: d.task,
                             late: d.late,

@@ -104,7 +104,7 @@ impl RawEvent {
     ///
     /// # Panics
     /// If `bytes` are not those: the range is missing or does not decode as it did.
-    #[inline]
+    #[inline(always)]
     pub fn kind<'a>(&self, bytes: &'a [u8]) -> EventKind<'a> {
         let (a, b, c, d) = (self.a, self.b, self.c, self.d);
         match self.kind {
