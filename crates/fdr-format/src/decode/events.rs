@@ -492,22 +492,13 @@ impl<'a> Events<'a> {
         max: usize,
         mut each: impl FnMut(Event<'a>),
     ) -> Result<(), DecodeError> {
-        let mut n = 0;
-        // Bounded: every turn consumes at least one byte, or fails and stops.
-        while n < max && self.pos < self.buf.len() {
-            match self.decode_one() {
-                Ok(Some(kind)) => {
-                    each(Event { ts: self.ts, kind });
-                    n += 1;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.pos = self.buf.len();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
+        let buf = self.buf;
+        self.decode_raw_up_to(max, |r| {
+            each(Event {
+                ts: r.ts(),
+                kind: r.kind(buf),
+            })
+        })
     }
 }
 
