@@ -7,8 +7,9 @@
 //!
 //! Memory stays bounded: at most [`QUEUED_CHUNKS`] chunks wait between the threads, one is
 //! filled and one delivered, and [`SPARE_CHUNKS`] emptied ones are kept for reuse, each at
-//! most [`CHUNK_EVENTS`] events (64 KiB) and [`CHUNK_BYTES`] of inline bytes plus one
-//! event's (64 KiB): under 10 MiB. The reader thread keeps no tables (it checks each table
+//! most [`CHUNK_EVENTS`] events (64 KiB) and [`CHUNK_BYTES`] of the bytes they borrow (inline
+//! messages; the known fields of a stack, OS sample, link or async region, never what a
+//! newer minor appended) plus one event's (at most 64 KiB): under 10 MiB. The reader thread keeps no tables (it checks each table
 //! batch and follows its clock records); the caller's thread keeps them, as on one thread.
 
 use std::sync::Mutex;
@@ -27,7 +28,8 @@ use crate::stream::{
 pub(crate) const MIN_BYTES: u64 = 4 << 20;
 /// Events in a chunk.
 const CHUNK_EVENTS: usize = 1024;
-/// A chunk is handed over once its inline bytes (log messages, stack frames) reach this.
+/// A chunk is handed over once the bytes its events borrow (log messages, rarer kinds'
+/// fields) reach this.
 const CHUNK_BYTES: usize = 64 << 10;
 /// Chunks (and other messages) waiting between the threads: about 3 ms of the profile's
 /// work, so that neither thread waits for the other at every turn of a busy machine's

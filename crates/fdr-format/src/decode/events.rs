@@ -393,8 +393,9 @@ impl<'a> Events<'a> {
         let known = self.decode_sized(k);
         self.buf = outer;
         let ev = known.map_err(bad)?;
-        // The body's range: `RawEvent::kind` decodes it again (it is valid).
-        (r.a, r.b) = (body as u64, len);
+        // The range of the body's known fields (not the fields of a newer minor after
+        // them, which may be long): `RawEvent::kind` decodes it again (it is valid).
+        (r.a, r.b) = (body as u64, (self.pos - body) as u64);
         self.pos = end;
         let Some(ev) = ev else {
             self.skipped_unknown += 1;
@@ -586,6 +587,48 @@ mod tests {
             }
         }
         assert!(seen > 20, "{seen}");
+    }
+
+    /// A sized event's range covers its known fields only: bytes a newer minor appends
+    /// (here 1,000) are not carried along.
+    #[test]
+    fn a_raw_sized_event_borrows_its_known_fields_only() {
+        use crate::event::{EventKind, SampleCause, ThreadId};
+        use crate::wire::{CODE_BITS, CODE_EXT, EXT_OS_SAMPLE};
+        let mut payload = Vec::new();
+        crate::varint::push(&mut payload, 5);
+        crate::varint::push(
+            &mut payload,
+            EXT_OS_SAMPLE << CODE_BITS | u64::from(CODE_EXT),
+        );
+        // Thread 3, periodic, no counters; then what a newer minor appended.
+        let body = [[3u8, 0, 0].as_slice(), &[0x7f; 1000]].concat();
+        crate::varint::push(&mut payload, body.len() as u64);
+        payload.extend_from_slice(&body);
+        let b = crate::EventBatch {
+            offset: 0,
+            thread: ThreadId(1),
+            seq: 0,
+            base_ts: 0,
+            payload: &payload,
+        };
+        let mut raw = Vec::new();
+        b.events().decode_raw_up_to(10, |r| raw.push(r)).unwrap();
+        assert_eq!(raw.len(), 1);
+        assert_eq!(raw[0].bytes().map(|r| r.1), Some(3));
+        let mut moved = Vec::new();
+        raw[0].move_bytes(&payload, &mut moved);
+        assert_eq!(moved.len(), 3);
+        let want = EventKind::OsSample {
+            thread: ThreadId(3),
+            cause: SampleCause::Periodic,
+            cpu_ns: None,
+            runq_ns: None,
+            timeslices: None,
+            state: None,
+        };
+        assert_eq!(raw[0].kind(&moved), want);
+        assert_eq!(b.events().next().unwrap().unwrap().kind, want);
     }
 
     /// A task event's task; none for the others.
