@@ -1,5 +1,5 @@
 //! A full disk or a failing store is logged and counted, never a crash, never a half-written
-//! incident visible; the sentinel keeps sampling. (Own test binary: the recorder is
+//! incident visible; the sentinel keeps sampling. (Each test in its own process: the recorder is
 //! process-wide.)
 //!
 //! The full disk is a real one: a 256 KiB tmpfs mounted for the test. It needs root (CI runs

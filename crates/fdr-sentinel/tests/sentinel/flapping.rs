@@ -1,6 +1,6 @@
 //! S4: a rule that flaps every interval for ten simulated minutes makes no more dumps than
 //! its limit, and a real sentinel sampling a flapping gauge keeps to its limit too.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
 use crate::common;
 

@@ -1,6 +1,6 @@
 //! A rule held for its samples writes one incident: the flight recorder's dump, decodable,
 //! with its sidecar; the rule's cooldown holds further dumps back while the breach goes on.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
 use crate::common;
 

@@ -1,6 +1,6 @@
 //! An incident's sidecar carries what fdr cost the process then: the recorder's cost meter,
 //! with the sentinel's own threads among fdr's.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
 use crate::common;
 

@@ -1,6 +1,6 @@
 //! A rule name too long to name its incidents (`TIME-NAME`, at most 200 bytes) is refused
 //! at start, whichever way the rule came (text, code, environment), instead of being
-//! accepted and failing every dump; the longest accepted name dumps. (Own test binary: the
+//! accepted and failing every dump; the longest accepted name dumps. (Each test in its own process: the
 //! recorder is process-wide.)
 
 use crate::common;

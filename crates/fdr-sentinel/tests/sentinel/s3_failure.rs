@@ -1,7 +1,7 @@
 //! A failing S3 store (wrong credentials, a missing bucket, a stopped server) is logged and
 //! counted, never a crash, never an incident visible; the sentinel keeps sampling. The
 //! store is configured from the environment (`FDR_SENTINEL_URL`, `AWS_*`), as ops would.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
 use crate::common;
 use crate::moto;

@@ -1,7 +1,7 @@
 //! A rule held for its samples writes one incident into an S3-compatible store over HTTPS
 //! (moto, on 127.0.0.1, with a certificate of a CA made for the test): the flight
 //! recorder's dump, decodable, and its sidecar naming the process as the dump's header
-//! does, read back through the store. (Own test binary: the recorder is process-wide.)
+//! does, read back through the store. (Each test in its own process: the recorder is process-wide.)
 
 use crate::common;
 use crate::moto;

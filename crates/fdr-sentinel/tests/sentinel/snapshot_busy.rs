@@ -2,7 +2,7 @@
 //! sentinel's dump takes an incident snapshot at once. A trigger that finds every incident
 //! slot taken is counted, waits for one and dumps once it is free; one that never gets its
 //! snapshot is a failed dump that spends none of its rule's limits, nor the sentinel's.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
 use crate::common;
 

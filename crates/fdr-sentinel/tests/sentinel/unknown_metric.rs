@@ -1,6 +1,6 @@
 //! A rule whose metric never appears is not silent: an `fdr_*` name fdr does not have stops
 //! the start, naming the rule, the metric and the nearest names; any other name missing
-//! from the sample is logged once and counted. (Own test binary: the recorder is
+//! from the sample is logged once and counted. (Each test in its own process: the recorder is
 //! process-wide.)
 
 use crate::common;
