@@ -378,13 +378,7 @@ fn a_bucket_holding_the_tables_gives_the_same_answers() {
             moto.put("fleet", &key, &std::fs::read(f.path()).unwrap());
         }
     }
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_ALLOW_HTTP", "true".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", moto.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.clone()),
-    ];
+    let env = moto.env();
     let url = "s3://fleet/checkout/tables";
     for q in QUESTIONS {
         let local = rows(&canned(q, dir.to_str().unwrap()), &[]);

@@ -4,7 +4,7 @@
 //! A *location* is where `fdr export --format parquet` wrote the tables of any number of
 //! dumps, `TABLE/DUMP_ID.parquet`: a directory, or a bucket prefix they were copied to
 //! (`s3://…`, `gs://…`, `az://…`, read through the sentinel's object stores with their
-//! credential chains; [`bridge`] serves those to DataFusion). [`Fleet::open`] registers each
+//! credential chains; the private `bridge` serves those to DataFusion). [`Fleet::open`] registers each
 //! of fdr-fleet's tables (`dumps`, `tasks`, `polls`, `awaits`, `regions`, `blocks`, `logs`,
 //! `wakes`, `metric_samples`, `stack_samples`, `findings`) over the files of its directory,
 //! with the schema fdr-fleet writes (a table with no file is empty); [`Fleet::sql`] runs a
@@ -249,7 +249,10 @@ impl Answer {
 
     /// The rows as JSON objects, column name to value (null as `null`).
     pub fn to_json(&self) -> Result<serde_json::Value, QueryError> {
-        let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+        use datafusion::arrow::json::{WriterBuilder, writer::JsonArray};
+        let mut w = WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, JsonArray>(Vec::new());
         let batches: Vec<&RecordBatch> = self.batches.iter().collect();
         w.write_batches(&batches)
             .map_err(|e| QueryError::Run(e.into()))?;

@@ -62,6 +62,20 @@ fn every_table_reads_back_with_the_exports_rows() {
         ),
         1
     );
+    // Nulls are named in JSON rows: no dump here is an incident.
+    let ids = fleet
+        .sql("SELECT dump_id, incident_id FROM dumps ORDER BY dump_id")
+        .unwrap()
+        .to_json()
+        .unwrap();
+    assert_eq!(
+        ids,
+        serde_json::json!([
+            {"dump_id": "a", "incident_id": null},
+            {"dump_id": "b", "incident_id": null},
+            {"dump_id": "c", "incident_id": null},
+        ])
+    );
     // Every column of every table is readable.
     for t in fdr_fleet::schema::TABLES {
         fleet.sql(&format!("SELECT * FROM {}", t.name)).unwrap();
