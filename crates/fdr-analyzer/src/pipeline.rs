@@ -7,15 +7,16 @@
 //!
 //! Memory stays bounded: at most [`QUEUED_CHUNKS`] chunks wait between the threads, one is
 //! filled and one delivered, and [`SPARE_CHUNKS`] emptied ones are kept for reuse, each at
-//! most [`CHUNK_EVENTS`] events (112 KiB) and [`CHUNK_BYTES`] of inline bytes plus one
-//! event's (64 KiB): under 10 MiB. The reader thread keeps no tables (it checks each table
+//! most [`CHUNK_EVENTS`] events (64 KiB) and [`CHUNK_BYTES`] of the bytes they borrow (inline
+//! messages; the known fields of a stack, OS sample, link or async region, never what a
+//! newer minor appended) plus one event's (at most 64 KiB): under 10 MiB. The reader thread keeps no tables (it checks each table
 //! batch and follows its clock records); the caller's thread keeps them, as on one thread.
 
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use fdr_format::decode::Input;
-use fdr_format::{Decoder, TableBatch, Tables, TaskId, ThreadId};
+use fdr_format::{Decoder, ProcessInfo, TableBatch, Tables, TaskId, ThreadId};
 
 use crate::limits::TABLE_LIMITS;
 use crate::stream::{
@@ -27,7 +28,8 @@ use crate::stream::{
 pub(crate) const MIN_BYTES: u64 = 4 << 20;
 /// Events in a chunk.
 const CHUNK_EVENTS: usize = 1024;
-/// A chunk is handed over once its inline bytes (log messages, stack frames) reach this.
+/// A chunk is handed over once the bytes its events borrow (log messages, rarer kinds'
+/// fields) reach this.
 const CHUNK_BYTES: usize = 64 << 10;
 /// Chunks (and other messages) waiting between the threads: about 3 ms of the profile's
 /// work, so that neither thread waits for the other at every turn of a busy machine's
@@ -43,10 +45,11 @@ pub(crate) fn worth_it(total_bytes: Option<u64>) -> bool {
         && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
-/// One event as the reader thread delivered it. Its time in nanoseconds is worked out on
-/// the caller's thread (from its chunk's clock, which is the reader's), the less busy one.
+/// One event as the reader thread delivered it, its time in nanoseconds worked out there
+/// (the caller's thread, which runs the visitor, is the busier one).
 struct Delivered {
     pending: Pending,
+    ns: u64,
     thread: ThreadId,
     task: TaskId,
     late: bool,
@@ -117,45 +120,11 @@ impl Sink {
     }
 }
 
-impl Visitor for Sink {
-    fn event(&mut self, cx: &EventCx<'_>) {
-        if self.closed {
-            return;
-        }
-        let c = &mut self.chunk;
-        if c.events.is_empty() {
-            c.clock = *cx.clock;
-        }
-        let pending = stream::detach_into(cx.ts, cx.kind, &mut c.bytes);
-        c.events.push(Delivered {
-            pending,
-            thread: cx.thread,
-            task: cx.task,
-            late: cx.late,
-        });
-        if c.events.len() >= CHUNK_EVENTS || c.bytes.len() >= CHUNK_BYTES {
-            self.flush();
-        }
-    }
-
-    fn gap(&mut self, thread: ThreadId, missing: u64) {
-        self.flush();
-        self.send(Msg::Gap(thread, missing));
-    }
-
-    fn end(&mut self, cx: &EndCx<'_>) {
-        self.flush();
-        self.send(Msg::End {
-            last_ts: cx.last_ts,
-            last_ns: cx.last_ns,
-            clock: *cx.clock,
-            stats: *cx.stats,
-        });
-    }
-}
-
 impl Feed for Sink {
     const KEEP_TABLES: bool = false;
+
+    /// The caller's thread has the header already.
+    fn start(&mut self, _info: &ProcessInfo) {}
 
     fn table(&mut self, batch: &TableBatch<'_>) {
         self.flush();
@@ -179,9 +148,10 @@ impl Feed for Sink {
         if c.events.is_empty() {
             c.clock = *d.clock;
         }
-        // Copied once, into the chunk; its inline bytes (if any) follow it there.
+        // Copied once, into the chunk; its borrowed bytes (if any) follow it there.
         c.events.push(Delivered {
             pending: *pending,
+            ns: d.ns,
             thread: d.thread,
             task: d.task,
             late: d.late,
@@ -193,6 +163,24 @@ impl Feed for Sink {
             self.flush();
         }
     }
+
+    fn gap(&mut self, thread: ThreadId, missing: u64) {
+        self.flush();
+        self.send(Msg::Gap(thread, missing));
+    }
+
+    fn end(&mut self, cx: &EndCx<'_>) {
+        self.flush();
+        self.send(Msg::End {
+            last_ts: cx.last_ts,
+            last_ns: cx.last_ns,
+            clock: *cx.clock,
+            stats: *cx.stats,
+        });
+    }
+
+    /// The caller's thread keeps tables of its own.
+    fn take_tables(&mut self, _tables: Tables) {}
 }
 
 /// Reads `decoder` into `visitor` as [`stream`]'s reader does, decoding and merging on a
@@ -255,11 +243,12 @@ pub(crate) fn drive<I: Input + Send>(
             match msg {
                 Msg::Events(mut chunk) => {
                     for d in &chunk.events {
+                        let ts = d.pending.ts();
                         visitor.event(&EventCx {
                             thread: d.thread,
-                            ts: d.pending.ts,
-                            ns: chunk.clock.ns(d.pending.ts),
-                            kind: stream::attach(&d.pending, &chunk.bytes),
+                            ts,
+                            ns: d.ns,
+                            kind: d.pending.kind(&chunk.bytes),
                             task: d.task,
                             late: d.late,
                             tables: &tables,
@@ -409,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_chunk_of_events_takes_what_the_memory_bound_counts() {
-        assert!(size_of::<Delivered>() * CHUNK_EVENTS <= 112 << 10);
+        assert!(size_of::<Delivered>() * CHUNK_EVENTS <= 64 << 10);
     }
 
     #[test]

@@ -36,8 +36,8 @@ use std::path::Path;
 
 use fdr_format::decode::{Input, ReadInput};
 use fdr_format::{
-    Batch, ClockSync, DecodeError, Decoder, EventBatch, EventKind, Message, ProcessInfo,
-    StackFrames, TableBatch, Tables, TaskId, ThreadId,
+    Batch, ClockSync, DecodeError, Decoder, EventBatch, EventKind, Kind, ProcessInfo, RawEvent,
+    TableBatch, Tables, TaskId, ThreadId,
 };
 
 use crate::error::{AnalyzeError, TraceError};
@@ -334,16 +334,10 @@ pub fn read_slice(
     Ok(drive(decoder, total, visitor, opts))
 }
 
-/// A lane's next event, decoded ahead of delivery; an inline message is kept as a range of
-/// the lane's front payload.
-#[derive(Clone, Copy)]
-pub(crate) struct Pending {
-    pub(crate) ts: u64,
-    pub(crate) kind: EventKind<'static>,
-    inline: (u32, u32),
-    /// A stack's frame count (its frames are the `inline` range).
-    frames: u16,
-}
+/// A lane's next event, decoded ahead of delivery: a small value whose borrowed bytes (an
+/// inline message, a rarer kind's body) are a range of the lane's front payload from where
+/// its run was decoded.
+pub(crate) type Pending = RawEvent;
 
 struct QueuedBatch {
     payload: Vec<u8>,
@@ -363,6 +357,8 @@ struct Lane {
     front_offset: u64,
     /// Bytes of it decoded.
     pos: usize,
+    /// Where the current run was decoded from: its events' byte ranges start there.
+    run_base: usize,
     /// Timestamp of the last event decoded (the next one's delta base).
     ts: u64,
     /// Events of the front batch decoded ahead, in order; `run[run_pos..]` are still to
@@ -392,6 +388,7 @@ fn decode_run(lane: &mut Lane, max: usize, skipped_unknown: &mut u64) {
     if lane.run.capacity() < max {
         lane.run.reserve_exact(max);
     }
+    lane.run_base = lane.pos;
     let batch = EventBatch {
         offset: lane.front_offset + lane.pos as u64,
         thread: lane.thread,
@@ -400,20 +397,8 @@ fn decode_run(lane: &mut Lane, max: usize, skipped_unknown: &mut u64) {
         payload: &lane.front[lane.pos..],
     };
     let mut events = batch.events();
-    let (front, run) = (&lane.front, &mut lane.run);
-    let decoded = events.decode_up_to(max, |e| {
-        let frames = match e.kind {
-            EventKind::Stack { frames, .. } => frames.len() as u16,
-            _ => 0,
-        };
-        let (kind, inline) = detach(e.kind, front);
-        run.push(Pending {
-            ts: e.ts,
-            kind,
-            inline,
-            frames,
-        });
-    });
+    let run = &mut lane.run;
+    let decoded = events.decode_raw_up_to(max, |e| run.push(e));
     // The batch's checksum matched, so this is a writer bug or crafted input: keep the
     // events before it, report it, read no further (the rest of the batch counts as
     // decoded).
@@ -562,7 +547,7 @@ impl Merger {
         if self.head(i).is_none() {
             self.advance(i);
             if let Some(p) = self.head(i) {
-                self.heap.push(Reverse(heap_key(p.ts, i)));
+                self.heap.push(Reverse(heap_key(p.ts(), i)));
             }
         }
         missing
@@ -594,16 +579,16 @@ impl Merger {
                 let Some(p) = lane.run.get(lane.run_pos) else {
                     return;
                 };
-                let ts = p.ts;
+                let ts = p.ts();
                 lane.run_pos += 1;
                 let late = ts < self.emitted_ts;
                 self.emitted_ts = self.emitted_ts.max(ts);
-                let task = apply_task(&mut lane.stack, &mut self.stacks, &mut self.stats, &p.kind);
+                let task = apply_task(&mut lane.stack, &mut self.stacks, &mut self.stats, p);
                 self.stats.events += 1;
                 self.stats.late_events += late as u64;
                 visitor.deliver(
                     p,
-                    &lane.front,
+                    &lane.front[lane.run_base..],
                     &Delivery {
                         thread: lane.thread,
                         ns: clock.ns(ts),
@@ -626,7 +611,7 @@ impl Merger {
                 }
                 continue;
             };
-            let key = Reverse(heap_key(next.ts, i));
+            let key = Reverse(heap_key(next.ts(), i));
             if !keep_going(self) {
                 self.heap.push(key);
                 return;
@@ -647,234 +632,24 @@ fn heap_key(ts: u64, lane: usize) -> u128 {
     (u128::from(ts) << 64) | lane as u128
 }
 
-/// A pending event's kind with its inline bytes (ranges of `bytes`) borrowed again.
-#[inline]
-pub(crate) fn attach<'b>(p: &Pending, bytes: &'b [u8]) -> EventKind<'b> {
-    if p.inline == (0, 0) {
-        // No inline bytes (the empty message or stack the detached kind holds is right).
-        return p.kind;
-    }
-    match p.kind {
-        EventKind::Log { category, .. } if is_inline(&p.kind) => {
-            let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-            EventKind::Log {
-                category,
-                message: Message::Inline(&bytes[s..s + n]),
-            }
-        }
-        EventKind::Stack {
-            thread,
-            cause,
-            truncated,
-            age_ticks,
-            ..
-        } => {
-            let (s, n) = (p.inline.0 as usize, p.inline.1 as usize);
-            EventKind::Stack {
-                thread,
-                cause,
-                truncated,
-                age_ticks,
-                // Decoded and validated before it was detached.
-                frames: StackFrames::from_encoded(&bytes[s..s + n], p.frames as usize)
-                    .unwrap_or(StackFrames::EMPTY),
-            }
-        }
-        k => k,
-    }
-}
-
-impl Pending {
-    /// Moves this event's inline bytes, a range of `from`, to the end of `to` (where
-    /// [`attach`] then finds them), in place: a copy of the event already made keeps
-    /// its place.
-    #[inline]
-    pub(crate) fn move_bytes(&mut self, from: &[u8], to: &mut Vec<u8>) {
-        if self.inline != (0, 0) {
-            let (s, n) = (self.inline.0 as usize, self.inline.1 as usize);
-            self.inline.0 = to.len() as u32;
-            to.extend_from_slice(&from[s..s + n]);
-        }
-    }
-}
-
-/// `kind` as a pending event whose inline bytes (a log message, a stack's frames) are
-/// appended to `bytes`, where [`attach`] finds them.
-pub(crate) fn detach_into(ts: u64, kind: EventKind<'_>, bytes: &mut Vec<u8>) -> Pending {
-    let (inline, frames): (&[u8], u16) = match kind {
-        EventKind::Log {
-            message: Message::Inline(text),
-            ..
-        } => (text, 0),
-        EventKind::Stack { frames, .. } => (frames.encoded(), frames.len() as u16),
-        _ => (&[], 0),
-    };
-    let start = bytes.len();
-    bytes.extend_from_slice(inline);
-    // The inline bytes' range in themselves: (0, their length).
-    let (kind, range) = detach(kind, inline);
-    Pending {
-        ts,
-        kind,
-        inline: (start as u32 + range.0, range.1),
-        frames,
-    }
-}
-
-fn is_inline(k: &EventKind<'_>) -> bool {
-    matches!(
-        k,
-        EventKind::Log {
-            message: Message::Inline(_),
-            ..
-        }
-    )
-}
-
-/// Replaces a borrowed inline message by its range in `payload`.
-fn detach(kind: EventKind<'_>, payload: &[u8]) -> (EventKind<'static>, (u32, u32)) {
-    match kind {
-        EventKind::Log {
-            category,
-            message: Message::Inline(text),
-        } => {
-            let start = text.as_ptr() as usize - payload.as_ptr() as usize;
-            (
-                EventKind::Log {
-                    category,
-                    message: Message::Inline(&[]),
-                },
-                (start as u32, text.len() as u32),
-            )
-        }
-        EventKind::RegionBegin { name } => (EventKind::RegionBegin { name }, (0, 0)),
-        EventKind::RegionEnd { name } => (EventKind::RegionEnd { name }, (0, 0)),
-        EventKind::Log {
-            category,
-            message: Message::Interned(m),
-        } => (
-            EventKind::Log {
-                category,
-                message: Message::Interned(m),
-            },
-            (0, 0),
-        ),
-        EventKind::ThreadStart => (EventKind::ThreadStart, (0, 0)),
-        EventKind::ThreadEnd => (EventKind::ThreadEnd, (0, 0)),
-        EventKind::TaskCreate {
-            task,
-            parent,
-            name,
-            site,
-        } => (
-            EventKind::TaskCreate {
-                task,
-                parent,
-                name,
-                site,
-            },
-            (0, 0),
-        ),
-        EventKind::PollStart { task } => (EventKind::PollStart { task }, (0, 0)),
-        EventKind::PollEnd { task, ready } => (EventKind::PollEnd { task, ready }, (0, 0)),
-        EventKind::Wake { task, waker } => (EventKind::Wake { task, waker }, (0, 0)),
-        EventKind::TaskDrop { task } => (EventKind::TaskDrop { task }, (0, 0)),
-        EventKind::UserTaskBegin { task, parent, name } => {
-            (EventKind::UserTaskBegin { task, parent, name }, (0, 0))
-        }
-        EventKind::UserTaskEnd { task } => (EventKind::UserTaskEnd { task }, (0, 0)),
-        EventKind::BlockBegin { reason, site } => (EventKind::BlockBegin { reason, site }, (0, 0)),
-        EventKind::BlockEnd => (EventKind::BlockEnd, (0, 0)),
-        EventKind::Metric { name, value } => (EventKind::Metric { name, value }, (0, 0)),
-        EventKind::OtelLink {
-            task,
-            trace_id,
-            span_id,
-        } => (
-            EventKind::OtelLink {
-                task,
-                trace_id,
-                span_id,
-            },
-            (0, 0),
-        ),
-        EventKind::Loss {
-            reason,
-            events,
-            bytes,
-        } => (
-            EventKind::Loss {
-                reason,
-                events,
-                bytes,
-            },
-            (0, 0),
-        ),
-        EventKind::Park => (EventKind::Park, (0, 0)),
-        EventKind::Unpark => (EventKind::Unpark, (0, 0)),
-        EventKind::OsSample {
-            thread,
-            cause,
-            cpu_ns,
-            runq_ns,
-            timeslices,
-            state,
-        } => (
-            EventKind::OsSample {
-                thread,
-                cause,
-                cpu_ns,
-                runq_ns,
-                timeslices,
-                state,
-            },
-            (0, 0),
-        ),
-        EventKind::Stack {
-            thread,
-            cause,
-            truncated,
-            frames,
-            age_ticks,
-        } => {
-            let bytes = frames.encoded();
-            let start = bytes.as_ptr() as usize - payload.as_ptr() as usize;
-            (
-                EventKind::Stack {
-                    thread,
-                    cause,
-                    truncated,
-                    frames: StackFrames::EMPTY,
-                    age_ticks,
-                },
-                (start as u32, bytes.len() as u32),
-            )
-        }
-        EventKind::AsyncRegionBegin { region, task, name } => {
-            (EventKind::AsyncRegionBegin { region, task, name }, (0, 0))
-        }
-        EventKind::AsyncRegionEnd { region, task } => {
-            (EventKind::AsyncRegionEnd { region, task }, (0, 0))
-        }
-    }
-}
-
-/// Updates a thread's task stack for `kind`; returns the task the event belongs to.
+/// Updates a thread's task stack for `event`; returns the task the event belongs to.
 #[inline]
 fn apply_task(
     stack: &mut Vec<TaskId>,
     budget: &mut StackBudget,
     stats: &mut ReadStats,
-    kind: &EventKind<'_>,
+    event: &Pending,
 ) -> TaskId {
-    match *kind {
-        EventKind::PollStart { task } | EventKind::UserTaskBegin { task, .. } => {
+    match event.which() {
+        Kind::PollStart | Kind::UserTaskBegin => {
+            let task = event.task();
             if !budget.push(stack, task) {
                 stats.unstacked_tasks += 1;
             }
             task
         }
-        EventKind::PollEnd { task, .. } | EventKind::UserTaskEnd { task } => {
+        Kind::PollEnd | Kind::UserTaskEnd => {
+            let task = event.task();
             if let Some(pos) = stack.iter().rposition(|&t| t == task) {
                 budget.truncate(stack, pos);
             }
@@ -884,34 +659,30 @@ fn apply_task(
     }
 }
 
-/// What the reader does besides delivering events: by default, it keeps the tables and
-/// hands them to the visitor with each event. A reader feeding another thread
+/// What the reader hands its events and the rest to: by default ([`Visitor`]), it keeps the
+/// tables and hands them to the visitor with each event. A reader feeding another thread
 /// ([`crate::pipeline`]) keeps only their clock, hands each table batch on in order with
 /// the events, and stops when that thread is gone.
-pub(crate) trait Feed: Visitor {
+pub(crate) trait Feed {
     /// Whether the reader keeps the tables (false: it checks each table batch, as applying
     /// it would, and follows its clock records).
     const KEEP_TABLES: bool = true;
+    /// As [`Visitor::start`].
+    fn start(&mut self, info: &ProcessInfo);
     /// A table batch, in order with the events delivered (also one the reader then stops at).
     fn table(&mut self, _batch: &TableBatch<'_>) {}
     /// Whether to stop reading (what was read is still delivered).
     fn cancelled(&self) -> bool {
         false
     }
-    /// One event: `pending`, whose inline bytes are in `bytes`, as `d` says.
-    #[inline]
-    fn deliver(&mut self, pending: &Pending, bytes: &[u8], d: &Delivery<'_>) {
-        self.event(&EventCx {
-            thread: d.thread,
-            ts: pending.ts,
-            ns: d.ns,
-            kind: attach(pending, bytes),
-            task: d.task,
-            late: d.late,
-            tables: d.tables,
-            clock: d.clock,
-        });
-    }
+    /// One event: `pending`, whose borrowed bytes are in `bytes`, as `d` says.
+    fn deliver(&mut self, pending: &Pending, bytes: &[u8], d: &Delivery<'_>);
+    /// As [`Visitor::gap`].
+    fn gap(&mut self, thread: ThreadId, missing: u64);
+    /// As [`Visitor::end`].
+    fn end(&mut self, cx: &EndCx<'_>);
+    /// As [`Visitor::take_tables`].
+    fn take_tables(&mut self, tables: Tables);
 }
 
 /// What [`Feed::deliver`] gets with an event besides the event.
@@ -924,7 +695,33 @@ pub(crate) struct Delivery<'a> {
     pub(crate) clock: &'a Clock,
 }
 
-impl Feed for &mut dyn Visitor {}
+impl Feed for &mut dyn Visitor {
+    fn start(&mut self, info: &ProcessInfo) {
+        (**self).start(info)
+    }
+    #[inline]
+    fn deliver(&mut self, pending: &Pending, bytes: &[u8], d: &Delivery<'_>) {
+        (**self).event(&EventCx {
+            thread: d.thread,
+            ts: pending.ts(),
+            ns: d.ns,
+            kind: pending.kind(bytes),
+            task: d.task,
+            late: d.late,
+            tables: d.tables,
+            clock: d.clock,
+        });
+    }
+    fn gap(&mut self, thread: ThreadId, missing: u64) {
+        (**self).gap(thread, missing)
+    }
+    fn end(&mut self, cx: &EndCx<'_>) {
+        (**self).end(cx)
+    }
+    fn take_tables(&mut self, tables: Tables) {
+        (**self).take_tables(tables)
+    }
+}
 
 /// Checks a table batch's records as [`Tables::apply`] would, keeping only the last clock.
 fn check_table(batch: &TableBatch<'_>, clock: &mut Option<ClockSync>) -> Result<(), DecodeError> {

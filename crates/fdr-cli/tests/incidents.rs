@@ -3,7 +3,7 @@
 //! service, rule, values and top finding; halves and unreadable sidecars are not listed as
 //! incidents; the directory is left as it was.
 
-#[path = "../../fdr-sentinel/tests/common/moto.rs"]
+#[path = "../../fdr-sentinel/tests/sentinel/common/moto.rs"]
 mod moto;
 
 use std::io::Write;

@@ -195,7 +195,7 @@ fn spans_that_never_end() {
 }
 
 #[test]
-fn the_longest_strings_and_batches() {
+fn the_longest_strings() {
     every_command_within_the_limit(
         // Small enough for a debug build in CI (the string-text cap is passed at about
         // 40 MiB of this shape, which `cargo xtask bench`'s 1 GiB traces cover).
@@ -206,6 +206,12 @@ fn the_longest_strings_and_batches() {
             stream: None,
         },
     );
+}
+
+/// Its own test, beside the longest strings: the largest trace here, so the test threads
+/// share the work instead of one running both shapes after the others finished.
+#[test]
+fn batches_of_the_largest_size() {
     every_command_within_the_limit(
         Shape::BigBatches,
         16,

@@ -26,7 +26,7 @@ mod input;
 mod records;
 mod spans;
 
-pub use events::Events;
+pub use events::{Events, RawEvent};
 pub use input::{BytesInput, Input, MAX_TRAILING_COUNT_BYTES, ReadInput, SliceInput};
 pub use records::Records;
 pub use spans::{BatchSpan, BatchSpans, batch_at, batch_spans};

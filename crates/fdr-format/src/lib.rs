@@ -73,8 +73,8 @@ pub mod varint;
 pub mod wire;
 
 pub use decode::{
-    Batch, DecodeError, DecodeStats, Decoder, ErrorKind, EventBatch, Events, Input, Records,
-    TableBatch,
+    Batch, DecodeError, DecodeStats, Decoder, ErrorKind, EventBatch, Events, Input, RawEvent,
+    Records, TableBatch,
 };
 pub use encode::{BatchEncoder, BatchFull, TableEncoder, TraceWriter};
 pub use event::{

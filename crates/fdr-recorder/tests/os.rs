@@ -375,7 +375,9 @@ fn a_thread_captured_in_a_system_call_still_sleeps_its_time() {
         t.elapsed()
     });
     let tid = rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    // Asleep first: until it is, it runs or waits for a CPU, and a capture that needs it to
+    // answer the signal can time out on a loaded host.
+    wait_until_asleep(tid);
     let mut captured = 0;
     for _ in 0..20 {
         match fdr_recorder::os::stack_of(tid) {
@@ -449,14 +451,8 @@ fn a_thread_that_never_recorded_is_not_captured() {
     t.join().unwrap();
 }
 
-/// Captures `tid` (blocked in a call of `function` until the captures are done) `rounds`
-/// times; every stack must name `function`, the caller of the blocking call. (A thread
-/// blocked in the kernel is read without a signal, from its saved stack pointer: its frame
-/// pointer is guessed, and a wrong guess once ended the stack a frame above the blocking
-/// call.)
-fn every_capture_names(tid: u64, function: &str, rounds: usize) {
-    // Once it sleeps (state `S`), it is inside `function`: it blocks nowhere else after it
-    // sent its id.
+/// Waits (up to 20 s) until thread `tid` sleeps (state `S`).
+fn wait_until_asleep(tid: u64) {
     let asleep = || {
         std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
             .ok()
@@ -467,6 +463,17 @@ fn every_capture_names(tid: u64, function: &str, rounds: usize) {
     while !asleep() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Captures `tid` (blocked in a call of `function` until the captures are done) `rounds`
+/// times; every stack must name `function`, the caller of the blocking call. (A thread
+/// blocked in the kernel is read without a signal, from its saved stack pointer: its frame
+/// pointer is guessed, and a wrong guess once ended the stack a frame above the blocking
+/// call.)
+fn every_capture_names(tid: u64, function: &str, rounds: usize) {
+    // Once it sleeps (state `S`), it is inside `function`: it blocks nowhere else after it
+    // sent its id.
+    wait_until_asleep(tid);
     let mut sym = Symbolizer::new(Options::default());
     let tables = dump().tables;
     let (mut stacks, mut attempts) = (0, 0);

@@ -11,10 +11,13 @@
 //! - [`tools`]: the one installer of what a check needs outside Rust: Debian packages
 //!   (`apt-get`) and pinned Python packages (`pip --target` into the target directory).
 //! - [`python`]: the pinned Python packages the tests install, in one place.
+//! - [`isolated`]: a test of a shared test binary that needs a process of its own (the
+//!   recorder, a global provider or panic hook) runs alone in a child of that binary.
 #![forbid(unsafe_code)]
 
 pub mod adversarial;
 pub mod events;
+pub mod isolated;
 pub mod python;
 pub mod scenarios;
 pub mod tools;

@@ -1,9 +1,9 @@
 //! A rule whose metric never appears is not silent: an `fdr_*` name fdr does not have stops
 //! the start, naming the rule, the metric and the nearest names; any other name missing
-//! from the sample is logged once and counted. (Own test binary: the recorder is
+//! from the sample is logged once and counted. (Each test in its own process: the recorder is
 //! process-wide.)
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +12,9 @@ use fdr_sentinel::{Error, FileModeError, Retention, Rule, Sentinel};
 
 #[test]
 fn an_fdr_metric_that_does_not_exist_is_refused_at_start() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let dir = common::temp_dir("unknown-fdr-metric");
     let err = Sentinel::builder()
         .rule(Rule::parse("locks: fdr_lock_waits_seconds p99 > 2ms").unwrap())
@@ -57,6 +60,9 @@ fn an_fdr_metric_that_does_not_exist_is_refused_at_start() {
 
 #[test]
 fn a_metric_missing_from_the_sample_is_logged_once_and_counted() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let dir = common::temp_dir("unknown-metric");
     let registry = prometheus::Registry::new();
     let h = prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
@@ -95,6 +101,9 @@ fn a_metric_missing_from_the_sample_is_logged_once_and_counted() {
 
 #[test]
 fn a_start_without_rules_a_store_or_an_interval_is_refused_by_name() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let dir = common::temp_dir("refused-start");
     let rule = || Rule::parse("slow: process_threads value > 1000").unwrap();
     let e = Sentinel::builder()

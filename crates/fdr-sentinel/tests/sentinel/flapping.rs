@@ -1,8 +1,8 @@
 //! S4: a rule that flaps every interval for ten simulated minutes makes no more dumps than
 //! its limit, and a real sentinel sampling a flapping gauge keeps to its limit too.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,9 @@ fn flap(rule: Rule, global: Limits) -> (usize, usize) {
 
 #[test]
 fn a_flapping_rule_makes_no_more_dumps_than_its_limits_allow() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let rule = Rule::above("flappy", "errors", Stat::Value, 10.0)
         .cooldown(Duration::from_secs(60))
         .max_dumps(3, Duration::from_secs(600));
@@ -57,6 +60,9 @@ fn a_flapping_rule_makes_no_more_dumps_than_its_limits_allow() {
 
 #[test]
 fn a_real_sentinel_on_a_flapping_gauge_keeps_to_its_limit() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     let registry = prometheus::Registry::new();
     let errors = prometheus::IntGauge::new("errors", "errors now").unwrap();

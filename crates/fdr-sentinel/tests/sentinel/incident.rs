@@ -1,8 +1,8 @@
 //! A rule held for its samples writes one incident: the flight recorder's dump, decodable,
 //! with its sidecar; the rule's cooldown holds further dumps back while the breach goes on.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -10,6 +10,9 @@ use fdr_sentinel::{Retention, Rule, Sentinel};
 
 #[test]
 fn a_breached_rule_writes_one_decodable_incident_with_its_metadata() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     let registry = prometheus::Registry::new();
     let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();

@@ -1,11 +1,11 @@
 //! A full disk or a failing store is logged and counted, never a crash, never a half-written
-//! incident visible; the sentinel keeps sampling. (Own test binary: the recorder is
+//! incident visible; the sentinel keeps sampling. (Each test in its own process: the recorder is
 //! process-wide.)
 //!
 //! The full disk is a real one: a 256 KiB tmpfs mounted for the test. It needs root (CI runs
 //! as root); without it the test fails, saying why.
 
-mod common;
+use crate::common;
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -56,6 +56,9 @@ fn no_global_limit() -> Limits {
 
 #[test]
 fn failures_are_counted_and_logged_and_the_sentinel_carries_on() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     let puts = Arc::new(AtomicU32::new(0));
     let (lines, log) = common::log();

@@ -5,8 +5,7 @@
 //! untrusted certificate, a stopped or silent server) leaves nothing visible and says what
 //! failed, in object_store's words.
 
-#[path = "common/moto.rs"]
-mod moto;
+use crate::moto;
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;

@@ -1,8 +1,8 @@
 //! An incident's sidecar carries what fdr cost the process then: the recorder's cost meter,
 //! with the sentinel's own threads among fdr's.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -10,6 +10,9 @@ use fdr_sentinel::{Retention, Rule, Sentinel};
 
 #[test]
 fn the_sidecar_carries_fdrs_cost_share_and_its_threads() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     fdr_recorder::start(fdr_recorder::Config {
         metrics_interval: Some(Duration::from_millis(20)),
         ..fdr_recorder::Config::default()

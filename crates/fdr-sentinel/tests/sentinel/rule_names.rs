@@ -1,9 +1,9 @@
 //! A rule name too long to name its incidents (`TIME-NAME`, at most 200 bytes) is refused
 //! at start, whichever way the rule came (text, code, environment), instead of being
-//! accepted and failing every dump; the longest accepted name dumps. (Own test binary: the
+//! accepted and failing every dump; the longest accepted name dumps. (Each test in its own process: the
 //! recorder is process-wide.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -11,6 +11,9 @@ use fdr_sentinel::{Limits, Retention, Rule, Sentinel, Stat};
 
 #[test]
 fn a_rule_name_too_long_for_its_incidents_is_refused_at_start() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let long = "n".repeat(180);
     let want = "is 180 bytes long; a rule name is at most 179";
 

@@ -1,11 +1,10 @@
 //! A failing S3 store (wrong credentials, a missing bucket, a stopped server) is logged and
 //! counted, never a crash, never an incident visible; the sentinel keeps sampling. The
 //! store is configured from the environment (`FDR_SENTINEL_URL`, `AWS_*`), as ops would.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
-mod common;
-#[path = "common/moto.rs"]
-mod moto;
+use crate::common;
+use crate::moto;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,6 +66,9 @@ fn spooled() -> Vec<String> {
 
 #[test]
 fn failures_are_counted_and_logged_and_nothing_is_visible() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let mut moto = moto::Moto::start();
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     for i in 0..10_000u32 {

@@ -1,11 +1,10 @@
 //! A rule held for its samples writes one incident into an S3-compatible store over HTTPS
 //! (moto, on 127.0.0.1, with a certificate of a CA made for the test): the flight
 //! recorder's dump, decodable, and its sidecar naming the process as the dump's header
-//! does, read back through the store. (Own test binary: the recorder is process-wide.)
+//! does, read back through the store. (Each test in its own process: the recorder is process-wide.)
 
-mod common;
-#[path = "common/moto.rs"]
-mod moto;
+use crate::common;
+use crate::moto;
 
 use std::time::Duration;
 
@@ -13,6 +12,9 @@ use fdr_sentinel::{Rule, Sentinel};
 
 #[test]
 fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let mut moto = moto::Moto::start_tls();
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     moto.mkbucket("incidents");

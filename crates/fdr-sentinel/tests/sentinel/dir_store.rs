@@ -3,7 +3,7 @@
 //! (a panic dump) is kept and listed, not removed; planted symlinks are never followed;
 //! files are private; a directory others may write into is reported.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -57,6 +57,9 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn ids_and_sizes_come_from_names_never_from_sidecars() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let base = common::temp_dir("ids-from-names");
     let dir = base.join("incidents");
     fs::create_dir_all(&dir).unwrap();
@@ -102,6 +105,9 @@ fn ids_and_sizes_come_from_names_never_from_sidecars() {
 
 #[test]
 fn a_panic_dump_found_without_a_sidecar_is_kept_and_listed() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     let dir = common::temp_dir("found-dump");
     fs::create_dir_all(&dir).unwrap();
     // As `fdr::dump_on_panic` named its dumps before it wrote sidecars.
@@ -157,6 +163,9 @@ fn mode(path: &Path) -> u32 {
 #[cfg(unix)]
 #[test]
 fn planted_symlinks_are_never_followed_files_are_private_and_an_open_directory_warns() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     use std::os::unix::fs::{PermissionsExt, symlink};
     let base = common::temp_dir("symlinks");
     let dir = base.join("incidents");

@@ -2,9 +2,9 @@
 //! sentinel's dump takes an incident snapshot at once. A trigger that finds every incident
 //! slot taken is counted, waits for one and dumps once it is free; one that never gets its
 //! snapshot is a failed dump that spends none of its rule's limits, nor the sentinel's.
-//! (Own test binary: the recorder is process-wide.)
+//! (Each test in its own process: the recorder is process-wide.)
 
-mod common;
+use crate::common;
 
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -99,6 +99,9 @@ fn always() -> Rule {
 
 #[test]
 fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits() {
+    if fdr_test_support::isolated::ran_in_child() {
+        return;
+    }
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     fdr_recorder::with_region("before the breach", || {});
 
