@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[path = "../../crates/fdr-sentinel/tests/common/moto.rs"]
+#[path = "../../crates/fdr-sentinel/tests/sentinel/common/moto.rs"]
 mod moto;
 
 use criterion::{Criterion, criterion_group, criterion_main};

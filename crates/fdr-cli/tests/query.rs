@@ -5,7 +5,7 @@
 //! holding the same files gives the same answers; errors get their exit codes. Without
 //! python3, pip or PyPI the tests fail, saying what is missing.
 
-#[path = "../../fdr-sentinel/tests/common/moto.rs"]
+#[path = "../../fdr-sentinel/tests/sentinel/common/moto.rs"]
 mod moto;
 
 use std::path::{Path, PathBuf};
