@@ -118,14 +118,16 @@ impl df::ObjectStore for Bridge {
         location: &df::path::Path,
         options: df::GetOptions,
     ) -> df::Result<df::GetResult> {
-        let mut o = os::GetOptions::default();
-        o.if_match = options.if_match;
-        o.if_none_match = options.if_none_match;
-        o.if_modified_since = options.if_modified_since;
-        o.if_unmodified_since = options.if_unmodified_since;
-        o.range = options.range.map(range_in);
-        o.version = options.version;
-        o.head = options.head;
+        let o = os::GetOptions {
+            if_match: options.if_match,
+            if_none_match: options.if_none_match,
+            if_modified_since: options.if_modified_since,
+            if_unmodified_since: options.if_unmodified_since,
+            range: options.range.map(range_in),
+            version: options.version,
+            head: options.head,
+            ..Default::default()
+        };
         let got = self
             .inner
             .get_opts(&path_in(location)?, o)
