@@ -89,6 +89,10 @@ pub(crate) fn run(target: FuzzTarget, seconds: u64, jobs: u32) -> Result<()> {
         }
     }
     let status = child.wait()?;
+    // With workers, the final stats are each worker's own, in its log.
+    if jobs > 1 {
+        executed = workers_executed(&root(), jobs).or(executed);
+    }
     let artifacts = root().join("fuzz/artifacts").join(target);
     let crashes: Vec<_> = fs::read_dir(&artifacts)
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -114,6 +118,18 @@ pub(crate) fn run(target: FuzzTarget, seconds: u64, jobs: u32) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// With `-jobs=J -workers=J`, libFuzzer's workers write their output to `fuzz-N.log` in the
+/// directory it ran in: the inputs all of them executed, or `None` when a log or its count
+/// is missing.
+fn workers_executed(dir: &Path, jobs: u32) -> Option<u64> {
+    (0..jobs)
+        .map(|i| {
+            let text = fs::read_to_string(dir.join(format!("fuzz-{i}.log"))).ok()?;
+            text.lines().filter_map(parse_executed).next_back()
+        })
+        .sum()
 }
 
 /// The executed-input count from libFuzzer's final stats: `stat::number_of_executed_units: N`,
@@ -187,4 +203,26 @@ fn write_hostile_seeds(dir: &Path) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_counts_add_up_and_a_missing_one_is_none() {
+        let dir = std::env::temp_dir().join(format!("xtask-fuzz-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("fuzz-0.log"),
+            "#2 INITED\nDone 889739 runs in 781 second(s)\nstat::number_of_executed_units: 889739\n",
+        )
+        .unwrap();
+        fs::write(dir.join("fuzz-1.log"), "#873049 DONE cov: 1\n").unwrap();
+        assert_eq!(workers_executed(&dir, 2), Some(889_739 + 873_049));
+        assert_eq!(workers_executed(&dir, 3), None);
+        fs::write(dir.join("fuzz-1.log"), "#1 INITED\n").unwrap();
+        assert_eq!(workers_executed(&dir, 2), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
