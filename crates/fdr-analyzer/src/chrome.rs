@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use fdr_format::{BlockReason, EventKind, Message, ProcessInfo, SiteId, StrId, TaskId, ThreadId};
-use serde::Serialize;
 
 use crate::limits::{
     MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, StackBudget, Truncated, read_notes,
@@ -39,6 +38,8 @@ pub struct ChromeExport<W: Write> {
     first: bool,
     /// The event being written (reused: one allocation for the whole export).
     line: Vec<u8>,
+    /// A slice's name when it is made of parts (reused like `line`).
+    name: String,
     open: HashMap<ThreadId, Open>,
     task_names: HashMap<TaskId, StrId>,
     stacks: StackBudget,
@@ -60,10 +61,6 @@ impl<W: Write> std::fmt::Debug for ChromeExport<W> {
     }
 }
 
-fn us(ns: u64) -> f64 {
-    (ns as f64 / 1000.0 * 1000.0).round() / 1000.0
-}
-
 impl<W: Write> ChromeExport<W> {
     /// An exporter writing to `out`.
     pub fn new(out: W) -> Self {
@@ -73,6 +70,7 @@ impl<W: Write> ChromeExport<W> {
             program: String::new(),
             first: true,
             line: Vec::new(),
+            name: String::new(),
             open: HashMap::new(),
             task_names: HashMap::new(),
             stacks: StackBudget::default(),
@@ -97,12 +95,12 @@ impl<W: Write> ChromeExport<W> {
         }
     }
 
-    fn emit<A: Serialize>(&mut self, ev: &Event<'_, A>) {
+    fn emit(&mut self, ev: &Event<'_>) {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         line.extend_from_slice(if self.first { b"\n" } else { b",\n" });
         self.first = false;
-        serde_json::to_writer(&mut line, ev).expect("an event of strings and numbers serializes");
+        ev.write(&mut line);
         if self.error.is_none()
             && let Err(e) = self.out.write_all(&line)
         {
@@ -112,101 +110,226 @@ impl<W: Write> ChromeExport<W> {
         self.written += 1;
     }
 
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site per slice kind, all fields needed"
-    )]
-    fn complete<A: Serialize>(
-        &mut self,
-        name: &str,
-        cat: &str,
-        tid: ThreadId,
-        start: u64,
-        end: u64,
-        args: A,
-    ) {
+    fn complete(&mut self, name: &str, cat: &str, tid: ThreadId, start: u64, end: u64, args: Args) {
         self.emit(&Event {
             args,
             cat: Some(cat),
-            dur: Some(us(end.saturating_sub(start))),
+            dur_ns: Some(end.saturating_sub(start)),
             name,
             ph: "X",
             pid: self.pid,
             s: None,
             tid: tid.0,
-            ts: Some(us(start)),
+            ts_ns: Some(start),
         });
     }
 }
 
-/// One Trace Event, its keys in the order a JSON object with sorted keys writes them
-/// (the order the export has always had).
-#[derive(Serialize)]
-struct Event<'a, A> {
-    args: A,
-    #[serde(skip_serializing_if = "Option::is_none")]
+/// One Trace Event. Written by hand rather than through serde: an export writes one per
+/// slice, tens of millions for a large trace, and the generic serializer costs several
+/// times the rest of the export. The output is what serde_json gives for the same object
+/// with sorted keys (the order the export has always had): see [`Event::write`].
+struct Event<'a> {
+    args: Args<'a>,
     cat: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dur: Option<f64>,
+    dur_ns: Option<u64>,
     name: &'a str,
     ph: &'a str,
     pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     s: Option<&'a str>,
     tid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ts: Option<f64>,
+    ts_ns: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct TaskArgs {
-    task: u64,
+/// An event's `args` object.
+enum Args<'a> {
+    None,
+    Task(u64),
+    Poll { ready: bool, task: u64 },
+    Block { site: &'a str, task: u64 },
+    Log { message: &'a str, task: u64 },
+    Loss { events: u64, reason: &'a str },
+    Name(&'a str),
 }
 
-#[derive(Serialize)]
-struct PollArgs {
-    ready: bool,
-    task: u64,
+impl Event<'_> {
+    /// The event as one JSON object, keys sorted, numbers in their shortest form, strings
+    /// escaped as serde_json escapes them (tests compare with it).
+    fn write(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(b"{\"args\":{");
+        match self.args {
+            Args::None => {}
+            Args::Task(task) => key_u64(b, "task", task),
+            Args::Poll { ready, task } => {
+                b.extend_from_slice(if ready {
+                    b"\"ready\":true,"
+                } else {
+                    b"\"ready\":false,"
+                });
+                key_u64(b, "task", task);
+            }
+            Args::Block { site, task } => {
+                key_str(b, "site", site);
+                b.push(b',');
+                key_u64(b, "task", task);
+            }
+            Args::Log { message, task } => {
+                key_str(b, "message", message);
+                b.push(b',');
+                key_u64(b, "task", task);
+            }
+            Args::Loss { events, reason } => {
+                key_u64(b, "events", events);
+                b.push(b',');
+                key_str(b, "reason", reason);
+            }
+            Args::Name(name) => key_str(b, "name", name),
+        }
+        b.push(b'}');
+        if let Some(cat) = self.cat {
+            b.push(b',');
+            key_str(b, "cat", cat);
+        }
+        if let Some(dur) = self.dur_ns {
+            b.extend_from_slice(b",\"dur\":");
+            json::micros(b, dur);
+        }
+        b.push(b',');
+        key_str(b, "name", self.name);
+        b.push(b',');
+        key_str(b, "ph", self.ph);
+        b.push(b',');
+        key_u64(b, "pid", self.pid.into());
+        if let Some(s) = self.s {
+            b.push(b',');
+            key_str(b, "s", s);
+        }
+        b.push(b',');
+        key_u64(b, "tid", self.tid.into());
+        if let Some(ts) = self.ts_ns {
+            b.extend_from_slice(b",\"ts\":");
+            json::micros(b, ts);
+        }
+        b.push(b'}');
+    }
 }
 
-#[derive(Serialize)]
-struct BlockArgs<'a> {
-    site: &'a str,
-    task: u64,
+fn key_str(b: &mut Vec<u8>, key: &str, value: &str) {
+    json::string(b, key);
+    b.push(b':');
+    json::string(b, value);
 }
 
-#[derive(Serialize)]
-struct NoArgs {}
-
-#[derive(Serialize)]
-struct LogArgs<'a> {
-    message: &'a str,
-    task: u64,
+fn key_u64(b: &mut Vec<u8>, key: &str, value: u64) {
+    json::string(b, key);
+    b.push(b':');
+    json::u64(b, value);
 }
 
-#[derive(Serialize)]
-struct LossArgs<'a> {
-    events: u64,
-    reason: &'a str,
-}
+/// JSON values written as serde_json writes them.
+mod json {
+    /// A string, quoted and escaped: `"` and `\\` by a backslash, the control characters by
+    /// their short escape where JSON has one and `\\u00xx` otherwise; all else as is.
+    pub(super) fn string(b: &mut Vec<u8>, s: &str) {
+        b.push(b'"');
+        let bytes = s.as_bytes();
+        let mut plain = 0;
+        for (i, &c) in bytes.iter().enumerate() {
+            let short = match c {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                0x08 => b'b',
+                0x0c => b'f',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0..=0x1f => b'u',
+                _ => continue,
+            };
+            b.extend_from_slice(&bytes[plain..i]);
+            plain = i + 1;
+            if short == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                b.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 0xf)],
+                ]);
+            } else {
+                b.extend_from_slice(&[b'\\', short]);
+            }
+        }
+        b.extend_from_slice(&bytes[plain..]);
+        b.push(b'"');
+    }
 
-#[derive(Serialize)]
-struct NameArgs<'a> {
-    name: &'a str,
+    /// An unsigned integer in decimal.
+    pub(super) fn u64(b: &mut Vec<u8>, v: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut v = v;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        b.extend_from_slice(&digits[at..]);
+    }
+
+    /// Below this many nanoseconds (about 11.6 days) a time in microseconds has at most 15
+    /// significant digits, so the nearest `f64` prints back as the exact decimal.
+    const EXACT_BELOW_NS: u64 = 1_000_000_000_000_000;
+
+    /// Nanoseconds as microseconds: the `f64` nearest `ns / 1000` in its shortest form,
+    /// which serde_json gives for it (`1.0`, `0.001`, `1234.5`). Below [`EXACT_BELOW_NS`]
+    /// that is the exact decimal, written here; above, the float is formatted by serde_json.
+    pub(super) fn micros(b: &mut Vec<u8>, ns: u64) {
+        if ns >= EXACT_BELOW_NS {
+            let us = (ns as f64 / 1000.0 * 1000.0).round() / 1000.0;
+            serde_json::to_writer(&mut *b, &us).expect("a finite float serializes");
+            return;
+        }
+        u64(b, ns / 1000);
+        let frac = ns % 1000;
+        if frac == 0 {
+            b.extend_from_slice(b".0");
+            return;
+        }
+        let d = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if d[2] != b'0' {
+            3
+        } else if d[1] != b'0' {
+            2
+        } else {
+            1
+        };
+        b.push(b'.');
+        b.extend_from_slice(&d[..len]);
+    }
 }
 
 /// A metadata (`M`) event naming the process or a thread.
-fn metadata<'a>(what: &'a str, pid: u32, tid: u32, name: &'a str) -> Event<'a, NameArgs<'a>> {
+fn metadata<'a>(what: &'a str, pid: u32, tid: u32, name: &'a str) -> Event<'a> {
     Event {
-        args: NameArgs { name },
+        args: Args::Name(name),
         cat: None,
-        dur: None,
+        dur_ns: None,
         name: what,
         ph: "M",
         pid,
         s: None,
         tid,
-        ts: None,
+        ts_ns: None,
     }
 }
 
@@ -232,8 +355,8 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 if let Some(pos) = o.regions.iter().rposition(|r| r.0 == name) {
                     let start = o.regions[pos].1;
                     stacks.truncate(&mut o.regions, pos);
-                    let n = t.name(name).into_owned();
-                    self.complete(&n, "region", tid, start, ns, TaskArgs { task: cx.task.0 });
+                    let task = cx.task.0;
+                    self.complete(&t.name(name), "region", tid, start, ns, Args::Task(task));
                 }
             }
             EventKind::PollStart { task } if !stacks.push(&mut o.polls, (task, ns)) => {
@@ -243,21 +366,24 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 if let Some(pos) = o.polls.iter().rposition(|p| p.0 == task) {
                     let start = o.polls[pos].1;
                     stacks.truncate(&mut o.polls, pos);
-                    let name = self
-                        .task_names
-                        .get(&task)
-                        .map_or_else(|| format!("task {}", task.0), |n| t.name(*n).into_owned());
-                    self.complete(
-                        &format!("poll {name}"),
-                        "poll",
-                        tid,
-                        start,
-                        ns,
-                        PollArgs {
-                            ready,
-                            task: task.0,
-                        },
-                    );
+                    let mut name = std::mem::take(&mut self.name);
+                    name.clear();
+                    match self.task_names.get(&task) {
+                        Some(n) => {
+                            name.push_str("poll ");
+                            name.push_str(&t.name(*n));
+                        }
+                        None => {
+                            use std::fmt::Write as _;
+                            let _ = write!(name, "poll task {}", task.0);
+                        }
+                    }
+                    let args = Args::Poll {
+                        ready,
+                        task: task.0,
+                    };
+                    self.complete(&name, "poll", tid, start, ns, args);
+                    self.name = name;
                 }
             }
             EventKind::UserTaskBegin { task, name, .. }
@@ -269,31 +395,28 @@ impl<W: Write> Visitor for ChromeExport<W> {
                 if let Some(pos) = o.user.iter().rposition(|p| p.0 == task) {
                     let (_, name, start) = o.user[pos];
                     stacks.truncate(&mut o.user, pos);
-                    let n = t.name(name).into_owned();
-                    self.complete(&n, "task", tid, start, ns, TaskArgs { task: task.0 });
+                    self.complete(&t.name(name), "task", tid, start, ns, Args::Task(task.0));
                 }
             }
             EventKind::BlockBegin { reason, site } => o.block = Some((reason, site, ns)),
             EventKind::BlockEnd => {
                 if let Some((reason, site, start)) = o.block.take() {
-                    let s = t.site_name(site).into_owned();
-                    self.complete(
-                        &format!("blocked: {}", reason.as_str()),
-                        "block",
-                        tid,
-                        start,
-                        ns,
-                        BlockArgs {
-                            site: &s,
-                            task: cx.task.0,
-                        },
-                    );
+                    let mut name = std::mem::take(&mut self.name);
+                    name.clear();
+                    name.push_str("blocked: ");
+                    name.push_str(reason.as_str());
+                    let args = Args::Block {
+                        site: &t.site_name(site),
+                        task: cx.task.0,
+                    };
+                    self.complete(&name, "block", tid, start, ns, args);
+                    self.name = name;
                 }
             }
             EventKind::Park => o.park = Some(ns),
             EventKind::Unpark => {
                 if let Some(start) = o.park.take() {
-                    self.complete("parked", "park", tid, start, ns, NoArgs {});
+                    self.complete("parked", "park", tid, start, ns, Args::None);
                 }
             }
             EventKind::TaskCreate { task, name, .. } => {
@@ -308,39 +431,38 @@ impl<W: Write> Visitor for ChromeExport<W> {
             }
             EventKind::Log { category, message } => {
                 let m = match message {
-                    Message::Interned(id) => t.name(id).into_owned(),
-                    Message::Inline(b) => String::from_utf8_lossy(b).into_owned(),
+                    Message::Interned(id) => t.name(id),
+                    Message::Inline(b) => String::from_utf8_lossy(b),
                 };
-                let name = t.name(category);
                 self.emit(&Event {
-                    args: LogArgs {
+                    args: Args::Log {
                         message: &m,
                         task: cx.task.0,
                     },
                     cat: Some("log"),
-                    dur: None,
-                    name: &name,
+                    dur_ns: None,
+                    name: &t.name(category),
                     ph: "i",
                     pid: self.pid,
                     s: Some("t"),
                     tid: tid.0,
-                    ts: Some(us(ns)),
+                    ts_ns: Some(ns),
                 });
             }
             EventKind::Loss { reason, events, .. } => {
                 self.emit(&Event {
-                    args: LossArgs {
+                    args: Args::Loss {
                         events,
                         reason: reason.as_str(),
                     },
                     cat: Some("loss"),
-                    dur: None,
+                    dur_ns: None,
                     name: "events lost",
                     ph: "i",
                     pid: self.pid,
                     s: Some("p"),
                     tid: tid.0,
-                    ts: Some(us(ns)),
+                    ts_ns: Some(ns),
                 });
             }
             _ => {}
@@ -389,6 +511,71 @@ impl<W: Write> Visitor for ChromeExport<W> {
             && let Err(e) = self.out.flush()
         {
             self.error = Some(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json;
+
+    fn ours(f: impl Fn(&mut Vec<u8>)) -> String {
+        let mut b = Vec::new();
+        f(&mut b);
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut cases: Vec<String> = (0u32..0x80)
+            .map(|c| format!("a{}b", char::from_u32(c).unwrap()))
+            .collect();
+        cases.extend(
+            [
+                "",
+                "plain",
+                "\"quoted\" \\ path\\",
+                "tab\there\r\n",
+                "é ✓ 🦀 \u{7f}\u{1b}[0m",
+            ]
+            .map(String::from),
+        );
+        for s in cases {
+            assert_eq!(
+                ours(|b| json::string(b, &s)),
+                serde_json::to_string(&s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn integers_and_microseconds_print_as_serde_json_prints_them() {
+        // The float an export has always written: `ns / 1000` rounded to the nanosecond.
+        let reference = |ns: u64| {
+            let us = (ns as f64 / 1000.0 * 1000.0).round() / 1000.0;
+            serde_json::to_string(&us).unwrap()
+        };
+        let mut values = vec![0, 1, 9, 10, 999, 1000, 1001, 1010, 1100, 123_456_789];
+        // Both sides of the exact range's end, and the largest times a trace can hold.
+        values.extend([
+            999_999_999_999_999,
+            1_000_000_000_000_000,
+            1_000_000_000_000_001,
+            (1 << 53) - 1,
+            1 << 53,
+            (1 << 63) + 12345,
+            u64::MAX,
+        ]);
+        // And a spread of everyday values (a fixed linear congruential sequence).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            values.push(x >> (x % 64));
+        }
+        for ns in values {
+            assert_eq!(ours(|b| json::micros(b, ns)), reference(ns), "{ns} ns");
+            assert_eq!(ours(|b| json::u64(b, ns)), ns.to_string());
         }
     }
 }
