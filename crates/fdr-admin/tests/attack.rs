@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::hostile::{Hostiles, raise_fd_limit};
 use common::{Resp, rss_bytes};
-use fdr_admin::Admin;
+use fdr_admin::{Admin, AdminBuilder};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -35,6 +35,13 @@ const HOSTILE_HELD: usize = 512;
 
 /// Tests that measure the process's memory, or restart the recorder, take turns.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// An admin endpoint on a free loopback port that asks for [`TOKEN`].
+fn locked() -> AdminBuilder {
+    Admin::builder()
+        .bind(([127, 0, 0, 1], 0))
+        .bearer_token(TOKEN)
+}
 
 /// `GET path` on a new connection, answered within [`LIVENESS`].
 async fn answered(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
@@ -175,11 +182,7 @@ fn get_with(host: &str, path: &str, extra: &str) -> Vec<u8> {
 async fn hostile_connections_never_keep_an_operator_out() {
     let _turn = TURN.lock().await;
     raise_fd_limit(4096);
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .bearer_token(TOKEN)
-        .start()
-        .unwrap();
+    let admin = locked().start().unwrap();
     let addr = admin.local_addr();
     let auth = [("authorization", BEARER)];
     assert_eq!(answered(addr, "/debug/fdr/", &auth).await.status, 200);
@@ -275,11 +278,7 @@ async fn hostile_connections_never_keep_an_operator_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_closes_its_connection() {
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .bearer_token(TOKEN)
-        .start()
-        .unwrap();
+    let admin = locked().start().unwrap();
     let addr = admin.local_addr();
     let host = addr.to_string();
     let creds = format!("Authorization: {BEARER}\r\n");
@@ -312,11 +311,7 @@ async fn a_refused_request_closes_its_connection() {
 async fn oversized_headers_get_431_and_hold_no_memory() {
     let _turn = TURN.lock().await;
     raise_fd_limit(2048);
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .bearer_token(TOKEN)
-        .start()
-        .unwrap();
+    let admin = locked().start().unwrap();
     let addr = admin.local_addr();
     let host = addr.to_string();
     let creds = format!("Authorization: {BEARER}\r\n");
@@ -405,12 +400,7 @@ async fn pipelined_requests_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_slot_is_taken_an_operator_still_gets_in() {
     raise_fd_limit(1024);
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .bearer_token(TOKEN)
-        .max_connections(8)
-        .start()
-        .unwrap();
+    let admin = locked().max_connections(8).start().unwrap();
     let addr = admin.local_addr();
     let auth = [("authorization", BEARER)];
     // An operator's kept-alive connection, then 64 connections that say nothing.
@@ -587,11 +577,7 @@ async fn without_credentials_only_loopback_and_configured_hosts_are_served() {
     assert_eq!(x.responses.first().map(|r| r.status), Some(200), "{x:?}");
 
     // With credentials, they are the gate: any Host is served to whoever has them.
-    let authed = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .bearer_token(TOKEN)
-        .start()
-        .unwrap();
+    let authed = locked().start().unwrap();
     let x = exchange(
         authed.local_addr(),
         &get_with(

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::get;
-use fdr_admin::Admin;
+use fdr_admin::{Admin, AdminBuilder};
 use fdr_format::{Batch, Decoder, EventKind, Message, Tables};
 use http_body_util::BodyExt;
 
@@ -22,6 +22,13 @@ async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
     let g = TURN.lock().await;
     common::start_recorder();
     g
+}
+
+/// An admin endpoint on a free loopback port, with `cooldown` between captures.
+fn capturing(cooldown: Duration) -> AdminBuilder {
+    Admin::builder()
+        .bind(([127, 0, 0, 1], 0))
+        .capture_cooldown(cooldown)
 }
 
 /// A thread that records regions named `name` (and a log every 1000) until stopped.
@@ -123,11 +130,7 @@ async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_is_a_decodable_trace_of_what_was_recorded_during_it() {
     let _turn = turn().await;
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(Duration::ZERO)
-        .start()
-        .unwrap();
+    let admin = capturing(Duration::ZERO).start().unwrap();
     let during = Recording::start("during-capture", true);
     let started = Instant::now();
     let r = get(admin.local_addr(), "/debug/fdr/trace?seconds=1", &[]).await;
@@ -159,11 +162,7 @@ async fn a_capture_is_a_decodable_trace_of_what_was_recorded_during_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_disconnect_ends_the_capture_at_once() {
     let _turn = turn().await;
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(Duration::ZERO)
-        .start()
-        .unwrap();
+    let admin = capturing(Duration::ZERO).start().unwrap();
     let addr = admin.local_addr();
     let (resp, conn) = common::open(addr, "GET", "/debug/fdr/trace?seconds=30", &[])
         .await
@@ -197,9 +196,7 @@ async fn a_client_disconnect_ends_the_capture_at_once() {
 async fn the_byte_cap_ends_a_capture_at_the_cap_with_a_whole_trace() {
     let _turn = turn().await;
     let cap = 512 << 10;
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(Duration::ZERO)
+    let admin = capturing(Duration::ZERO)
         .max_capture_bytes(cap)
         .start()
         .unwrap();
@@ -235,9 +232,7 @@ async fn the_byte_cap_ends_a_capture_at_the_cap_with_a_whole_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_does_not_read_loses_its_capture_instead_of_growing_memory() {
     let _turn = turn().await;
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(Duration::ZERO)
+    let admin = capturing(Duration::ZERO)
         .max_capture_bytes(1 << 40)
         .start()
         .unwrap();
@@ -270,11 +265,7 @@ async fn a_client_that_does_not_read_loses_its_capture_instead_of_growing_memory
 async fn captures_are_one_at_a_time_with_a_cooldown_and_retry_after() {
     let _turn = turn().await;
     let cooldown = Duration::from_secs(2);
-    let admin = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(cooldown)
-        .start()
-        .unwrap();
+    let admin = capturing(cooldown).start().unwrap();
     let addr = admin.local_addr();
     let first = tokio::spawn(async move { get(addr, "/debug/fdr/trace?seconds=2", &[]).await });
     wait_until(
@@ -337,16 +328,12 @@ async fn a_degraded_process_refuses_on_demand_captures_when_asked_to() {
         .log_with(|_| {})
         .start()
         .unwrap();
-    let guarded = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(Duration::ZERO)
+    let guarded = capturing(Duration::ZERO)
         .sentinel(&sentinel)
         .refuse_captures_when_degraded(true)
         .start()
         .unwrap();
-    let unguarded = Admin::builder()
-        .bind(([127, 0, 0, 1], 0))
-        .capture_cooldown(Duration::ZERO)
+    let unguarded = capturing(Duration::ZERO)
         .sentinel(&sentinel)
         .start()
         .unwrap();

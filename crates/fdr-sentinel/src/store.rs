@@ -744,31 +744,16 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+// The incident the store tests put: one for the crate's unit and integration tests.
+#[cfg(test)]
+#[path = "../tests/sentinel/common/meta.rs"]
+mod test_meta;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn meta(id: &str, t: u64) -> IncidentMeta {
-        IncidentMeta {
-            id: id.to_owned(),
-            rule: "r".into(),
-            condition: "r: m value > 1 for 1".into(),
-            metric: "m".into(),
-            value: 2.0,
-            threshold: 1.0,
-            values: vec![("r".into(), 2.0)],
-            time_unix_ms: t,
-            host: "h".into(),
-            pid: 7,
-            service_version: Some("1.2.3".into()),
-            service: None,
-            process_start_unix_ms: None,
-            fdr_version: None,
-            build_id: None,
-            bytes: 0,
-            cost: None,
-        }
-    }
+    use test_meta::meta;
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("fdr-store-{name}-{}", std::process::id()));
@@ -794,9 +779,9 @@ mod tests {
     fn incidents_round_trip_and_list_newest_first() {
         let dir = temp_dir("round-trip");
         let s = DirStore::new(&dir, Retention::default()).unwrap();
-        let stored = s.put(&meta("a", 1), &mut write(10)).unwrap();
+        let stored = s.put(&meta("a", 1, None), &mut write(10)).unwrap();
         assert_eq!(stored.bytes, 10);
-        s.put(&meta("b", 2), &mut write(20)).unwrap();
+        s.put(&meta("b", 2, None), &mut write(20)).unwrap();
         let l = s.list().unwrap();
         let ids: Vec<_> = l.incidents.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["b", "a"]);
@@ -804,7 +789,7 @@ mod tests {
             l.incidents[1],
             IncidentMeta {
                 bytes: 10,
-                ..meta("a", 1)
+                ..meta("a", 1, None)
             }
         );
         let mut got = Vec::new();
@@ -820,7 +805,7 @@ mod tests {
         let dir = temp_dir("fails");
         let s = DirStore::new(&dir, Retention::default()).unwrap();
         let e = s
-            .put(&meta("a", 1), &mut |out| {
+            .put(&meta("a", 1, None), &mut |out| {
                 out.write_all(&[1; 100])?;
                 Err(io::Error::other("the ring went away"))
             })
@@ -847,12 +832,12 @@ mod tests {
         )
         .unwrap();
         for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
-            s.put(&meta(id, i as u64), &mut write(100)).unwrap();
+            s.put(&meta(id, i as u64, None), &mut write(100)).unwrap();
         }
         // Three fit the count but not the bytes: two are kept.
         assert_eq!(ids(&s), ["d", "c"]);
         // The newest stays even when it alone is over.
-        s.put(&meta("e", 9), &mut write(1000)).unwrap();
+        s.put(&meta("e", 9, None), &mut write(1000)).unwrap();
         assert_eq!(ids(&s), ["e"]);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         fs::remove_dir_all(&dir).unwrap();
@@ -954,22 +939,24 @@ mod tests {
             },
         )
         .unwrap();
-        s.put(&meta("a", 1), &mut write(100)).unwrap();
-        s.put(&meta("b", 2), &mut write(100)).unwrap();
-        s.put(&meta("c", 3), &mut write(100)).unwrap();
+        s.put(&meta("a", 1, None), &mut write(100)).unwrap();
+        s.put(&meta("b", 2, None), &mut write(100)).unwrap();
+        s.put(&meta("c", 3, None), &mut write(100)).unwrap();
         assert_eq!(ids(&s), ["c", "b"]);
         // A dump that fails: the count is not applied before it, so both stay.
         let e = s
-            .put(&meta("d", 4), &mut |_| Err(io::Error::other("no snapshot")))
+            .put(&meta("d", 4, None), &mut |_| {
+                Err(io::Error::other("no snapshot"))
+            })
             .unwrap_err();
         assert!(matches!(e, StoreError::Dump { written: 0, .. }), "{e}");
         assert_eq!(ids(&s), ["c", "b"]);
         // Bytes: with a 100-byte dump expected (the newest's size), 200 + 100 fit; a
         // 150-byte newest makes room for 150.
-        s.put(&meta("e", 5), &mut write(150)).unwrap();
+        s.put(&meta("e", 5, None), &mut write(150)).unwrap();
         assert_eq!(ids(&s), ["e", "c"]);
         let mut seen = Vec::new();
-        s.put(&meta("f", 6), &mut |out| {
+        s.put(&meta("f", 6, None), &mut |out| {
             seen = ids(&s);
             out.write_all(&[7; 10]).map(|()| 10)
         })
@@ -990,10 +977,10 @@ mod tests {
         for n in 0..u64::from(layout::TEMP_NAME_TRIES) {
             fs::write(dir.join(layout::temp_name("a", "fdr", pid, n)), b"x").unwrap();
         }
-        let e = s.put(&meta("a", 1), &mut write(10)).unwrap_err();
+        let e = s.put(&meta("a", 1, None), &mut write(10)).unwrap_err();
         assert!(e.to_string().contains("64 temporary names up to"), "{e}");
         // The next names are free.
-        s.put(&meta("a", 1), &mut write(10)).unwrap();
+        s.put(&meta("a", 1, None), &mut write(10)).unwrap();
         assert_eq!(ids(&s), ["a"]);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -3,35 +3,13 @@
 //! (a panic dump) is kept and listed, not removed; planted symlinks are never followed;
 //! files are private; a directory others may write into is reported.
 
-use crate::common;
+use crate::common::{self, meta};
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
 use fdr_sentinel::{DirStore, IncidentMeta, IncidentStore, Retention, StoreError};
-
-fn meta(id: &str, t: u64) -> IncidentMeta {
-    IncidentMeta {
-        id: id.to_owned(),
-        rule: "r".into(),
-        condition: "r: m value > 1 for 1".into(),
-        metric: "m".into(),
-        value: 2.0,
-        threshold: 1.0,
-        values: vec![("r".into(), 2.0)],
-        time_unix_ms: t,
-        host: "h".into(),
-        pid: 7,
-        service_version: Some("1.2.3".into()),
-        service: None,
-        process_start_unix_ms: None,
-        fdr_version: None,
-        build_id: None,
-        bytes: 0,
-        cost: None,
-    }
-}
 
 fn write(n: usize) -> impl FnMut(&mut dyn Write) -> io::Result<u64> {
     move |out| out.write_all(&vec![7u8; n]).map(|()| n as u64)
@@ -78,18 +56,18 @@ fn ids_and_sizes_come_from_names_never_from_sidecars() {
     fs::write(dir.join("old.fdr"), vec![1; 500]).unwrap();
     let lie = IncidentMeta {
         id: "../victim".into(),
-        ..meta("old", 1)
+        ..meta("old", 1, None)
     };
     fs::write(dir.join("old.json"), lie.to_json().to_string()).unwrap();
     assert_eq!(
         s.list().unwrap().incidents,
         [IncidentMeta {
             bytes: 500,
-            ..meta("old", 1)
+            ..meta("old", 1, None)
         }]
     );
     // The next incident's retention removes `old`, and nothing outside.
-    s.put(&meta("new", 2), &mut write(10)).unwrap();
+    s.put(&meta("new", 2, None), &mut write(10)).unwrap();
     assert_eq!(ids(&s), ["new"]);
     assert_eq!(
         fs::read(base.join("victim.fdr")).unwrap(),
@@ -146,7 +124,7 @@ fn a_panic_dump_found_without_a_sidecar_is_kept_and_listed() {
     )
     .unwrap();
     s.put(
-        &meta("20300101T000000.000Z-r", 1_900_000_000_000),
+        &meta("20300101T000000.000Z-r", 1_900_000_000_000, None),
         &mut write(1),
     )
     .unwrap();
@@ -187,7 +165,7 @@ fn planted_symlinks_are_never_followed_files_are_private_and_an_open_directory_w
     for name in [".tmp-a.fdr", ".tmp-a.json"] {
         symlink(&victim, dir.join(name)).unwrap();
     }
-    s.put(&meta("a", 1), &mut write(10)).unwrap();
+    s.put(&meta("a", 1, None), &mut write(10)).unwrap();
     assert_eq!(fs::read(&victim).unwrap(), b"precious");
     assert_eq!(mode(&victim), 0o644);
     for ext in ["fdr", "json"] {
@@ -201,7 +179,7 @@ fn planted_symlinks_are_never_followed_files_are_private_and_an_open_directory_w
 
     // A dump or a sidecar that is a symlink is not an incident, and is not opened.
     symlink(&victim, dir.join("b.fdr")).unwrap();
-    fs::write(dir.join("b.json"), meta("b", 2).to_json().to_string()).unwrap();
+    fs::write(dir.join("b.json"), meta("b", 2, None).to_json().to_string()).unwrap();
     fs::write(dir.join("c.fdr"), b"dump").unwrap();
     symlink(&victim, dir.join("c.json")).unwrap();
     assert_eq!(ids(&s), ["a"]);
@@ -210,7 +188,7 @@ fn planted_symlinks_are_never_followed_files_are_private_and_an_open_directory_w
 
     // Another mode, when asked for; never one others may write.
     let group = DirStore::with_file_mode(base.join("group"), Retention::default(), 0o640).unwrap();
-    group.put(&meta("g", 1), &mut write(1)).unwrap();
+    group.put(&meta("g", 1, None), &mut write(1)).unwrap();
     assert_eq!(mode(&base.join("group")), 0o750);
     assert_eq!(mode(&base.join("group/g.fdr")), 0o640);
     assert_eq!(mode(&base.join("group/g.json")), 0o640);
@@ -250,7 +228,10 @@ fn planted_symlinks_are_never_followed_files_are_private_and_an_open_directory_w
         logged.contains("warning: the incident directory") && logged.contains("0o1777"),
         "{logged}"
     );
-    sentinel.store().put(&meta("d", 3), &mut write(1)).unwrap();
+    sentinel
+        .store()
+        .put(&meta("d", 3, None), &mut write(1))
+        .unwrap();
     assert_eq!(mode(&dir.join("d.fdr")), 0o640);
     sentinel.stop();
     let e = fdr_sentinel::Sentinel::builder()

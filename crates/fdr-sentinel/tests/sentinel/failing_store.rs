@@ -154,25 +154,7 @@ fn full_disk() {
 
     // With room again (a small ring: a fresh store on the same disk), dumps are written.
     let store = DirStore::new(&dir, Retention::default()).unwrap();
-    let meta = IncidentMeta {
-        id: "after".into(),
-        rule: "r".into(),
-        condition: "r".into(),
-        metric: "m".into(),
-        value: 1.0,
-        threshold: 0.0,
-        values: vec![],
-        time_unix_ms: 1,
-        host: "h".into(),
-        pid: 1,
-        service_version: None,
-        service: None,
-        process_start_unix_ms: None,
-        fdr_version: None,
-        build_id: None,
-        bytes: 0,
-        cost: None,
-    };
+    let meta = common::meta("after", 1, None);
     store
         .put(&meta, &mut |out| out.write_all(&[1; 1000]).map(|()| 1000))
         .unwrap();

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use fdr_sentinel::{Retention, Rule, Sentinel};
+use fdr_sentinel::Retention;
 
 #[test]
 fn a_breached_rule_writes_one_decodable_incident_with_its_metadata() {
@@ -14,29 +14,14 @@ fn a_breached_rule_writes_one_decodable_incident_with_its_metadata() {
         return;
     }
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
-    let registry = prometheus::Registry::new();
-    let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();
-    registry.register(Box::new(queue.clone())).unwrap();
     let dir = common::temp_dir("incident");
-    let (lines, log) = common::log();
-    let sentinel = Sentinel::builder()
-        .interval(Duration::from_millis(20))
-        .registry(registry)
-        .rule(Rule::parse("deep: queue_depth value > 100 for 2 cooldown 1h").unwrap())
-        .dir(&dir, Retention::default())
-        .service_version("9.9.9")
-        .log_with(log)
-        .start()
-        .unwrap();
+    let (queue, lines, sentinel) = common::deep_sentinel(|b| b.dir(&dir, Retention::default()));
 
     fdr_recorder::with_region("before the breach", || {});
     queue.set(500);
-    assert!(
-        common::wait_for(Duration::from_secs(10), || sentinel.stats().dumps_written
-            == 1),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(10), None, |s| {
+        s.dumps_written == 1
+    });
     assert!(sentinel.degraded());
     assert_eq!(sentinel.breaching(), ["deep"]);
     // The breach goes on; the cooldown holds.

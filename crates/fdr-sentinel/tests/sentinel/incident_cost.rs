@@ -39,12 +39,9 @@ fn the_sidecar_carries_fdrs_cost_share_and_its_threads() {
         fdr_recorder::cost::cost()
     );
     queue.set(500);
-    assert!(
-        common::wait_for(Duration::from_secs(10), || sentinel.stats().dumps_written
-            == 1),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(10), None, |s| {
+        s.dumps_written == 1
+    });
     let listing = sentinel.store().list().unwrap();
     let [m] = &listing.incidents[..] else {
         panic!("{listing:?}")

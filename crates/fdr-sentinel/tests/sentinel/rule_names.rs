@@ -55,12 +55,9 @@ fn a_rule_name_too_long_for_its_incidents_is_refused_at_start() {
         .log_with(|_| {})
         .start()
         .unwrap();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
-            >= 1),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), None, |s| {
+        s.dumps_written >= 1
+    });
     let stats = sentinel.stats();
     assert_eq!(stats.dump_failures, 0, "{stats:?}");
     let id = stats.last_incident.unwrap();

@@ -36,12 +36,9 @@ fn failing_sentinel(vars: &[(&'static str, String)]) -> (Arc<Mutex<Vec<String>>>
         .unwrap()
         .start()
         .unwrap();
-    assert!(
-        common::wait_for(Duration::from_secs(30), || sentinel.stats().dump_failures
-            >= 2),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(30), None, |s| {
+        s.dump_failures >= 2
+    });
     let stats = sentinel.stats();
     assert_eq!(stats.dumps_written, 0, "{stats:?}");
     assert_eq!(stats.last_incident, None);

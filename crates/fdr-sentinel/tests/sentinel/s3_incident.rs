@@ -8,8 +8,6 @@ use crate::moto;
 
 use std::time::Duration;
 
-use fdr_sentinel::{Rule, Sentinel};
-
 #[test]
 fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
     if fdr_test_support::isolated::ran_in_child() {
@@ -18,29 +16,14 @@ fn a_breached_rule_writes_one_decodable_incident_into_the_bucket() {
     let mut moto = moto::Moto::start_tls();
     fdr_recorder::start(fdr_recorder::Config::default()).unwrap();
     moto.mkbucket("incidents");
-    let registry = prometheus::Registry::new();
-    let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();
-    registry.register(Box::new(queue.clone())).unwrap();
-    let (lines, log) = common::log();
-    let sentinel = Sentinel::builder()
-        .interval(Duration::from_millis(20))
-        .registry(registry)
-        .rule(Rule::parse("deep: queue_depth value > 100 for 2 cooldown 1h").unwrap())
-        .bucket(moto.config("incidents", "checkout"))
-        .service_version("9.9.9")
-        .log_with(log)
-        .start()
-        .unwrap();
+    let (queue, lines, sentinel) =
+        common::deep_sentinel(|b| b.bucket(moto.config("incidents", "checkout")));
 
     fdr_recorder::with_region("before the breach", || {});
     queue.set(500);
-    assert!(
-        common::wait_for(Duration::from_secs(20), || sentinel.stats().dumps_written
-            == 1),
-        "{:?} {:?}",
-        sentinel.stats(),
-        lines.lock().unwrap()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(20), Some(&lines), |s| {
+        s.dumps_written == 1
+    });
     let stats = sentinel.stats();
     assert_eq!(stats.dump_failures, 0, "{stats:?}");
 

@@ -5,6 +5,7 @@
 //! untrusted certificate, a stopped or silent server) leaves nothing visible and says what
 //! failed, in object_store's words.
 
+use crate::common::meta;
 use crate::moto;
 
 use std::io::{self, Read, Write};
@@ -15,6 +16,9 @@ use std::time::Duration;
 use fdr_sentinel::{BucketConfig, BucketStore, IncidentMeta, IncidentStore, Retention, StoreError};
 use moto::Moto;
 
+/// The service every incident here names (so its sidecar carries the process's identity).
+const SERVICE: Option<&str> = Some("checkout");
+
 /// The binary's server, shared by its tests (each in its own bucket); it exits with the
 /// process.
 fn server() -> MutexGuard<'static, Moto> {
@@ -22,28 +26,6 @@ fn server() -> MutexGuard<'static, Moto> {
     MOTO.get_or_init(|| Mutex::new(Moto::start()))
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-}
-
-fn meta(id: &str, t: u64) -> IncidentMeta {
-    IncidentMeta {
-        id: id.to_owned(),
-        rule: "r".into(),
-        condition: "r: m value > 1 for 1".into(),
-        metric: "m".into(),
-        value: 2.0,
-        threshold: 1.0,
-        values: vec![("r".into(), 2.0)],
-        time_unix_ms: t,
-        host: "h".into(),
-        pid: 7,
-        service_version: Some("1.2.3".into()),
-        service: Some("checkout".into()),
-        process_start_unix_ms: Some(1_700_000_000_000),
-        fdr_version: Some("0.1.0".into()),
-        build_id: Some("0a1b2c".into()),
-        bytes: 0,
-        cost: None,
-    }
 }
 
 /// `n` bytes that are not all alike.
@@ -87,11 +69,15 @@ fn round_trip(moto: &mut Moto, bucket: &str) {
     moto.mkbucket(bucket);
     let store = BucketStore::new(config.clone()).unwrap();
 
-    let stored = store.put(&meta("a", 1), &mut write(data(10))).unwrap();
+    let stored = store
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
+        .unwrap();
     assert_eq!(stored.bytes, 10);
     // Three parts of a multipart upload (5, 5 and 2 MiB).
     let big = data(12 << 20);
-    store.put(&meta("b", 2), &mut write(big.clone())).unwrap();
+    store
+        .put(&meta("b", 2, SERVICE), &mut write(big.clone()))
+        .unwrap();
     assert_spool_empty(&config);
     assert_eq!(moto.open_uploads(bucket), 0, "the upload was completed");
 
@@ -103,7 +89,7 @@ fn round_trip(moto: &mut Moto, bucket: &str) {
         listing.incidents[1],
         IncidentMeta {
             bytes: 10,
-            ..meta("a", 1)
+            ..meta("a", 1, SERVICE)
         }
     );
     assert_eq!(listing.incidents[0].bytes, big.len() as u64);
@@ -120,7 +106,7 @@ fn round_trip(moto: &mut Moto, bucket: &str) {
         Err(StoreError::BadId(_))
     ));
     assert!(matches!(
-        store.put(&meta("a/b", 3), &mut write(data(1))),
+        store.put(&meta("a/b", 3, SERVICE), &mut write(data(1))),
         Err(StoreError::BadId(_))
     ));
 
@@ -163,7 +149,7 @@ fn incidents_round_trip_over_tls_with_a_private_ca() {
     })
     .unwrap();
     let e = untrusting
-        .put(&meta("c", 3), &mut write(data(10)))
+        .put(&meta("c", 3, SERVICE), &mut write(data(10)))
         .unwrap_err();
     let text = e.to_string();
     assert!(
@@ -204,7 +190,7 @@ fn retention_drops_the_oldest_by_count_and_bytes() {
     let store = BucketStore::new(config).unwrap();
     for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
         store
-            .put(&meta(id, i as u64), &mut write(data(100)))
+            .put(&meta(id, i as u64, SERVICE), &mut write(data(100)))
             .unwrap();
     }
     // Three fit the count but not the bytes: two are kept.
@@ -218,10 +204,14 @@ fn retention_drops_the_oldest_by_count_and_bytes() {
         ..store.config().clone()
     })
     .unwrap();
-    by_count.put(&meta("e", 5), &mut write(data(10))).unwrap();
+    by_count
+        .put(&meta("e", 5, SERVICE), &mut write(data(10)))
+        .unwrap();
     assert_eq!(ids(&store), ["e"]);
     // The newest stays even when it alone is over.
-    store.put(&meta("f", 9), &mut write(data(1000))).unwrap();
+    store
+        .put(&meta("f", 9, SERVICE), &mut write(data(1000)))
+        .unwrap();
     assert_eq!(ids(&store), ["f"]);
     let left: Vec<_> = moto.keys("retention").into_iter().map(|(k, _)| k).collect();
     assert_eq!(left, ["f.fdr", "f.json"]);
@@ -234,7 +224,7 @@ fn a_dump_that_fails_midway_leaves_no_object() {
     moto.mkbucket("fails-midway");
     let store = BucketStore::new(config.clone()).unwrap();
     let e = store
-        .put(&meta("a", 1), &mut |out| {
+        .put(&meta("a", 1, SERVICE), &mut |out| {
             out.write_all(&[1; 100])?;
             Err(io::Error::other("the ring went away"))
         })
@@ -251,7 +241,9 @@ fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
     let mut moto = server();
     moto.mkbucket("unreadable");
     let store = BucketStore::new(moto.config("unreadable", "p")).unwrap();
-    store.put(&meta("good", 1), &mut write(data(5))).unwrap();
+    store
+        .put(&meta("good", 1, SERVICE), &mut write(data(5)))
+        .unwrap();
     moto.put("unreadable", "p/bad.fdr", b"dump");
     moto.put("unreadable", "p/bad.json", b"{\"id\": 3}");
     // A dump whose sidecar never came (young: retention leaves it for an hour), a sidecar
@@ -270,7 +262,9 @@ fn unreadable_sidecars_are_reported_and_halves_are_not_listed() {
     );
     assert!(matches!(store.open("half"), Err(StoreError::NotFound(_))));
     // Retention after a put leaves what is not past it, and young halves, in place.
-    store.put(&meta("next", 2), &mut write(data(5))).unwrap();
+    store
+        .put(&meta("next", 2, SERVICE), &mut write(data(5)))
+        .unwrap();
     assert_eq!(moto.keys("unreadable").len(), 11);
 }
 
@@ -293,7 +287,7 @@ fn ids_and_sizes_come_from_keys_never_from_sidecars() {
     moto.put("ids-from-keys", "p/old.fdr", &data(500));
     let lie = IncidentMeta {
         id: "../victim".into(),
-        ..meta("old", 1)
+        ..meta("old", 1, SERVICE)
     };
     moto.put(
         "ids-from-keys",
@@ -305,11 +299,13 @@ fn ids_and_sizes_come_from_keys_never_from_sidecars() {
         listing.incidents,
         [IncidentMeta {
             bytes: 500,
-            ..meta("old", 1)
+            ..meta("old", 1, SERVICE)
         }]
     );
     // The next incident's retention removes `old`, and nothing outside the prefix.
-    store.put(&meta("new", 2), &mut write(data(10))).unwrap();
+    store
+        .put(&meta("new", 2, SERVICE), &mut write(data(10)))
+        .unwrap();
     assert_eq!(ids(&store), ["new"]);
     let left: Vec<_> = moto
         .keys("ids-from-keys")
@@ -345,7 +341,7 @@ fn spool_files_are_private_and_never_follow_a_planted_symlink() {
         .collect();
     let mut spooled = Vec::new();
     store
-        .put(&meta("a", 1), &mut |out: &mut dyn Write| {
+        .put(&meta("a", 1, SERVICE), &mut |out: &mut dyn Write| {
             for e in std::fs::read_dir(&config.spool_dir).unwrap() {
                 let e = e.unwrap();
                 let m = std::fs::symlink_metadata(e.path()).unwrap();
@@ -381,7 +377,9 @@ fn inside_a_service_runtime_the_store_works_and_drops() {
         // Blocking, as documented (an async service would use `spawn_blocking`), but
         // neither a panic nor a deadlock on the service's runtime.
         let store = BucketStore::new(config).unwrap();
-        store.put(&meta("a", 1), &mut write(data(10))).unwrap();
+        store
+            .put(&meta("a", 1, SERVICE), &mut write(data(10)))
+            .unwrap();
         assert_eq!(ids(&store), ["a"]);
         drop(store);
     });
@@ -412,7 +410,7 @@ fn wrong_credentials_and_a_missing_bucket_are_named() {
     ))
     .unwrap();
     let e = wrong_secret
-        .put(&meta("a", 1), &mut write(data(10)))
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
         .unwrap_err();
     let (status, code, message) = remote(&e);
     assert_eq!((status, code), (None, Some("PermissionDenied")), "{e}");
@@ -434,7 +432,7 @@ fn wrong_credentials_and_a_missing_bucket_are_named() {
     ))
     .unwrap();
     let e = unknown_key
-        .put(&meta("a", 1), &mut write(data(10)))
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
         .unwrap_err();
     assert!(remote(&e).2.contains("InvalidAccessKeyId"), "{e}");
     assert_eq!(moto.keys("credentials"), []);
@@ -445,7 +443,7 @@ fn wrong_credentials_and_a_missing_bucket_are_named() {
     })
     .unwrap();
     let e = missing
-        .put(&meta("a", 1), &mut write(data(10)))
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
         .unwrap_err();
     assert_eq!(remote(&e).1, Some("NotFound"), "{e}");
     assert!(remote(&e).2.contains("NoSuchBucket"), "{e}");
@@ -491,7 +489,9 @@ fn a_refused_sidecar_takes_its_dump_away() {
         "arn:aws:s3:::refused-sidecar/*.json",
     );
     let store = BucketStore::new(with_key(config.clone(), key)).unwrap();
-    let e = store.put(&meta("a", 1), &mut write(data(10))).unwrap_err();
+    let e = store
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
+        .unwrap_err();
     assert!(remote(&e).2.contains("AccessDenied"), "{e}");
     assert!(
         e.to_string()
@@ -518,8 +518,12 @@ fn a_key_that_may_not_delete_says_retention_failed() {
     // One DELETE per object: moto checks a policy on those, not on a bulk DeleteObjects.
     let config = Moto::with_option(config, "aws_disable_bulk_delete", "true");
     let store = BucketStore::new(with_key(config, key)).unwrap();
-    store.put(&meta("a", 1), &mut write(data(10))).unwrap();
-    let e = store.put(&meta("b", 2), &mut write(data(10))).unwrap_err();
+    store
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
+        .unwrap();
+    let e = store
+        .put(&meta("b", 2, SERVICE), &mut write(data(10)))
+        .unwrap_err();
     assert!(
         e.to_string().starts_with(
             "incident store: incident `b` was stored, but applying the retention failed: \
@@ -539,9 +543,13 @@ fn a_stopped_server_and_a_silent_one_are_errors() {
         ..moto.config("stopped", "")
     })
     .unwrap();
-    store.put(&meta("a", 1), &mut write(data(10))).unwrap();
+    store
+        .put(&meta("a", 1, SERVICE), &mut write(data(10)))
+        .unwrap();
     moto.stop();
-    let e = store.put(&meta("b", 2), &mut write(data(10))).unwrap_err();
+    let e = store
+        .put(&meta("b", 2, SERVICE), &mut write(data(10)))
+        .unwrap_err();
     let text = e.to_string();
     assert!(
         text.starts_with("incident store: uploading the dump s3://stopped/b.fdr: Generic: "),

@@ -114,12 +114,9 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
         .dir(&dir, Retention::default())
         .start()
         .unwrap();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
-            == 1),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), None, |s| {
+        s.dumps_written == 1
+    });
     assert_eq!(sentinel.stats().snapshot_waits, 0, "{:?}", sentinel.stats());
     sentinel.stop();
     downloads.release();
@@ -141,12 +138,9 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
         .log_with(log)
         .start()
         .unwrap();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().snapshot_waits
-            == 1),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), None, |s| {
+        s.snapshot_waits == 1
+    });
     // Longer than the sentinel ever gave up after before.
     std::thread::sleep(Duration::from_millis(1500));
     let stats = sentinel.stats();
@@ -160,13 +154,9 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
         "{stats:?}"
     );
     held.release();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
-            == 1),
-        "{:?} {:?}",
-        sentinel.stats(),
-        lines.lock().unwrap()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), Some(&lines), |s| {
+        s.dumps_written == 1
+    });
     let stats = sentinel.stats();
     assert_eq!(stats.dump_failures, 0, "{stats:?}");
     assert_eq!(stats.snapshot_timeouts, 0, "{stats:?}");
@@ -202,23 +192,16 @@ fn a_trigger_waits_for_a_busy_recorder_and_only_a_written_dump_spends_the_limits
         .log_with(log)
         .start()
         .unwrap();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().dump_failures
-            >= 1),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), None, |s| {
+        s.dump_failures >= 1
+    });
     let stats = sentinel.stats();
     assert!(stats.snapshot_timeouts >= 1, "{stats:?}");
     assert_eq!(stats.dumps_written, 0, "{stats:?}");
     held.release();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().dumps_written
-            == 1),
-        "{:?} {:?}",
-        sentinel.stats(),
-        lines.lock().unwrap()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), Some(&lines), |s| {
+        s.dumps_written == 1
+    });
     let logged = lines.lock().unwrap().join("\n");
     assert!(
         logged.contains("the flight recorder was busy with another snapshot for 200ms"),

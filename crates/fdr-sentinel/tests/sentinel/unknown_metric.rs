@@ -81,11 +81,7 @@ fn a_metric_missing_from_the_sample_is_logged_once_and_counted() {
         .log_with(move |line| sink.lock().unwrap().push(line.to_owned()))
         .start()
         .unwrap();
-    assert!(
-        common::wait_for(Duration::from_secs(60), || sentinel.stats().samples >= 5),
-        "{:?}",
-        sentinel.stats()
-    );
+    common::wait_for_stats(&sentinel, Duration::from_secs(60), None, |s| s.samples >= 5);
     assert_eq!(sentinel.stats().rules_unknown_metric, 1);
     let logged = logged.lock().unwrap();
     let about: Vec<&String> = logged

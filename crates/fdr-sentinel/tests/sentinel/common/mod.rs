@@ -2,8 +2,14 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(unreachable_pub, reason = "a test helper module")]
 
+mod meta;
+
+pub(crate) use meta::meta;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use fdr_sentinel::{IncidentMeta, Rule, Sentinel, SentinelBuilder, SentinelStats};
 
 /// Region names in a trace, in order, per batch.
 pub fn region_names(trace: &[u8]) -> Vec<String> {
@@ -20,6 +26,26 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     done()
+}
+
+/// Waits up to `limit` for the sentinel's statistics to reach `done`; if they never do,
+/// fails with them (and the lines of `log`, when given).
+pub fn wait_for_stats(
+    sentinel: &Sentinel,
+    limit: Duration,
+    log: Option<&Mutex<Vec<String>>>,
+    done: impl Fn(&SentinelStats) -> bool,
+) {
+    let reached = wait_for(limit, || done(&sentinel.stats()));
+    match log {
+        Some(lines) => assert!(
+            reached,
+            "{:?} {:?}",
+            sentinel.stats(),
+            lines.lock().unwrap()
+        ),
+        None => assert!(reached, "{:?}", sentinel.stats()),
+    }
 }
 
 /// A log that keeps its lines.
@@ -41,13 +67,32 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// A sentinel of service version 9.9.9 sampling every 20 ms a registry of its own, with
+/// the tests' `deep: queue_depth value > 100 for 2 cooldown 1h` rule, writing into the
+/// store `store` names: returns the rule's gauge, the sentinel's log and the sentinel.
+pub fn deep_sentinel(
+    store: impl FnOnce(SentinelBuilder) -> SentinelBuilder,
+) -> (prometheus::IntGauge, Arc<Mutex<Vec<String>>>, Sentinel) {
+    let registry = prometheus::Registry::new();
+    let queue = prometheus::IntGauge::new("queue_depth", "requests waiting").unwrap();
+    registry.register(Box::new(queue.clone())).unwrap();
+    let (lines, log) = log();
+    let builder = Sentinel::builder()
+        .interval(Duration::from_millis(20))
+        .registry(registry)
+        .rule(Rule::parse("deep: queue_depth value > 100 for 2 cooldown 1h").unwrap());
+    let sentinel = store(builder)
+        .service_version("9.9.9")
+        .log_with(log)
+        .start()
+        .unwrap();
+    (queue, lines, sentinel)
+}
+
 /// The one incident of the tests' `deep: queue_depth value > 100 for 2` rule, fired at
 /// 500 by a sentinel of service version 9.9.9, after a region "before the breach": checks
 /// its sidecar and its dump, and returns the sidecar.
-pub fn the_deep_incident(
-    sentinel: &fdr_sentinel::Sentinel,
-    stats: &fdr_sentinel::SentinelStats,
-) -> fdr_sentinel::IncidentMeta {
+pub fn the_deep_incident(sentinel: &Sentinel, stats: &SentinelStats) -> IncidentMeta {
     let listing = sentinel.store().list().unwrap();
     assert!(listing.unreadable.is_empty());
     let [m] = &listing.incidents[..] else {
