@@ -311,6 +311,7 @@ fn run_peak_rss(cmd: &mut std::process::Command) -> Result<(std::process::ExitSt
 /// `FDR_BENCH_ADVERSARIAL_MIB`), runs every `fdr` command on it, and returns the largest
 /// peak resident set of any of them. Each command's peak is printed.
 fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
+    const COMMANDS: usize = 15;
     use std::io::{BufWriter, Write};
 
     use fdr_test_support::adversarial::{Shape, write};
@@ -342,7 +343,10 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
         // are written to /dev/null, as cat's output is.
         let html = work.join("report.html").to_string_lossy().into_owned();
         let (json, pf) = ("/dev/null", "/dev/null");
-        let commands: [Vec<&str>; 14] = [
+        // The Parquet tables are files in a directory, emptied after each shape.
+        let tables = work.join("parquet");
+        let tables = tables.to_str().context("non-UTF-8 path")?;
+        let commands: [Vec<&str>; COMMANDS] = [
             vec!["summary", p],
             vec!["tasks", p],
             vec!["tasks", "--alive", p],
@@ -357,6 +361,7 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
             vec!["export", "--format", "chrome-json", "-o", json, p],
             vec!["export", "--format", "perfetto", "-o", pf, p],
             vec!["export", "--format", "pprof", "--long-scopes", "-o", pf, p],
+            vec!["export", "--format", "parquet", "-o", tables, p],
         ];
         for args in commands {
             let t = std::time::Instant::now();
@@ -387,12 +392,13 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
             }
         }
         let _ = fs::remove_file(&path);
+        let _ = fs::remove_dir_all(tables);
     }
     eprintln!(
         "largest peak RSS on hostile traces: {} MiB (fdr {}); {} commands on {} traces of {mib} MiB in {:.0?}",
         worst.0 >> 20,
         worst.1,
-        Shape::ALL.len() * 14,
+        Shape::ALL.len() * COMMANDS,
         Shape::ALL.len(),
         started.elapsed()
     );
