@@ -1,8 +1,9 @@
 //! `cargo xtask <verb>`: the project's automation, in Rust so it runs wherever cargo does.
 //! The verbs and their options are declared in `cli.rs`.
 //!
-//! - `ci`: everything CI checks (fmt, clippy, tests, docs, the recorder's loom models), with
-//!   every feature; features that also need a cfg are tested apart, with it (see `features.rs`).
+//! - `ci`: everything CI checks (fmt, clippy, tests (two test binaries at a time, see
+//!   `test_step.rs`), docs, the recorder's loom models), with every feature; features
+//!   that also need a cfg are tested apart, with it (see `features.rs`).
 //! - `bench`: runs the benches, writes `target/xtask/bench/summary.json`, compares with the previous run.
 //! - `demo`: the README's first command.
 //! - `axum-service`: examples/axum-service under load, its fault, the incident, the diagnosis
@@ -31,6 +32,7 @@ mod fresh;
 mod fuzz;
 mod python;
 mod steps;
+mod test_step;
 
 fn main() -> Result<()> {
     use clap::Parser;
@@ -108,9 +110,8 @@ fn ci() -> Result<()> {
     })?;
     steps.run("facade", facade::check)?;
     steps.run("python", || python.wait())?;
-    steps.run("test", || {
-        run(cargo().args(["test", "--workspace"]).args(&all_features))
-    })?;
+    // Two test binaries at a time: many spend most of their time in one long test.
+    steps.run("test", || test_step::run_all(&all_features, 2))?;
     steps.run("axum-service", || axum_service::check(&all_features))?;
     steps.run("doc", || {
         run(cargo()
