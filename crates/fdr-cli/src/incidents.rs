@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use fdr_analyzer::diagnose::RuleOutcome;
@@ -38,6 +38,10 @@ pub(crate) struct IncidentsArgs {
     /// Machine-readable JSON output.
     #[arg(long)]
     json: bool,
+    /// For a bucket served over TLS with a private CA (MinIO, a proxy): a PEM file of root
+    /// certificates to trust besides the system's.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 /// A source of incidents: sidecars listed, dumps opened.
@@ -119,14 +123,15 @@ fn is_url(location: &str) -> bool {
 }
 
 #[cfg(feature = "buckets")]
-fn bucket(url: &str) -> Result<Box<dyn Source>> {
-    let config =
+fn bucket(url: &str, ca_file: Option<&Path>) -> Result<Box<dyn Source>> {
+    let mut config =
         fdr_sentinel::BucketConfig::from_url(url).map_err(|why| Usage(format!("{url}: {why}")))?;
+    config.root_certificates = ca_file.map(Path::to_path_buf);
     Ok(Box::new(Bucket(fdr_sentinel::BucketStore::new(config)?)))
 }
 
 #[cfg(not(feature = "buckets"))]
-fn bucket(url: &str) -> Result<Box<dyn Source>> {
+fn bucket(url: &str, _ca_file: Option<&Path>) -> Result<Box<dyn Source>> {
     Err(Usage(format!(
         "{url}: this fdr was built without object stores (fdr-cli's `buckets` feature)"
     ))
@@ -319,7 +324,13 @@ fn text(
 /// Runs `fdr incidents`.
 pub(crate) fn run(args: IncidentsArgs) -> Result<()> {
     let source: Box<dyn Source> = if is_url(&args.location) {
-        bucket(&args.location)?
+        bucket(&args.location, args.ca_file.as_deref())?
+    } else if args.ca_file.is_some() {
+        return Err(Usage(format!(
+            "{}: --ca-file is for a bucket URL (https://), not a directory",
+            args.location
+        ))
+        .into());
     } else {
         let dir = Path::new(&args.location);
         if !dir.is_dir() {

@@ -221,3 +221,64 @@ fn a_buckets_incidents_are_listed() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bucket_behind_a_private_ca_is_read_with_ca_file() {
+    let mut moto = moto::Moto::start_tls();
+    moto.mkbucket("fleet");
+    let config = moto.config("fleet", "checkout");
+    let ca = config.root_certificates.clone().expect("the server's CA");
+    let store = BucketStore::new(config).unwrap();
+    let trace = fdr_format::testing::sample_trace();
+    for m in incidents() {
+        store
+            .put(&m, &mut |out: &mut dyn Write| {
+                out.write_all(&trace).map(|()| trace.len() as u64)
+            })
+            .unwrap();
+    }
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", moto.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.clone()),
+    ];
+    let url = "s3://fleet/checkout";
+    assert!(moto.endpoint().starts_with("https://"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fdr"))
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+
+    // Trusting the CA: both incidents, read over TLS.
+    let ca = ca.to_str().unwrap();
+    let out = run(&["incidents", "--json", "--ca-file", ca, url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["incidents"].as_array().map(Vec::len), Some(2), "{v}");
+
+    // Without it the server's certificate is refused, and the error says so.
+    let out = run(&["incidents", url]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listing the incidents in s3://fleet/checkout")
+            && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    // A CA file that is not there: named.
+    let out = run(&["incidents", "--ca-file", "/nonexistent/ca.pem", url]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+
+    // And for a directory the option is a usage error.
+    let d = dir("ca-file-on-a-directory");
+    let out = run(&["incidents", "--ca-file", ca, d.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
