@@ -567,7 +567,9 @@ impl Profile {
         Waker::Thread(thread)
     }
 
-    /// Starts tracking a task created (or begun) now; false when it is not tracked.
+    /// Starts tracking a task created (or begun) now; false when it is not tracked. Inlined,
+    /// so that the task's state is built where the map takes it from, not copied there.
+    #[inline(always)]
     fn insert_task(&mut self, task: TaskId, t: LiveTask) -> bool {
         if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
             self.left_out.tasks += 1;
@@ -582,10 +584,12 @@ impl Profile {
     }
 
     fn finish_task(&mut self, task: TaskId, end_ns: u64, tables: &Tables) {
-        let Some(t) = self.live.remove(&task) else {
+        // Borrowed where `remove` put it, not moved out again.
+        let removed = self.live.remove(&task);
+        let Some(t) = &removed else {
             return;
         };
-        self.finish_removed(task, &t, end_ns, tables);
+        self.finish_removed(task, t, end_ns, tables);
     }
 
     /// [`Profile::finish_task`] of a task already taken out of the live set.
