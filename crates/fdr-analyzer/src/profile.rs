@@ -509,8 +509,14 @@ impl Profile {
         }
     }
 
-    #[inline]
+    /// Whether tasks named `name` pass the name filter (all do without one: no call).
+    #[inline(always)]
     fn wanted(&mut self, name: StrId, tables: &Tables) -> bool {
+        self.opts.name.is_none() || self.wanted_by_filter(name, tables)
+    }
+
+    /// [`Profile::wanted`] with a name filter.
+    fn wanted_by_filter(&mut self, name: StrId, tables: &Tables) -> bool {
         let Some(f) = &self.opts.name else {
             return true;
         };
