@@ -61,6 +61,7 @@ pub struct SpanStats {
 }
 
 impl SpanStats {
+    #[inline]
     fn record(&mut self, start_ns: u64, dur_ns: u64) {
         if self.hist.count() == 0 {
             self.first_ns = start_ns;
