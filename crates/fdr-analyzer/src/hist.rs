@@ -73,7 +73,8 @@ impl Histogram {
     #[inline]
     pub fn record(&mut self, v: u64) {
         let i = index(v);
-        if i < self.first || i >= self.first + self.counts.len() {
+        // One comparison for both sides: below `first` wraps to past the end.
+        if i.wrapping_sub(self.first) >= self.counts.len() {
             self.cover(i, i);
         }
         let c = &mut self.counts[i - self.first];

@@ -61,6 +61,7 @@ pub struct SpanStats {
 }
 
 impl SpanStats {
+    #[inline]
     fn record(&mut self, start_ns: u64, dur_ns: u64) {
         if self.hist.count() == 0 {
             self.first_ns = start_ns;
@@ -509,8 +510,14 @@ impl Profile {
         }
     }
 
-    #[inline]
+    /// Whether tasks named `name` pass the name filter (all do without one: no call).
+    #[inline(always)]
     fn wanted(&mut self, name: StrId, tables: &Tables) -> bool {
+        self.opts.name.is_none() || self.wanted_by_filter(name, tables)
+    }
+
+    /// [`Profile::wanted`] with a name filter.
+    fn wanted_by_filter(&mut self, name: StrId, tables: &Tables) -> bool {
         let Some(f) = &self.opts.name else {
             return true;
         };
@@ -567,7 +574,9 @@ impl Profile {
         Waker::Thread(thread)
     }
 
-    /// Starts tracking a task created (or begun) now; false when it is not tracked.
+    /// Starts tracking a task created (or begun) now; false when it is not tracked. Inlined,
+    /// so that the task's state is built where the map takes it from, not copied there.
+    #[inline(always)]
     fn insert_task(&mut self, task: TaskId, t: LiveTask) -> bool {
         if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
             self.left_out.tasks += 1;
@@ -582,10 +591,12 @@ impl Profile {
     }
 
     fn finish_task(&mut self, task: TaskId, end_ns: u64, tables: &Tables) {
-        let Some(t) = self.live.remove(&task) else {
+        // Borrowed where `remove` put it, not moved out again.
+        let removed = self.live.remove(&task);
+        let Some(t) = &removed else {
             return;
         };
-        self.finish_removed(task, &t, end_ns, tables);
+        self.finish_removed(task, t, end_ns, tables);
     }
 
     /// [`Profile::finish_task`] of a task already taken out of the live set.

@@ -599,8 +599,16 @@ impl Merger {
                     },
                 );
             }
-            self.advance(i);
-            let Some(next) = self.head(i) else {
+            // Lane `i`'s next event's time, its run refilled first if used up (one look at
+            // the lane when it was not).
+            let next_ts = match self.head(i) {
+                Some(p) => Some(p.ts()),
+                None => {
+                    self.refill(i);
+                    self.head(i).map(Pending::ts)
+                }
+            };
+            let Some(next_ts) = next_ts else {
                 // Lane `i` has nothing more for now: the heap's first lane is next.
                 if !keep_going(self) {
                     return;
@@ -611,7 +619,7 @@ impl Merger {
                 }
                 continue;
             };
-            let key = Reverse(heap_key(next.ts(), i));
+            let key = Reverse(heap_key(next_ts, i));
             if !keep_going(self) {
                 self.heap.push(key);
                 return;

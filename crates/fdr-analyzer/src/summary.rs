@@ -109,31 +109,32 @@ impl Partial {
         let mut events = b.events();
         let mut n = 0u64;
         let mut first = None;
-        for e in &mut events {
-            match e {
-                Ok(e) => {
-                    first.get_or_insert(e.ts);
-                    n += 1;
-                    self.kinds[e.kind.index()] += 1;
-                    if let EventKind::Loss {
-                        reason,
-                        events,
-                        bytes,
-                    } = e.kind
-                    {
-                        let l = self.loss.entry(reason.as_str()).or_default();
-                        l.records += 1;
-                        l.events = l.events.saturating_add(events);
-                        l.bytes = l.bytes.saturating_add(bytes);
-                    }
-                }
-                Err(e) => {
-                    if self.error.as_ref().is_none_or(|x| e.offset < x.offset) {
-                        self.error = Some(e);
-                    }
-                    break;
-                }
+        // Raw: a count needs each event's time and kind only, so no `EventKind` is made
+        // but a loss record's.
+        let loss = &mut self.loss;
+        let kinds = &mut self.kinds;
+        let decoded = events.decode_raw_up_to(usize::MAX, |r| {
+            first.get_or_insert(r.ts());
+            n += 1;
+            let k = r.which();
+            kinds[k.index()] += 1;
+            if k == Kind::Loss
+                && let EventKind::Loss {
+                    reason,
+                    events,
+                    bytes,
+                } = r.kind(b.payload)
+            {
+                let l = loss.entry(reason.as_str()).or_default();
+                l.records += 1;
+                l.events = l.events.saturating_add(events);
+                l.bytes = l.bytes.saturating_add(bytes);
             }
+        });
+        if let Err(e) = decoded
+            && self.error.as_ref().is_none_or(|x| e.offset < x.offset)
+        {
+            self.error = Some(e);
         }
         self.skipped_unknown += events.skipped_unknown();
         if let Some(f) = first {
@@ -755,6 +756,50 @@ mod tests {
                 assert!(s.error.is_none());
             }
         }
+    }
+
+    /// Loss records, by reason, as the streaming reader delivers them.
+    #[derive(Default)]
+    struct Losses(Counts, BTreeMap<&'static str, (u64, u64, u64)>);
+
+    impl crate::stream::Visitor for Losses {
+        fn event(&mut self, cx: &crate::stream::EventCx<'_>) {
+            crate::stream::Visitor::event(&mut self.0, cx);
+            if let EventKind::Loss {
+                reason,
+                events,
+                bytes,
+            } = cx.kind
+            {
+                let l = self.1.entry(reason.as_str()).or_default();
+                *l = (l.0 + 1, l.1 + events, l.2 + bytes);
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_and_loss_record_is_counted_as_the_stream_delivers_it() {
+        let bytes = fdr_format::testing::every_kind_trace();
+        let mut stream = Losses::default();
+        let out =
+            crate::stream::read_slice(&bytes, &mut stream, crate::stream::ReadOptions::default())
+                .unwrap();
+        assert!(out.error.is_none());
+        assert!(!stream.1.is_empty(), "the trace holds loss records");
+        let s = summarize_slice(&bytes, SummaryOptions::default()).unwrap();
+        assert!(s.error.is_none());
+        assert_eq!(s.events_by_kind, stream.0.kinds);
+        assert!(
+            s.events_by_kind.iter().all(|&n| n > 0),
+            "{:?}",
+            s.events_by_kind
+        );
+        let loss: BTreeMap<&str, (u64, u64, u64)> = s
+            .loss
+            .iter()
+            .map(|(&r, l)| (r, (l.records, l.events, l.bytes)))
+            .collect();
+        assert_eq!(loss, stream.1);
     }
 
     #[test]

@@ -212,7 +212,9 @@ impl Profile {
         let (ns, thread) = (cx.ns, cx.thread);
         self.created_dropped.1 += 1;
         // One look-up: the task leaves the live set here.
-        let Some(t) = self.live.remove(&task) else {
+        // Borrowed where `remove` put it, not moved out again.
+        let removed = self.live.remove(&task);
+        let Some(t) = &removed else {
             return;
         };
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
@@ -220,7 +222,7 @@ impl Profile {
         if th.depth == 0 {
             th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
         }
-        self.finish_removed(task, &t, ns, cx.tables);
+        self.finish_removed(task, t, ns, cx.tables);
     }
 
     /// The OpenTelemetry trace of a new task's parent (none for no parent: no lookup).
