@@ -182,9 +182,9 @@ fn a_directorys_incidents_are_listed_and_it_is_left_as_it_was() {
     );
 }
 
-#[test]
-fn a_buckets_incidents_are_listed() {
-    let mut moto = moto::Moto::start();
+/// Writes [`incidents`] with the sample trace as their dump into moto's bucket `fleet`
+/// under `checkout`, through the sentinel's store; returns the trace.
+fn put_incidents(moto: &mut moto::Moto) -> Vec<u8> {
     moto.mkbucket("fleet");
     let store = BucketStore::new(moto.config("fleet", "checkout")).unwrap();
     let trace = fdr_format::testing::sample_trace();
@@ -195,6 +195,13 @@ fn a_buckets_incidents_are_listed() {
             })
             .unwrap();
     }
+    trace
+}
+
+#[test]
+fn a_buckets_incidents_are_listed() {
+    let mut moto = moto::Moto::start();
+    let trace = put_incidents(&mut moto);
     let env = [
         ("AWS_ENDPOINT_URL", moto.endpoint()),
         ("AWS_ALLOW_HTTP", "true".to_owned()),
@@ -225,18 +232,9 @@ fn a_buckets_incidents_are_listed() {
 #[test]
 fn a_bucket_behind_a_private_ca_is_read_with_ca_file() {
     let mut moto = moto::Moto::start_tls();
-    moto.mkbucket("fleet");
-    let config = moto.config("fleet", "checkout");
-    let ca = config.root_certificates.clone().expect("the server's CA");
-    let store = BucketStore::new(config).unwrap();
-    let trace = fdr_format::testing::sample_trace();
-    for m in incidents() {
-        store
-            .put(&m, &mut |out: &mut dyn Write| {
-                out.write_all(&trace).map(|()| trace.len() as u64)
-            })
-            .unwrap();
-    }
+    put_incidents(&mut moto);
+    let ca = moto.config("fleet", "checkout").root_certificates;
+    let ca = ca.expect("the server's CA");
     let env = [
         ("AWS_ENDPOINT_URL", moto.endpoint()),
         ("AWS_REGION", "us-east-1".to_owned()),
