@@ -195,13 +195,7 @@ fn a_buckets_incidents_are_listed() {
             })
             .unwrap();
     }
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_ALLOW_HTTP", "true".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", moto.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.clone()),
-    ];
+    let env = moto.env();
     let v = check_listing("s3://fleet/checkout", &env);
     assert_eq!(v["incidents"][0]["bytes"], trace.len() as u64);
 
