@@ -34,6 +34,10 @@ struct At {
     /// Machine-readable JSON output: the rows as objects.
     #[arg(long)]
     json: bool,
+    /// For a bucket served over TLS with a private CA (MinIO, a proxy): a PEM file of root
+    /// certificates to trust besides the system's.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// Options of every canned question.
@@ -116,7 +120,22 @@ pub(crate) fn run(args: QueryArgs) -> Result<()> {
         return Ok(());
     }
     let location = at.location.unwrap_or_default();
-    let fleet = Fleet::open(&location).map_err(|e| failure(e, &location))?;
+    let fleet = match at.ca_file {
+        None => Fleet::open(&location),
+        Some(ca) if fdr_query::is_url(&location) => {
+            let mut config = fdr_sentinel::BucketConfig::from_url(&location)
+                .map_err(|why| Usage(format!("{location}: {why}")))?;
+            config.root_certificates = Some(ca);
+            Fleet::open_bucket(config)
+        }
+        Some(_) => {
+            return Err(Usage(format!(
+                "{location}: --ca-file is for a bucket URL (https://), not a directory"
+            ))
+            .into());
+        }
+    }
+    .map_err(|e| failure(e, &location))?;
     let answer = fleet.sql(&sql).map_err(|e| failure(e, &location))?;
     let rows = answer.to_json().map_err(|e| failure(e, &location))?;
     let text = if answer.rows() == 0 {

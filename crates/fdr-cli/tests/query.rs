@@ -381,10 +381,8 @@ fn queries_only_read_and_errors_say_why() {
     assert_eq!(r[0]["n"], 0);
 }
 
-#[test]
-fn a_bucket_holding_the_tables_gives_the_same_answers() {
-    let dir = tables();
-    let mut moto = moto::Moto::start();
+/// Copies the tables of `dir` into moto's bucket `fleet` under `checkout/tables/`.
+fn upload_tables(moto: &mut moto::Moto, dir: &Path) {
     moto.mkbucket("fleet");
     for table in std::fs::read_dir(dir).unwrap() {
         let table = table.unwrap();
@@ -398,6 +396,13 @@ fn a_bucket_holding_the_tables_gives_the_same_answers() {
             moto.put("fleet", &key, &std::fs::read(f.path()).unwrap());
         }
     }
+}
+
+#[test]
+fn a_bucket_holding_the_tables_gives_the_same_answers() {
+    let dir = tables();
+    let mut moto = moto::Moto::start();
+    upload_tables(&mut moto, dir);
     let env = moto.env();
     let url = "s3://fleet/checkout/tables";
     for q in QUESTIONS {
@@ -418,4 +423,37 @@ fn a_bucket_holding_the_tables_gives_the_same_answers() {
         err.contains(&format!("querying {url}")) && err.contains("SignatureDoesNotMatch"),
         "{err}"
     );
+}
+
+#[test]
+fn a_bucket_behind_a_private_ca_is_queried_with_ca_file() {
+    let dir = tables();
+    let mut moto = moto::Moto::start_tls();
+    upload_tables(&mut moto, dir);
+    let ca = moto.config("fleet", "checkout").root_certificates.unwrap();
+    let ca = ca.to_str().unwrap();
+    // Over TLS: no AWS_ALLOW_HTTP.
+    let env: Vec<(&str, String)> = moto
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ALLOW_HTTP")
+        .collect();
+    assert!(env[0].1.starts_with("https://"), "{env:?}");
+    let url = "s3://fleet/checkout/tables";
+    let local = rows(&["query", "blocking", dir.to_str().unwrap()], &[]);
+    let remote = rows(&["query", "blocking", "--ca-file", ca, url], &env);
+    assert_eq!(local, remote);
+
+    // Without the CA the server's certificate is refused, and the error says so.
+    let o = fdr(&["query", "blocking", url], &env);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    // For a directory the option is a usage error.
+    let o = fdr(
+        &["query", "blocking", "--ca-file", ca, dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
 }
