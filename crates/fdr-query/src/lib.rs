@@ -53,7 +53,7 @@ pub enum QueryError {
     /// Running the query failed: a file could not be read (the store's error is in the
     /// chain), or is not Parquet.
     #[error("{0}")]
-    Run(DataFusionError),
+    Run(#[source] DataFusionError),
     /// The query engine's runtime could not start.
     #[error("starting the query runtime: {0}")]
     Runtime(std::io::Error),
