@@ -756,3 +756,48 @@ fn tidy_no_dependency_needs_a_newer_rust() {
         "rust-version is {declared}, but: {newer:?}"
     );
 }
+
+/// `cargo xtask demo` builds `fdr-demo` and `fdr-cli --no-default-features`: the heavy
+/// optional engines (DataFusion, Arrow, Parquet, object stores and their HTTP client) stay
+/// out of that build, so the README's first command stays quick.
+#[test]
+fn tidy_the_demo_builds_no_query_engine() {
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["-p", "fdr-demo", "-p", "fdr-cli", "--no-default-features"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(tree.contains("fdr-cli "), "{tree}");
+    let heavy: Vec<&str> = tree
+        .lines()
+        .filter(|l| {
+            [
+                "datafusion",
+                "arrow",
+                "parquet ",
+                "object_store ",
+                "reqwest ",
+                "fdr-query ",
+                "fdr-fleet ",
+            ]
+            .iter()
+            .any(|h| l.starts_with(h))
+        })
+        .collect();
+    assert!(heavy.is_empty(), "the demo's build holds {heavy:?}");
+}

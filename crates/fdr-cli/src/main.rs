@@ -12,6 +12,8 @@ mod incidents;
 mod input;
 mod output;
 mod pprof;
+#[cfg(feature = "query")]
+mod query;
 mod windowed;
 
 use std::io::{IsTerminal, Write};
@@ -189,6 +191,11 @@ enum Cmd {
     /// The sentinel's incidents in a directory or a bucket (s3://, gs://, az://, file://),
     /// newest first: time, host, service, rule and values, and each dump's top finding.
     Incidents(incidents::IncidentsArgs),
+    /// SQL over the Parquet tables of many dumps (`fdr export --format parquet`) in a
+    /// directory or a bucket: `fdr query 'SQL' LOCATION`, or a common question (blocking,
+    /// latency, incidents-per-day, releases).
+    #[cfg(feature = "query")]
+    Query(query::QueryArgs),
     /// Events as text, one a line, in time order.
     Cat {
         /// The trace file, or `-` for standard input.
@@ -490,6 +497,8 @@ fn run(cli: Cli) -> Result<()> {
             check(&trace, out.error.as_ref())
         }
         Cmd::Incidents(args) => incidents::run(args),
+        #[cfg(feature = "query")]
+        Cmd::Query(args) => query::run(args),
         Cmd::Cat { trace, limit } => {
             let mut c = Cat::new(Stdout::new(), limit.unwrap_or(u64::MAX));
             let out = export(&trace, &mut c)?;

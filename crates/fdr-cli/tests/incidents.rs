@@ -202,13 +202,7 @@ fn put_incidents(moto: &mut moto::Moto) -> Vec<u8> {
 fn a_buckets_incidents_are_listed() {
     let mut moto = moto::Moto::start();
     let trace = put_incidents(&mut moto);
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_ALLOW_HTTP", "true".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", moto.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.clone()),
-    ];
+    let env = moto.env();
     let v = check_listing("s3://fleet/checkout", &env);
     assert_eq!(v["incidents"][0]["bytes"], trace.len() as u64);
 
@@ -235,12 +229,12 @@ fn a_bucket_behind_a_private_ca_is_read_with_ca_file() {
     put_incidents(&mut moto);
     let ca = moto.config("fleet", "checkout").root_certificates;
     let ca = ca.expect("the server's CA");
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", moto.access_key_id.clone()),
-        ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.clone()),
-    ];
+    // Over TLS: no AWS_ALLOW_HTTP.
+    let env: Vec<(&str, String)> = moto
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "AWS_ALLOW_HTTP")
+        .collect();
     let url = "s3://fleet/checkout";
     assert!(moto.endpoint().starts_with("https://"));
     let run = |args: &[&str]| {

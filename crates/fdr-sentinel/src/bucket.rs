@@ -586,6 +586,13 @@ impl BucketStore {
         &self.config
     }
 
+    /// The object store itself, for readers that use object_store's API directly (`fdr
+    /// query` reads Parquet tables through it), with the key prefix of the URL and the
+    /// URL's `scheme://bucket/`. Its requests may run on any tokio runtime.
+    pub fn object_store(&self) -> (Arc<dyn ObjectStore>, &Key, &str) {
+        (Arc::clone(&self.store), &self.prefix, &self.base_url)
+    }
+
     /// Runs `fut` on the store's runtime: here, or (when called from inside another
     /// runtime, where blocking on one would panic) on a scoped thread.
     fn block_on<T: Send>(&self, fut: impl Future<Output = T> + Send) -> T {

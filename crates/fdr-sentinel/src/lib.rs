@@ -77,6 +77,9 @@ pub use engine::{Engine, Step, Suppressed, Trigger};
 pub use env::EnvProblem;
 pub use layout::{DEFAULT_FILE_MODE, FileModeError, MAX_ID_BYTES};
 pub use metric::{Histogram, MetricValue, Metrics};
+/// The object_store release of [`BucketStore::object_store`].
+#[cfg(feature = "object-store")]
+pub use object_store;
 pub use rule::{Limits, NameError, Rule, RuleError, RuleProblem, Stat, ValueError};
 pub use sentinel::{
     DEFAULT_SNAPSHOT_WAIT, Error, LogFn, Sentinel, SentinelBuilder, SentinelHandle, SentinelStats,

@@ -21,6 +21,8 @@ pub struct TraceBuilder {
     threads: Vec<(String, Vec<(u64, EventKind<'static>)>)>,
     skip_seq: Vec<(ThreadId, u32)>,
     modules: Vec<fdr_format::Module>,
+    /// The header's host and service version (`localhost`, `1.0.0` when `None`).
+    identity: Option<(String, String)>,
 }
 
 impl TraceBuilder {
@@ -65,6 +67,12 @@ impl TraceBuilder {
         self.modules.push(module);
     }
 
+    /// Names the recording host and the service's version in the header (`localhost` and
+    /// `1.0.0` otherwise), as dumps from several hosts and releases do.
+    pub fn identity(&mut self, host: &str, service_version: &str) {
+        self.identity = Some((host.to_owned(), service_version.to_owned()));
+    }
+
     /// Drops the `seq`th batch of `thread` from the output, as a lost chunk would be.
     pub fn lose_batch(&mut self, thread: ThreadId, seq: u32) {
         self.skip_seq.push((thread, seq));
@@ -72,12 +80,16 @@ impl TraceBuilder {
 
     /// Writes the trace.
     pub fn write_to<W: Write>(mut self, out: W) -> io::Result<W> {
+        let (host, service_version) = self
+            .identity
+            .take()
+            .unwrap_or_else(|| ("localhost".into(), "1.0.0".into()));
         let info = ProcessInfo {
             pid: 7,
             start_unix_ns: 1_750_000_000_000_000_000,
             program: "scenario".into(),
-            service_version: "1.0.0".into(),
-            host: "localhost".into(),
+            service_version,
+            host,
             ..ProcessInfo::default()
         };
         let mut w = TraceWriter::new(out, &info)?;
@@ -181,7 +193,13 @@ pub const SCENARIOS: &[(&str, Option<&str>)] = &[
 
 /// Builds the named scenario's trace.
 pub fn scenario(name: &str) -> Option<Vec<u8>> {
+    scenario_on(name, "localhost", "1.0.0")
+}
+
+/// Builds the named scenario's trace as recorded on `host` by release `service_version`.
+pub fn scenario_on(name: &str, host: &str, service_version: &str) -> Option<Vec<u8>> {
     let mut b = TraceBuilder::new();
+    b.identity(host, service_version);
     match name {
         "healthy" => healthy(&mut b, 4, Extra::None),
         "sched_delay" => sched_delay(&mut b),

@@ -274,6 +274,18 @@ impl Moto {
         }
     }
 
+    /// The environment that points the `fdr` command's S3 store here (plain HTTP): the
+    /// endpoint, a region and this server's key. The secret is last.
+    pub fn env(&self) -> [(&'static str, String); 5] {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", self.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
+        ]
+    }
+
     /// Replaces the option `key` of `config` (or adds it).
     pub fn with_option(mut config: BucketConfig, key: &str, value: &str) -> BucketConfig {
         config.options.retain(|(k, _)| k != key);
