@@ -331,17 +331,32 @@ pub(crate) fn start(
             () = tokio::time::sleep(length) => {}
             () = control.stop.notified() => {}
         }
-        let stopped = tokio::task::spawn_blocking(move || guard.stop()).await;
-        match stopped {
-            // Dropping the writer closes the body's channel: the response ends.
-            Ok(Ok(writer)) => drop(writer),
+        let counted = control.clone();
+        // Counted and the slot given back right as the recorder's capture ends, before
+        // the response ends: a client that has read its whole capture finds the counters
+        // final and the endpoint free.
+        let stopped = tokio::task::spawn_blocking(move || {
+            let stopped = guard.stop();
+            done(&counted);
+            drop(slot);
+            stopped
+        })
+        .await;
+        let writer = match stopped {
+            Ok(Ok(writer)) => Some(writer),
             // Our own writer stopped it (cap, slow or gone client): already accounted for.
-            Ok(Err(fdr_recorder::Error::Io { .. })) if control.ended().is_some() => {}
-            Ok(Err(e)) => control.status.fail(format!("the capture failed: {e}")),
-            Err(_) => control.status.fail("stopping the capture panicked"),
-        }
-        done(&control);
-        drop(slot);
+            Ok(Err(fdr_recorder::Error::Io { .. })) if control.ended().is_some() => None,
+            Ok(Err(e)) => {
+                control.status.fail(format!("the capture failed: {e}"));
+                None
+            }
+            Err(_) => {
+                control.status.fail("stopping the capture panicked");
+                None
+            }
+        };
+        // Dropping the writer closes the body's channel: the response ends.
+        drop(writer);
     });
     let gone = run.clone();
     Ok(Started {
