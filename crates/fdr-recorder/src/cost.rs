@@ -39,7 +39,9 @@
 //! full detail. Each interval's level
 //! is written into the trace as the metric sample `fdr_cost_shed_level` beside
 //! `fdr_cost_share` and `fdr_cost_events_per_second` (`docs/FORMAT.md`), and each change as
-//! a log in category `fdr.cost`.
+//! a log in category `fdr.cost`. A change's sample is recorded just after the switch when
+//! detail is shed and just before it when detail is restored: between the two samples, every
+//! event was recorded at the shed level.
 //!
 //! The check a recording thread makes is one relaxed load of a byte in the cache line that
 //! holds the recording switch ([`crate::enabled`]), which the same poll or wake has just
@@ -375,7 +377,12 @@ pub fn set_detail_for_bench(detail: Detail) {
 
 /// Meters one interval (the metrics sampler's), given the metrics it read, and applies the
 /// budget. Returns the reading and the level it left before, if it changed.
-pub(crate) fn tick(metrics: &MetricsSnapshot) -> (Cost, Option<Detail>) {
+///
+/// A change is handed to `stamp` (which records the level's sample) on the side of the
+/// switch where the sample holds: after it when shedding, before it when restoring. So
+/// every event recorded between a shedding sample and the next restoring one was recorded
+/// at the shed level, however long the sampler's thread takes between the two.
+pub(crate) fn tick(metrics: &MetricsSnapshot, stamp: impl Fn(Detail)) -> (Cost, Option<Detail>) {
     let mut guard = lock(&METER);
     let m = &mut *guard;
     let per_event_ns = *m.per_event_ns.get_or_insert_with(calibrate_event_ns);
@@ -433,8 +440,12 @@ pub(crate) fn tick(metrics: &MetricsSnapshot) -> (Cost, Option<Detail>) {
         cost.share = interval.share_at(before, before).min(1.0);
         let after = interval.choose(before, m.budget);
         if after != before {
+            if after < before {
+                stamp(after);
+            }
             crate::SWITCHES.shed.store(after as u8, Ordering::Relaxed);
             if after > before {
+                stamp(after);
                 cost.sheds += 1;
             } else {
                 cost.restores += 1;

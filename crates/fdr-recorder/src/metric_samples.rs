@@ -172,8 +172,18 @@ pub fn record_metrics() {
 
 fn sample_locked(s: &mut Sampler) {
     let now = crate::metrics();
-    // The cost meter's interval is the sampler's, recording or not.
-    let (cost, shed_from) = crate::cost::tick(&now);
+    let level_name = enabled().then(|| s.names.get_or_insert_with(Names::new).cost_shed_level);
+    let level_sample = |level: crate::cost::Detail| {
+        if let Some(name) = level_name {
+            record(&EventKind::Metric {
+                name,
+                value: f64::from(level.level()),
+            });
+        }
+    };
+    // The cost meter's interval is the sampler's, recording or not; a change of level is
+    // sampled at the switch (see `cost::tick`).
+    let (cost, shed_from) = crate::cost::tick(&now, level_sample);
     if !enabled() {
         // The next sample's intervals start from a sample that was recorded.
         s.prev = None;
@@ -194,7 +204,9 @@ fn sample_locked(s: &mut Sampler) {
         );
     }
     metric(names.cost_share, cost.share);
-    metric(names.cost_shed_level, f64::from(cost.detail.level()));
+    if shed_from.is_none() {
+        level_sample(cost.detail);
+    }
     metric(names.cost_events_per_second, cost.events_per_second);
     for (sc, &name) in now.scalars().iter().zip(&names.scalars) {
         metric(name, sc.value as f64);
