@@ -44,7 +44,21 @@ fn dir_bytes(dir: &Path) -> u64 {
     n
 }
 
+/// The figures this bench reports.
+const FIGURES: [&str; 5] = [
+    "fleet.export_rows_per_sec",
+    "fleet.export_dumps_per_sec",
+    "fleet.export_bytes_per_row",
+    "fleet.query_dumps_per_sec",
+    "fleet.query_dumps_per_sec_s3",
+];
+
 fn bench(_c: &mut Criterion) {
+    // `cargo bench -- FILTER`: run only if the filter names one of this bench's figures.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !FIGURES.iter().any(|n| n.contains(f.as_str()))) {
+        return;
+    }
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fleet-bench");
     let _ = std::fs::remove_dir_all(&root);
     let dumps = root.join("dumps");

@@ -165,9 +165,14 @@ impl Moto {
                 tmp().join("moto-python").display()
             )
         });
-        // Through the crates directory, so that other crates' tests can use this module.
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fdr-sentinel/tests/s3/moto_server.py");
+        // From the workspace's root, the first ancestor of the including package's
+        // directory that holds it, so that other crates' tests and the benches can use this
+        // module.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("crates/fdr-sentinel/tests/s3/moto_server.py"))
+            .find(|p| p.exists())
+            .expect("moto_server.py, in crates/fdr-sentinel/tests/s3 of the workspace");
         let log = std::fs::File::create(tmp().join(format!("moto-{}.log", std::process::id())))
             .expect("moto's log file");
         let mut command = Command::new("python3");
