@@ -272,7 +272,8 @@ async fn a_client_that_does_not_read_loses_its_capture_instead_of_growing_memory
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_are_one_at_a_time_with_a_cooldown_and_retry_after() {
     let _turn = turn().await;
-    let cooldown = Duration::from_secs(2);
+    // Long enough that the request after the first capture comes within it on a slow host.
+    let cooldown = Duration::from_secs(5);
     let admin = capturing(cooldown).start().unwrap();
     let addr = admin.local_addr();
     let first = tokio::spawn(async move { get(addr, "/debug/fdr/trace?seconds=2", &[]).await });
@@ -286,13 +287,13 @@ async fn captures_are_one_at_a_time_with_a_cooldown_and_retry_after() {
     assert_eq!(running.status, 429, "{}", running.text());
     let secs = running.retry_after().expect("a numeric Retry-After");
     // The rest of the running capture plus the cooldown.
-    assert!((2..=5).contains(&secs), "Retry-After {secs}");
+    assert!((5..=8).contains(&secs), "Retry-After {secs}");
     assert!(running.text().contains("running"), "{}", running.text());
     assert_eq!(first.await.unwrap().status, 200);
     let cooling = get(addr, "/debug/fdr/trace?seconds=1", &[]).await;
     assert_eq!(cooling.status, 429, "{}", cooling.text());
     let secs = cooling.retry_after().expect("a numeric Retry-After");
-    assert!((1..=2).contains(&secs), "Retry-After {secs}");
+    assert!((1..=5).contains(&secs), "Retry-After {secs}");
     assert!(cooling.text().contains("cooldown"), "{}", cooling.text());
     // After Retry-After, it is allowed again.
     tokio::time::sleep(Duration::from_secs(secs) + Duration::from_millis(100)).await;
@@ -389,7 +390,9 @@ async fn a_flight_download_a_client_does_not_read_holds_no_snapshot_and_is_cut_a
     })
     .await;
     fill.stop();
-    let timeout = Duration::from_secs(1);
+    // Long enough that the snapshot below and the next request come before it on a slow
+    // host; the wait for the cut allows 20 s.
+    let timeout = Duration::from_secs(5);
     let admin = Admin::builder()
         .bind(([127, 0, 0, 1], 0))
         .transfer_timeout(timeout)

@@ -28,6 +28,18 @@ fn burn_cpu_for_the_profile(stop: &AtomicBool) -> u64 {
     x
 }
 
+/// Waits until a capture runs: the endpoint took its slot before starting it.
+async fn capture_started() {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fdr_recorder::capture_running() {
+        assert!(
+            Instant::now() < deadline,
+            "the profile's capture never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpu_profile_comes_from_the_recorders_samples_one_capture_at_a_time() {
     // Without the OS view there is no profiler: a clear 503, and no cooldown spent.
@@ -67,7 +79,7 @@ async fn a_cpu_profile_comes_from_the_recorders_samples_one_capture_at_a_time() 
             .unwrap()
     };
     let first = tokio::spawn(async move { get(addr, "/debug/pprof/profile?seconds=3", &[]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    capture_started().await;
     // One capture at a time: a profile and a trace capture share the slot.
     for busy in [
         "/debug/pprof/profile?seconds=1",
@@ -125,7 +137,7 @@ async fn a_cpu_profile_comes_from_the_recorders_samples_one_capture_at_a_time() 
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    capture_started().await;
     assert_eq!(
         get(addr, "/debug/pprof/profile?seconds=1", &[])
             .await

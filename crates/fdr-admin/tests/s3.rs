@@ -24,8 +24,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 const REQUESTS: usize = 1000;
 /// Bounds for a shared 2-core machine, generous on purpose: they catch a blocked service
-/// or unbounded buffering, not a slow machine.
-const SERVICE_MAX_LATENCY: Duration = Duration::from_secs(1);
+/// or unbounded buffering, not a slow machine (one stall of the host can hold a single
+/// request past the p99's bound, never a blocked service's every request).
+const SERVICE_P99_LATENCY: Duration = Duration::from_secs(1);
+const SERVICE_MAX_LATENCY: Duration = Duration::from_secs(10);
 const RSS_GROWTH_MAX: u64 = 256 << 20;
 
 /// The "service": a hyper server on its own runtime, recording a task and a region per
@@ -279,7 +281,7 @@ fn s3_a_thousand_concurrent_captures_and_snapshots_stay_bounded() {
         latencies.len()
     );
     assert!(
-        max < SERVICE_MAX_LATENCY,
+        p99 < SERVICE_P99_LATENCY && max < SERVICE_MAX_LATENCY,
         "service latency max {max:?} (p99 {p99:?})"
     );
     assert!(growth < RSS_GROWTH_MAX, "RSS grew by {} MiB", growth >> 20);

@@ -81,7 +81,7 @@ async fn live_tasks_are_listed_oldest_first_with_state_and_last_waker() {
     let w = woken_gate.lock().unwrap().1.take().unwrap();
     std::thread::spawn(move || w.wake()).join().unwrap();
 
-    let admin = Admin::builder().start().unwrap();
+    let admin = Admin::builder().bind(([127, 0, 0, 1], 0)).start().unwrap();
     let addr = admin.local_addr();
 
     let r = get(addr, "/debug/fdr/tasks", &[]).await;

@@ -12,10 +12,14 @@ fn dir() -> PathBuf {
     d
 }
 
+/// The scenario `name`'s trace, written once per process: under a name of this thread's
+/// first, then renamed into place, so a test on another thread never reads it half written.
 fn trace(name: &str) -> PathBuf {
     let p = dir().join(format!("{name}.fdr"));
     if !p.exists() {
-        std::fs::write(&p, scenario(name).unwrap()).unwrap();
+        let tmp = dir().join(format!("{name}.{:?}.partial", std::thread::current().id()));
+        std::fs::write(&tmp, scenario(name).unwrap()).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
     }
     p
 }

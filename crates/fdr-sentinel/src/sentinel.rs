@@ -538,7 +538,8 @@ impl Counters {
         SentinelStats {
             samples: l(&self.samples),
             triggers: l(&self.triggers),
-            dumps_written: l(&self.dumps_written),
+            // Read before the bytes and the last incident (acquired): see `dump`.
+            dumps_written: self.dumps_written.load(Ordering::Acquire),
             dump_failures: l(&self.dump_failures),
             dump_failures_no_space: l(&self.dump_failures_no_space),
             snapshot_waits: l(&self.snapshot_waits),
@@ -756,12 +757,13 @@ fn dump(shared: &Shared, req: &Request, stop: &Receiver<()>) -> Outcome {
             .unwrap_or_else(|_| Attempt::Failed(StoreError::Other("the store panicked".into())));
     match outcome {
         Attempt::Written(stored) => {
-            shared.stats.dumps_written.fetch_add(1, Ordering::Relaxed);
             shared
                 .stats
                 .bytes_written
                 .fetch_add(stored.bytes, Ordering::Relaxed);
             *lock(&shared.last_incident) = Some(stored.id.clone());
+            // Counted last (released): whoever sees the count sees the dump's bytes and id.
+            shared.stats.dumps_written.fetch_add(1, Ordering::Release);
             (shared.log)(&format!(
                 "rule `{}` fired ({} = {} against {}): incident {} ({} bytes)",
                 rule.name, rule.metric, meta.value, rule.threshold, stored.id, stored.bytes

@@ -66,7 +66,14 @@ impl PythonPackages<'_> {
         if self.present_in(&site) {
             return Ok(site);
         }
-        let partial = parent.join(format!("{}.partial-{}", self.dir_name, std::process::id()));
+        // Of this process and thread: tests of several binaries, and threads of one, may
+        // install at once; each moves a whole installation into place.
+        let partial = parent.join(format!(
+            "{}.partial-{}-{:?}",
+            self.dir_name,
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&partial);
         let st = Command::new("python3")
             .args([
@@ -88,6 +95,11 @@ impl PythonPackages<'_> {
                 "pip install {} failed: {st}",
                 self.requirements.join(" ")
             ));
+        }
+        if self.present_in(&site) {
+            // Another test put its installation in place meanwhile.
+            let _ = std::fs::remove_dir_all(&partial);
+            return Ok(site);
         }
         let _ = std::fs::remove_dir_all(&site);
         std::fs::rename(&partial, &site)

@@ -59,12 +59,16 @@ fn setup() -> Result<(PathBuf, PathBuf), String> {
         ));
     }
     let site = PPROF.site_in(&tmp())?;
-    std::fs::create_dir_all(&generated).map_err(|e| e.to_string())?;
+    // Generated under a name of this process, then moved into place whole: several test
+    // binaries may read profiles at once on a fresh target.
+    let partial = tmp().join(format!("pprof-generated.partial-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).map_err(|e| e.to_string())?;
     let dir = proto.parent().expect("a file has a directory");
     let out = Command::new("python3")
         .args(["-m", "grpc_tools.protoc"])
         .arg(format!("-I{}", dir.display()))
-        .arg(format!("--python_out={}", generated.display()))
+        .arg(format!("--python_out={}", partial.display()))
         .arg(&proto)
         .env("PYTHONPATH", &site)
         .output()
@@ -76,6 +80,14 @@ fn setup() -> Result<(PathBuf, PathBuf), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    // Fails when another test put its copy there first (a directory that is not empty):
+    // that one is kept, unless it does not import.
+    if std::fs::rename(&partial, &generated).is_err() && !imports(&site, &generated) {
+        let _ = std::fs::remove_dir_all(&generated);
+        std::fs::rename(&partial, &generated)
+            .map_err(|e| format!("moving {} into place: {e}", partial.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(&partial);
     if imports(&site, &generated) {
         Ok((site, generated))
     } else {
