@@ -11,11 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::decode;
+use common::{decode, record_paced};
 use fdr_format::LossReason;
 use fdr_recorder::{Config, FlightConfig, stats};
 
 const MAX_BYTES: usize = 2 << 20;
+/// The recorders' pace, in bytes a second: the writers' free pool (8 chunks of 64 KiB with
+/// this ring) lasts them 250 ms, so a collector kept that long off the CPU by a loaded host
+/// does not leave a writer short of a chunk.
+const RATE: u64 = 2 << 20;
 
 /// A sink that takes 3 ms per write and at most 8 KiB at a time, as a slow socket does, and
 /// that stalls until `open` is set (at most a minute), as a peer that stopped reading does.
@@ -66,22 +70,15 @@ fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
     })
     .unwrap();
 
-    // Two threads record at a steady pace (a few MB/s each: far more than the sink takes)
-    // until four windows' worth went by.
+    // Two threads record at a steady pace (at most `RATE` together; the stalled sink takes
+    // nothing) until four windows' worth went by.
     let stop = Arc::new(AtomicBool::new(false));
     let recorders: Vec<_> = (0..2)
         .map(|i| {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("busy-{i}"))
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        for _ in 0..1000 {
-                            fdr_recorder::with_region("busy", || ());
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                })
+                .spawn(move || record_paced("busy", &stop, RATE))
                 .unwrap()
         })
         .collect();
@@ -94,7 +91,9 @@ fn a_slow_capture_falls_behind_and_never_starves_the_flight_ring() {
     fdr_recorder::flight().write_to(&mut dump).unwrap();
     stop.store(true, Ordering::Relaxed);
     open.store(true, Ordering::Relaxed);
-    recorders.into_iter().for_each(|h| h.join().unwrap());
+    for h in recorders {
+        h.join().unwrap();
+    }
     let s = stats();
     assert_eq!(
         lost(LossReason::PoolExhausted) - discarded_before,

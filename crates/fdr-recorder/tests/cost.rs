@@ -184,7 +184,8 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
     wait_for("shed to no polls", || cost::detail() == Detail::NoPolls);
     let shed = cost::cost();
     assert!(shed.sheds >= 1, "{shed:?}");
-    assert!(shed.share > 0.05, "shed over budget: {shed:?}");
+    // (That it shed over budget is read from the trace below: `shed.share` is the last
+    // interval's, which after a further tick is a shed interval's.)
     probe.store(true, Ordering::Relaxed);
     let probed = probe_rx
         .recv_timeout(Duration::from_secs(60))
@@ -215,7 +216,8 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
     fdr_recorder::flight().write_to(&mut bytes).unwrap();
     let mut d = Decoder::new(&bytes[..]).unwrap();
     let mut tables = Tables::new();
-    let (mut levels, mut spin_events, mut logs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut levels, mut shares) = (Vec::new(), Vec::new());
+    let (mut spin_events, mut logs) = (Vec::new(), Vec::new());
     // The probe tasks' polls and the inner region, in the order recorded.
     let mut probe_events = Vec::new();
     while let Some(b) = d.next_batch() {
@@ -250,6 +252,11 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
                         {
                             levels.push((e.ts, value));
                         }
+                        EventKind::Metric { name, value }
+                            if tables.name(name) == "fdr_cost_share" =>
+                        {
+                            shares.push((e.ts, value));
+                        }
                         EventKind::PollStart { task } if task == spin => {
                             spin_events.push((e.ts, "start"))
                         }
@@ -283,6 +290,19 @@ fn over_budget_wakes_and_polls_are_shed_and_restored_when_the_load_falls() {
         "back to full detail: {levels:?}"
     );
     let (from, to) = (levels[up].0, levels[down].0);
+    // The tick that shed to level 2 samples the level at the switch, then the share of the
+    // interval it judged: over budget.
+    shares.sort_by_key(|s| s.0);
+    let judged = shares
+        .iter()
+        .find(|s| s.0 >= from)
+        .unwrap_or_else(|| panic!("no share sample after the level-2 one at {from}: {shares:?}"));
+    assert!(
+        judged.1 > 0.05,
+        "shed over budget: share {} at {}; levels {levels:?}",
+        judged.1,
+        judged.0
+    );
     assert!(
         spin_events.iter().any(|e| e.0 < from && e.1 == "wake"),
         "wakes recorded before shedding"

@@ -4,9 +4,10 @@
 mod common;
 mod events;
 
-use std::sync::{Arc, Barrier, Mutex as StdMutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex as StdMutex, mpsc};
 
+#[cfg(target_os = "linux")]
+use common::{gettid, wait_until_asleep};
 use events::{Ev, dump, here, start_recorder};
 use fdr_format::BlockReason;
 use fdr_recorder::locks::{Condvar, Mutex, RwLock, blocking};
@@ -56,23 +57,29 @@ fn uncontended_locks_record_nothing() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn a_contended_rwlock_records_reason_and_site() {
     let _s = serial();
     let rw = Arc::new(RwLock::new(0));
-    let barrier = Arc::new(Barrier::new(2));
+    let (held_tx, held_rx) = mpsc::channel();
+    let (reading_tx, reading_rx) = mpsc::channel();
     let w = {
-        let (rw, barrier) = (rw.clone(), barrier.clone());
+        let rw = rw.clone();
         std::thread::spawn(move || {
             let _g = rw.write().unwrap();
-            barrier.wait();
-            std::thread::sleep(Duration::from_millis(20));
+            held_tx.send(()).unwrap();
+            // Held until the reader, past its last step before `read()`, sleeps: it sleeps
+            // nowhere else, so then it waits for this lock, however late it was scheduled.
+            let reader = reading_rx.recv().unwrap();
+            assert!(wait_until_asleep(reader), "the reader waits for the lock");
         })
     };
     let site = std::thread::Builder::new()
         .name("reader".into())
         .spawn(move || {
-            barrier.wait();
+            held_rx.recv().unwrap();
             fdr_recorder::with_region("read", || {
+                reading_tx.send(gettid()).unwrap();
                 let (g, site) = (rw.read().unwrap(), here());
                 assert_eq!(*g, 0);
                 site
@@ -99,7 +106,8 @@ fn condvar_waits_and_blocking_calls_are_blocks() {
     let _s = serial();
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let p2 = pair.clone();
-    let (sites_tx, sites_rx) = std::sync::mpsc::channel();
+    let (sites_tx, sites_rx) = mpsc::channel();
+    let (waiting_tx, waiting_rx) = mpsc::channel();
     let t = std::thread::Builder::new()
         .name("waiter".into())
         .spawn(move || {
@@ -108,6 +116,9 @@ fn condvar_waits_and_blocking_calls_are_blocks() {
             let g = m.lock().unwrap();
             // Not ready yet, so "wait while ready" does not wait: nothing recorded.
             let g = cv.wait_while(g, |ready| *ready).unwrap();
+            // Said with the mutex held: the main thread takes it, to set `ready`, only once
+            // this thread released it inside the wait.
+            waiting_tx.send(()).unwrap();
             let (g, site) = (cv.wait_while(g, |ready| !*ready).unwrap(), here());
             assert!(*g);
             drop(g);
@@ -115,7 +126,7 @@ fn condvar_waits_and_blocking_calls_are_blocks() {
             sites_tx.send((site, sleep_site)).unwrap();
         })
         .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    waiting_rx.recv().unwrap();
     {
         let (m, cv) = &*pair;
         *m.lock().unwrap() = true;

@@ -2,11 +2,15 @@
 //! are written into the trace by the sampler thread, under the names `/metrics` publishes.
 //! (Own test binary: it installs the global recorder; tests run one at a time.)
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, Mutex as StdMutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex as StdMutex, mpsc};
+use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use common::{gettid, wait_until_asleep};
 use fdr_format::{Batch, Decoder, EventKind, Tables};
 use fdr_recorder::{Config, FlightConfig};
 
@@ -26,9 +30,11 @@ fn serial(interval: Option<Duration>) -> std::sync::MutexGuard<'static, ()> {
     g
 }
 
-/// Every metric sample of the flight window: name -> (thread name, timestamp, value), in
-/// time order.
-fn samples() -> BTreeMap<String, Vec<(String, u64, f64)>> {
+/// Metric samples: name -> (thread name, timestamp, value), in time order.
+type Samples = BTreeMap<String, Vec<(String, u64, f64)>>;
+
+/// Every metric sample of the flight window.
+fn samples() -> Samples {
     let mut bytes = Vec::new();
     fdr_recorder::flight().write_to(&mut bytes).unwrap();
     let mut d = Decoder::new(&bytes[..]).unwrap();
@@ -47,7 +53,7 @@ fn samples() -> BTreeMap<String, Vec<(String, u64, f64)>> {
             }
         }
     }
-    let mut out: BTreeMap<String, Vec<(String, u64, f64)>> = BTreeMap::new();
+    let mut out = Samples::new();
     for (thread, name, ts, value) in raw {
         let tname = tables
             .threads()
@@ -94,6 +100,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn the_sampler_writes_fdrs_metrics_and_the_applications_into_the_trace() {
     let _s = serial(Some(Duration::from_millis(20)));
     // The flight window may hold samples of the tests before this one (the recorder is the
@@ -114,40 +121,41 @@ fn the_sampler_writes_fdrs_metrics_and_the_applications_into_the_trace() {
         block_on(Yield(3).traced("sampled"));
     }
     let lock = Arc::new(fdr_recorder::locks::Mutex::new(0u32));
-    let barrier = Arc::new(Barrier::new(2));
     let held = lock.lock().unwrap();
+    let (locking_tx, locking_rx) = mpsc::channel();
     let waiter = {
-        let (lock, barrier) = (lock.clone(), barrier.clone());
+        let lock = lock.clone();
         std::thread::spawn(move || {
-            barrier.wait();
+            locking_tx.send(gettid()).unwrap();
             *lock.lock().unwrap() += 1;
         })
     };
-    barrier.wait();
+    // Held until the waiter, past its last step before `lock()`, sleeps (it sleeps nowhere
+    // else, so it waits for this lock), and then 30 ms more: a wait of at least that long.
+    let waiter_tid = locking_rx.recv().unwrap();
+    assert!(
+        wait_until_asleep(waiter_tid),
+        "the waiter waits for the lock"
+    );
     std::thread::sleep(Duration::from_millis(30));
     drop(held);
     waiter.join().unwrap();
+
+    // The sampler writes on its own: wait (bounded) until it has sampled the source at 7,
+    // before it changes to 9.
+    let sampled = |s: &Samples, value: f64| {
+        s.get(source.name())
+            .is_some_and(|v| v.iter().any(|x| x.1 > since && x.2 == value))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sampled(&samples(), 7.0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     depth.store(9, Ordering::Relaxed);
 
-    // The sampler writes on its own: wait (bounded) until it has written a sample that
-    // saw all of the above.
-    let mut s = samples();
-    for _ in 0..500 {
-        let polls_done = s
-            .get("fdr_polls_total")
-            .and_then(|v| v.last())
-            .is_some_and(|l| l.2 >= 200.0);
-        let depth_seen = s
-            .get(source.name())
-            .and_then(|v| v.last())
-            .is_some_and(|l| l.2 == 9.0);
-        if polls_done && depth_seen {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        s = samples();
-    }
-    for name in [
+    // Then until it has written a sample that saw all of the above, and every name below
+    // has two samples of this test.
+    let names = [
         "fdr_polls_total",
         "fdr_tasks_spawned_total",
         "fdr_tasks_completed_total",
@@ -163,13 +171,34 @@ fn the_sampler_writes_fdrs_metrics_and_the_applications_into_the_trace() {
         r#"fdr_lock_wait_seconds{quantile="0.99"}"#,
         r#"fdr_lock_wait_seconds{quantile="1"}"#,
         source.name(),
-    ] {
-        let v: Vec<_> = s
-            .get(name)
-            .unwrap_or_else(|| panic!("no sample of {name}: {:?}", s.keys()))
-            .iter()
+    ];
+    let of_this_test = |s: &Samples, name: &str| -> Vec<(String, u64, f64)> {
+        s.get(name)
+            .into_iter()
+            .flatten()
             .filter(|x| x.1 > since)
-            .collect();
+            .cloned()
+            .collect()
+    };
+    let mut s = samples();
+    while Instant::now() < deadline {
+        let polls_done = s
+            .get("fdr_polls_total")
+            .and_then(|v| v.last())
+            .is_some_and(|l| l.2 >= 200.0);
+        let depth_seen = s
+            .get(source.name())
+            .and_then(|v| v.last())
+            .is_some_and(|l| l.2 == 9.0);
+        if polls_done && depth_seen && names.iter().all(|n| of_this_test(&s, n).len() >= 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        s = samples();
+    }
+    for name in names {
+        assert!(s.contains_key(name), "no sample of {name}: {:?}", s.keys());
+        let v = of_this_test(&s, name);
         assert!(v.len() >= 2, "{name}: {v:?}");
         assert!(
             v.iter().all(|x| x.0 == "fdr-metrics"),

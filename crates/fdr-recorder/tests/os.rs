@@ -7,6 +7,7 @@
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
+mod common;
 #[path = "os/legacy_codec.rs"]
 mod legacy_codec;
 
@@ -22,6 +23,8 @@ use fdr_recorder::os::OsConfig;
 use fdr_recorder::task::FdrFutureExt;
 use fdr_recorder::{Config, FlightConfig};
 use fdr_symbolize::{Options, Symbolizer};
+
+use common::{gettid, wait_until_asleep};
 
 fn start() {
     static START: Once = Once::new();
@@ -329,22 +332,28 @@ fn every_recorded_thread_gets_periodic_samples() {
             let _ = rx.recv();
         })
         .unwrap();
-    let before = fdr_recorder::os::stats().os_samples;
+    // The sampler takes one every 20 ms: wait (bounded, far beyond any scheduler delay)
+    // until the window holds two of the idle thread's.
+    let periodic_of = |v: &View| -> Vec<Sample> {
+        v.ids
+            .get("os-idle")
+            .and_then(|id| v.samples.get(id))
+            .into_iter()
+            .flatten()
+            .filter(|s| s.cause == SampleCause::Periodic)
+            .copied()
+            .collect()
+    };
     let t0 = Instant::now();
-    while fdr_recorder::os::stats().os_samples < before + 10
-        && t0.elapsed() < Duration::from_secs(20)
-    {
+    let mut v = dump();
+    while periodic_of(&v).len() < 2 && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));
+        v = dump();
     }
-    std::thread::sleep(Duration::from_millis(100));
-    let v = dump();
     drop(tx);
     t.join().unwrap();
     let id = v.id("os-idle");
-    let periodic: Vec<_> = v.samples[&id]
-        .iter()
-        .filter(|s| s.cause == SampleCause::Periodic)
-        .collect();
+    let periodic = periodic_of(&v);
     assert!(periodic.len() >= 2, "{periodic:?}");
     assert!(periodic.windows(2).all(|w| w[1].cpu_ns >= w[0].cpu_ns));
     // An idle thread outside any scope is never a long scope.
@@ -357,11 +366,6 @@ fn every_recorded_thread_gets_periodic_samples() {
     assert!(v.tables.modules().any(|m| !m.build_id.is_empty()));
 }
 
-/// The OS thread id of the calling thread.
-fn gettid() -> u64 {
-    rustix::thread::gettid().as_raw_nonzero().get() as u64
-}
-
 #[test]
 fn a_thread_captured_in_a_system_call_still_sleeps_its_time() {
     start();
@@ -370,31 +374,45 @@ fn a_thread_captured_in_a_system_call_still_sleeps_its_time() {
         fdr_recorder::log("os", "registered");
         tx.send(gettid()).unwrap();
         let t = Instant::now();
-        // Long enough that every capture below finds it asleep, however slow the host.
-        std::thread::sleep(Duration::from_millis(3000));
+        // Long enough that every capture below finds it asleep, however slow the host: 20
+        // captures of up to `TRIES` attempts (5 ms each, at most) with 5 ms between them
+        // take about 1 s at worst.
+        std::thread::sleep(Duration::from_millis(5000));
         t.elapsed()
     });
     let tid = rx.recv().unwrap();
     // Asleep first: until it is, it runs or waits for a CPU, and a capture that needs it to
     // answer the signal can time out on a loaded host.
-    wait_until_asleep(tid);
-    let mut captured = 0;
+    assert!(wait_until_asleep(tid), "thread {tid} asleep");
+    // A capture that needs the thread to answer the signal gives up after 5 ms; on a
+    // loaded host the thread may not get a CPU that soon: such a capture is tried again
+    // (at most `TRIES` times), any other error fails the test.
+    const TRIES: u32 = 10;
+    let (mut captured, mut timed_out) = (0, 0);
     for _ in 0..20 {
-        match fdr_recorder::os::stack_of(tid) {
-            Ok(s) => {
-                // Read from its saved registers (x86_64, code the unwinder can leave without
-                // the frame pointer) or interrupted by the signal: either way the sleep goes on.
-                assert!(!s.frames.is_empty());
-                captured += 1;
+        for _ in 0..TRIES {
+            match fdr_recorder::os::stack_of(tid) {
+                Ok(s) => {
+                    // Read from its saved registers (x86_64, code the unwinder can leave
+                    // without the frame pointer) or interrupted by the signal: either way
+                    // the sleep goes on.
+                    assert!(!s.frames.is_empty());
+                    captured += 1;
+                    break;
+                }
+                Err(fdr_recorder::os::OsError::Capture { .. }) => timed_out += 1,
+                Err(e) => panic!("capture of a sleeping thread failed: {e}"),
             }
-            Err(e) => panic!("capture of a sleeping thread failed: {e}"),
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(captured, 20);
+    assert_eq!(
+        captured, 20,
+        "{timed_out} captures failed and were tried again"
+    );
     let slept = sleeper.join().unwrap();
     assert!(
-        slept >= Duration::from_millis(3000),
+        slept >= Duration::from_millis(5000),
         "the interrupted sleep was resumed to its end, slept {slept:?}"
     );
 }
@@ -451,20 +469,6 @@ fn a_thread_that_never_recorded_is_not_captured() {
     t.join().unwrap();
 }
 
-/// Waits (up to 20 s) until thread `tid` sleeps (state `S`).
-fn wait_until_asleep(tid: u64) {
-    let asleep = || {
-        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
-            .ok()
-            .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('S')))
-            .unwrap_or(false)
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !asleep() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Captures `tid` (blocked in a call of `function` until the captures are done) `rounds`
 /// times; every stack must name `function`, the caller of the blocking call. (A thread
 /// blocked in the kernel is read without a signal, from its saved stack pointer: its frame
@@ -473,7 +477,7 @@ fn wait_until_asleep(tid: u64) {
 fn every_capture_names(tid: u64, function: &str, rounds: usize) {
     // Once it sleeps (state `S`), it is inside `function`: it blocks nowhere else after it
     // sent its id.
-    wait_until_asleep(tid);
+    assert!(wait_until_asleep(tid), "thread {tid} asleep");
     let mut sym = Symbolizer::new(Options::default());
     let tables = dump().tables;
     let (mut stacks, mut attempts) = (0, 0);

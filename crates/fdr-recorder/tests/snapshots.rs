@@ -13,13 +13,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::decode;
+use common::{decode, record_paced};
 use fdr_format::LossReason;
 use fdr_recorder::{
     Config, Error, FlightConfig, MAX_INCIDENT_SNAPSHOTS, MAX_SNAPSHOTS, flight, stats,
 };
 
 const MAX_BYTES: usize = 2 << 20;
+/// The recorders' pace, in bytes a second: the writers' free pool (8 chunks of 64 KiB with
+/// this ring) lasts them 250 ms, so a collector kept that long off the CPU by a loaded host
+/// does not leave a writer short of a chunk.
+const RATE: u64 = 2 << 20;
 
 /// Starts the recorder once and runs the tests one at a time.
 fn start() -> MutexGuard<'static, ()> {
@@ -88,25 +92,15 @@ fn stalled_snapshot(incident: bool) -> Stall {
     (release_tx, handle)
 }
 
-/// Threads that record at a steady pace (about 4 MB/s each) until told to stop; returns
-/// the events they recorded.
+/// Threads that record at a steady pace (at most `RATE` together) until told to stop;
+/// returns the events they recorded.
 fn recorders(n: usize, stop: &Arc<AtomicBool>) -> Vec<JoinHandle<u64>> {
     (0..n)
         .map(|i| {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("recorder-{i}"))
-                .spawn(move || {
-                    let mut events = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        for _ in 0..1000 {
-                            fdr_recorder::with_region("steady", || ());
-                        }
-                        events += 2000;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    events
-                })
+                .spawn(move || record_paced("steady", &stop, RATE))
                 .unwrap()
         })
         .collect()

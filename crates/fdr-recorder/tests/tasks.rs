@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use common::{gettid, wait_until_asleep};
 use events::{Ev, dump, here, start_recorder};
 use fdr_format::BlockReason;
 use fdr_recorder::locks::Mutex;
@@ -61,6 +63,7 @@ impl Slot {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn a_task_blocked_on_a_contended_mutex_records_the_lock_site() {
     let _s = serial();
     let before = fdr_recorder::metrics().lock_wait_ns.count;
@@ -73,17 +76,19 @@ fn a_task_blocked_on_a_contended_mutex_records_the_lock_site() {
         std::thread::spawn(move || {
             let mut g = m.lock().unwrap();
             held_tx.send(()).unwrap();
-            // Released only once the waiter is about to take it, however late the waiter
-            // was scheduled: then the waiter finds the lock taken.
-            trying_rx.recv().unwrap();
-            std::thread::sleep(Duration::from_millis(100));
+            // Released only once the waiter's thread, past its last step before `lock()`,
+            // sleeps (it sleeps nowhere else, so it waits for this lock), however late it
+            // was scheduled; and then 5 ms later: a wait of at least that long.
+            let waiter = trying_rx.recv().unwrap();
+            assert!(wait_until_asleep(waiter), "the waiter waits for the lock");
+            std::thread::sleep(Duration::from_millis(5));
             *g += 1;
         })
     };
     let _enter = rt.enter();
     let task = fdr_recorder::task::spawn("lock-waiter", async move {
         held_rx.recv().unwrap();
-        trying_tx.send(()).unwrap();
+        trying_tx.send(gettid()).unwrap();
         let (mut g, site) = (m.lock().unwrap(), here());
         *g += 1;
         site
@@ -115,7 +120,7 @@ fn a_task_blocked_on_a_contended_mutex_records_the_lock_site() {
     assert!(d.all().any(|(_, e)| *e == Ev::Drop(waiter)));
     let after = fdr_recorder::metrics();
     assert!(after.lock_wait_ns.count > before, "{after:?}");
-    // The holder held the lock up to 100 ms after the waiter said it was trying.
+    // The holder held the lock 5 ms after the waiter was seen waiting.
     assert!(after.lock_wait_ns.max_ns >= 1_000_000, "{after:?}");
 }
 

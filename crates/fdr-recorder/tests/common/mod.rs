@@ -153,3 +153,59 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     }
     out
 }
+
+/// The OS thread id of the calling thread.
+#[cfg(target_os = "linux")]
+pub fn gettid() -> u64 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u64
+}
+
+/// Waits (bounded: 20 s, far more than any scheduler delay) until thread `tid` of this
+/// process sleeps (state `S` in `/proc/self/task/TID/stat`); the caller then asserts on what
+/// the sleep implies. Returns whether it was seen asleep.
+#[cfg(target_os = "linux")]
+pub fn wait_until_asleep(tid: u64) -> bool {
+    use std::time::{Duration, Instant};
+    let asleep = || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .and_then(|s| Some(s[s.rfind(')')? + 2..].starts_with('S')))
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !asleep() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+/// Records empty regions named `name` until `stop` is set, paced so that the process's
+/// recorded bytes (`stats().bytes`, every thread's) grow by at most `bytes_per_sec` from
+/// when it began; returns the events it recorded. A steady, known rate: a collector kept
+/// off the CPU for a while finds at most that rate's worth of chunks drawn from the pool,
+/// however fast the host records.
+pub fn record_paced(
+    name: &'static str,
+    stop: &std::sync::atomic::AtomicBool,
+    bytes_per_sec: u64,
+) -> u64 {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let (start, start_bytes) = (Instant::now(), fdr_recorder::stats().bytes);
+    let mut events = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let allowed = start_bytes as f64 + start.elapsed().as_secs_f64() * bytes_per_sec as f64;
+        if fdr_recorder::stats().bytes as f64 >= allowed {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        for _ in 0..100 {
+            fdr_recorder::with_region(name, || ());
+        }
+        events += 200;
+    }
+    events
+}
