@@ -7,7 +7,7 @@
 //! --no-run`, which lists them), then run `jobs` at a time, the slowest known ones first,
 //! each as cargo would run it (from its package's directory, with cargo's package
 //! variables); each one's output is printed whole when it ends, with its wall time. The
-//! doc tests follow (`cargo test --doc`). Every binary runs even when one fails; the step
+//! scenario suite runs alone after them ([`ALONE`]). The doc tests follow (`cargo test --doc`). Every binary runs even when one fails; the step
 //! fails naming each failed binary.
 
 use std::collections::VecDeque;
@@ -34,6 +34,11 @@ const SLOWEST_FIRST: &[(&str, &str)] = &[
     ("fdr-cli", "parquet"),
     ("fdr-format", "format"),
 ];
+
+/// Binaries that run alone, after the others: the scenario suite diagnoses real services
+/// under load, and a CPU-heavy binary beside it on a 2-core host makes the host's CPU
+/// contention real enough to outrank the fault a scenario plants.
+const ALONE: &[(&str, &str)] = &[("fdr-scenarios", "golden")];
 
 /// One test binary.
 #[derive(Debug, Clone)]
@@ -144,8 +149,22 @@ fn package_name(id: &str, dir: &Path) -> String {
     }
 }
 
+/// Runs the binaries `jobs` at a time, then those of [`ALONE`] one by one; returns the
+/// labels of those that failed.
+fn run_binaries(binaries: Vec<TestBinary>, jobs: usize) -> Result<Vec<String>> {
+    let (alone, together): (Vec<_>, Vec<_>) = binaries
+        .into_iter()
+        .partition(|b| ALONE.iter().any(|(p, t)| *p == b.package && *t == b.target));
+    let mut failed = run_pool(together, jobs)?;
+    failed.extend(run_pool(alone, 1)?);
+    Ok(failed)
+}
+
 /// Runs the binaries `jobs` at a time; returns the labels of those that failed.
-fn run_binaries(mut binaries: Vec<TestBinary>, jobs: usize) -> Result<Vec<String>> {
+fn run_pool(mut binaries: Vec<TestBinary>, jobs: usize) -> Result<Vec<String>> {
+    if binaries.is_empty() {
+        return Ok(Vec::new());
+    }
     binaries.sort_by_key(TestBinary::rank);
     let logs = target_dir().join("xtask/tests");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
