@@ -1,5 +1,6 @@
 //! One table's Parquet file while it is written: rows gathered into Arrow column builders,
-//! handed to the Parquet writer every [`BATCH_ROWS`] rows, and row groups closed at
+//! handed to the Parquet writer every [`BATCH_ROWS`] rows or [`BATCH_MAX_BYTES`] of strings
+//! and frames, and row groups closed at
 //! [`ROW_GROUP_ROWS`] rows or [`ROW_GROUP_MAX_BYTES`] bytes, so memory stays bounded
 //! whatever the dump's size.
 
@@ -23,6 +24,10 @@ use crate::schema::{IDENTITY, TableDef, Ty};
 
 /// Rows gathered before they are handed to the Parquet writer.
 pub const BATCH_ROWS: usize = 8192;
+/// Bytes of strings and stack frames gathered before they are handed to the Parquet writer,
+/// whatever the rows: a dump whose names or messages are long (up to 64 KiB each) would
+/// otherwise gather [`BATCH_ROWS`] of them, hundreds of megabytes.
+pub const BATCH_MAX_BYTES: usize = 4 << 20;
 /// Rows in a row group at most.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Encoded bytes of a row group in progress at most (per table), before it is written out.
@@ -125,6 +130,8 @@ pub(crate) struct TableFile {
     path: PathBuf,
     /// Rows written, those still gathered included.
     pub(crate) rows: u64,
+    /// Bytes of the strings and frames gathered since the last batch.
+    gathered_bytes: usize,
 }
 
 impl TableFile {
@@ -159,6 +166,7 @@ impl TableFile {
             tmp,
             path,
             rows: 0,
+            gathered_bytes: 0,
         })
     }
 
@@ -172,16 +180,22 @@ impl TableFile {
             self.def.name
         );
         for (c, v) in self.cols.iter_mut().zip(row) {
+            self.gathered_bytes += match v {
+                V::Str(Some(s)) => s.len(),
+                V::Frames(f) => f.len() * size_of::<u64>(),
+                _ => 0,
+            };
             c.push(*v);
         }
         self.rows += 1;
-        if self.cols[0].len() >= BATCH_ROWS {
+        if self.cols[0].len() >= BATCH_ROWS || self.gathered_bytes >= BATCH_MAX_BYTES {
             self.write_batch(id)?;
         }
         Ok(())
     }
 
     fn write_batch(&mut self, id: &Identity) -> Result<(), ExportError> {
+        self.gathered_bytes = 0;
         let n = self.cols.first().map_or(0, Col::len);
         if n == 0 {
             return Ok(());
@@ -234,5 +248,52 @@ impl Drop for TableFile {
             self.writer = None;
             let _ = std::fs::remove_file(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::LOGS;
+
+    /// The `logs` row of a message `message`.
+    fn log_row(message: &str) -> [V<'_>; 6] {
+        [
+            V::I64(Some(1)),
+            V::I64(Some(1)),
+            V::U64(None),
+            V::Str(None),
+            V::Str(Some("category")),
+            V::Str(Some(message)),
+        ]
+    }
+
+    #[test]
+    fn long_strings_are_handed_over_at_the_byte_bound_not_the_row_count() {
+        let dir = std::env::temp_dir().join(format!("fdr-fleet-bound-{}", std::process::id()));
+        let id = Identity::default();
+        let mut t = TableFile::create(&LOGS, &dir, "d", ROW_GROUP_ROWS).unwrap();
+        let long = "x".repeat(64 << 10);
+        let mut most = 0;
+        for _ in 0..200 {
+            t.push(&id, &log_row(&long)).unwrap();
+            most = most.max(t.cols[0].len());
+        }
+        // 64 KiB messages: handed over as the gathered strings reach 4 MiB, not at 8192
+        // rows (`most` is what is left gathered after a push).
+        let row_bytes = long.len() + "category".len();
+        assert_eq!(most, BATCH_MAX_BYTES.div_ceil(row_bytes) - 1);
+        assert!(t.gathered_bytes < BATCH_MAX_BYTES);
+        // Short rows still go by the row count.
+        for _ in 0..BATCH_ROWS {
+            t.push(&id, &log_row("short")).unwrap();
+        }
+        assert!(t.cols[0].len() < BATCH_ROWS);
+        let path = t
+            .finish(&id)
+            .unwrap()
+            .expect("the logs table is always written");
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
