@@ -9,10 +9,12 @@
 //!   harness checks (`record.floor_agreement`, `record.harness_agreement`) are restated
 //!   after the table when off 1 by more than 5%.
 //!
-//! Then xtask adds two measurements of its own: `fdr summary`'s peak memory on a 1 GiB
-//! trace, and the realistic scenario suite (`fdr-scenarios suite`, release build):
+//! Then xtask adds three measurements of its own: `fdr summary`'s peak memory on a 1 GiB
+//! trace; the realistic scenario suite (`fdr-scenarios suite`, release build):
 //! `diagnose.scenarios_right` of `diagnose.scenarios_total`, with the suite's per-scenario
-//! report kept as `scenarios.json`.
+//! report kept as `scenarios.json`; and the largest peak memory of every `fdr` command on
+//! a 1 GiB trace of each hostile shape (`analyze.max_rss_bytes_adversarial`, at most
+//! 256 MiB).
 //!
 //! The table is printed, written to `target/xtask/bench/summary.json`, and compared with the
 //! previous run's summary (kept as `previous.json`). The end-to-end bench's traced service
@@ -243,7 +245,7 @@ fn fdr_line(extra: &Path, name: &str, value: f64) -> Result<()> {
 /// the child's peak resident set (VmHWM, sampled from /proc every 5 ms until it exits).
 fn summary_peak_rss(dir: &Path) -> Result<u64> {
     use std::io::{BufWriter, Write};
-    crate::run(cargo().args(["build", "--release", "-p", "fdr-cli"]))?;
+    let bin = build_release_fdr()?;
     let path = dir.join("large.fdr");
     let t = std::time::Instant::now();
     let f = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -256,7 +258,6 @@ fn summary_peak_rss(dir: &Path) -> Result<u64> {
         path.display(),
         t.elapsed()
     );
-    let bin = target_dir().join("release/fdr");
     let t = std::time::Instant::now();
     let mut cmd = std::process::Command::new(&bin);
     cmd.args(["summary", "--json"]).arg(&path);
@@ -278,6 +279,22 @@ fn summary_peak_rss(dir: &Path) -> Result<u64> {
         size as f64 / secs,
     )?;
     Ok(peak)
+}
+
+/// Builds the release `fdr` that the memory checks run: every command of a single trace,
+/// Parquet export included, but not `fdr query` or the object stores (DataFusion's build
+/// alone takes longer than the checks, and neither reads a single trace).
+fn build_release_fdr() -> Result<std::path::PathBuf> {
+    crate::run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "fdr-cli",
+        "--no-default-features",
+        "--features",
+        "fleet",
+    ]))?;
+    Ok(target_dir().join("release/fdr"))
 }
 
 /// Runs `cmd` (its output discarded) and returns its exit status and peak resident set
@@ -315,12 +332,11 @@ fn adversarial_peak_rss(dir: &Path) -> Result<u64> {
     use std::io::{BufWriter, Write};
 
     use fdr_test_support::adversarial::{Shape, write};
-    crate::run(cargo().args(["build", "--release", "-p", "fdr-cli"]))?;
+    let bin = build_release_fdr()?;
     let mib: u64 = std::env::var("FDR_BENCH_ADVERSARIAL_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
-    let bin = target_dir().join("release/fdr");
     let work = dir.join("adversarial");
     fs::create_dir_all(&work)?;
     let mut worst = (0u64, String::new());

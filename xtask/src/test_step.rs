@@ -7,8 +7,8 @@
 //! --no-run`, which lists them), then run `jobs` at a time, the slowest known ones first,
 //! each as cargo would run it (from its package's directory, with cargo's package
 //! variables); each one's output is printed whole when it ends, with its wall time. The
-//! scenario suite runs alone after them ([`ALONE`]). The doc tests follow (`cargo test --doc`). Every binary runs even when one fails; the step
-//! fails naming each failed binary.
+//! scenario suite runs alone after them ([`ALONE`]). The doc tests follow (`cargo test
+//! --doc`). Every binary runs even when one fails; the step fails naming each failed binary.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,6 @@ use crate::{cargo, run, target_dir};
 /// fill the other slots around them; only an order, whatever else exists runs after them.
 const SLOWEST_FIRST: &[(&str, &str)] = &[
     ("fdr-cli", "memory"),
-    ("fdr-scenarios", "golden"),
     ("fdr-analyzer", "analyzer"),
     ("fdr-admin", "attack"),
     ("fdr-sentinel", "sentinel"),
@@ -60,8 +59,13 @@ impl TestBinary {
     fn rank(&self) -> usize {
         SLOWEST_FIRST
             .iter()
-            .position(|(p, t)| *p == self.package && *t == self.target)
+            .position(|named| self.is(named))
             .unwrap_or(SLOWEST_FIRST.len())
+    }
+
+    /// Whether this is the binary `(package, target)`.
+    fn is(&self, (package, target): &(&str, &str)) -> bool {
+        self.package == *package && self.target == *target
     }
 }
 
@@ -154,7 +158,7 @@ fn package_name(id: &str, dir: &Path) -> String {
 fn run_binaries(binaries: Vec<TestBinary>, jobs: usize) -> Result<Vec<String>> {
     let (alone, together): (Vec<_>, Vec<_>) = binaries
         .into_iter()
-        .partition(|b| ALONE.iter().any(|(p, t)| *p == b.package && *t == b.target));
+        .partition(|b| ALONE.iter().any(|named| b.is(named)));
     let mut failed = run_pool(together, jobs)?;
     failed.extend(run_pool(alone, 1)?);
     Ok(failed)
