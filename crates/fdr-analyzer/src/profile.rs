@@ -23,6 +23,7 @@ mod events;
 mod slots;
 use crate::text;
 use crate::waits::{COMPLETION_WAKE_NS, NO_PHASE, TaskWait, ThreadWake, Waits, Waker};
+use crate::window::WindowMark;
 
 /// A poll at least this long is a long poll (the async task held its worker thread).
 pub const LONG_POLL_NS: u64 = 1_000_000;
@@ -223,6 +224,8 @@ pub struct ThreadStats {
     pub(crate) cycle: crate::wake_delay::Cycle,
     /// The thread recorded something other than a loss record.
     pub(crate) data: bool,
+    /// The window's moves this state has caught up with ([`crate::window::WindowMark`]).
+    pub(crate) window_moves: u64,
 }
 
 impl ThreadStats {
@@ -256,9 +259,13 @@ pub(crate) struct LiveTask {
     pub(crate) poll_start: Option<u64>,
     otel: Option<[u8; 16]>,
     pub(crate) wait: TaskWait,
+    /// The window's moves this state has caught up with ([`crate::window::WindowMark`]).
+    pub(crate) window_moves: u64,
 }
 
 impl LiveTask {
+    /// A task seen first now: `window_moves` is set where the map takes it
+    /// ([`Profile::insert_task`], [`live_entry`]).
     fn new(kind: TaskKind, name: StrId, site: SiteId, start_ns: u64, created_here: bool) -> Self {
         LiveTask {
             kind,
@@ -274,6 +281,7 @@ impl LiveTask {
             poll_start: None,
             otel: None,
             wait: TaskWait::default(),
+            window_moves: 0,
         }
     }
 }
@@ -444,6 +452,8 @@ pub struct Profile {
     pub wake_delay: crate::wake_delay::WakeDelay,
     /// The window the figures cover.
     pub window: crate::window::Window,
+    /// How many times the window's start has moved ([`Profile::window_mark`]).
+    pub(crate) window_moves: u64,
     /// Per thread while the trace streams, in order of first event.
     pub(crate) stream_threads: Vec<(ThreadId, ThreadStats)>,
     /// Index of each thread in `stream_threads`.
@@ -577,13 +587,15 @@ impl Profile {
     /// Starts tracking a task created (or begun) now; false when it is not tracked. Inlined,
     /// so that the task's state is built where the map takes it from, not copied there.
     #[inline(always)]
-    fn insert_task(&mut self, task: TaskId, t: LiveTask) -> bool {
+    fn insert_task(&mut self, task: TaskId, mut t: LiveTask) -> bool {
         if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
             self.left_out.tasks += 1;
             return false;
         }
-        if let Some(old) = self.live.insert(task, t)
-            && old.created_here
+        let mark = self.window_mark();
+        t.window_moves = mark.moves;
+        if let Some(mut old) = self.live.insert(task, t)
+            && old.caught_up(mark).created_here
         {
             self.live_created -= 1;
         }
@@ -592,8 +604,9 @@ impl Profile {
 
     fn finish_task(&mut self, task: TaskId, end_ns: u64, tables: &Tables) {
         // Borrowed where `remove` put it, not moved out again.
-        let removed = self.live.remove(&task);
-        let Some(t) = &removed else {
+        let mut removed = self.live.remove(&task);
+        let mark = self.window_mark();
+        let Some(t) = removed.as_mut().map(|t| &*t.caught_up(mark)) else {
             return;
         };
         self.finish_removed(task, t, end_ns, tables);
@@ -778,9 +791,15 @@ impl Profile {
 
     /// Thread `t`'s parked time from its first event to `ns`.
     fn parked_at(&self, t: ThreadId, ns: u64) -> u64 {
+        let mark = self.window_mark();
         self.thread(t).map_or(0, |t| {
-            t.parked_ns
-                .saturating_add(t.parked_since.map_or(0, |p| ns.saturating_sub(p)))
+            // As it reads once caught up with the window's moves.
+            let (parked, since) = if t.window_moves == mark.moves {
+                (t.parked_ns, t.parked_since)
+            } else {
+                (0, t.parked_since.map(|p| p.max(mark.from_ns)))
+            };
+            parked.saturating_add(since.map_or(0, |p| ns.saturating_sub(p)))
         })
     }
 
@@ -822,6 +841,7 @@ impl Profile {
                     t,
                     ThreadStats {
                         first_ns: ns,
+                        window_moves: self.window_moves,
                         ..ThreadStats::default()
                     },
                 ));
@@ -839,6 +859,7 @@ impl Profile {
 fn live_entry<'a>(
     live: &'a mut FastMap<TaskId, LiveTask>,
     left_out: &mut LeftOut,
+    mark: WindowMark,
     task: TaskId,
     kind: TaskKind,
     ns: u64,
@@ -849,7 +870,11 @@ fn live_entry<'a>(
     }
     Some(
         live.entry(task)
-            .or_insert_with(|| LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)),
+            .or_insert_with(|| LiveTask {
+                window_moves: mark.moves,
+                ..LiveTask::new(kind, UNSEEN_NAME, SiteId(0), ns, false)
+            })
+            .caught_up(mark),
     )
 }
 
@@ -902,6 +927,13 @@ impl Visitor for Profile {
     fn end(&mut self, cx: &EndCx<'_>) {
         use crate::window::{IDLE_GAP_NS, WindowSpec};
         self.thread_slots = slots::ThreadSlots::default();
+        let mark = self.window_mark();
+        for (_, th) in &mut self.stream_threads {
+            th.caught_up(mark);
+        }
+        for t in self.live.values_mut() {
+            t.caught_up(mark);
+        }
         let threads = std::mem::take(&mut self.stream_threads);
         self.threads.extend(threads);
         self.origin_wall_unix_ns = cx.clock.origin_wall_unix_ns;

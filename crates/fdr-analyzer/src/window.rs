@@ -23,7 +23,7 @@
 
 use std::fmt;
 
-use crate::profile::Profile;
+use crate::profile::{LiveTask, Profile, ThreadStats};
 use crate::text::dur;
 
 /// An idle stretch this long (no task, poll, block or region beginning on any thread)
@@ -248,36 +248,96 @@ impl fmt::Display for Window {
     }
 }
 
-impl Profile {
-    /// Restarts every figure at `from_ns`, keeping what is alive (tasks, open polls,
-    /// blocks, parks, regions, awaits), each counted from `from_ns` on.
-    pub(crate) fn reset_at(&mut self, from_ns: u64, start: Start) {
-        self.kinds = [0; fdr_format::EVENT_KIND_COUNT];
-        for (_, th) in &mut self.stream_threads {
-            th.first_ns = from_ns;
-            th.last_ns = th.last_ns.max(from_ns);
-            th.active_ns = 0;
-            th.blocked_ns = 0;
-            th.blocked_active_ns = 0;
-            th.blocked_lock_ns = 0;
-            th.parked_ns = 0;
-            th.parks = 0;
-            th.longest_active = Default::default();
-            th.active_since = th.active_since.max(from_ns);
-            th.known_from_ns = th.known_from_ns.map(|k| k.max(from_ns));
-            if let Some(p) = &mut th.parked_since {
+/// Where the window starts and how many times that start has moved. Moving it restarts
+/// every thread's and live task's figures; a hostile trace moves it once per thread (each
+/// thread's history starting later than the last), so a move does not visit them: each
+/// catches up when next touched, and all of them at the end ([`ThreadStats::caught_up`],
+/// [`LiveTask::caught_up`]). Catching up once with the latest start is the same as with
+/// every start in turn: starts only move forward, figures restart at zero and open
+/// intervals are clipped to the latest start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowMark {
+    /// Moves so far.
+    pub(crate) moves: u64,
+    /// The window's start (ns since trace start).
+    pub(crate) from_ns: u64,
+}
+
+impl ThreadStats {
+    /// This thread's state, restarted at the window's start if the window moved since it
+    /// was last touched.
+    pub(crate) fn caught_up(&mut self, mark: WindowMark) -> &mut ThreadStats {
+        if self.window_moves != mark.moves {
+            self.window_moves = mark.moves;
+            let from_ns = mark.from_ns;
+            self.first_ns = from_ns;
+            self.last_ns = self.last_ns.max(from_ns);
+            self.active_ns = 0;
+            self.blocked_ns = 0;
+            self.blocked_active_ns = 0;
+            self.blocked_lock_ns = 0;
+            self.parked_ns = 0;
+            self.parks = 0;
+            self.longest_active = Default::default();
+            self.active_since = self.active_since.max(from_ns);
+            self.known_from_ns = self.known_from_ns.map(|k| k.max(from_ns));
+            if let Some(p) = &mut self.parked_since {
                 *p = (*p).max(from_ns);
             }
-            if let Some(b) = &mut th.block {
+            if let Some(b) = &mut self.block {
                 b.start = b.start.max(from_ns);
             }
-            if let Some(p) = &mut th.poll {
+            if let Some(p) = &mut self.poll {
                 p.1 = p.1.max(from_ns);
             }
-            for r in &mut th.regions {
+            for r in &mut self.regions {
                 r.1 = r.1.max(from_ns);
             }
         }
+        self
+    }
+}
+
+impl LiveTask {
+    /// This task's state, restarted at the window's start if the window moved since it was
+    /// last touched: created before the window, nothing counted before it.
+    pub(crate) fn caught_up(&mut self, mark: WindowMark) -> &mut LiveTask {
+        if self.window_moves != mark.moves {
+            self.window_moves = mark.moves;
+            let from_ns = mark.from_ns;
+            self.created_here = false;
+            self.running_ns = 0;
+            self.wait_ns = 0;
+            self.blocked_ns = [0; 8];
+            self.polls = 0;
+            if let Some(s) = &mut self.scheduled_at {
+                *s = (*s).max(from_ns);
+            }
+            if let Some(s) = &mut self.poll_start {
+                *s = (*s).max(from_ns);
+            }
+            self.wait.clip(from_ns);
+        }
+        self
+    }
+}
+
+impl Profile {
+    /// The window's start and its moves so far, for catching state up.
+    #[inline]
+    pub(crate) fn window_mark(&self) -> WindowMark {
+        WindowMark {
+            moves: self.window_moves,
+            from_ns: self.window.from_ns,
+        }
+    }
+
+    /// Restarts every figure at `from_ns`, keeping what is alive (tasks, open polls,
+    /// blocks, parks, regions, awaits), each counted from `from_ns` on: the per-thread and
+    /// per-task state when next touched ([`WindowMark`]).
+    pub(crate) fn reset_at(&mut self, from_ns: u64, start: Start) {
+        self.kinds = [0; fdr_format::EVENT_KIND_COUNT];
+        self.window_moves += 1;
         self.tasks.clear();
         self.regions.clear();
         self.blocking.clear();
@@ -299,21 +359,6 @@ impl Profile {
         self.slices_dropped = 0;
         self.late_events = 0;
         self.filtered_out = 0;
-        for t in self.live.values_mut() {
-            // Created before the window: not created in it.
-            t.created_here = false;
-            t.running_ns = 0;
-            t.wait_ns = 0;
-            t.blocked_ns = [0; 8];
-            t.polls = 0;
-            if let Some(s) = &mut t.scheduled_at {
-                *s = (*s).max(from_ns);
-            }
-            if let Some(s) = &mut t.poll_start {
-                *s = (*s).max(from_ns);
-            }
-            t.wait.clip(from_ns);
-        }
         self.live_created = 0;
         self.waits.reset();
         self.wake_delay.reset();

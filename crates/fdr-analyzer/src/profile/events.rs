@@ -73,15 +73,17 @@ impl Profile {
                 self.os.stack(sampled, cause, frames, at)
             }
             EventKind::AsyncRegionBegin { region, task, name } => {
+                let mark = self.window_mark();
                 if let Some(t) = self.live.get_mut(&task)
-                    && !t.wait.region_begin(region, name)
+                    && !t.caught_up(mark).wait.region_begin(region, name)
                 {
                     self.waits.phases_left_out += 1;
                 }
             }
             EventKind::AsyncRegionEnd { region, task } => {
+                let mark = self.window_mark();
                 if let Some(t) = self.live.get_mut(&task) {
-                    t.wait.region_end(region);
+                    t.caught_up(mark).wait.region_end(region);
                 }
             }
             EventKind::OtelLink { task, trace_id, .. } => {
@@ -123,7 +125,8 @@ impl Profile {
             self.left_out.thread_events += 1;
             return false;
         };
-        let mut th = &mut self.stream_threads[slot].1;
+        let mark = self.window_mark();
+        let mut th = self.stream_threads[slot].1.caught_up(mark);
         th.last_ns = th.last_ns.max(ns);
         if !th.data {
             if let EventKind::Loss { reason, events, .. } = cx.kind {
@@ -145,7 +148,8 @@ impl Profile {
                 // A thread whose history in the trace was cut starts here: so does the
                 // common window.
                 self.reset_at(ns, crate::window::Start::CommonStart);
-                th = &mut self.stream_threads[slot].1;
+                let mark = self.window_mark();
+                th = self.stream_threads[slot].1.caught_up(mark);
             }
         }
         self.kinds[k] += 1;
@@ -213,8 +217,9 @@ impl Profile {
         self.created_dropped.1 += 1;
         // One look-up: the task leaves the live set here.
         // Borrowed where `remove` put it, not moved out again.
-        let removed = self.live.remove(&task);
-        let Some(t) = &removed else {
+        let mut removed = self.live.remove(&task);
+        let mark = self.window_mark();
+        let Some(t) = removed.as_mut().map(|t| &*t.caught_up(mark)) else {
             return;
         };
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
@@ -236,10 +241,12 @@ impl Profile {
 
     #[inline(never)]
     fn wake(&mut self, task: TaskId, waker: TaskId, thread: ThreadId, ns: u64) {
+        let mark = self.window_mark();
         let by = self.waker_of(task, waker, thread, ns);
         if let Some(t) = live_entry(
             &mut self.live,
             &mut self.left_out,
+            mark,
             task,
             TaskKind::Async,
             ns,
@@ -262,6 +269,7 @@ impl Profile {
 
     #[inline(never)]
     fn poll_start(&mut self, task: TaskId, thread: ThreadId, ns: u64) {
+        let mark = self.window_mark();
         let mut name = UNSEEN_NAME;
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
@@ -276,6 +284,7 @@ impl Profile {
         if let Some(t) = live_entry(
             &mut self.live,
             &mut self.left_out,
+            mark,
             task,
             TaskKind::Async,
             ns,
@@ -303,6 +312,7 @@ impl Profile {
 
     #[inline(never)]
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: ThreadId, ns: u64) {
+        let mark = self.window_mark();
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
         let start = match th.poll.take() {
@@ -314,6 +324,7 @@ impl Profile {
         let t = live_entry(
             &mut self.live,
             &mut self.left_out,
+            mark,
             task,
             TaskKind::Async,
             ns,
@@ -390,6 +401,7 @@ impl Profile {
 
     #[inline(never)]
     fn block_end(&mut self, thread: ThreadId, ns: u64) {
+        let mark = self.window_mark();
         debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
         let th = &mut self.stream_threads[self.cur_slot].1;
         let Some(b) = th.block.take() else {
@@ -412,6 +424,7 @@ impl Profile {
         if b.task != TaskId::NONE
             && let Some(t) = self.live.get_mut(&b.task)
         {
+            let t = t.caught_up(mark);
             t.blocked_ns[r] = t.blocked_ns[r].saturating_add(d);
             if b.in_poll {
                 t.running_ns = t.running_ns.saturating_sub(d);

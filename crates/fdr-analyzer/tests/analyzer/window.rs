@@ -139,6 +139,67 @@ mod analyzed_window {
         assert!(all.oldest_alive.is_some_and(|o| o.0 > 10 * S));
     }
 
+    /// The window moves once per thread whose history starts late (here 50 times); threads
+    /// and tasks not touched since (one inside a 10 s poll, one parked to the end) are
+    /// counted from the last move, as if every move had visited them.
+    #[test]
+    fn threads_untouched_across_window_moves_count_from_the_last() {
+        let mut b = TraceBuilder::new();
+        let name = b.string("slow job");
+        let site = b.site("src/jobs.rs", 7);
+        let (a, c) = (b.thread("long-poller"), b.thread("idle"));
+        let slow = TaskId(1);
+        b.push(a, 0, EventKind::ThreadStart);
+        b.push(c, 0, EventKind::ThreadStart);
+        b.push(
+            a,
+            MS,
+            EventKind::TaskCreate {
+                task: slow,
+                parent: TaskId::NONE,
+                name,
+                site,
+            },
+        );
+        b.push(a, 2 * MS, EventKind::PollStart { task: slow });
+        b.push(c, 500 * MS, EventKind::Park);
+        // 50 threads whose history starts late, each later than the last, polling a task
+        // every 200 ms (so no stretch of the trace is idle).
+        let last_start = S + 49 * 50 * MS;
+        for k in 0..50u64 {
+            let th = b.thread(&format!("worker-{k}"));
+            let task = TaskId(100 + k);
+            let mut t = S + k * 50 * MS;
+            while t < 12 * S {
+                b.push(th, t, EventKind::PollStart { task });
+                b.push(th, t + MS, EventKind::PollEnd { task, ready: false });
+                t += 200 * MS;
+            }
+        }
+        b.push(
+            a,
+            10 * S,
+            EventKind::PollEnd {
+                task: slow,
+                ready: true,
+            },
+        );
+        b.push(a, 10 * S + MS, EventKind::Park);
+        let p = profile(b, WindowSpec::Active);
+        assert_eq!(p.window.start, Start::CommonStart);
+        assert_eq!(p.window.from_ns, last_start);
+        let end = p.window.to_ns;
+        let (a, c) = (&p.threads[&a], &p.threads[&c]);
+        assert_eq!(a.first_ns, last_start);
+        assert_eq!(a.active_ns, 10 * S - last_start);
+        assert_eq!(a.parked_ns, end - (10 * S + MS));
+        assert_eq!(c.first_ns, last_start);
+        assert_eq!(c.parked_ns, end - last_start);
+        assert_eq!(c.active_ns, 0);
+        let longest = p.longest_polls.iter().map(|r| r.dur_ns).max();
+        assert_eq!(longest, Some(10 * S - last_start));
+    }
+
     /// Two minutes of idle history, then 6 s in which four threads spend most of their
     /// time blocked on one lock.
     fn idle_then_contention() -> TraceBuilder {
