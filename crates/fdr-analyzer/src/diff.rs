@@ -26,7 +26,10 @@ use serde_json::Value;
 
 use crate::error::AnalyzeError;
 use crate::hist::Histogram;
-use crate::limits::{MAX_DEPTH, MAX_LIVE_TASKS, MAX_STATS_KEYS, Truncated, notes_json, notes_text};
+use crate::limits::{
+    MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, MAX_STATS_KEYS, StackBudget, Truncated,
+    notes_json, notes_text,
+};
 use crate::profile::{REASON_NAMES, reason_index};
 use crate::stream::{EndCx, EventCx, ReadOptions, ReadOutcome, Visitor};
 use crate::text::{self, dur, signed_dur};
@@ -78,6 +81,8 @@ struct RequestStats {
 pub struct Collect {
     live: HashMap<TaskId, LiveTask>,
     regions: HashMap<ThreadId, Vec<(StrId, u64, TaskId)>>,
+    /// The bytes of every thread's region stack together, bounded as the profile's are.
+    open_regions: StackBudget,
     blocks: HashMap<ThreadId, (PhaseId, u64, TaskId)>,
     async_regions: HashMap<u64, (StrId, u64, TaskId)>,
     pending_spans: usize,
@@ -269,8 +274,9 @@ impl Collect {
                 d.opens,
                 MAX_OPEN_ASYNC_REGIONS,
                 format!(
-                    "{} region begins not tracked: nested over {MAX_DEPTH} deep, or past {MAX_OPEN_ASYNC_REGIONS} open async regions",
-                    d.opens
+                    "{} region begins not tracked: nested over {MAX_DEPTH} deep, past {} MiB of open regions, or past {MAX_OPEN_ASYNC_REGIONS} open async regions",
+                    d.opens,
+                    MAX_OPEN_SPAN_BYTES >> 20
                 ),
             ),
         ] {
@@ -300,10 +306,8 @@ impl Visitor for Collect {
             EventKind::RegionBegin { name } => {
                 self.seen(cx.task, ns);
                 let stack = self.regions.entry(cx.thread).or_default();
-                if stack.len() >= MAX_DEPTH {
+                if !self.open_regions.push(stack, (name, ns, cx.task)) {
                     self.dropped.opens += 1;
-                } else {
-                    stack.push((name, ns, cx.task));
                 }
             }
             EventKind::RegionEnd { name } => {
@@ -314,7 +318,7 @@ impl Visitor for Collect {
                 match stack.iter().rposition(|r| r.0 == name) {
                     Some(pos) => {
                         let (name, start, task) = stack[pos];
-                        stack.truncate(pos);
+                        self.open_regions.truncate(stack, pos);
                         self.span(task, PhaseId::Region(name), ns.saturating_sub(start));
                     }
                     None => self.excluded.spans_cut += 1,
@@ -1046,6 +1050,43 @@ mod tests {
         let j = d.to_json(10);
         assert_eq!(j["phases"][0]["name"], "db");
         assert_eq!(j["b"]["excluded"]["tasks_alive_at_end"], 1);
+    }
+
+    /// Regions that never end on many threads: their stacks share one budget, as the
+    /// profile's do, instead of each thread holding its 256 deep.
+    #[test]
+    fn open_regions_on_many_threads_stay_within_one_budget() {
+        let mut b = TraceBuilder::new();
+        let names: Vec<StrId> = (0..MAX_DEPTH).map(|i| b.string(&format!("r{i}"))).collect();
+        let threads = 2_000u64;
+        for t in 0..threads {
+            let th = b.thread(&format!("t{t}"));
+            for (i, &name) in names.iter().enumerate() {
+                b.push(th, t * 1_000 + i as u64, EventKind::RegionBegin { name });
+            }
+        }
+        let bytes = b.write_to(Vec::new()).unwrap();
+        let mut c = Collect::new();
+        crate::stream::read_slice(&bytes, &mut c, ReadOptions::default()).unwrap();
+        let held: usize = c.regions.values().map(|s| s.capacity()).sum();
+        let entry = size_of::<(StrId, u64, TaskId)>();
+        assert!(
+            held * entry <= MAX_OPEN_SPAN_BYTES,
+            "{} bytes of open regions held",
+            held * entry
+        );
+        let dropped = c.dropped.opens;
+        assert!(
+            dropped > 0 && dropped < threads * MAX_DEPTH as u64,
+            "{dropped}"
+        );
+        let side = c.finish_side();
+        let note = side
+            .truncated
+            .iter()
+            .find(|n| n.what == "open_spans")
+            .unwrap();
+        assert_eq!(note.count, dropped);
     }
 
     #[test]
