@@ -45,9 +45,11 @@ pub const TABLE_LIMITS: TableLimits = TableLimits {
     max_threads: MAX_THREADS,
 };
 
-/// Bytes of open-span stacks in use and the bound, for one structure.
+/// Bytes of open-span stacks in use and the bound ([`MAX_OPEN_SPAN_BYTES`]), shared by
+/// every per-thread stack of one structure: a trace of many threads with spans that never
+/// end fills the budget, not 256 spans on each thread.
 #[derive(Debug, Clone)]
-pub(crate) struct StackBudget {
+pub struct StackBudget {
     used_bytes: usize,
     max_bytes: usize,
 }
@@ -65,7 +67,7 @@ impl StackBudget {
     /// Pushes `x` onto `stack` unless it is [`MAX_DEPTH`] deep or growing it would pass
     /// the budget; whether it did.
     #[inline]
-    pub(crate) fn push<T>(&mut self, stack: &mut Vec<T>, x: T) -> bool {
+    pub fn push<T>(&mut self, stack: &mut Vec<T>, x: T) -> bool {
         if stack.len() >= MAX_DEPTH {
             return false;
         }
@@ -92,7 +94,7 @@ impl StackBudget {
     /// Truncates `stack` to `len`; a stack that empties after growing deep gives its
     /// memory back.
     #[inline]
-    pub(crate) fn truncate<T>(&mut self, stack: &mut Vec<T>, len: usize) {
+    pub fn truncate<T>(&mut self, stack: &mut Vec<T>, len: usize) {
         stack.truncate(len);
         if stack.is_empty() && stack.capacity() > 8 {
             self.release(stack);
@@ -100,7 +102,7 @@ impl StackBudget {
     }
 
     /// Empties `stack` and gives its memory back.
-    pub(crate) fn release<T>(&mut self, stack: &mut Vec<T>) {
+    pub fn release<T>(&mut self, stack: &mut Vec<T>) {
         self.used_bytes -= stack.capacity() * size_of::<T>().max(1);
         *stack = Vec::new();
     }

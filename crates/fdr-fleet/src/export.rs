@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use fdr_analyzer::limits::{MAX_DEPTH, MAX_LIVE_TASKS, MAX_THREADS};
+use fdr_analyzer::limits::{
+    MAX_DEPTH, MAX_LIVE_TASKS, MAX_OPEN_SPAN_BYTES, MAX_THREADS, StackBudget,
+};
 use fdr_analyzer::sampled::{
     MAX_ENDED_RUNS_PER_THREAD, MAX_OPEN_RUNS_PER_THREAD, RunningAt, TaskTimeline, taken_ns,
 };
@@ -219,6 +221,8 @@ struct Exporter {
     info: ProcessInfo,
     tasks: HashMap<TaskId, Task>,
     threads: HashMap<ThreadId, Thread>,
+    /// The bytes of every thread's region stack together.
+    open_regions: StackBudget,
     async_regions: HashMap<u64, AsyncRegion>,
     /// Per thread, which task ran when: a stack sample is recorded after it was taken
     /// (its age), and names the task its thread ran then.
@@ -264,6 +268,7 @@ impl Exporter {
             info: ProcessInfo::default(),
             tasks: HashMap::new(),
             threads: HashMap::new(),
+            open_regions: StackBudget::default(),
             async_regions: HashMap::new(),
             running: TaskTimeline::new(MAX_THREADS),
             forgotten_samples: 0,
@@ -480,15 +485,19 @@ impl Exporter {
             }
             EventKind::RegionBegin { name } => {
                 let task = cx.task;
-                let mut over = false;
-                if let Some(th) = self.thread_entry(thread) {
-                    if th.regions.len() < MAX_DEPTH {
-                        th.regions.push((name, t, task));
-                    } else {
-                        over = true;
-                    }
+                // `thread_entry`'s look-up, borrowing the threads apart from the budget.
+                let th = bounded_entry(
+                    &mut self.threads,
+                    thread,
+                    MAX_THREADS,
+                    &mut self.over_threads,
+                    Thread::default,
+                );
+                if let Some(th) = th
+                    && !self.open_regions.push(&mut th.regions, (name, t, task))
+                {
+                    self.over_regions += 1;
                 }
-                self.over_regions += u64::from(over);
             }
             EventKind::RegionEnd { name } => {
                 let Some(th) = self.threads.get_mut(&thread) else {
@@ -501,7 +510,7 @@ impl Exporter {
                 };
                 // Regions opened inside it and never closed end with it, unrecorded.
                 let (_, start, task) = th.regions[pos];
-                th.regions.truncate(pos);
+                self.open_regions.truncate(&mut th.regions, pos);
                 let region = tables.name(name);
                 let task_name = self.name_of(task).map(|n| tables.name(n));
                 self.push(
@@ -750,8 +759,9 @@ impl Exporter {
         }
         if self.over_regions > 0 {
             v.push(format!(
-                "{} regions nested deeper than {MAX_DEPTH} or past {MAX_LIVE_TASKS} open async regions: no rows",
-                self.over_regions
+                "{} regions nested deeper than {MAX_DEPTH}, past {} MiB of open regions or past {MAX_LIVE_TASKS} open async regions: no rows",
+                self.over_regions,
+                MAX_OPEN_SPAN_BYTES >> 20
             ));
         }
         if self.forgotten_samples > 0 {

@@ -167,6 +167,29 @@ fn a_late_sample_lands_in_the_poll_it_was_taken_in() {
     assert_eq!((task.value(0), name.value(0)), (1, "alpha"));
 }
 
+/// Regions that never end on many threads share one budget of open regions, as the
+/// analyzer's do; past it the export says what it left out.
+#[test]
+fn open_regions_on_many_threads_share_one_budget() {
+    let mut b = TraceBuilder::new();
+    let names: Vec<_> = (0..256).map(|i| b.string(&format!("r{i}"))).collect();
+    for t in 0..2_000u64 {
+        let th = b.thread(&format!("t{t}"));
+        for (i, &name) in names.iter().enumerate() {
+            b.push(th, t * 1_000 + i as u64, EventKind::RegionBegin { name });
+        }
+    }
+    let dir = tmp("open-regions");
+    let s = export(&b.write_to(Vec::new()).unwrap(), &dir, "open-regions");
+    let note = s
+        .left_out
+        .iter()
+        .find(|n| n.contains("MiB of open regions"))
+        .unwrap_or_else(|| panic!("no note on open regions in {:?}", s.left_out));
+    let count: u64 = note.split(' ').next().unwrap().parse().unwrap();
+    assert!(count > 0 && count < 2_000 * 256, "{note}");
+}
+
 #[test]
 fn a_dump_without_stacks_has_no_stack_table() {
     let bytes = fdr_test_support::scenarios::scenario("healthy").unwrap();
