@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 
 use fdr_format::{TaskId, ThreadId};
 
+use crate::limits::StackBudget;
 use crate::stream::Clock;
 
 /// Ended task runs (polls, user tasks) kept per thread for samples taken before they
@@ -23,6 +24,10 @@ use crate::stream::Clock;
 pub const MAX_ENDED_RUNS_PER_THREAD: usize = 256;
 /// Task runs followed open per thread (nesting depth); deeper ones are counted.
 pub const MAX_OPEN_RUNS_PER_THREAD: usize = 64;
+/// Ended task runs kept across all threads: past it, a thread keeps the runs it holds,
+/// dropping its oldest for each new one (about 6 MiB; open runs share a
+/// [`StackBudget`] of [`crate::limits::MAX_OPEN_SPAN_BYTES`]).
+pub const MAX_ENDED_RUNS: usize = 1 << 18;
 
 /// When a stack recorded at `ns` (ns since the trace's first event) with `age_ticks` was
 /// taken, ns since the trace's first event.
@@ -70,11 +75,16 @@ struct Runs {
 
 /// Which task each thread ran when, over the recent past: fed the trace's task begins and
 /// ends in order, asked about the moment a sample was taken. Bounded per thread
-/// ([`MAX_ENDED_RUNS_PER_THREAD`], [`MAX_OPEN_RUNS_PER_THREAD`]) and in threads.
+/// ([`MAX_ENDED_RUNS_PER_THREAD`], [`MAX_OPEN_RUNS_PER_THREAD`]), across threads
+/// ([`MAX_ENDED_RUNS`], a [`StackBudget`] for open runs) and in threads.
 #[derive(Debug)]
 pub struct TaskTimeline {
     threads: HashMap<ThreadId, Runs>,
     max_threads: usize,
+    /// The bytes of every thread's open runs together.
+    open_budget: StackBudget,
+    /// Ended runs kept, all threads together.
+    ended: usize,
     /// Begins on threads past the thread bound, not followed.
     pub untracked: u64,
     /// Begins nested deeper than [`MAX_OPEN_RUNS_PER_THREAD`], not followed.
@@ -87,6 +97,8 @@ impl TaskTimeline {
         TaskTimeline {
             threads: HashMap::new(),
             max_threads,
+            open_budget: StackBudget::default(),
+            ended: 0,
             untracked: 0,
             too_deep: 0,
         }
@@ -100,9 +112,9 @@ impl TaskTimeline {
         }
         let r = self.threads.entry(thread).or_default();
         r.first_ns.get_or_insert(ns);
-        if r.open.len() < MAX_OPEN_RUNS_PER_THREAD {
-            r.open.push((task, ns));
-        } else {
+        if r.open.len() >= MAX_OPEN_RUNS_PER_THREAD
+            || !self.open_budget.push(&mut r.open, (task, ns))
+        {
             self.too_deep += 1;
         }
     }
@@ -118,13 +130,19 @@ impl TaskTimeline {
             return;
         };
         for (t, start) in r.open.drain(pos..).rev() {
-            if r.ended.len() >= MAX_ENDED_RUNS_PER_THREAD
-                && let Some((_, _, end)) = r.ended.pop_front()
-            {
-                r.forgotten_until = Some(r.forgotten_until.map_or(end, |f| f.max(end)));
+            let full = r.ended.len() >= MAX_ENDED_RUNS_PER_THREAD || self.ended >= MAX_ENDED_RUNS;
+            let oldest = if full { r.ended.pop_front() } else { None };
+            match oldest {
+                Some((_, _, end)) => {
+                    r.forgotten_until = Some(r.forgotten_until.map_or(end, |f| f.max(end)));
+                }
+                None => self.ended += 1,
             }
             r.ended.push_back((t, start, ns));
         }
+        // A thread whose runs all ended after nesting deep gives the memory back.
+        let len = r.open.len();
+        self.open_budget.truncate(&mut r.open, len);
     }
 
     /// The task running innermost on `thread` at `ns`: of the runs that held that moment
@@ -165,6 +183,41 @@ mod tests {
     use super::*;
 
     const T: ThreadId = ThreadId(1);
+
+    /// Many threads with runs that never end, and many with runs that all end: the runs
+    /// kept stay within the budgets across threads, not per thread times threads.
+    #[test]
+    fn runs_on_many_threads_share_the_budgets() {
+        let mut tl = TaskTimeline::new(1 << 16);
+        for t in 0..10_000u32 {
+            for i in 0..MAX_OPEN_RUNS_PER_THREAD as u64 {
+                tl.begin(ThreadId(t), TaskId(i + 1), i);
+            }
+        }
+        let open: usize = tl.threads.values().map(|r| r.open.capacity()).sum();
+        assert!(
+            open * size_of::<(TaskId, u64)>() <= crate::limits::MAX_OPEN_SPAN_BYTES,
+            "{open} open runs held"
+        );
+        assert!(tl.too_deep > 0);
+        // (The open runs' budget is spent: a new thread's runs would not be followed.)
+        let mut tl = TaskTimeline::new(1 << 16);
+        let threads = 2 * MAX_ENDED_RUNS / MAX_ENDED_RUNS_PER_THREAD;
+        for t in 0..threads as u32 {
+            let th = ThreadId(100_000 + t);
+            for i in 0..MAX_ENDED_RUNS_PER_THREAD as u64 {
+                tl.begin(th, TaskId(i + 1), 10 * i);
+                tl.end(th, TaskId(i + 1), 10 * i + 5);
+            }
+        }
+        let ended: usize = tl.threads.values().map(|r| r.ended.len()).sum();
+        assert!(ended <= MAX_ENDED_RUNS + threads, "{ended} ended runs kept");
+        // A thread that got no share still knows its latest run.
+        let last = ThreadId(100_000 + threads as u32 - 1);
+        let n = MAX_ENDED_RUNS_PER_THREAD as u64 - 1;
+        assert_eq!(tl.at(last, 10 * n + 2), RunningAt::Task(TaskId(n + 1)));
+        assert_eq!(tl.at(last, 2), RunningAt::Forgotten);
+    }
 
     #[test]
     fn a_sample_taken_in_a_poll_that_has_ended_names_that_poll() {
