@@ -585,7 +585,8 @@ impl Profile {
     }
 
     /// Starts tracking a task created (or begun) now; false when it is not tracked. Inlined,
-    /// so that the task's state is built where the map takes it from, not copied there.
+    /// and put in through the map's entry (whose insert is inlined too, where `insert`
+    /// is not), so that the task's state is built where the map keeps it, not copied there.
     #[inline(always)]
     fn insert_task(&mut self, task: TaskId, mut t: LiveTask) -> bool {
         if self.live.len() >= MAX_LIVE_TASKS && !self.live.contains_key(&task) {
@@ -594,10 +595,17 @@ impl Profile {
         }
         let mark = self.window_mark();
         t.window_moves = mark.moves;
-        if let Some(mut old) = self.live.insert(task, t)
-            && old.caught_up(mark).created_here
-        {
-            self.live_created -= 1;
+        match self.live.entry(task) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(t);
+            }
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                let old = o.get_mut();
+                if old.caught_up(mark).created_here {
+                    self.live_created -= 1;
+                }
+                *old = t;
+            }
         }
         true
     }
