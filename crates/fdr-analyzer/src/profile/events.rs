@@ -117,11 +117,11 @@ impl Profile {
             self.late_events += cx.late as u64;
             return false;
         }
-        if !self.follow_window(cx) {
+        if !self.follow_window(ns, k) {
             return false;
         }
         let Some(slot) = self.admit_thread(cx.thread, ns) else {
-            self.kinds[cx.kind.index()] += 1;
+            self.kinds[k] += 1;
             self.left_out.thread_events += 1;
             return false;
         };
@@ -132,7 +132,7 @@ impl Profile {
             if let EventKind::Loss { reason, events, .. } = cx.kind {
                 // Ahead of the thread's history in the trace (or a thread wholly gone): not
                 // inside the window.
-                self.kinds[cx.kind.index()] += 1;
+                self.kinds[k] += 1;
                 self.window.note_lost_before(reason.as_str(), events);
                 return false;
             }
@@ -197,18 +197,17 @@ impl Profile {
     #[inline(never)]
     fn user_task_end(&mut self, task: TaskId, cx: &EventCx<'_>) {
         let (ns, thread) = (cx.ns, cx.thread);
-        if let Some(t) = self.live.get(&task) {
-            let (name, start) = (t.name, t.start_ns);
-            self.slice(Slice {
+        self.remove_live(task, |p, t| {
+            p.slice(Slice {
                 lane: LaneId::Thread(thread),
                 kind: SliceKind::UserTask,
-                name,
+                name: t.name,
                 block: None,
-                start_ns: start,
-                dur_ns: ns.saturating_sub(start),
+                start_ns: t.start_ns,
+                dur_ns: ns.saturating_sub(t.start_ns),
             });
-        }
-        self.finish_task(task, ns, cx.tables);
+            p.finish_removed(task, t, ns, cx.tables);
+        });
     }
 
     #[inline(never)]
@@ -216,18 +215,14 @@ impl Profile {
         let (ns, thread) = (cx.ns, cx.thread);
         self.created_dropped.1 += 1;
         // One look-up: the task leaves the live set here.
-        // Borrowed where `remove` put it, not moved out again.
-        let mut removed = self.live.remove(&task);
-        let mark = self.window_mark();
-        let Some(t) = removed.as_mut().map(|t| &*t.caught_up(mark)) else {
-            return;
-        };
-        debug_assert_eq!(self.stream_threads[self.cur_slot].0, thread);
-        let th = &mut self.stream_threads[self.cur_slot].1;
-        if th.depth == 0 {
-            th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
-        }
-        self.finish_removed(task, t, ns, cx.tables);
+        self.remove_live(task, |p, t| {
+            debug_assert_eq!(p.stream_threads[p.cur_slot].0, thread);
+            let th = &mut p.stream_threads[p.cur_slot].1;
+            if th.depth == 0 {
+                th.wake.last_done = Some((task, t.name, t.wait.parent, ns));
+            }
+            p.finish_removed(task, t, ns, cx.tables);
+        });
     }
 
     /// The OpenTelemetry trace of a new task's parent (none for no parent: no lookup).
