@@ -2,13 +2,15 @@
 //! way a fleet's incidents are turned into tables, and `fdr query`'s over those tables.
 //!
 //! Figures: `fleet.export_rows_per_sec` (rows written to every table, over 120 dumps of
-//! the analyzer's scenarios in a local directory, best of three rounds),
+//! the analyzer's scenarios in a local directory, best of three rounds;
+//! `fleet.export_rows_per_sec_s3` the same export as a fleet's job runs it, each dump fetched
+//! from moto's S3 on 127.0.0.1 and its tables put back, best of two),
 //! `fleet.export_dumps_per_sec` and `fleet.export_bytes_per_row` (Parquet bytes on disk per
 //! row, Snappy pages); `fleet.query_dumps_per_sec` (dumps answered per second by one
 //! `fdr query latency`, p99 poll and await time per host and task name over every dump's
 //! `polls` and `awaits`, opening the location included, best of three) over the 120 dumps'
-//! tables in a local directory, and `fleet.query_dumps_per_sec_s3` over the same files in
-//! moto's S3 on 127.0.0.1 (plain HTTP, SigV4 checked).
+//! tables in a local directory, and `fleet.query_dumps_per_sec_s3` over the tables the
+//! bucket's export put in moto (plain HTTP, SigV4 checked).
 
 #![allow(
     missing_docs,
@@ -45,8 +47,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// The figures this bench reports.
-const FIGURES: [&str; 5] = [
+const FIGURES: [&str; 6] = [
     "fleet.export_rows_per_sec",
+    "fleet.export_rows_per_sec_s3",
     "fleet.export_dumps_per_sec",
     "fleet.export_bytes_per_row",
     "fleet.query_dumps_per_sec",
@@ -107,24 +110,95 @@ fn bench(_c: &mut Criterion) {
         "fleet.query_dumps_per_sec",
         DUMPS as f64 / best_query(|| Fleet::open(&local)),
     );
+    // The same export as a fleet's job runs it against a bucket (docs/OPERATIONS.md): each
+    // dump fetched from moto's S3 on 127.0.0.1, exported, and its tables put back under
+    // one prefix, which the bucket's query below reads.
     let mut moto = moto::Moto::start();
     moto.mkbucket("fleet");
-    for table in std::fs::read_dir(&tables).expect("tables") {
-        let table = table.expect("a table");
-        let name = table.file_name().into_string().expect("a UTF-8 name");
-        for f in std::fs::read_dir(table.path()).expect("a table's files") {
-            let f = f.expect("a file");
-            let file = f.file_name().into_string().expect("a UTF-8 name");
-            let data = std::fs::read(f.path()).expect("a table's file");
-            moto.put("fleet", &format!("tables/{name}/{file}"), &data);
-        }
-    }
+    let (s3_rows, s3_best) = export_through_bucket(&moto, &paths, &root);
+    report("fleet.export_rows_per_sec_s3", s3_rows as f64 / s3_best);
+    assert_eq!(s3_rows, rows, "the bucket's export wrote other rows");
     let config = moto.config("fleet", "tables");
     report(
         "fleet.query_dumps_per_sec_s3",
         DUMPS as f64 / best_query(|| Fleet::open_bucket(config.clone())),
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Puts the dumps at `paths` into moto's bucket `fleet` (under `incidents/`), then, best of
+/// two rounds, runs the fleet's export job over them: list, fetch each dump (S3 GET), export
+/// it to a local directory, put each table's file under `tables/` (S3 PUT). Returns the rows
+/// written and the best round's seconds.
+fn export_through_bucket(moto: &moto::Moto, paths: &[PathBuf], root: &Path) -> (u64, f64) {
+    use futures_util::StreamExt;
+    use object_store::path::Path as Key;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+    let store = fdr_sentinel::BucketStore::new(moto.config("fleet", "")).expect("moto's store");
+    let (s3, _, _) = store.object_store();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // A local file put at `key`.
+    let put = async |key: String, file: &Path| {
+        let data = std::fs::read(file).expect("a local file");
+        s3.put(&Key::from(key), PutPayload::from(data))
+            .await
+            .expect("an object put");
+    };
+    runtime.block_on(async {
+        for p in paths {
+            let name = p.file_name().and_then(|n| n.to_str()).expect("named");
+            put(format!("incidents/{name}"), p).await;
+        }
+    });
+    let (mut rows, mut best) = (0, f64::INFINITY);
+    for round in 0..2 {
+        let work = root.join(format!("job-{round}"));
+        std::fs::create_dir_all(&work).expect("the job's directory");
+        let t = Instant::now();
+        let mut n = 0;
+        runtime.block_on(async {
+            let incidents = Key::from("incidents");
+            let mut listed: Vec<Key> = s3
+                .list(Some(&incidents))
+                .map(|m| m.expect("listed").location)
+                .collect()
+                .await;
+            listed.sort();
+            assert_eq!(listed.len(), paths.len(), "every dump listed");
+            for key in listed {
+                let name = key.filename().expect("a file name").to_owned();
+                let body = s3.get(&key).await.expect("dump get");
+                let local = work.join(&name);
+                std::fs::write(&local, body.bytes().await.expect("dump read")).expect("written");
+                let id = name.trim_end_matches(".fdr");
+                let tables = work.join("tables");
+                let s = export_file(
+                    &local,
+                    &tables,
+                    &ExportOptions {
+                        dump_id: id.into(),
+                        ..ExportOptions::default()
+                    },
+                )
+                .expect("exported");
+                n += s.rows;
+                for (table, file, _) in &s.tables {
+                    let file_name = file.file_name().and_then(|f| f.to_str()).expect("named");
+                    put(format!("tables/{table}/{file_name}"), file).await;
+                }
+                std::fs::remove_dir_all(&tables).expect("tables removed");
+                std::fs::remove_file(&local).expect("dump removed");
+            }
+        });
+        best = best.min(t.elapsed().as_secs_f64());
+        rows = n;
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    (rows, best)
 }
 
 /// The best of three: opening the tables and answering `fdr query latency`, in seconds.
