@@ -162,6 +162,47 @@ pub fn wall(unix_ns: i128) -> String {
     )
 }
 
+/// [`wall`] for many times in order: the text up to the second is kept and made again
+/// only when the second changes (a line per event of `fdr cat` would otherwise work out
+/// a calendar date for each).
+#[derive(Debug, Default)]
+pub struct WallClock {
+    /// The second of `prefix`, and `prefix`: `2025-06-15T15:06:40`, or empty when that
+    /// second is outside years 0-9999 (then [`wall`] is used whole).
+    second: Option<i128>,
+    prefix: String,
+}
+
+impl WallClock {
+    /// Appends [`wall`]`(unix_ns)` to `out`.
+    pub fn push(&mut self, unix_ns: i128, out: &mut String) {
+        let secs = unix_ns.div_euclid(1_000_000_000);
+        if self.second != Some(secs) {
+            self.second = Some(secs);
+            self.prefix = wall(secs.saturating_mul(1_000_000_000));
+            // `...T15:06:40.000000Z` without its fraction; `unix Ns` forms stay whole.
+            match self.prefix.strip_suffix(".000000Z") {
+                Some(p) => self.prefix.truncate(p.len()),
+                None => self.prefix.clear(),
+            }
+        }
+        if self.prefix.is_empty() {
+            out.push_str(&wall(unix_ns));
+            return;
+        }
+        let micros = (unix_ns.rem_euclid(1_000_000_000) / 1_000) as u32;
+        out.push_str(&self.prefix);
+        let mut frac = *b".000000Z";
+        let mut m = micros;
+        for d in frac[1..7].iter_mut().rev() {
+            *d = b'0' + (m % 10) as u8;
+            m /= 10;
+        }
+        // The bytes are ASCII.
+        out.push_str(std::str::from_utf8(&frac).unwrap_or_default());
+    }
+}
+
 /// A time in a trace: `+1.20s`, and the wall clock when the trace has one
 /// (`+1.20s (2025-06-15T14:13:21.200000Z)`).
 pub fn at(ns: u64, origin_wall_unix_ns: Option<i128>) -> String {
@@ -276,6 +317,31 @@ mod tests {
             c.len()
         );
         assert!(c.starts_with("éé"));
+    }
+
+    #[test]
+    fn wall_clock_matches_wall_across_seconds_days_and_range_ends() {
+        let mut clock = WallClock::default();
+        let times = [
+            0,
+            999_999_999,
+            1_000_000_000,
+            1_750_000_000_123_456_789,
+            1_750_000_000_999_999_999,
+            1_750_000_001_000_000_000,
+            951_868_799_999_999_000,
+            951_868_800_000_000_000,
+            -1_000,
+            -1_000_000_001,
+            i128::MAX,
+            1_750_000_001_000_000_001,
+            i128::MIN,
+        ];
+        for t in times {
+            let mut out = String::from("x");
+            clock.push(t, &mut out);
+            assert_eq!(out, format!("x{}", wall(t)), "at {t}");
+        }
     }
 
     #[test]
