@@ -103,8 +103,14 @@ impl StackBudget {
 
     /// Empties `stack` and gives its memory back.
     pub fn release<T>(&mut self, stack: &mut Vec<T>) {
+        drop(self.take(stack));
+    }
+
+    /// Empties `stack`, returning what it held, whose memory no longer counts: for a caller
+    /// that reads it once and drops it.
+    pub fn take<T>(&mut self, stack: &mut Vec<T>) -> Vec<T> {
         self.used_bytes -= stack.capacity() * size_of::<T>().max(1);
-        *stack = Vec::new();
+        std::mem::take(stack)
     }
 }
 

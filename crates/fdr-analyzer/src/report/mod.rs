@@ -123,7 +123,8 @@ pub struct Report {
     /// Metric samples of names past the report's bound.
     pub metrics_left_out: u64,
     /// Scopes (polls, regions, blocks, tasks) the timeline could not follow: nested past
-    /// its depth, or past its bound of live tasks.
+    /// its depth, open past the memory all open scopes share, or past its bound of live
+    /// tasks.
     pub untracked_scopes: u64,
 }
 
@@ -451,8 +452,9 @@ impl Report {
         if self.untracked_scopes > 0 || self.metrics_left_out > 0 {
             let _ = writeln!(
                 out,
-                "<p class=\"muted\">Not drawn: {} scopes nested deeper than the timeline follows or begun while it followed {} tasks; {} samples of metrics past the first {}.</p>",
+                "<p class=\"muted\">Not drawn: {} scopes nested deeper than the timeline follows, begun while {} MiB of scopes were open, or begun while it followed {} tasks; {} samples of metrics past the first {}.</p>",
                 self.untracked_scopes,
+                crate::limits::MAX_OPEN_SPAN_BYTES >> 20,
                 crate::limits::MAX_LIVE_TASKS,
                 self.metrics_left_out,
                 timeline::MAX_METRICS

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use fdr_format::{EventKind, SiteId, StrId, TaskId, ThreadId};
 
-use crate::limits::MAX_LIVE_TASKS;
+use crate::limits::{MAX_LIVE_TASKS, StackBudget};
 use crate::stream::{EndCx, EventCx, Visitor};
 
 /// Slices a report holds at most (about 40 bytes each in memory, 30 in the page).
@@ -23,7 +23,8 @@ pub const MAX_THREAD_LANES: usize = 12;
 pub const MAX_TASK_LANES: usize = 12;
 /// Lanes scored at most (others are not candidates).
 const MAX_SCORED_LANES: usize = 200_000;
-/// Open scopes tracked per thread.
+/// Open scopes tracked per thread, and open async regions per task; all of them share
+/// one [`StackBudget`] besides.
 const MAX_OPEN: usize = 64;
 /// Metric names a report keeps.
 pub const MAX_METRICS: usize = 64;
@@ -130,7 +131,10 @@ struct TaskState {
 pub(crate) struct Slicer<S> {
     threads: HashMap<ThreadId, ThreadState>,
     tasks: HashMap<TaskId, TaskState>,
-    /// Scopes not tracked (nested too deep, too many tasks).
+    /// The bytes of every open-scope stack above: a trace of many threads (or tasks) with
+    /// scopes that never end fills it, not [`MAX_OPEN`] on each.
+    stacks: StackBudget,
+    /// Scopes not tracked (nested too deep, past the stacks' budget, too many tasks).
     pub(crate) untracked: u64,
     pub(crate) sink: S,
 }
@@ -145,21 +149,32 @@ impl<S: Sink> Slicer<S> {
         Slicer {
             threads: HashMap::new(),
             tasks: HashMap::new(),
+            stacks: StackBudget::default(),
             untracked: 0,
             sink,
         }
     }
 
     fn task(&mut self, task: TaskId, ns: u64) -> Option<&mut TaskState> {
+        Self::task_in(&mut self.tasks, &mut self.untracked, task, ns)
+    }
+
+    /// [`Slicer::task`] on its fields, for a caller that holds another of them.
+    fn task_in<'t>(
+        tasks: &'t mut HashMap<TaskId, TaskState>,
+        untracked: &mut u64,
+        task: TaskId,
+        ns: u64,
+    ) -> Option<&'t mut TaskState> {
         if task == TaskId::NONE {
             return None;
         }
-        if !self.tasks.contains_key(&task) {
-            if self.tasks.len() >= MAX_LIVE_TASKS {
-                self.untracked += 1;
+        if !tasks.contains_key(&task) {
+            if tasks.len() >= MAX_LIVE_TASKS {
+                *untracked += 1;
                 return None;
             }
-            self.tasks.insert(
+            tasks.insert(
                 task,
                 TaskState {
                     name: Name::Unseen,
@@ -169,16 +184,14 @@ impl<S: Sink> Slicer<S> {
                 },
             );
         }
-        self.tasks.get_mut(&task)
+        tasks.get_mut(&task)
     }
 
     fn push(&mut self, thread: ThreadId, open: Open, ns: u64) {
         let t = self.threads.entry(thread).or_default();
-        if t.open.len() >= MAX_OPEN {
+        if t.open.len() >= MAX_OPEN || !self.stacks.push(&mut t.open, (open, ns)) {
             self.untracked += 1;
-            return;
         }
-        t.open.push((open, ns));
     }
 
     /// Ends the innermost open `open` on `thread` (and what was opened inside it).
@@ -189,12 +202,12 @@ impl<S: Sink> Slicer<S> {
         let Some(pos) = t.open.iter().rposition(|o| o.0 == open) else {
             return;
         };
-        let ended: Vec<(usize, Open, u64)> = t
-            .open
-            .drain(pos..)
+        let ended: Vec<(usize, Open, u64)> = t.open[pos..]
+            .iter()
             .enumerate()
-            .map(|(i, (o, s))| (pos + i, o, s))
+            .map(|(i, &(o, s))| (pos + i, o, s))
             .collect();
+        self.stacks.truncate(&mut t.open, pos);
         for (depth, o, start) in ended.into_iter().rev() {
             let unfinished = depth != pos;
             self.emit_thread(thread, depth, o, start, ns, unfinished);
@@ -267,13 +280,14 @@ impl<S: Sink> Slicer<S> {
     }
 
     fn finish_task(&mut self, task: TaskId, ns: u64, unfinished: bool) {
-        let Some(t) = self.tasks.remove(&task) else {
+        let Some(mut t) = self.tasks.remove(&task) else {
             return;
         };
+        let regions = self.stacks.take(&mut t.regions);
         if let Some(p) = t.poll {
             self.task_slice(task, Kind::Poll, 1, t.name, (p, ns), true);
         }
-        for (i, &(_, n, s)) in t.regions.iter().enumerate().rev() {
+        for (i, &(_, n, s)) in regions.iter().enumerate().rev() {
             self.task_slice(
                 task,
                 Kind::AsyncRegion,
@@ -327,7 +341,9 @@ impl<S: Sink> Slicer<S> {
             }
             EventKind::UserTaskEnd { task } => {
                 self.pop(th, Open::User(task), ns);
-                self.tasks.remove(&task);
+                if let Some(mut t) = self.tasks.remove(&task) {
+                    self.stacks.release(&mut t.regions);
+                }
             }
             EventKind::RegionBegin { name } => self.push(th, Open::Region(name), ns),
             EventKind::RegionEnd { name } => self.pop(th, Open::Region(name), ns),
@@ -359,12 +375,13 @@ impl<S: Sink> Slicer<S> {
                 }
             }
             EventKind::AsyncRegionBegin { region, task, name } => {
-                if let Some(t) = self.task(task, ns) {
-                    if t.regions.len() < MAX_OPEN {
-                        t.regions.push((region, name, ns));
-                    } else {
-                        self.untracked += 1;
-                    }
+                let stacks = &mut self.stacks;
+                let tasks = &mut self.tasks;
+                if let Some(t) = Self::task_in(tasks, &mut self.untracked, task, ns)
+                    && (t.regions.len() >= MAX_OPEN
+                        || !stacks.push(&mut t.regions, (region, name, ns)))
+                {
+                    self.untracked += 1;
                 }
             }
             EventKind::AsyncRegionEnd { region, task } => {
@@ -374,7 +391,8 @@ impl<S: Sink> Slicer<S> {
                 let Some(pos) = t.regions.iter().rposition(|r| r.0 == region) else {
                     return;
                 };
-                let ended: Vec<(u64, StrId, u64)> = t.regions.drain(pos..).collect();
+                let ended: Vec<(u64, StrId, u64)> = t.regions[pos..].to_vec();
+                self.stacks.truncate(&mut t.regions, pos);
                 for (i, (_, n, s)) in ended.into_iter().enumerate().rev() {
                     let depth = 3 + (pos + i).min(8) as u8;
                     self.task_slice(
@@ -398,7 +416,7 @@ impl<S: Sink> Slicer<S> {
             let Some(t) = self.threads.get_mut(&th) else {
                 continue;
             };
-            let open = std::mem::take(&mut t.open);
+            let open = self.stacks.take(&mut t.open);
             let parked = t.parked.take();
             for (depth, (o, s)) in open.into_iter().enumerate().rev() {
                 self.emit_thread(th, depth, o, s, last_ns, true);
@@ -602,5 +620,90 @@ impl Visitor for Meta {
 
     fn end(&mut self, cx: &EndCx<'_>) {
         self.origin_wall_unix_ns = cx.clock.origin_wall_unix_ns;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MAX_OPEN_SPAN_BYTES;
+    use crate::stream::{ReadOptions, read_slice};
+    use fdr_test_support::scenarios::TraceBuilder;
+
+    /// Counts slices.
+    struct Count(u64);
+    impl Sink for Count {
+        fn slice(&mut self, _: Slice) {
+            self.0 += 1;
+        }
+    }
+
+    /// Bytes the slicer's open-scope stacks hold.
+    fn held(s: &Slicer<Count>) -> usize {
+        let threads: usize = s.threads.values().map(|t| t.open.capacity()).sum();
+        let tasks: usize = s.tasks.values().map(|t| t.regions.capacity()).sum();
+        threads * size_of::<(Open, u64)>() + tasks * size_of::<(u64, StrId, u64)>()
+    }
+
+    /// Scopes that never end on many threads, and async regions that never end in many
+    /// tasks: their stacks share one budget instead of each holding [`MAX_OPEN`], and each
+    /// one left out is counted; what was tracked is still drawn, cut at the end.
+    #[test]
+    fn open_scopes_on_many_threads_and_tasks_share_one_budget() {
+        let mut b = TraceBuilder::new();
+        let names: Vec<StrId> = (0..MAX_OPEN).map(|i| b.string(&format!("r{i}"))).collect();
+        let (threads, tasks) = (5_000u64, 2_000u64);
+        for t in 0..threads {
+            let th = b.thread(&format!("t{t}"));
+            for (i, &name) in names.iter().enumerate() {
+                b.push(th, t * 1_000 + i as u64, EventKind::RegionBegin { name });
+            }
+        }
+        let th = b.thread("poller");
+        for k in 1..=tasks {
+            let task = TaskId(k);
+            let at = 10_000_000 + k * 1_000;
+            b.push(th, at, EventKind::PollStart { task });
+            for (i, &name) in names.iter().enumerate() {
+                let region = k * 1_000 + i as u64;
+                b.push(
+                    th,
+                    at + 1,
+                    EventKind::AsyncRegionBegin { region, task, name },
+                );
+            }
+            b.push(th, at + 2, EventKind::PollEnd { task, ready: false });
+        }
+        let bytes = b.write_to(Vec::new()).unwrap();
+        let mut s = Slicer::new(Count(0));
+        // Read without its end, which draws and drops what is still open.
+        struct Events<'s>(&'s mut Slicer<Count>);
+        impl Visitor for Events<'_> {
+            fn event(&mut self, cx: &EventCx<'_>) {
+                self.0.event(cx);
+            }
+        }
+        read_slice(&bytes, &mut Events(&mut s), ReadOptions::default()).unwrap();
+        let bytes_held = held(&s);
+        assert!(
+            bytes_held <= MAX_OPEN_SPAN_BYTES,
+            "{bytes_held} bytes of open scopes held"
+        );
+        let opened = (threads + tasks) * MAX_OPEN as u64;
+        assert!(
+            s.untracked > 0 && s.untracked < opened,
+            "{} of {opened} left out",
+            s.untracked
+        );
+        let polls = s.sink.0;
+        s.end(u64::MAX / 2);
+        let drawn = s.sink.0 - polls;
+        // Every tracked scope is drawn at the end (with its task's life and thread lanes).
+        assert!(
+            drawn >= opened - s.untracked,
+            "{drawn} drawn, {} tracked",
+            opened - s.untracked
+        );
+        assert_eq!(held(&s), 0);
     }
 }
