@@ -73,6 +73,15 @@ const MAX_OS_THREADS: usize = crate::limits::MAX_THREADS;
 pub const MAX_CPU_SAMPLES_PER_THREAD: usize = 1024;
 /// Long scopes kept per thread after they closed, for CPU samples recorded after them.
 pub const MAX_RECENT_SCOPES_PER_THREAD: usize = 64;
+/// CPU samples waiting in every thread's queue together: a trace sampling many threads
+/// fills this, not [`MAX_CPU_SAMPLES_PER_THREAD`] on each (32 bytes each).
+const MAX_CPU_SAMPLES_HELD: usize = 1 << 17;
+/// Closed episodes kept by every thread together (about 112 bytes each).
+const MAX_EPISODES_HELD: usize = 1 << 15;
+/// Recently closed long scopes kept by every thread together (about 40 bytes each).
+const MAX_RECENT_SCOPES_HELD: usize = 1 << 16;
+/// Long scopes waiting in every thread together (about 100 bytes each).
+const MAX_PENDING_HELD: usize = 1 << 15;
 /// The highest CPU profiling rate believed (a trace claiming more is damaged).
 const MAX_CPU_RATE_HZ: f64 = 100_000.0;
 
@@ -321,6 +330,8 @@ struct ThreadOs {
     open: Option<Episode>,
     closed: VecDeque<Episode>,
     pending: Vec<(Scope, Wait)>,
+    /// Scopes in `pending` waiting for the next sample (not for an episode).
+    pending_estimates: u32,
     /// CPU samples waiting for long scopes still open: time (ns), stack id, CPU ns.
     cpu: VecDeque<CpuSample>,
     /// Long scopes that closed lately.
@@ -392,9 +403,63 @@ pub struct OsView {
     pub polls_cpu_sampled: u64,
     /// CPU samples without an age (a trace written before stacks carried one): not placed.
     pub cpu_unplaced: u64,
-    /// CPU samples pushed out of their thread's queue ([`MAX_CPU_SAMPLES_PER_THREAD`])
-    /// before any long scope took them, or of a thread past the limit.
+    /// CPU samples pushed out of their thread's queue ([`MAX_CPU_SAMPLES_PER_THREAD`], or
+    /// the bound on every thread's together) before any long scope took them, or of a
+    /// thread past the limit.
     pub cpu_left_out: u64,
+    /// Episodes dropped from their thread's closed ones (per thread and together), and
+    /// closed long scopes dropped from the recent ones before their later samples came.
+    pub episodes_left_out: u64,
+    /// What every thread's queues hold together, against the `MAX_*_HELD` bounds.
+    held: Held,
+}
+
+/// Items in every thread's queues together, by queue.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    cpu: usize,
+    closed: usize,
+    recent: usize,
+    pending: usize,
+}
+
+/// What [`push_bounded`] did.
+enum Pushed<T> {
+    /// Added: the queues hold one more.
+    Added,
+    /// Added in place of the thread's oldest, returned.
+    Replaced(T),
+    /// Not added: the thread holds none to give up and every thread's together are at
+    /// their bound.
+    Refused,
+}
+
+/// Appends `x` to one thread's queue `q`, which holds at most `per_thread`, when every
+/// thread's queues of its kind hold `held` of at most `max_held`: at either bound the
+/// thread's oldest makes room, and a thread with none to give up is refused. The first
+/// item allocates room for one, not the allocator's usual four: most threads hold few.
+fn push_bounded<T>(
+    q: &mut VecDeque<T>,
+    x: T,
+    held: &mut usize,
+    per_thread: usize,
+    max_held: usize,
+) -> Pushed<T> {
+    if q.len() < per_thread && *held < max_held {
+        if q.capacity() == 0 {
+            q.reserve_exact(1);
+        }
+        q.push_back(x);
+        *held += 1;
+        return Pushed::Added;
+    }
+    match q.pop_front() {
+        Some(old) => {
+            q.push_back(x);
+            Pushed::Replaced(old)
+        }
+        None => Pushed::Refused,
+    }
 }
 
 fn cause_slot(c: SampleCause) -> usize {
@@ -409,6 +474,22 @@ impl OsView {
     /// Whether the trace has OS samples (the split applies).
     pub fn has_data(&self) -> bool {
         self.samples > 0
+    }
+
+    /// What the view left out to stay within its bounds, as a note (none when nothing was).
+    pub fn truncated(&self) -> Option<crate::limits::Truncated> {
+        let n = self.cpu_left_out + self.scopes_left_out + self.episodes_left_out;
+        (n > 0).then(|| {
+            crate::limits::Truncated::new(
+                "os_view",
+                n,
+                MAX_CPU_SAMPLES_HELD,
+                format!(
+                    "{n} OS-view items not kept (CPU samples {}, long scopes {}, episodes {}): past {MAX_CPU_SAMPLES_PER_THREAD} CPU samples or {MAX_PENDING_PER_THREAD} waiting scopes per thread, or past {MAX_CPU_SAMPLES_HELD} samples, {MAX_PENDING_HELD} scopes and {MAX_EPISODES_HELD} episodes across threads; the split and CPU samples of their scopes are missing",
+                    self.cpu_left_out, self.scopes_left_out, self.episodes_left_out
+                ),
+            )
+        })
     }
 
     /// An OS sample of `thread` at `ns`: on-CPU time, run-queue wait and scheduler state;
@@ -450,7 +531,7 @@ impl OsView {
                 self.episodes += 1;
                 // A long scope seen while another is open: the first one's end was missed.
                 if let Some(e) = th.open.take() {
-                    push_closed(th, e);
+                    push_closed(th, e, &mut self.held, &mut self.episodes_left_out);
                 }
                 th.open = Some(Episode {
                     start: s,
@@ -461,7 +542,7 @@ impl OsView {
             SampleCause::ScopeEnd => {
                 if let Some(mut e) = th.open.take() {
                     e.end = Some(s);
-                    push_closed(th, e);
+                    push_closed(th, e, &mut self.held, &mut self.episodes_left_out);
                 }
             }
             _ => {}
@@ -470,6 +551,13 @@ impl OsView {
         let mut measured = Vec::new();
         let mut estimated = Vec::new();
         let open = th.open.is_some();
+        // After each pass only scopes waiting for an open episode stay: another pass finds
+        // nothing until the episode ends or an estimate joins (a thread can hold a thousand).
+        if open && th.pending_estimates == 0 {
+            return;
+        }
+        th.pending_estimates = 0;
+        let before = th.pending.len();
         th.pending.retain(|(scope, wait)| match wait {
             Wait::Episode if !open => {
                 measured.push(*scope);
@@ -481,6 +569,10 @@ impl OsView {
             }
             Wait::Episode => true,
         });
+        self.held.pending -= before - th.pending.len();
+        if th.pending.is_empty() && th.pending.capacity() > 4 {
+            th.pending = Vec::new();
+        }
         let measured: Vec<_> = measured
             .into_iter()
             .map(|scope| (scope, measure(th, &scope), th_stacks(th, &scope)))
@@ -554,12 +646,18 @@ impl OsView {
             cpu_ns: self.cpu_rate_hz.map_or(0, |hz| (1e9 / hz) as u64),
             placed: !held.is_empty(),
         };
-        if th.cpu.len() >= MAX_CPU_SAMPLES_PER_THREAD
-            && th.cpu.pop_front().is_some_and(|old| !old.placed)
-        {
-            self.cpu_left_out += 1;
+        match push_bounded(
+            &mut th.cpu,
+            s,
+            &mut self.held.cpu,
+            MAX_CPU_SAMPLES_PER_THREAD,
+            MAX_CPU_SAMPLES_HELD,
+        ) {
+            Pushed::Added => {}
+            Pushed::Replaced(old) => self.cpu_left_out += u64::from(!old.placed),
+            // Still credited to the scopes that closed holding it, below.
+            Pushed::Refused => self.cpu_left_out += u64::from(!s.placed),
         }
-        th.cpu.push_back(s);
         for r in held {
             if !r.sampled && matches!(r.key, ScopeKey::Poll(_)) {
                 self.polls_cpu_sampled += 1;
@@ -583,15 +681,21 @@ impl OsView {
                 inside.push(*s);
             }
         }
-        if th.recent.len() >= MAX_RECENT_SCOPES_PER_THREAD {
-            th.recent.pop_front();
-        }
-        th.recent.push_back(Recent {
+        let recent = Recent {
             key,
             start,
             end,
             sampled: !inside.is_empty(),
-        });
+        };
+        if let Pushed::Refused = push_bounded(
+            &mut th.recent,
+            recent,
+            &mut self.held.recent,
+            MAX_RECENT_SCOPES_PER_THREAD,
+            MAX_RECENT_SCOPES_HELD,
+        ) {
+            self.episodes_left_out += 1;
+        }
         if !inside.is_empty() && matches!(key, ScopeKey::Poll(_)) {
             self.polls_cpu_sampled += 1;
         }
@@ -669,8 +773,9 @@ impl OsView {
         };
         let inside = |e: &Episode| e.start.ns >= start && e.start.ns <= end;
         if th.open.as_ref().is_some_and(inside) {
-            if th.pending.len() < MAX_PENDING_PER_THREAD {
+            if th.pending.len() < MAX_PENDING_PER_THREAD && self.held.pending < MAX_PENDING_HELD {
                 th.pending.push((scope, Wait::Episode));
+                self.held.pending += 1;
             } else {
                 self.scopes_left_out += 1;
             }
@@ -684,8 +789,13 @@ impl OsView {
         }
         if let ScopeKey::Poll(_) = key {
             match th.last {
-                Some(before) if th.pending.len() < MAX_PENDING_PER_THREAD => {
+                Some(before)
+                    if th.pending.len() < MAX_PENDING_PER_THREAD
+                        && self.held.pending < MAX_PENDING_HELD =>
+                {
                     th.pending.push((scope, Wait::Estimate(before)));
+                    th.pending_estimates += 1;
+                    self.held.pending += 1;
                 }
                 Some(_) => self.scopes_left_out += 1,
                 None => self.polls_unsplit += 1,
@@ -803,8 +913,10 @@ impl OsView {
         let mut threads = std::mem::take(&mut self.threads);
         for th in threads.values_mut() {
             if let Some(e) = th.open.take() {
-                push_closed(th, e);
+                push_closed(th, e, &mut self.held, &mut self.episodes_left_out);
             }
+            self.held.pending -= th.pending.len();
+            th.pending_estimates = 0;
             for (scope, wait) in std::mem::take(&mut th.pending) {
                 match wait {
                     Wait::Episode => {
@@ -1116,11 +1228,18 @@ pub struct FrameTotals {
     pub user_cpu_ns: u64,
 }
 
-fn push_closed(th: &mut ThreadOs, e: Episode) {
-    if th.closed.len() >= MAX_EPISODES_PER_THREAD {
-        th.closed.pop_front();
+/// Keeps `e` among `th`'s closed episodes, within [`MAX_EPISODES_PER_THREAD`] and
+/// [`MAX_EPISODES_HELD`]; `left_out` counts one not kept.
+fn push_closed(th: &mut ThreadOs, e: Episode, held: &mut Held, left_out: &mut u64) {
+    if let Pushed::Refused = push_bounded(
+        &mut th.closed,
+        e,
+        &mut held.closed,
+        MAX_EPISODES_PER_THREAD,
+        MAX_EPISODES_HELD,
+    ) {
+        *left_out += 1;
     }
-    th.closed.push_back(e);
 }
 
 fn th_stacks(th: &ThreadOs, scope: &Scope) -> Vec<u32> {
@@ -1396,6 +1515,85 @@ mod tests {
             end: Some(s(s1)),
             stacks: vec![],
         }
+    }
+
+    /// Bytes every thread's OS-view queues hold (their capacity).
+    fn held_bytes(v: &OsView) -> usize {
+        v.threads
+            .values()
+            .map(|t| {
+                t.cpu.capacity() * size_of::<CpuSample>()
+                    + t.closed.capacity() * size_of::<Episode>()
+                    + t.closed
+                        .iter()
+                        .map(|e| e.stacks.capacity() * 4)
+                        .sum::<usize>()
+                    + t.recent.capacity() * size_of::<Recent>()
+                    + t.pending.capacity() * size_of::<(Scope, Wait)>()
+            })
+            .sum()
+    }
+
+    /// A sampler reporting on many threads (as one thread may write about any thread id):
+    /// CPU-timer stacks, episodes that open and close, long polls waiting for an episode.
+    /// Every thread's queues together stay within their bounds, not each thread's
+    /// thousand, and what was not kept is counted in the note.
+    #[test]
+    fn many_sampled_threads_share_the_queues_bounds() {
+        let mut v = OsView::default();
+        let mut frames = Vec::new();
+        let n = StackFrames::encode(&[0x1000, 0x2000], &mut frames);
+        let frames = StackFrames::from_encoded(&frames, n).unwrap();
+        let counters = |ns: u64| (Some(ns), Some(ns / 2), Some(b'S'));
+        let threads = 8_000u32;
+        let key = ScopeKey::Poll(StrId(1));
+        for round in 0..64u64 {
+            for t in 1..=threads {
+                let thread = ThreadId(t);
+                let ns = round * 10_000_000 + u64::from(t) * 1_000;
+                v.sample(thread, ns, SampleCause::LongScope, counters(ns), 0);
+                v.stack(thread, SampleCause::CpuTimer, frames, Some(ns + 1));
+                v.stack(thread, SampleCause::LongScope, frames, Some(ns + 1));
+                // A long poll around the episode's start, ended while it is open.
+                v.scope_closed(thread, key, ns - 1, ns + 2, 0);
+                if round % 8 == 3 {
+                    v.sample(thread, ns + 3, SampleCause::ScopeEnd, counters(ns + 3), 0);
+                }
+            }
+        }
+        // Threads first seen once the bounds are reached: nothing of theirs to give up.
+        for t in threads + 1..=threads + 100 {
+            let thread = ThreadId(t);
+            let ns = 1_000_000_000 + u64::from(t) * 1_000;
+            v.sample(thread, ns, SampleCause::LongScope, counters(ns), 0);
+            v.sample(thread, ns + 5, SampleCause::ScopeEnd, counters(ns + 5), 0);
+            v.stack(thread, SampleCause::CpuTimer, frames, Some(ns + 9));
+        }
+        let bound = MAX_CPU_SAMPLES_HELD * size_of::<CpuSample>()
+            + MAX_EPISODES_HELD * (size_of::<Episode>() + 8 * 4)
+            + MAX_RECENT_SCOPES_HELD * size_of::<Recent>()
+            + MAX_PENDING_HELD * size_of::<(Scope, Wait)>();
+        // Each queue's room at most doubles what it holds.
+        let bytes = held_bytes(&v);
+        assert!(bytes <= 2 * bound, "{bytes} bytes held, bound {bound}");
+        assert!(v.held.cpu <= MAX_CPU_SAMPLES_HELD);
+        assert!(v.held.closed <= MAX_EPISODES_HELD);
+        assert!(v.held.recent <= MAX_RECENT_SCOPES_HELD);
+        assert!(v.held.pending <= MAX_PENDING_HELD);
+        let note = v.truncated().expect("a note");
+        assert!(v.cpu_left_out > 0 && v.episodes_left_out > 0, "{note:?}");
+        assert_eq!(
+            note.count,
+            v.cpu_left_out + v.scopes_left_out + v.episodes_left_out
+        );
+        // The scopes still waiting are resolved at the end, and the count comes back.
+        let waiting = v.held.pending as u64;
+        assert!(waiting > 0);
+        let resolved = |v: &OsView| v.polls_measured.count + v.polls_unsplit;
+        let before = resolved(&v);
+        v.finish(&Tables::default(), &fdr_symbolize::Options::default());
+        assert_eq!(resolved(&v) - before, waiting);
+        assert_eq!(v.held.pending, 0);
     }
 
     #[test]

@@ -799,6 +799,7 @@ impl Profile {
                 ),
             ));
         }
+        out.extend(self.os.truncated());
         crate::limits::table_notes(&self.tables, &mut out);
         out
     }

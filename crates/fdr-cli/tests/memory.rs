@@ -1,6 +1,7 @@
 //! Target A2 with the real `fdr` binary: every command on hostile traces (a million
 //! threads, a million tasks, a million names and sites, spans that never end, the longest
-//! strings and batches the format allows, extreme timestamps) stays within 256 MiB of peak
+//! strings and batches the format allows, extreme timestamps, OS samples of 70,000
+//! threads) stays within 256 MiB of peak
 //! resident memory, and says where it capped.
 //!
 //! Peak memory is the kernel's: `getrusage(RUSAGE_CHILDREN).ru_maxrss`, the largest peak
@@ -226,6 +227,18 @@ fn batches_of_the_largest_size() {
 fn extreme_timestamps_and_counts() {
     every_command_within_the_limit(
         Shape::Extremes,
+        8,
+        Notes {
+            summary: None,
+            stream: None,
+        },
+    );
+}
+
+#[test]
+fn os_samples_of_many_threads() {
+    every_command_within_the_limit(
+        Shape::OsView,
         8,
         Notes {
             summary: None,

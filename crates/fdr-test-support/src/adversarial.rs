@@ -40,11 +40,15 @@ pub enum Shape {
     /// Timestamps that jump by 2^63 ticks (spans of 2^63 ns), loss records of 2^64 - 1
     /// events, sequence numbers that skip billions, and a clock of one tick per century.
     Extremes,
+    /// OS samples and stacks of many sampled threads, all written by one thread (as the
+    /// sampler writes them): each sampled thread gets CPU-timer stacks, long-scope episodes
+    /// that open and end, and long polls on its own lane waiting for an episode to end.
+    OsView,
 }
 
 impl Shape {
     /// Every shape.
-    pub const ALL: [Shape; 7] = [
+    pub const ALL: [Shape; 8] = [
         Shape::Threads,
         Shape::Tasks,
         Shape::Names,
@@ -52,6 +56,7 @@ impl Shape {
         Shape::LongStrings,
         Shape::BigBatches,
         Shape::Extremes,
+        Shape::OsView,
     ];
 
     /// A short lower-case name (`threads`, `tasks`, ...).
@@ -64,6 +69,7 @@ impl Shape {
             Shape::LongStrings => "long_strings",
             Shape::BigBatches => "big_batches",
             Shape::Extremes => "extremes",
+            Shape::OsView => "os_view",
         }
     }
 }
@@ -96,6 +102,7 @@ pub fn write<W: Write>(shape: Shape, out: W, min_bytes: u64) -> io::Result<W> {
         Shape::LongStrings => long_strings(&mut w, min_bytes)?,
         Shape::BigBatches => big_batches(&mut w, min_bytes)?,
         Shape::Extremes => extremes(&mut w, min_bytes)?,
+        Shape::OsView => os_view(&mut w, min_bytes)?,
     }
     w.finish()
 }
@@ -391,6 +398,75 @@ fn open_spans<W: Write>(w: &mut TraceWriter<W>, min_bytes: u64) -> io::Result<()
             }
         }
         s.flush(w)?;
+    }
+    Ok(())
+}
+
+fn os_view<W: Write>(w: &mut TraceWriter<W>, min_bytes: u64) -> io::Result<()> {
+    use fdr_format::{SampleCause, StackFrames};
+    w.write_table(&base_table(), true)?;
+    // The sampler's thread writes about threads 1..=SAMPLED (more than the analyzer
+    // follows); threads 1..=POLLERS also record nested long polls around each of their
+    // episodes' starts, and their episodes never end, so the polls wait.
+    const SAMPLED: u32 = 70_000;
+    const POLLERS: u32 = 4096;
+    const STEP: u64 = 10;
+    let mut s = Stream::new(ThreadId(SAMPLED + 1), 64 << 10);
+    let mut pollers: Vec<Stream> = (1..=POLLERS)
+        .map(|t| Stream::new(ThreadId(t), 4 << 10))
+        .collect();
+    let mut frames = Vec::new();
+    let mut round = 0u64;
+    let sample = |thread, cause, cpu| EventKind::OsSample {
+        thread,
+        cause,
+        cpu_ns: Some(cpu),
+        runq_ns: Some(cpu / 2),
+        timeslices: Some(cpu / 1000),
+        state: Some(b'S'),
+    };
+    while w.bytes_written() < min_bytes {
+        round += 1;
+        for t in 1..=SAMPLED {
+            let thread = ThreadId(t);
+            let cpu = round * 1_000_000;
+            // Stacks that differ by thread, within the distinct-stack bound.
+            let addrs = [0x1000 + u64::from(t % 1024) * 16, 0x2000 + round % 2];
+            let n = StackFrames::encode(&addrs, &mut frames);
+            let frames = StackFrames::from_encoded(&frames, n).expect("encoded");
+            let stack = |cause| EventKind::Stack {
+                thread,
+                cause,
+                truncated: false,
+                frames,
+                age_ticks: Some(1),
+            };
+            s.push(w, STEP, &sample(thread, SampleCause::LongScope, cpu))?;
+            let episode = s.ts;
+            s.push(w, STEP, &stack(SampleCause::CpuTimer))?;
+            s.push(w, STEP, &stack(SampleCause::LongScope))?;
+            if t > POLLERS && round % 2 == 0 {
+                s.push(w, STEP, &sample(thread, SampleCause::ScopeEnd, cpu + 1))?;
+            }
+            if t <= POLLERS {
+                // Four polls begun just before the episode, ended 1.2 ms after it.
+                let p = &mut pollers[t as usize - 1];
+                let tasks = (0..4u64).map(|i| TaskId(u64::from(t) << 32 | round << 3 | i));
+                for (i, task) in tasks.clone().enumerate() {
+                    let at = episode - 4 + i as u64;
+                    p.push(w, at.wrapping_sub(p.ts), &EventKind::PollStart { task })?;
+                }
+                for (i, task) in tasks.rev().enumerate() {
+                    let at = episode + 1_200_000 + i as u64;
+                    let end = EventKind::PollEnd { task, ready: false };
+                    p.push(w, at.wrapping_sub(p.ts), &end)?;
+                }
+            }
+        }
+        s.flush(w)?;
+        for p in &mut pollers {
+            p.flush(w)?;
+        }
     }
     Ok(())
 }

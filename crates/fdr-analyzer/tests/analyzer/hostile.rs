@@ -206,6 +206,18 @@ fn tasks_names_and_open_spans_past_the_limits_are_counted() {
     assert!(p.contains(&"open_regions".to_string()), "{p:?}");
 }
 
+/// A sampler's OS samples and stacks of 70,000 threads: the OS view keeps what its
+/// bounds across threads allow, says what it did not keep, and every analysis finishes.
+#[test]
+fn os_samples_of_many_threads_are_kept_within_the_views_bounds() {
+    let trace = build(Shape::OsView, 8 << 20);
+    let (p, _) = analyze_all(&trace);
+    assert!(p.contains(&"os_view".to_string()), "{p:?}");
+    let (profile, _) = profile_slice(&trace, ProfileOptions::default()).unwrap();
+    assert!(profile.os.has_data());
+    assert!(profile.os.cpu_left_out > 0);
+}
+
 #[test]
 fn long_strings_are_shown_cut_and_tables_stop_at_their_limit() {
     // 64 KiB strings and thread names: past the tables' 16 MiB of text.
