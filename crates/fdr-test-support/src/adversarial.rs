@@ -445,7 +445,7 @@ fn os_view<W: Write>(w: &mut TraceWriter<W>, min_bytes: u64) -> io::Result<()> {
             let episode = s.ts;
             s.push(w, STEP, &stack(SampleCause::CpuTimer))?;
             s.push(w, STEP, &stack(SampleCause::LongScope))?;
-            if t > POLLERS && round % 2 == 0 {
+            if t > POLLERS && round.is_multiple_of(2) {
                 s.push(w, STEP, &sample(thread, SampleCause::ScopeEnd, cpu + 1))?;
             }
             if t <= POLLERS {
