@@ -428,6 +428,10 @@ fn os_view<W: Write>(w: &mut TraceWriter<W>, min_bytes: u64) -> io::Result<()> {
     while w.bytes_written() < min_bytes {
         round += 1;
         for t in 1..=SAMPLED {
+            // A round is megabytes: a small trace stops inside its first.
+            if w.bytes_written() + s.len as u64 >= min_bytes {
+                break;
+            }
             let thread = ThreadId(t);
             let cpu = round * 1_000_000;
             // Stacks that differ by thread, within the distinct-stack bound.
