@@ -195,25 +195,16 @@ enum Align {
 
 /// Appends `v` in decimal, padded with spaces to `width` (as `{v:>width$}` or
 /// `{v:<width$}`): the formatter pads one character at a time, a cost on every line.
-fn push_padded(out: &mut String, mut v: u64, width: usize, align: Align) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let n = digits.len() - i;
-    let pad = width.saturating_sub(n);
+fn push_padded(out: &mut String, v: u64, width: usize, align: Align) {
+    let mut buf = [0u8; 20];
+    let digits = crate::text::decimal(v, &mut buf);
+    let pad = width.saturating_sub(digits.len());
     const SPACES: &str = "                    ";
     if let Align::Right = align {
         out.push_str(&SPACES[..pad.min(SPACES.len())]);
     }
     // The bytes are ASCII digits.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
     if let Align::Left = align {
         out.push_str(&SPACES[..pad.min(SPACES.len())]);
     }

@@ -268,18 +268,7 @@ mod json {
 
     /// An unsigned integer in decimal.
     pub(super) fn u64(b: &mut Vec<u8>, v: u64) {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut v = v;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        b.extend_from_slice(&digits[at..]);
+        b.extend_from_slice(crate::text::decimal(v, &mut [0u8; 20]));
     }
 
     /// Below this many nanoseconds (about 11.6 days) a time in microseconds has at most 15

@@ -162,6 +162,23 @@ pub fn wall(unix_ns: i128) -> String {
     )
 }
 
+/// `v` in decimal, written into the end of `buf`: the digits are the returned slice. For
+/// writers that print a number per event (`fdr cat`, the Chrome JSON export), without the
+/// formatter's machinery.
+pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut v = v;
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
 /// [`wall`] for many times in order: the text up to the second is kept and made again
 /// only when the second changes (a line per event of `fdr cat` would otherwise work out
 /// a calendar date for each).
@@ -190,16 +207,15 @@ impl WallClock {
             out.push_str(&wall(unix_ns));
             return;
         }
-        let micros = (unix_ns.rem_euclid(1_000_000_000) / 1_000) as u32;
+        let micros = (unix_ns.rem_euclid(1_000_000_000) / 1_000) as u64;
         out.push_str(&self.prefix);
-        let mut frac = *b".000000Z";
-        let mut m = micros;
-        for d in frac[1..7].iter_mut().rev() {
-            *d = b'0' + (m % 10) as u8;
-            m /= 10;
-        }
-        // The bytes are ASCII.
-        out.push_str(std::str::from_utf8(&frac).unwrap_or_default());
+        out.push('.');
+        let mut buf = [0u8; 20];
+        let digits = decimal(micros, &mut buf);
+        out.push_str(&"000000"[digits.len()..]);
+        // The bytes are ASCII digits.
+        out.push_str(std::str::from_utf8(digits).unwrap_or_default());
+        out.push('Z');
     }
 }
 
