@@ -194,6 +194,47 @@ impl RawEvent {
     }
 }
 
+/// What the decoding loop makes of an event: a [`RawEvent`] (the merger's) or an
+/// [`EventKind`] (the iterator's). The loop is written once; each arm hands its fields with
+/// its kind a constant, so that [`RawEvent::kind`]'s match folds away in the `EventKind`
+/// loop: neither loop tells the kind apart twice (an unpredictable jump per event).
+trait Make<'a>: Sized {
+    /// The event of a fixed kind (or a log), its fields as a [`RawEvent`] keeps them,
+    /// borrowing from `buf`, the payload.
+    fn make(r: RawEvent, buf: &'a [u8]) -> Self;
+    /// A sized kind's event, already decoded whole as `ev` (the body's range is in `r`).
+    fn sized(r: RawEvent, ev: EventKind<'a>) -> Self;
+}
+
+impl<'a> Make<'a> for RawEvent {
+    #[inline(always)]
+    fn make(r: RawEvent, _buf: &'a [u8]) -> Self {
+        r
+    }
+    #[inline(always)]
+    fn sized(r: RawEvent, _ev: EventKind<'a>) -> Self {
+        r
+    }
+}
+
+impl<'a> Make<'a> for EventKind<'a> {
+    #[inline(always)]
+    fn make(r: RawEvent, buf: &'a [u8]) -> Self {
+        r.kind(buf)
+    }
+    #[inline(always)]
+    fn sized(_r: RawEvent, ev: EventKind<'a>) -> Self {
+        ev
+    }
+}
+
+/// Why the decoding loop made no event: a kind this version does not know (skipped), or
+/// a malformed event.
+enum Step {
+    Skipped,
+    Bad(ErrorKind),
+}
+
 /// Lazily decodes one batch's events.
 #[derive(Debug, Clone)]
 pub struct Events<'a> {
@@ -244,35 +285,40 @@ impl<'a> Events<'a> {
         Ok(a)
     }
 
+    /// Decodes the next event as an `M`; `None` for a kind this version does not know
+    /// (skipped).
     #[inline(always)]
-    fn decode_one(&mut self) -> Result<Option<EventKind<'a>>, DecodeError> {
-        let mut r = RawEvent::new(0, Kind::RegionBegin);
-        Ok(self.decode_raw_one(&mut r)?.then(|| r.kind(self.buf)))
-    }
-
-    /// Decodes the next event into `r`; false for a kind this version does not know
-    /// (skipped). Written in place, the event is not copied on its way out.
-    #[inline(always)]
-    fn decode_raw_one(&mut self, r: &mut RawEvent) -> Result<bool, DecodeError> {
+    fn decode_one<M: Make<'a>>(&mut self) -> Result<Option<M>, DecodeError> {
         let start = self.pos;
-        self.decode_inner(r).map_err(|kind| DecodeError {
-            offset: self.payload_offset + start as u64,
-            kind,
-        })
+        match self.decode_inner() {
+            Ok(m) => Ok(Some(m)),
+            Err(Step::Skipped) => Ok(None),
+            Err(Step::Bad(kind)) => Err(DecodeError {
+                offset: self.payload_offset + start as u64,
+                kind,
+            }),
+        }
     }
 
     #[inline(always)]
-    fn decode_inner(&mut self, r: &mut RawEvent) -> Result<bool, ErrorKind> {
-        let bad = ErrorKind::BadEvent;
+    fn decode_inner<M: Make<'a>>(&mut self) -> Result<M, Step> {
+        let bad = |what| Step::Bad(ErrorKind::BadEvent(what));
         let delta = self.var().map_err(bad)?;
         self.ts = self.ts.wrapping_add(delta);
         let h = self.var().map_err(bad)?;
         let op = h >> CODE_BITS;
         let name = |op: u64| u32::try_from(op).map_err(|_| bad("id over 32 bits"));
-        *r = RawEvent::new(self.ts, Kind::RegionBegin);
-        match (h & 3) as u8 {
-            CODE_REGION_BEGIN => r.c = name(op)?,
-            CODE_REGION_END => (r.kind, r.c) = (Kind::RegionEnd, name(op)?),
+        let (buf, mut r) = (self.buf, RawEvent::new(self.ts, Kind::RegionBegin));
+        // Each arm makes its event with its kind a constant (see [`Make`]).
+        Ok(match (h & 3) as u8 {
+            CODE_REGION_BEGIN => {
+                r.c = name(op)?;
+                M::make(r, buf)
+            }
+            CODE_REGION_END => {
+                (r.kind, r.c) = (Kind::RegionEnd, name(op)?);
+                M::make(r, buf)
+            }
             CODE_LOG => {
                 (r.kind, r.c) = (Kind::Log, name(op)?);
                 let m = self.var().map_err(bad)?;
@@ -289,10 +335,10 @@ impl<'a> Events<'a> {
                     (r.flags, r.a, r.b) = (1, self.pos as u64, len);
                     self.pos += len as usize;
                 }
+                M::make(r, buf)
             }
             _ => return self.decode_ext(op, r),
-        }
-        Ok(true)
+        })
     }
 
     fn otel_link(&mut self) -> Result<EventKind<'a>, &'static str> {
@@ -304,20 +350,26 @@ impl<'a> Events<'a> {
     }
 
     #[inline(always)]
-    fn decode_ext(&mut self, kind: u64, r: &mut RawEvent) -> Result<bool, ErrorKind> {
-        let bad = ErrorKind::BadEvent;
-        let start = self.pos;
-        r.kind = match kind {
-            EXT_THREAD_START => Kind::ThreadStart,
-            EXT_THREAD_END => Kind::ThreadEnd,
+    fn decode_ext<M: Make<'a>>(&mut self, kind: u64, mut r: RawEvent) -> Result<M, Step> {
+        let bad = |what| Step::Bad(ErrorKind::BadEvent(what));
+        let (buf, start) = (self.buf, self.pos);
+        // Made in each arm, with the arm's kind: `make` then folds to that kind's
+        // constructor (see [`Make`]).
+        let make = |mut r: RawEvent, kind: Kind| {
+            r.kind = kind;
+            Ok(M::make(r, buf))
+        };
+        match kind {
+            EXT_THREAD_START => make(r, Kind::ThreadStart),
+            EXT_THREAD_END => make(r, Kind::ThreadEnd),
             EXT_TASK_CREATE => {
                 (r.a, r.b) = (self.var().map_err(bad)?, self.var().map_err(bad)?);
                 (r.c, r.d) = (self.id32().map_err(bad)?, self.id32().map_err(bad)?);
-                Kind::TaskCreate
+                make(r, Kind::TaskCreate)
             }
             EXT_POLL_START => {
                 r.a = self.var().map_err(bad)?;
-                Kind::PollStart
+                make(r, Kind::PollStart)
             }
             EXT_POLL_END => {
                 r.a = self.var().map_err(bad)?;
@@ -326,61 +378,60 @@ impl<'a> Events<'a> {
                     1 => 1,
                     _ => return Err(bad("poll result is neither 0 nor 1")),
                 };
-                Kind::PollEnd
+                make(r, Kind::PollEnd)
             }
             EXT_WAKE => {
                 (r.a, r.b) = (self.var().map_err(bad)?, self.var().map_err(bad)?);
-                Kind::Wake
+                make(r, Kind::Wake)
             }
             EXT_TASK_DROP => {
                 r.a = self.var().map_err(bad)?;
-                Kind::TaskDrop
+                make(r, Kind::TaskDrop)
             }
             EXT_USER_TASK_BEGIN => {
                 (r.a, r.b) = (self.var().map_err(bad)?, self.var().map_err(bad)?);
                 r.c = self.id32().map_err(bad)?;
-                Kind::UserTaskBegin
+                make(r, Kind::UserTaskBegin)
             }
             EXT_USER_TASK_END => {
                 r.a = self.var().map_err(bad)?;
-                Kind::UserTaskEnd
+                make(r, Kind::UserTaskEnd)
             }
             EXT_BLOCK_BEGIN => {
                 let v = self.var().map_err(bad)?;
                 r.flags = u8::try_from(v).map_err(|_| bad("block reason over 255"))?;
                 r.d = self.id32().map_err(bad)?;
-                Kind::BlockBegin
+                make(r, Kind::BlockBegin)
             }
-            EXT_BLOCK_END => Kind::BlockEnd,
+            EXT_BLOCK_END => make(r, Kind::BlockEnd),
             EXT_METRIC => {
                 r.c = self.id32().map_err(bad)?;
                 r.a = u64::from_le_bytes(self.array::<8>().map_err(bad)?);
-                Kind::Metric
+                make(r, Kind::Metric)
             }
             EXT_OTEL_LINK => {
                 self.otel_link().map_err(bad)?;
                 (r.a, r.b) = (start as u64, (self.pos - start) as u64);
-                Kind::OtelLink
+                make(r, Kind::OtelLink)
             }
             EXT_LOSS => {
                 let v = self.var().map_err(bad)?;
                 r.flags = u8::try_from(v).map_err(|_| bad("loss reason over 255"))?;
                 (r.a, r.b) = (self.var().map_err(bad)?, self.var().map_err(bad)?);
-                Kind::Loss
+                make(r, Kind::Loss)
             }
-            EXT_PARK => Kind::Park,
-            EXT_UNPARK => Kind::Unpark,
-            k if k >= EXT_FIRST_SIZED => return self.decode_sized_event(k, r),
-            k => return Err(ErrorKind::UnknownFixedKind(k)),
-        };
-        Ok(true)
+            EXT_PARK => make(r, Kind::Park),
+            EXT_UNPARK => make(r, Kind::Unpark),
+            k if k >= EXT_FIRST_SIZED => self.decode_sized_event(k, r),
+            k => Err(Step::Bad(ErrorKind::UnknownFixedKind(k))),
+        }
     }
 
     /// A sized kind: its length, then its body (out of line: the OS view's and async
     /// regions' kinds are rarer than the fixed ones).
     #[inline(never)]
-    fn decode_sized_event(&mut self, k: u64, r: &mut RawEvent) -> Result<bool, ErrorKind> {
-        let bad = ErrorKind::BadEvent;
+    fn decode_sized_event<M: Make<'a>>(&mut self, k: u64, mut r: RawEvent) -> Result<M, Step> {
+        let bad = |what| Step::Bad(ErrorKind::BadEvent(what));
         let len = self.var().map_err(bad)?;
         let end = (self.pos as u64)
             .checked_add(len)
@@ -399,10 +450,10 @@ impl<'a> Events<'a> {
         self.pos = end;
         let Some(ev) = ev else {
             self.skipped_unknown += 1;
-            return Ok(false);
+            return Err(Step::Skipped);
         };
         r.kind = ev.kind();
-        Ok(true)
+        Ok(M::sized(r, ev))
     }
 }
 
@@ -493,13 +544,22 @@ impl<'a> Events<'a> {
         max: usize,
         mut each: impl FnMut(Event<'a>),
     ) -> Result<(), DecodeError> {
-        let buf = self.buf;
-        self.decode_raw_up_to(max, |r| {
-            each(Event {
-                ts: r.ts(),
-                kind: r.kind(buf),
-            })
-        })
+        let mut n = 0;
+        // Bounded: every turn consumes at least one byte, or fails and stops.
+        while n < max && self.pos < self.buf.len() {
+            match self.decode_one::<EventKind<'a>>() {
+                Ok(Some(kind)) => {
+                    each(Event { ts: self.ts, kind });
+                    n += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.pos = self.buf.len();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -513,15 +573,15 @@ impl Events<'_> {
         max: usize,
         mut each: impl FnMut(RawEvent),
     ) -> Result<(), DecodeError> {
-        let (mut n, mut r) = (0, RawEvent::new(0, Kind::RegionBegin));
+        let mut n = 0;
         // Bounded: every turn consumes at least one byte, or fails and stops.
         while n < max && self.pos < self.buf.len() {
-            match self.decode_raw_one(&mut r) {
-                Ok(true) => {
+            match self.decode_one::<RawEvent>() {
+                Ok(Some(r)) => {
                     each(r);
                     n += 1;
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => {
                     self.pos = self.buf.len();
                     return Err(e);
@@ -539,7 +599,7 @@ impl<'a> Iterator for Events<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         // Bounded: every turn consumes at least one byte, or fails and stops.
         while self.pos < self.buf.len() {
-            match self.decode_one() {
+            match self.decode_one::<EventKind<'a>>() {
                 Ok(Some(kind)) => return Some(Ok(Event { ts: self.ts, kind })),
                 Ok(None) => continue,
                 Err(e) => {
