@@ -25,12 +25,26 @@ mod moto;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fdr_benches::report;
-use fdr_fleet::{ExportOptions, export_file};
+use fdr_fleet::{ExportOptions, ExportSummary, export_file};
 use fdr_query::{Canned, Fleet};
 use fdr_test_support::scenarios::{SCENARIOS, scenario};
 
 /// Dumps in the directory (the brief for fleet figures: at least 100).
 const DUMPS: usize = 120;
+
+/// Exports the dump at `dump` into the table directory `tables` under the dump id `id`, as
+/// both the directory's and the bucket's figures do.
+fn export(dump: &Path, tables: &Path, id: &str) -> ExportSummary {
+    export_file(
+        dump,
+        tables,
+        &ExportOptions {
+            dump_id: id.into(),
+            ..ExportOptions::default()
+        },
+    )
+    .expect("exported")
+}
 
 fn dir_bytes(dir: &Path) -> u64 {
     let mut n = 0;
@@ -82,16 +96,7 @@ fn bench(_c: &mut Criterion) {
         let mut n = 0;
         for p in &paths {
             let id = p.file_stem().and_then(|s| s.to_str()).expect("named");
-            let s = export_file(
-                p,
-                &tables,
-                &ExportOptions {
-                    dump_id: id.into(),
-                    ..ExportOptions::default()
-                },
-            )
-            .expect("exported");
-            n += s.rows;
+            n += export(p, &tables, id).rows;
         }
         best = best.min(t.elapsed().as_secs_f64());
         rows = n;
@@ -176,15 +181,7 @@ fn export_through_bucket(moto: &moto::Moto, paths: &[PathBuf], root: &Path) -> (
                 std::fs::write(&local, body.bytes().await.expect("dump read")).expect("written");
                 let id = name.trim_end_matches(".fdr");
                 let tables = work.join("tables");
-                let s = export_file(
-                    &local,
-                    &tables,
-                    &ExportOptions {
-                        dump_id: id.into(),
-                        ..ExportOptions::default()
-                    },
-                )
-                .expect("exported");
+                let s = export(&local, &tables, id);
                 n += s.rows;
                 for (table, file, _) in &s.tables {
                     let file_name = file.file_name().and_then(|f| f.to_str()).expect("named");
