@@ -285,19 +285,38 @@ impl<'a> Events<'a> {
         Ok(a)
     }
 
-    /// Decodes the next event as an `M`; `None` for a kind this version does not know
-    /// (skipped).
+    /// Decodes up to `max` events as `M`s, handing each to `each` with its time; kinds this
+    /// version does not know are skipped (not counted). A malformed event stops it and is
+    /// returned; nothing follows it (the rest of the payload counts as decoded). The one
+    /// loop of [`Iterator::next`], [`Events::decode_up_to`] and
+    /// [`Events::decode_raw_up_to`]: a made event goes straight to `each`, never through an
+    /// `Option`.
     #[inline(always)]
-    fn decode_one<M: Make<'a>>(&mut self) -> Result<Option<M>, DecodeError> {
-        let start = self.pos;
-        match self.decode_inner() {
-            Ok(m) => Ok(Some(m)),
-            Err(Step::Skipped) => Ok(None),
-            Err(Step::Bad(kind)) => Err(DecodeError {
-                offset: self.payload_offset + start as u64,
-                kind,
-            }),
+    fn decode_run<M: Make<'a>>(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(M, u64),
+    ) -> Result<(), DecodeError> {
+        let mut n = 0;
+        // Bounded: every turn consumes at least one byte, or fails and stops.
+        while n < max && self.pos < self.buf.len() {
+            let start = self.pos;
+            match self.decode_inner::<M>() {
+                Ok(m) => {
+                    each(m, self.ts);
+                    n += 1;
+                }
+                Err(Step::Skipped) => {}
+                Err(Step::Bad(kind)) => {
+                    self.pos = self.buf.len();
+                    return Err(DecodeError {
+                        offset: self.payload_offset + start as u64,
+                        kind,
+                    });
+                }
+            }
         }
+        Ok(())
     }
 
     #[inline(always)]
@@ -544,22 +563,7 @@ impl<'a> Events<'a> {
         max: usize,
         mut each: impl FnMut(Event<'a>),
     ) -> Result<(), DecodeError> {
-        let mut n = 0;
-        // Bounded: every turn consumes at least one byte, or fails and stops.
-        while n < max && self.pos < self.buf.len() {
-            match self.decode_one::<EventKind<'a>>() {
-                Ok(Some(kind)) => {
-                    each(Event { ts: self.ts, kind });
-                    n += 1;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.pos = self.buf.len();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
+        self.decode_run::<EventKind<'a>>(max, |kind, ts| each(Event { ts, kind }))
     }
 }
 
@@ -573,22 +577,7 @@ impl Events<'_> {
         max: usize,
         mut each: impl FnMut(RawEvent),
     ) -> Result<(), DecodeError> {
-        let mut n = 0;
-        // Bounded: every turn consumes at least one byte, or fails and stops.
-        while n < max && self.pos < self.buf.len() {
-            match self.decode_one::<RawEvent>() {
-                Ok(Some(r)) => {
-                    each(r);
-                    n += 1;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.pos = self.buf.len();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
+        self.decode_run::<RawEvent>(max, |r, _| each(r))
     }
 }
 
@@ -597,19 +586,13 @@ impl<'a> Iterator for Events<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        // Bounded: every turn consumes at least one byte, or fails and stops.
-        while self.pos < self.buf.len() {
-            match self.decode_one::<EventKind<'a>>() {
-                Ok(Some(kind)) => return Some(Ok(Event { ts: self.ts, kind })),
-                Ok(None) => continue,
-                Err(e) => {
-                    // Fused: nothing follows an error.
-                    self.pos = self.buf.len();
-                    return Some(Err(e));
-                }
-            }
+        // The next event made (kinds this version does not know skipped); fused: nothing
+        // follows an error.
+        let mut out = None;
+        match self.decode_run::<EventKind<'a>>(1, |kind, ts| out = Some(Event { ts, kind })) {
+            Ok(()) => out.map(Ok),
+            Err(e) => Some(Err(e)),
         }
-        None
     }
 }
 
