@@ -203,8 +203,7 @@ fn push_padded(out: &mut String, v: u64, width: usize, align: Align) {
     if let Align::Right = align {
         out.push_str(&SPACES[..pad.min(SPACES.len())]);
     }
-    // The bytes are ASCII digits.
-    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
+    out.push_str(digits);
     if let Align::Left = align {
         out.push_str(&SPACES[..pad.min(SPACES.len())]);
     }

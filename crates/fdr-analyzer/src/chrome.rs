@@ -268,7 +268,7 @@ mod json {
 
     /// An unsigned integer in decimal.
     pub(super) fn u64(b: &mut Vec<u8>, v: u64) {
-        b.extend_from_slice(crate::text::decimal(v, &mut [0u8; 20]));
+        b.extend_from_slice(crate::text::decimal(v, &mut [0u8; 20]).as_bytes());
     }
 
     /// Below this many nanoseconds (about 11.6 days) a time in microseconds has at most 15

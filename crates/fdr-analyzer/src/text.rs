@@ -162,10 +162,10 @@ pub fn wall(unix_ns: i128) -> String {
     )
 }
 
-/// `v` in decimal, written into the end of `buf`: the digits are the returned slice. For
+/// `v` in decimal, written into the end of `buf`: the digits are the returned text. For
 /// writers that print a number per event (`fdr cat`, the Chrome JSON export), without the
 /// formatter's machinery.
-pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
     let mut v = v;
     let mut at = buf.len();
     loop {
@@ -176,7 +176,8 @@ pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &[u8] {
             break;
         }
     }
-    &buf[at..]
+    // The bytes are ASCII digits.
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
 /// [`wall`] for many times in order: the text up to the second is kept and made again
@@ -213,8 +214,7 @@ impl WallClock {
         let mut buf = [0u8; 20];
         let digits = decimal(micros, &mut buf);
         out.push_str(&"000000"[digits.len()..]);
-        // The bytes are ASCII digits.
-        out.push_str(std::str::from_utf8(digits).unwrap_or_default());
+        out.push_str(digits);
         out.push('Z');
     }
 }
