@@ -10,6 +10,7 @@
 //!
 //! `PATH`: `tasks` (a traced task's life: creation, a poll that wakes it through a clone
 //! of its waker, the completing poll, the drop), `log` (`log("db", "query done")`),
+//! `log_site` (`log!("db", "query done")`, its ids kept at the call site),
 //! `region_str` (`region(&str)` over 1,000 names, cycling), `region` (`region!("db")`),
 //! `tasks_shed` (`tasks` while the cost budget sheds polls: the polls are short and
 //! empty, so their deferred starts are forgotten and nothing but creation and drop is
@@ -44,6 +45,13 @@ fn log(n: usize) {
 }
 
 #[inline(never)]
+fn log_site(n: usize) {
+    for _ in 0..n {
+        fdr_recorder::log!("db", "query done");
+    }
+}
+
+#[inline(never)]
 fn region_str(n: usize, names: &[&'static str]) {
     let mut k = 0;
     for _ in 0..n {
@@ -67,6 +75,7 @@ fn measured(path: &str, n: usize, cx: &mut Context<'_>, names: &[&'static str]) 
     match path {
         "tasks" => tasks(n, cx),
         "log" => log(n),
+        "log_site" => log_site(n),
         "region_str" => region_str(n, names),
         "region" => region(n),
         "tasks_shed" => tasks(n, cx),
@@ -104,12 +113,20 @@ fn main() {
     // bytes, as in a service that has run a while).
     tasks(20_000, &mut cx);
     log(1000);
+    log_site(1000);
     region_str(3000, &names);
     region(1000);
     if !fdr_recorder::calibrate().tsc {
         eprintln!("the event clock is not the time-stamp counter: the fast paths are off");
     }
-    const PATHS: [&str; 5] = ["tasks", "log", "region_str", "region", "tasks_shed"];
+    const PATHS: [&str; 6] = [
+        "tasks",
+        "log",
+        "log_site",
+        "region_str",
+        "region",
+        "tasks_shed",
+    ];
     match path {
         Some(p) if PATHS.contains(&p.as_str()) => measured(&p, n, &mut cx, &names),
         // Another bench's filter (`cargo xtask bench --filter NAME` passes it to every bench).

@@ -32,10 +32,13 @@
 //! `record.region_many_names_ratio_to_floor` (a service's 1,000 distinct `region!` names,
 //! each call site's static name cycling), `record.region_str_many_names_ratio_to_floor` (the
 //! same 1,000 names through `region(&str)`, which looks them up in the thread's name cache),
-//! `record.log_static_ratio_to_floor` (a static `log`); each with `_p10`/`_p90`, and each
+//! `record.log_static_ratio_to_floor` (a static `log!("db", "query done")`, its ids kept at
+//! the call site), `record.log_fn_ratio_to_floor` (the same through `log(category,
+//! message)`, which looks both names up); each with `_p10`/`_p90`, and each
 //! call's median ns (`record.region_ns`, `record.region_str_ns` for the guard,
 //! `record.with_region_ns`, `record.region_past_32_ns`, `record.region_many_names_ns`,
-//! `record.region_str_many_names_ns`, `record.log_static_ns`, `record.log_fmt_ns`), and
+//! `record.region_str_many_names_ns`, `record.log_static_ns`, `record.log_fn_ns`,
+//! `record.log_fmt_ns`), and
 //! `record.floor.region_cycling_ns` (the floor with the many-names case's cycling index).
 //! `record.region_cpu_ratio_to_floor`: the region ratio on-CPU (wall-clock less the time the
 //! thread waited for a CPU).
@@ -360,7 +363,10 @@ fn record_section() {
             black_box(());
         },
     ));
-    let log_static = c.add(Case::inline("log(\"db\", \"query done\")", || {
+    let log_static = c.add(Case::inline("log!(\"db\", \"query done\")", || {
+        fdr_recorder::log!("db", "query done")
+    }));
+    let log_fn = c.add(Case::inline("log(\"db\", \"query done\")", || {
         fdr_recorder::log("db", "query done")
     }));
     let log_fmt = c.add(Case::inline("log!(\"db\", \"{} rows\", n)", || {
@@ -406,6 +412,7 @@ fn record_section() {
         ("region_many_names", many, floor2),
         ("region_str_many_names", many_str, floor2),
         ("log_static", log_static, floor1),
+        ("log_fn", log_fn, floor1),
     ] {
         let figure = format!("record.{name}_ratio_to_floor");
         report_spread(&figure, ratio_spread(&figure, &s[i], &s[floor]));
@@ -422,6 +429,7 @@ fn record_section() {
         ("region_many_names", many),
         ("region_str_many_names", many_str),
         ("log_static", log_static),
+        ("log_fn", log_fn),
         ("log_fmt", log_fmt),
     ] {
         report(&format!("record.{name}_ns"), ns(i));

@@ -162,6 +162,100 @@ fn log_static_slow(category: &'static str, message: &'static str) {
     });
 }
 
+/// A static log's category and message interned once per call site: `log!` with two
+/// string literals and no format braces keeps one in a `static`, so the call costs one
+/// relaxed load of the event's operands, already encoded, instead of two look-ups in the
+/// name tables and their encoding ([`log`]'s).
+#[derive(Debug)]
+pub struct StaticLog {
+    category: &'static str,
+    message: &'static str,
+    /// 0 until the first use interns both names, then set once: [`SITE_ENCODED`] with the
+    /// operands' bytes (low 32 bits) and their length (bits 32 to 35) as
+    /// [`crate::hot::log_operands`] gives them, or [`SITE_TOO_LONG`] when they take more
+    /// than two varint bytes each (such a site takes the path [`log`] takes, every call).
+    word: AtomicU64,
+}
+
+const SITE_ENCODED: u64 = 1 << 63;
+const SITE_TOO_LONG: u64 = 1 << 62;
+
+impl StaticLog {
+    /// A call site's category and message, not interned yet.
+    pub const fn new(category: &'static str, message: &'static str) -> Self {
+        StaticLog {
+            category,
+            message,
+            word: AtomicU64::new(0),
+        }
+    }
+
+    /// The encoded operands and their length, if the site has them.
+    #[inline(always)]
+    fn encoded(&self) -> Option<(u64, usize)> {
+        let w = self.word.load(Ordering::Relaxed);
+        (w & SITE_ENCODED != 0).then_some((w & 0xffff_ffff, (w >> 32 & 0xf) as usize))
+    }
+
+    /// Keeps the operands of `category` and `message` (their ids) on first use. Every
+    /// thread gets the same ids (the global interner decides them), so a race between
+    /// first uses stores the same value twice; later calls write nothing.
+    fn remember(&self, category: StrId, message: StrId) {
+        if self.word.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let word = match crate::hot::log_operands(
+            region_head(category, CODE_LOG),
+            u64::from(message.0) << 1,
+        ) {
+            Some((operands, len)) => SITE_ENCODED | (len as u64) << 32 | operands,
+            None => SITE_TOO_LONG,
+        };
+        self.word.store(word, Ordering::Relaxed);
+    }
+}
+
+/// Logs a call site's static message (what `log!("db", "connected")` expands to). Always
+/// inlined, as `region!`'s begin is: with the operands kept, the thread registered and room
+/// in its chunk, the event is one load of the operands, the counter and one store, with no
+/// call.
+#[inline(always)]
+pub fn log_static_site(site: &'static StaticLog) {
+    if enabled() {
+        let recorded = site.encoded().is_some_and(|(operands, len)| {
+            peek_local(|l| l.try_log_operands(operands, len)) == Some(true)
+        });
+        if !recorded {
+            log_static_site_slow(site);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn log_static_site_slow(site: &'static StaticLog) {
+    with_local(|l| {
+        let c = l.names.get(site.category);
+        let m = l.names.get(site.message);
+        site.remember(c, m);
+        l.small(|out, delta| encode::log_static(out, delta, c, m), 0);
+    });
+}
+
+/// Whether a format string holds a brace (an argument, or an escaped `{{` or `}}`): `log!`
+/// records a literal without any as a static message, interned once per call site.
+pub const fn has_format_braces(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'{' || b[i] == b'}' {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Longest formatted log message; longer ones are cut (at a character boundary).
 pub const MAX_FORMATTED_LOG_LEN: usize = 1024;
 
@@ -205,11 +299,44 @@ pub fn log_fmt(category: &'static str, args: fmt::Arguments<'_>) {
 
 /// Logs under a category: `log!("db", "connected")` records a static message,
 /// `log!("db", "{} rows", n)` a formatted one. Costs one relaxed load when recording is off.
+///
+/// A category and message that are both string literals, the message without braces, are
+/// interned once per call site (a `StaticLog` in a `static`), the cheapest log there is.
 #[macro_export]
 macro_rules! log {
+    ($category:literal, $message:literal $(,)?) => {{
+        const __FDR_LOG_IS_STATIC: bool =
+            !$crate::__macro_support::has_format_braces($message);
+        if __FDR_LOG_IS_STATIC {
+            static __FDR_LOG_SITE: $crate::__macro_support::StaticLog =
+                $crate::__macro_support::StaticLog::new($category, $message);
+            $crate::__macro_support::log_static_site(&__FDR_LOG_SITE)
+        } else if $crate::enabled() {
+            $crate::log_fmt($category, ::core::format_args!($message))
+        }
+    }};
     ($category:expr, $($arg:tt)+) => {
         if $crate::enabled() {
             $crate::log_fmt($category, ::core::format_args!($($arg)+))
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_format_braces;
+
+    /// `log!` interns a literal at its call site only when `format_args!` would give the
+    /// same text back: no argument, no escaped brace.
+    #[test]
+    fn only_text_without_braces_is_a_static_message() {
+        for text in ["", "connected", "a: b; c", "é ✓", "percent % and \\n"] {
+            assert!(!has_format_braces(text), "{text:?}");
+        }
+        for text in ["{}", "{n} rows", "{{", "}}", "a {{b}} c", "x{0}"] {
+            assert!(has_format_braces(text), "{text:?}");
+        }
+        // Decided at compile time, as the macro does.
+        const { assert!(!has_format_braces("query done")) };
+    }
 }

@@ -160,6 +160,72 @@ impl Local {
     }
 }
 
+impl Local {
+    /// [`Local::try_log`] with the operands encoded once, at the call site
+    /// ([`crate::api::StaticLog`]): `operands` holds the category's head and the message's
+    /// operand as LEB128 varints, back to back, in its low `len` bytes (2 to 4; see
+    /// [`log_operands`]). When the delta fits a byte the event is one 8-byte store of the
+    /// delta and that word, the bytes past it in the writer's reserve.
+    #[inline(always)]
+    pub(crate) fn try_log_operands(&mut self, operands: u64, len: usize) -> bool {
+        let Some(room) = self.w.fast_room() else {
+            return false;
+        };
+        let now = crate::clock::counter_ticks();
+        let delta = now.wrapping_sub(self.last_ts);
+        if delta < 0x80 {
+            self.last_ts = now;
+            let word = delta | operands << 8;
+            room.write(
+                |out: &mut [u8; 8]| {
+                    *out = word.to_le_bytes();
+                    1 + len
+                },
+                word_step(1, 0),
+            );
+        } else {
+            log_long_operands(room, &mut self.last_ts, now, operands, len);
+        }
+        true
+    }
+}
+
+/// A static log's operands, the category's `head` and the `message`'s id shifted past its
+/// inline flag, encoded as [`Local::try_log_operands`] takes them: their varints back to back
+/// in the low bytes of the word, and the total length. `None` when either is 2^14 or more
+/// (more than two varint bytes).
+#[inline]
+pub(crate) fn log_operands(head: u64, message: u64) -> Option<(u64, usize)> {
+    if head >= 0x4000 || message >= 0x4000 {
+        return None;
+    }
+    let (h, h_len) = short_varint(head);
+    let (m, m_len) = short_varint(message);
+    Some((h | m << (8 * h_len), h_len + m_len))
+}
+
+/// [`Local::try_log_operands`]'s other case: a longer delta, or the clock stepped back.
+#[cold]
+#[inline(never)]
+fn log_long_operands(
+    room: crate::chunk::Room<'_>,
+    last_ts: &mut u64,
+    now: u64,
+    operands: u64,
+    len: usize,
+) {
+    let delta = now.saturating_sub(*last_ts);
+    *last_ts += delta;
+    room.write(
+        |out: &mut [u8; MAX_SMALL_EVENT_LEN]| {
+            let n = fdr_format::varint::put_fast(out, 0, delta);
+            out[n..n + 8].copy_from_slice(&operands.to_le_bytes());
+            n + len
+        },
+        word_step(1, 0),
+    );
+}
+
 /// A value under 2^14 as a LEB128 varint in the low bytes of the result, and its length.
 #[inline(always)]
 fn short_varint(v: u64) -> (u64, usize) {
@@ -408,7 +474,46 @@ pub fn with_region<R>(name: &'static str, f: impl FnOnce() -> R) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::short_varint;
+    use super::{log_operands, short_varint};
+    use fdr_format::StrId;
+    use fdr_format::wire::{CODE_LOG, MAX_SMALL_EVENT_LEN};
+
+    /// A call site's encoded operands, after a one-byte delta, are the bytes the format's
+    /// encoder writes for the same static log, for ids on each side of every length's edge;
+    /// past two bytes the site keeps none.
+    #[test]
+    fn log_operands_are_the_encoders_bytes() {
+        let ids = [
+            0u32,
+            1,
+            31,
+            32,
+            63,
+            64,
+            2047,
+            4095,
+            4096,
+            8191,
+            8192,
+            1 << 20,
+        ];
+        for &c in &ids {
+            for &m in &ids {
+                let (c, m) = (StrId(c), StrId(m));
+                let mut want = [0u8; MAX_SMALL_EVENT_LEN];
+                let want_len = fdr_format::encode::log_static(&mut want, 5, c, m);
+                let got = log_operands(super::region_head(c, CODE_LOG), u64::from(m.0) << 1);
+                let fits = c.0 < 4096 && m.0 < 8192;
+                assert_eq!(got.is_some(), fits, "ids {c:?} {m:?}");
+                if let Some((word, len)) = got {
+                    let mut bytes = vec![5u8];
+                    bytes.extend_from_slice(&word.to_le_bytes()[..len]);
+                    assert_eq!(bytes, want[..want_len], "ids {c:?} {m:?}");
+                    assert_eq!(word >> (8 * len), 0, "bytes past the operands");
+                }
+            }
+        }
+    }
 
     /// `short_varint` is the log fast path's encoder of its operands: its low bytes must be
     /// the format's LEB128 varint, byte for byte, for every value the fast path gives it

@@ -120,6 +120,7 @@ pub use recorder::*;
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod __macro_support {
+    pub use crate::api::{StaticLog, has_format_braces, log_static_site};
     pub use crate::hot::{StaticName, region_static};
 }
 
