@@ -39,7 +39,8 @@
 //! `record.with_region_ns`, `record.region_past_32_ns`, `record.region_many_names_ns`,
 //! `record.region_str_many_names_ns`, `record.log_static_ns`, `record.log_fn_ns`,
 //! `record.log_fmt_ns`), and
-//! `record.floor.region_cycling_ns` (the floor with the many-names case's cycling index).
+//! `record.floor.region_cycling_ns` (the floor with the many-names case's cycling index),
+//! and `record.region_many_names_ratio_to_cycling_floor` (the many-names case over it).
 //! `record.region_cpu_ratio_to_floor`: the region ratio on-CPU (wall-clock less the time the
 //! thread waited for a CPU).
 //!
@@ -417,6 +418,10 @@ fn record_section() {
         let figure = format!("record.{name}_ratio_to_floor");
         report_spread(&figure, ratio_spread(&figure, &s[i], &s[floor]));
     }
+    // The many-names case against the floor doing the same cycling over the same statics:
+    // what the names cost apart from the bench's index.
+    let figure = "record.region_many_names_ratio_to_cycling_floor";
+    report_spread(figure, ratio_spread(figure, &s[many], &s[cycling]));
     report_spread(
         "record.region_cpu_ratio_to_floor",
         Spread::of(ratios(&on_cpu(&s[region]), &on_cpu(&s[floor2]))),

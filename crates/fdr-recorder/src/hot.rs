@@ -14,7 +14,9 @@
 //!    first 32 (its operand two bytes) is one 4-byte store of a 3-byte event instead
 //!    ([`Room::write_triple`]).
 //!
-//! The guard's drop does the same for the end. Nothing here locks, allocates, makes a
+//! The guard's drop does the same for the end ([`Local::try_pair_end`]), with only the
+//! one-byte case inline, so that the drop stays small enough to be inlined too. Nothing
+//! here locks, allocates, makes a
 //! system call or writes memory another thread writes, and nothing makes a call: the
 //! length of the event is chosen by predictable branches, never computed from the delta,
 //! so the stores do not wait on the counter (HOTPATH.md). Anything unusual (first use of a
@@ -24,8 +26,9 @@
 //! `cargo bench -p fdr-benches --bench record -- record` measures it against the floor of
 //! two timestamped thread-local stores (`record.region_ratio_to_floor`). Inlining the
 //! begin matters: six interleaved runs of each build gave 1.008-1.066 inlined, 1.04-1.12
-//! with the begin out of line (as at commit 0b565d8). The `region(&str)` entry point stays
-//! out of line: its name lookup is too big to copy into every call site.
+//! with the begin out of line (as at commit 0b565d8). `region(&str)` is inlined the same
+//! way, its name's id read from the name's home slot in the interned names' table (one
+//! multiply and two loads); a name elsewhere in the table goes out of line.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -121,6 +124,32 @@ impl Local {
             room.write_triple(word, word_step(1, depth));
         } else {
             pair_long(room, &mut self.last_ts, now, operand, depth);
+        }
+        true
+    }
+}
+
+impl Local {
+    /// [`Local::try_pair`] for a region's end, in its guard's drop: only the common case
+    /// (the delta and the name's operand each fit a byte: one 2-byte store) is inline; any
+    /// other (a name past the first 32 among them) goes to `pair_long`, out of line. The
+    /// guard's drop glue, which no attribute reaches, is then small enough for LLVM to
+    /// inline at the call site. With `try_pair`'s two-byte-name case in it, it was not:
+    /// every region's end, and every disabled site's, was a call to
+    /// `drop_in_place<RegionGuard>` (objdump of a `region!` loop in a crate depending on
+    /// this one; callgrind: 88 instructions per `region!` with the call, 73 without).
+    #[inline(always)]
+    pub(crate) fn try_pair_end(&mut self, operand: u64) -> bool {
+        let Some(room) = self.w.fast_room() else {
+            return false;
+        };
+        let now = crate::clock::counter_ticks();
+        let delta = now.wrapping_sub(self.last_ts);
+        if delta < 0x80 && operand < 0x80 {
+            self.last_ts = now;
+            room.write_pair([delta as u8, operand as u8], word_step(1, -1));
+        } else {
+            pair_long(room, &mut self.last_ts, now, operand, -1);
         }
         true
     }
@@ -366,28 +395,29 @@ fn region_begin_static_slow(name: &'static StaticName) -> RegionGuard {
 /// Begins a region named `name` on this thread; it ends when the guard drops.
 /// [`region!`](crate::region!) does the same with the name's id kept per call site.
 ///
-/// Disabled, this is one relaxed load and a branch; the recording path is out of line,
-/// so the caller saves no registers for it.
-#[inline]
+/// Disabled, this is one relaxed load and a branch. Enabled, the common case is inlined:
+/// the name's id read from its home slot in the table of interned static names (one
+/// multiply and two loads; `intern::StaticNames::home_id`), then `region!`'s begin; any
+/// other name (one that shares its home slot, or was never published there) takes an
+/// out-of-line path that looks further.
+#[inline(always)]
 pub fn region(name: &'static str) -> RegionGuard {
     if enabled() {
-        region_begin_str(name)
+        match region_begin_str(name) {
+            Some(g) => g,
+            None => region_begin_str_slow(name),
+        }
     } else {
         RegionGuard::OFF
     }
 }
 
-#[inline(never)]
-fn region_begin_str(name: &'static str) -> RegionGuard {
-    let fast = peek_local(|l| {
-        let id = l.names.lookup(name)?;
-        l.try_pair(region_head(id, CODE_REGION_BEGIN), 1)
-            .then_some(id)
-    });
-    match fast {
-        Some(Some(id)) => active_region(id),
-        _ => region_begin_str_slow(name),
-    }
+/// `None`: nothing recorded; the caller takes the slow path. Inlined into each call.
+#[inline(always)]
+fn region_begin_str(name: &'static str) -> Option<RegionGuard> {
+    let id = crate::intern::STATIC_NAMES.home_id(name)?;
+    (peek_local(|l| l.try_pair(region_head(id, CODE_REGION_BEGIN), 1)) == Some(true))
+        .then(|| active_region(id))
 }
 
 #[cold]
@@ -453,7 +483,7 @@ impl Drop for RegionGuard {
 /// `Err(name)`: nothing recorded; the caller takes the slow path. Inlined.
 #[inline(always)]
 fn region_end(name: StrId) -> Result<(), StrId> {
-    match peek_local(|l| l.try_pair(region_head(name, CODE_REGION_END), -1)) {
+    match peek_local(|l| l.try_pair_end(region_head(name, CODE_REGION_END))) {
         Some(true) => Ok(()),
         _ => Err(name),
     }

@@ -142,6 +142,14 @@ impl StaticNames {
         self.lookup_within(s, STATIC_NAMES_PROBES)
     }
 
+    /// The id of `s` if the interner published it in its home slot (most names: a name
+    /// whose home another took is further on): [`StaticNames::lookup`] reading one slot,
+    /// small enough to inline into every `region(&str)` call.
+    #[inline(always)]
+    pub(crate) fn home_id(&self, s: &'static str) -> Option<StrId> {
+        self.lookup_within(s, 1)
+    }
+
     /// [`StaticNames::lookup`] reading at most `probes` slots from the name's home: the hot
     /// path's, small enough to inline (`HOT_PROBES`); a name found further is found by the
     /// full lookup on the slow path.
@@ -404,6 +412,14 @@ mod tests {
                     assert!(STATIC_NAMES.window_is_full(n), "{n} not published");
                     missed += 1;
                 }
+            }
+            // `region(&str)`'s inlined look: the id, or the home slot is another name's.
+            match STATIC_NAMES.home_id(n) {
+                Some(got) => assert_eq!(got, *id, "{n}"),
+                None => assert!(
+                    STATIC_NAMES.first_slots_taken(n, 1),
+                    "{n} missed in its home slot with the slot free"
+                ),
             }
             match cache.lookup(n) {
                 Some(got) => assert_eq!(got, *id, "{n}"),
