@@ -16,12 +16,12 @@
 //!
 //! The guard's drop does the same for the end ([`Local::try_pair_end`]), with only the
 //! one-byte case inline, so that the drop stays small enough to be inlined too. Nothing
-//! here locks, allocates, makes a
-//! system call or writes memory another thread writes, and nothing makes a call: the
-//! length of the event is chosen by predictable branches, never computed from the delta,
-//! so the stores do not wait on the counter (HOTPATH.md). Anything unusual (first use of a
-//! name or of the thread, a full chunk, a delta past one byte, a name id past 4,095, the
-//! fallback clock) goes to a cold function that does it all with calls (`local.rs`).
+//! here locks, allocates, makes a system call or writes memory another thread writes, and
+//! nothing makes a call: the length of the event is chosen by predictable branches, never
+//! computed from the delta, so the stores do not wait on the counter (HOTPATH.md).
+//! Anything unusual (first use of a name or of the thread, a full chunk, a delta past one
+//! byte, a name id past 4,095, the end of a region named past the first 32, the fallback
+//! clock) goes to a cold function that does it all with calls (`local.rs`).
 //!
 //! `cargo bench -p fdr-benches --bench record -- record` measures it against the floor of
 //! two timestamped thread-local stores (`record.region_ratio_to_floor`). Inlining the
