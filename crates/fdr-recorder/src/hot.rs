@@ -118,10 +118,7 @@ impl Local {
             room.write_pair([delta as u8, operand as u8], word_step(1, depth));
         } else if delta < 0x80 && operand < 0x4000 {
             self.last_ts = now;
-            // The delta's byte, then the operand as a two-byte LEB128 varint.
-            let word =
-                delta as u32 | ((operand as u32 & 0x7f) | 0x80) << 8 | (operand as u32 >> 7) << 16;
-            room.write_triple(word, word_step(1, depth));
+            room.write_triple(triple_word(delta, operand), word_step(1, depth));
         } else {
             pair_long(room, &mut self.last_ts, now, operand, depth);
         }
@@ -132,8 +129,8 @@ impl Local {
 impl Local {
     /// [`Local::try_pair`] for a region's end, in its guard's drop: only the common case
     /// (the delta and the name's operand each fit a byte: one 2-byte store) is inline; any
-    /// other (a name past the first 32 among them) goes to `pair_long`, out of line. The
-    /// guard's drop glue, which no attribute reaches, is then small enough for LLVM to
+    /// other (a name past the first 32 among them) goes to [`pair_end_wide`], out of line.
+    /// The guard's drop glue, which no attribute reaches, is then small enough for LLVM to
     /// inline at the call site. With `try_pair`'s two-byte-name case in it, it was not:
     /// every region's end, and every disabled site's, was a call to
     /// `drop_in_place<RegionGuard>` (objdump of a `region!` loop in a crate depending on
@@ -149,9 +146,31 @@ impl Local {
             self.last_ts = now;
             room.write_pair([delta as u8, operand as u8], word_step(1, -1));
         } else {
-            pair_long(room, &mut self.last_ts, now, operand, -1);
+            pair_end_wide(room, &mut self.last_ts, now, operand);
         }
         true
+    }
+}
+
+/// A 3-byte pair event in the low bytes of a word: the delta's byte (under 2^7), then the
+/// operand (under 2^14) as a two-byte LEB128 varint.
+#[inline(always)]
+fn triple_word(delta: u64, operand: u64) -> u32 {
+    delta as u32 | ((operand as u32 & 0x7f) | 0x80) << 8 | (operand as u32 >> 7) << 16
+}
+
+/// [`Local::try_pair_end`]'s other case: a name past the first 32 (its operand two bytes:
+/// one 4-byte store of a 3-byte event, as [`Local::try_pair`] writes it inline), or a longer
+/// delta or operand. Out of line but not cold: a service with many region names ends most
+/// of its regions here.
+#[inline(never)]
+fn pair_end_wide(room: crate::chunk::Room<'_>, last_ts: &mut u64, now: u64, operand: u64) {
+    let delta = now.wrapping_sub(*last_ts);
+    if delta < 0x80 && operand < 0x4000 {
+        *last_ts = now;
+        room.write_triple(triple_word(delta, operand), word_step(1, -1));
+    } else {
+        pair_long(room, last_ts, now, operand, -1);
     }
 }
 
