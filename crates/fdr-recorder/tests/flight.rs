@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Ev, decode};
-use fdr_recorder::{Config, FlightConfig};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static START: std::sync::Once = std::sync::Once::new();
@@ -14,17 +13,7 @@ static START: std::sync::Once = std::sync::Once::new();
 /// Starts the recorder once for this binary and runs tests one at a time.
 fn start() -> std::sync::MutexGuard<'static, ()> {
     let g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    START.call_once(|| {
-        fdr_recorder::start(Config {
-            flight: Some(FlightConfig {
-                min_age: Duration::from_secs(60),
-                max_bytes: 8 << 20,
-            }),
-            ..Config::default()
-        })
-        .map(drop)
-        .unwrap()
-    });
+    START.call_once(common::start_flight);
     g
 }
 

@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Ev, decode};
-use fdr_recorder::{Config, FlightConfig};
 
 /// Runs the four forms three times on each of four threads racing to the sites' first use,
 /// and returns each thread's decoded logs.
@@ -69,15 +68,7 @@ fn want(first: (&str, &str)) -> Vec<Ev> {
 
 #[test]
 fn log_macro_sites_decode_to_their_text() {
-    fdr_recorder::start(Config {
-        flight: Some(FlightConfig {
-            min_age: Duration::from_secs(60),
-            max_bytes: 8 << 20,
-        }),
-        ..Config::default()
-    })
-    .map(drop)
-    .unwrap();
+    common::start_flight();
     // Few names interned yet: the sites keep their operands (two to four bytes).
     for (t, got) in log_on_threads("early", false).into_iter().enumerate() {
         assert_eq!(got, want(("log-site", "plain text")), "thread {t}");

@@ -6,6 +6,20 @@ use std::collections::BTreeMap;
 
 use fdr_format::{BlockReason, EventKind, LossReason, Message, Tables};
 
+/// Starts the global recorder with the flight recorder the decoding tests read: 8 MiB,
+/// nothing aged out for a minute.
+pub fn start_flight() {
+    fdr_recorder::start(fdr_recorder::Config {
+        flight: Some(fdr_recorder::FlightConfig {
+            min_age: std::time::Duration::from_secs(60),
+            max_bytes: 8 << 20,
+        }),
+        ..fdr_recorder::Config::default()
+    })
+    .map(drop)
+    .unwrap()
+}
+
 /// One decoded event, owned, with ids resolved to names and `file:line` sites.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ev {
